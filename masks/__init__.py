@@ -1,0 +1,90 @@
+"""Undersampling masks: 1-D Cartesian lines and 2-D grid patterns, with ``Npct`` presets.
+
+``make_mask("10pct", (256, 256), kind="cartesian", seed=0)`` returns a :class:`Mask`.
+A mask generator takes an explicit seed or ``numpy.random.Generator`` and never
+touches global random state.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from masks.base import (
+    KINDS,
+    ONE_D_KINDS,
+    TWO_D_KINDS,
+    Mask,
+    calibration_size,
+    parse_preset,
+    seed_from_name,
+)
+from masks.grid import lowres_mask, radial_mask, random2d_mask, vd2d_mask
+from masks.lines import cartesian_mask, equispaced_mask, gaussian1d_mask
+
+GENERATORS = {
+    "cartesian": cartesian_mask,
+    "equispaced": equispaced_mask,
+    "gaussian1d": gaussian1d_mask,
+    "random2d": random2d_mask,
+    "vd2d": vd2d_mask,
+    "radial": radial_mask,
+    "lowres": lowres_mask,
+}
+
+
+def make_mask(
+    preset: str | float,
+    shape: tuple[int, int],
+    kind: str = "cartesian",
+    seed: int | np.random.Generator = 0,
+    center_fraction: float | None = None,
+) -> Mask:
+    """Make a mask from a preset such as ``"10pct"``.
+
+    Parameters
+    ----------
+    preset : str or float
+        ``"Npct"`` (N/100 of the grid points sampled, centre included) or a ratio.
+    shape : (int, int)
+        ``(H, W)``; H is the fully sampled readout axis for 1-D kinds.
+    kind : str
+        One of :data:`KINDS`.
+    seed : int or numpy.random.Generator
+        Explicit randomness.
+    center_fraction : float, optional
+        Override the family's default centre size.
+
+    Shapes
+    ------
+    returns ``Mask.array`` ``(H, W)`` bool.
+    """
+    if kind not in GENERATORS:
+        raise ValueError(f"unknown mask type {kind!r}; valid types: {', '.join(KINDS)}")
+    if len(shape) != 2 or min(shape) < 2:
+        raise ValueError(f"mask shape must be (H, W) with H, W >= 2, got {tuple(shape)}")
+    ratio = parse_preset(preset)
+    mask = GENERATORS[kind](tuple(int(s) for s in shape), ratio, seed, center_fraction=center_fraction)
+    if not isinstance(seed, np.random.Generator):
+        mask.params["seed"] = int(seed)
+    mask.params["preset"] = preset if isinstance(preset, str) else f"{ratio * 100:g}pct"
+    return mask
+
+
+__all__ = [
+    "GENERATORS",
+    "KINDS",
+    "ONE_D_KINDS",
+    "TWO_D_KINDS",
+    "Mask",
+    "calibration_size",
+    "cartesian_mask",
+    "equispaced_mask",
+    "gaussian1d_mask",
+    "lowres_mask",
+    "make_mask",
+    "parse_preset",
+    "radial_mask",
+    "random2d_mask",
+    "seed_from_name",
+    "vd2d_mask",
+]

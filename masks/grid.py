@@ -1,0 +1,180 @@
+"""2-D masks over the whole k-space grid: random, variable-density, radial, low-resolution.
+
+They model acquisitions with two phase-encode directions (3-D Cartesian) or
+non-Cartesian sampling rasterised onto the grid. Each samples exactly
+``round(ratio * H * W)`` points, so the achieved ratio matches the target to
+within one grid point (well inside 0.5 %).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from masks.base import Mask, as_generator, calibration_size, centre_slice, weighted_choice
+
+
+def default_center_fraction_2d(ratio: float) -> float:
+    """Side of the fully sampled centre square, as a fraction of ``min(H, W)``.
+
+    ``sqrt(0.1 * ratio)``: the square holds about 10 % of the samples. On 256x256,
+    10pct -> 26x26, 50pct -> 57x57, enough for ESPIRiT calibration.
+    """
+    return math.sqrt(0.1 * ratio)
+
+
+def _target_count(shape: tuple[int, int], ratio: float) -> int:
+    return min(shape[0] * shape[1], max(1, round(ratio * shape[0] * shape[1])))
+
+
+def _radius(shape: tuple[int, int]) -> np.ndarray:
+    """Distance of each grid point from the DC sample, normalised so the edge midpoints are 1."""
+    ky = (np.arange(shape[0]) - shape[0] // 2) / (shape[0] / 2)
+    kx = (np.arange(shape[1]) - shape[1] // 2) / (shape[1] / 2)
+    return np.sqrt(ky[:, None] ** 2 + kx[None, :] ** 2)
+
+
+def _with_centre(
+    shape: tuple[int, int],
+    ratio: float,
+    gen: np.random.Generator,
+    center_fraction: float | None,
+    weights: np.ndarray,
+    kind: str,
+    extra: dict,
+) -> Mask:
+    if center_fraction is None:
+        center_fraction = default_center_fraction_2d(ratio)
+    count = _target_count(shape, ratio)
+    side = round(center_fraction * min(shape))
+    side = min(side, math.isqrt(count))
+    array = np.zeros(shape, dtype=bool)
+    array[centre_slice(shape[0], side), centre_slice(shape[1], side)] = True
+    outer = np.flatnonzero(~array)
+    chosen = weighted_choice(outer, weights.ravel()[outer], count - int(array.sum()), gen)
+    array.ravel()[chosen] = True
+    params = {"center_fraction": center_fraction, "center_side": side, "points": count, **extra}
+    return Mask(array, kind, ratio, float(array.mean()), calibration_size(array), params)
+
+
+def random2d_mask(
+    shape: tuple[int, int],
+    ratio: float,
+    rng: int | np.random.Generator,
+    center_fraction: float | None = None,
+) -> Mask:
+    """Uniformly random grid points plus a fully sampled centre square.
+
+    Shapes
+    ------
+    returns ``Mask.array`` of ``shape = (H, W)``.
+    """
+    weights = np.ones(shape)
+    return _with_centre(shape, ratio, as_generator(rng), center_fraction, weights, "random2d", {})
+
+
+def vd2d_mask(
+    shape: tuple[int, int],
+    ratio: float,
+    rng: int | np.random.Generator,
+    center_fraction: float | None = None,
+    sigma: float = 0.35,
+    floor: float = 0.02,
+) -> Mask:
+    """Variable-density random points: Gaussian density in the k-space radius.
+
+    Points are drawn without replacement with weight ``exp(-r^2 / (2 sigma^2)) + floor``,
+    ``r`` being the radius normalised to 1 at the edge midpoints.
+
+    Shapes
+    ------
+    returns ``Mask.array`` of ``shape = (H, W)``.
+    """
+    weights = np.exp(-(_radius(shape) ** 2) / (2 * sigma**2)) + floor
+    extra = {"sigma": sigma, "floor": floor}
+    return _with_centre(shape, ratio, as_generator(rng), center_fraction, weights, "vd2d", extra)
+
+
+def _spokes(shape: tuple[int, int], n_spokes: int, offset: float) -> np.ndarray:
+    height, width = shape
+    reach = math.hypot(height, width) / 2
+    t = np.arange(-reach, reach + 0.5, 0.5)
+    angles = offset + np.pi * np.arange(n_spokes) / n_spokes
+    ys = np.rint(height // 2 + np.outer(np.sin(angles), t)).astype(int).ravel()
+    xs = np.rint(width // 2 + np.outer(np.cos(angles), t)).astype(int).ravel()
+    inside = (ys >= 0) & (ys < height) & (xs >= 0) & (xs < width)
+    array = np.zeros(shape, dtype=bool)
+    array[ys[inside], xs[inside]] = True
+    return array
+
+
+def radial_mask(
+    shape: tuple[int, int],
+    ratio: float,
+    rng: int | np.random.Generator,
+    center_fraction: float | None = None,
+) -> Mask:
+    """Straight spokes through the k-space centre at uniform angles, rasterised.
+
+    The number of spokes is the smallest that reaches the target count; the excess
+    points farthest from the centre are then dropped so the count is exact.
+    ``center_fraction`` is accepted for a uniform interface and ignored: radial
+    sampling is naturally dense at the centre.
+
+    Shapes
+    ------
+    returns ``Mask.array`` of ``shape = (H, W)``.
+    """
+    gen = as_generator(rng)
+    count = _target_count(shape, ratio)
+    offset = float(gen.uniform(0, np.pi))
+    low, high = 1, 4 * max(shape)
+    while low < high:
+        middle = (low + high) // 2
+        if _spokes(shape, middle, offset).sum() >= count:
+            high = middle
+        else:
+            low = middle + 1
+    array = _spokes(shape, low, offset)
+    excess = int(array.sum()) - count
+    if excess > 0:
+        points = np.flatnonzero(array)
+        order = np.lexsort((gen.random(points.shape[0]), -_radius(shape).ravel()[points]))
+        array.ravel()[points[order[:excess]]] = False
+    params = {"spokes": low, "angle_offset": offset, "points": count}
+    return Mask(array, "radial", ratio, float(array.mean()), calibration_size(array), params)
+
+
+def lowres_mask(
+    shape: tuple[int, int],
+    ratio: float,
+    rng: int | np.random.Generator | None = None,
+    center_fraction: float | None = None,
+) -> Mask:
+    """A central k-space block: the low-resolution acquisition of super-resolution.
+
+    Among blocks ``h x w`` within 0.2 % of ``ratio * H * W`` points, the one
+    closest to the grid's aspect ratio is used (81x81 for 10pct on 256x256). It is deterministic; ``rng`` and
+    ``center_fraction`` are accepted for a uniform interface.
+
+    Shapes
+    ------
+    returns ``Mask.array`` of ``shape = (H, W)``.
+    """
+    height, width = shape
+    count = _target_count(shape, ratio)
+    best = None
+    guess = math.sqrt(count * height / width)
+    for h in range(max(1, int(guess) - 3), min(height, int(guess) + 4) + 1):
+        w = min(width, max(1, round(count / h)))
+        # Within 0.2 % of the grid, prefer the block closest to the grid's aspect.
+        off = abs(h * w - count)
+        score = (off > 0.002 * height * width, abs(h / w - height / width), off)
+        if best is None or score < best[0]:
+            best = (score, h, w)
+    _, h, w = best
+    array = np.zeros(shape, dtype=bool)
+    array[centre_slice(height, h), centre_slice(width, w)] = True
+    params = {"block": [h, w], "points": count}
+    return Mask(array, "lowres", ratio, float(array.mean()), (h, w), params)

@@ -1,0 +1,31 @@
+"""k-space physics: centred orthonormal FFT, forward operators, data consistency,
+coil maps, noise and acquisition simulation.
+
+Complex tensors are torch ``complex64``; k-space and coil maps are ``(B, C, H, W)``
+and complex images ``(B, H, W)``. H is the readout axis, W the phase-encode axis.
+"""
+
+from physics.acquisition import add_noise, simulate_kspace, smooth_phase
+from physics.coils import estimate_coil_maps, rss, simulate_coil_maps
+from physics.complex import from_channels, to_channels
+from physics.consistency import DataConsistency, hard_projection, soft_consistency
+from physics.fft import fft2c, ifft2c
+from physics.operators import MultiCoil, SingleCoil
+
+__all__ = [
+    "DataConsistency",
+    "MultiCoil",
+    "SingleCoil",
+    "add_noise",
+    "estimate_coil_maps",
+    "fft2c",
+    "from_channels",
+    "hard_projection",
+    "ifft2c",
+    "rss",
+    "simulate_coil_maps",
+    "simulate_kspace",
+    "smooth_phase",
+    "soft_consistency",
+    "to_channels",
+]

@@ -1,0 +1,107 @@
+"""The numpy-facing entry point: ``recon.reconstruct(kspace, mask, method=...)``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from masks import calibration_size
+from physics.coils import estimate_coil_maps
+from recon import registry
+
+
+def validate_inputs(kspace: np.ndarray, mask: np.ndarray, coil_maps: np.ndarray | None = None) -> None:
+    """Raise ``ValueError`` with a one-line reason when inputs cannot be reconstructed.
+
+    Shapes
+    ------
+    kspace ``(H, W)`` or ``(C, H, W)``; mask ``(H, W)``; coil_maps like kspace.
+    """
+    kspace = np.asarray(kspace)
+    mask = np.asarray(mask)
+    if kspace.ndim not in (2, 3):
+        raise ValueError(f"k-space must be (H, W) or (C, H, W), got shape {kspace.shape}")
+    if not np.issubdtype(kspace.dtype, np.number):
+        raise ValueError(f"k-space must be numeric, got dtype {kspace.dtype}")
+    if not np.isfinite(kspace).all():
+        bad = int((~np.isfinite(kspace)).sum())
+        raise ValueError(f"k-space contains {bad} NaN or Inf values")
+    if mask.shape != kspace.shape[-2:]:
+        raise ValueError(f"mask shape {mask.shape} does not match k-space (H, W) = {kspace.shape[-2:]}")
+    if mask.dtype != bool:
+        if not np.isin(mask, (0, 1)).all():
+            raise ValueError(f"mask must be boolean (or 0/1), got values outside {{0, 1}} ({mask.dtype})")
+    if not mask.any():
+        raise ValueError("mask samples no k-space point")
+    if not np.any(kspace[..., mask.astype(bool)]):
+        raise ValueError("k-space is all zero on the sampled points: nothing to reconstruct")
+    if coil_maps is not None:
+        coil_maps = np.asarray(coil_maps)
+        expected = kspace.shape if kspace.ndim == 3 else (1, *kspace.shape)
+        if coil_maps.shape != expected:
+            raise ValueError(f"coil_maps shape {coil_maps.shape} does not match k-space {expected}")
+
+
+def coil_maps_for(kspace: torch.Tensor, mask: np.ndarray) -> torch.Tensor:
+    """ESPIRiT maps from the fully sampled centre that ``mask`` leaves.
+
+    Shapes
+    ------
+    kspace ``(B, C, H, W)``; mask ``(H, W)``; returns ``(B, C, H, W)``.
+    """
+    calib = min(24, *calibration_size(np.asarray(mask, dtype=bool)))
+    return estimate_coil_maps(kspace, calib_width=calib)
+
+
+def reconstruct(
+    kspace: np.ndarray,
+    mask: np.ndarray,
+    method: str = "zero-filled",
+    coil_maps: np.ndarray | None = None,
+    **options: Any,
+) -> np.ndarray:
+    """Reconstruct one slice with a registered method.
+
+    Parameters
+    ----------
+    kspace : numpy.ndarray
+        Complex k-space, centred (DC at ``(H//2, W//2)``), orthonormal FFT convention.
+        Unsampled points are ignored (the mask is applied).
+    mask : numpy.ndarray
+        Bool sampling mask.
+    method : str
+        A name from :func:`recon.available`.
+    coil_maps : numpy.ndarray, optional
+        Coil sensitivities for multi-coil data. Without them, multi-coil data gets
+        ESPIRiT maps estimated from the fully sampled centre.
+    **options
+        Passed to the method (e.g. ``reg_weight``, ``max_iter``).
+
+    Returns
+    -------
+    numpy.ndarray
+        complex64 image.
+
+    Shapes
+    ------
+    kspace ``(H, W)`` single-coil or ``(C, H, W)`` multi-coil; mask ``(H, W)``;
+    coil_maps ``(C, H, W)``; returns ``(H, W)``.
+    """
+    validate_inputs(kspace, mask, coil_maps)
+    reconstructor = registry.get(method, **options)
+    mask_np = np.asarray(mask).astype(bool)
+    data = np.asarray(kspace, dtype=np.complex64)
+    data = data[None] if data.ndim == 2 else data
+    kspace_t = torch.from_numpy(data[None] * mask_np)
+    mask_t = torch.from_numpy(mask_np)
+    if coil_maps is not None:
+        maps_t = torch.from_numpy(np.asarray(coil_maps, dtype=np.complex64).reshape(kspace_t.shape))
+    elif kspace_t.shape[1] > 1:
+        maps_t = coil_maps_for(kspace_t, mask_np)
+    else:
+        maps_t = None
+    with torch.no_grad():
+        image = reconstructor.reconstruct(kspace_t, mask_t, maps_t)
+    return image[0].cpu().numpy().astype(np.complex64)

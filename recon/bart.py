@@ -1,0 +1,107 @@
+"""BART's ``pics`` as reference methods (``bart-l1``, ``bart-tv``), through ``.cfl`` files.
+
+Registered always; usable when the ``bart`` binary (Debian package ``bart``) is on
+PATH, otherwise they raise a clear :class:`~recon.registry.MethodUnavailable`.
+Data are passed in BART's layout ``(X, Y, Z, COIL)`` = ``(H, W, 1, C)``. BART's FFT
+is centred and ``pics`` uses the unitary convention, the same as ours. ``-S``
+rescales the result to the input's scale; ``-n`` turns off random wavelet shifts
+so results are deterministic.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from recon.registry import MethodUnavailable, Reconstructor, register
+
+
+def write_cfl(base: str | os.PathLike, array: np.ndarray) -> None:
+    """Write ``array`` as BART's ``base.hdr`` + ``base.cfl`` (complex64, column-major)."""
+    base = Path(base)
+    dims = list(array.shape) + [1] * (16 - array.ndim)
+    base.with_suffix(".hdr").write_text("# Dimensions\n" + " ".join(str(d) for d in dims) + "\n")
+    np.asarray(array, dtype=np.complex64).ravel(order="F").tofile(base.with_suffix(".cfl"))
+
+
+def read_cfl(base: str | os.PathLike) -> np.ndarray:
+    """Read BART's ``base.hdr`` + ``base.cfl``; trailing singleton dimensions are dropped."""
+    base = Path(base)
+    header = base.with_suffix(".hdr")
+    lines = [line for line in header.read_text().splitlines() if line and not line.startswith("#")]
+    if not lines:
+        raise ValueError(f"{header}: no dimensions line")
+    dims = [int(d) for d in lines[0].split()]
+    while len(dims) > 1 and dims[-1] == 1:
+        dims.pop()
+    data = np.fromfile(base.with_suffix(".cfl"), dtype=np.complex64)
+    if data.size != int(np.prod(dims)):
+        raise ValueError(f"{base.with_suffix('.cfl')}: holds {data.size} values, header says {dims}")
+    return data.reshape(dims, order="F")
+
+
+class _BartPics(Reconstructor):
+    regularizer = ""
+    default_reg_weight = 0.0
+
+    def __init__(self, reg_weight: float | None = None, max_iter: int = 100):
+        self.reg_weight = self.default_reg_weight if reg_weight is None else float(reg_weight)
+        self.max_iter = int(max_iter)
+
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        if shutil.which("bart") is None:
+            return "the `bart` binary is not on PATH (install the Debian package `bart`)"
+        return None
+
+    def _regularizer_args(self) -> list[str]:
+        raise NotImplementedError
+
+    def reconstruct(self, kspace, mask, coil_maps=None):
+        reason = self.unavailable_reason()
+        if reason is not None:
+            raise MethodUnavailable(f"method {self.name!r} is unavailable: {reason}")
+        out = []
+        with tempfile.TemporaryDirectory(prefix="recon-bart-") as tmp:
+            for index in range(kspace.shape[0]):
+                data = kspace[index].detach().cpu().numpy()  # (C, H, W)
+                if coil_maps is None:
+                    maps = np.ones_like(data)
+                else:
+                    maps = coil_maps[index].detach().cpu().numpy()
+                write_cfl(f"{tmp}/k", np.transpose(data, (1, 2, 0))[:, :, None, :])
+                write_cfl(f"{tmp}/s", np.transpose(maps, (1, 2, 0))[:, :, None, :])
+                command = ["bart", "pics", "-S", "-n", "-i", str(self.max_iter), *self._regularizer_args(), f"{tmp}/k", f"{tmp}/s", f"{tmp}/x"]
+                result = subprocess.run(command, capture_output=True, text=True)
+                if result.returncode != 0:
+                    raise RuntimeError(f"bart pics failed ({result.returncode}): {result.stderr.strip()[-500:]}")
+                out.append(read_cfl(f"{tmp}/x").reshape(data.shape[-2:]))
+        return torch.from_numpy(np.stack(out).astype(np.complex64)).to(kspace.device)
+
+
+@register("bart-l1")
+class BartL1(_BartPics):
+    """``bart pics -R W:3:0:lambda``: L1-wavelet CS (BART scales the data itself)."""
+
+    description = "BART pics, L1-wavelet"
+    default_reg_weight = 0.01
+
+    def _regularizer_args(self):
+        return ["-R", f"W:3:0:{self.reg_weight}"]
+
+
+@register("bart-tv")
+class BartTV(_BartPics):
+    """``bart pics -R T:3:0:lambda``: total variation over x and y."""
+
+    description = "BART pics, total variation"
+    default_reg_weight = 0.01
+
+    def _regularizer_args(self):
+        return ["-R", f"T:3:0:{self.reg_weight}"]

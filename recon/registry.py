@@ -1,0 +1,114 @@
+"""The registry of reconstruction methods.
+
+Every method has one interface, ``reconstruct(kspace, mask, coil_maps=None) -> image``
+on torch tensors (see :class:`Reconstructor`). Methods register by name with
+:func:`register`; :func:`get` builds one; :func:`available` lists those usable on
+this machine. Nothing is found by string-import magic: a method module must be
+imported (``recon/__init__.py`` imports the built-in ones).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+
+class MethodUnavailable(RuntimeError):
+    """A registered method cannot run here (e.g. the ``bart`` binary is missing)."""
+
+
+class Reconstructor:
+    """Base class of reconstruction methods.
+
+    Subclasses set ``name`` and ``description`` and implement :meth:`reconstruct`.
+
+    Attributes
+    ----------
+    multicoil_only : bool
+        The method only makes sense for multi-coil data (e.g. CG-SENSE, which on
+        single-coil Cartesian data is exactly zero-filled).
+    """
+
+    name: str = ""
+    description: str = ""
+    multicoil_only: bool = False
+
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        """Why this method cannot run here, or None when it can."""
+        return None
+
+    def reconstruct(
+        self, kspace: torch.Tensor, mask: torch.Tensor, coil_maps: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Reconstruct complex images.
+
+        Parameters
+        ----------
+        kspace : torch.Tensor
+            complex64 undersampled k-space, zero where not sampled.
+        mask : torch.Tensor
+            Bool sampling mask.
+        coil_maps : torch.Tensor, optional
+            complex64 coil sensitivities; None for single-coil data (C = 1).
+
+        Shapes
+        ------
+        kspace ``(B, C, H, W)``; mask ``(H, W)``; coil_maps ``(B, C, H, W)``.
+        Returns ``(B, H, W)`` complex64.
+        """
+        raise NotImplementedError
+
+
+_REGISTRY: dict[str, Callable[..., Reconstructor]] = {}
+
+
+def register(name: str) -> Callable[[type], type]:
+    """Class decorator that registers a method under ``name``."""
+
+    def decorate(cls: type) -> type:
+        if name in _REGISTRY:
+            raise ValueError(f"reconstruction method {name!r} is already registered")
+        cls.name = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return decorate
+
+
+def registered() -> list[str]:
+    """Every registered method name, usable here or not."""
+    return sorted(_REGISTRY)
+
+
+def available() -> list[str]:
+    """The method names that can run on this machine."""
+    return [name for name in registered() if _REGISTRY[name].unavailable_reason() is None]
+
+
+def get(name: str, **options: Any) -> Reconstructor:
+    """Build the method registered as ``name``.
+
+    Raises
+    ------
+    ValueError
+        Unknown name; the message lists the valid names.
+    MethodUnavailable
+        The method is registered but cannot run here; the message says why.
+    """
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown method {name!r}; valid methods: {', '.join(registered())}")
+    cls = _REGISTRY[name]
+    reason = cls.unavailable_reason()
+    if reason is not None:
+        raise MethodUnavailable(f"method {name!r} is unavailable: {reason}")
+    return cls(**options)
+
+
+def method_class(name: str) -> type:
+    """The class registered as ``name`` (for its attributes, without building it)."""
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown method {name!r}; valid methods: {', '.join(registered())}")
+    return _REGISTRY[name]
