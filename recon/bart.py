@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from recon.baselines import TunedWeight
 from recon.registry import MethodUnavailable, Reconstructor, register
 
 
@@ -46,12 +47,12 @@ def read_cfl(base: str | os.PathLike) -> np.ndarray:
     return data.reshape(dims, order="F")
 
 
-class _BartPics(Reconstructor):
-    regularizer = ""
-    default_reg_weight = 0.0
+class _BartPics(TunedWeight, Reconstructor):
+    """``bart pics`` on each slice. BART normalises the data itself, so
+    ``reg_weight`` is BART's own lambda; defaults tuned like the SigPy methods."""
 
     def __init__(self, reg_weight: float | None = None, max_iter: int = 100):
-        self.reg_weight = self.default_reg_weight if reg_weight is None else float(reg_weight)
+        self.reg_weight = None if reg_weight is None else float(reg_weight)
         self.max_iter = int(max_iter)
 
     @classmethod
@@ -60,7 +61,7 @@ class _BartPics(Reconstructor):
             return "the `bart` binary is not on PATH (install the Debian package `bart`)"
         return None
 
-    def _regularizer_args(self) -> list[str]:
+    def _regularizer_args(self, reg_weight: float) -> list[str]:
         raise NotImplementedError
 
     def reconstruct(self, kspace, mask, coil_maps=None):
@@ -77,7 +78,7 @@ class _BartPics(Reconstructor):
                     maps = coil_maps[index].detach().cpu().numpy()
                 write_cfl(f"{tmp}/k", np.transpose(data, (1, 2, 0))[:, :, None, :])
                 write_cfl(f"{tmp}/s", np.transpose(maps, (1, 2, 0))[:, :, None, :])
-                command = ["bart", "pics", "-S", "-n", "-i", str(self.max_iter), *self._regularizer_args(), f"{tmp}/k", f"{tmp}/s", f"{tmp}/x"]
+                command = ["bart", "pics", "-S", "-n", "-i", str(self.max_iter), *self._regularizer_args(self.weight_for(mask)), f"{tmp}/k", f"{tmp}/s", f"{tmp}/x"]
                 result = subprocess.run(command, capture_output=True, text=True)
                 if result.returncode != 0:
                     raise RuntimeError(f"bart pics failed ({result.returncode}): {result.stderr.strip()[-500:]}")
@@ -90,10 +91,10 @@ class BartL1(_BartPics):
     """``bart pics -R W:3:0:lambda``: L1-wavelet CS (BART scales the data itself)."""
 
     description = "BART pics, L1-wavelet"
-    default_reg_weight = 0.01
+    weight_table = ((0.1, 3e-3), (0.5, 3e-3))
 
-    def _regularizer_args(self):
-        return ["-R", f"W:3:0:{self.reg_weight}"]
+    def _regularizer_args(self, reg_weight):
+        return ["-R", f"W:3:0:{reg_weight}"]
 
 
 @register("bart-tv")
@@ -101,7 +102,7 @@ class BartTV(_BartPics):
     """``bart pics -R T:3:0:lambda``: total variation over x and y."""
 
     description = "BART pics, total variation"
-    default_reg_weight = 0.01
+    weight_table = ((0.1, 1e-2), (0.5, 1e-2))
 
-    def _regularizer_args(self):
-        return ["-R", f"T:3:0:{self.reg_weight}"]
+    def _regularizer_args(self, reg_weight):
+        return ["-R", f"T:3:0:{reg_weight}"]

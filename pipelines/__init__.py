@@ -1,0 +1,1 @@
+"""I/O, acquisition simulation runs, reports and the ``recon`` command line."""

@@ -1,0 +1,112 @@
+import random
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import masks
+from masks import KINDS, ONE_D_KINDS, calibration_size, make_mask, parse_preset, seed_from_name
+
+shapes = st.tuples(st.integers(16, 96), st.integers(16, 96))
+percents = st.integers(2, 95)
+
+
+@settings(max_examples=60, deadline=None)
+@given(kind=st.sampled_from(KINDS), shape=shapes, percent=percents, seed=st.integers(0, 2**31))
+def test_ratio_within_tolerance(kind, shape, percent, seed):
+    if kind == "lowres":  # a rectangle cannot hit every count on tiny grids
+        shape = (shape[0] + 48, shape[1] + 48)
+    mask = make_mask(f"{percent}pct", shape, kind, seed=seed)
+    target = percent / 100
+    assert mask.array.shape == shape and mask.array.dtype == bool
+    assert mask.ratio == pytest.approx(mask.array.mean())
+    if kind in ONE_D_KINDS:
+        # whole phase-encode lines, within one line of the target
+        assert (mask.array.all(axis=0) | ~mask.array.any(axis=0)).all()
+        assert abs(mask.ratio - target) * shape[1] <= 1.0
+    else:
+        assert abs(mask.ratio - target) <= 0.005 + 1.0 / (shape[0] * shape[1])
+
+
+@settings(max_examples=30, deadline=None)
+@given(kind=st.sampled_from(KINDS), percent=percents, seed=st.integers(0, 2**31))
+def test_deterministic_for_a_seed(kind, percent, seed):
+    a = make_mask(f"{percent}pct", (40, 48), kind, seed=seed)
+    b = make_mask(f"{percent}pct", (40, 48), kind, seed=seed)
+    assert np.array_equal(a.array, b.array)
+    b2 = make_mask(f"{percent}pct", (40, 48), kind, seed=np.random.default_rng(seed))
+    assert np.array_equal(a.array, b2.array)
+
+
+@pytest.mark.parametrize("kind", ["cartesian", "equispaced", "gaussian1d", "random2d", "vd2d", "radial"])
+def test_different_seeds_differ(kind):
+    a = make_mask("20pct", (64, 64), kind, seed=1).array
+    b = make_mask("20pct", (64, 64), kind, seed=2).array
+    assert not np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_global_random_state_untouched(kind):
+    np.random.seed(7)
+    random.seed(7)
+    torch.manual_seed(7)
+    numpy_state, python_state, torch_state = np.random.get_state(), random.getstate(), torch.get_rng_state()
+    make_mask("30pct", (64, 64), kind, seed=3)
+    after = np.random.get_state()
+    assert all(np.array_equal(x, y) for x, y in zip(numpy_state, after))
+    assert random.getstate() == python_state
+    assert torch.equal(torch.get_rng_state(), torch_state)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_centre_is_sampled(kind):
+    mask = make_mask("10pct", (256, 256), kind, seed=0)
+    assert mask.array[128, 128]
+    h, w = mask.center
+    assert (h, w) == calibration_size(mask.array) or kind in ONE_D_KINDS
+    assert mask.array[128 - h // 2 : 128 - h // 2 + h, 128 - w // 2 : 128 - w // 2 + w].all()
+
+
+def test_documented_preset_centres():
+    assert make_mask("10pct", (256, 256), "cartesian", seed=0).center == (256, 10)
+    assert make_mask("50pct", (256, 256), "cartesian", seed=0).center == (256, 20)
+    assert make_mask("10pct", (256, 256), "random2d", seed=0).params["center_side"] == 26
+    assert make_mask("50pct", (256, 256), "vd2d", seed=0).params["center_side"] == 57
+    assert make_mask("10pct", (256, 256), "lowres").center == (81, 81)
+    cartesian = make_mask("10pct", (256, 256), "cartesian", seed=0)
+    assert cartesian.array.any(axis=0).sum() == round(0.1 * 256)
+
+
+def test_variable_density_is_denser_at_centre():
+    for kind in ("gaussian1d", "vd2d", "radial"):
+        array = make_mask("25pct", (128, 128), kind, seed=0).array
+        assert array[48:80, 48:80].mean() > array[:, :16].mean() + 0.1, kind
+
+
+def test_presets():
+    assert parse_preset("10pct") == pytest.approx(0.10)
+    assert parse_preset("50pct") == pytest.approx(0.50)
+    assert parse_preset("12.5pct") == pytest.approx(0.125)
+    assert parse_preset(0.3) == pytest.approx(0.3)
+    for bad in ("10", "abc", "0pct", "150pct", "-5pct", "pct"):
+        with pytest.raises(ValueError, match="preset"):
+            parse_preset(bad)
+
+
+def test_unknown_kind_lists_valid_ones():
+    with pytest.raises(ValueError, match="cartesian"):
+        make_mask("10pct", (32, 32), "spiral", seed=0)
+
+
+def test_seed_from_name_is_stable():
+    assert seed_from_name("file001.h5") == seed_from_name("file001.h5")
+    assert seed_from_name("file001.h5") != seed_from_name("file002.h5")
+    assert seed_from_name("file001.h5", 1) != seed_from_name("file001.h5", 0)
+    # zlib.crc32 based, so stable across processes and Python versions
+    assert seed_from_name("a", 0) == int(np.random.SeedSequence([3904355907, 0]).generate_state(1)[0])
+
+
+def test_generators_registry_matches_kinds():
+    assert set(masks.GENERATORS) == set(KINDS)

@@ -1,0 +1,60 @@
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from physics import DataConsistency, fft2c, hard_projection, simulate_coil_maps, soft_consistency
+
+
+def _random(shape, generator):
+    return torch.complex(torch.randn(shape, generator=generator), torch.randn(shape, generator=generator))
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), height=st.integers(2, 20), width=st.integers(2, 20))
+def test_hard_projection_is_idempotent_and_keeps_measurements(seed, height, width):
+    g = torch.Generator().manual_seed(seed)
+    k, y = _random((1, 2, height, width), g), _random((1, 2, height, width), g)
+    mask = torch.rand((height, width), generator=g) < 0.5
+    once = hard_projection(k, y, mask)
+    torch.testing.assert_close(hard_projection(once, y, mask), once)
+    assert torch.equal(once[..., mask], y[..., mask])
+    assert torch.equal(once[..., ~mask], k[..., ~mask])
+
+
+def test_soft_consistency_interpolates():
+    g = torch.Generator().manual_seed(0)
+    k, y = _random((1, 1, 8, 8), g), _random((1, 1, 8, 8), g)
+    mask = torch.rand((8, 8), generator=g) < 0.5
+    torch.testing.assert_close(soft_consistency(k, y, mask, 1.0), hard_projection(k, y, mask))
+    torch.testing.assert_close(soft_consistency(k, y, mask, 0.0), k)
+    half = soft_consistency(k, y, mask, 0.5)
+    torch.testing.assert_close(half[..., mask], (k[..., mask] + y[..., mask]) / 2)
+
+
+def test_data_consistency_module_single_and_multi_coil():
+    g = torch.Generator().manual_seed(3)
+    mask = torch.rand((16, 16), generator=g) < 0.3
+    truth = _random((2, 16, 16), g)
+    layer = DataConsistency()
+    measured = fft2c(truth.unsqueeze(1)) * mask
+    estimate = _random((2, 16, 16), g)
+    out = layer(estimate, measured, mask)
+    assert torch.allclose(fft2c(out.unsqueeze(1))[..., mask], measured[..., mask], atol=1e-5)
+    torch.testing.assert_close(layer(out, measured, mask), out, atol=1e-5, rtol=1e-5)
+
+    maps = simulate_coil_maps(4, (16, 16)).unsqueeze(0).expand(2, -1, -1, -1)
+    measured = fft2c(maps * truth.unsqueeze(1)) * mask
+    out = layer(truth, measured, mask, maps)
+    torch.testing.assert_close(out, truth, atol=1e-5, rtol=1e-5)
+
+
+def test_learnable_weight_gets_gradient():
+    layer = DataConsistency(weight=0.5, learnable=True)
+    assert abs(float(layer.weight.detach()) - 0.5) < 1e-6
+    g = torch.Generator().manual_seed(0)
+    mask = torch.rand((8, 8), generator=g) < 0.5
+    measured = fft2c(_random((1, 1, 8, 8), g)) * mask
+    layer(_random((1, 8, 8), g), measured, mask).abs().sum().backward()
+    assert layer.logit.grad is not None and layer.logit.grad != 0
+    assert [name for name, _ in layer.named_parameters()] == ["logit"]
+    assert list(DataConsistency().parameters()) == []

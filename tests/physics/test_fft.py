@@ -1,0 +1,60 @@
+import numpy as np
+import pytest
+import sigpy
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from physics import fft2c, ifft2c
+
+
+def _complex(rng, shape):
+    return (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)).astype(np.complex64)
+
+
+@pytest.mark.parametrize("shape", [(8, 8), (7, 9), (2, 3, 16, 15)])
+def test_matches_numpy_centred_orthonormal(rng, shape):
+    x = _complex(rng, shape)
+    expected = np.fft.fftshift(np.fft.fft2(np.fft.ifftshift(x, axes=(-2, -1)), norm="ortho"), axes=(-2, -1))
+    np.testing.assert_allclose(fft2c(x), expected, atol=1e-5)
+    np.testing.assert_allclose(fft2c(torch.from_numpy(x)).numpy(), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(16, 16), (15, 12), (3, 10, 11)])
+def test_matches_sigpy(rng, shape):
+    x = _complex(rng, shape)
+    np.testing.assert_allclose(fft2c(x), sigpy.fft(x, axes=(-2, -1), center=True), atol=1e-5)
+    np.testing.assert_allclose(ifft2c(x), sigpy.ifft(x, axes=(-2, -1), center=True), atol=1e-5)
+    np.testing.assert_allclose(
+        ifft2c(torch.from_numpy(x)).numpy(), sigpy.ifft(x, axes=(-2, -1), center=True), atol=1e-5
+    )
+
+
+@settings(max_examples=30, deadline=None)
+@given(height=st.integers(1, 33), width=st.integers(1, 33), seed=st.integers(0, 2**16))
+def test_round_trip_and_energy(height, width, seed):
+    x = torch.from_numpy(_complex(np.random.default_rng(seed), (2, height, width)))
+    k = fft2c(x)
+    torch.testing.assert_close(ifft2c(k), x, atol=1e-5, rtol=1e-5)
+    # orthonormal: Parseval
+    assert torch.allclose(k.abs().pow(2).sum(), x.abs().pow(2).sum(), rtol=1e-4)
+
+
+@pytest.mark.parametrize("shape", [(16, 16), (15, 17)])
+def test_centring(shape):
+    # a constant image has all its energy at the k-space centre (H//2, W//2)
+    k = fft2c(np.ones(shape, dtype=np.complex64))
+    peak = np.unravel_index(np.argmax(np.abs(k)), shape)
+    assert peak == (shape[0] // 2, shape[1] // 2)
+    assert np.isclose(np.abs(k[peak]), np.sqrt(np.prod(shape)), rtol=1e-5)
+    assert np.abs(k).sum() - np.abs(k[peak]) < 1e-3
+    # a centred point has a flat spectrum
+    x = np.zeros(shape, dtype=np.complex64)
+    x[shape[0] // 2, shape[1] // 2] = 1
+    np.testing.assert_allclose(np.abs(fft2c(x)), 1 / np.sqrt(np.prod(shape)), rtol=1e-5)
+
+
+def test_dtypes_preserved():
+    assert fft2c(np.zeros((4, 4), np.complex64)).dtype == np.complex64
+    assert fft2c(np.zeros((4, 4), np.complex128)).dtype == np.complex128
+    assert fft2c(torch.zeros(4, 4, dtype=torch.complex64)).dtype == torch.complex64

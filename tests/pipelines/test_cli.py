@@ -1,0 +1,114 @@
+import json
+
+import nibabel as nib
+import numpy as np
+import pytest
+from PIL import Image
+
+from pipelines.cli import main
+
+
+def test_run_end_to_end_two_slices(tmp_path, capsys):
+    out = tmp_path / "run"
+    code = main(["run", "--mask", "10pct", "--slices", "2", "--methods", "zero-filled,cs-tv", "--out", str(out)])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "achieved ratio 0.1016" in printed and "cs-tv" in printed and "PSNR" in printed
+    metrics = json.loads((out / "metrics.json").read_text())
+    records = metrics["records"]
+    assert len(records) == 4
+    assert set(records[0]) >= {"method", "mask", "ratio", "slice", "psnr", "ssim", "nmse", "seconds"}
+    by_method = {row["method"]: row for row in metrics["summary"]}
+    assert by_method["cs-tv"]["psnr"] > by_method["zero-filled"]["psnr"]
+    config = json.loads((out / "config.json").read_text())
+    assert config["config"]["mask"] == "10pct" and config["seed"] == 0 and config["kspace"] == "simulated"
+    assert config["mask"]["ratio"] == pytest.approx(26 / 256)
+    pngs = sorted(p.name for p in (out / "images").iterdir())
+    assert len(pngs) == 2 * (1 + 2 * 2)
+    assert Image.open(out / "images" / pngs[0]).size == (256, 256)
+    # same seed, same numbers: the mask is seeded from the input name
+    code = main(["run", "--mask", "10pct", "--slices", "2", "--methods", "zero-filled", "--out", str(out), "--force"])
+    assert code == 0
+    again = json.loads((out / "metrics.json").read_text())["records"]
+    assert again[0]["psnr"] == pytest.approx(records[[r["method"] for r in records].index("zero-filled")]["psnr"])
+
+
+def test_run_refuses_to_overwrite(tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    code = main(["run", "--slices", "1", "--methods", "zero-filled", "--out", str(out)])
+    assert code == 2
+    assert "--force" in capsys.readouterr().err
+    assert (out / "keep.txt").read_text() == "mine"
+
+
+def test_run_on_nifti_multicoil_noisy(tmp_path):
+    volume = np.zeros((64, 64, 5), dtype=np.float32)
+    volume[16:48, 20:44, :] = 100
+    volume[24:40, 28:36, :] = 250
+    path = tmp_path / "phantom.nii.gz"
+    nib.save(nib.Nifti1Image(volume, np.eye(4)), path)
+    out = tmp_path / "nifti-run"
+    code = main(["run", "--input", str(path), "--mask", "50pct", "--mask-type", "vd2d", "--coils", "4",
+                 "--noise-snr", "30", "--phase", "--methods", "zero-filled,cg-sense", "--slices", "2", "--out", str(out)])
+    assert code == 0
+    records = json.loads((out / "metrics.json").read_text())["records"]
+    assert {r["slice"] for r in records} == {"phantom.nii.gz:0", "phantom.nii.gz:4"}
+    assert all(r["mask_type"] == "vd2d" for r in records)
+
+
+def _npy(tmp_path, name, array):
+    path = tmp_path / name
+    np.save(path, array)
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    "make_args,message",
+    [
+        (lambda p: ["--mask", "10percent"], "unknown mask preset '10percent'"),
+        (lambda p: ["--methods", "zero-filled,magic"], "unknown method 'magic'; valid methods"),
+        (lambda p: ["--input", _npy(p, "zeros.npy", np.zeros((32, 32)))], "zeros.npy: image is all zero"),
+        (lambda p: ["--input", _npy(p, "nan.npy", np.full((32, 32), np.nan))], "nan.npy: image contains NaN or Inf"),
+        (lambda p: ["--mask-file", _npy(p, "m.npy", np.ones((10, 10), bool))], r"m.npy: mask shape \(10, 10\) does not match"),
+        (lambda p: ["--input", str(p / "missing.nii.gz")], "missing.nii.gz: no such file"),
+        (lambda p: ["--mask-type", "spiral"], "invalid choice: 'spiral'"),
+    ],
+)
+def test_bad_input_one_line_exit_2_no_output(tmp_path, capsys, make_args, message):
+    out = tmp_path / "out"
+    code = main(["run", "--slices", "1", "--methods", "zero-filled", "--out", str(out), *make_args(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    import re
+
+    assert re.search(message, err), err
+    assert not out.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out")]
+
+
+def test_mask_command(tmp_path, capsys):
+    png = tmp_path / "mask.png"
+    assert main(["mask", "--mask", "10pct", "--mask-type", "cartesian", "--shape", "256,256", "--seed", "0", "--out", str(png)]) == 0
+    assert "achieved ratio 0.1016" in capsys.readouterr().out
+    pixels = np.array(Image.open(png))
+    assert pixels.shape == (256, 256) and (pixels > 0).mean() == pytest.approx(26 / 256)
+    npy = tmp_path / "mask.npy"
+    assert main(["mask", "--mask", "25pct", "--mask-type", "vd2d", "--shape", "64,80", "--out", str(npy)]) == 0
+    array = np.load(npy)
+    assert array.dtype == bool and array.shape == (64, 80)
+    assert main(["mask", "--out", str(npy)]) == 2  # exists, no --force
+    assert main(["mask", "--out", str(tmp_path / "mask.txt")]) == 2
+
+
+def test_help_has_examples(capsys):
+    for command in (["--help"], ["run", "--help"], ["mask", "--help"]):
+        assert main(command) == 0
+        assert "example" in capsys.readouterr().out
+
+
+def test_methods_command(capsys):
+    assert main(["methods"]) == 0
+    assert "cs-l1" in capsys.readouterr().out
