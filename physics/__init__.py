@@ -6,7 +6,7 @@ and complex images ``(B, H, W)``. H is the readout axis, W the phase-encode axis
 """
 
 from physics.acquisition import add_noise, simulate_kspace, smooth_phase
-from physics.coils import estimate_coil_maps, rss, simulate_coil_maps
+from physics.coils import coil_support, estimate_coil_maps, rss, simulate_coil_maps
 from physics.complex import from_channels, to_channels
 from physics.consistency import DataConsistency, hard_projection, soft_consistency
 from physics.fft import fft2c, ifft2c
@@ -17,6 +17,7 @@ __all__ = [
     "MultiCoil",
     "SingleCoil",
     "add_noise",
+    "coil_support",
     "estimate_coil_maps",
     "fft2c",
     "from_channels",

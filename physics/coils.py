@@ -103,3 +103,17 @@ def rss(coil_images: torch.Tensor, dim: int = 1) -> torch.Tensor:
     coil_images: ``(B, C, H, W)`` -> ``(B, H, W)`` real (for the default ``dim=1``).
     """
     return torch.sqrt((coil_images.abs() ** 2).sum(dim=dim))
+
+
+def coil_support(coil_maps: torch.Tensor, threshold: float = 1e-6) -> torch.Tensor:
+    """Where any coil is sensitive: the only pixels multi-coil data can observe.
+
+    ESPIRiT maps are zero outside the object (``crop``); a regularised solver has no
+    data there, and TV in particular smears the object's edge into that region, so
+    reconstructions are restricted to this support.
+
+    Shapes
+    ------
+    coil_maps: ``(B, C, H, W)`` -> ``(B, H, W)`` bool.
+    """
+    return (coil_maps.abs() ** 2).sum(dim=1) > threshold

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from physics.coils import coil_support
 from recon.baselines import TunedWeight
 from recon.registry import MethodUnavailable, Reconstructor, register
 
@@ -83,7 +84,8 @@ class _BartPics(TunedWeight, Reconstructor):
                 if result.returncode != 0:
                     raise RuntimeError(f"bart pics failed ({result.returncode}): {result.stderr.strip()[-500:]}")
                 out.append(read_cfl(f"{tmp}/x").reshape(data.shape[-2:]))
-        return torch.from_numpy(np.stack(out).astype(np.complex64)).to(kspace.device)
+        image = torch.from_numpy(np.stack(out).astype(np.complex64)).to(kspace.device)
+        return image if coil_maps is None else image * coil_support(coil_maps)
 
 
 @register("bart-l1")

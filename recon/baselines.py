@@ -22,6 +22,7 @@ import sigpy
 import sigpy.mri.app
 import torch
 
+from physics.coils import coil_support
 from physics.operators import MultiCoil, SingleCoil
 from recon.registry import Reconstructor, register
 
@@ -95,7 +96,8 @@ class _SigpyMethod(TunedWeight, Reconstructor):
                 continue
             app = self._app(item, maps, weights, reg_weight * scale)
             out.append(np.asarray(app.run(), dtype=np.complex64))
-        return torch.from_numpy(np.stack(out)).to(kspace.device)
+        image = torch.from_numpy(np.stack(out)).to(kspace.device)
+        return image if coil_maps is None else image * coil_support(coil_maps)
 
 
 @register("cs-l1")

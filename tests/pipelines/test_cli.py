@@ -112,3 +112,17 @@ def test_help_has_examples(capsys):
 def test_methods_command(capsys):
     assert main(["methods"]) == 0
     assert "cs-l1" in capsys.readouterr().out
+
+
+def test_run_from_toml_config_with_flag_override(tmp_path):
+    config = tmp_path / "run.toml"
+    config.write_text('mask = "50pct"\nmask-type = "equispaced"\nmethods = ["zero-filled"]\nslices = 3\n')
+    out = tmp_path / "cfg-run"
+    assert main(["run", "--config", str(config), "--slices", "1", "--out", str(out)]) == 0
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["config"]["mask"] == "50pct" and saved["config"]["mask_type"] == "equispaced"
+    assert saved["config"]["slices"] == 1
+    assert len(json.loads((out / "metrics.json").read_text())["records"]) == 1
+    bad = tmp_path / "bad.toml"
+    bad.write_text('mask = "50pct"\nmaks_type = "vd2d"\n')
+    assert main(["run", "--config", str(bad), "--out", str(tmp_path / "x")]) == 2

@@ -123,3 +123,15 @@ def test_bart_methods_agree_with_our_fft_and_scale(brain_slice):
         # same orientation and intensity scale as the truth, and better than zero-filled
         assert metrics.psnr(image, brain_slice) > metrics.psnr(zero_filled, brain_slice) + 3, method
         assert 0.8 < np.abs(image).max() / brain_slice.max() < 1.2
+
+
+def test_multicoil_cs_is_restricted_to_the_coil_support(brain_slice):
+    # Without the support restriction, TV smeared the brain's edge into the
+    # unobserved background and SSIM fell far below zero-filled (0.27 vs 0.82).
+    maps = simulate_coil_maps(8, brain_slice.shape)
+    mask = make_mask("10pct", brain_slice.shape, "cartesian", seed=3).array
+    kspace, _ = simulate_kspace(torch.from_numpy(brain_slice[None]), torch.from_numpy(mask), coil_maps=maps)
+    zero_filled = recon.reconstruct(kspace[0].numpy(), mask, "zero-filled")
+    tv = recon.reconstruct(kspace[0].numpy(), mask, "cs-tv")
+    assert metrics.ssim(tv, brain_slice) > metrics.ssim(zero_filled, brain_slice)
+    assert metrics.psnr(tv, brain_slice) > metrics.psnr(zero_filled, brain_slice) + 2
