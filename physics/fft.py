@@ -17,6 +17,18 @@ Array = TypeVar("Array", torch.Tensor, np.ndarray)
 _AXES = (-2, -1)
 
 
+def _centred(data: Array, inverse: bool) -> Array:
+    if isinstance(data, torch.Tensor):
+        transform = torch.fft.ifft2 if inverse else torch.fft.fft2
+        shifted = torch.fft.ifftshift(data, dim=_AXES)
+        return torch.fft.fftshift(transform(shifted, dim=_AXES, norm="ortho"), dim=_AXES)
+    data = np.asarray(data)
+    transform = np.fft.ifft2 if inverse else np.fft.fft2
+    shifted = np.fft.ifftshift(data, axes=_AXES)
+    out = np.fft.fftshift(transform(shifted, axes=_AXES, norm="ortho"), axes=_AXES)
+    return out.astype(np.result_type(data.dtype, np.complex64), copy=False)
+
+
 def fft2c(image: Array) -> Array:
     """Centred orthonormal 2-D FFT, image -> k-space.
 
@@ -33,13 +45,7 @@ def fft2c(image: Array) -> Array:
     ------
     image: ``(..., H, W)`` -> k-space ``(..., H, W)``.
     """
-    if isinstance(image, torch.Tensor):
-        shifted = torch.fft.ifftshift(image, dim=_AXES)
-        return torch.fft.fftshift(torch.fft.fft2(shifted, dim=_AXES, norm="ortho"), dim=_AXES)
-    image = np.asarray(image)
-    shifted = np.fft.ifftshift(image, axes=_AXES)
-    out = np.fft.fftshift(np.fft.fft2(shifted, axes=_AXES, norm="ortho"), axes=_AXES)
-    return out.astype(np.result_type(image.dtype, np.complex64), copy=False)
+    return _centred(image, inverse=False)
 
 
 def ifft2c(kspace: Array) -> Array:
@@ -49,10 +55,4 @@ def ifft2c(kspace: Array) -> Array:
     ------
     kspace: ``(..., H, W)`` -> image ``(..., H, W)``.
     """
-    if isinstance(kspace, torch.Tensor):
-        shifted = torch.fft.ifftshift(kspace, dim=_AXES)
-        return torch.fft.fftshift(torch.fft.ifft2(shifted, dim=_AXES, norm="ortho"), dim=_AXES)
-    kspace = np.asarray(kspace)
-    shifted = np.fft.ifftshift(kspace, axes=_AXES)
-    out = np.fft.fftshift(np.fft.ifft2(shifted, axes=_AXES, norm="ortho"), axes=_AXES)
-    return out.astype(np.result_type(kspace.dtype, np.complex64), copy=False)
+    return _centred(kspace, inverse=True)
