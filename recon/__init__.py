@@ -6,6 +6,7 @@
 
 from recon import bart as _bart  # noqa: F401  (registers bart-l1, bart-tv)
 from recon import baselines as _baselines  # noqa: F401  (registers the reference methods)
+from recon import learned as _learned  # noqa: F401  (registers the learned methods)
 from recon.api import reconstruct
 from recon.registry import MethodUnavailable, Reconstructor, available, get, register, registered
 

@@ -1,0 +1,54 @@
+"""Training data for ``recon train``: the sample dataset or a folder of images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from pipelines.datasets import sample
+from pipelines.images import read_image_stack
+from recon.augment import SliceSet
+
+
+def _resize_to(stack: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Centre-crop or zero-pad each image to ``shape``."""
+    out = np.zeros((stack.shape[0], *shape), dtype=np.float32)
+    h, w = stack.shape[-2:]
+    ch, cw = min(h, shape[0]), min(w, shape[1])
+    sy, sx = (h - ch) // 2, (w - cw) // 2
+    dy, dx = (shape[0] - ch) // 2, (shape[1] - cw) // 2
+    out[:, dy : dy + ch, dx : dx + cw] = stack[:, sy : sy + ch, sx : sx + cw]
+    return out
+
+
+def load_training_data(data: str, shape: tuple[int, int] = (256, 256), val_fraction: float = 0.15) -> tuple[SliceSet, SliceSet, str]:
+    """``sample`` uses the sample's train and val splits (with tissue maps for contrast
+    synthesis); a folder uses every NIfTI and ``.npy`` file in it, magnitude scaled
+    per volume to max 1, slices with signal only, split by file (the last
+    ``val_fraction`` of the files, at least one, are validation)."""
+    if data == "sample":
+        train, val = sample("train"), sample("val")
+        return (
+            SliceSet(np.array(train.images), np.array(train.grey_matter), np.array(train.white_matter)),
+            SliceSet(np.array(val.images)),
+            "sample dataset (MNI ICBM152 2009a): train split for training, val split for validation",
+        )
+    folder = Path(data)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"--data {data}: not 'sample' and not a folder")
+    files = sorted(p for p in folder.iterdir() if p.name.lower().endswith((".nii", ".nii.gz", ".npy")))
+    if len(files) < 2:
+        raise ValueError(f"--data {data}: need at least 2 NIfTI or .npy files (one for validation), found {len(files)}")
+    stacks = []
+    for path in files:
+        stack = np.abs(read_image_stack(path)).astype(np.float32)
+        stack /= stack.max()
+        keep = stack.reshape(len(stack), -1).max(axis=1) >= 0.05
+        stacks.append(_resize_to(stack[keep], shape))
+    n_val = max(1, round(val_fraction * len(files)))
+    return (
+        SliceSet(np.concatenate(stacks[:-n_val])),
+        SliceSet(np.concatenate(stacks[-n_val:])),
+        f"folder {folder}: {len(files) - n_val} files for training, {n_val} for validation",
+    )

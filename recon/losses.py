@@ -1,0 +1,63 @@
+"""Losses for the learned reconstructors.
+
+``L_G = adversarial_weight * L_adv + freq_weight * L_freq + nmse_weight * L_nmse``
+(the form ``L_adv + a L_freq + b L_nmse`` of GAN-DRN, scaled by ``1 / adversarial_weight``;
+Adam is invariant to that overall scale).
+
+Note that with the orthonormal FFT, Parseval makes ``L_freq`` on complex images equal
+to the image-domain relative L2 error; the two terms differ here because ``L_nmse``
+is computed on magnitudes (as the metrics are) and ``L_freq`` on complex data.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from physics.fft import fft2c
+
+
+def frequency_loss(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """``||F(x_hat) - F(x)||_2 / ||F(x)||_2``, averaged over the batch.
+
+    Shapes
+    ------
+    prediction, target: ``(B, H, W)`` complex.
+    """
+    error = (fft2c(prediction) - fft2c(target)).abs().pow(2).flatten(1).sum(dim=1).sqrt()
+    norm = fft2c(target).abs().pow(2).flatten(1).sum(dim=1).sqrt().clamp_min(1e-12)
+    return (error / norm).mean()
+
+
+def nmse_loss(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """``||x_hat - x||^2 / ||x||^2`` of the magnitude images, averaged over the batch.
+
+    Shapes
+    ------
+    prediction, target: ``(B, H, W)`` (complex or real).
+    """
+    pred, true = prediction.abs(), target.abs()
+    return ((pred - true).pow(2).flatten(1).sum(dim=1) / true.pow(2).flatten(1).sum(dim=1).clamp_min(1e-12)).mean()
+
+
+def wasserstein_critic_loss(real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
+    """The critic maximises ``E[D(real)] - E[D(fake)]``; this returns its negative."""
+    return fake_scores.mean() - real_scores.mean()
+
+
+def wasserstein_generator_loss(fake_scores: torch.Tensor) -> torch.Tensor:
+    """The generator maximises ``E[D(fake)]``."""
+    return -fake_scores.mean()
+
+
+def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """WGAN-GP: ``E[(||grad D(x_interp)||_2 - 1)^2]`` on random interpolates.
+
+    Shapes
+    ------
+    real, fake: ``(B, 2, H, W)`` real.
+    """
+    alpha = torch.rand((real.shape[0], 1, 1, 1), generator=generator).to(real.device, real.dtype)
+    mixed = (alpha * real + (1 - alpha) * fake.detach()).requires_grad_(True)
+    scores = critic(mixed)
+    (grads,) = torch.autograd.grad(scores.sum(), mixed, create_graph=True)
+    return (grads.flatten(1).norm(dim=1) - 1).pow(2).mean()

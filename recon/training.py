@@ -1,0 +1,286 @@
+"""The shared GAN trainer: every learned reconstructor trains through :func:`train`.
+
+It draws a fresh random mask for each training sample and uses fixed masks for
+validation, computes validation PSNR/SSIM/NMSE every ``val_every`` steps, keeps the
+best checkpoint by validation NMSE, stops early when validation stops improving,
+clips gradients, logs to CSV, and can resume exactly (models, optimisers, step and
+random-generator states are in the checkpoint). Under ``torchrun`` it runs with
+DistributedDataParallel (gloo on CPU, nccl on GPU): each rank draws its own samples
+through a DistributedSampler, and rank 0 alone logs and writes checkpoints.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
+from tqdm import tqdm
+
+from physics.complex import to_channels
+from physics.operators import SingleCoil
+from recon import metrics
+from recon.augment import AcquisitionDataset, SliceSet
+from recon.gans import get_spec
+from recon.losses import (
+    frequency_loss,
+    gradient_penalty,
+    nmse_loss,
+    wasserstein_critic_loss,
+    wasserstein_generator_loss,
+)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Configuration of :func:`train` (see ``recon train --help``)."""
+
+    model: str = "gan-drn"
+    ratios: tuple[float, ...] = (0.1,)
+    mask_type: str = "cartesian"
+    steps: int = 2000
+    batch_size: int = 4
+    lr_g: float = 1e-3
+    lr_d: float = 1e-4
+    n_critic: int = 1
+    lipschitz: str | None = None
+    gp_weight: float = 10.0
+    clip_value: float = 0.01
+    adversarial_weight: float | None = None
+    freq_weight: float | None = None
+    nmse_weight: float | None = None
+    grad_clip: float = 1.0
+    val_every: int = 100
+    patience: int = 10
+    checkpoint_every: int = 50
+    generator: dict = field(default_factory=dict)
+    device: str = "auto"
+    seed: int = 0
+    out: str = "runs/train"
+    resume: bool = False
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        get_spec(self.model)
+        if self.steps < 1 or self.batch_size < 1 or self.n_critic < 0:
+            raise ValueError("steps and batch size must be >= 1 and n_critic >= 0")
+        if self.lipschitz not in (None, "gp", "clip"):
+            raise ValueError(f"lipschitz must be 'gp' or 'clip', got {self.lipschitz!r}")
+        if not self.ratios or not all(0 < r <= 1 for r in self.ratios):
+            raise ValueError(f"ratios must be in (0, 1], got {self.ratios}")
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` picks CUDA when present, else CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def _zero_filled(kspace: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    return SingleCoil(mask).adjoint(kspace)
+
+
+def _critic_input(image: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    scale = reference.abs().flatten(1).amax(dim=1).clamp_min(1e-12)[:, None, None]
+    return to_channels(image / scale)
+
+
+def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    return model.module if isinstance(model, DistributedDataParallel) else model
+
+
+def validate(generator: torch.nn.Module, dataset: AcquisitionDataset, device: torch.device, batch_size: int = 4) -> dict[str, float]:
+    """Mean PSNR / SSIM / NMSE of the generator on a fixed validation set (fastMRI
+    conventions: magnitudes, data range = the slice's maximum)."""
+    generator.eval()
+    scores = []
+    with torch.no_grad():
+        for kspace, mask, target, _ in DataLoader(dataset, batch_size=batch_size):
+            kspace, mask = kspace.to(device), mask.to(device)
+            output = generator(_zero_filled(kspace, mask), kspace, mask).cpu()
+            for out, ref in zip(output, target):
+                scores.append(metrics.evaluate(out, ref))
+    generator.train()
+    return {key: float(np.mean([s[key] for s in scores])) for key in ("psnr", "ssim", "nmse")}
+
+
+def _rng_state(epoch: int, used_in_epoch: int, generator: torch.Generator) -> dict[str, Any]:
+    return {"torch": torch.get_rng_state(), "generator": generator.get_state(), "epoch": epoch, "used_in_epoch": used_in_epoch}
+
+
+def train(config: TrainConfig, train_set: SliceSet, val_set: SliceSet, progress: bool | None = None) -> dict[str, Any]:
+    """Train ``config.model``; returns a summary (steps, seconds, best validation metrics).
+
+    Writes to ``config.out``: ``checkpoint.pt`` (latest, for ``resume``), ``best.pt``
+    (generator weights with the best validation NMSE), ``log.csv`` and ``val.json``.
+    """
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    device = resolve_device(config.device)
+    if distributed:
+        if not dist.is_initialized():
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        rank, world = dist.get_rank(), dist.get_world_size()
+        if device.type == "cuda":
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    else:
+        rank, world = 0, 1
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    main_process = rank == 0
+    spec = get_spec(config.model)
+    weights = spec.loss_weights
+    adv_w = weights.adversarial if config.adversarial_weight is None else config.adversarial_weight
+    freq_w = weights.freq if config.freq_weight is None else config.freq_weight
+    nmse_w = weights.nmse if config.nmse_weight is None else config.nmse_weight
+    lipschitz = config.lipschitz or spec.lipschitz
+
+    torch.manual_seed(config.seed)
+    generator = spec.build_generator(dict(config.generator)).to(device)
+    critic = spec.build_critic().to(device)
+    opt_g = torch.optim.Adam(generator.parameters(), lr=config.lr_g, betas=(0.9, 0.999))
+    opt_d = torch.optim.Adam(critic.parameters(), lr=config.lr_d, betas=(0.5, 0.9))
+    sampling = torch.Generator().manual_seed(config.seed + 7919 * rank)
+
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    start_step, epoch, used_in_epoch, best, history, stale = 0, 0, 0, math.inf, [], 0
+    checkpoint_path = out / "checkpoint.pt"
+    if config.resume:
+        if not checkpoint_path.is_file():
+            raise FileNotFoundError(f"--resume: no checkpoint at {checkpoint_path}")
+        state = torch.load(checkpoint_path, map_location=device, weights_only=False)
+        generator.load_state_dict(state["generator"])
+        critic.load_state_dict(state["critic"])
+        opt_g.load_state_dict(state["opt_g"])
+        opt_d.load_state_dict(state["opt_d"])
+        start_step, best, history, stale = state["step"], state["best"], state["history"], state["stale"]
+        torch.set_rng_state(state["rng"]["torch"])
+        sampling.set_state(state["rng"]["generator"])
+        epoch, used_in_epoch = state["rng"]["epoch"], state["rng"].get("used_in_epoch", 0)
+    elif main_process and (out / "log.csv").exists():
+        (out / "log.csv").unlink()
+
+    if distributed:
+        generator = DistributedDataParallel(generator)
+        critic = DistributedDataParallel(critic)
+
+    dataset = AcquisitionDataset(train_set, config.ratios, config.mask_type, seed=config.seed)
+    val_dataset = AcquisitionDataset(val_set, config.ratios, config.mask_type, seed=config.seed + 1, train=False)
+
+    def batches(first_epoch: int):
+        current = first_epoch
+        while True:
+            dataset.set_epoch(current)
+            if distributed:
+                sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, seed=config.seed)
+                sampler.set_epoch(current)
+            else:
+                sampler = RandomSampler(dataset, generator=torch.Generator().manual_seed(config.seed * 100_003 + current))
+            loader = DataLoader(dataset, batch_size=config.batch_size, sampler=sampler, drop_last=len(dataset) >= config.batch_size)
+            for position, batch in enumerate(loader, start=1):
+                yield current, position, batch
+            current += 1
+
+    # On resume, skip the batches of the interrupted epoch that were already used.
+    stream = batches(epoch)
+    for _ in range(used_in_epoch):
+        next(stream)
+
+    show = main_process and (progress if progress is not None else os.isatty(2))
+    started = time.time()
+    log_file = open(out / "log.csv", "a", newline="") if main_process else None
+    writer = csv.writer(log_file) if log_file else None
+    if writer and start_step == 0:
+        writer.writerow(["step", "epoch", "loss_g", "loss_adv", "loss_freq", "loss_nmse", "loss_d", "seconds"])
+    bar = tqdm(total=config.steps, initial=start_step, disable=not show, desc=f"train {config.model}")
+    step = start_step
+    try:
+        while step < config.steps:
+            epoch, used_in_epoch, (kspace, mask, target, _) = next(stream)
+            kspace, mask, target = kspace.to(device), mask.to(device), target.to(device)
+            zero_filled = _zero_filled(kspace, mask)
+            real = _critic_input(target, target)
+            loss_d = torch.zeros(())
+            for _ in range(config.n_critic if adv_w > 0 else 0):
+                with torch.no_grad():
+                    fake = _critic_input(generator(zero_filled, kspace, mask), target)
+                loss_d = wasserstein_critic_loss(critic(real), critic(fake))
+                if lipschitz == "gp":
+                    loss_d = loss_d + config.gp_weight * gradient_penalty(critic, real, fake, sampling)
+                opt_d.zero_grad(set_to_none=True)
+                loss_d.backward()
+                torch.nn.utils.clip_grad_norm_(critic.parameters(), config.grad_clip * 10)
+                opt_d.step()
+                if lipschitz == "clip":
+                    with torch.no_grad():
+                        for parameter in critic.parameters():
+                            parameter.clamp_(-config.clip_value, config.clip_value)
+            output = generator(zero_filled, kspace, mask)
+            loss_adv = wasserstein_generator_loss(critic(_critic_input(output, target))) if adv_w > 0 else torch.zeros(())
+            loss_freq = frequency_loss(output, target)
+            loss_nmse = nmse_loss(output, target)
+            loss_g = adv_w * loss_adv + freq_w * loss_freq + nmse_w * loss_nmse
+            opt_g.zero_grad(set_to_none=True)
+            loss_g.backward()
+            torch.nn.utils.clip_grad_norm_(generator.parameters(), config.grad_clip)
+            opt_g.step()
+            step += 1
+            bar.update(1)
+            bar.set_postfix(g=f"{loss_g.item():.4f}", nmse=f"{loss_nmse.item():.4f}", d=f"{loss_d.item():.3f}")
+            if writer:
+                writer.writerow([step, epoch, loss_g.item(), loss_adv.item(), loss_freq.item(), loss_nmse.item(), loss_d.item(), round(time.time() - started, 2)])
+                log_file.flush()
+            stop = False
+            if main_process and (step % config.val_every == 0 or step == config.steps):
+                scores = validate(_unwrap(generator), val_dataset, device)
+                scores["step"] = step
+                history.append(scores)
+                (out / "val.json").write_text(json.dumps(history, indent=1))
+                if scores["nmse"] < best:
+                    best, stale = scores["nmse"], 0
+                    _save(out / "best.pt", {"generator": _unwrap(generator).state_dict(), "config": _config_dict(config), "step": step, "val": scores})
+                else:
+                    stale += 1
+                    stop = stale >= config.patience
+                bar.write(f"step {step}: val psnr {scores['psnr']:.2f} ssim {scores['ssim']:.4f} nmse {scores['nmse']:.5f}")
+            if main_process and (step % config.checkpoint_every == 0 or step == config.steps or stop):
+                _save(checkpoint_path, {
+                    "generator": _unwrap(generator).state_dict(), "critic": _unwrap(critic).state_dict(),
+                    "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "step": step, "best": best,
+                    "history": history, "stale": stale, "config": _config_dict(config),
+                    "rng": _rng_state(epoch, used_in_epoch, sampling),
+                })
+            if distributed:
+                flag = torch.tensor(int(stop))
+                dist.broadcast(flag, 0)
+                stop = bool(flag.item())
+            if stop:
+                break
+    finally:
+        bar.close()
+        if log_file:
+            log_file.close()
+    return {"steps": step, "seconds": time.time() - started, "best_val_nmse": best, "history": history}
+
+
+def _config_dict(config: TrainConfig) -> dict[str, Any]:
+    data = asdict(config)
+    data["ratios"] = list(config.ratios)
+    return data
+
+
+def _save(path: Path, state: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)

@@ -1,0 +1,115 @@
+import csv
+import socket
+
+import numpy as np
+import torch
+import torch.multiprocessing as mp
+
+from recon.augment import AcquisitionDataset, SliceSet, synthesize_contrast
+from recon.training import TrainConfig, train
+
+TINY = {"width": 8, "blocks": 1, "stages": 2}
+
+
+def _slices(n=6, size=48, seed=0):
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size]
+    images = []
+    for _ in range(n):
+        cy, cx, r = rng.uniform(18, 30), rng.uniform(18, 30), rng.uniform(8, 15)
+        disk = ((yy - cy) ** 2 + (xx - cx) ** 2 < r**2).astype(np.float32)
+        inner = ((yy - cy) ** 2 + (xx - cx) ** 2 < (r / 2) ** 2).astype(np.float32)
+        images.append(0.6 * disk + 0.4 * inner)
+    images = np.stack(images)
+    return SliceSet(images, grey_matter=0.5 * images, white_matter=0.3 * images)
+
+
+def _config(tmp_path, **overrides):
+    values = dict(steps=20, batch_size=2, val_every=10, checkpoint_every=10, generator=TINY, out=str(tmp_path / "run"),
+                  ratios=(0.3,), lr_g=3e-3, seed=1, threads=1)
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+def _losses(path):
+    with open(path) as handle:
+        return [float(row["loss_nmse"]) for row in csv.DictReader(handle)]
+
+
+def test_short_training_lowers_the_loss_and_resumes(tmp_path):
+    data = _slices()
+    summary = train(_config(tmp_path), data, _slices(2, seed=1), progress=False)
+    assert summary["steps"] == 20
+    run = tmp_path / "run"
+    assert (run / "checkpoint.pt").is_file() and (run / "best.pt").is_file()
+    losses = _losses(run / "log.csv")
+    assert len(losses) == 20
+    assert np.mean(losses[-5:]) < np.mean(losses[:5])
+    # resume to 30 steps: continues at step 21
+    train(_config(tmp_path, steps=30, resume=True), data, _slices(2, seed=1), progress=False)
+    with open(run / "log.csv") as handle:
+        steps = [int(row["step"]) for row in csv.DictReader(handle)]
+    assert steps == list(range(1, 31))
+    state = torch.load(run / "checkpoint.pt", weights_only=False)
+    assert state["step"] == 30 and "opt_g" in state and "rng" in state
+
+
+def test_resume_is_exact(tmp_path):
+    data, val = _slices(), _slices(2, seed=1)
+    train(_config(tmp_path / "a", steps=6, checkpoint_every=3, val_every=100), data, val, progress=False)
+    train(_config(tmp_path / "b", steps=3, checkpoint_every=3, val_every=100), data, val, progress=False)
+    train(_config(tmp_path / "b", steps=6, checkpoint_every=3, val_every=100, resume=True), data, val, progress=False)
+    a = torch.load(tmp_path / "a" / "run" / "checkpoint.pt", weights_only=False)["generator"]
+    b = torch.load(tmp_path / "b" / "run" / "checkpoint.pt", weights_only=False)["generator"]
+    for key in a:
+        torch.testing.assert_close(a[key], b[key])
+
+
+def test_weight_clipping_keeps_critic_parameters_bounded(tmp_path):
+    train(_config(tmp_path, steps=3, lipschitz="clip", val_every=100), _slices(), _slices(2, seed=1), progress=False)
+    state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
+    assert all(float(v.abs().max()) <= 0.01 + 1e-7 for v in state["critic"].values())
+
+
+def test_dataset_draws_a_new_mask_per_sample_and_fixed_validation_masks():
+    data = _slices()
+    train_set = AcquisitionDataset(data, (0.3,), seed=0)
+    masks_ = [train_set[i][1] for i in range(3)]
+    assert not torch.equal(masks_[0], masks_[1])
+    val_set = AcquisitionDataset(data, (0.3,), seed=0, train=False)
+    assert torch.equal(val_set[0][1], val_set[0][1])
+    train_set.set_epoch(1)
+    assert not torch.equal(train_set[0][1], masks_[0])
+
+
+def test_contrast_synthesis_changes_contrast():
+    data = _slices(1)
+    rng = np.random.default_rng(0)
+    image = synthesize_contrast(data.images[0], data.grey_matter[0], data.white_matter[0], rng)
+    assert image.shape == data.images[0].shape and not np.allclose(image, data.images[0])
+
+
+def _free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _ddp_worker(rank, world, port, out):
+    import os
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(world), RANK=str(rank), LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    config = TrainConfig(steps=4, batch_size=1, val_every=2, checkpoint_every=2, generator=TINY, out=out,
+                         ratios=(0.3,), device="cpu", seed=3)
+    train(config, _slices(4), _slices(2, seed=1), progress=False)
+    torch.distributed.destroy_process_group()
+
+
+def test_distributed_two_cpu_processes_with_gloo(tmp_path):
+    out = str(tmp_path / "ddp")
+    mp.spawn(_ddp_worker, args=(2, _free_port(), out), nprocs=2, join=True)
+    state = torch.load(tmp_path / "ddp" / "checkpoint.pt", weights_only=False)
+    assert state["step"] == 4
+    with open(tmp_path / "ddp" / "log.csv") as handle:
+        assert len(list(csv.DictReader(handle))) == 4  # rank 0 alone logs
