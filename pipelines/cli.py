@@ -118,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--threads", type=int, help="torch CPU threads")
     train.add_argument("--out", default="runs/train", help="output folder for checkpoints and logs")
     train.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt at its exact step")
+    train.add_argument("--init", help="start the generator from these weights (a shipped .pt or a best.pt)")
     train.add_argument("--seed", type=int, default=0)
 
     commands.add_parser("methods", help="list the reconstruction methods and whether they can run here")
@@ -224,7 +225,7 @@ def _command_train(args: argparse.Namespace) -> int:
         batch_size=args.batch_size, lr_g=args.lr_g, lr_d=args.lr_d, n_critic=args.n_critic,
         lipschitz=args.lipschitz, adversarial_weight=args.adversarial_weight, val_every=args.val_every,
         patience=args.patience, generator=_generator_options(args.generator), device=args.device,
-        seed=args.seed, out=args.out, resume=args.resume, threads=args.threads,
+        seed=args.seed, out=args.out, resume=args.resume, init=args.init, threads=args.threads,
     )
     train_set, val_set, description = load_training_data(args.data)
     out = Path(args.out)

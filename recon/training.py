@@ -68,6 +68,7 @@ class TrainConfig:
     seed: int = 0
     out: str = "runs/train"
     resume: bool = False
+    init: str | None = None
     threads: int | None = None
 
     def __post_init__(self) -> None:
@@ -168,8 +169,11 @@ def train(config: TrainConfig, train_set: SliceSet, val_set: SliceSet, progress:
         torch.set_rng_state(state["rng"]["torch"])
         sampling.set_state(state["rng"]["generator"])
         epoch, used_in_epoch = state["rng"]["epoch"], state["rng"].get("used_in_epoch", 0)
-    elif main_process and (out / "log.csv").exists():
-        (out / "log.csv").unlink()
+    else:
+        if config.init:
+            generator.load_state_dict(_generator_weights(Path(config.init), device))
+        if main_process and (out / "log.csv").exists():
+            (out / "log.csv").unlink()
 
     if distributed:
         generator = DistributedDataParallel(generator)
@@ -272,6 +276,14 @@ def train(config: TrainConfig, train_set: SliceSet, val_set: SliceSet, progress:
         if log_file:
             log_file.close()
     return {"steps": step, "seconds": time.time() - started, "best_val_nmse": best, "history": history}
+
+
+def _generator_weights(path: Path, device: torch.device) -> dict[str, torch.Tensor]:
+    """Generator weights from a shipped ``.pt`` state dict or a trainer checkpoint."""
+    if not path.is_file():
+        raise FileNotFoundError(f"--init: no weights at {path}")
+    state = torch.load(path, map_location=device, weights_only=True)
+    return state["generator"] if "generator" in state else state
 
 
 def _config_dict(config: TrainConfig) -> dict[str, Any]:

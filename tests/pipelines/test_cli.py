@@ -126,3 +126,23 @@ def test_run_from_toml_config_with_flag_override(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text('mask = "50pct"\nmaks_type = "vd2d"\n')
     assert main(["run", "--config", str(bad), "--out", str(tmp_path / "x")]) == 2
+
+
+def test_train_command_tiny_run_and_resume(tmp_path, capsys):
+    out = tmp_path / "train"
+    args = ["train", "--model", "gan-drn", "--mask", "30pct", "--steps", "2", "--batch-size", "1",
+            "--generator", "width=4,blocks=1,stages=1", "--val-every", "2", "--out", str(out), "--threads", "1"]
+    assert main(args) == 0
+    assert "best validation" in capsys.readouterr().out
+    assert (out / "best.pt").is_file() and (out / "command.json").is_file()
+    assert main([*args[:6], "3", *args[7:], "--resume"]) == 0
+    assert "for 3 steps" in capsys.readouterr().out
+    assert main(["train", "--model", "nope", "--out", str(tmp_path / "x")]) == 2
+
+
+def test_mask_lists_and_ranges():
+    from pipelines.cli import parse_ratios
+
+    assert parse_ratios("10pct") == pytest.approx((0.1,))
+    assert parse_ratios("10pct,50pct") == pytest.approx((0.1, 0.5))
+    assert parse_ratios("10pct-50pct") == pytest.approx(tuple(np.linspace(0.1, 0.5, 9)))

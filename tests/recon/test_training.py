@@ -2,6 +2,7 @@ import csv
 import socket
 
 import numpy as np
+import pytest
 import torch
 import torch.multiprocessing as mp
 
@@ -113,3 +114,14 @@ def test_distributed_two_cpu_processes_with_gloo(tmp_path):
     assert state["step"] == 4
     with open(tmp_path / "ddp" / "log.csv") as handle:
         assert len(list(csv.DictReader(handle))) == 4  # rank 0 alone logs
+
+
+def test_init_from_weights(tmp_path):
+    data, val = _slices(), _slices(2, seed=1)
+    train(_config(tmp_path / "a", steps=2, val_every=2), data, val, progress=False)
+    best = tmp_path / "a" / "run" / "best.pt"
+    summary = train(_config(tmp_path / "b", steps=1, val_every=1, lr_g=1e-12, init=str(best)), data, val, progress=False)
+    first = torch.load(best, weights_only=True)["val"]["nmse"]
+    assert summary["history"][0]["nmse"] == pytest.approx(first, rel=1e-3)
+    with pytest.raises(FileNotFoundError, match="--init"):
+        train(_config(tmp_path / "c", steps=1, init=str(tmp_path / "missing.pt")), data, val, progress=False)
