@@ -111,6 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--n-critic", type=int, default=1, help="critic updates per generator update")
     train.add_argument("--lipschitz", choices=("gp", "clip"), help="critic constraint (default: the model's)")
     train.add_argument("--adversarial-weight", type=float, help="weight of L_adv (default: the model's)")
+    train.add_argument("--ssim-weight", type=float, help="weight of an extra (1 - SSIM) term (default: the model's)")
     train.add_argument("--val-every", type=int, default=100)
     train.add_argument("--patience", type=int, default=10, help="validations without improvement before stopping")
     train.add_argument("--generator", default="", help="generator options, e.g. width=32,blocks=2,stages=8 or kind=paper")
@@ -121,7 +122,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--init", help="start the generator from these weights (a shipped .pt or a best.pt)")
     train.add_argument("--seed", type=int, default=0)
 
-    commands.add_parser("methods", help="list the reconstruction methods and whether they can run here")
+    commands.add_parser(
+        "methods",
+        help="list the reconstruction methods and whether they can run here",
+        description="List every registered reconstruction method and whether it can run on this machine.",
+        epilog="example: recon methods",
+    )
     return parser
 
 
@@ -223,7 +229,7 @@ def _command_train(args: argparse.Namespace) -> int:
     config = TrainConfig(
         model=args.model, ratios=parse_ratios(args.mask), mask_type=args.mask_type, steps=args.steps,
         batch_size=args.batch_size, lr_g=args.lr_g, lr_d=args.lr_d, n_critic=args.n_critic,
-        lipschitz=args.lipschitz, adversarial_weight=args.adversarial_weight, val_every=args.val_every,
+        lipschitz=args.lipschitz, adversarial_weight=args.adversarial_weight, ssim_weight=args.ssim_weight, val_every=args.val_every,
         patience=args.patience, generator=_generator_options(args.generator), device=args.device,
         seed=args.seed, out=args.out, resume=args.resume, init=args.init, threads=args.threads,
     )

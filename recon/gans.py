@@ -13,11 +13,12 @@ from recon.gan_drn import PAPER, GanDrnGenerator, GeneratorConfig, ResNetCritic
 
 @dataclass(frozen=True)
 class LossWeights:
-    """``L_G = adversarial * L_adv + freq * L_freq + nmse * L_nmse``."""
+    """``L_G = adversarial * L_adv + freq * L_freq + nmse * L_nmse + ssim * (1 - SSIM)``."""
 
     adversarial: float = 1e-3
     freq: float = 1.0
     nmse: float = 1.0
+    ssim: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """Losses for the learned reconstructors.
 
-``L_G = adversarial_weight * L_adv + freq_weight * L_freq + nmse_weight * L_nmse``
+``L_G = adversarial_weight * L_adv + freq_weight * L_freq + nmse_weight * L_nmse
++ ssim_weight * (1 - SSIM)`` (the SSIM term is off unless a model or run sets it)
 (the form ``L_adv + a L_freq + b L_nmse`` of GAN-DRN, scaled by ``1 / adversarial_weight``;
 Adam is invariant to that overall scale).
 
@@ -37,6 +38,20 @@ def nmse_loss(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """
     pred, true = prediction.abs(), target.abs()
     return ((pred - true).pow(2).flatten(1).sum(dim=1) / true.pow(2).flatten(1).sum(dim=1).clamp_min(1e-12)).mean()
+
+
+def ssim_loss(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """``1 - SSIM`` of the magnitudes (7x7 window, data range = each target's maximum).
+
+    Shapes
+    ------
+    prediction, target: ``(B, H, W)`` (complex or real).
+    """
+    from recon.metrics import ssim_map
+
+    pred, true = prediction.abs(), target.abs()
+    peak = true.flatten(1).amax(dim=1).clamp_min(1e-12)[:, None, None]
+    return 1 - ssim_map(pred / peak, true / peak, 1.0).mean()
 
 
 def wasserstein_critic_loss(real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:

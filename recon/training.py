@@ -36,6 +36,7 @@ from recon.losses import (
     frequency_loss,
     gradient_penalty,
     nmse_loss,
+    ssim_loss,
     wasserstein_critic_loss,
     wasserstein_generator_loss,
 )
@@ -59,6 +60,7 @@ class TrainConfig:
     adversarial_weight: float | None = None
     freq_weight: float | None = None
     nmse_weight: float | None = None
+    ssim_weight: float | None = None
     grad_clip: float = 1.0
     val_every: int = 100
     patience: int = 10
@@ -144,6 +146,7 @@ def train(config: TrainConfig, train_set: SliceSet, val_set: SliceSet, progress:
     adv_w = weights.adversarial if config.adversarial_weight is None else config.adversarial_weight
     freq_w = weights.freq if config.freq_weight is None else config.freq_weight
     nmse_w = weights.nmse if config.nmse_weight is None else config.nmse_weight
+    ssim_w = weights.ssim if config.ssim_weight is None else config.ssim_weight
     lipschitz = config.lipschitz or spec.lipschitz
 
     torch.manual_seed(config.seed)
@@ -235,6 +238,8 @@ def train(config: TrainConfig, train_set: SliceSet, val_set: SliceSet, progress:
             loss_freq = frequency_loss(output, target)
             loss_nmse = nmse_loss(output, target)
             loss_g = adv_w * loss_adv + freq_w * loss_freq + nmse_w * loss_nmse
+            if ssim_w > 0:
+                loss_g = loss_g + ssim_w * ssim_loss(output, target)
             opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
             torch.nn.utils.clip_grad_norm_(generator.parameters(), config.grad_clip)

@@ -104,7 +104,7 @@ def test_mask_command(tmp_path, capsys):
 
 
 def test_help_has_examples(capsys):
-    for command in (["--help"], ["run", "--help"], ["mask", "--help"]):
+    for command in (["--help"], ["run", "--help"], ["mask", "--help"], ["train", "--help"], ["methods", "--help"]):
         assert main(command) == 0
         assert "example" in capsys.readouterr().out
 

@@ -1,0 +1,37 @@
+import pytest
+import torch
+
+from recon.losses import frequency_loss, gradient_penalty, nmse_loss, ssim_loss
+from recon.metrics import nmse, ssim
+
+
+def _pair(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    target = torch.complex(torch.rand(2, 24, 24, generator=g), torch.rand(2, 24, 24, generator=g))
+    return target + 0.1 * torch.randn(2, 24, 24, generator=g), target
+
+
+def test_frequency_loss_is_relative_kspace_error():
+    prediction, target = _pair()
+    expected = torch.stack([(p - t).norm() / t.norm() for p, t in zip(prediction, target)]).mean()
+    assert float(frequency_loss(prediction, target)) == pytest.approx(float(expected), rel=1e-4)
+
+
+def test_nmse_and_ssim_losses_match_metrics():
+    prediction, target = _pair(1)
+    per_slice = [nmse(p, t) for p, t in zip(prediction, target)]
+    assert float(nmse_loss(prediction, target)) == pytest.approx(sum(per_slice) / 2, rel=1e-4)
+    per_slice = [ssim(p, t) for p, t in zip(prediction, target)]
+    assert float(ssim_loss(prediction, target)) == pytest.approx(1 - sum(per_slice) / 2, rel=1e-3)
+    assert float(ssim_loss(target, target)) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_gradient_penalty_of_a_linear_critic():
+    weight = torch.randn(2, 8, 8)
+
+    def critic(x):
+        return (x * weight).flatten(1).sum(dim=1)
+
+    real, fake = torch.randn(3, 2, 8, 8), torch.randn(3, 2, 8, 8)
+    expected = (weight.norm() - 1) ** 2
+    assert float(gradient_penalty(critic, real, fake)) == pytest.approx(float(expected), rel=1e-4)
