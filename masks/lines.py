@@ -7,6 +7,8 @@ achieved ratio is within half a line of the target. A centre block of
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from masks.base import Mask, as_generator, centre_slice, weighted_choice
@@ -52,6 +54,24 @@ def _split(width: int, n_center: int) -> tuple[np.ndarray, np.ndarray]:
     return centre, outer
 
 
+def _line_mask(
+    shape: tuple[int, int],
+    ratio: float,
+    rng: int | np.random.Generator,
+    center_fraction: float | None,
+    kind: str,
+    choose: Callable[[np.ndarray, int, np.random.Generator], np.ndarray],
+    extra: dict | None = None,
+) -> Mask:
+    """Centre block plus ``choose(outer_lines, count, generator)`` lines outside it."""
+    gen = as_generator(rng)
+    n_lines, n_center, center_fraction = _counts(shape[1], ratio, center_fraction)
+    centre, outer = _split(shape[1], n_center)
+    chosen = choose(outer, n_lines - n_center, gen) if n_lines > n_center else outer[:0]
+    params = {"center_fraction": center_fraction, "lines": n_lines, "center_lines": n_center, **(extra or {})}
+    return _finish(shape, np.concatenate([centre, chosen]), kind, ratio, n_center, params)
+
+
 def cartesian_mask(
     shape: tuple[int, int],
     ratio: float,
@@ -64,12 +84,11 @@ def cartesian_mask(
     ------
     returns ``Mask.array`` of ``shape = (H, W)``; columns of W are sampled.
     """
-    gen = as_generator(rng)
-    n_lines, n_center, center_fraction = _counts(shape[1], ratio, center_fraction)
-    centre, outer = _split(shape[1], n_center)
-    chosen = gen.choice(outer, size=n_lines - n_center, replace=False)
-    params = {"center_fraction": center_fraction, "lines": n_lines, "center_lines": n_center}
-    return _finish(shape, np.concatenate([centre, chosen]), "cartesian", ratio, n_center, params)
+
+    def choose(outer, count, gen):
+        return gen.choice(outer, size=count, replace=False)
+
+    return _line_mask(shape, ratio, rng, center_fraction, "cartesian", choose)
 
 
 def equispaced_mask(
@@ -84,18 +103,13 @@ def equispaced_mask(
     ------
     returns ``Mask.array`` of ``shape = (H, W)``.
     """
-    gen = as_generator(rng)
-    n_lines, n_center, center_fraction = _counts(shape[1], ratio, center_fraction)
-    centre, outer = _split(shape[1], n_center)
-    n_outer = n_lines - n_center
-    if n_outer > 0:
-        step = outer.shape[0] / n_outer
-        positions = np.floor(gen.uniform(0, step) + step * np.arange(n_outer)).astype(int)
-        chosen = outer[np.clip(positions, 0, outer.shape[0] - 1)]
-    else:
-        chosen = outer[:0]
-    params = {"center_fraction": center_fraction, "lines": n_lines, "center_lines": n_center}
-    return _finish(shape, np.concatenate([centre, chosen]), "equispaced", ratio, n_center, params)
+
+    def choose(outer, count, gen):
+        step = outer.shape[0] / count
+        positions = np.floor(gen.uniform(0, step) + step * np.arange(count)).astype(int)
+        return outer[np.clip(positions, 0, outer.shape[0] - 1)]
+
+    return _line_mask(shape, ratio, rng, center_fraction, "equispaced", choose)
 
 
 def gaussian1d_mask(
@@ -115,17 +129,11 @@ def gaussian1d_mask(
     ------
     returns ``Mask.array`` of ``shape = (H, W)``.
     """
-    gen = as_generator(rng)
     width = shape[1]
-    n_lines, n_center, center_fraction = _counts(width, ratio, center_fraction)
-    centre, outer = _split(width, n_center)
-    distance = outer - width // 2
-    weights = np.exp(-(distance**2) / (2 * (sigma_fraction * width) ** 2))
-    chosen = weighted_choice(outer, weights, n_lines - n_center, gen)
-    params = {
-        "center_fraction": center_fraction,
-        "lines": n_lines,
-        "center_lines": n_center,
-        "sigma_fraction": sigma_fraction,
-    }
-    return _finish(shape, np.concatenate([centre, chosen]), "gaussian1d", ratio, n_center, params)
+
+    def choose(outer, count, gen):
+        weights = np.exp(-((outer - width // 2) ** 2) / (2 * (sigma_fraction * width) ** 2))
+        return weighted_choice(outer, weights, count, gen)
+
+    extra = {"sigma_fraction": sigma_fraction}
+    return _line_mask(shape, ratio, rng, center_fraction, "gaussian1d", choose, extra)
