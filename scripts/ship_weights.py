@@ -25,6 +25,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run", type=Path)
     parser.add_argument("name", help="MODEL-Npct, e.g. gan-drn-10pct")
+    parser.add_argument(
+        "--previous", type=Path, action="append", default=[],
+        help="earlier run(s) this one was initialised from (--init), oldest first; recorded in the card",
+    )
     args = parser.parse_args()
     best = torch.load(args.run / "best.pt", map_location="cpu", weights_only=False)
     config = best["config"]
@@ -49,13 +53,31 @@ def main() -> None:
         "wall_seconds": float(rows[-1]["seconds"]),
         "validation_at_best": best["val"],
         "validation_conventions": "val split, fixed masks, magnitude, data range = slice max (fastMRI)",
-        "loss": "L_G = w_adv*L_adv + a*L_freq + b*L_nmse; see recon/gans.py for the weights",
+        "loss": "L_G = adversarial*L_adv + freq*L_freq + nmse*L_nmse + ssim*(1 - SSIM)",
+        "loss_weights": {
+            key: config.get(f"{key}_weight") if config.get(f"{key}_weight") is not None else default
+            for key, default in vars(get_spec(config["model"]).loss_weights).items()
+        },
+        "lipschitz": config.get("lipschitz") or get_spec(config["model"]).lipschitz,
         "trained_on": f"{os.cpu_count()} CPU cores, torch {torch.__version__}, Python {platform.python_version()}",
         "date": date.today().isoformat(),
-        "log": f"logs/{args.name}.csv",
     }
+    phases = []
+    for index, run in enumerate([*args.previous, args.run]):
+        with open(run / "log.csv") as handle:
+            log = list(csv.DictReader(handle))
+        phase_command = json.loads((run / "command.json").read_text())
+        phases.append({
+            "command": " ".join(["recon", *phase_command["argv"][1:]]),
+            "steps": int(log[-1]["step"]),
+            "wall_seconds": float(log[-1]["seconds"]),
+            "log": f"logs/{args.name}-phase{index + 1}.csv",
+        })
+        shutil.copy(run / "log.csv", WEIGHTS_DIR / "logs" / f"{args.name}-phase{index + 1}.csv")
+    card["training_phases"] = phases
+    card["total_wall_seconds"] = sum(p["wall_seconds"] for p in phases)
+    card["total_steps"] = sum(p["steps"] for p in phases)
     (WEIGHTS_DIR / f"{args.name}.json").write_text(json.dumps(card, indent=1) + "\n")
-    shutil.copy(args.run / "log.csv", WEIGHTS_DIR / "logs" / f"{args.name}.csv")
     shutil.copy(args.run / "val.json", WEIGHTS_DIR / "logs" / f"{args.name}-val.json")
     print(json.dumps(card, indent=1))
 

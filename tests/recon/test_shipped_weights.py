@@ -10,8 +10,8 @@ from recon import metrics
 from recon.learned import load_generator, shipped_weights
 
 # PSNR gain over zero-filled (dB) on the fixed test slice below, cartesian mask, seed 11.
-# Measured gains when the weights were shipped are in the README; the floors sit below.
-FLOORS_DB = {("gan-drn", 0.10): 2.0}
+# The floors sit about 2 dB below the gains measured when the weights were shipped.
+FLOORS_DB = {("gan-drn", 0.10): 6.0}  # measured at shipping: +8.10 dB
 
 
 def test_every_shipped_weights_file_has_a_floor_and_card():
