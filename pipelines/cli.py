@@ -108,6 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--batch-size", type=int, default=4)
     train.add_argument("--lr-g", type=float, default=1e-3)
     train.add_argument("--lr-d", type=float, default=1e-4)
+    train.add_argument("--lr-schedule", choices=("constant", "cosine"), default="constant",
+                       help="constant, or cosine decay to 5%% of the learning rates over --steps")
     train.add_argument("--n-critic", type=int, default=1, help="critic updates per generator update")
     train.add_argument("--lipschitz", choices=("gp", "clip"), help="critic constraint (default: the model's)")
     train.add_argument("--adversarial-weight", type=float, help="weight of L_adv (default: the model's)")
@@ -228,7 +230,7 @@ def _command_train(args: argparse.Namespace) -> int:
 
     config = TrainConfig(
         model=args.model, ratios=parse_ratios(args.mask), mask_type=args.mask_type, steps=args.steps,
-        batch_size=args.batch_size, lr_g=args.lr_g, lr_d=args.lr_d, n_critic=args.n_critic,
+        batch_size=args.batch_size, lr_g=args.lr_g, lr_d=args.lr_d, lr_schedule=args.lr_schedule, n_critic=args.n_critic,
         lipschitz=args.lipschitz, adversarial_weight=args.adversarial_weight, ssim_weight=args.ssim_weight, val_every=args.val_every,
         patience=args.patience, generator=_generator_options(args.generator), device=args.device,
         seed=args.seed, out=args.out, resume=args.resume, init=args.init, threads=args.threads,

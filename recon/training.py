@@ -53,6 +53,7 @@ class TrainConfig:
     batch_size: int = 4
     lr_g: float = 1e-3
     lr_d: float = 1e-4
+    lr_schedule: str = "constant"
     n_critic: int = 1
     lipschitz: str | None = None
     gp_weight: float = 10.0
@@ -77,10 +78,28 @@ class TrainConfig:
         get_spec(self.model)
         if self.steps < 1 or self.batch_size < 1 or self.n_critic < 0:
             raise ValueError("steps and batch size must be >= 1 and n_critic >= 0")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
         if self.lipschitz not in (None, "gp", "clip"):
             raise ValueError(f"lipschitz must be 'gp' or 'clip', got {self.lipschitz!r}")
         if not self.ratios or not all(0 < r <= 1 for r in self.ratios):
             raise ValueError(f"ratios must be in (0, 1], got {self.ratios}")
+
+
+LR_SCHEDULES = ("constant", "cosine")
+COSINE_FLOOR = 0.05
+
+
+def lr_factor(schedule: str, step: int, steps: int) -> float:
+    """Learning-rate multiplier for the step about to be taken (0-based ``step``).
+
+    ``constant`` is 1; ``cosine`` decays from 1 to ``COSINE_FLOOR`` over ``steps``. It is a
+    pure function of the step, so ``--resume`` needs no scheduler state to continue exactly.
+    """
+    if schedule == "constant":
+        return 1.0
+    progress = min(max(step / max(steps, 1), 0.0), 1.0)
+    return COSINE_FLOOR + (1.0 - COSINE_FLOOR) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 def resolve_device(name: str) -> torch.device:
@@ -159,6 +178,7 @@ def train(config: TrainConfig, train_set: SliceSet, val_set: SliceSet, progress:
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     start_step, epoch, used_in_epoch, best, history, stale = 0, 0, 0, math.inf, [], 0
+    elapsed = 0.0  # seconds spent by earlier runs of a resumed training
     checkpoint_path = out / "checkpoint.pt"
     if config.resume:
         if not checkpoint_path.is_file():
@@ -172,6 +192,9 @@ def train(config: TrainConfig, train_set: SliceSet, val_set: SliceSet, progress:
         torch.set_rng_state(state["rng"]["torch"])
         sampling.set_state(state["rng"]["generator"])
         epoch, used_in_epoch = state["rng"]["epoch"], state["rng"].get("used_in_epoch", 0)
+        elapsed = float(state.get("seconds", 0.0))
+        if main_process:
+            _truncate_log(out / "log.csv", start_step)
     else:
         if config.init:
             generator.load_state_dict(_generator_weights(Path(config.init), device))
@@ -205,7 +228,7 @@ def train(config: TrainConfig, train_set: SliceSet, val_set: SliceSet, progress:
         next(stream)
 
     show = main_process and (progress if progress is not None else os.isatty(2))
-    started = time.time()
+    started = time.time() - elapsed
     log_file = open(out / "log.csv", "a", newline="") if main_process else None
     writer = csv.writer(log_file) if log_file else None
     if writer and start_step == 0:
@@ -219,6 +242,9 @@ def train(config: TrainConfig, train_set: SliceSet, val_set: SliceSet, progress:
             zero_filled = _zero_filled(kspace, mask)
             real = _critic_input(target, target)
             loss_d = torch.zeros(())
+            for optimiser, base in ((opt_g, config.lr_g), (opt_d, config.lr_d)):
+                for group in optimiser.param_groups:
+                    group["lr"] = base * lr_factor(config.lr_schedule, step, config.steps)
             for _ in range(config.n_critic if adv_w > 0 else 0):
                 with torch.no_grad():
                     fake = _critic_input(generator(zero_filled, kspace, mask), target)
@@ -268,6 +294,7 @@ def train(config: TrainConfig, train_set: SliceSet, val_set: SliceSet, progress:
                     "generator": _unwrap(generator).state_dict(), "critic": _unwrap(critic).state_dict(),
                     "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "step": step, "best": best,
                     "history": history, "stale": stale, "config": _config_dict(config),
+                    "seconds": time.time() - started,
                     "rng": _rng_state(epoch, used_in_epoch, sampling),
                 })
             if distributed:
@@ -281,6 +308,21 @@ def train(config: TrainConfig, train_set: SliceSet, val_set: SliceSet, progress:
         if log_file:
             log_file.close()
     return {"steps": step, "seconds": time.time() - started, "best_val_nmse": best, "history": history}
+
+
+def _truncate_log(path: Path, step: int) -> None:
+    """Drop log rows written after the checkpoint a run resumes from, so that every step
+    appears once in ``log.csv``."""
+    if not path.is_file():
+        return
+    with open(path, newline="") as handle:
+        rows = list(csv.reader(handle))
+    kept = [row for row in rows if not row or not row[0].isdigit() or int(row[0]) <= step]
+    if len(kept) != len(rows):
+        tmp = path.with_name(f".{path.name}.tmp")
+        with open(tmp, "w", newline="") as handle:
+            csv.writer(handle).writerows(kept)
+        os.replace(tmp, path)
 
 
 def _generator_weights(path: Path, device: torch.device) -> dict[str, torch.Tensor]:

@@ -21,6 +21,18 @@ from recon.gans import get_spec
 from recon.learned import WEIGHTS_DIR
 
 
+def wall_seconds(rows: list[dict]) -> float:
+    """Wall time of a training log. A run resumed by an older trainer restarted its clock,
+    so each segment where ``seconds`` drops is counted in full (re-done steps included)."""
+    total, previous = 0.0, 0.0
+    for row in rows:
+        seconds = float(row["seconds"])
+        if seconds < previous:
+            total += previous
+        previous = seconds
+    return round(total + previous, 2)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run", type=Path)
@@ -50,7 +62,7 @@ def main() -> None:
         "command": " ".join(["recon", *command["argv"][1:]]),
         "steps_trained": int(rows[-1]["step"]),
         "best_step": best["step"],
-        "wall_seconds": float(rows[-1]["seconds"]),
+        "wall_seconds": wall_seconds(rows),
         "validation_at_best": best["val"],
         "validation_conventions": "val split, fixed masks, magnitude, data range = slice max (fastMRI)",
         "loss": "L_G = adversarial*L_adv + freq*L_freq + nmse*L_nmse + ssim*(1 - SSIM)",
@@ -70,7 +82,7 @@ def main() -> None:
         phases.append({
             "command": " ".join(["recon", *phase_command["argv"][1:]]),
             "steps": int(log[-1]["step"]),
-            "wall_seconds": float(log[-1]["seconds"]),
+            "wall_seconds": wall_seconds(log),
             "log": f"logs/{args.name}-phase{index + 1}.csv",
         })
         shutil.copy(run / "log.csv", WEIGHTS_DIR / "logs" / f"{args.name}-phase{index + 1}.csv")

@@ -7,7 +7,7 @@ import torch
 import torch.multiprocessing as mp
 
 from recon.augment import AcquisitionDataset, SliceSet, synthesize_contrast
-from recon.training import TrainConfig, train
+from recon.training import COSINE_FLOOR, TrainConfig, lr_factor, train
 
 TINY = {"width": 8, "blocks": 1, "stages": 2}
 
@@ -64,6 +64,34 @@ def test_resume_is_exact(tmp_path):
     b = torch.load(tmp_path / "b" / "run" / "checkpoint.pt", weights_only=False)["generator"]
     for key in a:
         torch.testing.assert_close(a[key], b[key])
+
+
+def test_resume_drops_log_rows_of_the_interrupted_run_and_keeps_the_clock(tmp_path):
+    data, val = _slices(), _slices(2, seed=1)
+    train(_config(tmp_path, steps=3, checkpoint_every=3, val_every=100), data, val, progress=False)
+    log = tmp_path / "run" / "log.csv"
+    with open(log, "a", newline="") as handle:  # rows an interrupted run wrote after its last checkpoint
+        csv.writer(handle).writerows([[4, 0, 1, 0, 1, 1, 0, 999.0], [5, 0, 1, 0, 1, 1, 0, 999.5]])
+    train(_config(tmp_path, steps=6, checkpoint_every=3, val_every=100, resume=True), data, val, progress=False)
+    with open(log) as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(row["step"]) for row in rows] == list(range(1, 7))
+    seconds = [float(row["seconds"]) for row in rows]
+    assert seconds == sorted(seconds) and seconds[-1] < 999
+
+
+def test_cosine_schedule_sets_the_optimiser_learning_rates(tmp_path):
+    factors = [lr_factor("cosine", step, 10) for step in range(11)]
+    assert factors[0] == 1.0 and factors[-1] == pytest.approx(COSINE_FLOOR)
+    assert all(a > b for a, b in zip(factors, factors[1:]))
+    assert lr_factor("constant", 7, 10) == 1.0
+    config = _config(tmp_path, steps=4, val_every=100, lr_schedule="cosine")
+    train(config, _slices(), _slices(2, seed=1), progress=False)
+    state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
+    assert state["opt_g"]["param_groups"][0]["lr"] == pytest.approx(config.lr_g * lr_factor("cosine", 3, 4))
+    assert state["opt_d"]["param_groups"][0]["lr"] == pytest.approx(config.lr_d * lr_factor("cosine", 3, 4))
+    with pytest.raises(ValueError, match="lr_schedule"):
+        TrainConfig(lr_schedule="step")
 
 
 def test_weight_clipping_keeps_critic_parameters_bounded(tmp_path):
