@@ -97,21 +97,23 @@ def build_parser() -> argparse.ArgumentParser:
         "fixed validation masks); keeps the checkpoint with the best validation NMSE.",
         epilog="examples:\n  recon train --model gan-drn --mask 10pct --steps 2000 --out runs/gan-drn-10pct\n"
         "  recon train --model gan-drn --mask 10pct --out runs/gan-drn-10pct --resume\n"
+        "  recon train --model csr-gan --mask 10pct-50pct --init recon/weights/gan-drn-10pct.pt --out runs/csr-gan\n"
         "  torchrun --nproc-per-node 2 -m pipelines.cli train --model gan-drn --mask 10pct --out runs/ddp",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    train.add_argument("--model", default="gan-drn", help="model to train (default gan-drn)")
+    train.add_argument("--model", default="gan-drn", help="model to train: gan-drn (default) or csr-gan")
     train.add_argument("--mask", default="10pct", help="preset Npct, a list 10pct,50pct, or a range 10pct-50pct")
     train.add_argument("--mask-type", default="cartesian", choices=masks.KINDS)
     train.add_argument("--data", default="sample", help="'sample' or a folder of NIfTI / .npy images")
     train.add_argument("--steps", type=int, default=2000)
     train.add_argument("--batch-size", type=int, default=4)
-    train.add_argument("--lr-g", type=float, default=1e-3)
-    train.add_argument("--lr-d", type=float, default=1e-4)
+    train.add_argument("--lr-g", type=float, help="generator learning rate (default: the model's; gan-drn 1e-3, csr-gan 1e-4)")
+    train.add_argument("--lr-d", type=float, help="critic learning rate (default: the model's; gan-drn 1e-4, csr-gan 2e-4)")
     train.add_argument("--lr-schedule", choices=("constant", "cosine"), default="constant",
                        help="constant, or cosine decay to 5%% of the learning rates over --steps")
     train.add_argument("--n-critic", type=int, default=1, help="critic updates per generator update")
-    train.add_argument("--lipschitz", choices=("gp", "clip"), help="critic constraint (default: the model's)")
+    train.add_argument("--lipschitz", choices=("gp", "clip", "spectral"),
+                       help="critic constraint (default: the model's; gan-drn gp, csr-gan spectral)")
     train.add_argument("--adversarial-weight", type=float, help="weight of L_adv (default: the model's)")
     train.add_argument("--ssim-weight", type=float, help="weight of an extra (1 - SSIM) term (default: the model's)")
     train.add_argument("--val-every", type=int, default=100)

@@ -68,16 +68,43 @@ def _pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tupl
     return x, (height, width)
 
 
+def run_cascade(image, kspace, mask, coil_maps, refinements, consistency) -> torch.Tensor:
+    """``x <- DC(x + refine(x))`` for each refinement, on images normalised to a peak of 1.
+
+    ``refinements`` map ``(B, 2, H, W)`` channels to a residual of the same shape;
+    ``consistency`` holds one data-consistency module per refinement.
+
+    Shapes
+    ------
+    image ``(B, H, W)`` complex, kspace ``(B, C, H, W)``, mask ``(H, W)`` or
+    ``(B, 1, H, W)``, coil_maps ``(B, C, H, W)`` or None -> ``(B, H, W)`` complex.
+    """
+    # Normalise each image so the network sees a fixed intensity range.
+    scale = image.abs().flatten(1).amax(dim=1).clamp_min(1e-12)[:, None, None]
+    x = image / scale
+    measured = kspace / scale[:, None]
+    for refine, project in zip(refinements, consistency):
+        channels = to_channels(x)
+        x = from_channels(channels + refine(channels))
+        x = project(x, measured, mask, coil_maps)
+    return x * scale
+
+
 class ResidualBlock(nn.Module):
     """conv-LeakyReLU-conv with an identity skip."""
 
-    def __init__(self, channels: int):
+    def __init__(self, channels: int, kernel: int = 3):
         super().__init__()
-        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1)
-        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.conv1 = nn.Conv2d(channels, channels, kernel, padding=kernel // 2)
+        self.conv2 = nn.Conv2d(channels, channels, kernel, padding=kernel // 2)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.conv2(F.leaky_relu(self.conv1(x), 0.1))
+    def forward(self, x: torch.Tensor, gamma: torch.Tensor | None = None, beta: torch.Tensor | None = None) -> torch.Tensor:
+        """``gamma`` / ``beta`` ``(B, channels)``: optional FiLM of the first convolution's
+        output, ``h * (1 + gamma) + beta`` (used by CSR-GAN's conditioning)."""
+        hidden = self.conv1(x)
+        if gamma is not None:
+            hidden = hidden * (1 + gamma[..., None, None]) + beta[..., None, None]
+        return x + self.conv2(F.leaky_relu(hidden, 0.1))
 
 
 class CascadeStage(nn.Module):
@@ -195,15 +222,7 @@ class GanDrnGenerator(nn.Module):
         mask: torch.Tensor,
         coil_maps: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        # Normalise each image so the network sees a fixed intensity range.
-        scale = image.abs().flatten(1).amax(dim=1).clamp_min(1e-12)[:, None, None]
-        x = image / scale
-        measured = kspace / scale[:, None]
-        for stage, consistency in zip(self.stages, self.consistency):
-            channels = to_channels(x)
-            x = from_channels(channels + stage(channels))
-            x = consistency(x, measured, mask, coil_maps)
-        return x * scale
+        return run_cascade(image, kspace, mask, coil_maps, list(self.stages), list(self.consistency))
 
 
 class ResNetCritic(nn.Module):
@@ -231,8 +250,17 @@ class ResNetCritic(nn.Module):
         self.features = nn.Sequential(*layers)
         self.dense = nn.Linear(channels, 1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.dense(self.features(x).mean(dim=(-2, -1))).squeeze(-1)
+    def forward(self, x: torch.Tensor, condition: torch.Tensor | None = None, features: bool = False):
+        """Scores ``(B,)``; with ``features=True`` also the list of the stages' feature
+        maps (for feature matching). ``condition`` is accepted and ignored: this critic
+        is unconditional, but the shared trainer calls every critic the same way."""
+        maps, out = [], x
+        for layer in self.features:
+            out = layer(out)
+            if isinstance(layer, _CriticBlock):
+                maps.append(out)
+        score = self.dense(out.mean(dim=(-2, -1))).squeeze(-1)
+        return (score, maps) if features else score
 
 
 class _CriticBlock(nn.Module):

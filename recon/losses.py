@@ -1,7 +1,8 @@
 """Losses for the learned reconstructors.
 
 ``L_G = adversarial_weight * L_adv + freq_weight * L_freq + nmse_weight * L_nmse
-+ ssim_weight * (1 - SSIM)`` (the SSIM term is off unless a model or run sets it)
++ ssim_weight * (1 - SSIM) + l1_weight * L_l1 + feature_matching_weight * L_fm``
+(terms whose weight is 0 are skipped; each model's weights are in ``recon.gans``)
 (the form ``L_adv + a L_freq + b L_nmse`` of GAN-DRN, scaled by ``1 / adversarial_weight``;
 Adam is invariant to that overall scale).
 
@@ -40,6 +41,17 @@ def nmse_loss(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return ((pred - true).pow(2).flatten(1).sum(dim=1) / true.pow(2).flatten(1).sum(dim=1).clamp_min(1e-12)).mean()
 
 
+def l1_loss(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """``||x_hat - x||_1 / ||x||_1`` of the magnitude images, averaged over the batch.
+
+    Shapes
+    ------
+    prediction, target: ``(B, H, W)`` (complex or real).
+    """
+    pred, true = prediction.abs(), target.abs()
+    return ((pred - true).abs().flatten(1).sum(dim=1) / true.flatten(1).sum(dim=1).clamp_min(1e-12)).mean()
+
+
 def ssim_loss(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """``1 - SSIM`` of the magnitudes (7x7 window, data range = each target's maximum).
 
@@ -62,6 +74,20 @@ def wasserstein_critic_loss(real_scores: torch.Tensor, fake_scores: torch.Tensor
 def wasserstein_generator_loss(fake_scores: torch.Tensor) -> torch.Tensor:
     """The generator maximises ``E[D(fake)]``."""
     return -fake_scores.mean()
+
+
+def hinge_critic_loss(real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
+    """Hinge loss of the discriminator: ``E[relu(1 - D(real))] + E[relu(1 + D(fake))]``.
+    (Its generator loss is ``-E[D(fake)]``, as for the Wasserstein loss.)"""
+    return torch.relu(1 - real_scores).mean() + torch.relu(1 + fake_scores).mean()
+
+
+def feature_matching_loss(fake_features: list[torch.Tensor], real_features: list[torch.Tensor]) -> torch.Tensor:
+    """Perceptual term without a downloaded network: the mean L1 distance between the
+    discriminator's feature maps of the output and of the target, per layer, averaged
+    over layers. The real features are treated as constants."""
+    terms = [(fake - real.detach()).abs().mean() for fake, real in zip(fake_features, real_features)]
+    return torch.stack(terms).mean()
 
 
 def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -12,6 +12,7 @@ through a DistributedSampler, and rank 0 alone logs and writes checkpoints.
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import math
 import os
@@ -31,10 +32,14 @@ from physics.complex import to_channels
 from physics.operators import SingleCoil
 from recon import metrics
 from recon.augment import AcquisitionDataset, SliceSet
+from recon.csr_gan import mask_condition
 from recon.gans import get_spec
 from recon.losses import (
+    feature_matching_loss,
     frequency_loss,
     gradient_penalty,
+    hinge_critic_loss,
+    l1_loss,
     nmse_loss,
     ssim_loss,
     wasserstein_critic_loss,
@@ -51,8 +56,8 @@ class TrainConfig:
     mask_type: str = "cartesian"
     steps: int = 2000
     batch_size: int = 4
-    lr_g: float = 1e-3
-    lr_d: float = 1e-4
+    lr_g: float | None = None
+    lr_d: float | None = None
     lr_schedule: str = "constant"
     n_critic: int = 1
     lipschitz: str | None = None
@@ -62,6 +67,8 @@ class TrainConfig:
     freq_weight: float | None = None
     nmse_weight: float | None = None
     ssim_weight: float | None = None
+    l1_weight: float | None = None
+    feature_matching_weight: float | None = None
     grad_clip: float = 1.0
     val_every: int = 100
     patience: int = 10
@@ -80,8 +87,8 @@ class TrainConfig:
             raise ValueError("steps and batch size must be >= 1 and n_critic >= 0")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
-        if self.lipschitz not in (None, "gp", "clip"):
-            raise ValueError(f"lipschitz must be 'gp' or 'clip', got {self.lipschitz!r}")
+        if self.lipschitz not in (None, "gp", "clip", "spectral"):
+            raise ValueError(f"lipschitz must be 'gp', 'clip' or 'spectral', got {self.lipschitz!r}")
         if not self.ratios or not all(0 < r <= 1 for r in self.ratios):
             raise ValueError(f"ratios must be in (0, 1], got {self.ratios}")
 
@@ -166,13 +173,18 @@ def train(config: TrainConfig, train_set: SliceSet, val_set: SliceSet, progress:
     freq_w = weights.freq if config.freq_weight is None else config.freq_weight
     nmse_w = weights.nmse if config.nmse_weight is None else config.nmse_weight
     ssim_w = weights.ssim if config.ssim_weight is None else config.ssim_weight
+    l1_w = weights.l1 if config.l1_weight is None else config.l1_weight
+    fm_w = weights.feature_matching if config.feature_matching_weight is None else config.feature_matching_weight
     lipschitz = config.lipschitz or spec.lipschitz
+    lr_g = spec.lr_g if config.lr_g is None else config.lr_g
+    lr_d = spec.lr_d if config.lr_d is None else config.lr_d
+    critic_loss = hinge_critic_loss if spec.adversarial == "hinge" else wasserstein_critic_loss
 
     torch.manual_seed(config.seed)
     generator = spec.build_generator(dict(config.generator)).to(device)
     critic = spec.build_critic().to(device)
-    opt_g = torch.optim.Adam(generator.parameters(), lr=config.lr_g, betas=(0.9, 0.999))
-    opt_d = torch.optim.Adam(critic.parameters(), lr=config.lr_d, betas=(0.5, 0.9))
+    opt_g = torch.optim.Adam(generator.parameters(), lr=lr_g, betas=(0.9, 0.999))
+    opt_d = torch.optim.Adam(critic.parameters(), lr=lr_d, betas=(0.5, 0.9))
     sampling = torch.Generator().manual_seed(config.seed + 7919 * rank)
 
     out = Path(config.out)
@@ -197,7 +209,9 @@ def train(config: TrainConfig, train_set: SliceSet, val_set: SliceSet, progress:
             _truncate_log(out / "log.csv", start_step)
     else:
         if config.init:
-            generator.load_state_dict(_generator_weights(Path(config.init), device))
+            initialised = load_matching(generator, _generator_weights(Path(config.init), device), config.init)
+            if main_process:
+                (out / "init.json").write_text(json.dumps({"from": config.init, **initialised}, indent=1))
         if main_process and (out / "log.csv").exists():
             (out / "log.csv").unlink()
 
@@ -240,17 +254,19 @@ def train(config: TrainConfig, train_set: SliceSet, val_set: SliceSet, progress:
             epoch, used_in_epoch, (kspace, mask, target, _) = next(stream)
             kspace, mask, target = kspace.to(device), mask.to(device), target.to(device)
             zero_filled = _zero_filled(kspace, mask)
+            condition = mask_condition(mask, kspace.shape[0]).to(device)
             real = _critic_input(target, target)
             loss_d = torch.zeros(())
-            for optimiser, base in ((opt_g, config.lr_g), (opt_d, config.lr_d)):
+            for optimiser, base in ((opt_g, lr_g), (opt_d, lr_d)):
                 for group in optimiser.param_groups:
                     group["lr"] = base * lr_factor(config.lr_schedule, step, config.steps)
-            for _ in range(config.n_critic if adv_w > 0 else 0):
+            for _ in range(config.n_critic if adv_w > 0 or fm_w > 0 else 0):
                 with torch.no_grad():
                     fake = _critic_input(generator(zero_filled, kspace, mask), target)
-                loss_d = wasserstein_critic_loss(critic(real), critic(fake))
+                loss_d = critic_loss(critic(real, condition), critic(fake, condition))
                 if lipschitz == "gp":
-                    loss_d = loss_d + config.gp_weight * gradient_penalty(critic, real, fake, sampling)
+                    judge = functools.partial(critic, condition=condition)
+                    loss_d = loss_d + config.gp_weight * gradient_penalty(judge, real, fake, sampling)
                 opt_d.zero_grad(set_to_none=True)
                 loss_d.backward()
                 torch.nn.utils.clip_grad_norm_(critic.parameters(), config.grad_clip * 10)
@@ -260,12 +276,22 @@ def train(config: TrainConfig, train_set: SliceSet, val_set: SliceSet, progress:
                         for parameter in critic.parameters():
                             parameter.clamp_(-config.clip_value, config.clip_value)
             output = generator(zero_filled, kspace, mask)
-            loss_adv = wasserstein_generator_loss(critic(_critic_input(output, target))) if adv_w > 0 else torch.zeros(())
+            loss_adv = torch.zeros(())
             loss_freq = frequency_loss(output, target)
             loss_nmse = nmse_loss(output, target)
-            loss_g = adv_w * loss_adv + freq_w * loss_freq + nmse_w * loss_nmse
+            loss_g = freq_w * loss_freq + nmse_w * loss_nmse
+            if adv_w > 0 or fm_w > 0:
+                fake_scores, fake_maps = critic(_critic_input(output, target), condition, features=True)
+                loss_adv = wasserstein_generator_loss(fake_scores)  # -E[D(fake)], for hinge too
+                loss_g = loss_g + adv_w * loss_adv
+                if fm_w > 0:
+                    with torch.no_grad():
+                        _, real_maps = critic(real, condition, features=True)
+                    loss_g = loss_g + fm_w * feature_matching_loss(fake_maps, real_maps)
             if ssim_w > 0:
                 loss_g = loss_g + ssim_w * ssim_loss(output, target)
+            if l1_w > 0:
+                loss_g = loss_g + l1_w * l1_loss(output, target)
             opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
             torch.nn.utils.clip_grad_norm_(generator.parameters(), config.grad_clip)
@@ -323,6 +349,19 @@ def _truncate_log(path: Path, step: int) -> None:
         with open(tmp, "w", newline="") as handle:
             csv.writer(handle).writerows(kept)
         os.replace(tmp, path)
+
+
+def load_matching(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> dict[str, Any]:
+    """Load every tensor of ``state`` whose name and shape match one of ``model``
+    (warm start, e.g. CSR-GAN from GAN-DRN weights: the FiLM layers the source lacks
+    keep their identity initialisation). Raises when nothing matches."""
+    own = model.state_dict()
+    matching = {key: value for key, value in state.items() if key in own and own[key].shape == value.shape}
+    if not matching:
+        raise ValueError(f"--init: no parameter of {source} fits this model")
+    model.load_state_dict(matching, strict=False)
+    return {"loaded": sorted(matching), "kept_initial": sorted(set(own) - set(matching)),
+            "ignored": sorted(set(state) - set(matching))}
 
 
 def _generator_weights(path: Path, device: torch.device) -> dict[str, torch.Tensor]:

@@ -6,23 +6,16 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from recon.augment import AcquisitionDataset, SliceSet, synthesize_contrast
+from recon.augment import AcquisitionDataset, synthesize_contrast
+from recon.gans import get_spec
 from recon.training import COSINE_FLOOR, TrainConfig, lr_factor, train
+from tests.toys import toy_slices
 
 TINY = {"width": 8, "blocks": 1, "stages": 2}
 
 
 def _slices(n=6, size=48, seed=0):
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:size, :size]
-    images = []
-    for _ in range(n):
-        cy, cx, r = rng.uniform(18, 30), rng.uniform(18, 30), rng.uniform(8, 15)
-        disk = ((yy - cy) ** 2 + (xx - cx) ** 2 < r**2).astype(np.float32)
-        inner = ((yy - cy) ** 2 + (xx - cx) ** 2 < (r / 2) ** 2).astype(np.float32)
-        images.append(0.6 * disk + 0.4 * inner)
-    images = np.stack(images)
-    return SliceSet(images, grey_matter=0.5 * images, white_matter=0.3 * images)
+    return toy_slices(n, size, seed)
 
 
 def _config(tmp_path, **overrides):
@@ -89,7 +82,8 @@ def test_cosine_schedule_sets_the_optimiser_learning_rates(tmp_path):
     train(config, _slices(), _slices(2, seed=1), progress=False)
     state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
     assert state["opt_g"]["param_groups"][0]["lr"] == pytest.approx(config.lr_g * lr_factor("cosine", 3, 4))
-    assert state["opt_d"]["param_groups"][0]["lr"] == pytest.approx(config.lr_d * lr_factor("cosine", 3, 4))
+    lr_d = get_spec("gan-drn").lr_d  # the model's default
+    assert state["opt_d"]["param_groups"][0]["lr"] == pytest.approx(lr_d * lr_factor("cosine", 3, 4))
     with pytest.raises(ValueError, match="lr_schedule"):
         TrainConfig(lr_schedule="step")
 

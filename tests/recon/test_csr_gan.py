@@ -1,0 +1,114 @@
+import csv
+
+import numpy as np
+import pytest
+import torch
+
+from masks import make_mask
+from physics.fft import fft2c
+from physics.operators import SingleCoil
+from recon.csr_gan import PAPER, CsrGanConfig, CsrGanGenerator, ProjectionCritic, mask_condition
+from recon.gan_drn import GanDrnGenerator, GeneratorConfig
+from recon.training import TrainConfig, load_matching, train
+from tests.toys import toy_slices as _slices
+
+TINY = {"width": 8, "blocks": 1, "stages": 2, "embedding": 8}
+
+
+def _inputs(shape, ratio=0.25, kind="cartesian", seed=0):
+    torch.manual_seed(seed)
+    image = torch.randn(1, *shape, dtype=torch.complex64)
+    mask = torch.from_numpy(make_mask(ratio, shape, kind, seed=seed).array)
+    kspace = mask * fft2c(image)[:, None]
+    return SingleCoil(mask).adjoint(kspace), kspace, mask
+
+
+def test_mask_condition_reads_ratio_and_family():
+    lines = torch.from_numpy(make_mask(0.25, (64, 64), "cartesian", seed=0).array)
+    spread = torch.from_numpy(make_mask(0.25, (64, 64), "vd2d", seed=0).array)
+    condition = mask_condition(torch.stack([lines, spread])[:, None])
+    assert condition.shape == (2, 4)
+    torch.testing.assert_close(condition[:, 0], torch.stack([lines.float().mean(), spread.float().mean()]))
+    assert condition[0, 2] == 1 and condition[1, 2] == 0
+    assert mask_condition(lines, batch=3).shape == (3, 4)
+
+
+def test_the_condition_changes_the_output():
+    generator = CsrGanGenerator(CsrGanConfig(**TINY))
+    for stage in generator.stages:
+        torch.nn.init.normal_(stage.film.weight, std=0.5)
+        torch.nn.init.normal_(stage.tail.weight, std=0.1)
+    image, kspace, mask = _inputs((32, 32))
+    low = generator(image, kspace, mask, condition=torch.tensor([[0.1, 0.1**0.5, 1.0, 0.0]]))
+    high = generator(image, kspace, mask, condition=torch.tensor([[0.5, 0.5**0.5, 1.0, 0.0]]))
+    assert (low - high).abs().max() > 1e-4
+
+
+@pytest.mark.parametrize("shape", [(33, 47), (40, 40)])
+def test_output_shape_and_hard_data_consistency(shape):
+    generator = CsrGanGenerator(CsrGanConfig(**TINY))
+    torch.nn.init.normal_(generator.stages[0].tail.weight, std=0.1)
+    image, kspace, mask = _inputs(shape)
+    output = generator(image, kspace, mask)
+    assert output.shape == (1, *shape) and output.dtype == torch.complex64
+    torch.testing.assert_close((fft2c(output)[:, None] * mask), kspace, atol=1e-5, rtol=1e-5)
+
+
+def test_paper_configuration_runs_forward_and_backward():
+    generator = CsrGanGenerator(PAPER)
+    torch.nn.init.normal_(generator.stages[0].tail.weight, std=0.01)
+    image, kspace, mask = _inputs((24, 24))
+    output = generator(image, kspace, mask)
+    output.abs().mean().backward()
+    assert generator.stages[0].head.weight.grad is not None
+    assert generator.stages[0].body[0].conv1.kernel_size == (5, 5) and len(generator.stages[0].body) == 8
+
+
+def test_gan_drn_weights_initialise_an_identical_csr_gan():
+    gan_drn = GanDrnGenerator(GeneratorConfig(width=8, blocks=1, stages=2))
+    for stage in gan_drn.stages:
+        torch.nn.init.normal_(stage.tail.weight, std=0.1)
+    csr = CsrGanGenerator(CsrGanConfig(**TINY))
+    report = load_matching(csr, gan_drn.state_dict(), "gan-drn")
+    assert not report["ignored"] and all("film" in key or "embed" in key for key in report["kept_initial"])
+    image, kspace, mask = _inputs((32, 32))
+    torch.testing.assert_close(csr(image, kspace, mask), gan_drn(image, kspace, mask))
+    with pytest.raises(ValueError, match="no parameter"):
+        load_matching(csr, {"other": torch.zeros(1)}, "elsewhere")
+
+
+def test_critic_is_size_independent_conditional_and_spectrally_normalised():
+    critic = ProjectionCritic(width=8, stages=3)
+    condition = torch.tensor([[0.1, 0.1**0.5, 1.0, 0.0], [0.5, 0.5**0.5, 0.0, 1.0]])
+    for shape in [(48, 48), (57, 33)]:
+        x = torch.randn(2, 2, *shape)
+        assert critic(x, condition).shape == (2,)
+        score, maps = critic(x, condition, features=True)
+        assert len(maps) == 4  # three residual blocks and the attention block
+    # the projection on the condition changes the score
+    x = torch.randn(1, 2, 48, 48).expand(2, -1, -1, -1)
+    assert not torch.allclose(*critic(x, condition))
+    # spectral norm: after power iterations each layer's largest singular value is ~1
+    for _ in range(30):
+        critic(torch.randn(2, 2, 48, 48), condition)
+    critic.eval()
+    layers = [m for m in critic.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    assert len(layers) >= 10
+    for layer in layers:
+        sigma = torch.linalg.matrix_norm(layer.weight.flatten(1), ord=2)
+        assert abs(float(sigma.detach()) - 1) < 0.05, layer
+
+
+def test_short_csr_gan_training_over_a_ratio_range_lowers_the_loss_and_resumes(tmp_path):
+    config = dict(model="csr-gan", steps=24, batch_size=2, val_every=12, checkpoint_every=12, generator=TINY,
+                  out=str(tmp_path / "run"), ratios=(0.2, 0.3, 0.4), lr_g=3e-3, seed=1, threads=1)
+    data, val = _slices(), _slices(2, seed=1)
+    train(TrainConfig(**config), data, val, progress=False)
+    with open(tmp_path / "run" / "log.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    losses = [float(row["loss_nmse"]) for row in rows]
+    assert len(losses) == 24 and np.mean(losses[-6:]) < np.mean(losses[:6])
+    assert any(float(row["loss_d"]) != 0 for row in rows)  # the discriminator trains
+    train(TrainConfig(**{**config, "steps": 30, "resume": True}), data, val, progress=False)
+    state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
+    assert state["step"] == 30
