@@ -1,0 +1,1 @@
+"""Benchmarks that back the README's measured numbers; see benchmarks/README.md."""
