@@ -121,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--generator", default="", help="generator options, e.g. width=32,blocks=2,stages=8 or kind=paper")
     train.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     train.add_argument("--threads", type=int, help="torch CPU threads")
+    train.add_argument("--time-limit", type=float, help="stop (validating and checkpointing) after this many wall seconds")
     train.add_argument("--out", default="runs/train", help="output folder for checkpoints and logs")
     train.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt at its exact step")
     train.add_argument("--init", help="start the generator from these weights (a shipped .pt or a best.pt)")
@@ -232,7 +233,7 @@ def _command_train(args: argparse.Namespace) -> int:
 
     config = TrainConfig(
         model=args.model, ratios=parse_ratios(args.mask), mask_type=args.mask_type, steps=args.steps,
-        batch_size=args.batch_size, lr_g=args.lr_g, lr_d=args.lr_d, lr_schedule=args.lr_schedule, n_critic=args.n_critic,
+        batch_size=args.batch_size, lr_g=args.lr_g, lr_d=args.lr_d, lr_schedule=args.lr_schedule, time_limit=args.time_limit, n_critic=args.n_critic,
         lipschitz=args.lipschitz, adversarial_weight=args.adversarial_weight, ssim_weight=args.ssim_weight, val_every=args.val_every,
         patience=args.patience, generator=_generator_options(args.generator), device=args.device,
         seed=args.seed, out=args.out, resume=args.resume, init=args.init, threads=args.threads,

@@ -80,6 +80,7 @@ class TrainConfig:
     resume: bool = False
     init: str | None = None
     threads: int | None = None
+    time_limit: float | None = None
 
     def __post_init__(self) -> None:
         get_spec(self.model)
@@ -302,8 +303,9 @@ def train(config: TrainConfig, train_set: SliceSet, val_set: SliceSet, progress:
             if writer:
                 writer.writerow([step, epoch, loss_g.item(), loss_adv.item(), loss_freq.item(), loss_nmse.item(), loss_d.item(), round(time.time() - started, 2)])
                 log_file.flush()
-            stop = False
-            if main_process and (step % config.val_every == 0 or step == config.steps):
+            # A wall-time budget (seconds, resumed runs included) ends training after this step.
+            stop = config.time_limit is not None and time.time() - started >= config.time_limit
+            if main_process and (step % config.val_every == 0 or step == config.steps or stop):
                 scores = validate(_unwrap(generator), val_dataset, device)
                 scores["step"] = step
                 history.append(scores)
@@ -313,7 +315,7 @@ def train(config: TrainConfig, train_set: SliceSet, val_set: SliceSet, progress:
                     _save(out / "best.pt", {"generator": _unwrap(generator).state_dict(), "config": _config_dict(config), "step": step, "val": scores})
                 else:
                     stale += 1
-                    stop = stale >= config.patience
+                    stop = stop or stale >= config.patience
                 bar.write(f"step {step}: val psnr {scores['psnr']:.2f} ssim {scores['ssim']:.4f} nmse {scores['nmse']:.5f}")
             if main_process and (step % config.checkpoint_every == 0 or step == config.steps or stop):
                 _save(checkpoint_path, {

@@ -147,3 +147,9 @@ def test_init_from_weights(tmp_path):
     assert summary["history"][0]["nmse"] == pytest.approx(first, rel=1e-3)
     with pytest.raises(FileNotFoundError, match="--init"):
         train(_config(tmp_path / "c", steps=1, init=str(tmp_path / "missing.pt")), data, val, progress=False)
+
+
+def test_time_limit_stops_with_a_validated_checkpoint(tmp_path):
+    summary = train(_config(tmp_path, steps=50, val_every=100, time_limit=0.0), _slices(), _slices(2, seed=1), progress=False)
+    assert summary["steps"] == 1 and len(summary["history"]) == 1
+    assert torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)["step"] == 1
