@@ -33,6 +33,18 @@ def wall_seconds(rows: list[dict]) -> float:
     return round(total + previous, 2)
 
 
+def ship_log(log: Path, name: str) -> str:
+    """Copy a training log into ``recon/weights/logs``, unless a shipped log (of an earlier
+    phase shared with other weights) already holds the same bytes; returns its file name."""
+    folder = WEIGHTS_DIR / "logs"
+    content = log.read_bytes()
+    for existing in sorted(folder.glob("*.csv")):
+        if existing.name != name and existing.read_bytes() == content:
+            return existing.name
+    shutil.copy(log, folder / name)
+    return name
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run", type=Path)
@@ -83,9 +95,8 @@ def main() -> None:
             "command": " ".join(["recon", *phase_command["argv"][1:]]),
             "steps": int(log[-1]["step"]),
             "wall_seconds": wall_seconds(log),
-            "log": f"logs/{args.name}-phase{index + 1}.csv",
+            "log": f"logs/{ship_log(run / 'log.csv', f'{args.name}-phase{index + 1}.csv')}",
         })
-        shutil.copy(run / "log.csv", WEIGHTS_DIR / "logs" / f"{args.name}-phase{index + 1}.csv")
     card["training_phases"] = phases
     card["total_wall_seconds"] = sum(p["wall_seconds"] for p in phases)
     card["total_steps"] = sum(p["steps"] for p in phases)

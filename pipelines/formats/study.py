@@ -1,0 +1,65 @@
+"""What a reader returns: one study (a volume or a raw acquisition) ready to reconstruct."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+class InputError(ValueError):
+    """A file that cannot be used, with the file's name and the problem in the message."""
+
+
+@dataclass
+class Study:
+    """One input to reconstruct.
+
+    Attributes
+    ----------
+    name : str
+        A file-system-safe name for the outputs (file stem, or stem + series number).
+    source : Path
+        The file or folder it came from.
+    format : str
+        ``dicom``, ``nifti``, ``npy``, ``fastmri``, ``ismrmrd`` or ``cfl``.
+    images : numpy.ndarray or None
+        ``(N, H, W)`` float32 magnitudes (image inputs: k-space is simulated from them).
+    kspace : numpy.ndarray or None
+        ``(N, C, H, W)`` complex64 measured k-space (C = 1 for single-coil).
+    mask : numpy.ndarray or None
+        ``(H, W)`` bool: the sampling of ``kspace`` when it is already undersampled;
+        None when it is fully sampled (the chosen mask is then applied).
+    reference : numpy.ndarray or None
+        ``(N, H, W)`` float32 target for the metrics, when one exists.
+    meta : dict
+        Format-specific information the writers need (NIfTI affine and header, DICOM
+        datasets, HDF5 attributes, ...).
+    """
+
+    name: str
+    source: Path
+    format: str
+    images: np.ndarray | None = None
+    kspace: np.ndarray | None = None
+    mask: np.ndarray | None = None
+    reference: np.ndarray | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def slices(self) -> int:
+        data = self.images if self.images is not None else self.kspace
+        return int(data.shape[0])
+
+    @property
+    def simulated(self) -> bool:
+        """True when k-space is simulated from magnitude images."""
+        return self.kspace is None
+
+
+def check_finite(array: np.ndarray, source: Path | str, what: str) -> None:
+    """Raise :class:`InputError` naming ``source`` when ``array`` holds NaN or Inf."""
+    if not np.isfinite(array).all():
+        raise InputError(f"{source}: {what} contains NaN or Inf values")
