@@ -1,0 +1,319 @@
+"""Batch reconstruction of files and folders (``recon batch``).
+
+Each input unit (a file, or a folder holding a DICOM series) is read, its k-space is
+simulated (magnitude images) or taken as measured (fastMRI, ISMRMRD, ``.cfl``), every
+method reconstructs every slice, and the outputs are written next to per-file
+metrics (when a reference exists). A unit that fails is logged with its reason and
+skipped; the others go on.
+
+Nothing finished is lost: every output is written to a temporary name and renamed, and
+``manifest.json`` (keyed by the input's content hash and the run's config) records
+each finished unit as soon as it is done, so ``--resume`` skips it after an
+interruption.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+import traceback
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import masks
+import recon
+from physics.acquisition import simulate_kspace
+from physics.fft import ifft2c
+from pipelines.formats import InputError, Study, discover, read_input
+from pipelines.formats.cfl import write_bart
+from pipelines.formats.dicom import write_dicom_series
+from pipelines.formats.fastmri import center_crop, write_fastmri
+from pipelines.formats.nifti import write_nifti
+from pipelines.output import staged_dir, write_json
+from recon import metrics
+from recon.api import coil_maps_for
+
+FORMATS = ("same", "nifti", "dicom", "h5", "cfl", "npy")
+SAME = {"dicom": "dicom", "nifti": "nifti", "npy": "npy", "fastmri": "h5", "ismrmrd": "h5", "cfl": "cfl"}
+MANIFEST = "manifest.json"
+
+
+@dataclass(frozen=True)
+class BatchConfig:
+    """Configuration of :func:`run_batch` (see ``recon batch --help``)."""
+
+    inputs: tuple[str, ...]
+    out: str
+    mask: str = "10pct"
+    mask_type: str = "cartesian"
+    methods: tuple[str, ...] = ("cs-tv",)
+    format: str = "same"
+    workers: int = 1
+    part: tuple[int, int] = (1, 1)
+    resume: bool = False
+    force: bool = False
+    seed: int = 0
+    scheduler: str | None = None
+
+    def __post_init__(self) -> None:
+        masks.parse_preset(self.mask)
+        if self.mask_type not in masks.KINDS:
+            raise ValueError(f"unknown mask type {self.mask_type!r}; valid types: {', '.join(masks.KINDS)}")
+        if self.format not in FORMATS:
+            raise ValueError(f"unknown format {self.format!r}; valid formats: {', '.join(FORMATS)}")
+        if not self.methods:
+            raise ValueError("no methods given")
+        for name in self.methods:
+            recon.registry.method_class(name)
+        index, count = self.part
+        if not 1 <= index <= count:
+            raise ValueError(f"--part must be i/N with 1 <= i <= N, got {index}/{count}")
+        if self.workers < 1:
+            raise ValueError(f"--workers must be >= 1, got {self.workers}")
+
+    def key_fields(self) -> dict[str, Any]:
+        """What makes an output: a change in any of these redoes a unit on ``--resume``."""
+        return {"mask": self.mask, "mask_type": self.mask_type, "methods": list(self.methods),
+                "format": self.format, "seed": self.seed, "version": recon.__version__}
+
+
+def content_hash(unit: Path) -> str:
+    """SHA-256 of a file's bytes, or of a folder's file names and bytes."""
+    digest = hashlib.sha256()
+    files = [unit] if unit.is_file() else sorted(p for p in unit.rglob("*") if p.is_file())
+    for path in files:
+        digest.update(str(path.relative_to(unit) if unit.is_dir() else path.name).encode())
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def unit_key(unit: Path, config: BatchConfig) -> str:
+    fields = json.dumps(config.key_fields(), sort_keys=True)
+    return hashlib.sha256(f"{content_hash(unit)}|{fields}".encode()).hexdigest()[:32]
+
+
+def _acquisition(study: Study, config: BatchConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """k-space ``(N, C, H, W)``, mask ``(H, W)``, reference ``(N, H, W)`` or None, and
+    ESPIRiT coil maps ``(N, C, H, W)`` for multi-coil data."""
+    shape = (study.images if study.simulated else study.kspace).shape[-2:]
+    if study.mask is not None:
+        mask = np.asarray(study.mask, bool)
+    else:  # one mask per volume, seeded by the input's name: every method sees the same
+        seed = masks.seed_from_name(study.name, config.seed)
+        mask = masks.make_mask(masks.parse_preset(config.mask), tuple(shape), config.mask_type, seed=seed).array
+    if study.simulated:
+        generator = torch.Generator().manual_seed(masks.seed_from_name(study.name, config.seed))
+        kspace, truth = simulate_kspace(torch.from_numpy(study.images), torch.from_numpy(mask), generator=generator)
+        return kspace.numpy(), mask, truth.abs().numpy(), None
+    kspace = study.kspace * mask
+    reference = study.reference
+    if reference is None and study.mask is None:  # fully sampled: its RSS is the reference
+        reference = np.sqrt((np.abs(ifft2c(study.kspace)) ** 2).sum(axis=1)).astype(np.float32)
+    coil_maps = None
+    if kspace.shape[1] > 1:
+        coil_maps = coil_maps_for(torch.from_numpy(kspace), mask).numpy()
+    return kspace, mask, reference, coil_maps
+
+
+def _write(study: Study, method: str, images: np.ndarray, folder: Path, config: BatchConfig, description: str) -> Path:
+    kind = SAME[study.format] if config.format == "same" else config.format
+    base = folder / f"{study.name}_{method}"
+    if kind == "dicom":
+        if study.format != "dicom":
+            raise InputError(f"{study.source}: DICOM output needs a DICOM input (its patient, study and geometry); use --format nifti or same")
+        with staged_dir(base, force=True) as staging:
+            write_dicom_series(staging, images, study.meta, description)
+        return base
+    if kind == "nifti":
+        meta = study.meta if study.format == "nifti" else _plain_nifti_meta(images)
+        path = base.with_name(base.name + ".nii.gz")
+        write_nifti(path, images, meta)
+        return path
+    if kind == "h5":
+        path = base.with_name(base.name + ".h5")
+        write_fastmri(path, images, {"method": method, "description": description, "source": str(study.source)})
+        return path
+    if kind == "cfl":
+        write_bart(base, images)
+        return base.with_name(base.name + ".cfl")
+    path = base.with_name(base.name + ".npy")
+    tmp = path.with_name(f".{path.name}.tmp.npy")
+    np.save(tmp, images.astype(np.float32))
+    os.replace(tmp, path)
+    return path
+
+
+def _plain_nifti_meta(images: np.ndarray) -> dict[str, Any]:
+    import nibabel as nib
+
+    shape = (images.shape[1], images.shape[2], images.shape[0])
+    return {"affine": np.eye(4), "header": nib.Nifti1Header(), "shape": shape}
+
+
+def process_unit(unit: str, config_dict: dict[str, Any], threads: int | None = None,
+                 on_slice: Callable[[], None] | None = None) -> dict[str, Any]:
+    """Reconstruct one unit; returns its manifest entry (never raises for bad input)."""
+    config = BatchConfig(**{**config_dict, "inputs": tuple(config_dict["inputs"]), "part": tuple(config_dict["part"]),
+                            "methods": tuple(config_dict["methods"])})
+    if threads:
+        torch.set_num_threads(threads)
+    path = Path(unit)
+    entry: dict[str, Any] = {"input": str(path), "outputs": [], "notes": [], "slices": 0}
+    started = time.perf_counter()
+    out = Path(config.out)
+    try:
+        studies, notes = read_input(path)
+        entry["notes"] += notes
+        for study in studies:
+            kspace, mask, reference, coil_maps = _acquisition(study, config)
+            ratio = float(mask.mean())
+            crop = study.meta.get("crop")
+            study_metrics: dict[str, Any] = {"source": str(study.source), "format": study.format,
+                                             "kspace": "simulated" if study.simulated else "measured",
+                                             "mask": config.mask if study.mask is None else "from file",
+                                             "mask_type": config.mask_type if study.mask is None else "from file",
+                                             "ratio": ratio, "methods": {}}
+            if reference is not None and crop:
+                reference = center_crop(reference, crop)
+            for method in config.methods:
+                images, seconds = [], 0.0
+                for index in range(len(kspace)):
+                    tick = time.perf_counter()
+                    maps = None if coil_maps is None else coil_maps[index]
+                    data = kspace[index] if kspace.shape[1] > 1 else kspace[index, 0]
+                    images.append(np.abs(recon.reconstruct(data, mask, method, coil_maps=maps)))
+                    seconds += time.perf_counter() - tick
+                    if on_slice:
+                        on_slice()
+                magnitude = np.stack(images).astype(np.float32)
+                if crop:
+                    magnitude = center_crop(magnitude, crop)
+                description = f"recon {method} {study_metrics['mask']} {study_metrics['mask_type']} ratio {ratio:.3f}"
+                entry["outputs"].append(str(_write(study, method, magnitude, out, config, description).relative_to(out)))
+                record: dict[str, Any] = {"seconds_per_slice": seconds / len(kspace)}
+                if reference is not None and reference.shape == magnitude.shape:
+                    data_range = float(reference.max())
+                    scores = [metrics.evaluate(torch.from_numpy(a), torch.from_numpy(b), data_range=data_range)
+                              for a, b in zip(magnitude, reference)]
+                    for key in ("psnr", "ssim", "nmse"):
+                        record[key] = float(np.mean([s[key] for s in scores]))
+                study_metrics["methods"][method] = record
+            entry["slices"] += len(kspace) * len(config.methods)
+            metrics_path = out / f"{study.name}.metrics.json"
+            write_json(metrics_path, study_metrics)
+            entry["outputs"].append(metrics_path.name)
+        entry["status"] = "done"
+    except (InputError, FileNotFoundError, PermissionError, OSError, ValueError) as error:
+        entry["status"] = "failed"
+        entry["error"] = str(error) if isinstance(error, InputError) else f"{path}: {type(error).__name__}: {error}"
+    except Exception as error:  # noqa: BLE001 - a batch must go on; the reason is logged
+        entry["status"] = "failed"
+        entry["error"] = f"{path}: unexpected {type(error).__name__}: {error}"
+        entry["traceback"] = traceback.format_exc()
+    entry["seconds"] = time.perf_counter() - started
+    return entry
+
+
+def _check_writable(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        raise PermissionError(f"cannot write to output folder {out}: {error.strerror or error}") from error
+
+
+def load_manifest(out: Path) -> dict[str, Any]:
+    path = out / MANIFEST
+    if not path.is_file():
+        return {"units": {}}
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: corrupt manifest ({error}); remove it or use --force") from error
+
+
+@dataclass
+class BatchResult:
+    done: list[dict[str, Any]]
+    skipped: list[dict[str, Any]]
+    failed: list[dict[str, Any]]
+    seconds: float
+    slices: int
+
+
+def run_batch(config: BatchConfig, progress: bool | None = None, log: Callable[[str], None] = print) -> BatchResult:
+    """Reconstruct every unit of ``config.inputs`` into ``config.out``; see the module doc."""
+    from tqdm import tqdm
+
+    out = Path(config.out)
+    if out.is_dir() and any(out.iterdir()) and not (config.resume or config.force):
+        raise FileExistsError(f"output folder {out} is not empty; use --resume to continue it or --force to add to it")
+    units = discover(list(config.inputs))
+    index, count = config.part
+    units = [unit for position, unit in enumerate(units) if position % count == index - 1]
+    _check_writable(out)
+    manifest = load_manifest(out) if config.resume else {"units": {}}
+    manifest["config"] = {key: value for key, value in asdict(config).items() if key not in ("resume", "force")}
+    todo, skipped = [], []
+    for unit in units:
+        key = unit_key(unit, config)
+        previous = manifest["units"].get(key)
+        if config.resume and previous and previous.get("status") == "done" and all((out / o).exists() for o in previous["outputs"]):
+            skipped.append(previous)
+        else:
+            todo.append((key, unit))
+    show = progress if progress is not None else os.isatty(2)
+    started = time.perf_counter()
+    done, failed = [], []
+
+    def record(key: str, entry: dict[str, Any]) -> None:
+        manifest["units"][key] = entry
+        write_json(out / MANIFEST, manifest)  # atomic: a crash keeps the last good manifest
+        (done if entry["status"] == "done" else failed).append(entry)
+        if entry["status"] != "done":
+            log(f"failed: {entry['error']}")
+        for note in entry.get("notes", []):
+            log(f"note: {note}")
+
+    payload = asdict(config)
+    with tqdm(total=len(todo), disable=not show, desc="files", unit="file", position=0) as files:
+        if config.scheduler:
+            from distributed import Client  # optional extra: pip install 'recon-mri[distributed]'
+
+            with Client(config.scheduler) as client:
+                futures = {client.submit(process_unit, str(unit), payload, 1, pure=False): key for key, unit in todo}
+                for future in _dask_completed(futures):
+                    record(futures[future], future.result())
+                    files.update(1)
+        elif config.workers > 1:
+            threads = max(1, (os.cpu_count() or 1) // config.workers)
+            with ProcessPoolExecutor(max_workers=config.workers) as pool:
+                futures = {pool.submit(process_unit, str(unit), payload, threads): key for key, unit in todo}
+                for future in as_completed(futures):
+                    record(futures[future], future.result())
+                    files.update(1)
+        else:
+            with tqdm(disable=not show, desc="slices", unit="slice", position=1, leave=False) as slices:
+                for key, unit in todo:
+                    record(key, process_unit(str(unit), payload, None, on_slice=lambda: slices.update(1)))
+                    files.update(1)
+    seconds = time.perf_counter() - started
+    return BatchResult(done, skipped, failed, seconds, sum(entry["slices"] for entry in done))
+
+
+def _dask_completed(futures):
+    from distributed import as_completed as dask_as_completed
+
+    return dask_as_completed(list(futures))

@@ -1,0 +1,107 @@
+"""fastMRI HDF5 files: ``kspace`` in, a ``reconstruction`` dataset out.
+
+``kspace`` is ``(slices, H, W)`` (single-coil) or ``(slices, coils, H, W)``
+(multi-coil) with H the readout, as in this project. The reference is
+``reconstruction_rss`` (multi-coil) or ``reconstruction_esc`` (single-coil) when
+present; it is cropped to the header's reconSpace (e.g. 320 x 320), and so are the
+reconstructions before they are scored and written. Test and challenge files carry a
+``mask`` of sampled columns: their k-space is already undersampled and is
+reconstructed as it is.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from pipelines.formats.study import InputError, Study, check_finite
+
+SUFFIXES = (".h5", ".hdf5")
+
+
+def recon_space(header: str) -> tuple[int, int] | None:
+    """``(x, y)`` of ``encoding/reconSpace/matrixSize`` in an ISMRMRD XML header."""
+    match = re.search(r"<reconSpace>.*?<matrixSize>\s*<x>(\d+)</x>\s*<y>(\d+)</y>", header, re.S)
+    return (int(match[1]), int(match[2])) if match else None
+
+
+def center_crop(images: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Crop the last two axes of ``images`` to ``shape`` around the centre (fastMRI's rule)."""
+    height, width = images.shape[-2:]
+    h, w = min(shape[0], height), min(shape[1], width)
+    top, left = (height - h) // 2, (width - w) // 2
+    return images[..., top : top + h, left : left + w]
+
+
+def is_fastmri(path: Path) -> bool:
+    if not path.name.lower().endswith(SUFFIXES):
+        return False
+    try:
+        with h5py.File(path, "r") as handle:
+            return "kspace" in handle
+    except OSError:
+        return False
+
+
+def read_fastmri(path: str | Path) -> Study:
+    """Read a fastMRI file.
+
+    Shapes
+    ------
+    ``kspace`` ``(slices, C, H, W)`` complex64; ``mask`` ``(H, W)`` when the file has one;
+    ``reference`` ``(slices, h, w)`` cropped to reconSpace when the file has one.
+    """
+    path = Path(path)
+    try:
+        with h5py.File(path, "r") as handle:
+            if "kspace" not in handle:
+                raise InputError(f"{path}: no 'kspace' dataset (not a fastMRI file)")
+            kspace = np.asarray(handle["kspace"][()])
+            header = handle["ismrmrd_header"][()] if "ismrmrd_header" in handle else b""
+            header = header.decode() if isinstance(header, bytes) else str(header)
+            reference = None
+            for key in ("reconstruction_rss", "reconstruction_esc"):
+                if key in handle:
+                    reference = np.asarray(handle[key][()], dtype=np.float32)
+                    break
+            columns = np.asarray(handle["mask"][()]).astype(bool) if "mask" in handle else None
+            attrs = {key: (value.item() if hasattr(value, "item") else value) for key, value in handle.attrs.items()}
+    except InputError:
+        raise
+    except (OSError, KeyError, ValueError) as error:
+        raise InputError(f"{path}: cannot read HDF5 file (truncated or corrupt?): {error}") from error
+    if not np.iscomplexobj(kspace):
+        raise InputError(f"{path}: 'kspace' must be complex, got {kspace.dtype}")
+    if kspace.ndim == 3:
+        kspace = kspace[:, None]
+    if kspace.ndim != 4:
+        raise InputError(f"{path}: 'kspace' must be (slices, H, W) or (slices, coils, H, W), got {kspace.shape}")
+    check_finite(kspace, path, "'kspace'")
+    mask = None
+    if columns is not None:
+        if columns.shape != (kspace.shape[-1],):
+            raise InputError(f"{path}: 'mask' has shape {columns.shape}; expected ({kspace.shape[-1]},) sampled columns")
+        mask = np.broadcast_to(columns[None, :], kspace.shape[-2:]).copy()
+    crop = recon_space(header) or (reference.shape[-2:] if reference is not None else None)
+    if reference is not None and crop is not None:
+        reference = center_crop(reference, crop)
+    return Study(
+        name=path.stem, source=path, format="fastmri", kspace=kspace.astype(np.complex64), mask=mask,
+        reference=reference, meta={"crop": tuple(crop) if crop else None, "attrs": attrs, "header": header},
+    )
+
+
+def write_fastmri(path: str | Path, images: np.ndarray, attrs: dict) -> None:
+    """Write ``images`` ``(slices, h, w)`` as a fastMRI-style ``reconstruction`` dataset
+    (float32), with ``attrs`` as file attributes; atomically (temporary file + rename)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with h5py.File(tmp, "w") as handle:
+        handle.create_dataset("reconstruction", data=np.asarray(images, dtype=np.float32))
+        for key, value in attrs.items():
+            handle.attrs[key] = value
+    os.replace(tmp, path)

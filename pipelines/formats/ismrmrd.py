@@ -1,0 +1,116 @@
+"""ISMRMRD raw data (HDF5): Cartesian k-space from the acquisitions, read with h5py.
+
+Noise scans, navigators and phase-correction lines are skipped (their header flags);
+of repeated scans the first repetition is read, and lines acquired more than once in
+it (averages) are averaged.
+Each remaining acquisition is placed by its ``kspace_encode_step_1`` (phase encode)
+and ``slice`` index. Readout oversampling (encoded x larger than reconSpace x) is
+removed by cropping the centre of the readout in image space. Phase-encode lines that
+were never acquired make the data undersampled: their mask is the acquired lines.
+The file's ``phantom`` image (written by ``ismrmrd_generate_cartesian_shepp_logan``),
+when present, is kept in ``meta["phantom"]``; it is not used as the metrics' reference
+because its intensity scale is not the coil data's (the reference of fully sampled
+data is its root-sum-of-squares image, as for any fully sampled k-space).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from physics.fft import fft2c, ifft2c
+from pipelines.formats.study import InputError, Study, check_finite
+
+# ISMRMRD acquisition flags (1-based bit numbers in the standard).
+SKIPPED_FLAGS = {"noise measurement": 19, "phase correction": 22, "navigation": 23}
+
+
+def is_ismrmrd(path: Path) -> bool:
+    try:
+        with h5py.File(path, "r") as handle:
+            return any(isinstance(group, h5py.Group) and "data" in group and "xml" in group for group in handle.values())
+    except OSError:
+        return False
+
+
+def _matrix(header: str, space: str) -> tuple[int, int]:
+    match = re.search(rf"<{space}>.*?<matrixSize>\s*<x>(\d+)</x>\s*<y>(\d+)</y>", header, re.S)
+    if not match:
+        raise InputError(f"ISMRMRD header has no {space} matrix size")
+    return int(match[1]), int(match[2])
+
+
+def _complex_image(dataset) -> np.ndarray:
+    data = np.asarray(dataset[()])
+    if data.dtype.kind == "V":  # complex64 stored as a pair of float32
+        data = data.view(np.complex64) if data.dtype.itemsize == 8 else data.view(np.complex128)
+    return data
+
+
+def read_ismrmrd(path: str | Path, group: str | None = None) -> Study:
+    """Read Cartesian raw data.
+
+    Shapes
+    ------
+    ``kspace`` ``(slices, C, H, W)`` complex64 with H the readout (oversampling removed)
+    and W the phase encodes; ``mask`` ``(H, W)`` when lines are missing;
+    ``meta["phantom"]`` ``(slices, H, W)`` when the file has one.
+    """
+    path = Path(path)
+    try:
+        with h5py.File(path, "r") as handle:
+            name = group or next((key for key, value in handle.items() if isinstance(value, h5py.Group) and "data" in value), None)
+            if name is None:
+                raise InputError(f"{path}: no ISMRMRD dataset group with 'data'")
+            root = handle[name]
+            header = root["xml"][0]
+            header = header.decode() if isinstance(header, bytes) else str(header)
+            acquisitions = root["data"][()]
+            phantom = _complex_image(root["phantom"]) if "phantom" in root else None
+    except InputError:
+        raise
+    except (OSError, KeyError, ValueError) as error:
+        raise InputError(f"{path}: cannot read ISMRMRD file (truncated or corrupt?): {error}") from error
+    if "<trajectory>cartesian</trajectory>" not in header.replace(" ", ""):
+        raise InputError(f"{path}: only Cartesian ISMRMRD data is supported")
+    encoded_x, encoded_y = _matrix(header, "encodedSpace")
+    recon_x, _ = _matrix(header, "reconSpace")
+    flags = acquisitions["head"]["flags"].astype(np.uint64)
+    skip = np.zeros(len(acquisitions), bool)
+    for bit in SKIPPED_FLAGS.values():
+        skip |= (flags & np.uint64(1 << (bit - 1))) != 0
+    repetition = acquisitions["head"]["idx"]["repetition"]
+    if (~skip).any():
+        skip |= repetition != repetition[~skip].min()  # repeated scans: the first repetition
+    kept = acquisitions[~skip]
+    if len(kept) == 0:
+        raise InputError(f"{path}: no imaging acquisitions (only noise / calibration scans)")
+    heads = kept["head"]
+    coils = int(heads["active_channels"].max())
+    samples = int(heads["number_of_samples"].max())
+    slices = int(heads["idx"]["slice"].max()) + 1
+    kspace = np.zeros((slices, coils, samples, encoded_y), np.complex64)
+    counts = np.zeros((slices, 1, samples, encoded_y), np.float32)
+    for head, data in zip(heads, kept["data"]):
+        line, where = int(head["idx"]["kspace_encode_step_1"]), int(head["idx"]["slice"])
+        count, channels = int(head["number_of_samples"]), int(head["active_channels"])
+        values = np.asarray(data, np.float32).view(np.complex64).reshape(channels, count)
+        kspace[where, :channels, :count, line] += values
+        counts[where, :, :count, line] += 1
+    kspace /= np.maximum(counts, 1)  # lines acquired more than once (averages) are averaged
+    sampled = counts.max(axis=(0, 1)) > 0
+    check_finite(kspace, path, "k-space")
+    if samples > recon_x:  # readout oversampling: crop the readout's centre in image space
+        image = ifft2c(kspace)
+        start = (samples - recon_x) // 2
+        kspace = fft2c(np.ascontiguousarray(image[..., start : start + recon_x, :])).astype(np.complex64)
+        sampled = sampled[start : start + recon_x]
+    lines = sampled.any(axis=0)
+    mask = None if lines.all() else np.broadcast_to(lines[None, :], kspace.shape[-2:]).copy()
+    meta = {"header": header}
+    if phantom is not None:  # (slices, y, x) -> (slices, H = x, W = y)
+        meta["phantom"] = np.abs(np.swapaxes(phantom.reshape(-1, *phantom.shape[-2:]), -1, -2)).astype(np.float32)
+    return Study(name=path.stem, source=path, format="ismrmrd", kspace=kspace, mask=mask, meta=meta)
