@@ -1,8 +1,17 @@
-"""Small synthetic training data for the trainer tests."""
+"""Fixtures the tests write themselves: small training data, DICOM series and fastMRI files."""
 
+from pathlib import Path
+
+import h5py
+import nibabel as nib
 import numpy as np
+import pydicom
 
+from physics.fft import fft2c
 from recon.augment import SliceSet
+
+PYDICOM_FILES = Path(pydicom.__file__).parent / "data" / "test_files"
+NIBABEL_DICOM = Path(nib.__file__).parent / "nicom" / "tests" / "data"
 
 
 def toy_slices(n: int = 6, size: int = 48, seed: int = 0) -> SliceSet:
@@ -17,3 +26,46 @@ def toy_slices(n: int = 6, size: int = 48, seed: int = 0) -> SliceSet:
         images.append(0.6 * disk + 0.4 * inner)
     images = np.stack(images)
     return SliceSet(images, grey_matter=0.5 * images, white_matter=0.3 * images)
+
+
+def dicom_series_fixture(folder: Path, count: int = 4, slope: float = 1.0, intercept: float = 0.0, uid: str | None = None) -> np.ndarray:
+    """A classic MR series from pydicom's MR_small.dcm: slices at z = 0, 5, 10, ... written in
+    shuffled file-name and InstanceNumber order. Returns the real values in slice order."""
+    folder.mkdir(parents=True, exist_ok=True)
+    template = pydicom.dcmread(PYDICOM_FILES / "MR_small.dcm")
+    uid = uid or pydicom.uid.generate_uid()
+    rng = np.random.default_rng(0)
+    values = []
+    order = [2, 0, 3, 1, 4, 5][:count]
+    for z in range(count):
+        ds = template.copy()
+        stored = (rng.integers(10, 1000, size=(ds.Rows, ds.Columns)) + 200 * z).astype(np.int16)
+        ds.PixelData = stored.tobytes()
+        ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+        ds.ImagePositionPatient = [0, 0, 5.0 * z]
+        ds.InstanceNumber = count - z  # reversed: sorting must not use it
+        ds.SeriesInstanceUID = uid
+        ds.SOPInstanceUID = pydicom.uid.generate_uid()
+        ds.RescaleSlope, ds.RescaleIntercept = slope, intercept
+        ds.save_as(folder / f"img{order[z]:02d}.dcm")
+        values.append(stored.astype(np.float32) * slope + intercept)
+    return np.stack(values)
+
+
+def fastmri_fixture(path: Path, mask: bool) -> np.ndarray:
+    rng = np.random.default_rng(1)
+    image = np.zeros((3, 64, 48), np.complex64)
+    image[:, 16:48, 12:36] = 1 + rng.random((3, 32, 24))
+    coils = np.exp(1j * np.linspace(0, 1, 4))[None, :, None, None]
+    kspace = fft2c(image[:, None] * coils).astype(np.complex64)
+    header = "<ismrmrdHeader><encoding><reconSpace><matrixSize><x>40</x><y>40</y><z>1</z></matrixSize></reconSpace></encoding></ismrmrdHeader>"
+    with h5py.File(path, "w") as handle:
+        columns = np.zeros(48, bool)
+        columns[::3] = columns[20:28] = True
+        handle.create_dataset("kspace", data=kspace * columns if mask else kspace)
+        handle.create_dataset("reconstruction_rss", data=np.abs(image) * 2)
+        handle.create_dataset("ismrmrd_header", data=header)
+        if mask:
+            handle.create_dataset("mask", data=columns)
+        handle.attrs["acquisition"] = "AXT1"
+    return np.abs(image) * 2

@@ -12,7 +12,6 @@ import numpy as np
 import pydicom
 import pytest
 
-from physics.fft import fft2c
 from pipelines.formats import InputError, discover, read_input
 from pipelines.formats.cfl import read_bart, write_bart
 from pipelines.formats.dicom import read_dicom, write_dicom_series
@@ -20,33 +19,7 @@ from pipelines.formats.fastmri import read_fastmri, write_fastmri
 from pipelines.formats.ismrmrd import read_ismrmrd
 from pipelines.formats.nifti import read_nifti, write_nifti
 from recon.bart import read_cfl, write_cfl
-
-PYDICOM_FILES = Path(pydicom.__file__).parent / "data" / "test_files"
-NIBABEL_DICOM = Path(nib.__file__).parent / "nicom" / "tests" / "data"
-
-
-def _series(folder: Path, count: int = 4, slope: float = 1.0, intercept: float = 0.0, uid: str | None = None) -> np.ndarray:
-    """A classic MR series from pydicom's MR_small.dcm: slices at z = 0, 5, 10, ... written in
-    shuffled file-name and InstanceNumber order. Returns the real values in slice order."""
-    folder.mkdir(parents=True, exist_ok=True)
-    template = pydicom.dcmread(PYDICOM_FILES / "MR_small.dcm")
-    uid = uid or pydicom.uid.generate_uid()
-    rng = np.random.default_rng(0)
-    values = []
-    order = [2, 0, 3, 1, 4, 5][:count]
-    for z in range(count):
-        ds = template.copy()
-        stored = (rng.integers(10, 1000, size=(ds.Rows, ds.Columns)) + 200 * z).astype(np.int16)
-        ds.PixelData = stored.tobytes()
-        ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
-        ds.ImagePositionPatient = [0, 0, 5.0 * z]
-        ds.InstanceNumber = count - z  # reversed: sorting must not use it
-        ds.SeriesInstanceUID = uid
-        ds.SOPInstanceUID = pydicom.uid.generate_uid()
-        ds.RescaleSlope, ds.RescaleIntercept = slope, intercept
-        ds.save_as(folder / f"img{order[z]:02d}.dcm")
-        values.append(stored.astype(np.float32) * slope + intercept)
-    return np.stack(values)
+from tests.toys import NIBABEL_DICOM, PYDICOM_FILES, dicom_series_fixture, fastmri_fixture
 
 
 def _dciodvfy_errors(path: Path) -> list[str]:
@@ -80,7 +53,7 @@ def test_nifti_with_nan_is_rejected_with_the_file_name(tmp_path):
 
 
 def test_dicom_series_sorted_by_position_and_rescaled(tmp_path):
-    values = _series(tmp_path / "series", slope=2.0, intercept=-10.0)
+    values = dicom_series_fixture(tmp_path / "series", slope=2.0, intercept=-10.0)
     (studies, notes) = read_dicom(sorted((tmp_path / "series").iterdir()), "series", tmp_path / "series")
     assert len(studies) == 1 and not notes
     np.testing.assert_allclose(studies[0].images, values)
@@ -136,8 +109,8 @@ def test_enhanced_multiframe_mr(tmp_path):
 
 
 def test_two_series_in_one_folder_are_split(tmp_path):
-    _series(tmp_path / "mixed", count=2)
-    _series(tmp_path / "other", count=3)
+    dicom_series_fixture(tmp_path / "mixed", count=2)
+    dicom_series_fixture(tmp_path / "other", count=3)
     for path in (tmp_path / "other").iterdir():
         shutil.move(path, tmp_path / "mixed" / f"b_{path.name}")
     studies, notes = read_input(tmp_path / "mixed")
@@ -146,7 +119,7 @@ def test_two_series_in_one_folder_are_split(tmp_path):
 
 
 def test_dicom_without_pixels_is_skipped_and_bad_files_are_named(tmp_path):
-    _series(tmp_path / "series", count=2)
+    dicom_series_fixture(tmp_path / "series", count=2)
     report = pydicom.dcmread(PYDICOM_FILES / "MR_small.dcm")
     del report.PixelData
     report.save_as(tmp_path / "series" / "report.dcm")
@@ -172,27 +145,8 @@ def test_compressed_dicom_without_a_decoder_gets_a_clear_message():
         read_input(path)
 
 
-def _fastmri_file(path: Path, mask: bool) -> np.ndarray:
-    rng = np.random.default_rng(1)
-    image = np.zeros((3, 64, 48), np.complex64)
-    image[:, 16:48, 12:36] = 1 + rng.random((3, 32, 24))
-    coils = np.exp(1j * np.linspace(0, 1, 4))[None, :, None, None]
-    kspace = fft2c(image[:, None] * coils).astype(np.complex64)
-    header = "<ismrmrdHeader><encoding><reconSpace><matrixSize><x>40</x><y>40</y><z>1</z></matrixSize></reconSpace></encoding></ismrmrdHeader>"
-    with h5py.File(path, "w") as handle:
-        columns = np.zeros(48, bool)
-        columns[::3] = columns[20:28] = True
-        handle.create_dataset("kspace", data=kspace * columns if mask else kspace)
-        handle.create_dataset("reconstruction_rss", data=np.abs(image) * 2)
-        handle.create_dataset("ismrmrd_header", data=header)
-        if mask:
-            handle.create_dataset("mask", data=columns)
-        handle.attrs["acquisition"] = "AXT1"
-    return np.abs(image) * 2
-
-
 def test_fastmri_read_crop_mask_and_write(tmp_path):
-    target = _fastmri_file(tmp_path / "file.h5", mask=True)
+    target = fastmri_fixture(tmp_path / "file.h5", mask=True)
     study = read_fastmri(tmp_path / "file.h5")
     assert study.kspace.shape == (3, 4, 64, 48) and study.mask.shape == (64, 48)
     assert study.mask[:, ::3].all() and not study.mask[:, 1].any()
@@ -239,7 +193,7 @@ def test_cfl_round_trip_and_undersampling_detected(tmp_path):
 
 
 def test_discover_groups_dicom_folders_and_lists_files(tmp_path):
-    _series(tmp_path / "study" / "series1", count=2)
+    dicom_series_fixture(tmp_path / "study" / "series1", count=2)
     nib.save(nib.Nifti1Image(np.ones((20, 20, 2), np.float32), np.eye(4)), tmp_path / "study" / "vol.nii.gz")
     write_cfl(tmp_path / "study" / "raw", np.ones((20, 20), np.complex64))
     units = discover([tmp_path / "study"])

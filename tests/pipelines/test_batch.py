@@ -1,0 +1,132 @@
+"""``recon batch`` end to end over a mixed folder, with bad files, an interruption and
+``--resume``."""
+
+import json
+import os
+
+import h5py
+import nibabel as nib
+import numpy as np
+import pydicom
+import pytest
+
+import pipelines.batch as batch
+from pipelines.cli import main
+from tests.toys import dicom_series_fixture, fastmri_fixture
+
+
+def _volume(size=32, slices=2, seed=0):
+    rng = np.random.default_rng(seed)
+    data = np.zeros((size, size, slices), np.float32)
+    data[8:24, 6:26] = 100 + 50 * rng.random((16, 20, slices))
+    return data
+
+
+@pytest.fixture
+def mixed(tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    nib.save(nib.Nifti1Image(_volume(), np.diag([1.0, 1.0, 3.0, 1.0])), folder / "brain.nii.gz")
+    dicom_series_fixture(folder / "series", count=2)
+    np.save(folder / "slices.npy", np.moveaxis(_volume(seed=1), -1, 0))
+    fastmri_fixture(folder / "raw.h5", mask=True)
+    (folder / "truncated.h5").write_bytes((folder / "raw.h5").read_bytes()[:2000])
+    bad = _volume(seed=2)
+    bad[1, 1, 0] = np.nan
+    nib.save(nib.Nifti1Image(bad, np.eye(4)), folder / "nan.nii.gz")
+    return folder
+
+
+def test_mixed_folder_bad_files_interruption_and_resume(mixed, tmp_path, capsys, monkeypatch):
+    out = tmp_path / "out"
+    real = batch.process_unit
+    calls = []
+
+    def interrupted(unit, *args, **kwargs):
+        calls.append(unit)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(unit, *args, **kwargs)
+
+    monkeypatch.setattr(batch, "process_unit", interrupted)
+    assert main(["batch", str(mixed), "--out", str(out), "--methods", "zero-filled"]) == 1
+    manifest = json.loads((out / "manifest.json").read_text())
+    finished = [entry for entry in manifest["units"].values() if entry["status"] in ("done", "failed")]
+    assert len(finished) == 2  # recorded before the interruption, outputs in place
+    for entry in finished:
+        assert all((out / output).exists() for output in entry["outputs"])
+
+    monkeypatch.setattr(batch, "process_unit", real)
+    assert main(["batch", str(mixed), "--out", str(out), "--methods", "zero-filled"]) == 2  # not without --resume
+    capsys.readouterr()
+    code = main(["batch", str(mixed), "--out", str(out), "--methods", "zero-filled", "--resume"])
+    captured = capsys.readouterr()
+    assert code == 3  # finished, with the two bad files failed
+    done_before = sum(entry["status"] == "done" for entry in finished)
+    assert f"{done_before} already done (resume)" in captured.out
+    assert "truncated.h5" in captured.out and "nan.nii.gz" in captured.out and "NaN" in captured.out
+    assert (out / "brain_zero-filled.nii.gz").is_file() and (out / "slices_zero-filled.npy").is_file()
+    assert (out / "raw_zero-filled.h5").is_file() and (out / "series_zero-filled" / "0001.dcm").is_file()
+    nifti = nib.load(out / "brain_zero-filled.nii.gz")
+    assert nifti.shape == (32, 32, 2) and nifti.get_data_dtype() == np.float32
+    np.testing.assert_allclose(nifti.affine, np.diag([1.0, 1.0, 3.0, 1.0]))
+    derived = pydicom.dcmread(out / "series_zero-filled" / "0001.dcm")
+    assert "zero-filled" in derived.SeriesDescription and "DERIVED" in derived.ImageType
+    with h5py.File(out / "raw_zero-filled.h5") as handle:
+        assert handle["reconstruction"].shape == (3, 40, 40)  # cropped to reconSpace
+    report = json.loads((out / "raw.metrics.json").read_text())
+    assert report["kspace"] == "measured" and report["mask"] == "from file"
+    assert report["methods"]["zero-filled"]["psnr"] > 5
+    brain = json.loads((out / "brain.metrics.json").read_text())
+    assert brain["kspace"] == "simulated" and abs(brain["ratio"] - 0.1) < 0.05
+    assert not list(out.rglob(".*"))  # no temporary files left
+
+
+def test_a_write_failure_fails_that_file_only(mixed, tmp_path, monkeypatch, capsys):
+    real = batch.write_nifti
+
+    def failing(path, images, meta):
+        if "brain" in str(path):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path, images, meta)
+
+    monkeypatch.setattr(batch, "write_nifti", failing)
+    out = tmp_path / "out"
+    code = main(["batch", str(mixed / "brain.nii.gz"), str(mixed / "slices.npy"), "--out", str(out),
+                 "--methods", "zero-filled", "--format", "nifti"])
+    assert code == 3
+    assert "Permission denied" in capsys.readouterr().out
+    assert (out / "slices_zero-filled.nii.gz").is_file()
+
+
+def test_read_only_output_and_empty_input_are_usage_errors(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert main(["batch", str(tmp_path / "empty"), "--out", str(tmp_path / "out")]) == 2
+    assert "nothing to reconstruct" in capsys.readouterr().err
+    nib.save(nib.Nifti1Image(_volume(), np.eye(4)), tmp_path / "vol.nii")
+    read_only = tmp_path / "read-only"
+    read_only.mkdir()
+    read_only.chmod(0o555)
+    if os.access(read_only, os.W_OK):  # root ignores permissions: use a read-only file system instead
+        read_only = "/proc/recon-read-only-test"
+    assert main(["batch", str(tmp_path / "vol.nii"), "--out", str(read_only)]) == 2
+    assert "cannot write to output folder" in capsys.readouterr().err
+
+
+def test_parts_split_the_inputs_and_two_workers_finish_them(tmp_path):
+    for index in range(3):
+        nib.save(nib.Nifti1Image(_volume(seed=index), np.eye(4)), tmp_path / f"v{index}.nii")
+    inputs = [str(tmp_path / f"v{index}.nii") for index in range(3)]
+    assert main(["batch", *inputs, "--out", str(tmp_path / "p1"), "--methods", "zero-filled", "--part", "1/2"]) == 0
+    assert sorted(p.name for p in (tmp_path / "p1").glob("*.nii.gz")) == ["v0_zero-filled.nii.gz", "v2_zero-filled.nii.gz"]
+    assert main(["batch", *inputs, "--out", str(tmp_path / "w2"), "--methods", "zero-filled", "--workers", "2"]) == 0
+    assert len(list((tmp_path / "w2").glob("*.nii.gz"))) == 3
+
+
+def test_dask_local_cluster(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    nib.save(nib.Nifti1Image(_volume(), np.eye(4)), tmp_path / "vol.nii")
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        code = main(["batch", str(tmp_path / "vol.nii"), "--out", str(tmp_path / "out"), "--methods", "zero-filled",
+                     "--scheduler", cluster.scheduler_address])
+    assert code == 0 and (tmp_path / "out" / "vol_zero-filled.nii.gz").is_file()
