@@ -20,7 +20,7 @@ from pipelines.config import RunConfig
 from pipelines.datasets import sample
 from pipelines.images import hot_colormap, read_image_stack, save_png, to_uint8
 from pipelines.output import check_output_dir, staged_dir, write_json
-from recon import metrics
+from recon import metrics, trust
 from recon.api import coil_maps_for
 
 ERROR_MAP_SCALE = 0.2
@@ -107,6 +107,12 @@ def _summary(records: list[dict[str, Any]], methods: list[str]) -> list[dict[str
             values = np.array([r[key] for r in mine], dtype=float)
             row[key] = float(values.mean())
             row[f"{key}_std"] = float(values.std())
+        if mine and "dc_residual" in mine[0]:
+            row["dc_residual_max"] = float(max(r["dc_residual"] for r in mine))
+        if mine and "hallucination_energy" in mine[0]:
+            row["hallucination_reference"] = mine[0]["hallucination_reference"]
+            row["hallucination_energy"] = float(np.mean([r["hallucination_energy"] for r in mine]))
+            row["hallucination_flagged"] = int(sum(r["hallucination_flagged"] for r in mine))
         rows.append(row)
     return rows
 
@@ -119,7 +125,44 @@ def format_table(summary: list[dict[str, Any]]) -> str:
             f"{row['method']:<12} {row['psnr']:>7.2f} ±{row['psnr_std']:>5.2f} "
             f"{row['ssim']:>7.4f} ±{row['ssim_std']:>5.3f} {row['nmse']:>10.5f} {row['seconds']:>9.3f}"
         )
+    for row in summary:
+        if "dc_residual_max" in row:
+            line = f"trust {row['method']}: data-consistency residual <= {row['dc_residual_max']:.1e}"
+            if "hallucination_energy" in row:
+                line += (f"; energy added in unmeasured k-space vs {row['hallucination_reference']}: "
+                         f"{row['hallucination_energy']:.4f} (flagged above {trust.HALLUCINATION_THRESHOLD}: "
+                         f"{row['hallucination_flagged']}/{row['slices']} slices)")
+            lines.append(line)
     return "\n".join(lines)
+
+
+def _trust(records, outputs, kspace, mask, coil_maps, methods, notes) -> dict[str, list[np.ndarray]]:
+    """Add the trust check (``recon.trust``) to the records of every learned method:
+    its data-consistency residual, and the energy of what it adds in unmeasured k-space
+    relative to the best CS method of this run (by mean PSNR). Returns ``|h|`` maps."""
+    learned = [name for name in methods if recon.registry.method_class(name).family == "learned"]
+    cs = [name for name in methods if recon.registry.method_class(name).family == "cs"]
+    maps: dict[str, list[np.ndarray]] = {}
+    if not learned:
+        return maps
+    best = max(cs, key=lambda n: np.mean([r["psnr"] for r in records if r["method"] == n])) if cs else None
+    if best is None:
+        notes.append("trust check: no CS method in this run, so no hallucination map (data-consistency residual only)")
+    for name in learned:
+        maps[name] = []
+        mine = [r for r in records if r["method"] == name]
+        for index, record in enumerate(mine):
+            image = outputs[name][index]
+            maps_i = None if coil_maps is None else coil_maps[index]
+            record["dc_residual"] = trust.consistency_residual(image, kspace[index], mask, maps_i)
+            if best is not None:
+                record["hallucination_reference"] = best
+                record["hallucination_energy"] = trust.hallucination_energy(image, outputs[best][index], mask)
+                record["hallucination_flagged"] = record["hallucination_energy"] > trust.HALLUCINATION_THRESHOLD
+                maps[name].append(trust.hallucination_map(image, outputs[best][index], mask).abs().numpy())
+        if best is None:
+            del maps[name]
+    return maps
 
 
 def run(config: RunConfig, progress: bool | None = None) -> RunResult:
@@ -157,11 +200,13 @@ def run(config: RunConfig, progress: bool | None = None) -> RunResult:
     show = sys.stderr.isatty() if progress is None else progress
     records: list[dict[str, Any]] = []
     outputs: dict[str, list[np.ndarray]] = {}
+    complex_outputs: dict[str, list[torch.Tensor]] = {}
     torch_threads = torch.get_num_threads()
     with tqdm(total=len(methods) * len(ids), disable=not show, desc="reconstructing", unit="slice") as bar:
         for name in methods:
             reconstructor = recon.get(name)
             outputs[name] = []
+            complex_outputs[name] = []
             for index, slice_id in enumerate(ids):
                 maps = None if recon_maps is None else recon_maps[index : index + 1]
                 started = time.perf_counter()
@@ -183,8 +228,10 @@ def run(config: RunConfig, progress: bool | None = None) -> RunResult:
                     }
                 )
                 outputs[name].append(image.abs().numpy())
+                complex_outputs[name].append(image)
                 bar.update(1)
                 bar.set_postfix(method=name)
+    trust_maps = _trust(records, complex_outputs, kspace, mask_t, recon_maps, methods, notes)
     summary = _summary(records, methods)
     with staged_dir(config.out, config.force) as staging:
         folder = staging / "images"
@@ -198,6 +245,9 @@ def run(config: RunConfig, progress: bool | None = None) -> RunResult:
                 save_png(folder / f"{name}_{safe}.png", to_uint8(magnitude, data_range))
                 error = np.abs(magnitude - reference[index].numpy()) / (ERROR_MAP_SCALE * data_range)
                 save_png(folder / f"{name}_{safe}_error.png", hot_colormap(error))
+                if name in trust_maps:
+                    hallucination = trust_maps[name][index] / (ERROR_MAP_SCALE * data_range)
+                    save_png(folder / f"{name}_{safe}_hallucination.png", hot_colormap(hallucination))
         write_json(
             staging / "metrics.json",
             {

@@ -62,6 +62,7 @@ class ZeroFilled(Reconstructor):
     coil-combined with the conjugate coil maps for multi-coil data."""
 
     description = "inverse FFT of the zero-filled k-space (A^H y)"
+    family = "baseline"
 
     def reconstruct(self, kspace, mask, coil_maps=None):
         return _operator(mask, coil_maps).adjoint(kspace)

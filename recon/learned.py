@@ -55,6 +55,7 @@ def load_generator(path: str) -> torch.nn.Module:
 
 class _Learned(Reconstructor):
     model = ""
+    family = "learned"
 
     def __init__(self, weights: str | None = None, device: str = "cpu"):
         self.weights = weights

@@ -29,11 +29,16 @@ class Reconstructor:
     multicoil_only : bool
         The method only makes sense for multi-coil data (e.g. CG-SENSE, which on
         single-coil Cartesian data is exactly zero-filled).
+    family : str
+        ``baseline`` (zero-filled), ``cs`` (compressed sensing / iterative) or
+        ``learned``; reports group methods by it and the trust check compares every
+        learned method with the best ``cs`` one.
     """
 
     name: str = ""
     description: str = ""
     multicoil_only: bool = False
+    family: str = "cs"
 
     @classmethod
     def unavailable_reason(cls) -> str | None:

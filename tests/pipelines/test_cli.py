@@ -33,6 +33,18 @@ def test_run_end_to_end_two_slices(tmp_path, capsys):
     assert again[0]["psnr"] == pytest.approx(records[[r["method"] for r in records].index("zero-filled")]["psnr"])
 
 
+def test_run_trust_check_for_learned_methods(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["run", "--mask", "10pct", "--slices", "1", "--methods", "zero-filled,cs-tv,gan-drn", "--out", str(out)]) == 0
+    assert "trust gan-drn: data-consistency residual" in capsys.readouterr().out
+    records = {r["method"]: r for r in json.loads((out / "metrics.json").read_text())["records"]}
+    learned = records["gan-drn"]
+    assert learned["dc_residual"] < 1e-5 and learned["hallucination_reference"] == "cs-tv"
+    assert 0 < learned["hallucination_energy"] < 1 and learned["hallucination_flagged"] in (True, False)
+    assert "dc_residual" not in records["cs-tv"]
+    assert len(list((out / "images").glob("gan-drn_*_hallucination.png"))) == 1
+
+
 def test_run_refuses_to_overwrite(tmp_path, capsys):
     out = tmp_path / "run"
     out.mkdir()

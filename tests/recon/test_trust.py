@@ -1,0 +1,42 @@
+import torch
+
+from physics.consistency import hard_projection
+from physics.fft import fft2c, ifft2c
+from recon import trust
+
+
+def _setup(seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    image = torch.randn(32, 32, dtype=torch.complex64, generator=generator)
+    mask = torch.zeros(32, 32, dtype=torch.bool)
+    mask[:, ::3] = True
+    return image, mask, fft2c(image) * mask
+
+
+def test_consistency_residual_is_zero_after_hard_projection_and_positive_before():
+    image, mask, kspace = _setup()
+    guess = torch.randn(32, 32, dtype=torch.complex64, generator=torch.Generator().manual_seed(1))
+    assert trust.consistency_residual(guess, kspace[None], mask) > 0.5
+    projected = ifft2c(hard_projection(fft2c(guess), kspace, mask))
+    assert trust.consistency_residual(projected, kspace[None], mask) < 1e-6
+
+
+def test_multicoil_residual_uses_the_coil_maps():
+    image, mask, _ = _setup()
+    maps = torch.stack([torch.ones(32, 32), 0.5 * torch.ones(32, 32)]).to(torch.complex64)
+    kspace = fft2c(maps * image) * mask
+    assert trust.consistency_residual(image, kspace, mask, maps) < 1e-6
+    assert trust.consistency_residual(image, kspace.flip(0), mask, maps) > 0.1
+
+
+def test_hallucination_sees_only_unmeasured_differences():
+    image, mask, _ = _setup()
+    measured_change = ifft2c(fft2c(torch.randn(32, 32, dtype=torch.complex64)) * mask)
+    assert trust.hallucination_energy(image + measured_change, image, mask) < 1e-10
+    unmeasured = torch.zeros(32, 32, dtype=torch.complex64)
+    unmeasured[5, 4] = 3.0  # column 4 is not sampled
+    added = ifft2c(unmeasured)
+    energy = trust.hallucination_energy(image + added, image, mask)
+    expected = float(added.abs().pow(2).sum() / (image + added).abs().pow(2).sum())
+    assert abs(energy - expected) < 1e-6
+    torch.testing.assert_close(trust.hallucination_map(image + added, image, mask), added, atol=1e-5, rtol=1e-5)
