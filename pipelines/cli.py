@@ -154,6 +154,18 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--scheduler", help="address of a Dask distributed scheduler (pip install 'recon-mri[distributed]')")
     batch.add_argument("--seed", type=int, default=0)
 
+    report = commands.add_parser(
+        "report",
+        help="(re)build the HTML comparison report of one or more runs",
+        description="Build report.html, a self-contained HTML comparison (summary table, trust check, plots, "
+        "image grid, masks, provenance) from recon run output folders. Several runs (e.g. one per mask) make "
+        "one report with quality against the sampling ratio. Rebuilding replaces the report file.",
+        epilog="examples:\n  recon report recon-output\n  recon report runs/10pct runs/25pct runs/50pct --out comparison.html",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    report.add_argument("runs", nargs="+", help="recon run output folders")
+    report.add_argument("--out", help="report file (default RUN/report.html for one run; required for several)")
+
     commands.add_parser(
         "methods",
         help="list the reconstruction methods and whether they can run here",
@@ -197,7 +209,7 @@ def _command_run(args: argparse.Namespace) -> int:
     print(format_table(result.summary))
     for note in result.notes:
         print(f"note: {note}")
-    print(f"wrote {result.out}/metrics.json, config.json and images/")
+    print(f"wrote {result.out}/report.html, metrics.json, config.json and images/")
     return EXIT_OK
 
 
@@ -299,7 +311,17 @@ def _command_batch(args: argparse.Namespace) -> int:
     return EXIT_PARTIAL if result.failed else EXIT_OK
 
 
-COMMANDS = {"run": _command_run, "batch": _command_batch, "mask": _command_mask, "methods": _command_methods, "train": _command_train}
+def _command_report(args: argparse.Namespace) -> int:
+    from pipelines.report import write_report
+
+    if args.out is None and len(args.runs) > 1:
+        raise UsageError("several runs need --out FILE")
+    out = write_report(args.runs, args.out or Path(args.runs[0]) / "report.html")
+    print(f"wrote {out}")
+    return EXIT_OK
+
+
+COMMANDS = {"run": _command_run, "batch": _command_batch, "report": _command_report, "mask": _command_mask, "methods": _command_methods, "train": _command_train}
 
 
 def main(argv: list[str] | None = None) -> int:

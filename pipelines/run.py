@@ -20,6 +20,7 @@ from pipelines.config import RunConfig
 from pipelines.datasets import sample
 from pipelines.images import hot_colormap, read_image_stack, save_png, to_uint8
 from pipelines.output import check_output_dir, staged_dir, write_json
+from pipelines.report import write_report
 from recon import metrics, trust
 from recon.api import coil_maps_for
 
@@ -280,5 +281,6 @@ def run(config: RunConfig, progress: bool | None = None) -> RunResult:
                 },
             },
         )
+        write_report([staging], staging / "report.html")
     return RunResult(records, summary, mask, Path(config.out), notes)
 

@@ -1,0 +1,64 @@
+"""The HTML report: its content, and how it renders in a real browser (headless Chromium)."""
+
+import json
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from pipelines.cli import main
+
+PROBE = """<script>window.__errors=[];window.addEventListener('error',e=>window.__errors.push(String(e.message||e.type)),true);
+const _ce=console.error;console.error=(...a)=>{window.__errors.push(a.join(' '));_ce(...a)};
+window.addEventListener('load',()=>{const imgs=[...document.images];const pre=document.createElement('pre');pre.id='probe';
+pre.textContent=JSON.stringify({images:imgs.length,broken:imgs.filter(i=>!(i.complete&&i.naturalWidth>0)).map(i=>i.alt),
+rows:document.querySelectorAll('table.summary tbody tr').length,errors:window.__errors});document.body.appendChild(pre);});</script>"""
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("report")
+    for mask in ("10pct", "30pct"):
+        assert main(["run", "--mask", mask, "--slices", "2", "--methods", "zero-filled,cs-l1,gan-drn",
+                     "--out", str(folder / mask)]) == 0
+    return folder
+
+
+def test_run_writes_a_self_contained_report(runs):
+    text = (runs / "10pct" / "report.html").read_text()
+    for section in ("Summary", "Trust check", "Per-slice distributions", "Images", "Mask: 10pct cartesian", "Provenance"):
+        assert f">{section}" in text
+    assert not re.search(r"""(src|href)=["']?(https?:|//|file:)""", text)  # nothing to fetch
+    assert text.count("<tbody><tr>") >= 1 and text.count("★") >= 4
+    assert "simulated" in text and "icbm152" in text and "data-consistency residual" in text
+    assert "Quality against sampling ratio" not in text  # one ratio only
+
+
+def test_report_command_combines_runs(runs, capsys):
+    out = runs / "combined.html"
+    assert main(["report", str(runs / "10pct"), str(runs / "30pct"), "--out", str(out)]) == 0
+    text = out.read_text()
+    assert "Quality against sampling ratio" in text and "30pct cartesian" in text
+    assert main(["report", str(runs / "10pct"), str(runs / "30pct")]) == 2  # several runs need --out
+    assert main(["report", str(runs)]) == 2  # not a run folder
+    assert "not a recon run folder" in capsys.readouterr().err
+
+
+def test_report_in_headless_chromium(runs, tmp_path):
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("Chromium is not installed (Debian package 'chromium'); the report was not opened in a browser")
+    page = tmp_path / "probe.html"
+    page.write_text((runs / "10pct" / "report.html").read_text().replace("<head>", "<head>" + PROBE, 1))
+    common = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=5000"]
+    dom = subprocess.run([*common, "--enable-logging=stderr", "--v=0", "--dump-dom", page.as_uri()],
+                         capture_output=True, text=True, timeout=120)
+    probe = json.loads(re.search(r'<pre id="probe">([^<]*)</pre>', dom.stdout).group(1))
+    assert probe["errors"] == [] and not re.search(r"CONSOLE\(\d+\)", dom.stderr)
+    assert probe["images"] > 10 and probe["broken"] == []
+    assert probe["rows"] == 3  # one row per method
+    shot = tmp_path / "report.png"
+    subprocess.run([*common, f"--screenshot={shot}", "--window-size=1400,2000", (runs / "10pct" / "report.html").as_uri()],
+                   capture_output=True, timeout=120)
+    assert shot.is_file() and shot.stat().st_size > 10_000
