@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 
 import recon
-from masks import make_mask
 from physics import fft2c
 from recon import metrics
 from recon.learned import load_generator, ratio_distance, shipped_weights
+from recon.testing import assert_reconstruction_quality
 
 # PSNR gain over zero-filled (dB) on the fixed test slice below, cartesian mask, seed 11.
 # The floors sit about 2 dB below the gains measured when the weights were shipped.
@@ -27,14 +27,14 @@ def test_every_shipped_weights_file_has_a_floor_and_card():
 
 
 @pytest.mark.parametrize("model,ratio", sorted(FLOORS_DB))
-def test_shipped_weights_beat_zero_filled(brain_slice, model, ratio):
+def test_shipped_weights_beat_zero_filled(recon_sample_slice, recon_sample_kspace, recon_mask, model, ratio):
+    """Uses the project's own pytest plugin (recon.testing), as users' suites do."""
     if not any(ratio_distance(ratio, trained) == 0 for trained in shipped_weights(model).values()):
         pytest.fail(f"{model} weights for {ratio:.0%} are not shipped")
-    mask = make_mask(ratio, brain_slice.shape, "cartesian", seed=11).array
-    kspace = fft2c(brain_slice.astype(np.complex64))
-    zero_filled = recon.reconstruct(kspace, mask, "zero-filled")
-    learned = recon.reconstruct(kspace, mask, model)
-    gain = metrics.psnr(learned, brain_slice) - metrics.psnr(zero_filled, brain_slice)
-    assert gain >= FLOORS_DB[(model, ratio)], f"{model} at {ratio:.0%}: gain {gain:.2f} dB"
+    mask = recon_mask(f"{round(ratio * 100)}pct", "cartesian", seed=11)
+    zero_filled = recon.reconstruct(recon_sample_kspace, mask, "zero-filled")
+    learned = recon.reconstruct(recon_sample_kspace, mask, model)
+    floor = metrics.psnr(zero_filled, recon_sample_slice) + FLOORS_DB[(model, ratio)]
+    assert_reconstruction_quality(learned, recon_sample_slice, min_psnr=floor)
     # hard data consistency: the measured samples are kept
-    np.testing.assert_allclose(fft2c(learned)[mask], kspace[mask], atol=1e-4 * np.abs(kspace).max())
+    np.testing.assert_allclose(fft2c(learned)[mask], recon_sample_kspace[mask], atol=1e-4 * np.abs(recon_sample_kspace).max())
