@@ -25,35 +25,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
 import recon
+from benchmarks.common import available, measure, summary_markdown
 from masks import make_mask, parse_preset
-from pipelines.config import RunConfig
-from pipelines.run import run
 from recon.learned import shipped_weights
 
 CS_METHODS = ("cs-l1", "cs-tv", "bart-l1", "bart-tv")
 LEARNED = ("gan-drn", "csr-gan")
 MASKS = ("10pct", "25pct", "50pct")
-
-
-def available(names: tuple[str, ...]) -> list[str]:
-    return [name for name in names if recon.registry.method_class(name).unavailable_reason() is None]
-
-
-def measure(mask: str, methods: list[str], mask_type: str = "cartesian") -> dict[str, dict]:
-    """``{method: summary row}`` of one ``recon run`` over the test split."""
-    with tempfile.TemporaryDirectory() as folder:
-        result = run(RunConfig(mask=mask, mask_type=mask_type, methods=tuple(methods), out=str(Path(folder) / "run")), progress=False)
-    rows = {row["method"]: row for row in result.summary}
-    for row in rows.values():
-        row["ratio"] = result.mask.ratio
-    return rows
 
 
 def warm_up(models: list[str]) -> None:
@@ -110,15 +94,7 @@ def check(results: dict[str, dict[str, dict]], models: list[str]) -> list[dict]:
 
 
 def markdown(results: dict[str, dict[str, dict]], checks: list[dict]) -> str:
-    lines = []
-    for mask, rows in results.items():
-        ratio = next(iter(rows.values()))["ratio"]
-        lines += [f"**{mask} cartesian (achieved {ratio:.4f})**", "",
-                  "| method | PSNR (dB) | SSIM | NMSE | s/slice |", "|---|---|---|---|---|"]
-        for name, row in sorted(rows.items()):
-            lines.append(f"| {name} | {row['psnr']:.2f} ± {row['psnr_std']:.2f} | {row['ssim']:.4f} ± {row['ssim_std']:.3f} "
-                         f"| {row['nmse']:.5f} | {row['seconds']:.3f} |")
-        lines.append("")
+    lines = [summary_markdown(f"{mask} cartesian", rows) for mask, rows in results.items()]
     lines += ["| model | target | measured | goal | met |", "|---|---|---|---|---|"]
     for item in checks:
         lines.append(f"| {item['model']} | {item['target']} | {item['measured']:.3f}{item['unit']} "

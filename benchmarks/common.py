@@ -1,0 +1,38 @@
+"""What the benchmark scripts share: which methods can run, one side-by-side run on the
+sample's test split, and markdown tables."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import recon
+from pipelines.config import RunConfig
+from pipelines.run import run
+
+
+def available(names) -> list[str]:
+    """The methods among ``names`` that can run on this machine."""
+    return [name for name in names if recon.registry.method_class(name).unavailable_reason() is None]
+
+
+def measure(mask: str, methods: list[str], mask_type: str = "cartesian", slices: int | None = None) -> dict[str, dict]:
+    """``{method: summary row}`` of one ``recon run`` over the test split (all methods see
+    the same masks and k-space); each row also carries the achieved ``ratio``."""
+    with tempfile.TemporaryDirectory() as folder:
+        config = RunConfig(mask=mask, mask_type=mask_type, methods=tuple(methods), slices=slices, out=str(Path(folder) / "run"))
+        result = run(config, progress=False)
+    rows = {row["method"]: row for row in result.summary}
+    for row in rows.values():
+        row["ratio"] = result.mask.ratio
+    return rows
+
+
+def summary_markdown(title: str, rows: dict[str, dict]) -> str:
+    """A markdown table of summary rows (mean ± std over slices)."""
+    ratio = next(iter(rows.values()))["ratio"]
+    lines = [f"**{title} (achieved {ratio:.4f})**", "", "| method | PSNR (dB) | SSIM | NMSE | s/slice |", "|---|---|---|---|---|"]
+    for name, row in sorted(rows.items()):
+        lines.append(f"| {name} | {row['psnr']:.2f} ± {row['psnr_std']:.2f} | {row['ssim']:.4f} ± {row['ssim_std']:.3f} "
+                     f"| {row['nmse']:.5f} | {row['seconds']:.3f} |")
+    return "\n".join(lines) + "\n"

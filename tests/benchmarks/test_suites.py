@@ -1,0 +1,26 @@
+"""The benchmark scripts run end to end (tiny settings; the real runs are in the README)."""
+
+import json
+
+from benchmarks import quality, speed
+
+
+def test_quality_benchmark_prints_a_table_and_writes_json(tmp_path, capsys):
+    out = tmp_path / "quality.json"
+    assert quality.main(["--masks", "10pct", "--mask-types", "vd2d", "--methods", "zero-filled,cs-l1",
+                         "--slices", "1", "--json", str(out)]) == 0
+    assert "| cs-l1 |" in capsys.readouterr().out
+    rows = json.loads(out.read_text())["10pct vd2d"]
+    assert rows["cs-l1"]["psnr"] > rows["zero-filled"]["psnr"]
+
+
+def test_speed_benchmark_times_methods_physics_sizes_and_batches(tmp_path, capsys):
+    out = tmp_path / "speed.json"
+    assert speed.main(["--methods", "zero-filled,gan-drn", "--slices", "1", "--sizes", "64", "--batches", "1,2",
+                       "--scaling-methods", "zero-filled", "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "One fft2c" in printed and "batch 2" in printed
+    result = json.loads(out.read_text())
+    assert result["methods"]["gan-drn"]["seconds"] > result["methods"]["zero-filled"]["seconds"] > 0
+    assert result["physics"]["fft2c"] > 0 and set(result["sizes"]["zero-filled"]) == {"64"}
+    assert set(result["batches"]["gan-drn"]) == {"1", "2"}
