@@ -37,8 +37,9 @@ from pipelines.formats.cfl import write_bart
 from pipelines.formats.dicom import write_dicom_series
 from pipelines.formats.fastmri import center_crop, write_fastmri
 from pipelines.formats.nifti import write_nifti
+from pipelines.images import save_png, to_uint8
 from pipelines.output import staged_dir, write_json
-from recon import metrics
+from recon import metrics, trust
 from recon.api import coil_maps_for
 
 FORMATS = ("same", "nifti", "dicom", "h5", "cfl", "npy")
@@ -185,21 +186,24 @@ def process_unit(unit: str, config_dict: dict[str, Any], threads: int | None = N
                                              "ratio": ratio, "methods": {}}
             if reference is not None and crop:
                 reference = center_crop(reference, crop)
+            complex_images: dict[str, np.ndarray] = {}
             for method in config.methods:
                 images, seconds = [], 0.0
                 for index in range(len(kspace)):
                     tick = time.perf_counter()
                     maps = None if coil_maps is None else coil_maps[index]
                     data = kspace[index] if kspace.shape[1] > 1 else kspace[index, 0]
-                    images.append(np.abs(recon.reconstruct(data, mask, method, coil_maps=maps)))
+                    images.append(recon.reconstruct(data, mask, method, coil_maps=maps))
                     seconds += time.perf_counter() - tick
                     if on_slice:
                         on_slice()
-                magnitude = np.stack(images).astype(np.float32)
+                complex_images[method] = np.stack(images)
+                magnitude = np.abs(complex_images[method]).astype(np.float32)
                 if crop:
                     magnitude = center_crop(magnitude, crop)
                 description = f"recon {method} {study_metrics['mask']} {study_metrics['mask_type']} ratio {ratio:.3f}"
                 entry["outputs"].append(str(_write(study, method, magnitude, out, config, description).relative_to(out)))
+                entry["outputs"].append(_preview(out, f"{study.name}_{method}", magnitude, reference))
                 record: dict[str, Any] = {"seconds_per_slice": seconds / len(kspace)}
                 if reference is not None and reference.shape == magnitude.shape:
                     data_range = float(reference.max())
@@ -208,6 +212,9 @@ def process_unit(unit: str, config_dict: dict[str, Any], threads: int | None = N
                     for key in ("psnr", "ssim", "nmse"):
                         record[key] = float(np.mean([s[key] for s in scores]))
                 study_metrics["methods"][method] = record
+            if reference is not None:
+                entry["outputs"].append(_preview(out, f"{study.name}_reference", reference, reference))
+            _trust(study_metrics["methods"], complex_images, kspace, mask, coil_maps)
             entry["slices"] += len(kspace) * len(config.methods)
             metrics_path = out / f"{study.name}.metrics.json"
             write_json(metrics_path, study_metrics)
@@ -222,6 +229,43 @@ def process_unit(unit: str, config_dict: dict[str, Any], threads: int | None = N
         entry["traceback"] = traceback.format_exc()
     entry["seconds"] = time.perf_counter() - started
     return entry
+
+
+def _preview(out: Path, name: str, magnitude: np.ndarray, reference: np.ndarray | None) -> str:
+    """A PNG of the middle slice (for the report), scaled like the reference; returns its
+    path relative to ``out``."""
+    folder = out / "previews"
+    folder.mkdir(exist_ok=True)
+    middle = len(magnitude) // 2
+    vmax = float((reference if reference is not None and reference.shape == magnitude.shape else magnitude).max())
+    path = folder / f"{name}.png"
+    tmp = folder / f".{name}.tmp.png"
+    save_png(tmp, to_uint8(magnitude[middle], vmax))
+    os.replace(tmp, path)
+    return str(path.relative_to(out))
+
+
+def _trust(records: dict[str, dict], images: dict[str, np.ndarray], kspace, mask, coil_maps) -> None:
+    """Add the trust check of every learned method to its record (see ``recon.trust``):
+    the compared CS method is the best by PSNR when there is a reference, else the
+    first CS method of the run."""
+    families = {name: recon.registry.method_class(name).family for name in images}
+    cs = [name for name in images if families[name] == "cs"]
+    if cs and all("psnr" in records[name] for name in cs):
+        cs.sort(key=lambda name: -records[name]["psnr"])
+    mask_t = torch.from_numpy(np.asarray(mask, bool))
+    for name in (n for n in images if families[n] == "learned"):
+        residuals, energies = [], []
+        for index, image in enumerate(torch.from_numpy(images[name])):
+            maps = None if coil_maps is None else torch.from_numpy(coil_maps[index])
+            residuals.append(trust.consistency_residual(image, torch.from_numpy(kspace[index]), mask_t, maps))
+            if cs:
+                energies.append(trust.hallucination_energy(image, torch.from_numpy(images[cs[0]][index]), mask_t))
+        records[name]["dc_residual_max"] = float(max(residuals))
+        if cs:
+            records[name]["hallucination_reference"] = cs[0]
+            records[name]["hallucination_energy"] = float(np.mean(energies))
+            records[name]["hallucination_flagged"] = int(sum(e > trust.HALLUCINATION_THRESHOLD for e in energies))
 
 
 def _check_writable(out: Path) -> None:
@@ -310,6 +354,10 @@ def run_batch(config: BatchConfig, progress: bool | None = None, log: Callable[[
                     record(key, process_unit(str(unit), payload, None, on_slice=lambda: slices.update(1)))
                     files.update(1)
     seconds = time.perf_counter() - started
+    if manifest["units"]:
+        from pipelines.batch_report import write_batch_report
+
+        write_batch_report(out)
     return BatchResult(done, skipped, failed, seconds, sum(entry["slices"] for entry in done))
 
 

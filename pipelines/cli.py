@@ -156,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = commands.add_parser(
         "report",
-        help="(re)build the HTML comparison report of one or more runs",
+        help="(re)build the HTML comparison report of recon run (or recon batch) outputs",
         description="Build report.html, a self-contained HTML comparison (summary table, trust check, plots, "
         "image grid, masks, provenance) from recon run output folders. Several runs (e.g. one per mask) make "
         "one report with quality against the sampling ratio. Rebuilding replaces the report file.",
@@ -316,7 +316,12 @@ def _command_report(args: argparse.Namespace) -> int:
 
     if args.out is None and len(args.runs) > 1:
         raise UsageError("several runs need --out FILE")
-    out = write_report(args.runs, args.out or Path(args.runs[0]) / "report.html")
+    if len(args.runs) == 1 and (Path(args.runs[0]) / "manifest.json").is_file():  # a recon batch folder
+        from pipelines.batch_report import write_batch_report
+
+        out = write_batch_report(args.runs[0])
+    else:
+        out = write_report(args.runs, args.out or Path(args.runs[0]) / "report.html")
     print(f"wrote {out}")
     return EXIT_OK
 

@@ -31,13 +31,13 @@ ROI = (0.3, 0.3, 0.25)  # zoomed region: top and left as fractions of the image,
 LOWER_IS_BETTER = {"nmse", "seconds"}
 
 
-def _png_data(pixels: np.ndarray) -> str:
+def png_data(pixels: np.ndarray) -> str:
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, format="PNG")
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
-def _file_data(path: Path) -> str:
+def file_data(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()
 
 
@@ -46,7 +46,7 @@ def _zoom(path: Path, factor: int = 2) -> str:
     width, height = image.size
     top, left, side = int(ROI[0] * height), int(ROI[1] * width), int(ROI[2] * min(width, height))
     crop = image.crop((left, top, left + side, top + side))
-    return _png_data(np.asarray(crop.resize((side * factor, side * factor), Image.NEAREST)))
+    return png_data(np.asarray(crop.resize((side * factor, side * factor), Image.NEAREST)))
 
 
 def _load(run_dir: Path) -> dict[str, Any]:
@@ -64,8 +64,13 @@ def _load(run_dir: Path) -> dict[str, Any]:
 
 def _strip_plot(runs: list[dict], key: str, title: str) -> str:
     """Per-slice values of ``key``, one column per (run, method), as inline SVG."""
-    columns = [(run["label"], method, [r[key] for r in run["metrics"]["records"] if r["method"] == method])
+    columns = [(method, run["label"] if len(runs) > 1 else "", [r[key] for r in run["metrics"]["records"] if r["method"] == method])
                for run in runs for method in _methods(run)]
+    return strip_svg(columns, title)
+
+
+def strip_svg(columns: list[tuple[str, str, list[float]]], title: str) -> str:
+    """A strip plot: one column of dots (and its mean) per ``(name, sublabel, values)``."""
     values = [v for _, _, vs in columns for v in vs if np.isfinite(v)]
     if not values:
         return ""
@@ -83,18 +88,20 @@ def _strip_plot(runs: list[dict], key: str, title: str) -> str:
     for tick in np.linspace(low + pad, high - pad, 5):
         parts.append(f'<line x1="{left}" x2="{width - 10}" y1="{y(tick):.1f}" y2="{y(tick):.1f}" stroke="#ddd"/>'
                      f'<text x="{left - 6}" y="{y(tick) + 4:.1f}" text-anchor="end" font-size="11">{tick:.3g}</text>')
-    methods = sorted({m for _, m, _ in columns})
-    for index, (label, method, vs) in enumerate(columns):
+    names = sorted({name for name, _, _ in columns})
+    for index, (name, sublabel, vs) in enumerate(columns):
+        vs = [v for v in vs if np.isfinite(v)]
         x = left + 35 + 70 * index
-        colour = PALETTE[methods.index(method) % len(PALETTE)]
+        colour = PALETTE[names.index(name) % len(PALETTE)]
         for j, v in enumerate(vs):
             jitter = ((j * 7919) % 13 - 6) * 1.5
-            parts.append(f'<circle cx="{x + jitter:.1f}" cy="{y(v):.1f}" r="3" fill="{colour}" fill-opacity="0.7"><title>{html.escape(method)}: {v:.4g}</title></circle>')
-        mean = float(np.mean(vs))
-        parts.append(f'<line x1="{x - 14}" x2="{x + 14}" y1="{y(mean):.1f}" y2="{y(mean):.1f}" stroke="#000" stroke-width="2"/>')
-        parts.append(f'<text transform="translate({x},{height - bottom + 12}) rotate(35)" font-size="11">{html.escape(method)}</text>')
-        if len(runs) > 1:
-            parts.append(f'<text transform="translate({x - 10},{height - bottom + 12}) rotate(35)" font-size="9" fill="#555">{html.escape(label)}</text>')
+            parts.append(f'<circle cx="{x + jitter:.1f}" cy="{y(v):.1f}" r="3" fill="{colour}" fill-opacity="0.7"><title>{html.escape(name)}: {v:.4g}</title></circle>')
+        if vs:
+            mean = float(np.mean(vs))
+            parts.append(f'<line x1="{x - 14}" x2="{x + 14}" y1="{y(mean):.1f}" y2="{y(mean):.1f}" stroke="#000" stroke-width="2"/>')
+        parts.append(f'<text transform="translate({x},{height - bottom + 12}) rotate(35)" font-size="11">{html.escape(name)}</text>')
+        if sublabel:
+            parts.append(f'<text transform="translate({x - 10},{height - bottom + 12}) rotate(35)" font-size="9" fill="#555">{html.escape(sublabel)}</text>')
     parts.append("</svg>")
     return "".join(parts)
 
@@ -182,7 +189,7 @@ def _trust_table(runs: list[dict]) -> str:
 
 def _colour_bar(vmax: float) -> str:
     ramp = hot_colormap(np.tile(np.linspace(0, 1, 256)[None, :], (12, 1)))
-    return (f'<div class="bar"><span>0</span><img alt="error colour scale" src="{_png_data(ramp)}">'
+    return (f'<div class="bar"><span>0</span><img alt="error colour scale" src="{png_data(ramp)}">'
             f'<span>{vmax:.3g} (|error|, 20 % of the data range; brighter is larger)</span></div>')
 
 
@@ -201,7 +208,7 @@ def _image_grid(run: dict, max_slices: int = 3) -> str:
         cells = []
         reference = folder / f"reference_{safe}.png"
         if reference.is_file():
-            cells.append(f'<figure><img alt="reference {html.escape(slice_id)}" src="{_file_data(reference)}">'
+            cells.append(f'<figure><img alt="reference {html.escape(slice_id)}" src="{file_data(reference)}">'
                          f'<img class="zoom" alt="reference zoom" src="{_zoom(reference)}"><figcaption>reference</figcaption></figure>')
         for method in methods:
             image, error = folder / f"{method}_{safe}.png", folder / f"{method}_{safe}_error.png"
@@ -212,11 +219,11 @@ def _image_grid(run: dict, max_slices: int = 3) -> str:
             extra = ""
             hallucination = folder / f"{method}_{safe}_hallucination.png"
             if hallucination.is_file():
-                extra = f'<img alt="{html.escape(method)} hallucination map" src="{_file_data(hallucination)}">'
+                extra = f'<img alt="{html.escape(method)} hallucination map" src="{file_data(hallucination)}">'
                 caption += f"; added in unmeasured k-space: {record.get('hallucination_energy', float('nan')):.4f}"
-            cells.append(f'<figure><img alt="{html.escape(method)}" src="{_file_data(image)}">'
+            cells.append(f'<figure><img alt="{html.escape(method)}" src="{file_data(image)}">'
                          f'<img class="zoom" alt="{html.escape(method)} zoom" src="{_zoom(image)}">'
-                         f'<img alt="{html.escape(method)} error map" src="{_file_data(error)}">{extra}'
+                         f'<img alt="{html.escape(method)} error map" src="{file_data(error)}">{extra}'
                          f"<figcaption>{html.escape(caption)}</figcaption></figure>")
         parts.append(f'<h3>{html.escape(run["label"])}, slice {html.escape(slice_id)}</h3><div class="grid">{"".join(cells)}</div>')
     return "".join(parts)
@@ -253,7 +260,7 @@ def build_report(run_dirs: list[str | Path]) -> str:
     for run in runs:
         mask = run["config"].get("mask", {})
         mask_png = run["dir"] / "mask.png"
-        picture = f'<img alt="mask {html.escape(run["label"])}" style="width:256px" src="{_file_data(mask_png)}">' if mask_png.is_file() else ""
+        picture = f'<img alt="mask {html.escape(run["label"])}" style="width:256px" src="{file_data(mask_png)}">' if mask_png.is_file() else ""
         sections.append(f"<h2>Mask: {html.escape(run['label'])}</h2>{picture}<p>achieved ratio {mask.get('ratio', float('nan')):.4f} "
                         f"(target {mask.get('target_ratio', float('nan')):.2f}), centre {mask.get('center')}</p>")
         provenance = {key: run["config"].get(key) for key in ("config", "version", "seed", "source", "kspace", "slices", "mask", "environment")}

@@ -80,6 +80,7 @@ def test_mixed_folder_bad_files_interruption_and_resume(mixed, tmp_path, capsys,
     brain = json.loads((out / "brain.metrics.json").read_text())
     assert brain["kspace"] == "simulated" and abs(brain["ratio"] - 0.1) < 0.05
     assert not list(out.rglob(".*"))  # no temporary files left
+    assert "truncated.h5" in (out / "report.html").read_text()  # failures are listed in the report
 
 
 def test_a_write_failure_fails_that_file_only(mixed, tmp_path, monkeypatch, capsys):
@@ -130,3 +131,18 @@ def test_dask_local_cluster(tmp_path):
         code = main(["batch", str(tmp_path / "vol.nii"), "--out", str(tmp_path / "out"), "--methods", "zero-filled",
                      "--scheduler", cluster.scheduler_address])
     assert code == 0 and (tmp_path / "out" / "vol_zero-filled.nii.gz").is_file()
+
+
+def test_batch_trust_check_and_report(tmp_path, capsys):
+    nib.save(nib.Nifti1Image(_volume(size=48), np.eye(4)), tmp_path / "vol.nii")
+    out = tmp_path / "out"
+    assert main(["batch", str(tmp_path / "vol.nii"), "--out", str(out), "--mask", "30pct",
+                 "--methods", "zero-filled,cs-l1,gan-drn"]) == 0
+    record = json.loads((out / "vol.metrics.json").read_text())["methods"]["gan-drn"]
+    assert record["dc_residual_max"] < 1e-5 and record["hallucination_reference"] == "cs-l1"
+    assert 0 <= record["hallucination_energy"] < 1 and "hallucination_energy" not in json.loads(
+        (out / "vol.metrics.json").read_text())["methods"]["cs-l1"]
+    report = (out / "report.html").read_text()
+    assert "vs cs-l1" in report and "previews" not in report.split("<body>")[0] and 'src="data:image/png' in report
+    (out / "report.html").unlink()
+    assert main(["report", str(out)]) == 0 and (out / "report.html").is_file()
