@@ -24,3 +24,12 @@ def test_speed_benchmark_times_methods_physics_sizes_and_batches(tmp_path, capsy
     assert result["methods"]["gan-drn"]["seconds"] > result["methods"]["zero-filled"]["seconds"] > 0
     assert result["physics"]["fft2c"] > 0 and set(result["sizes"]["zero-filled"]) == {"64"}
     assert set(result["batches"]["gan-drn"]) == {"1", "2"}
+
+
+def test_batch_benchmark_measures_both_worker_counts(tmp_path, capsys):
+    from benchmarks import batch
+
+    out = tmp_path / "batch.json"
+    assert batch.main(["--files", "2", "--slices", "1", "--methods", "zero-filled", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert set(result) == {"1", "2"} and all(row["files"] == 2 and row["slices_per_second"] > 0 for row in result.values())
