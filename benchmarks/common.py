@@ -16,6 +16,13 @@ def available(names) -> list[str]:
     return [name for name in names if recon.registry.method_class(name).unavailable_reason() is None]
 
 
+def single_coil_methods(selection: str | None = None) -> list[str]:
+    """``selection`` split on commas, or every method that runs here on single-coil data."""
+    if selection:
+        return selection.split(",")
+    return [name for name in available(recon.registered()) if not recon.registry.method_class(name).multicoil_only]
+
+
 def measure(mask: str, methods: list[str], mask_type: str = "cartesian", slices: int | None = None) -> dict[str, dict]:
     """``{method: summary row}`` of one ``recon run`` over the test split (all methods see
     the same masks and k-space); each row also carries the achieved ``ratio``."""

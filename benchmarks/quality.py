@@ -15,8 +15,7 @@ from pathlib import Path
 
 import torch
 
-import recon
-from benchmarks.common import available, measure, summary_markdown
+from benchmarks.common import measure, single_coil_methods, summary_markdown
 
 MASKS = ("10pct", "50pct")
 KINDS = ("cartesian", "vd2d")
@@ -32,9 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    names = args.methods.split(",") if args.methods else [
-        name for name in available(recon.registered()) if not recon.registry.method_class(name).multicoil_only
-    ]
+    names = single_coil_methods(args.methods)
     results = {}
     for kind in args.mask_types.split(","):
         for mask in args.masks.split(","):

@@ -28,7 +28,7 @@ import torch
 from scipy.ndimage import zoom
 
 import recon
-from benchmarks.common import available
+from benchmarks.common import single_coil_methods
 from masks import make_mask
 from physics.consistency import hard_projection
 from physics.fft import fft2c, ifft2c
@@ -138,9 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    names = args.methods.split(",") if args.methods else [
-        name for name in available(recon.registered()) if not recon.registry.method_class(name).multicoil_only
-    ]
+    names = single_coil_methods(args.methods)
     results: dict = {"date": date.today().isoformat(), "threads": args.threads, "methods": {}, "sizes": {}, "batches": {}}
     for name in names:
         results["methods"][name] = time_method(name, 256, args.slices)
