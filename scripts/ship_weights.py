@@ -45,6 +45,29 @@ def ship_log(log: Path, name: str) -> str:
     return name
 
 
+def reselect(run: Path, best: dict, config: dict) -> tuple[dict, dict]:
+    """Validate ``best.pt`` and ``checkpoint.pt`` of ``run`` on the validation set the
+    trainer used; return the better (by mean log10 NMSE) and a record of the choice."""
+    from pipelines.training_data import load_training_data
+    from recon.augment import AcquisitionDataset
+    from recon.training import validate
+
+    argv = json.loads((run / "command.json").read_text())["argv"]
+    data = argv[argv.index("--data") + 1] if "--data" in argv else "sample"
+    _, val_set, _ = load_training_data(data)
+    dataset = AcquisitionDataset(val_set, tuple(config["ratios"]), config["mask_type"], seed=config["seed"] + 1, train=False)
+    last = torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=False)
+    candidates = {"best.pt": best, "checkpoint.pt": {"generator": last["generator"], "step": last["step"]}}
+    scores = {}
+    for name, candidate in candidates.items():
+        model = get_spec(config["model"]).build_generator(dict(config["generator"]))
+        model.load_state_dict(candidate["generator"])
+        scores[name] = {**validate(model, dataset, torch.device("cpu")), "step": candidate["step"]}
+    chosen = min(scores, key=lambda name: scores[name]["log_nmse"])
+    record = {"criterion": "mean log10 NMSE on the val split", "candidates": scores, "chosen": chosen}
+    return {"generator": candidates[chosen]["generator"], "step": scores[chosen]["step"], "val": scores[chosen]}, record
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run", type=Path)
@@ -53,11 +76,20 @@ def main() -> None:
         "--previous", type=Path, action="append", default=[],
         help="earlier run(s) this one was initialised from (--init), oldest first; recorded in the card",
     )
+    parser.add_argument(
+        "--reselect", action="store_true",
+        help="validate best.pt and the last checkpoint.pt again on the val split (geometric-mean NMSE, "
+        "the trainer's criterion since it changed) and ship the better; recorded in the card",
+    )
     args = parser.parse_args()
     best = torch.load(args.run / "best.pt", map_location="cpu", weights_only=False)
     config = best["config"]
     generator = get_spec(config["model"]).build_generator(dict(config["generator"]))
     generator.load_state_dict(best["generator"])
+    selection = None
+    if args.reselect:
+        best, selection = reselect(args.run, best, config)
+        generator.load_state_dict(best["generator"])
     with open(args.run / "log.csv") as handle:
         rows = list(csv.DictReader(handle))
     command = json.loads((args.run / "command.json").read_text())
@@ -76,6 +108,7 @@ def main() -> None:
         "best_step": best["step"],
         "wall_seconds": wall_seconds(rows),
         "validation_at_best": best["val"],
+        **({"selection": selection} if selection else {}),
         "validation_conventions": "val split, fixed masks, magnitude, data range = slice max (fastMRI)",
         "loss": "L_G = adversarial*L_adv + freq*L_freq + nmse*L_nmse + ssim*(1 - SSIM)",
         "loss_weights": {
