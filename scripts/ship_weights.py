@@ -110,7 +110,7 @@ def main() -> None:
         "validation_at_best": best["val"],
         **({"selection": selection} if selection else {}),
         "validation_conventions": "val split, fixed masks, magnitude, data range = slice max (fastMRI)",
-        "loss": "L_G = adversarial*L_adv + freq*L_freq + nmse*L_nmse + ssim*(1 - SSIM)",
+        "loss": "L_G = adversarial*L_adv + freq*L_freq + nmse*L_nmse + ssim*(1 - SSIM) + l1*L_l1 + feature_matching*L_fm (recon.losses)",
         "loss_weights": {
             key: config.get(f"{key}_weight") if config.get(f"{key}_weight") is not None else default
             for key, default in vars(get_spec(config["model"]).loss_weights).items()
