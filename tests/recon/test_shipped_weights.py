@@ -14,8 +14,8 @@ from recon.testing import assert_reconstruction_quality
 FLOORS_DB = {
     ("gan-drn", 0.10): 6.5,  # measured at shipping: +8.57 dB
     ("gan-drn", 0.50): 13.5,  # measured at shipping: +15.75 dB
-    ("csr-gan", 0.10): 6.5,  # one conditioned model for 10-50pct; measured at shipping: +8.76 dB
-    ("csr-gan", 0.50): 14.5,  # measured at shipping: +16.78 dB
+    ("csr-gan", 0.10): 7.0,  # one conditioned model for 10-50pct; measured at shipping: +9.04 dB
+    ("csr-gan", 0.50): 15.0,  # measured at shipping: +17.15 dB
 }
 
 
