@@ -158,9 +158,9 @@ def _trust(records, outputs, kspace, mask, coil_maps, methods, notes) -> dict[st
             record["dc_residual"] = trust.consistency_residual(image, kspace[index], mask, maps_i)
             if best is not None:
                 record["hallucination_reference"] = best
-                record["hallucination_energy"] = trust.hallucination_energy(image, outputs[best][index], mask)
+                added, record["hallucination_energy"] = trust.hallucination(image, outputs[best][index], mask)
                 record["hallucination_flagged"] = record["hallucination_energy"] > trust.HALLUCINATION_THRESHOLD
-                maps[name].append(trust.hallucination_map(image, outputs[best][index], mask).abs().numpy())
+                maps[name].append(added.abs().numpy())
         if best is None:
             del maps[name]
     return maps

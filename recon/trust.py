@@ -54,7 +54,12 @@ def hallucination_map(image: torch.Tensor, reference: torch.Tensor, mask: torch.
     return ifft2c(difference * (~mask.bool()))
 
 
+def hallucination(image: torch.Tensor, reference: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, float]:
+    """The map ``h`` of :func:`hallucination_map` and its energy fraction ``||h||^2 / ||image||^2``."""
+    h = hallucination_map(image, reference, mask)
+    return h, float(h.abs().pow(2).sum() / image.abs().pow(2).sum().clamp_min(1e-30))
+
+
 def hallucination_energy(image: torch.Tensor, reference: torch.Tensor, mask: torch.Tensor) -> float:
     """``||h||^2 / ||image||^2`` for the map ``h`` of :func:`hallucination_map`."""
-    h = hallucination_map(image, reference, mask)
-    return float(h.abs().pow(2).sum() / image.abs().pow(2).sum().clamp_min(1e-30))
+    return hallucination(image, reference, mask)[1]
