@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import sigpy.mri
 import torch
 
 
@@ -36,6 +35,8 @@ def simulate_coil_maps(
     """
     if n_coils < 1:
         raise ValueError(f"n_coils must be >= 1, got {n_coils}")
+    import sigpy.mri  # imported here: SigPy takes a second to load
+
     maps = sigpy.mri.birdcage_maps((n_coils, *shape), r=relative_radius).astype(np.complex64)
     if normalize:
         maps /= np.sqrt((np.abs(maps) ** 2).sum(axis=0, keepdims=True))
@@ -82,6 +83,8 @@ def estimate_coil_maps(
     kernel_width = min(kernel_width, max(2, calib_width // 2))
     out = []
     for item in data.detach().cpu().numpy():
+        import sigpy.mri.app
+
         maps = sigpy.mri.app.EspiritCalib(
             item.astype(np.complex64),
             calib_width=calib_width,

@@ -14,9 +14,11 @@ interruption.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+import signal
 import time
 import traceback
 from collections.abc import Callable
@@ -32,15 +34,42 @@ import masks
 import recon
 from physics.acquisition import simulate_kspace
 from physics.fft import ifft2c
-from pipelines.formats import InputError, Study, discover, read_input
+from pipelines.console import printable
+from pipelines.formats import FILE_PROBLEMS, InputError, Study, discover, read_input
 from pipelines.formats.cfl import write_bart
-from pipelines.formats.dicom import write_dicom_series
+from pipelines.formats.dicom import nifti_geometry, write_dicom_series
 from pipelines.formats.fastmri import center_crop, write_fastmri
 from pipelines.formats.nifti import write_nifti
 from pipelines.images import save_png, to_uint8
-from pipelines.output import staged_dir, write_json
+from pipelines.limits import MemoryBudget
+from pipelines.lock import FolderLock
+from pipelines.output import atomic_file, remove_temporaries, staged_dir, write_json
+from pipelines.progress import DEFAULT_INTERVAL, Progress
 from recon import metrics, trust
 from recon.api import coil_maps_for
+
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+FASTMRI_ATTRS = ("acquisition", "patient_id", "max", "norm", "norm_rss")
+"""Input attributes kept in a fastMRI-layout output (``evaluate.py`` and the
+leaderboard read ``acquisition``; ``patient_id`` identifies the volume)."""
+
+
+class BatchStopped(Exception):
+    """The batch stopped early: interrupted by a signal, or a write failed for lack of
+    space. The manifest records what finished; ``--resume`` continues."""
+
+    def __init__(self, message: str, exit_code: int, result: BatchResult):
+        super().__init__(message)
+        self.exit_code = exit_code
+        self.result = result
+
+
+class _Signalled(BaseException):
+    """Raised in the main process by the SIGTERM / SIGINT handler."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
 
 FORMATS = ("same", "nifti", "dicom", "h5", "cfl", "npy")
 SAME = {"dicom": "dicom", "nifti": "nifti", "npy": "npy", "fastmri": "h5", "ismrmrd": "h5", "cfl": "cfl"}
@@ -63,6 +92,7 @@ class BatchConfig:
     force: bool = False
     seed: int = 0
     scheduler: str | None = None
+    max_memory: int | None = None
 
     def __post_init__(self) -> None:
         masks.parse_preset(self.mask)
@@ -79,6 +109,11 @@ class BatchConfig:
             raise ValueError(f"--part must be i/N with 1 <= i <= N, got {index}/{count}")
         if self.workers < 1:
             raise ValueError(f"--workers must be >= 1, got {self.workers}")
+        if self.max_memory is not None and self.max_memory < 1:
+            raise ValueError(f"--max-memory must be positive, got {self.max_memory}")
+
+    def budget(self) -> MemoryBudget:
+        return MemoryBudget.default() if self.max_memory is None else MemoryBudget(self.max_memory)
 
     def key_fields(self) -> dict[str, Any]:
         """What makes an output: a change in any of these redoes a unit on ``--resume``."""
@@ -126,39 +161,66 @@ def _acquisition(study: Study, config: BatchConfig) -> tuple[np.ndarray, np.ndar
     return kspace, mask, reference, coil_maps
 
 
-def _write(study: Study, method: str, images: np.ndarray, folder: Path, config: BatchConfig, description: str) -> Path:
-    kind = SAME[study.format] if config.format == "same" else config.format
+def output_kind(study: Study, config: BatchConfig) -> str:
+    return SAME[study.format] if config.format == "same" else config.format
+
+
+def _write(study: Study, method: str, images: np.ndarray, folder: Path, config: BatchConfig, description: str,
+           method_index: int = 0) -> Path:
+    """Write one method's reconstruction of ``study``; returns the path written.
+
+    ``images`` ``(N, H, W)`` is complex (``cfl`` keeps it complex, so BART can go on
+    working with it); every other format gets its magnitude. ``h5`` follows fastMRI's
+    layout for ``evaluate.py``: ``OUT/METHOD/INPUT_NAME.h5`` with a ``reconstruction``
+    dataset and the input's ``acquisition`` and ``patient_id`` attributes; ISMRMRD
+    inputs are written in ISMRMRD's image orientation ``(slices, y, x)``, as
+    ``ismrmrd_recon_cartesian_2d`` writes them.
+    """
+    kind = output_kind(study, config)
     base = folder / f"{study.name}_{method}"
+    magnitude = np.abs(images).astype(np.float32)
     if kind == "dicom":
         if study.format != "dicom":
             raise InputError(f"{study.source}: DICOM output needs a DICOM input (its patient, study and geometry); use --format nifti or same")
         with staged_dir(base, force=True) as staging:
-            write_dicom_series(staging, images, study.meta, description)
+            write_dicom_series(staging, magnitude, study.meta, description, series_offset=method_index)
         return base
     if kind == "nifti":
-        meta = study.meta if study.format == "nifti" else _plain_nifti_meta(images)
         path = base.with_name(base.name + ".nii.gz")
-        write_nifti(path, images, meta)
+        write_nifti(path, magnitude, _nifti_meta(study, magnitude))
         return path
     if kind == "h5":
-        path = base.with_name(base.name + ".h5")
-        write_fastmri(path, images, {"method": method, "description": description, "source": str(study.source)})
+        name = study.source.name if study.format in ("fastmri", "ismrmrd") and study.source.is_file() else f"{study.name}.h5"
+        path = folder / method / name
+        path.parent.mkdir(exist_ok=True)
+        kept = {key: value for key, value in study.meta.get("attrs", {}).items() if key in FASTMRI_ATTRS}
+        if study.format == "ismrmrd":
+            magnitude = np.ascontiguousarray(np.swapaxes(magnitude, -1, -2))
+        write_fastmri(path, magnitude, {**kept, "method": method, "description": description, "source": str(study.source)})
         return path
     if kind == "cfl":
-        write_bart(base, images)
+        write_bart(base, np.asarray(images, np.complex64))
         return base.with_name(base.name + ".cfl")
     path = base.with_name(base.name + ".npy")
-    tmp = path.with_name(f".{path.name}.tmp.npy")
-    np.save(tmp, images.astype(np.float32))
-    os.replace(tmp, path)
+    with atomic_file(path) as tmp:
+        np.save(tmp, magnitude)
     return path
 
 
-def _plain_nifti_meta(images: np.ndarray) -> dict[str, Any]:
+def _nifti_meta(study: Study, images: np.ndarray) -> dict[str, Any]:
+    """The NIfTI geometry of the output: the input's for NIfTI, the scanner geometry of a
+    DICOM series (as dcm2niix converts it), else an identity affine with a note."""
     import nibabel as nib
 
-    shape = (images.shape[1], images.shape[2], images.shape[0])
-    return {"affine": np.eye(4), "header": nib.Nifti1Header(), "shape": shape}
+    if study.format == "nifti":
+        return study.meta
+    height, width = images.shape[-2:]
+    if study.format == "dicom":
+        geometry = nifti_geometry(study.meta, len(images))
+        if geometry is not None:
+            affine, trailing = geometry
+            return {"affine": affine, "header": nib.Nifti1Header(), "shape": (height, width, *trailing), "xform_code": 1}
+    return {"affine": np.eye(4), "header": nib.Nifti1Header(), "shape": (height, width, len(images))}
 
 
 def process_unit(unit: str, config_dict: dict[str, Any], threads: int | None = None,
@@ -173,7 +235,7 @@ def process_unit(unit: str, config_dict: dict[str, Any], threads: int | None = N
     started = time.perf_counter()
     out = Path(config.out)
     try:
-        studies, notes = read_input(path)
+        studies, notes = read_input(path, config.budget())
         entry["notes"] += notes
         for study in studies:
             kspace, mask, reference, coil_maps = _acquisition(study, config)
@@ -183,11 +245,11 @@ def process_unit(unit: str, config_dict: dict[str, Any], threads: int | None = N
                                              "kspace": "simulated" if study.simulated else "measured",
                                              "mask": config.mask if study.mask is None else "from file",
                                              "mask_type": config.mask_type if study.mask is None else "from file",
-                                             "ratio": ratio, "methods": {}}
+                                             "ratio": ratio, "methods": {}, "notes": list(study.notes)}
             if reference is not None and crop:
                 reference = center_crop(reference, crop)
             complex_images: dict[str, np.ndarray] = {}
-            for method in config.methods:
+            for method_index, method in enumerate(config.methods):
                 images, seconds = [], 0.0
                 for index in range(len(kspace)):
                     tick = time.perf_counter()
@@ -198,11 +260,11 @@ def process_unit(unit: str, config_dict: dict[str, Any], threads: int | None = N
                     if on_slice:
                         on_slice()
                 complex_images[method] = np.stack(images)
-                magnitude = np.abs(complex_images[method]).astype(np.float32)
-                if crop:
-                    magnitude = center_crop(magnitude, crop)
+                cropped = center_crop(complex_images[method], crop) if crop else complex_images[method]
+                magnitude = np.abs(cropped).astype(np.float32)
                 description = f"recon {method} {study_metrics['mask']} {study_metrics['mask_type']} ratio {ratio:.3f}"
-                entry["outputs"].append(str(_write(study, method, magnitude, out, config, description).relative_to(out)))
+                written = _write(study, method, cropped, out, config, description, method_index)
+                entry["outputs"].append(str(written.relative_to(out)))
                 entry["outputs"].append(_preview(out, f"{study.name}_{method}", magnitude, reference))
                 record: dict[str, Any] = {"seconds_per_slice": seconds / len(kspace)}
                 if reference is not None and reference.shape == magnitude.shape:
@@ -220,15 +282,41 @@ def process_unit(unit: str, config_dict: dict[str, Any], threads: int | None = N
             write_json(metrics_path, study_metrics)
             entry["outputs"].append(metrics_path.name)
         entry["status"] = "done"
-    except (InputError, FileNotFoundError, PermissionError, OSError, ValueError) as error:
+    except OSError as error:
         entry["status"] = "failed"
-        entry["error"] = str(error) if isinstance(error, InputError) else f"{path}: {type(error).__name__}: {error}"
+        entry["error"] = f"{path}: {error.strerror or error}" if error.filename is None else f"{error.filename}: {error.strerror}"
+        if error.errno in DISK_FULL:
+            entry["disk_full"] = True
+            entry["error"] = f"{path}: no space left on device while writing {error.filename or 'its outputs'}"
+            _remove_outputs(out, entry)
+    except FILE_PROBLEMS as error:
+        entry["status"] = "failed"
+        entry["error"] = str(error)
+    except ValueError as error:
+        entry["status"] = "failed"
+        entry["error"] = f"{path}: {type(error).__name__}: {error}"
     except Exception as error:  # noqa: BLE001 - a batch must go on; the reason is logged
         entry["status"] = "failed"
         entry["error"] = f"{path}: unexpected {type(error).__name__}: {error}"
         entry["traceback"] = traceback.format_exc()
     entry["seconds"] = time.perf_counter() - started
     return entry
+
+
+def _remove_outputs(out: Path, entry: dict[str, Any]) -> None:
+    """Remove what a failed unit wrote, so nothing the manifest does not record is left."""
+    import shutil
+
+    for relative in entry["outputs"]:
+        target = out / relative
+        if target.is_dir():
+            shutil.rmtree(target, ignore_errors=True)
+        elif target.suffix == ".cfl":
+            target.unlink(missing_ok=True)
+            target.with_suffix(".hdr").unlink(missing_ok=True)
+        else:
+            target.unlink(missing_ok=True)
+    entry["outputs"] = []
 
 
 def _preview(out: Path, name: str, magnitude: np.ndarray, reference: np.ndarray | None) -> str:
@@ -239,9 +327,8 @@ def _preview(out: Path, name: str, magnitude: np.ndarray, reference: np.ndarray 
     middle = len(magnitude) // 2
     vmax = float((reference if reference is not None and reference.shape == magnitude.shape else magnitude).max())
     path = folder / f"{name}.png"
-    tmp = folder / f".{name}.tmp.png"
-    save_png(tmp, to_uint8(magnitude[middle], vmax))
-    os.replace(tmp, path)
+    with atomic_file(path) as tmp:
+        save_png(tmp, to_uint8(magnitude[middle], vmax))
     return str(path.relative_to(out))
 
 
@@ -297,17 +384,30 @@ class BatchResult:
     slices: int
 
 
-def run_batch(config: BatchConfig, progress: bool | None = None, log: Callable[[str], None] = print) -> BatchResult:
-    """Reconstruct every unit of ``config.inputs`` into ``config.out``; see the module doc."""
-    from tqdm import tqdm
+def run_batch(config: BatchConfig, progress: bool | str | None = None, log: Callable[[str], None] = print,
+              progress_interval: float = DEFAULT_INTERVAL) -> BatchResult:
+    """Reconstruct every unit of ``config.inputs`` into ``config.out``; see the module doc.
 
+    One batch writes to a folder at a time (a lock; a second run is refused). SIGTERM
+    and SIGINT stop the workers, keep the manifest, remove temporary files and raise
+    :class:`BatchStopped` (exit 143 / 130); so does a write that fails for lack of
+    space (exit 1). Progress goes to stderr: a bar on a terminal, a line every
+    ``progress_interval`` seconds otherwise.
+    """
     out = Path(config.out)
-    if out.is_dir() and any(out.iterdir()) and not (config.resume or config.force):
+    if out.is_dir() and any(p.name != FolderLock.NAME for p in out.iterdir()) and not (config.resume or config.force):
         raise FileExistsError(f"output folder {out} is not empty; use --resume to continue it or --force to add to it")
     units = discover(list(config.inputs))
     index, count = config.part
     units = [unit for position, unit in enumerate(units) if position % count == index - 1]
     _check_writable(out)
+    with FolderLock(out, "recon batch"):
+        remove_temporaries(out)  # left by an interrupted run
+        return _run_locked(config, out, units, progress, log, progress_interval)
+
+
+def _run_locked(config: BatchConfig, out: Path, units: list[Path], progress: bool | str | None,
+                log: Callable[[str], None], progress_interval: float) -> BatchResult:
     manifest = load_manifest(out) if config.resume else {"units": {}}
     manifest["config"] = {key: value for key, value in asdict(config).items() if key not in ("resume", "force")}
     todo, skipped = [], []
@@ -318,21 +418,33 @@ def run_batch(config: BatchConfig, progress: bool | None = None, log: Callable[[
             skipped.append(previous)
         else:
             todo.append((key, unit))
-    show = progress if progress is not None else os.isatty(2)
     started = time.perf_counter()
-    done, failed = [], []
+    done: list[dict[str, Any]] = []
+    failed: list[dict[str, Any]] = []
+    disk_full: list[dict[str, Any]] = []
+
+    def result() -> BatchResult:
+        return BatchResult(done, skipped, failed, time.perf_counter() - started, sum(entry["slices"] for entry in done))
 
     def record(key: str, entry: dict[str, Any]) -> None:
+        if entry.get("disk_full"):
+            disk_full.append(entry)
+            failed.append(entry)
+            log(f"failed: {printable(entry['error'])}")
+            return  # not in the manifest: --resume does it again
         manifest["units"][key] = entry
         write_json(out / MANIFEST, manifest)  # atomic: a crash keeps the last good manifest
         (done if entry["status"] == "done" else failed).append(entry)
         if entry["status"] != "done":
-            log(f"failed: {entry['error']}")
+            log(f"failed: {printable(entry['error'])}")
         for note in entry.get("notes", []):
-            log(f"note: {note}")
+            log(f"note: {printable(note)}")
 
     payload = asdict(config)
-    with tqdm(total=len(todo), disable=not show, desc="files", unit="file", position=0) as files:
+    bar = Progress(len(todo), "recon batch", "files", mode=progress, interval=progress_interval)
+    pool: ProcessPoolExecutor | None = None
+    previous = _install_signal_handlers()
+    try:
         if config.scheduler:
             from distributed import Client  # optional extra: pip install 'recon-mri[distributed]'
 
@@ -340,25 +452,99 @@ def run_batch(config: BatchConfig, progress: bool | None = None, log: Callable[[
                 futures = {client.submit(process_unit, str(unit), payload, 1, pure=False): key for key, unit in todo}
                 for future in _dask_completed(futures):
                     record(futures[future], future.result())
-                    files.update(1)
+                    bar.update(1, f"{sum(e['slices'] for e in done)} slices")
+                    if disk_full:
+                        client.cancel(list(futures))
+                        break
         elif config.workers > 1:
             threads = max(1, (os.cpu_count() or 1) // config.workers)
-            with ProcessPoolExecutor(max_workers=config.workers) as pool:
-                futures = {pool.submit(process_unit, str(unit), payload, threads): key for key, unit in todo}
-                for future in as_completed(futures):
-                    record(futures[future], future.result())
-                    files.update(1)
+            pool = ProcessPoolExecutor(max_workers=config.workers, initializer=_worker_init)
+            futures = {pool.submit(process_unit, str(unit), payload, threads): key for key, unit in todo}
+            for future in as_completed(futures):
+                record(futures[future], future.result())
+                bar.update(1, f"{sum(e['slices'] for e in done)} slices")
+                if disk_full:
+                    break
+            _stop_pool(pool)
+            pool = None
         else:
-            with tqdm(disable=not show, desc="slices", unit="slice", position=1, leave=False) as slices:
-                for key, unit in todo:
-                    record(key, process_unit(str(unit), payload, None, on_slice=lambda: slices.update(1)))
-                    files.update(1)
-    seconds = time.perf_counter() - started
+            for key, unit in todo:
+                record(key, process_unit(str(unit), payload, None))
+                bar.update(1, f"{sum(e['slices'] for e in done)} slices")
+                if disk_full:
+                    break
+    except (_Signalled, KeyboardInterrupt) as error:
+        signum = error.signum if isinstance(error, _Signalled) else signal.SIGINT
+        if pool is not None:
+            _stop_pool(pool)
+        remove_temporaries(out)
+        name = signal.Signals(signum).name
+        raise BatchStopped(f"stopped by {name}: {len(done)} file(s) finished and recorded in {out / MANIFEST}; "
+                           "continue with --resume", 128 + signum, result()) from None
+    except OSError as error:
+        if pool is not None:
+            _stop_pool(pool)
+        remove_temporaries(out)
+        if error.errno in DISK_FULL:
+            raise BatchStopped(f"no space left on device while writing {error.filename or out}; "
+                               f"{len(done)} file(s) finished and recorded; free space and continue with --resume",
+                               1, result()) from None
+        raise
+    finally:
+        _restore_signal_handlers(previous)
+        bar.close()
+    if disk_full:
+        remove_temporaries(out)
+        raise BatchStopped(f"{printable(disk_full[0]['error'])}; stopped: {len(done)} file(s) finished and "
+                           f"recorded in {out / MANIFEST}; free space and continue with --resume", 1, result())
     if manifest["units"]:
         from pipelines.batch_report import write_batch_report
 
         write_batch_report(out)
-    return BatchResult(done, skipped, failed, seconds, sum(entry["slices"] for entry in done))
+    return result()
+
+
+def _worker_init() -> None:
+    """Workers leave SIGINT to the main process, which stops them (a Ctrl-C reaches the
+    whole process group); SIGTERM keeps its default and ends a worker at once."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _stop_pool(pool: ProcessPoolExecutor) -> None:
+    """Cancel what has not started and end the workers now (they may be mid-unit)."""
+    processes = list(getattr(pool, "_processes", {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+    for process in processes:
+        process.join(timeout=10)
+        if process.is_alive():
+            process.kill()
+            process.join(timeout=5)
+
+
+def _raise_signal(signum: int, frame: Any) -> None:
+    raise _Signalled(signum)
+
+
+def _install_signal_handlers() -> dict[int, Any]:
+    """SIGTERM (and SIGINT) raise :class:`_Signalled` in the main thread; elsewhere (a
+    thread) nothing is installed."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    previous = {}
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        previous[signum] = signal.signal(signum, _raise_signal)
+    return previous
+
+
+def _restore_signal_handlers(previous: dict[int, Any]) -> None:
+    for signum, handler in previous.items():
+        signal.signal(signum, handler)
 
 
 def _dask_completed(futures):

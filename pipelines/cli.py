@@ -1,22 +1,25 @@
 """The ``recon`` command line. It parses arguments, builds a config and calls one
 library function. Exit codes: 0 ok, 1 failed, 2 bad usage or bad input, 3 finished
-with some inputs failed."""
+with some inputs failed, 130 / 143 stopped by SIGINT / SIGTERM.
+
+Heavy modules (torch, SigPy, nibabel, the methods) are imported by the command that
+needs them, so ``recon --help`` and ``--version`` answer at once.
+"""
 
 from __future__ import annotations
 
 import argparse
+import math
+import signal
 import sys
 from pathlib import Path
 
-import numpy as np
-
 import masks
-import recon
-from pipelines.config import RunConfig, load_config
-from pipelines.images import save_png
-from recon.registry import MethodUnavailable
+from pipelines.console import printable
+from recon import __version__
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
+EXIT_SIGINT, EXIT_SIGTERM = 128 + signal.SIGINT, 128 + signal.SIGTERM
 
 
 class UsageError(Exception):
@@ -33,11 +36,66 @@ def _shape(text: str) -> tuple[int, int]:
         height, width = (int(part) for part in text.split(","))
     except ValueError as error:
         raise argparse.ArgumentTypeError(f"shape must be H,W (e.g. 256,256), got {text!r}") from error
+    if height < 2 or width < 2:
+        raise argparse.ArgumentTypeError(f"shape must be at least 2,2, got {text!r}")
     return height, width
 
 
 def _methods(text: str) -> tuple[str, ...]:
     return tuple(name.strip() for name in text.split(",") if name.strip())
+
+
+def _integer(low: int | None = None, high: int | None = None):
+    """argparse type: an integer in ``[low, high]`` (argparse names the option)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if (low is not None and value < low) or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"must be {_range_text(low, high)}, got {value}")
+        return value
+
+    return parse
+
+
+def _number(low: float | None = None, high: float | None = None, low_open: bool = False):
+    """argparse type: a finite number in ``[low, high]`` (``(low, high]`` with ``low_open``)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+        if (low is not None and (value < low or (low_open and value == low))) or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"must be {_range_text(low, high, low_open)}, got {text}")
+        return value
+
+    return parse
+
+
+def _range_text(low, high, low_open: bool = False) -> str:
+    if low is not None and high is not None:
+        return f"in {'(' if low_open else '['}{low:g}, {high:g}]"
+    if low is not None:
+        return f"{'>' if low_open else '>='} {low:g}"
+    return f"<= {high:g}"
+
+
+def _memory(text: str) -> int:
+    from pipelines.limits import parse_size
+
+    try:
+        return parse_size(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error).removeprefix("--max-memory: ")) from None
+
+
+MAX_MEMORY_HELP = ("most memory one input may need, e.g. 4G or 512M; larger inputs are refused before they "
+                   "are read (default: half of this machine's memory)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="example: recon run --mask 10pct --mask-type cartesian --out recon-output/run-10pct",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"recon {recon.__version__}")
+    parser.add_argument("--version", action="version", version=f"recon {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     run = commands.add_parser(
@@ -64,14 +122,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--mask", help="preset Npct: N/100 of the k-space grid sampled, centre included (default 10pct)")
     run.add_argument("--mask-type", choices=masks.KINDS, help="mask family (default cartesian)")
     run.add_argument("--mask-file", help=".npy bool (H, W) mask to use instead of generating one")
-    run.add_argument("--center-fraction", type=float, help="override the preset's centre size")
-    run.add_argument("--methods", type=_methods, help=f"comma-separated, from: {', '.join(recon.registered())}")
+    run.add_argument("--center-fraction", type=_number(0, 1), help="override the preset's centre size (0 to 1)")
+    run.add_argument("--methods", type=_methods, help="comma-separated method names (see `recon methods`; default: all that run here)")
     run.add_argument("--input", help="NIfTI or .npy image instead of the sample's test slices")
-    run.add_argument("--slices", type=int, help="number of slices, evenly spread (default all)")
-    run.add_argument("--coils", type=int, help="1 = single coil (default); N > 1 simulates birdcage coil maps")
-    run.add_argument("--noise-snr", type=float, help="add complex Gaussian noise at this SNR in dB")
+    run.add_argument("--slices", type=_integer(1), help="number of slices, evenly spread (default all)")
+    run.add_argument("--coils", type=_integer(1, 64), help="1 = single coil (default); N > 1 simulates birdcage coil maps")
+    run.add_argument("--noise-snr", type=_number(-20, 200), help="add complex Gaussian noise at this SNR in dB (-20 to 200)")
     run.add_argument("--phase", action="store_true", default=None, help="add a smooth synthetic image phase")
-    run.add_argument("--seed", type=int, help="seed mixed with the input name for mask, phase and noise (default 0)")
+    run.add_argument("--seed", type=_integer(0, 2**32 - 1), help="seed mixed with the input name for mask, phase and noise (default 0)")
+    run.add_argument("--max-memory", type=_memory, help=MAX_MEMORY_HELP)
     run.add_argument("--out", help="output folder (default recon-output/run-MASK-TYPE)")
     run.add_argument("--force", action="store_true", default=None, help="replace an existing output folder")
 
@@ -85,8 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
     mask.add_argument("--mask", default="10pct", help="preset Npct (default 10pct)")
     mask.add_argument("--mask-type", default="cartesian", choices=masks.KINDS)
     mask.add_argument("--shape", type=_shape, default=(256, 256), help="H,W (default 256,256)")
-    mask.add_argument("--seed", type=int, default=0)
-    mask.add_argument("--center-fraction", type=float, default=None)
+    mask.add_argument("--seed", type=_integer(0, 2**32 - 1), default=0)
+    mask.add_argument("--center-fraction", type=_number(0, 1), default=None)
+    mask.add_argument("--max-memory", type=_memory, help="most memory the mask may need (default: half of this machine's memory)")
     mask.add_argument("--out", required=True, help="output .png or .npy")
     mask.add_argument("--force", action="store_true", help="overwrite an existing file")
 
@@ -105,27 +165,27 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--mask", default="10pct", help="preset Npct, a list 10pct,50pct, or a range 10pct-50pct")
     train.add_argument("--mask-type", default="cartesian", choices=masks.KINDS)
     train.add_argument("--data", default="sample", help="'sample' or a folder of NIfTI / .npy images")
-    train.add_argument("--steps", type=int, default=2000)
-    train.add_argument("--batch-size", type=int, default=4)
-    train.add_argument("--lr-g", type=float, help="generator learning rate (default: the model's; gan-drn 1e-3, csr-gan 1e-4)")
-    train.add_argument("--lr-d", type=float, help="critic learning rate (default: the model's; gan-drn 1e-4, csr-gan 2e-4)")
+    train.add_argument("--steps", type=_integer(1), default=2000)
+    train.add_argument("--batch-size", type=_integer(1, 4096), default=4)
+    train.add_argument("--lr-g", type=_number(0, 1, low_open=True), help="generator learning rate (default: the model's; gan-drn 1e-3, csr-gan 1e-4)")
+    train.add_argument("--lr-d", type=_number(0, 1, low_open=True), help="critic learning rate (default: the model's; gan-drn 1e-4, csr-gan 2e-4)")
     train.add_argument("--lr-schedule", choices=("constant", "cosine"), default="constant",
                        help="constant, or cosine decay to 5%% of the learning rates over --steps")
-    train.add_argument("--n-critic", type=int, default=1, help="critic updates per generator update")
+    train.add_argument("--n-critic", type=_integer(0, 100), default=1, help="critic updates per generator update")
     train.add_argument("--lipschitz", choices=("gp", "clip", "spectral"),
                        help="critic constraint (default: the model's; gan-drn gp, csr-gan spectral)")
-    train.add_argument("--adversarial-weight", type=float, help="weight of L_adv (default: the model's)")
-    train.add_argument("--ssim-weight", type=float, help="weight of an extra (1 - SSIM) term (default: the model's)")
-    train.add_argument("--val-every", type=int, default=100)
-    train.add_argument("--patience", type=int, default=10, help="validations without improvement before stopping")
+    train.add_argument("--adversarial-weight", type=_number(0), help="weight of L_adv (default: the model's)")
+    train.add_argument("--ssim-weight", type=_number(0), help="weight of an extra (1 - SSIM) term (default: the model's)")
+    train.add_argument("--val-every", type=_integer(1), default=100, help="validate every N steps (default 100)")
+    train.add_argument("--patience", type=_integer(1), default=10, help="validations without improvement before stopping")
     train.add_argument("--generator", default="", help="generator options, e.g. width=32,blocks=2,stages=8 or kind=paper")
-    train.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
-    train.add_argument("--threads", type=int, help="torch CPU threads")
-    train.add_argument("--time-limit", type=float, help="stop (validating and checkpointing) after this many wall seconds")
+    train.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
+    train.add_argument("--threads", type=_integer(1, 1024), help="torch CPU threads")
+    train.add_argument("--time-limit", type=_number(0, low_open=True), help="stop (validating and checkpointing) after this many wall seconds")
     train.add_argument("--out", default="runs/train", help="output folder for checkpoints and logs")
     train.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt at its exact step")
     train.add_argument("--init", help="start the generator from these weights (a shipped .pt or a best.pt)")
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--seed", type=_integer(0, 2**32 - 1), default=0)
 
     batch = commands.add_parser(
         "batch",
@@ -147,12 +207,13 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--methods", type=_methods, default=("cs-tv",), help="comma-separated methods (default cs-tv)")
     batch.add_argument("--format", default="same", choices=("same", "nifti", "dicom", "h5", "cfl", "npy"),
                        help="output format; 'same' writes DICOM for DICOM, NIfTI for NIfTI, h5 for fastMRI/ISMRMRD, cfl for cfl")
-    batch.add_argument("--workers", type=int, default=1, help="worker processes (each gets cores / workers torch threads)")
+    batch.add_argument("--workers", type=_integer(1, 256), default=1, help="worker processes (each gets cores / workers torch threads)")
     batch.add_argument("--part", default="1/1", help="process only part i of N of the inputs, e.g. 2/4")
     batch.add_argument("--resume", action="store_true", help="skip inputs the manifest records as finished")
     batch.add_argument("--force", action="store_true", help="write into a non-empty output folder")
     batch.add_argument("--scheduler", help="address of a Dask distributed scheduler (pip install 'recon-mri[distributed]')")
-    batch.add_argument("--seed", type=int, default=0)
+    batch.add_argument("--seed", type=_integer(0, 2**32 - 1), default=0)
+    batch.add_argument("--max-memory", type=_memory, help=MAX_MEMORY_HELP)
 
     report = commands.add_parser(
         "report",
@@ -175,7 +236,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _run_config(args: argparse.Namespace) -> RunConfig:
+def _run_config(args: argparse.Namespace):
+    from pipelines.config import RunConfig, load_config
+
     base = load_config(args.config) if args.config else RunConfig()
     config = base.with_overrides(
         mask=args.mask,
@@ -191,6 +254,7 @@ def _run_config(args: argparse.Namespace) -> RunConfig:
         seed=args.seed,
         out=args.out,
         force=args.force,
+        max_memory=args.max_memory,
     )
     if args.out is None and (args.config is None or base.out == RunConfig.out):
         config = config.with_overrides(out=f"recon-output/run-{config.mask}-{config.mask_type}")
@@ -208,25 +272,34 @@ def _command_run(args: argparse.Namespace) -> int:
           f"{config.coils} coil(s); {result.summary[0]['slices']} slice(s)")
     print(format_table(result.summary))
     for note in result.notes:
-        print(f"note: {note}")
+        print(f"note: {printable(note)}")
     print(f"wrote {result.out}/report.html, metrics.json, config.json and images/")
     return EXIT_OK
 
 
 def _command_mask(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from pipelines.images import save_png
+    from pipelines.limits import MemoryBudget
+    from pipelines.output import atomic_file
+
     out = Path(args.out)
     if out.suffix.lower() not in (".png", ".npy"):
         raise UsageError(f"--out {out}: use a .png or .npy file name")
     if out.exists() and not args.force:
         raise FileExistsError(f"{out} already exists; use --force to overwrite it")
+    # Generators keep float weights and index arrays of the grid's size: about 16 bytes a point.
+    budget = MemoryBudget.default() if args.max_memory is None else MemoryBudget(args.max_memory)
+    budget.check("--shape", args.shape, itemsize=16, what="the mask", copies=1)
     made = masks.make_mask(args.mask, args.shape, args.mask_type, seed=args.seed, center_fraction=args.center_fraction)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp{out.suffix}")
-    if out.suffix.lower() == ".npy":
-        np.save(tmp, made.array)
-    else:
-        save_png(tmp, (made.array * 255).astype(np.uint8))
-    tmp.replace(out)
+    with atomic_file(out) as tmp:
+        if out.suffix.lower() == ".npy":
+            with open(tmp, "wb") as handle:
+                np.save(handle, made.array)
+        else:
+            save_png(tmp, (made.array * 255).astype(np.uint8))
     print(
         f"{made.kind} {args.mask} {made.shape[0]}x{made.shape[1]}: achieved ratio {made.ratio:.4f} "
         f"({int(made.array.sum())} of {made.array.size} points), centre {made.center[0]}x{made.center[1]} -> {out}"
@@ -235,6 +308,8 @@ def _command_mask(args: argparse.Namespace) -> int:
 
 
 def _command_methods(args: argparse.Namespace) -> int:
+    import recon
+
     for name in recon.registered():
         cls = recon.registry.method_class(name)
         reason = cls.unavailable_reason()
@@ -245,6 +320,8 @@ def _command_methods(args: argparse.Namespace) -> int:
 
 def parse_ratios(text: str) -> tuple[float, ...]:
     """``10pct`` -> (0.1,); ``10pct,50pct`` -> (0.1, 0.5); ``10pct-50pct`` -> every 5 % from 10 to 50."""
+    import numpy as np
+
     if "-" in text and "," not in text:
         low, high = (masks.parse_preset(part) for part in text.split("-", 1))
         if high < low:
@@ -259,8 +336,20 @@ def _generator_options(text: str) -> dict:
     for item in filter(None, (part.strip() for part in text.split(","))):
         if "=" not in item:
             raise UsageError(f"--generator: expected key=value, got {item!r}")
-        key, value = item.split("=", 1)
-        options[key] = value if key == "kind" else (value.lower() == "true" if value.lower() in ("true", "false") else int(value))
+        key, value = (part.strip() for part in item.split("=", 1))
+        if not key.isidentifier():
+            raise UsageError(f"--generator: {key!r} is not an option name")
+        if key == "kind":
+            options[key] = value
+        elif value.lower() in ("true", "false"):
+            options[key] = value.lower() == "true"
+        else:
+            try:
+                options[key] = int(value)
+            except ValueError:
+                raise UsageError(f"--generator: {key}={value!r} must be an integer, true or false") from None
+            if options[key] < 0:
+                raise UsageError(f"--generator: {key}={value} must not be negative")
     return options
 
 
@@ -277,6 +366,10 @@ def _command_train(args: argparse.Namespace) -> int:
         patience=args.patience, generator=_generator_options(args.generator), device=args.device,
         seed=args.seed, out=args.out, resume=args.resume, init=args.init, threads=args.threads,
     )
+    try:
+        config.check_generator()
+    except (TypeError, ValueError) as error:
+        raise UsageError(f"--generator {args.generator!r}: {error}") from None
     train_set, val_set, description = load_training_data(args.data)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -291,7 +384,7 @@ def _command_train(args: argparse.Namespace) -> int:
 
 
 def _command_batch(args: argparse.Namespace) -> int:
-    from pipelines.batch import BatchConfig, run_batch
+    from pipelines.batch import BatchConfig, BatchStopped, run_batch
 
     try:
         index, count = (int(part) for part in args.part.split("/"))
@@ -300,15 +393,25 @@ def _command_batch(args: argparse.Namespace) -> int:
     config = BatchConfig(
         inputs=tuple(args.inputs), out=args.out, mask=args.mask, mask_type=args.mask_type, methods=args.methods,
         format=args.format, workers=args.workers, part=(index, count), resume=args.resume, force=args.force,
-        seed=args.seed, scheduler=args.scheduler,
+        seed=args.seed, scheduler=args.scheduler, max_memory=args.max_memory,
     )
-    result = run_batch(config, log=lambda line: print(line, file=sys.stderr))
+    try:
+        result = run_batch(config, log=lambda line: print(printable(line), file=sys.stderr))
+    except BatchStopped as stopped:
+        _batch_summary(stopped.result, args.out)
+        print(f"recon: {printable(stopped)}", file=sys.stderr)
+        return stopped.exit_code
+    _batch_summary(result, args.out)
+    return EXIT_PARTIAL if result.failed else EXIT_OK
+
+
+def _batch_summary(result, out: str) -> None:
     rate = result.slices / result.seconds if result.seconds > 0 else 0.0
     print(f"{len(result.done)} done, {len(result.skipped)} already done (resume), {len(result.failed)} failed; "
-          f"{result.slices} slice reconstructions in {result.seconds:.1f} s ({rate:.2f} slices/s); outputs in {args.out}")
+          f"{result.slices} slice reconstructions in {result.seconds:.1f} s ({rate:.2f} slices/s); "
+          f"outputs in {printable(out)}")
     for entry in result.failed:
-        print(f"  failed: {entry['error']}")
-    return EXIT_PARTIAL if result.failed else EXIT_OK
+        print(f"  failed: {printable(entry['error'])}")
 
 
 def _command_report(args: argparse.Namespace) -> int:
@@ -321,34 +424,76 @@ def _command_report(args: argparse.Namespace) -> int:
 
         out = write_batch_report(args.runs[0])
     else:
-        out = write_report(args.runs, args.out or Path(args.runs[0]) / "report.html")
-    print(f"wrote {out}")
+        target = Path(args.out) if args.out else Path(args.runs[0]) / "report.html"
+        if target.exists() and target.is_dir():
+            raise UsageError(f"--out {target} is a folder; give a file name such as {target / 'report.html'}")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        out = write_report(args.runs, target)
+    print(f"wrote {printable(out)}")
     return EXIT_OK
 
 
 COMMANDS = {"run": _command_run, "batch": _command_batch, "report": _command_report, "mask": _command_mask, "methods": _command_methods, "train": _command_train}
 
 
+class _Terminated(BaseException):
+    """SIGTERM, turned into an exception so that it unwinds like Ctrl-C (temporary
+    files and staging folders are removed on the way out)."""
+
+
+def _on_sigterm(signum, frame) -> None:
+    raise _Terminated()
+
+
+def _usage_errors() -> tuple[type[BaseException], ...]:
+    """Errors reported as bad usage or bad input (exit 2), imported only when the
+    modules that define them are already loaded (so --help stays light)."""
+    errors: list[type[BaseException]] = [UsageError, ValueError, FileNotFoundError, FileExistsError, PermissionError]
+    registry = sys.modules.get("recon.registry")
+    if registry is not None:
+        errors.append(registry.MethodUnavailable)
+    return tuple(errors)
+
+
+def _is_locked(error: BaseException) -> bool:
+    lock = sys.modules.get("pipelines.lock")
+    return lock is not None and isinstance(error, lock.FolderLocked)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     parser = build_parser()
+    previous = None
     try:
         args = parser.parse_args(argv)
         if args.command is None:
             parser.print_help()
             return EXIT_USAGE
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            previous = signal.signal(signal.SIGTERM, _on_sigterm)
         return COMMANDS[args.command](args)
     except SystemExit as exit_:  # --help / --version
         return int(exit_.code or 0)
-    except (UsageError, ValueError, FileNotFoundError, FileExistsError, PermissionError, MethodUnavailable) as error:
-        print(f"recon: error: {error}", file=sys.stderr)
-        return EXIT_USAGE
     except KeyboardInterrupt:
-        print("recon: interrupted", file=sys.stderr)
-        return EXIT_FAILED
+        print("recon: interrupted (SIGINT)", file=sys.stderr)
+        return EXIT_SIGINT
+    except _Terminated:
+        print("recon: terminated (SIGTERM)", file=sys.stderr)
+        return EXIT_SIGTERM
     except Exception as error:  # noqa: BLE001 - one readable line, not a traceback
-        print(f"recon: failed: {type(error).__name__}: {error}", file=sys.stderr)
+        if _is_locked(error):
+            print(f"recon: error: {printable(error)}", file=sys.stderr)
+            return EXIT_FAILED
+        if isinstance(error, _usage_errors()):
+            print(f"recon: error: {printable(error)}", file=sys.stderr)
+            return EXIT_USAGE
+        print(f"recon: failed: {type(error).__name__}: {printable(error)}", file=sys.stderr)
         return EXIT_FAILED
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def entry() -> None:

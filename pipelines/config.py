@@ -1,16 +1,29 @@
-"""Frozen, validated run configuration, loadable from TOML, JSON or YAML."""
+"""Frozen, validated run configuration, loadable from TOML, JSON or YAML.
+
+Config files are data, never code: YAML is parsed with the safe loader and refused
+when it uses aliases (a few hundred bytes of nested aliases expand to gigabytes), files
+over 1 MB are refused, and every value's type is checked against the field it sets,
+with errors that name the file and the key.
+"""
 
 from __future__ import annotations
 
 import json
+import math
+import sys
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-import tomllib
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10: the same parser, packaged as tomli (a dependency there)
+    import tomli as tomllib
 
 import masks
 import recon
+
+MAX_CONFIG_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -60,6 +73,7 @@ class RunConfig:
     seed: int = 0
     out: str = "recon-output"
     force: bool = False
+    max_memory: int | None = None
 
     def __post_init__(self) -> None:
         masks.parse_preset(self.mask)
@@ -76,6 +90,14 @@ class RunConfig:
             raise ValueError(f"--coils must be >= 1, got {self.coils}")
         if self.center_fraction is not None and not 0 <= self.center_fraction <= 1:
             raise ValueError(f"--center-fraction must be in [0, 1], got {self.center_fraction}")
+        if self.noise_snr is not None and not (math.isfinite(self.noise_snr) and -20 <= self.noise_snr <= 200):
+            raise ValueError(f"--noise-snr must be a finite SNR in dB between -20 and 200, got {self.noise_snr}")
+        if self.coils > 64:
+            raise ValueError(f"--coils must be <= 64, got {self.coils}")
+        if not 0 <= self.seed < 2**32:
+            raise ValueError(f"--seed must be in [0, 2^32), got {self.seed}")
+        if self.max_memory is not None and self.max_memory < 1:
+            raise ValueError(f"--max-memory must be positive, got {self.max_memory}")
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -87,38 +109,96 @@ class RunConfig:
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
 
 
+# What each key of a config file may hold (bool is not accepted where a number is due).
+_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
+    "mask": ((str,), "a preset such as '10pct'"),
+    "mask_type": ((str,), "a mask family name"),
+    "methods": ((list, str), "a list of method names or a comma-separated string"),
+    "input": ((str,), "a file path"),
+    "mask_file": ((str,), "a file path"),
+    "slices": ((int,), "an integer"),
+    "coils": ((int,), "an integer"),
+    "noise_snr": ((int, float), "a number (dB)"),
+    "phase": ((bool,), "true or false"),
+    "center_fraction": ((int, float), "a number in [0, 1]"),
+    "seed": ((int,), "an integer"),
+    "out": ((str,), "a folder path"),
+    "force": ((bool,), "true or false"),
+    "max_memory": ((int, str), "a size such as '4G' or a number of bytes"),
+}
+
+
+def _load_yaml(text: str, path: Path) -> Any:
+    try:
+        import yaml
+    except ImportError as error:
+        raise ValueError(f"{path}: reading YAML needs PyYAML (pip install pyyaml)") from error
+    try:  # aliases are refused before anything is built from the document
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, yaml.AliasEvent):
+                raise ValueError(f"{path}: YAML aliases (*name) are not allowed in a config file")
+        return yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ValueError(f"{path}: cannot parse YAML: {' '.join(str(error).split())}") from None
+
+
+def _check_value(path: Path, key: str, value: Any) -> Any:
+    if value is None:
+        return None
+    types, expected = _TYPES[key]
+    if isinstance(value, bool) and bool not in types or not isinstance(value, types):
+        raise ValueError(f"{path}: key {key!r} must be {expected}, got {type(value).__name__} {str(value)[:40]!r}")
+    if key == "methods":
+        names = value.split(",") if isinstance(value, str) else value
+        if not all(isinstance(name, str) for name in names):
+            raise ValueError(f"{path}: key 'methods' must list method names (strings), got {str(value)[:60]!r}")
+        return tuple(name.strip() for name in names if name.strip())
+    if key in ("noise_snr", "center_fraction") and not math.isfinite(value):
+        raise ValueError(f"{path}: key {key!r} must be finite, got {value}")
+    if key == "max_memory":
+        from pipelines.limits import parse_size
+
+        return parse_size(str(value))
+    return value
+
+
 def load_config(path: str | Path) -> RunConfig:
     """Read a :class:`RunConfig` from a ``.toml``, ``.json`` or ``.yaml`` file.
 
-    Unknown keys are an error, so a typo cannot silently fall back to a default.
+    Unknown keys are an error, so a typo cannot silently fall back to a default; so is
+    a value of the wrong type, naming the file and the key.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"config file {path} does not exist")
-    text = path.read_text()
+    if path.stat().st_size > MAX_CONFIG_BYTES:
+        raise ValueError(f"{path}: config file of {path.stat().st_size} bytes is too large (at most {MAX_CONFIG_BYTES})")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path}: config file is not UTF-8 text ({error.reason})") from None
     try:
         if path.suffix == ".toml":
             data = tomllib.loads(text)
         elif path.suffix == ".json":
             data = json.loads(text)
         elif path.suffix in (".yaml", ".yml"):
-            try:
-                import yaml
-            except ImportError as error:
-                raise ValueError(f"{path}: reading YAML needs PyYAML (pip install pyyaml)") from error
-            data = yaml.safe_load(text)
+            data = _load_yaml(text, path)
         else:
             raise ValueError(f"{path}: config must be .toml, .json or .yaml")
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as error:
-        raise ValueError(f"{path}: cannot parse config: {error}") from error
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError, RecursionError) as error:
+        raise ValueError(f"{path}: cannot parse config: {error}") from None
     if not isinstance(data, dict):
         raise ValueError(f"{path}: config must be a table of keys")
+    if not all(isinstance(key, str) for key in data):
+        raise ValueError(f"{path}: config keys must be strings")
     data = {key.replace("-", "_"): value for key, value in data.items()}
     known = {f.name for f in fields(RunConfig)}
     unknown = sorted(set(data) - known)
     if unknown:
         raise ValueError(f"{path}: unknown config keys {unknown}; known keys: {sorted(known)}")
-    if isinstance(data.get("methods"), (list, str)):
-        methods = data["methods"]
-        data["methods"] = tuple(methods.split(",") if isinstance(methods, str) else methods)
-    return RunConfig(**data)
+    data = {key: _check_value(path, key, value) for key, value in data.items()}
+    try:
+        return RunConfig(**data)
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from None

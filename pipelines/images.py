@@ -4,12 +4,28 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
-from PIL import Image
+
+from pipelines.limits import MemoryBudget, check_size
 
 
-def read_image_stack(path: str | Path) -> np.ndarray:
+def _npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and dtype from a ``.npy`` header, without reading the array."""
+    with open(path, "rb") as handle:
+        try:
+            version = np.lib.format.read_magic(handle)
+            if version == (1, 0):
+                shape, _, dtype = np.lib.format.read_array_header_1_0(handle)
+            elif version in ((2, 0), (3, 0)):
+                shape, _, dtype = np.lib.format.read_array_header_2_0(handle)
+            else:
+                raise ValueError(f"unsupported .npy version {version}")
+        except ValueError as error:
+            raise ValueError(f"{path}: not a readable .npy file: {error}") from None
+    return tuple(shape), np.dtype(dtype)
+
+
+def read_image_stack(path: str | Path, budget: MemoryBudget | None = None) -> np.ndarray:
     """Read a magnitude (or complex) image stack from NIfTI or ``.npy``.
 
     NIfTI volumes are read slice by slice along the third axis and rotated like the
@@ -24,19 +40,30 @@ def read_image_stack(path: str | Path) -> np.ndarray:
     Raises
     ------
     ValueError
-        With the file name and the problem (unreadable, wrong shape, NaN/Inf, all zero).
+        With the file name and the problem (unreadable, wrong shape, NaN/Inf, all zero,
+        RGB, or a declared size beyond ``budget``).
     """
+    import nibabel as nib
+
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file")
     name = path.name.lower()
     try:
         if name.endswith(".npy"):
+            shape, dtype = _npy_header(path)
+            if dtype.fields is not None or dtype.kind not in "biufc":
+                raise ValueError(f"{path}: .npy data type {dtype} is not a real or complex image")
+            check_size(path, shape, budget, what="the .npy array")
             stack = np.load(path, allow_pickle=False)
         elif name.endswith((".nii", ".nii.gz")):
             image = nib.load(path)
             if len(image.shape) not in (2, 3, 4):
                 raise ValueError(f"{path}: NIfTI with {len(image.shape)} dimensions; expected 2-D, 3-D or 4-D")
+            dtype = np.dtype(image.get_data_dtype())
+            if dtype.fields is not None or dtype.kind not in "biufc":
+                raise ValueError(f"{path}: NIfTI data type {dtype} is not a scalar image (RGB?); expected real or complex intensities")
+            check_size(path, image.shape[:3], budget, what="the NIfTI image")
             proxy = image.dataobj
             if len(image.shape) == 2:
                 stack = np.asarray(proxy)[None]
@@ -79,4 +106,6 @@ def hot_colormap(values: np.ndarray) -> np.ndarray:
 
 def save_png(path: str | Path, pixels: np.ndarray) -> None:
     """Write an 8-bit grey ``(H, W)`` or RGB ``(H, W, 3)`` array as PNG."""
+    from PIL import Image
+
     Image.fromarray(pixels).save(path, format="PNG")

@@ -45,9 +45,53 @@ def staged_dir(out: str | Path, force: bool):
         shutil.rmtree(backup, ignore_errors=True)
 
 
+TEMPORARY_MARK = ".tmp"
+"""Temporary files and folders are named ``.NAME.tmp...``: hidden, and recognisable by
+:func:`remove_temporaries` after an interruption."""
+
+
+def temporary_name(path: Path) -> Path:
+    """``.NAME.tmp-PID.SUFFIXES`` beside ``path`` (the suffixes kept, since writers such
+    as nibabel choose the format by them)."""
+    return path.with_name(f".{path.name}{TEMPORARY_MARK}-{os.getpid()}{''.join(path.suffixes)}")
+
+
+@contextmanager
+def atomic_file(path: str | Path):
+    """Yield a temporary path beside ``path``; when the block succeeds it is renamed to
+    ``path``. On any error (a full disk, an interruption) the temporary file is removed
+    and ``path`` is left as it was."""
+    path = Path(path)
+    tmp = temporary_name(path)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except OSError as error:  # name the file the user asked for, not the temporary one
+        raise OSError(error.errno, error.strerror or str(error), str(path)) from error
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def remove_temporaries(folder: str | Path) -> list[Path]:
+    """Remove the temporary files and folders that interrupted writers left under
+    ``folder``; returns what was removed."""
+    removed = []
+    folder = Path(folder)
+    if not folder.is_dir():
+        return removed
+    for path in sorted(folder.rglob(f".*{TEMPORARY_MARK}*"), key=lambda p: -len(p.parts)):
+        if not path.exists():
+            continue
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed
+
+
 def write_json(path: str | Path, data: Any) -> None:
     """Write JSON atomically (temporary file + rename)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, allow_nan=True) + "\n")
-    os.replace(tmp, path)
+    with atomic_file(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, allow_nan=True) + "\n")

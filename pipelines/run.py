@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import platform
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +10,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 import recon
 from masks import Mask, calibration_size, make_mask, seed_from_name
@@ -19,7 +17,9 @@ from physics import simulate_coil_maps, simulate_kspace
 from pipelines.config import RunConfig
 from pipelines.datasets import sample
 from pipelines.images import hot_colormap, read_image_stack, save_png, to_uint8
+from pipelines.limits import MemoryBudget
 from pipelines.output import check_output_dir, staged_dir, write_json
+from pipelines.progress import Progress
 from pipelines.report import write_report
 from recon import metrics, trust
 from recon.api import coil_maps_for
@@ -45,7 +45,8 @@ def _load_images(config: RunConfig) -> tuple[np.ndarray, list[str], str]:
         data = sample("test")
         images, ids, source = np.array(data.images), list(data.ids), "sample:test"
     else:
-        stack = read_image_stack(config.input)
+        budget = MemoryBudget.default() if config.max_memory is None else MemoryBudget(config.max_memory)
+        stack = read_image_stack(config.input, budget)
         name = Path(config.input).name
         # Keep slices with signal: at least 5 % of the volume's peak.
         magnitude = np.abs(stack)
@@ -166,7 +167,7 @@ def _trust(records, outputs, kspace, mask, coil_maps, methods, notes) -> dict[st
     return maps
 
 
-def run(config: RunConfig, progress: bool | None = None) -> RunResult:
+def run(config: RunConfig, progress: bool | str | None = None) -> RunResult:
     """Simulate the acquisition, reconstruct with each method and write the outputs.
 
     Writes ``metrics.json``, ``config.json`` and PNGs (``images/``) into
@@ -198,12 +199,11 @@ def run(config: RunConfig, progress: bool | None = None) -> RunResult:
         )
     reference = truth.abs()
     data_range = float(reference.max())
-    show = sys.stderr.isatty() if progress is None else progress
     records: list[dict[str, Any]] = []
     outputs: dict[str, list[np.ndarray]] = {}
     complex_outputs: dict[str, list[torch.Tensor]] = {}
     torch_threads = torch.get_num_threads()
-    with tqdm(total=len(methods) * len(ids), disable=not show, desc="reconstructing", unit="slice") as bar:
+    with Progress(len(methods) * len(ids), "recon run", "slices", mode=progress) as bar:
         for name in methods:
             reconstructor = recon.get(name)
             outputs[name] = []
@@ -230,8 +230,7 @@ def run(config: RunConfig, progress: bool | None = None) -> RunResult:
                 )
                 outputs[name].append(image.abs().numpy())
                 complex_outputs[name].append(image)
-                bar.update(1)
-                bar.set_postfix(method=name)
+                bar.update(1, name)
     trust_maps = _trust(records, complex_outputs, kspace, mask_t, recon_maps, methods, notes)
     summary = _summary(records, methods)
     with staged_dir(config.out, config.force) as staging:

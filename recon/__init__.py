@@ -2,22 +2,38 @@
 
 >>> from recon import reconstruct, available
 >>> image = reconstruct(kspace, mask, method="cs-l1")  # doctest: +SKIP
+
+The package imports its parts when they are first used (PEP 562), so that importing
+``recon`` for its version, or the command line's ``--help``, does not load torch and
+SigPy. The built-in methods register themselves when the registry is first asked
+(see :mod:`recon.registry`).
 """
 
-from recon import bart as _bart  # noqa: F401  (registers bart-l1, bart-tv)
-from recon import baselines as _baselines  # noqa: F401  (registers the reference methods)
-from recon import learned as _learned  # noqa: F401  (registers the learned methods)
-from recon.api import reconstruct
-from recon.registry import MethodUnavailable, Reconstructor, available, get, register, registered
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "MethodUnavailable",
-    "Reconstructor",
-    "available",
-    "get",
-    "reconstruct",
-    "register",
-    "registered",
-]
+_REGISTRY_NAMES = ("MethodUnavailable", "Reconstructor", "available", "get", "register", "registered")
+
+__all__ = [*_REGISTRY_NAMES, "reconstruct"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "reconstruct":
+        from recon.api import reconstruct
+
+        return reconstruct
+    if name in _REGISTRY_NAMES:
+        from recon import registry
+
+        return getattr(registry, name)
+    if not name.startswith("_"):
+        try:  # a submodule, e.g. recon.metrics, recon.trust
+            return importlib.import_module(f"recon.{name}")
+        except ModuleNotFoundError as error:
+            if error.name != f"recon.{name}":
+                raise
+    raise AttributeError(f"module 'recon' has no attribute {name!r}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -55,9 +56,41 @@ def coil_maps_for(kspace: torch.Tensor, mask: np.ndarray) -> torch.Tensor:
     return estimate_coil_maps(kspace, calib_width=calib)
 
 
+def _mask_array(mask: Any) -> np.ndarray:
+    """The bool array of a :class:`masks.Mask` (what ``masks.make_mask`` returns) or of
+    an array-like."""
+    return np.asarray(getattr(mask, "array", mask))
+
+
+CENTRE_TOLERANCE = 0.25
+"""k-space whose energy peak lies further than this fraction of the grid from the
+centre looks un-centred (a DC at index 0, from an FFT without shifts)."""
+
+
+def check_centred(kspace: np.ndarray, mask: np.ndarray) -> str | None:
+    """A warning text when the energy peak of the sampled k-space is far from the
+    centre ``(H//2, W//2)``, else None.
+
+    Shapes
+    ------
+    kspace ``(H, W)`` or ``(C, H, W)``; mask ``(H, W)``.
+    """
+    energy = (np.abs(np.asarray(kspace)) ** 2).reshape(-1, *kspace.shape[-2:]).sum(axis=0) * mask
+    height, width = energy.shape
+    row, column = np.unravel_index(int(np.argmax(energy)), energy.shape)
+    off_row, off_column = abs(row - height // 2) / height, abs(column - width // 2) / width
+    sampled = energy[np.asarray(mask, bool)]
+    dominant = sampled.size and energy[row, column] > 50 * float(sampled.mean())  # an image's DC, not noise
+    if dominant and max(off_row, off_column) > CENTRE_TOLERANCE:
+        return (f"k-space energy peaks at ({row}, {column}), far from the centre ({height // 2}, {width // 2}); "
+                "recon expects centred k-space (DC in the middle, as fastMRI, SigPy and BART store it): "
+                "apply numpy.fft.fftshift to un-centred data")
+    return None
+
+
 def reconstruct(
     kspace: np.ndarray,
-    mask: np.ndarray,
+    mask: Any,
     method: str = "zero-filled",
     coil_maps: np.ndarray | None = None,
     **options: Any,
@@ -69,8 +102,8 @@ def reconstruct(
     kspace : numpy.ndarray
         Complex k-space, centred (DC at ``(H//2, W//2)``), orthonormal FFT convention.
         Unsampled points are ignored (the mask is applied).
-    mask : numpy.ndarray
-        Bool sampling mask.
+    mask : numpy.ndarray or masks.Mask
+        Bool sampling mask, or the :class:`~masks.Mask` that ``masks.make_mask`` returns.
     method : str
         A name from :func:`recon.available`.
     coil_maps : numpy.ndarray, optional
@@ -88,9 +121,16 @@ def reconstruct(
     ------
     kspace ``(H, W)`` single-coil or ``(C, H, W)`` multi-coil; mask ``(H, W)``;
     coil_maps ``(C, H, W)``; returns ``(H, W)``.
+
+    Warns (``UserWarning``) when the k-space looks un-centred (energy peak far from
+    the centre).
     """
+    mask = _mask_array(mask)
     validate_inputs(kspace, mask, coil_maps)
     reconstructor = registry.get(method, **options)
+    warning = check_centred(np.asarray(kspace), np.asarray(mask).astype(bool))
+    if warning:
+        warnings.warn(warning, UserWarning, stacklevel=2)
     mask_np = np.asarray(mask).astype(bool)
     data = np.asarray(kspace, dtype=np.complex64)
     data = data[None] if data.ndim == 2 else data

@@ -32,19 +32,36 @@ def write_cfl(base: str | os.PathLike, array: np.ndarray) -> None:
     np.asarray(array, dtype=np.complex64).ravel(order="F").tofile(base.with_suffix(".cfl"))
 
 
+def cfl_dims(base: str | os.PathLike) -> list[int]:
+    """The dimensions in BART's ``base.hdr`` (trailing singletons dropped), checked
+    against the size of ``base.cfl`` before anything is read."""
+    base = Path(base)
+    header = base.with_suffix(".hdr")
+    with open(header, "rb") as handle:
+        text = handle.read(4096).decode("ascii", errors="replace")
+    lines = [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    if not lines:
+        raise ValueError(f"{header}: no dimensions line")
+    try:
+        dims = [int(d) for d in lines[0].split()]
+    except ValueError:
+        raise ValueError(f"{header}: dimensions {lines[0][:80]!r} are not integers") from None
+    if not dims or any(d < 1 for d in dims):
+        raise ValueError(f"{header}: dimensions must be positive, got {dims}")
+    while len(dims) > 1 and dims[-1] == 1:
+        dims.pop()
+    size = os.path.getsize(base.with_suffix(".cfl"))
+    if size != int(np.prod(dims, dtype=object)) * 8:
+        raise ValueError(f"{base.with_suffix('.cfl')}: holds {size} bytes, but the header's dimensions {dims} need "
+                         f"{int(np.prod(dims, dtype=object)) * 8} (complex64)")
+    return dims
+
+
 def read_cfl(base: str | os.PathLike) -> np.ndarray:
     """Read BART's ``base.hdr`` + ``base.cfl``; trailing singleton dimensions are dropped."""
     base = Path(base)
-    header = base.with_suffix(".hdr")
-    lines = [line for line in header.read_text().splitlines() if line and not line.startswith("#")]
-    if not lines:
-        raise ValueError(f"{header}: no dimensions line")
-    dims = [int(d) for d in lines[0].split()]
-    while len(dims) > 1 and dims[-1] == 1:
-        dims.pop()
+    dims = cfl_dims(base)
     data = np.fromfile(base.with_suffix(".cfl"), dtype=np.complex64)
-    if data.size != int(np.prod(dims)):
-        raise ValueError(f"{base.with_suffix('.cfl')}: holds {data.size} values, header says {dims}")
     return data.reshape(dims, order="F")
 
 

@@ -18,8 +18,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import sigpy
-import sigpy.mri.app
 import torch
 
 from physics.coils import coil_support
@@ -109,6 +107,8 @@ class L1Wavelet(_SigpyMethod):
     weight_table = ((0.1, 1e-3), (0.5, 3e-3))
 
     def _app(self, kspace, coil_maps, weights, lamda):
+        import sigpy.mri.app  # imported here: SigPy takes a second to load
+
         return sigpy.mri.app.L1WaveletRecon(
             kspace, coil_maps, lamda, weights=weights, max_iter=self.max_iter, show_pbar=False
         )
@@ -129,6 +129,8 @@ class TotalVariation(_SigpyMethod):
     default_max_iter = 50
 
     def _app(self, kspace, coil_maps, weights, lamda):
+        import sigpy.mri.app
+
         return sigpy.mri.app.TotalVariationRecon(
             kspace, coil_maps, lamda, weights=weights, solver="ADMM", rho=1.0,
             max_iter=self.max_iter, show_pbar=False,

@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from physics.operators import MultiCoil, SingleCoil
+from recon.checkpoints import load_state
 from recon.gans import get_spec
 from recon.registry import Reconstructor, register
 
@@ -48,7 +49,7 @@ def load_generator(path: str) -> torch.nn.Module:
     card = json.loads(weights.with_suffix(".json").read_text())
     spec = get_spec(card["model"])
     generator = spec.build_generator(dict(card["generator"]))
-    generator.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    generator.load_state_dict(load_state(weights))
     generator.eval()
     return generator
 

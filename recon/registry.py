@@ -3,8 +3,9 @@
 Every method has one interface, ``reconstruct(kspace, mask, coil_maps=None) -> image``
 on torch tensors (see :class:`Reconstructor`). Methods register by name with
 :func:`register`; :func:`get` builds one; :func:`available` lists those usable on
-this machine. Nothing is found by string-import magic: a method module must be
-imported (``recon/__init__.py`` imports the built-in ones).
+this machine. Nothing is found by string-import magic: the built-in method modules
+are imported by name in :func:`load_builtin_methods`, the first time the registry is
+asked; another method module registers when it is imported.
 """
 
 from __future__ import annotations
@@ -83,8 +84,21 @@ def register(name: str) -> Callable[[type], type]:
     return decorate
 
 
+_BUILTIN_LOADED = False
+
+
+def load_builtin_methods() -> None:
+    """Import the modules of the built-in methods, which register them (once)."""
+    global _BUILTIN_LOADED
+    if _BUILTIN_LOADED:
+        return
+    _BUILTIN_LOADED = True
+    from recon import bart, baselines, learned  # noqa: F401  (each registers its methods)
+
+
 def registered() -> list[str]:
     """Every registered method name, usable here or not."""
+    load_builtin_methods()
     return sorted(_REGISTRY)
 
 
@@ -103,6 +117,7 @@ def get(name: str, **options: Any) -> Reconstructor:
     MethodUnavailable
         The method is registered but cannot run here; the message says why.
     """
+    load_builtin_methods()
     if name not in _REGISTRY:
         raise ValueError(f"unknown method {name!r}; valid methods: {', '.join(registered())}")
     cls = _REGISTRY[name]
@@ -114,6 +129,7 @@ def get(name: str, **options: Any) -> Reconstructor:
 
 def method_class(name: str) -> type:
     """The class registered as ``name`` (for its attributes, without building it)."""
+    load_builtin_methods()
     if name not in _REGISTRY:
         raise ValueError(f"unknown method {name!r}; valid methods: {', '.join(registered())}")
     return _REGISTRY[name]

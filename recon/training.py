@@ -32,6 +32,7 @@ from physics.complex import to_channels
 from physics.operators import SingleCoil
 from recon import metrics
 from recon.augment import AcquisitionDataset, SliceSet
+from recon.checkpoints import UnsafeWeightsError, load_state, save_state
 from recon.csr_gan import mask_condition
 from recon.gans import get_spec
 from recon.losses import (
@@ -92,6 +93,25 @@ class TrainConfig:
             raise ValueError(f"lipschitz must be 'gp', 'clip' or 'spectral', got {self.lipschitz!r}")
         if not self.ratios or not all(0 < r <= 1 for r in self.ratios):
             raise ValueError(f"ratios must be in (0, 1], got {self.ratios}")
+        if self.val_every < 1 or self.patience < 1 or self.checkpoint_every < 1:
+            raise ValueError("--val-every, --patience and the checkpoint interval must be >= 1, got "
+                             f"{self.val_every}, {self.patience}, {self.checkpoint_every}")
+        for name in ("lr_g", "lr_d", "adversarial_weight", "freq_weight", "nmse_weight", "ssim_weight", "l1_weight",
+                     "feature_matching_weight", "time_limit", "gp_weight", "clip_value", "grad_clip"):
+            value = getattr(self, name)
+            if value is not None and (not math.isfinite(value) or value < 0):
+                raise ValueError(f"--{name.replace('_', '-')} must be a finite number >= 0, got {value}")
+        check_device(self.device)
+
+    def check_generator(self) -> None:
+        """Build the generator once on the meta device, so a bad ``--generator`` option
+        is reported before any data is loaded."""
+        spec = get_spec(self.model)
+        try:
+            with torch.device("meta"):
+                spec.build_generator(dict(self.generator))
+        except TypeError as error:
+            raise ValueError(f"not an option of the {self.model} generator: {error}") from None
 
 
 LR_SCHEDULES = ("constant", "cosine")
@@ -110,8 +130,25 @@ def lr_factor(schedule: str, step: int, steps: int) -> float:
     return COSINE_FLOOR + (1.0 - COSINE_FLOOR) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
+def check_device(name: str) -> None:
+    """Raise ``ValueError`` naming ``--device`` unless ``name`` is ``auto``, ``cpu``,
+    ``cuda`` or ``cuda:N`` that this machine has."""
+    import re
+
+    if name in ("auto", "cpu"):
+        return
+    match = re.fullmatch(r"cuda(?::(\d+))?", name)
+    if not match:
+        raise ValueError(f"--device must be auto, cpu, cuda or cuda:N, got {name!r}")
+    if not torch.cuda.is_available():
+        raise ValueError(f"--device {name}: CUDA is not available on this machine (use auto or cpu)")
+    if match[1] is not None and int(match[1]) >= torch.cuda.device_count():
+        raise ValueError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+
+
 def resolve_device(name: str) -> torch.device:
     """``auto`` picks CUDA when present, else CPU."""
+    check_device(name)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
@@ -201,7 +238,10 @@ def train(config: TrainConfig, train_set: SliceSet, val_set: SliceSet, progress:
     if config.resume:
         if not checkpoint_path.is_file():
             raise FileNotFoundError(f"--resume: no checkpoint at {checkpoint_path}")
-        state = torch.load(checkpoint_path, map_location=device, weights_only=False)
+        state = load_state(checkpoint_path, device, "checkpoint")
+        missing = sorted({"generator", "critic", "opt_g", "opt_d", "step", "best", "history", "stale", "rng"} - set(state))
+        if missing:
+            raise UnsafeWeightsError(f"{checkpoint_path}: not a trainer checkpoint (missing {', '.join(missing)})")
         generator.load_state_dict(state["generator"])
         critic.load_state_dict(state["critic"])
         opt_g.load_state_dict(state["opt_g"])
@@ -375,8 +415,11 @@ def _generator_weights(path: Path, device: torch.device) -> dict[str, torch.Tens
     """Generator weights from a shipped ``.pt`` state dict or a trainer checkpoint."""
     if not path.is_file():
         raise FileNotFoundError(f"--init: no weights at {path}")
-    state = torch.load(path, map_location=device, weights_only=True)
-    return state["generator"] if "generator" in state else state
+    state = load_state(path, device, "--init weights file")
+    weights = state["generator"] if "generator" in state else state
+    if not isinstance(weights, dict) or not all(isinstance(value, torch.Tensor) for value in weights.values()):
+        raise UnsafeWeightsError(f"{path}: --init needs a state dict of tensors (a shipped .pt, best.pt or checkpoint.pt)")
+    return weights
 
 
 def _config_dict(config: TrainConfig) -> dict[str, Any]:
@@ -386,6 +429,4 @@ def _config_dict(config: TrainConfig) -> dict[str, Any]:
 
 
 def _save(path: Path, state: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    save_state(path, state)

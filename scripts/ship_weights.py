@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from recon.checkpoints import load_state
 from recon.gans import get_spec
 from recon.learned import WEIGHTS_DIR
 
@@ -56,7 +57,7 @@ def reselect(run: Path, best: dict, config: dict) -> tuple[dict, dict]:
     data = argv[argv.index("--data") + 1] if "--data" in argv else "sample"
     _, val_set, _ = load_training_data(data)
     dataset = AcquisitionDataset(val_set, tuple(config["ratios"]), config["mask_type"], seed=config["seed"] + 1, train=False)
-    last = torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=False)
+    last = load_state(run / "checkpoint.pt", what="checkpoint")
     candidates = {"best.pt": best, "checkpoint.pt": {"generator": last["generator"], "step": last["step"]}}
     scores = {}
     for name, candidate in candidates.items():
@@ -82,7 +83,7 @@ def main() -> None:
         "the trainer's criterion since it changed) and ship the better; recorded in the card",
     )
     args = parser.parse_args()
-    best = torch.load(args.run / "best.pt", map_location="cpu", weights_only=False)
+    best = load_state(args.run / "best.pt", what="checkpoint")
     config = best["config"]
     generator = get_spec(config["model"]).build_generator(dict(config["generator"]))
     generator.load_state_dict(best["generator"])

@@ -15,7 +15,8 @@ from pipelines.formats.fastmri import SUFFIXES as HDF5_SUFFIXES
 from pipelines.formats.fastmri import is_fastmri, read_fastmri
 from pipelines.formats.ismrmrd import is_ismrmrd, read_ismrmrd
 from pipelines.formats.nifti import is_nifti, read_nifti
-from pipelines.formats.study import InputError, Study
+from pipelines.formats.study import FILE_PROBLEMS, InputError, Study
+from pipelines.limits import MemoryBudget
 
 __all__ = ["InputError", "Study", "discover", "read_input"]
 
@@ -49,31 +50,42 @@ def discover(paths: list[str | Path]) -> list[Path]:
     return units
 
 
-def read_input(path: Path) -> tuple[list[Study], list[str]]:
-    """Read one unit from :func:`discover`; returns its studies and notes."""
+def read_input(path: Path, budget: MemoryBudget | None = None) -> tuple[list[Study], list[str]]:
+    """Read one unit from :func:`discover`; returns its studies and notes (the reader's
+    notes and each study's own). Declared sizes are checked against ``budget`` (default:
+    :meth:`MemoryBudget.default`) before data is read."""
+    studies, notes = _read(path, budget)
+    for study in studies:
+        notes += study.notes
+    return studies, notes
+
+
+def _read(path: Path, budget: MemoryBudget | None) -> tuple[list[Study], list[str]]:
     if path.is_dir():
-        return read_dicom(dicom_files(path), path.name, path)
+        return read_dicom(dicom_files(path), path.name, path, budget)
     name = path.name.lower()
     if is_nifti(path):
-        return [read_nifti(path)], []
+        return [read_nifti(path, budget)], []
     if name.endswith(".npy"):
-        return [_read_npy(path)], []
+        return [_read_npy(path, budget)], []
     if name.endswith(HDF5_SUFFIXES):
         if is_fastmri(path):
-            return [read_fastmri(path)], []
+            return [read_fastmri(path, budget)], []
         if is_ismrmrd(path):
-            return [read_ismrmrd(path)], []
+            return [read_ismrmrd(path, budget=budget)], []
         raise InputError(f"{path}: HDF5 file is neither fastMRI ('kspace') nor ISMRMRD ('dataset/data') (or it is corrupt)")
     if is_cfl(path):
-        return [read_bart(path)], []
-    return read_dicom([path], path.stem, path)
+        return [read_bart(path, budget)], []
+    return read_dicom([path], path.stem, path, budget)
 
 
-def _read_npy(path: Path) -> Study:
+def _read_npy(path: Path, budget: MemoryBudget | None) -> Study:
     from pipelines.images import read_image_stack
 
     try:
-        images = read_image_stack(path)
+        images = read_image_stack(path, budget)
+    except FILE_PROBLEMS:
+        raise
     except ValueError as error:
         raise InputError(str(error)) from error
     return Study(name=path.stem, source=path, format="npy", images=np.abs(images).astype(np.float32))

@@ -8,19 +8,21 @@ samples that are zero in every coil and slice are taken as not acquired.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 
-from pipelines.formats.study import InputError, Study, check_finite
-from recon.bart import read_cfl, write_cfl
+from pipelines.formats.study import FILE_PROBLEMS, InputError, Study, check_finite
+from pipelines.limits import MemoryBudget, check_size
+from recon.bart import cfl_dims, read_cfl, write_cfl
 
 
 def is_cfl(path: Path) -> bool:
     return path.suffix.lower() in (".cfl", ".hdr") and path.with_suffix(".hdr").is_file() and path.with_suffix(".cfl").is_file()
 
 
-def read_bart(path: str | Path) -> Study:
+def read_bart(path: str | Path, budget: MemoryBudget | None = None) -> Study:
     """Read BART k-space ``(X, Y[, Z[, C]])``.
 
     Shapes
@@ -30,7 +32,10 @@ def read_bart(path: str | Path) -> Study:
     path = Path(path)
     base = path.with_suffix("")
     try:
+        check_size(f"{base}.cfl", tuple(cfl_dims(base)), budget, what="the BART header")
         data = read_cfl(base)
+    except FILE_PROBLEMS:
+        raise
     except (OSError, ValueError) as error:
         raise InputError(f"{base}.cfl: cannot read BART file: {error}") from error
     if data.ndim > 4 or data.ndim < 2 or any(size != 1 for size in data.shape[4:]):
@@ -49,7 +54,11 @@ def write_bart(path: str | Path, images: np.ndarray) -> None:
     """Write complex or magnitude images ``(Z, X, Y)`` as BART ``(X, Y, Z)``; the ``.cfl``
     and ``.hdr`` are each written to a temporary name, then renamed (data first)."""
     base = Path(path).with_suffix("")
-    tmp = base.with_name(f".{base.name}.tmp")
-    write_cfl(tmp, np.transpose(np.asarray(images), (1, 2, 0)))
-    tmp.with_suffix(".cfl").replace(base.with_suffix(".cfl"))
-    tmp.with_suffix(".hdr").replace(base.with_suffix(".hdr"))
+    tmp = base.with_name(f".{base.name}.tmp-{os.getpid()}")
+    try:
+        write_cfl(tmp, np.transpose(np.asarray(images), (1, 2, 0)))
+        tmp.with_suffix(".cfl").replace(base.with_suffix(".cfl"))
+        tmp.with_suffix(".hdr").replace(base.with_suffix(".hdr"))
+    finally:
+        for suffix in (".cfl", ".hdr"):
+            tmp.with_suffix(suffix).unlink(missing_ok=True)

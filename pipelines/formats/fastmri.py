@@ -11,14 +11,15 @@ reconstructed as it is.
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
 import h5py
 import numpy as np
 
-from pipelines.formats.study import InputError, Study, check_finite
+from pipelines.formats.study import FILE_PROBLEMS, InputError, Study, check_finite
+from pipelines.limits import MemoryBudget, check_size
+from pipelines.output import atomic_file
 
 SUFFIXES = (".h5", ".hdf5")
 
@@ -47,32 +48,54 @@ def is_fastmri(path: Path) -> bool:
         return False
 
 
-def read_fastmri(path: str | Path) -> Study:
+def _dataset(handle: h5py.File, key: str, path: Path) -> h5py.Dataset:
+    item = handle[key]
+    if not isinstance(item, h5py.Dataset):
+        raise InputError(f"{path}: {key!r} is not a dataset")
+    return item
+
+
+def read_fastmri(path: str | Path, budget: MemoryBudget | None = None) -> Study:
     """Read a fastMRI file.
 
     Shapes
     ------
     ``kspace`` ``(slices, C, H, W)`` complex64; ``mask`` ``(H, W)`` when the file has one;
     ``reference`` ``(slices, h, w)`` cropped to reconSpace when the file has one.
+    The declared sizes are checked against ``budget`` before anything is read.
     """
     path = Path(path)
+    notes: list[str] = []
     try:
         with h5py.File(path, "r") as handle:
             if "kspace" not in handle:
                 raise InputError(f"{path}: no 'kspace' dataset (not a fastMRI file)")
-            kspace = np.asarray(handle["kspace"][()])
-            header = handle["ismrmrd_header"][()] if "ismrmrd_header" in handle else b""
-            header = header.decode() if isinstance(header, bytes) else str(header)
+            dataset = _dataset(handle, "kspace", path)
+            check_size(path, dataset.shape, budget, what="'kspace'")
+            kspace = np.asarray(dataset[()])
+            header = b""
+            if "ismrmrd_header" in handle:
+                item = _dataset(handle, "ismrmrd_header", path)
+                if item.size > 1 or item.dtype.kind not in "OSU":
+                    raise InputError(f"{path}: 'ismrmrd_header' must be one string")
+                header = item[()]
+            header = header.decode(errors="replace") if isinstance(header, bytes) else str(header)
             reference = None
             for key in ("reconstruction_rss", "reconstruction_esc"):
                 if key in handle:
-                    reference = np.asarray(handle[key][()], dtype=np.float32)
+                    item = _dataset(handle, key, path)
+                    check_size(path, item.shape, budget, itemsize=4, what=repr(key), copies=2)
+                    reference = np.asarray(item[()], dtype=np.float32)
                     break
-            columns = np.asarray(handle["mask"][()]).astype(bool) if "mask" in handle else None
+            columns = None
+            if "mask" in handle:
+                item = _dataset(handle, "mask", path)
+                check_size(path, item.shape, budget, itemsize=1, what="'mask'", copies=1)
+                columns = np.asarray(item[()]).astype(bool)
             attrs = {key: (value.item() if hasattr(value, "item") else value) for key, value in handle.attrs.items()}
-    except InputError:
+    except FILE_PROBLEMS:
         raise
-    except (OSError, KeyError, ValueError) as error:
+    except (OSError, KeyError, ValueError, TypeError) as error:
         raise InputError(f"{path}: cannot read HDF5 file (truncated or corrupt?): {error}") from error
     if not np.iscomplexobj(kspace):
         raise InputError(f"{path}: 'kspace' must be complex, got {kspace.dtype}")
@@ -87,21 +110,23 @@ def read_fastmri(path: str | Path) -> Study:
             raise InputError(f"{path}: 'mask' has shape {columns.shape}; expected ({kspace.shape[-1]},) sampled columns")
         mask = np.broadcast_to(columns[None, :], kspace.shape[-2:]).copy()
     crop = recon_space(header) or (reference.shape[-2:] if reference is not None else None)
+    if reference is not None and (reference.ndim != 3 or len(reference) != len(kspace)):
+        notes.append(f"{path}: the reference has shape {reference.shape}, which does not fit k-space of "
+                     f"{len(kspace)} slices; it is ignored and no metrics against it are computed")
+        reference = None
     if reference is not None and crop is not None:
         reference = center_crop(reference, crop)
     return Study(
         name=path.stem, source=path, format="fastmri", kspace=kspace.astype(np.complex64), mask=mask,
         reference=reference, meta={"crop": tuple(crop) if crop else None, "attrs": attrs, "header": header},
+        notes=notes,
     )
 
 
 def write_fastmri(path: str | Path, images: np.ndarray, attrs: dict) -> None:
     """Write ``images`` ``(slices, h, w)`` as a fastMRI-style ``reconstruction`` dataset
     (float32), with ``attrs`` as file attributes; atomically (temporary file + rename)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with h5py.File(tmp, "w") as handle:
+    with atomic_file(path) as tmp, h5py.File(tmp, "w") as handle:
         handle.create_dataset("reconstruction", data=np.asarray(images, dtype=np.float32))
         for key, value in attrs.items():
             handle.attrs[key] = value
-    os.replace(tmp, path)

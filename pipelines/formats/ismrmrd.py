@@ -22,7 +22,8 @@ import h5py
 import numpy as np
 
 from physics.fft import fft2c, ifft2c
-from pipelines.formats.study import InputError, Study, check_finite
+from pipelines.formats.study import FILE_PROBLEMS, InputError, Study, check_finite
+from pipelines.limits import MemoryBudget, check_size
 
 # ISMRMRD acquisition flags (1-based bit numbers in the standard).
 SKIPPED_FLAGS = {"noise measurement": 19, "phase correction": 22, "navigation": 23}
@@ -50,7 +51,20 @@ def _complex_image(dataset) -> np.ndarray:
     return data
 
 
-def read_ismrmrd(path: str | Path, group: str | None = None) -> Study:
+def _check_declared(path: Path, heads: np.ndarray, header: str, budget: MemoryBudget | None) -> None:
+    """The samples the acquisitions carry and the k-space grid they declare, against the budget."""
+    if len(heads) == 0:
+        raise InputError(f"{path}: no acquisitions")
+    samples = heads["number_of_samples"].astype(np.int64)
+    channels = heads["active_channels"].astype(np.int64)
+    check_size(path, (int((samples * channels).sum()),), budget, what="the acquisitions' samples", copies=2)
+    _, encoded_y = _matrix(header, "encodedSpace")
+    grid = (int(heads["idx"]["slice"].max()) + 1, int(channels.max()), int(samples.max()),
+            max(encoded_y, int(heads["idx"]["kspace_encode_step_1"].max()) + 1))
+    check_size(path, grid, budget, what="the k-space grid (slices, coils, readout, phase encodes)")
+
+
+def read_ismrmrd(path: str | Path, group: str | None = None, budget: MemoryBudget | None = None) -> Study:
     """Read Cartesian raw data.
 
     Shapes
@@ -58,6 +72,9 @@ def read_ismrmrd(path: str | Path, group: str | None = None) -> Study:
     ``kspace`` ``(slices, C, H, W)`` complex64 with H the readout (oversampling removed)
     and W the phase encodes; ``mask`` ``(H, W)`` when lines are missing;
     ``meta["phantom"]`` ``(slices, H, W)`` when the file has one.
+
+    The acquisitions' headers are read first; the k-space grid they declare and the
+    samples they carry are checked against ``budget`` before any sample is read.
     """
     path = Path(path)
     try:
@@ -67,12 +84,20 @@ def read_ismrmrd(path: str | Path, group: str | None = None) -> Study:
                 raise InputError(f"{path}: no ISMRMRD dataset group with 'data'")
             root = handle[name]
             header = root["xml"][0]
-            header = header.decode() if isinstance(header, bytes) else str(header)
-            acquisitions = root["data"][()]
-            phantom = _complex_image(root["phantom"]) if "phantom" in root else None
-    except InputError:
+            header = header.decode(errors="replace") if isinstance(header, bytes) else str(header)
+            data = root["data"]
+            if not isinstance(data, h5py.Dataset) or data.dtype.names is None or "head" not in data.dtype.names:
+                raise InputError(f"{path}: 'data' is not an ISMRMRD acquisition table")
+            heads = data.fields("head")[()]
+            _check_declared(path, heads, header, budget)
+            acquisitions = data[()]
+            phantom = None
+            if "phantom" in root:
+                check_size(path, root["phantom"].shape, budget, what="'phantom'", copies=2)
+                phantom = _complex_image(root["phantom"])
+    except FILE_PROBLEMS:
         raise
-    except (OSError, KeyError, ValueError) as error:
+    except (OSError, KeyError, ValueError, TypeError) as error:
         raise InputError(f"{path}: cannot read ISMRMRD file (truncated or corrupt?): {error}") from error
     if "<trajectory>cartesian</trajectory>" not in header.replace(" ", ""):
         raise InputError(f"{path}: only Cartesian ISMRMRD data is supported")
@@ -89,6 +114,8 @@ def read_ismrmrd(path: str | Path, group: str | None = None) -> Study:
     if len(kept) == 0:
         raise InputError(f"{path}: no imaging acquisitions (only noise / calibration scans)")
     heads = kept["head"]
+    if int(heads["idx"]["kspace_encode_step_1"].max()) >= encoded_y:
+        raise InputError(f"{path}: an acquisition's phase-encode index exceeds the header's encoded matrix ({encoded_y})")
     coils = int(heads["active_channels"].max())
     samples = int(heads["number_of_samples"].max())
     slices = int(heads["idx"]["slice"].max()) + 1

@@ -12,7 +12,9 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from pipelines.formats.study import InputError, Study, check_finite
+from pipelines.formats.study import FILE_PROBLEMS, InputError, Study, check_finite
+from pipelines.limits import MemoryBudget, check_size
+from pipelines.output import atomic_file
 
 SUFFIXES = (".nii", ".nii.gz")
 
@@ -29,12 +31,17 @@ def stem(path: Path) -> str:
     return path.stem
 
 
-def read_nifti(path: str | Path) -> Study:
-    """Read a 2-D, 3-D or 4-D NIfTI image as magnitude slices.
+def read_nifti(path: str | Path, budget: MemoryBudget | None = None) -> Study:
+    """Read a 2-D, 3-D or 4-D NIfTI image as slices.
+
+    The header's shape is checked against ``budget`` before any voxel is read. Real
+    images become float32 magnitudes; a complex NIfTI is an image with phase and is kept
+    complex (complex64), never cast to its real part. RGB and other structured data
+    types are refused.
 
     Shapes
     ------
-    Returns a :class:`Study` with ``images`` ``(Z * T, X, Y)`` float32; ``meta`` holds the
+    Returns a :class:`Study` with ``images`` ``(Z * T, X, Y)``; ``meta`` holds the
     affine, the header and the original shape.
     """
     path = Path(path)
@@ -43,20 +50,25 @@ def read_nifti(path: str | Path) -> Study:
         shape = image.shape
         if len(shape) not in (2, 3, 4):
             raise InputError(f"{path}: NIfTI with {len(shape)} dimensions; expected 2-D, 3-D or 4-D")
+        dtype = np.dtype(image.get_data_dtype())
+        if dtype.fields is not None or dtype.kind not in "biufc":
+            raise InputError(f"{path}: NIfTI data type {_dtype_name(image)} is not a scalar image (RGB?); "
+                             "expected real or complex intensities")
+        complex_data = dtype.kind == "c"
+        check_size(path, shape, budget, what="the NIfTI image")
         proxy = image.dataobj
+        target = np.complex64 if complex_data else np.float32
         if len(shape) == 2:
-            slices = [np.asarray(proxy, dtype=np.float32)]
+            slices = [np.asarray(proxy).astype(target)]
         elif len(shape) == 3:
-            slices = [np.asarray(proxy[:, :, z], dtype=np.float32) for z in range(shape[2])]
+            slices = [np.asarray(proxy[:, :, z]).astype(target) for z in range(shape[2])]
         else:
-            slices = [np.asarray(proxy[:, :, z, t], dtype=np.float32) for t in range(shape[3]) for z in range(shape[2])]
-    except InputError:
+            slices = [np.asarray(proxy[:, :, z, t]).astype(target) for t in range(shape[3]) for z in range(shape[2])]
+    except FILE_PROBLEMS:
         raise
-    except (OSError, EOFError, ValueError, nib.filebasedimages.ImageFileError) as error:
+    except (OSError, EOFError, ValueError, TypeError, nib.filebasedimages.ImageFileError) as error:
         raise InputError(f"{path}: cannot read NIfTI: {error}") from error
-    if np.iscomplexobj(slices[0]):
-        slices = [np.abs(s) for s in slices]
-    images = np.stack(slices).astype(np.float32)
+    images = np.stack(slices)
     if min(images.shape[-2:]) < 16:
         raise InputError(f"{path}: slices of {images.shape[-2:]} are too small (need at least 16x16)")
     check_finite(images, path, "image")
@@ -65,7 +77,15 @@ def read_nifti(path: str | Path) -> Study:
     return Study(
         name=stem(path), source=path, format="nifti", images=images,
         meta={"affine": image.affine, "header": image.header.copy(), "shape": tuple(shape)},
+        notes=[f"{path}: complex NIfTI; its magnitude and phase are used as the image"] if complex_data else [],
     )
+
+
+def _dtype_name(image) -> str:
+    try:
+        return str(image.header.get_value_label("datatype"))
+    except (KeyError, AttributeError, ValueError):
+        return str(image.get_data_dtype())
 
 
 def write_nifti(path: str | Path, images: np.ndarray, meta: dict) -> None:
@@ -88,6 +108,8 @@ def write_nifti(path: str | Path, images: np.ndarray, meta: dict) -> None:
     header.set_slope_inter(1.0, 0.0)
     output = nib.Nifti1Image(data, meta["affine"], header=header)
     output.set_data_dtype(np.float32)
-    tmp = path.with_name(f".{path.name}.tmp{''.join(path.suffixes)}")
-    nib.save(output, tmp)
-    tmp.replace(path)
+    if meta.get("xform_code") is not None:  # geometry from scanner coordinates (DICOM)
+        output.set_qform(meta["affine"], code=meta["xform_code"])
+        output.set_sform(meta["affine"], code=meta["xform_code"])
+    with atomic_file(path) as tmp:
+        nib.save(output, tmp)

@@ -8,9 +8,15 @@ from typing import Any
 
 import numpy as np
 
+from pipelines.limits import TooLargeError
+
 
 class InputError(ValueError):
     """A file that cannot be used, with the file's name and the problem in the message."""
+
+
+FILE_PROBLEMS = (InputError, TooLargeError)
+"""Errors whose message already names the file and the problem (re-raised as they are)."""
 
 
 @dataclass
@@ -26,7 +32,8 @@ class Study:
     format : str
         ``dicom``, ``nifti``, ``npy``, ``fastmri``, ``ismrmrd`` or ``cfl``.
     images : numpy.ndarray or None
-        ``(N, H, W)`` float32 magnitudes (image inputs: k-space is simulated from them).
+        ``(N, H, W)`` float32 magnitudes, or complex64 images with phase (complex NIfTI);
+        k-space is simulated from them.
     kspace : numpy.ndarray or None
         ``(N, C, H, W)`` complex64 measured k-space (C = 1 for single-coil).
     mask : numpy.ndarray or None
@@ -37,6 +44,10 @@ class Study:
     meta : dict
         Format-specific information the writers need (NIfTI affine and header, DICOM
         datasets, HDF5 attributes, ...).
+    notes : list of str
+        What the reader noticed and the user should know (a reference that does not fit
+        the k-space, duplicated DICOM objects, ...); written to the metrics and the batch
+        summary.
     """
 
     name: str
@@ -47,6 +58,7 @@ class Study:
     mask: np.ndarray | None = None
     reference: np.ndarray | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def slices(self) -> int:

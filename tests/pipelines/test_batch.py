@@ -49,7 +49,7 @@ def test_mixed_folder_bad_files_interruption_and_resume(mixed, tmp_path, capsys,
         return real(unit, *args, **kwargs)
 
     monkeypatch.setattr(batch, "process_unit", interrupted)
-    assert main(["batch", str(mixed), "--out", str(out), "--methods", "zero-filled"]) == 1
+    assert main(["batch", str(mixed), "--out", str(out), "--methods", "zero-filled"]) == 130  # SIGINT
     manifest = json.loads((out / "manifest.json").read_text())
     finished = [entry for entry in manifest["units"].values() if entry["status"] in ("done", "failed")]
     assert len(finished) == 2  # recorded before the interruption, outputs in place
@@ -66,13 +66,13 @@ def test_mixed_folder_bad_files_interruption_and_resume(mixed, tmp_path, capsys,
     assert f"{done_before} already done (resume)" in captured.out
     assert "truncated.h5" in captured.out and "nan.nii.gz" in captured.out and "NaN" in captured.out
     assert (out / "brain_zero-filled.nii.gz").is_file() and (out / "slices_zero-filled.npy").is_file()
-    assert (out / "raw_zero-filled.h5").is_file() and (out / "series_zero-filled" / "0001.dcm").is_file()
+    assert (out / "zero-filled" / "raw.h5").is_file() and (out / "series_zero-filled" / "0001.dcm").is_file()
     nifti = nib.load(out / "brain_zero-filled.nii.gz")
     assert nifti.shape == (32, 32, 2) and nifti.get_data_dtype() == np.float32
     np.testing.assert_allclose(nifti.affine, np.diag([1.0, 1.0, 3.0, 1.0]))
     derived = pydicom.dcmread(out / "series_zero-filled" / "0001.dcm")
     assert "zero-filled" in derived.SeriesDescription and "DERIVED" in derived.ImageType
-    with h5py.File(out / "raw_zero-filled.h5") as handle:
+    with h5py.File(out / "zero-filled" / "raw.h5") as handle:
         assert handle["reconstruction"].shape == (3, 40, 40)  # cropped to reconSpace
     report = json.loads((out / "raw.metrics.json").read_text())
     assert report["kspace"] == "measured" and report["mask"] == "from file"

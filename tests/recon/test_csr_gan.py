@@ -110,5 +110,5 @@ def test_short_csr_gan_training_over_a_ratio_range_lowers_the_loss_and_resumes(t
     assert len(losses) == 24 and np.mean(losses[-6:]) < np.mean(losses[:6])
     assert any(float(row["loss_d"]) != 0 for row in rows)  # the discriminator trains
     train(TrainConfig(**{**config, "steps": 30, "resume": True}), data, val, progress=False)
-    state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
+    state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
     assert state["step"] == 30

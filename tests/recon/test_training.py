@@ -44,7 +44,7 @@ def test_short_training_lowers_the_loss_and_resumes(tmp_path):
     with open(run / "log.csv") as handle:
         steps = [int(row["step"]) for row in csv.DictReader(handle)]
     assert steps == list(range(1, 31))
-    state = torch.load(run / "checkpoint.pt", weights_only=False)
+    state = torch.load(run / "checkpoint.pt", weights_only=True)
     assert state["step"] == 30 and "opt_g" in state and "rng" in state
 
 
@@ -53,8 +53,8 @@ def test_resume_is_exact(tmp_path):
     train(_config(tmp_path / "a", steps=6, checkpoint_every=3, val_every=100), data, val, progress=False)
     train(_config(tmp_path / "b", steps=3, checkpoint_every=3, val_every=100), data, val, progress=False)
     train(_config(tmp_path / "b", steps=6, checkpoint_every=3, val_every=100, resume=True), data, val, progress=False)
-    a = torch.load(tmp_path / "a" / "run" / "checkpoint.pt", weights_only=False)["generator"]
-    b = torch.load(tmp_path / "b" / "run" / "checkpoint.pt", weights_only=False)["generator"]
+    a = torch.load(tmp_path / "a" / "run" / "checkpoint.pt", weights_only=True)["generator"]
+    b = torch.load(tmp_path / "b" / "run" / "checkpoint.pt", weights_only=True)["generator"]
     for key in a:
         torch.testing.assert_close(a[key], b[key])
 
@@ -80,7 +80,7 @@ def test_cosine_schedule_sets_the_optimiser_learning_rates(tmp_path):
     assert lr_factor("constant", 7, 10) == 1.0
     config = _config(tmp_path, steps=4, val_every=100, lr_schedule="cosine")
     train(config, _slices(), _slices(2, seed=1), progress=False)
-    state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
+    state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
     assert state["opt_g"]["param_groups"][0]["lr"] == pytest.approx(config.lr_g * lr_factor("cosine", 3, 4))
     lr_d = get_spec("gan-drn").lr_d  # the model's default
     assert state["opt_d"]["param_groups"][0]["lr"] == pytest.approx(lr_d * lr_factor("cosine", 3, 4))
@@ -90,7 +90,7 @@ def test_cosine_schedule_sets_the_optimiser_learning_rates(tmp_path):
 
 def test_weight_clipping_keeps_critic_parameters_bounded(tmp_path):
     train(_config(tmp_path, steps=3, lipschitz="clip", val_every=100), _slices(), _slices(2, seed=1), progress=False)
-    state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
+    state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
     assert all(float(v.abs().max()) <= 0.01 + 1e-7 for v in state["critic"].values())
 
 
@@ -132,7 +132,7 @@ def _ddp_worker(rank, world, port, out):
 def test_distributed_two_cpu_processes_with_gloo(tmp_path):
     out = str(tmp_path / "ddp")
     mp.spawn(_ddp_worker, args=(2, _free_port(), out), nprocs=2, join=True)
-    state = torch.load(tmp_path / "ddp" / "checkpoint.pt", weights_only=False)
+    state = torch.load(tmp_path / "ddp" / "checkpoint.pt", weights_only=True)
     assert state["step"] == 4
     with open(tmp_path / "ddp" / "log.csv") as handle:
         assert len(list(csv.DictReader(handle))) == 4  # rank 0 alone logs
@@ -152,4 +152,4 @@ def test_init_from_weights(tmp_path):
 def test_time_limit_stops_with_a_validated_checkpoint(tmp_path):
     summary = train(_config(tmp_path, steps=50, val_every=100, time_limit=0.0), _slices(), _slices(2, seed=1), progress=False)
     assert summary["steps"] == 1 and len(summary["history"]) == 1
-    assert torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)["step"] == 1
+    assert torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)["step"] == 1
