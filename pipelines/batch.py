@@ -245,7 +245,7 @@ def process_unit(unit: str, config_dict: dict[str, Any], threads: int | None = N
                                              "kspace": "simulated" if study.simulated else "measured",
                                              "mask": config.mask if study.mask is None else "from file",
                                              "mask_type": config.mask_type if study.mask is None else "from file",
-                                             "ratio": ratio, "methods": {}, "notes": list(study.notes)}
+                                             "ratio": ratio, "methods": {}, "notes": list(entry["notes"])}
             if reference is not None and crop:
                 reference = center_crop(reference, crop)
             complex_images: dict[str, np.ndarray] = {}

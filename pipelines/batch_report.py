@@ -9,6 +9,7 @@ import html
 import json
 from pathlib import Path
 
+from pipelines.output import atomic_file
 from pipelines.report import STYLE, file_data, strip_svg
 from recon.trust import HALLUCINATION_THRESHOLD
 
@@ -53,6 +54,9 @@ def build_batch_report(out: str | Path) -> str:
     for key, title in (("psnr", "PSNR (dB) per file"), ("ssim", "SSIM per file")):
         columns = [(m, "", [s["methods"][m][key] for s in studies.values() if key in s["methods"].get(m, {})]) for m in methods]
         parts.append(strip_svg([c for c in columns if c[2]], title))
+    noted = [(entry["input"], note) for entry in manifest["units"].values() for note in entry.get("notes", [])]
+    if noted:
+        parts.append("<h2>Notes on the inputs</h2><ul>" + "".join(f"<li>{html.escape(note)}</li>" for _, note in noted) + "</ul>")
     failed = [entry for entry in manifest["units"].values() if entry.get("status") != "done"]
     if failed:
         parts.append("<h2>Failed inputs</h2><ul>" + "".join(f"<li>{html.escape(e.get('error', e['input']))}</li>" for e in failed) + "</ul>")
@@ -72,7 +76,7 @@ def build_batch_report(out: str | Path) -> str:
 def write_batch_report(out: str | Path) -> Path:
     """Write ``OUT/report.html`` atomically."""
     out = Path(out)
-    path, tmp = out / "report.html", out / ".report.html.tmp"
-    tmp.write_text(build_batch_report(out), encoding="utf-8")
-    tmp.replace(path)
+    path = out / "report.html"
+    with atomic_file(path) as tmp:
+        tmp.write_text(build_batch_report(out), encoding="utf-8")
     return path

@@ -412,6 +412,9 @@ def _batch_summary(result, out: str) -> None:
           f"outputs in {printable(out)}")
     for entry in result.failed:
         print(f"  failed: {printable(entry['error'])}")
+    for entry in result.done:
+        for note in entry.get("notes", []):
+            print(f"  note: {printable(note)}")
 
 
 def _command_report(args: argparse.Namespace) -> int:

@@ -25,6 +25,7 @@ import numpy as np
 from PIL import Image
 
 from pipelines.images import hot_colormap
+from pipelines.output import atomic_file
 
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
 ROI = (0.3, 0.3, 0.25)  # zoomed region: top and left as fractions of the image, and its side
@@ -273,7 +274,7 @@ def build_report(run_dirs: list[str | Path]) -> str:
 def write_report(run_dirs: list[str | Path], out: str | Path) -> Path:
     """Write the report atomically to ``out``."""
     out = Path(out)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(build_report(run_dirs), encoding="utf-8")
-    tmp.replace(out)
+    html_text = build_report(run_dirs)
+    with atomic_file(out) as tmp:
+        tmp.write_text(html_text, encoding="utf-8")
     return out

@@ -111,7 +111,11 @@ class TrainConfig:
             with torch.device("meta"):
                 spec.build_generator(dict(self.generator))
         except TypeError as error:
-            raise ValueError(f"not an option of the {self.model} generator: {error}") from None
+            import re
+
+            match = re.search(r"keyword argument '(\w+)'", str(error))
+            name = match[1] if match else str(error)
+            raise ValueError(f"{name!r} is not an option of the {self.model} generator") from None
 
 
 LR_SCHEDULES = ("constant", "cosine")

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
-import pytest
 
 import pipelines.batch as batch
 from pipelines.cli import main

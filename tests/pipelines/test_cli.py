@@ -158,3 +158,47 @@ def test_mask_lists_and_ranges():
     assert parse_ratios("10pct") == pytest.approx((0.1,))
     assert parse_ratios("10pct,50pct") == pytest.approx((0.1, 0.5))
     assert parse_ratios("10pct-50pct") == pytest.approx(tuple(np.linspace(0.1, 0.5, 9)))
+
+
+def test_config_loads_on_python_310_through_tomli(tmp_path, monkeypatch):
+    """Python 3.10 has no tomllib: the config module falls back to tomli (same API)."""
+    import importlib
+    import sys
+
+    import tomllib
+
+    import pipelines.config
+
+    monkeypatch.setitem(sys.modules, "tomllib", None)  # "import tomllib" now fails
+    monkeypatch.setitem(sys.modules, "tomli", tomllib)  # stands in for the tomli package
+    monkeypatch.setattr(sys, "version_info", (3, 10, 14, "final", 0))
+    try:
+        module = importlib.reload(pipelines.config)
+        path = tmp_path / "run.toml"
+        path.write_text('mask = "25pct"\n')
+        assert module.load_config(path).mask == "25pct"
+    finally:
+        monkeypatch.undo()
+        importlib.reload(pipelines.config)
+
+
+def test_report_out_into_a_new_folder(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["run", "--slices", "1", "--methods", "zero-filled", "--out", str(run)]) == 0
+    target = tmp_path / "new" / "deeper" / "report.html"
+    assert main(["report", str(run), "--out", str(target)]) == 0
+    assert target.is_file() and "<html" in target.read_text().lower()
+
+
+def test_help_and_version_do_not_load_torch_or_sigpy():
+    """Startup: ``recon --help`` imports no heavy module (speed is measured by
+    ``benchmarks.speed``, not here)."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom pipelines.cli import main\n"
+            "assert main(['--help']) == 0 and main(['--version']) == 0\n"
+            "heavy = [m for m in ('torch', 'sigpy', 'scipy', 'nibabel', 'h5py', 'pydicom') if m in sys.modules]\n"
+            "assert not heavy, heavy\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
