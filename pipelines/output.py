@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import re
 import shutil
 import tempfile
 from contextlib import contextmanager
@@ -67,10 +69,29 @@ def atomic_file(path: str | Path):
         yield tmp
         os.replace(tmp, path)
     except OSError as error:  # name the file the user asked for, not the temporary one
-        raise OSError(error.errno, error.strerror or str(error), str(path)) from error
+        code = errno.ENOSPC if is_disk_full(error, path.parent) else error.errno
+        reason = "No space left on device" if code == errno.ENOSPC else error.strerror or str(error)
+        raise OSError(code, reason, str(path)) from error
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def is_disk_full(error: OSError, folder: Path) -> bool:
+    """True when ``error`` means the disk (or quota) is full. Some writers do not set
+    ``errno`` (numpy's ``tofile`` reports a short write as ``"N requested and M
+    written"``), so a short write, or an error while the folder's file system has
+    less than 1 MiB free, counts as full too."""
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    if error.errno is not None:
+        return False
+    if re.search(r"requested and \d+ written", str(error)):
+        return True
+    try:
+        return shutil.disk_usage(folder).free < 1 << 20
+    except OSError:
+        return False
 
 
 def remove_temporaries(folder: str | Path) -> list[Path]:

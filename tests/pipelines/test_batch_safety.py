@@ -4,6 +4,7 @@ progress when stderr is not a terminal."""
 import errno
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+import pytest
 
 import pipelines.batch as batch
 from pipelines.cli import main
@@ -152,3 +154,38 @@ def test_progress_lines_when_stderr_is_not_a_terminal(tmp_path, capsys):
     lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("recon batch:")]
     assert len(lines) >= 3
     assert "3/3 files (100 %)" in lines[-1] and "ETA" in lines[0] and "elapsed" in lines[0]
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 600 KiB tmpfs (needs root and a kernel that allows the mount; skipped otherwise)."""
+    folder = tmp_path / "disk"
+    folder.mkdir()
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a tmpfs needs root")
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=600k", "tmpfs", str(folder)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode(errors='replace').strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True)
+
+
+def test_real_full_disk(tiny_disk, tmp_path, capsys):
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for index in range(6):  # each output is 4 x 128 x 128 float32 = 256 KiB
+        _stack(inputs / f"s{index}.npy", slices=4, size=128, seed=index)
+    out = tiny_disk / "out"
+    code = main(["batch", str(inputs), "--out", str(out), "--methods", "zero-filled"])
+    captured = capsys.readouterr()
+    assert code == 1 and "no space left on device" in captured.err.lower()
+    assert "done" in captured.out  # the summary
+    assert not [p for p in out.rglob(".*") if p.name != ".recon.lock"]  # no temporary files
+    manifest = json.loads((out / "manifest.json").read_text())  # still valid JSON
+    for entry in manifest["units"].values():
+        assert entry["status"] == "done" and all((out / o).is_file() for o in entry["outputs"])
+    recorded = {o for e in manifest["units"].values() for o in e["outputs"]}
+    written = {str(p.relative_to(out)) for p in out.glob("*.npy")}
+    assert written <= recorded  # no output the manifest does not record
