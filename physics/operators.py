@@ -1,8 +1,18 @@
-"""Linear MRI forward operators as ``torch.nn.Module``.
+"""Linear MRI operators as values: ``A(x)``, ``A.H``, ``A.normal()`` and ``A @ B``.
 
-``forward(image) -> kspace``, ``adjoint(kspace) -> image`` and ``normal(image)``
-(``A^H A``). Masks and coil maps are buffers; :meth:`with_mask` returns a new
-operator instead of mutating this one.
+Every operator is a :class:`LinearOperator` (a ``torch.nn.Module``, so masks and coil
+maps are buffers that follow ``.to(device)``) with ``forward(x) -> y`` and
+``adjoint(y) -> x``. From those two the algebra follows:
+
+- ``A.H`` is the adjoint as an operator (``A.H.H is A``);
+- ``A.normal()`` is ``A^H A`` as an operator, and ``A.normal(x)`` applies it;
+- ``A @ B`` composes (``(A @ B)(x) == A(B(x))``, ``(A @ B).H == B.H @ A.H``).
+
+Operators never change in place: :meth:`with_mask` returns a new one. Each checks the
+shape it is given and names what it expected. :func:`sampling_operator` picks the
+single- or multi-coil Cartesian operator; :class:`KSpaceCrop` keeps a central block of
+k-space (a low-resolution acquisition, for super-resolution). Every operator passes the
+shared adjointness test ``<A x, y> == <x, A^H y>`` (``tests/physics/test_operators.py``).
 """
 
 from __future__ import annotations
@@ -22,7 +32,81 @@ def _mask_buffer(mask: torch.Tensor) -> torch.Tensor:
     return mask
 
 
-class SingleCoil(nn.Module):
+class LinearOperator(nn.Module):
+    """Base of every linear operator: subclasses implement :meth:`forward` and
+    :meth:`adjoint`; composition, ``.H`` and ``.normal()`` come from here."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def adjoint(self, y: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @property
+    def H(self) -> LinearOperator:  # noqa: N802 - the usual name of the adjoint
+        return Adjoint(self)
+
+    def normal(self, x: torch.Tensor | None = None):
+        """``A^H A`` as an operator, or applied to ``x`` when it is given."""
+        if x is None:
+            return Composed(self.H, self)
+        return self.adjoint(self.forward(x))
+
+    def __matmul__(self, other: LinearOperator) -> LinearOperator:
+        if not isinstance(other, LinearOperator):
+            return NotImplemented
+        return Composed(self, other)
+
+
+class Adjoint(LinearOperator):
+    """The adjoint of an operator, as an operator."""
+
+    def __init__(self, operator: LinearOperator):
+        super().__init__()
+        self.operator = operator
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.operator.adjoint(x)
+
+    def adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        return self.operator.forward(y)
+
+    @property
+    def H(self) -> LinearOperator:  # noqa: N802
+        return self.operator
+
+
+class Composed(LinearOperator):
+    """``outer @ inner``: ``x -> outer(inner(x))``."""
+
+    def __init__(self, outer: LinearOperator, inner: LinearOperator):
+        super().__init__()
+        self.outer, self.inner = outer, inner
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.outer(self.inner(x))
+
+    def adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        return self.inner.adjoint(self.outer.adjoint(y))
+
+
+def _check_image(image: torch.Tensor, mask: torch.Tensor, name: str) -> None:
+    if image.ndim != 3:
+        raise ValueError(f"{name}: image must be (B, H, W), got shape {tuple(image.shape)}")
+    if tuple(image.shape[-2:]) != tuple(mask.shape[-2:]):
+        raise ValueError(f"{name}: image of (H, W) = {tuple(image.shape[-2:])} does not match the mask's {tuple(mask.shape[-2:])}")
+
+
+def _check_kspace(kspace: torch.Tensor, mask: torch.Tensor, coils: int | None, name: str) -> None:
+    if kspace.ndim != 4:
+        raise ValueError(f"{name}: k-space must be (B, C, H, W), got shape {tuple(kspace.shape)}")
+    if tuple(kspace.shape[-2:]) != tuple(mask.shape[-2:]):
+        raise ValueError(f"{name}: k-space of (H, W) = {tuple(kspace.shape[-2:])} does not match the mask's {tuple(mask.shape[-2:])}")
+    if coils is not None and kspace.shape[1] != coils:
+        raise ValueError(f"{name}: k-space has {kspace.shape[1]} coils, the operator {coils}")
+
+
+class SingleCoil(LinearOperator):
     """Single-coil Cartesian operator ``A x = M F x``.
 
     Parameters
@@ -36,26 +120,31 @@ class SingleCoil(nn.Module):
     adjoint: k-space ``(B, 1, H, W)`` -> image ``(B, H, W)``.
     """
 
+    cartesian = True
+
     def __init__(self, mask: torch.Tensor):
         super().__init__()
         self.register_buffer("mask", _mask_buffer(mask))
+
+    @property
+    def coil_maps(self) -> None:
+        return None
 
     def with_mask(self, mask: torch.Tensor) -> SingleCoil:
         """A new operator with another mask."""
         return SingleCoil(mask)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
+        _check_image(image, self.mask, "SingleCoil")
         kspace = fft2c(image.unsqueeze(1))
         return kspace * self.mask.to(kspace.device)
 
     def adjoint(self, kspace: torch.Tensor) -> torch.Tensor:
+        _check_kspace(kspace, self.mask, 1, "SingleCoil.H")
         return ifft2c(kspace * self.mask.to(kspace.device))[:, 0]
 
-    def normal(self, image: torch.Tensor) -> torch.Tensor:
-        return self.adjoint(self.forward(image))
 
-
-class MultiCoil(nn.Module):
+class MultiCoil(LinearOperator):
     """Multi-coil SENSE operator ``A x = M F S x``.
 
     Parameters
@@ -72,6 +161,8 @@ class MultiCoil(nn.Module):
     adjoint: k-space ``(B, C, H, W)`` -> image ``(B, H, W)``.
     """
 
+    cartesian = True
+
     def __init__(self, mask: torch.Tensor, coil_maps: torch.Tensor):
         super().__init__()
         if not torch.is_complex(coil_maps) or coil_maps.ndim != 4:
@@ -86,12 +177,63 @@ class MultiCoil(nn.Module):
         return MultiCoil(mask, self.coil_maps)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
+        _check_image(image, self.mask, "MultiCoil")
         kspace = fft2c(self.coil_maps * image.unsqueeze(1))
         return kspace * self.mask.to(kspace.device)
 
     def adjoint(self, kspace: torch.Tensor) -> torch.Tensor:
+        _check_kspace(kspace, self.mask, self.coil_maps.shape[1], "MultiCoil.H")
         coil_images = ifft2c(kspace * self.mask.to(kspace.device))
         return (self.coil_maps.conj() * coil_images).sum(dim=1)
 
-    def normal(self, image: torch.Tensor) -> torch.Tensor:
-        return self.adjoint(self.forward(image))
+
+class KSpaceCrop(LinearOperator):
+    """Keep the central ``(h, w)`` block of k-space: a low-resolution acquisition.
+
+    ``KSpaceCrop((h, w)) @ SingleCoil(ones)`` maps a high-resolution image to the
+    k-space a low-resolution scan measures; its adjoint zero-pads (sinc interpolation).
+
+    Shapes
+    ------
+    forward: k-space ``(B, C, H, W)`` -> ``(B, C, h, w)``; adjoint the reverse, with
+    ``(H, W)`` the size of the last forward call or ``full_shape``.
+    """
+
+    def __init__(self, shape: tuple[int, int], full_shape: tuple[int, int]):
+        super().__init__()
+        if any(small > big for small, big in zip(shape, full_shape)):
+            raise ValueError(f"crop {tuple(shape)} is larger than the full k-space {tuple(full_shape)}")
+        self.shape, self.full_shape = tuple(shape), tuple(full_shape)
+
+    def _window(self) -> tuple[slice, slice]:
+        (h, w), (height, width) = self.shape, self.full_shape
+        top, left = height // 2 - h // 2, width // 2 - w // 2
+        return slice(top, top + h), slice(left, left + w)
+
+    def forward(self, kspace: torch.Tensor) -> torch.Tensor:
+        if tuple(kspace.shape[-2:]) != self.full_shape:
+            raise ValueError(f"KSpaceCrop: k-space of {tuple(kspace.shape[-2:])}, expected {self.full_shape}")
+        rows, columns = self._window()
+        return kspace[..., rows, columns]
+
+    def adjoint(self, block: torch.Tensor) -> torch.Tensor:
+        if tuple(block.shape[-2:]) != self.shape:
+            raise ValueError(f"KSpaceCrop.H: block of {tuple(block.shape[-2:])}, expected {self.shape}")
+        full = block.new_zeros(*block.shape[:-2], *self.full_shape)
+        rows, columns = self._window()
+        full[..., rows, columns] = block
+        return full
+
+
+def sampling_operator(mask: torch.Tensor, coil_maps: torch.Tensor | None = None) -> LinearOperator:
+    """The Cartesian operator of an acquisition: :class:`SingleCoil` without coil maps,
+    :class:`MultiCoil` with them.
+
+    Shapes
+    ------
+    mask ``(H, W)`` bool; coil_maps ``(B, C, H, W)`` complex or None.
+    """
+    mask = torch.as_tensor(mask)
+    if mask.dtype != torch.bool:
+        mask = mask.bool()
+    return SingleCoil(mask) if coil_maps is None else MultiCoil(mask, coil_maps)

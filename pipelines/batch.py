@@ -34,6 +34,7 @@ import masks
 import recon
 from physics.acquisition import simulate_kspace
 from physics.fft import ifft2c
+from physics.operators import sampling_operator
 from pipelines.console import printable
 from pipelines.formats import FILE_PROBLEMS, InputError, Study, discover, read_input
 from pipelines.formats.cfl import write_bart
@@ -345,7 +346,8 @@ def _trust(records: dict[str, dict], images: dict[str, np.ndarray], kspace, mask
         residuals, energies = [], []
         for index, image in enumerate(torch.from_numpy(images[name])):
             maps = None if coil_maps is None else torch.from_numpy(coil_maps[index])
-            residuals.append(trust.consistency_residual(image, torch.from_numpy(kspace[index]), mask_t, maps))
+            operator = sampling_operator(mask_t, None if maps is None else maps[None])
+            residuals.append(trust.consistency_residual(image, torch.from_numpy(kspace[index]), operator))
             if cs:
                 energies.append(trust.hallucination_energy(image, torch.from_numpy(images[cs[0]][index]), mask_t))
         records[name]["dc_residual_max"] = float(max(residuals))

@@ -14,6 +14,7 @@ import torch
 import recon
 from masks import Mask, calibration_size, make_mask, seed_from_name
 from physics import simulate_coil_maps, simulate_kspace
+from physics.operators import sampling_operator
 from pipelines.config import RunConfig
 from pipelines.datasets import sample
 from pipelines.images import hot_colormap, read_image_stack, save_png, to_uint8
@@ -156,7 +157,8 @@ def _trust(records, outputs, kspace, mask, coil_maps, methods, notes) -> dict[st
         for index, record in enumerate(mine):
             image = outputs[name][index]
             maps_i = None if coil_maps is None else coil_maps[index]
-            record["dc_residual"] = trust.consistency_residual(image, kspace[index], mask, maps_i)
+            operator = sampling_operator(mask, None if maps_i is None else maps_i[None])
+            record["dc_residual"] = trust.consistency_residual(image, kspace[index], operator)
             if best is not None:
                 record["hallucination_reference"] = best
                 added, record["hallucination_energy"] = trust.hallucination(image, outputs[best][index], mask)

@@ -21,7 +21,8 @@ import numpy as np
 import torch
 
 from physics.coils import coil_support
-from physics.operators import MultiCoil, SingleCoil
+from physics.operators import sampling_operator
+from physics.solvers import conjugate_gradient
 from recon.registry import Reconstructor, register
 
 
@@ -50,10 +51,6 @@ class TunedWeight:
         return interpolate_weight(self.weight_table, float(mask.float().mean()))
 
 
-def _operator(mask: torch.Tensor, coil_maps: torch.Tensor | None):
-    return SingleCoil(mask) if coil_maps is None else MultiCoil(mask, coil_maps)
-
-
 @register("zero-filled")
 class ZeroFilled(Reconstructor):
     """Adjoint of the forward operator: inverse FFT of the zero-filled k-space,
@@ -63,7 +60,7 @@ class ZeroFilled(Reconstructor):
     family = "baseline"
 
     def reconstruct(self, kspace, mask, coil_maps=None):
-        return _operator(mask, coil_maps).adjoint(kspace)
+        return sampling_operator(mask, coil_maps).adjoint(kspace)
 
 
 class _SigpyMethod(TunedWeight, Reconstructor):
@@ -79,7 +76,7 @@ class _SigpyMethod(TunedWeight, Reconstructor):
         raise NotImplementedError
 
     def reconstruct(self, kspace, mask, coil_maps=None):
-        zero_filled = _operator(mask, coil_maps).adjoint(kspace)
+        zero_filled = sampling_operator(mask, coil_maps).adjoint(kspace)
         weights = mask.detach().cpu().numpy().astype(np.float32)
         reg_weight = self.weight_for(mask)
         out = []
@@ -154,26 +151,6 @@ class CGSense(Reconstructor):
         self.tol = float(tol)
 
     def reconstruct(self, kspace, mask, coil_maps=None):
-        operator = _operator(mask, coil_maps)
-        rhs = operator.adjoint(kspace)
-
-        def apply(x):
-            return operator.normal(x) + self.reg_weight * x
-
-        x = torch.zeros_like(rhs)
-        residual = rhs.clone()
-        direction = residual.clone()
-        dims = (-2, -1)
-        rs_old = (residual.abs() ** 2).sum(dim=dims, keepdim=True)
-        rhs_norm = rs_old.clamp_min(1e-30)
-        for _ in range(self.max_iter):
-            q = apply(direction)
-            alpha = rs_old / (direction.conj() * q).sum(dim=dims, keepdim=True).real.clamp_min(1e-30)
-            x = x + alpha * direction
-            residual = residual - alpha * q
-            rs_new = (residual.abs() ** 2).sum(dim=dims, keepdim=True)
-            if bool((rs_new / rhs_norm <= self.tol**2).all()):
-                break
-            direction = residual + (rs_new / rs_old.clamp_min(1e-30)) * direction
-            rs_old = rs_new
-        return x
+        operator = sampling_operator(mask, coil_maps)
+        return conjugate_gradient(operator.normal(), operator.adjoint(kspace), damping=self.reg_weight,
+                                  max_iter=self.max_iter, tol=self.tol)

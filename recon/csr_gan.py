@@ -32,6 +32,7 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 from physics.consistency import DataConsistency
+from physics.operators import LinearOperator
 from recon.gan_drn import ResidualBlock, _CriticBlock, _pad_to_multiple, run_cascade
 
 CONDITION_FEATURES = 4
@@ -125,9 +126,9 @@ class CsrGanGenerator(nn.Module):
 
     Shapes
     ------
-    forward(image ``(B, H, W)`` complex zero-filled, kspace ``(B, C, H, W)``,
-    mask ``(H, W)`` or ``(B, 1, H, W)``, coil_maps ``(B, C, H, W)`` or None,
-    condition ``(B, 4)`` or None = read from the mask) -> ``(B, H, W)`` complex.
+    forward(kspace ``(B, C, H, W)``, operator of the acquisition (its mask ``(H, W)`` or
+    ``(B, 1, H, W)``), condition ``(B, 4)`` or None = read from the mask)
+    -> ``(B, H, W)`` complex.
     """
 
     def __init__(self, config: CsrGanConfig = CsrGanConfig()):
@@ -143,19 +144,12 @@ class CsrGanGenerator(nn.Module):
         ])
         self.consistency = nn.ModuleList([DataConsistency() for _ in range(config.stages)])
 
-    def forward(
-        self,
-        image: torch.Tensor,
-        kspace: torch.Tensor,
-        mask: torch.Tensor,
-        coil_maps: torch.Tensor | None = None,
-        condition: torch.Tensor | None = None,
-    ) -> torch.Tensor:
+    def forward(self, kspace: torch.Tensor, operator: LinearOperator, condition: torch.Tensor | None = None) -> torch.Tensor:
         if condition is None:
-            condition = mask_condition(mask, image.shape[0])
-        embedding = self.embed(condition.to(image.device, torch.float32))
+            condition = mask_condition(operator.mask, kspace.shape[0])
+        embedding = self.embed(condition.to(kspace.device, torch.float32))
         refinements = [lambda channels, stage=stage: stage(channels, embedding) for stage in self.stages]
-        return run_cascade(image, kspace, mask, coil_maps, refinements, list(self.consistency))
+        return run_cascade(kspace, operator, refinements, list(self.consistency))
 
 
 class SelfAttention(nn.Module):

@@ -20,7 +20,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from physics.complex import from_channels, to_channels
-from physics.consistency import DataConsistency
+from physics.consistency import DataConsistency, exact_consistency
+from physics.operators import LinearOperator
 
 
 @dataclass(frozen=True)
@@ -68,17 +69,20 @@ def _pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tupl
     return x, (height, width)
 
 
-def run_cascade(image, kspace, mask, coil_maps, refinements, consistency) -> torch.Tensor:
-    """``x <- DC(x + refine(x))`` for each refinement, on images normalised to a peak of 1.
+def run_cascade(kspace, operator, refinements, consistency) -> torch.Tensor:
+    """``x <- DC(x + refine(x))`` for each refinement, from ``x = A^H y``, on images
+    normalised to a peak of 1; multi-coil outputs end with the exact least-squares
+    data-consistency step (:func:`physics.consistency.exact_consistency`).
 
     ``refinements`` map ``(B, 2, H, W)`` channels to a residual of the same shape;
     ``consistency`` holds one data-consistency module per refinement.
 
     Shapes
     ------
-    image ``(B, H, W)`` complex, kspace ``(B, C, H, W)``, mask ``(H, W)`` or
-    ``(B, 1, H, W)``, coil_maps ``(B, C, H, W)`` or None -> ``(B, H, W)`` complex.
+    kspace ``(B, C, H, W)``; operator single- or multi-coil with a mask ``(H, W)`` or
+    ``(B, 1, H, W)`` -> ``(B, H, W)`` complex.
     """
+    image = operator.adjoint(kspace)
     # Normalise each image so the network sees a fixed intensity range.
     scale = image.abs().flatten(1).amax(dim=1).clamp_min(1e-12)[:, None, None]
     x = image / scale
@@ -86,7 +90,9 @@ def run_cascade(image, kspace, mask, coil_maps, refinements, consistency) -> tor
     for refine, project in zip(refinements, consistency):
         channels = to_channels(x)
         x = from_channels(channels + refine(channels))
-        x = project(x, measured, mask, coil_maps)
+        x = project(x, measured, operator)
+    if operator.coil_maps is not None:
+        x = exact_consistency(x, measured, operator)
     return x * scale
 
 
@@ -200,8 +206,7 @@ class GanDrnGenerator(nn.Module):
 
     Shapes
     ------
-    forward(image ``(B, H, W)`` complex zero-filled, kspace ``(B, C, H, W)``,
-    mask ``(H, W)``, coil_maps ``(B, C, H, W)`` or None) -> ``(B, H, W)`` complex.
+    forward(kspace ``(B, C, H, W)``, operator of the acquisition) -> ``(B, H, W)`` complex.
     """
 
     def __init__(self, config: GeneratorConfig = GeneratorConfig()):
@@ -215,14 +220,8 @@ class GanDrnGenerator(nn.Module):
             [DataConsistency(weight=0.9 if config.learnable_dc else 1.0, learnable=config.learnable_dc) for _ in range(config.stages)]
         )
 
-    def forward(
-        self,
-        image: torch.Tensor,
-        kspace: torch.Tensor,
-        mask: torch.Tensor,
-        coil_maps: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        return run_cascade(image, kspace, mask, coil_maps, list(self.stages), list(self.consistency))
+    def forward(self, kspace: torch.Tensor, operator: LinearOperator) -> torch.Tensor:
+        return run_cascade(kspace, operator, list(self.stages), list(self.consistency))
 
 
 class ResNetCritic(nn.Module):

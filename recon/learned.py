@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from physics.operators import MultiCoil, SingleCoil
+from physics.operators import sampling_operator
 from recon.checkpoints import load_state
 from recon.gans import get_spec
 from recon.registry import Reconstructor, register
@@ -85,10 +85,9 @@ class _Learned(Reconstructor):
 
     def reconstruct(self, kspace, mask, coil_maps=None):
         generator = load_generator(str(self._choose(float(mask.float().mean())))).to(self.device)
-        operator = SingleCoil(mask) if coil_maps is None else MultiCoil(mask, coil_maps)
-        kspace = kspace.to(self.device)
+        operator = sampling_operator(mask, coil_maps).to(self.device)
         with torch.no_grad():
-            return generator(operator.adjoint(kspace), kspace, mask.to(self.device), coil_maps)
+            return generator(kspace.to(self.device), operator)
 
 
 @register("gan-drn")

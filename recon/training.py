@@ -158,10 +158,6 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def _zero_filled(kspace: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    return SingleCoil(mask).adjoint(kspace)
-
-
 def _critic_input(image: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
     scale = reference.abs().flatten(1).amax(dim=1).clamp_min(1e-12)[:, None, None]
     return to_channels(image / scale)
@@ -182,7 +178,7 @@ def validate(generator: torch.nn.Module, dataset: AcquisitionDataset, device: to
     with torch.no_grad():
         for kspace, mask, target, _ in DataLoader(dataset, batch_size=batch_size):
             kspace, mask = kspace.to(device), mask.to(device)
-            output = generator(_zero_filled(kspace, mask), kspace, mask).cpu()
+            output = generator(kspace, SingleCoil(mask)).cpu()
             for out, ref in zip(output, target):
                 scores.append(metrics.evaluate(out, ref))
     generator.train()
@@ -303,7 +299,7 @@ def train(config: TrainConfig, train_set: SliceSet, val_set: SliceSet, progress:
         while step < config.steps:
             epoch, used_in_epoch, (kspace, mask, target, _) = next(stream)
             kspace, mask, target = kspace.to(device), mask.to(device), target.to(device)
-            zero_filled = _zero_filled(kspace, mask)
+            operator = SingleCoil(mask)
             condition = mask_condition(mask, kspace.shape[0]).to(device)
             real = _critic_input(target, target)
             loss_d = torch.zeros(())
@@ -312,7 +308,7 @@ def train(config: TrainConfig, train_set: SliceSet, val_set: SliceSet, progress:
                     group["lr"] = base * lr_factor(config.lr_schedule, step, config.steps)
             for _ in range(config.n_critic if adv_w > 0 or fm_w > 0 else 0):
                 with torch.no_grad():
-                    fake = _critic_input(generator(zero_filled, kspace, mask), target)
+                    fake = _critic_input(generator(kspace, operator), target)
                 loss_d = critic_loss(critic(real, condition), critic(fake, condition))
                 if lipschitz == "gp":
                     judge = functools.partial(critic, condition=condition)
@@ -325,7 +321,7 @@ def train(config: TrainConfig, train_set: SliceSet, val_set: SliceSet, progress:
                     with torch.no_grad():
                         for parameter in critic.parameters():
                             parameter.clamp_(-config.clip_value, config.clip_value)
-            output = generator(zero_filled, kspace, mask)
+            output = generator(kspace, operator)
             loss_adv = torch.zeros(())
             loss_freq = frequency_loss(output, target)
             loss_nmse = nmse_loss(output, target)

@@ -22,24 +22,21 @@ from __future__ import annotations
 import torch
 
 from physics.fft import fft2c, ifft2c
-from physics.operators import MultiCoil, SingleCoil
+from physics.operators import LinearOperator
 
 HALLUCINATION_THRESHOLD = 0.05
 
 
-def consistency_residual(
-    image: torch.Tensor, kspace: torch.Tensor, mask: torch.Tensor, coil_maps: torch.Tensor | None = None
-) -> float:
-    """Relative k-space error on the sampled locations.
+def consistency_residual(image: torch.Tensor, kspace: torch.Tensor, operator: LinearOperator) -> float:
+    """Relative k-space error on the sampled locations, ``||A x - M y|| / ||M y||``.
 
     Shapes
     ------
-    image ``(H, W)`` complex; kspace ``(C, H, W)``; mask ``(H, W)`` bool; coil_maps
-    ``(C, H, W)`` or None (single-coil, C = 1).
+    image ``(H, W)`` complex; kspace ``(C, H, W)``; ``operator`` the acquisition's, for
+    a batch of one (``sampling_operator(mask, coil_maps[None])``).
     """
-    operator = SingleCoil(mask) if coil_maps is None else MultiCoil(mask, coil_maps[None])
     predicted = operator(image[None])[0]
-    measured = kspace * mask
+    measured = kspace * operator.mask.reshape(-1, *kspace.shape[-2:])[0]
     return float((predicted - measured).abs().pow(2).sum().sqrt() / measured.abs().pow(2).sum().sqrt().clamp_min(1e-30))
 
 

@@ -3,6 +3,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from physics import DataConsistency, fft2c, hard_projection, simulate_coil_maps, soft_consistency
+from physics.operators import MultiCoil, SingleCoil
 
 
 def _random(shape, generator):
@@ -38,13 +39,13 @@ def test_data_consistency_module_single_and_multi_coil():
     layer = DataConsistency()
     measured = fft2c(truth.unsqueeze(1)) * mask
     estimate = _random((2, 16, 16), g)
-    out = layer(estimate, measured, mask)
+    out = layer(estimate, measured, SingleCoil(mask))
     assert torch.allclose(fft2c(out.unsqueeze(1))[..., mask], measured[..., mask], atol=1e-5)
-    torch.testing.assert_close(layer(out, measured, mask), out, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(layer(out, measured, SingleCoil(mask)), out, atol=1e-5, rtol=1e-5)
 
     maps = simulate_coil_maps(4, (16, 16)).unsqueeze(0).expand(2, -1, -1, -1)
     measured = fft2c(maps * truth.unsqueeze(1)) * mask
-    out = layer(truth, measured, mask, maps)
+    out = layer(truth, measured, MultiCoil(mask, maps))
     torch.testing.assert_close(out, truth, atol=1e-5, rtol=1e-5)
 
 
@@ -54,7 +55,7 @@ def test_learnable_weight_gets_gradient():
     g = torch.Generator().manual_seed(0)
     mask = torch.rand((8, 8), generator=g) < 0.5
     measured = fft2c(_random((1, 1, 8, 8), g)) * mask
-    layer(_random((1, 8, 8), g), measured, mask).abs().sum().backward()
+    layer(_random((1, 8, 8), g), measured, SingleCoil(mask)).abs().sum().backward()
     assert layer.logit.grad is not None and layer.logit.grad != 0
     assert [name for name, _ in layer.named_parameters()] == ["logit"]
     assert list(DataConsistency().parameters()) == []

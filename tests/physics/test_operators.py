@@ -6,6 +6,7 @@ from hypothesis import strategies as st
 
 from physics import MultiCoil, SingleCoil, simulate_coil_maps
 from physics.complex import from_channels, to_channels
+from physics.operators import KSpaceCrop, sampling_operator
 
 
 def _random(shape, dtype, generator):
@@ -15,9 +16,23 @@ def _random(shape, dtype, generator):
 
 
 def _operators(height, width, coils, generator, dtype):
+    """Every operator of ``physics.operators``, alone and in the algebra's forms, with
+    the shapes of its domain and range: a new operator joins the contract here."""
     mask = torch.rand((height, width), generator=generator) < 0.4
     maps = _random((2, coils, height, width), dtype, generator)
-    return [SingleCoil(mask), MultiCoil(mask, maps)]
+    image, kspace, multi = (2, height, width), (2, 1, height, width), (2, coils, height, width)
+    block = (max(1, height // 2), max(1, width // 2))
+    crop = KSpaceCrop(block, (height, width))
+    full = SingleCoil(torch.ones(height, width, dtype=torch.bool))
+    return [
+        (SingleCoil(mask), image, kspace),
+        (MultiCoil(mask, maps), image, multi),
+        (sampling_operator(mask, maps), image, multi),
+        (crop, kspace, (2, 1, *block)),
+        (crop @ full, image, (2, 1, *block)),
+        (MultiCoil(mask, maps).H, multi, image),
+        (MultiCoil(mask, maps).normal(), image, image),
+    ]
 
 
 @pytest.mark.parametrize("dtype,tol", [(torch.complex64, 1e-4), (torch.complex128, 1e-10)])
@@ -25,14 +40,40 @@ def _operators(height, width, coils, generator, dtype):
 @given(height=st.integers(2, 24), width=st.integers(2, 24), coils=st.integers(1, 4), seed=st.integers(0, 10_000))
 def test_adjointness(dtype, tol, height, width, coils, seed):
     generator = torch.Generator().manual_seed(seed)
-    for operator in _operators(height, width, coils, generator, dtype):
-        x = _random((2, height, width), dtype, generator)
-        y = _random((2, coils if isinstance(operator, MultiCoil) else 1, height, width), dtype, generator)
+    for operator, domain, codomain in _operators(height, width, coils, generator, dtype):
+        x = _random(domain, dtype, generator)
+        y = _random(codomain, dtype, generator)
         lhs = torch.vdot(operator(x).flatten(), y.flatten())
         rhs = torch.vdot(x.flatten(), operator.adjoint(y).flatten())
         assert abs(lhs - rhs) <= tol * max(1.0, abs(lhs))
-        # normal is A^H A
+        # normal is A^H A, the adjoint of the adjoint is the operator
         torch.testing.assert_close(operator.normal(x), operator.adjoint(operator(x)))
+        torch.testing.assert_close(operator.H.H(x), operator(x))
+
+
+def test_composition_and_adjoint_algebra():
+    generator = torch.Generator().manual_seed(0)
+    mask = torch.rand((8, 10), generator=generator) < 0.5
+    maps = _random((1, 3, 8, 10), torch.complex64, generator)
+    a = MultiCoil(mask, maps)
+    x = _random((1, 8, 10), torch.complex64, generator)
+    torch.testing.assert_close((a.H @ a)(x), a.normal(x))
+    torch.testing.assert_close(a.normal()(x), a.normal(x))
+    assert a.H.H is a
+    assert isinstance(sampling_operator(mask), SingleCoil) and isinstance(sampling_operator(mask, maps), MultiCoil)
+
+
+def test_shape_errors_name_the_operator_and_the_shapes():
+    op = SingleCoil(torch.ones(8, 10, dtype=torch.bool))
+    with pytest.raises(ValueError, match=r"SingleCoil: image of \(H, W\) = \(8, 9\) does not match the mask's \(8, 10\)"):
+        op(torch.ones(1, 8, 9, dtype=torch.complex64))
+    with pytest.raises(ValueError, match=r"image must be \(B, H, W\)"):
+        op(torch.ones(8, 10, dtype=torch.complex64))
+    multi = MultiCoil(torch.ones(8, 10, dtype=torch.bool), simulate_coil_maps(4, (8, 10)).unsqueeze(0))
+    with pytest.raises(ValueError, match="k-space has 2 coils, the operator 4"):
+        multi.adjoint(torch.ones(1, 2, 8, 10, dtype=torch.complex64))
+    with pytest.raises(ValueError, match="larger than the full k-space"):
+        KSpaceCrop((20, 20), (8, 10))
 
 
 def test_shapes_and_buffers():

@@ -39,8 +39,8 @@ def test_the_condition_changes_the_output():
         torch.nn.init.normal_(stage.film.weight, std=0.5)
         torch.nn.init.normal_(stage.tail.weight, std=0.1)
     image, kspace, mask = _inputs((32, 32))
-    low = generator(image, kspace, mask, condition=torch.tensor([[0.1, 0.1**0.5, 1.0, 0.0]]))
-    high = generator(image, kspace, mask, condition=torch.tensor([[0.5, 0.5**0.5, 1.0, 0.0]]))
+    low = generator(kspace, SingleCoil(mask), condition=torch.tensor([[0.1, 0.1**0.5, 1.0, 0.0]]))
+    high = generator(kspace, SingleCoil(mask), condition=torch.tensor([[0.5, 0.5**0.5, 1.0, 0.0]]))
     assert (low - high).abs().max() > 1e-4
 
 
@@ -49,7 +49,7 @@ def test_output_shape_and_hard_data_consistency(shape):
     generator = CsrGanGenerator(CsrGanConfig(**TINY))
     torch.nn.init.normal_(generator.stages[0].tail.weight, std=0.1)
     image, kspace, mask = _inputs(shape)
-    output = generator(image, kspace, mask)
+    output = generator(kspace, SingleCoil(mask))
     assert output.shape == (1, *shape) and output.dtype == torch.complex64
     torch.testing.assert_close((fft2c(output)[:, None] * mask), kspace, atol=1e-5, rtol=1e-5)
 
@@ -58,7 +58,7 @@ def test_paper_configuration_runs_forward_and_backward():
     generator = CsrGanGenerator(PAPER)
     torch.nn.init.normal_(generator.stages[0].tail.weight, std=0.01)
     image, kspace, mask = _inputs((24, 24))
-    output = generator(image, kspace, mask)
+    output = generator(kspace, SingleCoil(mask))
     output.abs().mean().backward()
     assert generator.stages[0].head.weight.grad is not None
     assert generator.stages[0].body[0].conv1.kernel_size == (5, 5) and len(generator.stages[0].body) == 8
@@ -72,7 +72,7 @@ def test_gan_drn_weights_initialise_an_identical_csr_gan():
     report = load_matching(csr, gan_drn.state_dict(), "gan-drn")
     assert not report["ignored"] and all("film" in key or "embed" in key for key in report["kept_initial"])
     image, kspace, mask = _inputs((32, 32))
-    torch.testing.assert_close(csr(image, kspace, mask), gan_drn(image, kspace, mask))
+    torch.testing.assert_close(csr(kspace, SingleCoil(mask)), gan_drn(kspace, SingleCoil(mask)))
     with pytest.raises(ValueError, match="no parameter"):
         load_matching(csr, {"other": torch.zeros(1)}, "elsewhere")
 

@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from physics import fft2c
+from physics.operators import SingleCoil
 from recon.gan_drn import PAPER, GanDrnGenerator, GeneratorConfig, ResNetCritic
 
 
@@ -20,7 +21,7 @@ def _inputs(height, width, batch=2, seed=0):
 def test_generator_keeps_any_shape(shape):
     generator = GanDrnGenerator(GeneratorConfig(width=8, blocks=1, stages=2))
     zero_filled, kspace, mask, _ = _inputs(*shape)
-    out = generator(zero_filled, kspace, mask)
+    out = generator(kspace, SingleCoil(mask))
     assert out.shape == zero_filled.shape and out.dtype == torch.complex64
 
 
@@ -30,7 +31,7 @@ def test_hard_data_consistency_keeps_measurements_exactly():
         for parameter in generator.parameters():
             parameter.add_(0.05 * torch.randn_like(parameter))
     zero_filled, kspace, mask, _ = _inputs(40, 36)
-    out = generator(zero_filled, kspace, mask)
+    out = generator(kspace, SingleCoil(mask))
     predicted = fft2c(out.unsqueeze(1))
     assert not torch.allclose(out, zero_filled, atol=1e-3)
     torch.testing.assert_close(predicted[..., mask], kspace[..., mask], atol=1e-5, rtol=1e-5)
@@ -46,7 +47,7 @@ def test_paper_configuration_forward_and_backward():
     generator = GanDrnGenerator(PAPER)
     assert sum(p.numel() for p in generator.parameters()) > 20_000_000  # ResNet-50-sized
     zero_filled, kspace, mask, truth = _inputs(35, 29, batch=2)
-    out = generator(zero_filled, kspace, mask)
+    out = generator(kspace, SingleCoil(mask))
     assert out.shape == (2, 35, 29)
     (out - truth).abs().pow(2).mean().backward()
     grads = [p.grad for p in generator.parameters() if p.grad is not None]

@@ -2,6 +2,7 @@ import torch
 
 from physics.consistency import hard_projection
 from physics.fft import fft2c, ifft2c
+from physics.operators import MultiCoil, SingleCoil
 from recon import trust
 
 
@@ -16,17 +17,17 @@ def _setup(seed=0):
 def test_consistency_residual_is_zero_after_hard_projection_and_positive_before():
     image, mask, kspace = _setup()
     guess = torch.randn(32, 32, dtype=torch.complex64, generator=torch.Generator().manual_seed(1))
-    assert trust.consistency_residual(guess, kspace[None], mask) > 0.5
+    assert trust.consistency_residual(guess, kspace[None], SingleCoil(mask)) > 0.5
     projected = ifft2c(hard_projection(fft2c(guess), kspace, mask))
-    assert trust.consistency_residual(projected, kspace[None], mask) < 1e-6
+    assert trust.consistency_residual(projected, kspace[None], SingleCoil(mask)) < 1e-6
 
 
 def test_multicoil_residual_uses_the_coil_maps():
     image, mask, _ = _setup()
     maps = torch.stack([torch.ones(32, 32), 0.5 * torch.ones(32, 32)]).to(torch.complex64)
     kspace = fft2c(maps * image) * mask
-    assert trust.consistency_residual(image, kspace, mask, maps) < 1e-6
-    assert trust.consistency_residual(image, kspace.flip(0), mask, maps) > 0.1
+    assert trust.consistency_residual(image, kspace, MultiCoil(mask, maps[None])) < 1e-6
+    assert trust.consistency_residual(image, kspace.flip(0), MultiCoil(mask, maps[None])) > 0.1
 
 
 def test_hallucination_sees_only_unmeasured_differences():

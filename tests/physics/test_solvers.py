@@ -1,0 +1,61 @@
+"""Conjugate gradient and CGLS on the project's operators."""
+
+import torch
+
+from physics import MultiCoil, SingleCoil, simulate_coil_maps
+from physics.consistency import exact_consistency
+from physics.solvers import conjugate_gradient, least_squares
+
+
+def _random(shape, seed):
+    generator = torch.Generator().manual_seed(seed)
+    return torch.complex(torch.randn(shape, generator=generator), torch.randn(shape, generator=generator))
+
+
+def test_conjugate_gradient_solves_the_damped_normal_equations():
+    mask = torch.rand((12, 12), generator=torch.Generator().manual_seed(0)) < 0.5
+    maps = simulate_coil_maps(4, (12, 12)).unsqueeze(0).expand(2, -1, -1, -1)
+    operator = MultiCoil(mask, maps)
+    truth = _random((2, 12, 12), 1)
+    rhs = operator.normal(truth) + 0.1 * truth
+    solution = conjugate_gradient(operator.normal(), rhs, damping=0.1, max_iter=200, tol=1e-8)
+    torch.testing.assert_close(solution, truth, atol=1e-4, rtol=1e-4)
+
+
+def test_least_squares_fits_the_data_and_keeps_the_null_space():
+    mask = torch.zeros(16, 16, dtype=torch.bool)
+    mask[:, ::2] = True
+    maps = simulate_coil_maps(6, (16, 16)).unsqueeze(0)
+    operator = MultiCoil(mask, maps)
+    measured = operator(_random((1, 16, 16), 2))
+    start = _random((1, 16, 16), 3)
+    fitted = least_squares(operator, measured, start, max_iter=300, tol=1e-6)
+    residual = (operator(fitted) - measured).norm() / measured.norm()
+    assert residual < 1e-5
+    # The change lies in the range of A^H: the part of the start that A does not see is kept.
+    single = SingleCoil(mask)
+    start_single = _random((1, 16, 16), 4)
+    fitted_single = least_squares(single, single(_random((1, 16, 16), 5)), start_single, tol=1e-7)
+    unmeasured = ~mask
+    from physics.fft import fft2c
+
+    torch.testing.assert_close(fft2c(fitted_single)[..., unmeasured], fft2c(start_single)[..., unmeasured], atol=1e-5, rtol=1e-5)
+
+
+def test_exact_consistency_beats_the_per_coil_projection():
+    from physics import DataConsistency
+
+    mask = torch.zeros(32, 32, dtype=torch.bool)
+    mask[:, ::3] = True
+    mask[:, 13:19] = True
+    maps = simulate_coil_maps(8, (32, 32)).unsqueeze(0)
+    operator = MultiCoil(mask, maps)
+    measured = operator(_random((1, 32, 32), 6))
+    guess = _random((1, 32, 32), 7)
+
+    def residual(image):
+        return float((operator(image) - measured).norm() / measured.norm())
+
+    projected = DataConsistency()(guess, measured, operator)
+    exact = exact_consistency(guess, measured, operator)
+    assert residual(exact) <= 1e-4 < residual(projected)
