@@ -36,7 +36,6 @@ from masks import make_mask, parse_preset
 from recon.learned import shipped_weights
 
 CS_METHODS = ("cs-l1", "cs-tv", "bart-l1", "bart-tv")
-LEARNED = ("gan-drn", "csr-gan")
 MASKS = ("10pct", "25pct", "50pct")
 
 
@@ -104,12 +103,15 @@ def markdown(results: dict[str, dict[str, dict]], checks: list[dict]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", default=",".join(LEARNED), help="comma-separated learned models (default: both)")
+    parser.add_argument("--models", help="comma-separated learned models (default: every registered model with shipped weights)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", help="also write the results and checks here")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    models = [name for name in args.models.split(",") if name and shipped_weights(name)]
+    from recon.gans import trainable_models
+
+    requested = args.models.split(",") if args.models else trainable_models()
+    models = [name for name in requested if name and shipped_weights(name)]
     if not models:
         parser.error(f"no shipped weights for {args.models}")
     if "csr-gan" in models and "gan-drn" not in models and shipped_weights("gan-drn"):

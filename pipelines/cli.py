@@ -161,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
         "  torchrun --nproc-per-node 2 -m pipelines.cli train --model gan-drn --mask 10pct --out runs/ddp",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    train.add_argument("--model", default="gan-drn", help="model to train: gan-drn (default) or csr-gan")
+    train.add_argument("--model", default="gan-drn", help="a registered learned model (`recon methods` lists them; default gan-drn)")
     train.add_argument("--mask", default="10pct", help="preset Npct, a list 10pct,50pct, or a range 10pct-50pct")
     train.add_argument("--mask-type", default="cartesian", choices=masks.KINDS)
     train.add_argument("--data", default="sample", help="'sample' or a folder of NIfTI / .npy images")

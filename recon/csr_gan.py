@@ -33,26 +33,10 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 from physics.consistency import DataConsistency
 from physics.operators import LinearOperator
+from recon.condition import CONDITION_FEATURES, mask_condition
 from recon.gan_drn import ResidualBlock, _CriticBlock, _pad_to_multiple, run_cascade
-
-CONDITION_FEATURES = 4
-
-
-def mask_condition(mask: torch.Tensor, batch: int | None = None) -> torch.Tensor:
-    """The acquisition condition of each mask: ``[r, sqrt(r), lines, 2-D]``.
-
-    Shapes
-    ------
-    mask: ``(H, W)``, ``(B, H, W)`` or ``(B, 1, H, W)`` bool -> ``(B, 4)`` float32
-    (a single mask is repeated ``batch`` times).
-    """
-    masks = mask.reshape(-1, *mask.shape[-2:]).bool()
-    ratio = masks.float().mean(dim=(-2, -1))
-    lines = (masks.all(dim=-2) == masks.any(dim=-2)).all(dim=-1).float()
-    condition = torch.stack([ratio, ratio.sqrt(), lines, 1 - lines], dim=1)
-    if batch is not None and condition.shape[0] == 1 and batch > 1:
-        condition = condition.expand(batch, -1)
-    return condition
+from recon.gans import GanSpec, LossWeights
+from recon.learned import register_model
 
 
 @dataclass(frozen=True)
@@ -215,3 +199,28 @@ class ProjectionCritic(nn.Module):
         if condition is not None:
             score = score + (self.project(condition.to(pooled.dtype)) * pooled).sum(dim=1)
         return (score, maps) if features else score
+
+
+def _build_generator(options: dict) -> nn.Module:
+    if options.get("kind") == "paper":
+        return CsrGanGenerator(PAPER)
+    return CsrGanGenerator(CsrGanConfig(**options))
+
+
+register_model(GanSpec(
+    name="csr-gan",
+    description="CSR-GAN, one residual cascade conditioned on the acquisition (FiLM), for any ratio (shipped weights)",
+    build_generator=_build_generator,
+    build_critic=lambda: ProjectionCritic(width=16, stages=4),
+    # Reconstruction (L1 + NMSE), GAN-DRN's k-space term, and the perceptual pair
+    # that needs no downloaded network: SSIM and feature matching on the
+    # discriminator. The adversarial and feature-matching terms are small because
+    # the pixel losses are ~1e-2 at convergence.
+    loss_weights=LossWeights(adversarial=1e-3, freq=1.0, nmse=1.0, ssim=1.0, l1=1.0, feature_matching=1e-2),
+    # Spectral normalisation is built into the discriminator: no gradient penalty.
+    lipschitz="spectral",
+    adversarial="hinge",
+    # The published learning rates.
+    lr_g=1e-4,
+    lr_d=2e-4,
+))

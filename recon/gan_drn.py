@@ -22,6 +22,8 @@ from torch import nn
 from physics.complex import from_channels, to_channels
 from physics.consistency import DataConsistency, exact_consistency
 from physics.operators import LinearOperator
+from recon.gans import GanSpec, LossWeights
+from recon.learned import register_model
 
 
 @dataclass(frozen=True)
@@ -270,3 +272,23 @@ class _CriticBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.conv2(F.leaky_relu(self.conv1(x), 0.2))
+
+
+def _build_generator(options: dict) -> nn.Module:
+    if options.get("kind") == "paper":
+        return GanDrnGenerator(PAPER)
+    return GanDrnGenerator(GeneratorConfig(**options))
+
+
+register_model(GanSpec(
+    name="gan-drn",
+    description="GAN-DRN, residual cascade with data consistency, trained adversarially (shipped weights)",
+    build_generator=_build_generator,
+    build_critic=lambda: ResNetCritic(width=16, stages=4),
+    # The adversarial term is kept small: on 65 training slices it mainly
+    # sharpens texture; NMSE and the k-space loss carry the fidelity.
+    loss_weights=LossWeights(adversarial=1e-3, freq=1.0, nmse=1.0),
+    # Gradient penalty (WGAN-GP) is the default: weight clipping, as published,
+    # limits the critic's capacity and was less stable in our short runs.
+    lipschitz="gp",
+))

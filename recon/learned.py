@@ -20,7 +20,7 @@ import torch
 
 from physics.operators import sampling_operator
 from recon.checkpoints import load_state
-from recon.gans import get_spec
+from recon.gans import SPECS, GanSpec, get_spec
 from recon.registry import Reconstructor, register
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
@@ -44,12 +44,20 @@ def ratio_distance(ratio: float, trained: tuple[float, float]) -> float:
 
 @lru_cache(maxsize=8)
 def load_generator(path: str) -> torch.nn.Module:
-    """Build the generator described by the card beside ``path`` and load its weights."""
+    """Build the generator described by the card beside ``path`` (a shipped ``.pt``), or
+    by the config inside a trainer's ``best.pt`` / ``checkpoint.pt``, and load its weights."""
     weights = Path(path)
-    card = json.loads(weights.with_suffix(".json").read_text())
-    spec = get_spec(card["model"])
-    generator = spec.build_generator(dict(card["generator"]))
-    generator.load_state_dict(load_state(weights))
+    state = load_state(weights)
+    if "generator" in state and isinstance(state.get("config"), dict):
+        model, options, state = state["config"]["model"], state["config"].get("generator", {}), state["generator"]
+    else:
+        card_path = weights.with_suffix(".json")
+        if not card_path.is_file():
+            raise FileNotFoundError(f"{weights}: no card {card_path.name} beside it (and not a trainer checkpoint)")
+        card = json.loads(card_path.read_text())
+        model, options = card["model"], card["generator"]
+    generator = get_spec(model).build_generator(dict(options))
+    generator.load_state_dict(state)
     generator.eval()
     return generator
 
@@ -65,8 +73,13 @@ class _Learned(Reconstructor):
     @classmethod
     def unavailable_reason(cls) -> str | None:
         if not shipped_weights(cls.model):
-            return f"no shipped weights for {cls.model} in {WEIGHTS_DIR}"
+            return f"no shipped weights for {cls.model} in {WEIGHTS_DIR} (pass weights=PATH)"
         return None
+
+    def why_unavailable(self) -> str | None:
+        if self.weights is not None:
+            return None if Path(self.weights).is_file() else f"no weights file {self.weights}"
+        return self.unavailable_reason()
 
     def _choose(self, ratio: float) -> Path:
         if self.weights is not None:
@@ -90,17 +103,27 @@ class _Learned(Reconstructor):
             return generator(kspace.to(self.device), operator)
 
 
-@register("gan-drn")
-class GanDrn(_Learned):
-    """GAN-DRN: cascade of residual generators with hard data consistency (shipped weights)."""
+def register_model(spec: GanSpec) -> type:
+    """Register a trainable model: its spec for the shared trainer (``recon train --model
+    NAME``) and its reconstructor in the method registry (``recon.get(NAME)``), which
+    uses the shipped weights whose card names the model, or ``weights=PATH`` (a shipped
+    ``.pt`` or a trainer's ``best.pt``). Returns the reconstructor class."""
+    if spec.name in SPECS:
+        raise ValueError(f"model {spec.name!r} is already registered")
+    SPECS[spec.name] = spec
+    reconstructor = type(
+        "".join(part.capitalize() for part in spec.name.replace("_", "-").split("-")),
+        (_Learned,),
+        {"__doc__": f"{spec.description} (learned, registered by recon.learned.register_model).",
+         "description": spec.description, "model": spec.name},
+    )
+    return register(spec.name)(reconstructor)
 
-    description = "GAN-DRN, residual cascade with data consistency, trained adversarially (shipped weights)"
-    model = "gan-drn"
 
+def unregister_model(name: str) -> None:
+    """Remove a model registered with :func:`register_model` (tests use it to leave the
+    registries as they found them)."""
+    from recon import registry
 
-@register("csr-gan")
-class CsrGan(_Learned):
-    """CSR-GAN: one generator conditioned on the mask's ratio and family (shipped weights)."""
-
-    description = "CSR-GAN, one residual cascade conditioned on the acquisition (FiLM), for any ratio (shipped weights)"
-    model = "csr-gan"
+    SPECS.pop(name, None)
+    registry._REGISTRY.pop(name, None)

@@ -46,6 +46,11 @@ class Reconstructor:
         """Why this method cannot run here, or None when it can."""
         return None
 
+    def why_unavailable(self) -> str | None:
+        """Why this configured instance cannot run (e.g. the weights it was given are
+        missing); by default the class's reason."""
+        return self.unavailable_reason()
+
     def reconstruct(
         self, kspace: torch.Tensor, mask: torch.Tensor, coil_maps: torch.Tensor | None = None
     ) -> torch.Tensor:
@@ -93,7 +98,7 @@ def load_builtin_methods() -> None:
     if _BUILTIN_LOADED:
         return
     _BUILTIN_LOADED = True
-    from recon import bart, baselines, learned  # noqa: F401  (each registers its methods)
+    from recon import bart, baselines, csr_gan, gan_drn  # noqa: F401  (each registers its methods)
 
 
 def registered() -> list[str]:
@@ -120,11 +125,11 @@ def get(name: str, **options: Any) -> Reconstructor:
     load_builtin_methods()
     if name not in _REGISTRY:
         raise ValueError(f"unknown method {name!r}; valid methods: {', '.join(registered())}")
-    cls = _REGISTRY[name]
-    reason = cls.unavailable_reason()
+    method = _REGISTRY[name](**options)
+    reason = method.why_unavailable()
     if reason is not None:
         raise MethodUnavailable(f"method {name!r} is unavailable: {reason}")
-    return cls(**options)
+    return method
 
 
 def method_class(name: str) -> type:

@@ -33,7 +33,7 @@ from physics.operators import SingleCoil
 from recon import metrics
 from recon.augment import AcquisitionDataset, SliceSet
 from recon.checkpoints import UnsafeWeightsError, load_state, save_state
-from recon.csr_gan import mask_condition
+from recon.condition import mask_condition
 from recon.gans import get_spec
 from recon.losses import (
     feature_matching_loss,

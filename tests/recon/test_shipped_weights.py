@@ -6,6 +6,7 @@ import pytest
 import recon
 from physics import fft2c
 from recon import metrics
+from recon.gans import trainable_models
 from recon.learned import load_generator, ratio_distance, shipped_weights
 from recon.testing import assert_reconstruction_quality
 
@@ -20,7 +21,7 @@ FLOORS_DB = {
 
 
 def test_every_shipped_weights_file_has_a_floor_and_card():
-    for model in ("gan-drn", "csr-gan"):
+    for model in trainable_models():
         for path, trained in shipped_weights(model).items():
             floors = [ratio for name, ratio in FLOORS_DB if name == model and ratio_distance(ratio, trained) == 0]
             assert floors, f"record a regression floor for {path.name}"
