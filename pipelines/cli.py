@@ -179,6 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--val-every", type=_integer(1), default=100, help="validate every N steps (default 100)")
     train.add_argument("--patience", type=_integer(1), default=10, help="validations without improvement before stopping")
     train.add_argument("--generator", default="", help="generator options, e.g. width=32,blocks=2,stages=8 or kind=paper")
+    train.add_argument("--loss", action="append", default=[], metavar="NAME=WEIGHT",
+                       help="weight of a named loss term (freq, nmse, ssim, l1, adv, fm); repeatable, e.g. --loss l1=1 --loss fm=0.01")
     train.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
     train.add_argument("--threads", type=_integer(1, 1024), help="torch CPU threads")
     train.add_argument("--time-limit", type=_number(0, low_open=True), help="stop (validating and checkpointing) after this many wall seconds")
@@ -353,6 +355,20 @@ def _generator_options(text: str) -> dict:
     return options
 
 
+def _loss_options(items: list[str]) -> dict[str, float]:
+    losses: dict[str, float] = {}
+    for item in items:
+        name, _, value = item.partition("=")
+        try:
+            weight = float(value)
+        except ValueError:
+            raise UsageError(f"--loss: expected NAME=WEIGHT with a number, got {item!r}") from None
+        if not math.isfinite(weight) or weight < 0:
+            raise UsageError(f"--loss {name}: weight must be a finite number >= 0, got {value!r}")
+        losses[name.strip()] = weight
+    return losses
+
+
 def _command_train(args: argparse.Namespace) -> int:
     import json
 
@@ -363,7 +379,7 @@ def _command_train(args: argparse.Namespace) -> int:
         model=args.model, ratios=parse_ratios(args.mask), mask_type=args.mask_type, steps=args.steps,
         batch_size=args.batch_size, lr_g=args.lr_g, lr_d=args.lr_d, lr_schedule=args.lr_schedule, time_limit=args.time_limit, n_critic=args.n_critic,
         lipschitz=args.lipschitz, adversarial_weight=args.adversarial_weight, ssim_weight=args.ssim_weight, val_every=args.val_every,
-        patience=args.patience, generator=_generator_options(args.generator), device=args.device,
+        patience=args.patience, generator=_generator_options(args.generator), losses=_loss_options(args.loss), device=args.device,
         seed=args.seed, out=args.out, resume=args.resume, init=args.init, threads=args.threads,
     )
     try:

@@ -37,6 +37,9 @@ class GanSpec:
     adversarial: str = "wasserstein"
     lr_g: float = 1e-3
     lr_d: float = 1e-4
+    on_step: Callable[[int, nn.Module], None] | None = None
+    """A hook called with (step, generator) before each training step, e.g. a stage
+    schedule for a progressive model."""
 
 
 SPECS: dict[str, GanSpec] = {}

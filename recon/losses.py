@@ -1,4 +1,8 @@
-"""Losses for the learned reconstructors.
+"""Losses for the learned reconstructors, as functions and as named loss objects.
+
+The trainer sums named :class:`GeneratorTerm` objects with weights (``--loss
+NAME=WEIGHT``) and logs every term by name; :class:`AdversarialLoss` pairs the critic's
+and the generator's sides of one game (Wasserstein, hinge or relativistic average).
 
 ``L_G = adversarial_weight * L_adv + freq_weight * L_freq + nmse_weight * L_nmse
 + ssim_weight * (1 - SSIM) + l1_weight * L_l1 + feature_matching_weight * L_fm``
@@ -102,3 +106,84 @@ def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor, generator: 
     scores = critic(mixed)
     (grads,) = torch.autograd.grad(scores.sum(), mixed, create_graph=True)
     return (grads.flatten(1).norm(dim=1) - 1).pow(2).mean()
+
+
+# --- Named loss objects: what the shared trainer sums, each term logged by its name ---
+
+class GeneratorTerm:
+    """A named term of the generator's loss. ``needs_critic`` terms read the critic's
+    scores or features from the context; the others compare output and target."""
+
+    name = ""
+    needs_critic = False
+
+    def __call__(self, context: dict) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class PixelTerm(GeneratorTerm):
+    """``fn(output, target)``: a loss on the reconstruction itself."""
+
+    def __init__(self, name: str, fn):
+        self.name, self.fn = name, fn
+
+    def __call__(self, context: dict) -> torch.Tensor:
+        return self.fn(context["output"], context["target"])
+
+
+class AdversarialLoss(GeneratorTerm):
+    """One adversarial game, both sides: :meth:`critic_loss` for the critic's step and
+    the generator's side when called. ``wasserstein`` (WGAN: the critic maximises
+    ``E[D(real)] - E[D(fake)]``), ``hinge`` (SAGAN/BigGAN), or ``relativistic`` (the
+    relativistic average loss of ESRGAN: each side judges whether real data is more
+    realistic than the average fake, and the reverse)."""
+
+    name = "adv"
+    needs_critic = True
+    KINDS = ("wasserstein", "hinge", "relativistic")
+
+    def __init__(self, kind: str = "wasserstein"):
+        if kind not in self.KINDS:
+            raise ValueError(f"adversarial loss must be one of {', '.join(self.KINDS)}, got {kind!r}")
+        self.kind = kind
+
+    def critic_loss(self, real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
+        if self.kind == "hinge":
+            return hinge_critic_loss(real_scores, fake_scores)
+        if self.kind == "relativistic":
+            return _relativistic(real_scores, fake_scores)
+        return wasserstein_critic_loss(real_scores, fake_scores)
+
+    def __call__(self, context: dict) -> torch.Tensor:
+        if self.kind == "relativistic":
+            return _relativistic(context["fake_scores"], context["real_scores"].detach())
+        return wasserstein_generator_loss(context["fake_scores"])  # -E[D(fake)], for hinge too
+
+
+def _relativistic(better: torch.Tensor, worse: torch.Tensor) -> torch.Tensor:
+    """Relativistic average loss: ``better`` should score above the mean of ``worse``
+    and ``worse`` below the mean of ``better`` (binary cross-entropy on the logits)."""
+    bce = torch.nn.functional.binary_cross_entropy_with_logits
+    return (bce(better - worse.mean(), torch.ones_like(better)) + bce(worse - better.mean(), torch.zeros_like(worse))) / 2
+
+
+class FeatureMatching(GeneratorTerm):
+    """:func:`feature_matching_loss` on the critic's feature maps of output and target."""
+
+    name = "fm"
+    needs_critic = True
+
+    def __call__(self, context: dict) -> torch.Tensor:
+        return feature_matching_loss(context["fake_maps"], context["real_maps"])
+
+
+def generator_terms(adversarial: str = "wasserstein") -> dict[str, GeneratorTerm]:
+    """Every term the trainer knows, by name (``--loss NAME=WEIGHT``)."""
+    return {
+        "freq": PixelTerm("freq", frequency_loss),
+        "nmse": PixelTerm("nmse", nmse_loss),
+        "ssim": PixelTerm("ssim", ssim_loss),
+        "l1": PixelTerm("l1", l1_loss),
+        "adv": AdversarialLoss(adversarial),
+        "fm": FeatureMatching(),
+    }

@@ -11,41 +11,21 @@ through a DistributedSampler, and rank 0 alone logs and writes checkpoints.
 
 from __future__ import annotations
 
-import csv
-import functools
-import json
 import math
-import os
-import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
-from tqdm import tqdm
+from torch.utils.data import DataLoader
 
 from physics.complex import to_channels
 from physics.operators import SingleCoil
 from recon import metrics
 from recon.augment import AcquisitionDataset, SliceSet
-from recon.checkpoints import UnsafeWeightsError, load_state, save_state
-from recon.condition import mask_condition
 from recon.gans import get_spec
-from recon.losses import (
-    feature_matching_loss,
-    frequency_loss,
-    gradient_penalty,
-    hinge_critic_loss,
-    l1_loss,
-    nmse_loss,
-    ssim_loss,
-    wasserstein_critic_loss,
-    wasserstein_generator_loss,
-)
+from recon.losses import generator_terms
 
 
 @dataclass(frozen=True)
@@ -75,6 +55,7 @@ class TrainConfig:
     patience: int = 10
     checkpoint_every: int = 50
     generator: dict = field(default_factory=dict)
+    losses: dict = field(default_factory=dict)
     device: str = "auto"
     seed: int = 0
     out: str = "runs/train"
@@ -101,6 +82,12 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and (not math.isfinite(value) or value < 0):
                 raise ValueError(f"--{name.replace('_', '-')} must be a finite number >= 0, got {value}")
+        known = set(generator_terms())
+        for name, weight in self.losses.items():
+            if name not in known:
+                raise ValueError(f"--loss: unknown term {name!r}; terms: {', '.join(sorted(known))}")
+            if not isinstance(weight, (int, float)) or not math.isfinite(weight) or weight < 0:
+                raise ValueError(f"--loss {name}: weight must be a finite number >= 0, got {weight!r}")
         check_device(self.device)
 
     def check_generator(self) -> None:
@@ -158,12 +145,12 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def _critic_input(image: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+def critic_input(image: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
     scale = reference.abs().flatten(1).amax(dim=1).clamp_min(1e-12)[:, None, None]
     return to_channels(image / scale)
 
 
-def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
     return model.module if isinstance(model, DistributedDataParallel) else model
 
 
@@ -187,7 +174,7 @@ def validate(generator: torch.nn.Module, dataset: AcquisitionDataset, device: to
     return result
 
 
-def _rng_state(epoch: int, used_in_epoch: int, generator: torch.Generator) -> dict[str, Any]:
+def rng_state(epoch: int, used_in_epoch: int, generator: torch.Generator) -> dict[str, Any]:
     return {"torch": torch.get_rng_state(), "generator": generator.get_state(), "epoch": epoch, "used_in_epoch": used_in_epoch}
 
 
@@ -195,238 +182,15 @@ def train(config: TrainConfig, train_set: SliceSet, val_set: SliceSet, progress:
     """Train ``config.model``; returns a summary (steps, seconds, best validation metrics).
 
     Writes to ``config.out``: ``checkpoint.pt`` (latest, for ``resume``), ``best.pt``
-    (generator weights with the best validation NMSE), ``log.csv`` and ``val.json``.
+    (generator weights with the best validation NMSE), ``log.csv`` (every loss term by
+    name) and ``val.json``.
     """
-    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
-    device = resolve_device(config.device)
-    if distributed:
-        if not dist.is_initialized():
-            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-        rank, world = dist.get_rank(), dist.get_world_size()
-        if device.type == "cuda":
-            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-    else:
-        rank, world = 0, 1
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    main_process = rank == 0
-    spec = get_spec(config.model)
-    weights = spec.loss_weights
-    adv_w = weights.adversarial if config.adversarial_weight is None else config.adversarial_weight
-    freq_w = weights.freq if config.freq_weight is None else config.freq_weight
-    nmse_w = weights.nmse if config.nmse_weight is None else config.nmse_weight
-    ssim_w = weights.ssim if config.ssim_weight is None else config.ssim_weight
-    l1_w = weights.l1 if config.l1_weight is None else config.l1_weight
-    fm_w = weights.feature_matching if config.feature_matching_weight is None else config.feature_matching_weight
-    lipschitz = config.lipschitz or spec.lipschitz
-    lr_g = spec.lr_g if config.lr_g is None else config.lr_g
-    lr_d = spec.lr_d if config.lr_d is None else config.lr_d
-    critic_loss = hinge_critic_loss if spec.adversarial == "hinge" else wasserstein_critic_loss
+    from recon.trainer import Trainer
 
-    torch.manual_seed(config.seed)
-    generator = spec.build_generator(dict(config.generator)).to(device)
-    critic = spec.build_critic().to(device)
-    opt_g = torch.optim.Adam(generator.parameters(), lr=lr_g, betas=(0.9, 0.999))
-    opt_d = torch.optim.Adam(critic.parameters(), lr=lr_d, betas=(0.5, 0.9))
-    sampling = torch.Generator().manual_seed(config.seed + 7919 * rank)
-
-    out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
-    start_step, epoch, used_in_epoch, best, history, stale = 0, 0, 0, math.inf, [], 0
-    elapsed = 0.0  # seconds spent by earlier runs of a resumed training
-    checkpoint_path = out / "checkpoint.pt"
-    if config.resume:
-        if not checkpoint_path.is_file():
-            raise FileNotFoundError(f"--resume: no checkpoint at {checkpoint_path}")
-        state = load_state(checkpoint_path, device, "checkpoint")
-        missing = sorted({"generator", "critic", "opt_g", "opt_d", "step", "best", "history", "stale", "rng"} - set(state))
-        if missing:
-            raise UnsafeWeightsError(f"{checkpoint_path}: not a trainer checkpoint (missing {', '.join(missing)})")
-        generator.load_state_dict(state["generator"])
-        critic.load_state_dict(state["critic"])
-        opt_g.load_state_dict(state["opt_g"])
-        opt_d.load_state_dict(state["opt_d"])
-        start_step, best, history, stale = state["step"], state["best"], state["history"], state["stale"]
-        torch.set_rng_state(state["rng"]["torch"])
-        sampling.set_state(state["rng"]["generator"])
-        epoch, used_in_epoch = state["rng"]["epoch"], state["rng"].get("used_in_epoch", 0)
-        elapsed = float(state.get("seconds", 0.0))
-        if main_process:
-            _truncate_log(out / "log.csv", start_step)
-    else:
-        if config.init:
-            initialised = load_matching(generator, _generator_weights(Path(config.init), device), config.init)
-            if main_process:
-                (out / "init.json").write_text(json.dumps({"from": config.init, **initialised}, indent=1))
-        if main_process and (out / "log.csv").exists():
-            (out / "log.csv").unlink()
-
-    if distributed:
-        generator = DistributedDataParallel(generator)
-        critic = DistributedDataParallel(critic)
-
-    dataset = AcquisitionDataset(train_set, config.ratios, config.mask_type, seed=config.seed)
-    val_dataset = AcquisitionDataset(val_set, config.ratios, config.mask_type, seed=config.seed + 1, train=False)
-
-    def batches(first_epoch: int):
-        current = first_epoch
-        while True:
-            dataset.set_epoch(current)
-            if distributed:
-                sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, seed=config.seed)
-                sampler.set_epoch(current)
-            else:
-                sampler = RandomSampler(dataset, generator=torch.Generator().manual_seed(config.seed * 100_003 + current))
-            loader = DataLoader(dataset, batch_size=config.batch_size, sampler=sampler, drop_last=len(dataset) >= config.batch_size)
-            for position, batch in enumerate(loader, start=1):
-                yield current, position, batch
-            current += 1
-
-    # On resume, skip the batches of the interrupted epoch that were already used.
-    stream = batches(epoch)
-    for _ in range(used_in_epoch):
-        next(stream)
-
-    show = main_process and (progress if progress is not None else os.isatty(2))
-    started = time.time() - elapsed
-    log_file = open(out / "log.csv", "a", newline="") if main_process else None
-    writer = csv.writer(log_file) if log_file else None
-    if writer and start_step == 0:
-        writer.writerow(["step", "epoch", "loss_g", "loss_adv", "loss_freq", "loss_nmse", "loss_d", "seconds"])
-    bar = tqdm(total=config.steps, initial=start_step, disable=not show, desc=f"train {config.model}")
-    step = start_step
-    try:
-        while step < config.steps:
-            epoch, used_in_epoch, (kspace, mask, target, _) = next(stream)
-            kspace, mask, target = kspace.to(device), mask.to(device), target.to(device)
-            operator = SingleCoil(mask)
-            condition = mask_condition(mask, kspace.shape[0]).to(device)
-            real = _critic_input(target, target)
-            loss_d = torch.zeros(())
-            for optimiser, base in ((opt_g, lr_g), (opt_d, lr_d)):
-                for group in optimiser.param_groups:
-                    group["lr"] = base * lr_factor(config.lr_schedule, step, config.steps)
-            for _ in range(config.n_critic if adv_w > 0 or fm_w > 0 else 0):
-                with torch.no_grad():
-                    fake = _critic_input(generator(kspace, operator), target)
-                loss_d = critic_loss(critic(real, condition), critic(fake, condition))
-                if lipschitz == "gp":
-                    judge = functools.partial(critic, condition=condition)
-                    loss_d = loss_d + config.gp_weight * gradient_penalty(judge, real, fake, sampling)
-                opt_d.zero_grad(set_to_none=True)
-                loss_d.backward()
-                torch.nn.utils.clip_grad_norm_(critic.parameters(), config.grad_clip * 10)
-                opt_d.step()
-                if lipschitz == "clip":
-                    with torch.no_grad():
-                        for parameter in critic.parameters():
-                            parameter.clamp_(-config.clip_value, config.clip_value)
-            output = generator(kspace, operator)
-            loss_adv = torch.zeros(())
-            loss_freq = frequency_loss(output, target)
-            loss_nmse = nmse_loss(output, target)
-            loss_g = freq_w * loss_freq + nmse_w * loss_nmse
-            if adv_w > 0 or fm_w > 0:
-                fake_scores, fake_maps = critic(_critic_input(output, target), condition, features=True)
-                loss_adv = wasserstein_generator_loss(fake_scores)  # -E[D(fake)], for hinge too
-                loss_g = loss_g + adv_w * loss_adv
-                if fm_w > 0:
-                    with torch.no_grad():
-                        _, real_maps = critic(real, condition, features=True)
-                    loss_g = loss_g + fm_w * feature_matching_loss(fake_maps, real_maps)
-            if ssim_w > 0:
-                loss_g = loss_g + ssim_w * ssim_loss(output, target)
-            if l1_w > 0:
-                loss_g = loss_g + l1_w * l1_loss(output, target)
-            opt_g.zero_grad(set_to_none=True)
-            loss_g.backward()
-            torch.nn.utils.clip_grad_norm_(generator.parameters(), config.grad_clip)
-            opt_g.step()
-            step += 1
-            bar.update(1)
-            bar.set_postfix(g=f"{loss_g.item():.4f}", nmse=f"{loss_nmse.item():.4f}", d=f"{loss_d.item():.3f}")
-            if writer:
-                writer.writerow([step, epoch, loss_g.item(), loss_adv.item(), loss_freq.item(), loss_nmse.item(), loss_d.item(), round(time.time() - started, 2)])
-                log_file.flush()
-            # A wall-time budget (seconds, resumed runs included) ends training after this step.
-            stop = config.time_limit is not None and time.time() - started >= config.time_limit
-            if main_process and (step % config.val_every == 0 or step == config.steps or stop):
-                scores = validate(_unwrap(generator), val_dataset, device)
-                scores["step"] = step
-                history.append(scores)
-                (out / "val.json").write_text(json.dumps(history, indent=1))
-                if scores["log_nmse"] < best:
-                    best, stale = scores["log_nmse"], 0
-                    _save(out / "best.pt", {"generator": _unwrap(generator).state_dict(), "config": _config_dict(config), "step": step, "val": scores})
-                else:
-                    stale += 1
-                    stop = stop or stale >= config.patience
-                bar.write(f"step {step}: val psnr {scores['psnr']:.2f} ssim {scores['ssim']:.4f} nmse {scores['nmse']:.5f}")
-            if main_process and (step % config.checkpoint_every == 0 or step == config.steps or stop):
-                _save(checkpoint_path, {
-                    "generator": _unwrap(generator).state_dict(), "critic": _unwrap(critic).state_dict(),
-                    "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "step": step, "best": best,
-                    "history": history, "stale": stale, "config": _config_dict(config),
-                    "seconds": time.time() - started,
-                    "rng": _rng_state(epoch, used_in_epoch, sampling),
-                })
-            if distributed:
-                flag = torch.tensor(int(stop))
-                dist.broadcast(flag, 0)
-                stop = bool(flag.item())
-            if stop:
-                break
-    finally:
-        bar.close()
-        if log_file:
-            log_file.close()
-    return {"steps": step, "seconds": time.time() - started, "best_val_log10_nmse": best, "history": history}
+    return Trainer(config, train_set, val_set, progress).run()
 
 
-def _truncate_log(path: Path, step: int) -> None:
-    """Drop log rows written after the checkpoint a run resumes from, so that every step
-    appears once in ``log.csv``."""
-    if not path.is_file():
-        return
-    with open(path, newline="") as handle:
-        rows = list(csv.reader(handle))
-    kept = [row for row in rows if not row or not row[0].isdigit() or int(row[0]) <= step]
-    if len(kept) != len(rows):
-        tmp = path.with_name(f".{path.name}.tmp")
-        with open(tmp, "w", newline="") as handle:
-            csv.writer(handle).writerows(kept)
-        os.replace(tmp, path)
-
-
-def load_matching(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> dict[str, Any]:
-    """Load every tensor of ``state`` whose name and shape match one of ``model``
-    (warm start, e.g. CSR-GAN from GAN-DRN weights: the FiLM layers the source lacks
-    keep their identity initialisation). Raises when nothing matches."""
-    own = model.state_dict()
-    matching = {key: value for key, value in state.items() if key in own and own[key].shape == value.shape}
-    if not matching:
-        raise ValueError(f"--init: no parameter of {source} fits this model")
-    model.load_state_dict(matching, strict=False)
-    return {"loaded": sorted(matching), "kept_initial": sorted(set(own) - set(matching)),
-            "ignored": sorted(set(state) - set(matching))}
-
-
-def _generator_weights(path: Path, device: torch.device) -> dict[str, torch.Tensor]:
-    """Generator weights from a shipped ``.pt`` state dict or a trainer checkpoint."""
-    if not path.is_file():
-        raise FileNotFoundError(f"--init: no weights at {path}")
-    state = load_state(path, device, "--init weights file")
-    weights = state["generator"] if "generator" in state else state
-    if not isinstance(weights, dict) or not all(isinstance(value, torch.Tensor) for value in weights.values()):
-        raise UnsafeWeightsError(f"{path}: --init needs a state dict of tensors (a shipped .pt, best.pt or checkpoint.pt)")
-    return weights
-
-
-def _config_dict(config: TrainConfig) -> dict[str, Any]:
+def config_dict(config: TrainConfig) -> dict[str, Any]:
     data = asdict(config)
     data["ratios"] = list(config.ratios)
     return data
-
-
-def _save(path: Path, state: dict[str, Any]) -> None:
-    save_state(path, state)

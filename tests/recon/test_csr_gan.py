@@ -7,9 +7,10 @@ import torch
 from masks import make_mask
 from physics.fft import fft2c
 from physics.operators import SingleCoil
+from recon.checkpoints import load_matching
 from recon.csr_gan import PAPER, CsrGanConfig, CsrGanGenerator, ProjectionCritic, mask_condition
 from recon.gan_drn import GanDrnGenerator, GeneratorConfig
-from recon.training import TrainConfig, load_matching, train
+from recon.training import TrainConfig, train
 from tests.toys import toy_slices as _slices
 
 TINY = {"width": 8, "blocks": 1, "stages": 2, "embedding": 8}

@@ -35,3 +35,17 @@ def test_gradient_penalty_of_a_linear_critic():
     real, fake = torch.randn(3, 2, 8, 8), torch.randn(3, 2, 8, 8)
     expected = (weight.norm() - 1) ** 2
     assert float(gradient_penalty(critic, real, fake)) == pytest.approx(float(expected), rel=1e-4)
+
+
+def test_adversarial_loss_objects_pair_both_sides():
+    from recon.losses import AdversarialLoss
+
+    real, fake = torch.tensor([3.0, 2.5]), torch.tensor([-1.0, -2.0])
+    for kind in AdversarialLoss.KINDS:
+        loss = AdversarialLoss(kind)
+        # the critic's loss is lower when it tells real from fake than when it confuses them
+        assert loss.critic_loss(real, fake) < loss.critic_loss(fake, real)
+        # the generator's loss is lower when its fakes score like the real data
+        assert loss({"fake_scores": real, "real_scores": fake}) < loss({"fake_scores": fake, "real_scores": real})
+    with pytest.raises(ValueError, match="relativistic"):
+        AdversarialLoss("least-squares")

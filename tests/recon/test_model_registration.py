@@ -42,12 +42,17 @@ class ToyCritic(nn.Module):
         return (score, [maps]) if features else score
 
 
+STEPS_SEEN: list[int] = []
+
+
 @pytest.fixture
 def toy_model():
+    STEPS_SEEN.clear()
     register_model(GanSpec(
         name=NAME, description="a toy model defined in a test",
         build_generator=lambda options: ToyGenerator(**options), build_critic=ToyCritic,
-        loss_weights=LossWeights(adversarial=1e-3, freq=1.0, nmse=1.0), lipschitz="clip",
+        loss_weights=LossWeights(adversarial=1e-3, freq=1.0, nmse=1.0), lipschitz="clip", adversarial="relativistic",
+        on_step=lambda step, generator: STEPS_SEEN.append(step),  # a stage schedule would go here
     ))
     yield NAME
     unregister_model(NAME)
@@ -61,6 +66,7 @@ def test_a_model_in_one_file_registers_trains_and_reconstructs(toy_model, tmp_pa
                          generator={"width": 4}, out=str(tmp_path / "run"))
     summary = train(config, slices, toy_slices(2, size=32, seed=1), progress=False)
     assert summary["steps"] == 3 and (tmp_path / "run" / "best.pt").is_file()
+    assert STEPS_SEEN == [0, 1, 2]  # the model's hook ran before every step
     truth = slices.images[0].astype(np.complex64)
     mask = make_mask("30pct", truth.shape, "cartesian", seed=0)
     kspace = fft2c(truth) * mask.array

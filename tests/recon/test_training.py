@@ -153,3 +153,15 @@ def test_time_limit_stops_with_a_validated_checkpoint(tmp_path):
     summary = train(_config(tmp_path, steps=50, val_every=100, time_limit=0.0), _slices(), _slices(2, seed=1), progress=False)
     assert summary["steps"] == 1 and len(summary["history"]) == 1
     assert torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)["step"] == 1
+
+
+def test_named_loss_terms_are_weighted_and_logged_by_name(tmp_path):
+    config = _config(tmp_path, steps=2, val_every=2, losses={"l1": 1.0, "fm": 0.01, "ssim": 0.0})
+    train(config, _slices(), _slices(2, seed=5), progress=False)
+    with open(tmp_path / "run" / "log.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert {"loss_g", "loss_d", "loss_l1", "loss_fm", "loss_nmse", "loss_adv"} <= set(rows[0])
+    assert "loss_ssim" not in rows[0]  # weight 0: not computed
+    assert all(float(row["loss_l1"]) > 0 and float(row["loss_fm"]) >= 0 for row in rows)
+    with pytest.raises(ValueError, match="unknown term 'vgg'"):
+        _config(tmp_path, losses={"vgg": 1.0})
