@@ -34,8 +34,8 @@ import masks
 import recon
 from physics.acquisition import simulate_kspace
 from physics.fft import ifft2c
-from physics.operators import sampling_operator
 from pipelines.console import printable
+from pipelines.evaluation import trust_check
 from pipelines.formats import FILE_PROBLEMS, InputError, Study, discover, read_input
 from pipelines.formats.cfl import write_bart
 from pipelines.formats.dicom import nifti_geometry, write_dicom_series
@@ -46,7 +46,7 @@ from pipelines.limits import MemoryBudget
 from pipelines.lock import FolderLock
 from pipelines.output import atomic_file, remove_temporaries, staged_dir, write_json
 from pipelines.progress import DEFAULT_INTERVAL, Progress
-from recon import metrics, trust
+from recon import metrics
 from recon.api import coil_maps_for
 
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
@@ -334,27 +334,18 @@ def _preview(out: Path, name: str, magnitude: np.ndarray, reference: np.ndarray 
 
 
 def _trust(records: dict[str, dict], images: dict[str, np.ndarray], kspace, mask, coil_maps) -> None:
-    """Add the trust check of every learned method to its record (see ``recon.trust``):
-    the compared CS method is the best by PSNR when there is a reference, else the
-    first CS method of the run."""
-    families = {name: recon.registry.method_class(name).family for name in images}
-    cs = [name for name in images if families[name] == "cs"]
-    if cs and all("psnr" in records[name] for name in cs):
-        cs.sort(key=lambda name: -records[name]["psnr"])
-    mask_t = torch.from_numpy(np.asarray(mask, bool))
-    for name in (n for n in images if families[n] == "learned"):
-        residuals, energies = [], []
-        for index, image in enumerate(torch.from_numpy(images[name])):
-            maps = None if coil_maps is None else torch.from_numpy(coil_maps[index])
-            operator = sampling_operator(mask_t, None if maps is None else maps[None])
-            residuals.append(trust.consistency_residual(image, torch.from_numpy(kspace[index]), operator))
-            if cs:
-                energies.append(trust.hallucination_energy(image, torch.from_numpy(images[cs[0]][index]), mask_t))
-        records[name]["dc_residual_max"] = float(max(residuals))
-        if cs:
-            records[name]["hallucination_reference"] = cs[0]
-            records[name]["hallucination_energy"] = float(np.mean(energies))
-            records[name]["hallucination_flagged"] = int(sum(e > trust.HALLUCINATION_THRESHOLD for e in energies))
+    """Add the trust check of every learned method to its record, summarised over the
+    volume (see :mod:`pipelines.evaluation`)."""
+    psnr = {name: record["psnr"] for name, record in records.items() if "psnr" in record}
+    outputs = {name: list(torch.from_numpy(stack)) for name, stack in images.items()}
+    maps = None if coil_maps is None else torch.from_numpy(coil_maps)
+    checks, _, _ = trust_check(outputs, torch.from_numpy(kspace), torch.from_numpy(np.asarray(mask, bool)), maps, psnr)
+    for name, slices in checks.items():
+        records[name]["dc_residual_max"] = float(max(c["dc_residual"] for c in slices))
+        if "hallucination_energy" in slices[0]:
+            records[name]["hallucination_reference"] = slices[0]["hallucination_reference"]
+            records[name]["hallucination_energy"] = float(np.mean([c["hallucination_energy"] for c in slices]))
+            records[name]["hallucination_flagged"] = int(sum(c["hallucination_flagged"] for c in slices))
 
 
 def _check_writable(out: Path) -> None:

@@ -14,9 +14,9 @@ import torch
 import recon
 from masks import Mask, calibration_size, make_mask, seed_from_name
 from physics import simulate_coil_maps, simulate_kspace
-from physics.operators import sampling_operator
 from pipelines.config import RunConfig
 from pipelines.datasets import sample
+from pipelines.evaluation import trust_check
 from pipelines.images import hot_colormap, read_image_stack, save_png, to_uint8
 from pipelines.limits import MemoryBudget
 from pipelines.output import check_output_dir, staged_dir, write_json
@@ -139,36 +139,6 @@ def format_table(summary: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _trust(records, outputs, kspace, mask, coil_maps, methods, notes) -> dict[str, list[np.ndarray]]:
-    """Add the trust check (``recon.trust``) to the records of every learned method:
-    its data-consistency residual, and the energy of what it adds in unmeasured k-space
-    relative to the best CS method of this run (by mean PSNR). Returns ``|h|`` maps."""
-    learned = [name for name in methods if recon.registry.method_class(name).family == "learned"]
-    cs = [name for name in methods if recon.registry.method_class(name).family == "cs"]
-    maps: dict[str, list[np.ndarray]] = {}
-    if not learned:
-        return maps
-    best = max(cs, key=lambda n: np.mean([r["psnr"] for r in records if r["method"] == n])) if cs else None
-    if best is None:
-        notes.append("trust check: no CS method in this run, so no hallucination map (data-consistency residual only)")
-    for name in learned:
-        maps[name] = []
-        mine = [r for r in records if r["method"] == name]
-        for index, record in enumerate(mine):
-            image = outputs[name][index]
-            maps_i = None if coil_maps is None else coil_maps[index]
-            operator = sampling_operator(mask, None if maps_i is None else maps_i[None])
-            record["dc_residual"] = trust.consistency_residual(image, kspace[index], operator)
-            if best is not None:
-                record["hallucination_reference"] = best
-                added, record["hallucination_energy"] = trust.hallucination(image, outputs[best][index], mask)
-                record["hallucination_flagged"] = record["hallucination_energy"] > trust.HALLUCINATION_THRESHOLD
-                maps[name].append(added.abs().numpy())
-        if best is None:
-            del maps[name]
-    return maps
-
-
 def run(config: RunConfig, progress: bool | str | None = None) -> RunResult:
     """Simulate the acquisition, reconstruct with each method and write the outputs.
 
@@ -233,7 +203,13 @@ def run(config: RunConfig, progress: bool | str | None = None) -> RunResult:
                 outputs[name].append(image.abs().numpy())
                 complex_outputs[name].append(image)
                 bar.update(1, name)
-    trust_maps = _trust(records, complex_outputs, kspace, mask_t, recon_maps, methods, notes)
+    psnr = {name: float(np.mean([r["psnr"] for r in records if r["method"] == name])) for name in methods}
+    checks, trust_maps, compared = trust_check(complex_outputs, kspace, mask_t, recon_maps, psnr)
+    for name, slices in checks.items():
+        for record, check in zip((r for r in records if r["method"] == name), slices):
+            record.update(check)
+    if checks and compared is None:
+        notes.append("trust check: no CS method in this run, so no hallucination map (data-consistency residual only)")
     summary = _summary(records, methods)
     with staged_dir(config.out, config.force) as staging:
         folder = staging / "images"
