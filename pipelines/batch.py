@@ -274,6 +274,7 @@ def process_unit(unit: str, config_dict: dict[str, Any], threads: int | None = N
                               for a, b in zip(magnitude, reference)]
                     for key in ("psnr", "ssim", "nmse"):
                         record[key] = float(np.mean([s[key] for s in scores]))
+                        record[f"{key}_slices"] = [float(s[key]) for s in scores]
                 study_metrics["methods"][method] = record
             if reference is not None:
                 entry["outputs"].append(_preview(out, f"{study.name}_reference", reference, reference))

@@ -17,7 +17,8 @@ from physics import simulate_coil_maps, simulate_kspace
 from pipelines.config import RunConfig
 from pipelines.datasets import sample
 from pipelines.evaluation import trust_check
-from pipelines.images import hot_colormap, read_image_stack, save_png, to_uint8
+from pipelines.formats import read_input
+from pipelines.images import hot_colormap, save_png, to_uint8
 from pipelines.limits import MemoryBudget
 from pipelines.output import check_output_dir, staged_dir, write_json
 from pipelines.progress import Progress
@@ -40,30 +41,46 @@ class RunResult:
     notes: list[str]
 
 
-def _load_images(config: RunConfig) -> tuple[np.ndarray, list[str], str]:
-    """Images ``(N, H, W)`` scaled to max 1, their ids, and the source name."""
+def _load_images(config: RunConfig, notes: list[str]) -> tuple[np.ndarray, list[str], str, str]:
+    """Images ``(N, H, W)``, their ids, the source and the name that seeds the mask and
+    the simulation.
+
+    ``--input`` is read exactly as ``recon batch`` reads it (``pipelines.formats``: the
+    same slicing along the third voxel axis without rotation, every volume of a 4-D
+    file, DICOM series too) and seeded by the same name (the study's), so the two
+    commands give the same metrics for the same slice, mask and method. Slices with less
+    than 5 % of the volume's peak are left out (they hold no anatomy to compare).
+    """
     if config.input is None:
         data = sample("test")
-        images, ids, source = np.array(data.images), list(data.ids), "sample:test"
+        images, ids, source, seed_name = np.array(data.images), list(data.ids), "sample:test", "sample:test"
     else:
         budget = MemoryBudget.default() if config.max_memory is None else MemoryBudget(config.max_memory)
-        stack = read_image_stack(config.input, budget)
-        name = Path(config.input).name
-        # Keep slices with signal: at least 5 % of the volume's peak.
+        path = Path(config.input)
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: no such file")
+        studies, read_notes = read_input(path, budget)
+        notes += read_notes
+        study = studies[0]
+        if not study.simulated:
+            raise ValueError(f"{path}: holds measured k-space ({study.format}); reconstruct it with recon batch")
+        if len(studies) > 1:
+            notes.append(f"{path}: holds {len(studies)} series; recon run uses the first, {study.name}")
+        stack, seed_name = study.images, study.name
         magnitude = np.abs(stack)
         keep = np.flatnonzero(magnitude.reshape(len(stack), -1).max(axis=1) >= 0.05 * magnitude.max())
-        images = stack[keep] / magnitude.max()
-        ids = [f"{name}:{index}" for index in keep]
+        images = stack[keep]
+        ids = [f"{path.name}:{index}" for index in keep]
         source = str(config.input)
     if config.slices is not None and config.slices < len(images):
         picks = np.linspace(0, len(images) - 1, config.slices).round().astype(int)
         images, ids = images[picks], [ids[i] for i in picks]
-    return images, ids, source
+    return images, ids, source, seed_name
 
 
-def _load_mask(config: RunConfig, shape: tuple[int, int], source: str) -> Mask:
+def _load_mask(config: RunConfig, shape: tuple[int, int], seed_name: str) -> Mask:
     if config.mask_file is None:
-        seed = seed_from_name(Path(source).name if config.input else source, config.seed)
+        seed = seed_from_name(seed_name, config.seed)
         return make_mask(config.mask, shape, config.mask_type, seed=seed, center_fraction=config.center_fraction)
     path = Path(config.mask_file)
     if not path.is_file():
@@ -146,13 +163,15 @@ def run(config: RunConfig, progress: bool | str | None = None) -> RunResult:
     ``config.out``; the folder appears only when the run has succeeded.
     """
     check_output_dir(config.out, config.force)
-    images, ids, source = _load_images(config)
+    notes: list[str] = []
+    images, ids, source, seed_name = _load_images(config, notes)
     shape = tuple(images.shape[-2:])
-    mask = _load_mask(config, shape, source)
-    methods, notes = _methods(config, config.coils)
+    mask = _load_mask(config, shape, seed_name)
+    methods, method_notes = _methods(config, config.coils)
+    notes += method_notes
     if not methods:
         raise ValueError("no method to run")
-    generator = torch.Generator().manual_seed(seed_from_name(source, config.seed))
+    generator = torch.Generator().manual_seed(seed_from_name(seed_name, config.seed))
     images_t = torch.from_numpy(images)
     mask_t = torch.from_numpy(mask.array)
     coil_maps = None
