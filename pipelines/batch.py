@@ -15,8 +15,6 @@ interruption.
 from __future__ import annotations
 
 import errno
-import hashlib
-import json
 import os
 import signal
 import time
@@ -34,25 +32,29 @@ import masks
 import recon
 from physics.acquisition import simulate_kspace
 from physics.fft import ifft2c
+from pipelines.config import check_common
 from pipelines.console import printable
 from pipelines.evaluation import trust_check
-from pipelines.formats import FILE_PROBLEMS, InputError, Study, discover, read_input
-from pipelines.formats.cfl import write_bart
-from pipelines.formats.dicom import nifti_geometry, write_dicom_series
-from pipelines.formats.fastmri import center_crop, write_fastmri
-from pipelines.formats.nifti import write_nifti
+from pipelines.formats import FILE_PROBLEMS, Study, discover, read_input
+from pipelines.formats.fastmri import center_crop
 from pipelines.images import save_png, to_uint8
+from pipelines.interruption import (
+    Signalled,
+    install_signal_handlers,
+    restore_signal_handlers,
+    stop_pool,
+    worker_init,
+)
 from pipelines.limits import MemoryBudget
 from pipelines.lock import FolderLock
-from pipelines.output import atomic_file, remove_temporaries, staged_dir, write_json
+from pipelines.manifest import MANIFEST, check_writable, load_manifest, unit_key
+from pipelines.output import atomic_file, remove_temporaries, write_json
 from pipelines.progress import DEFAULT_INTERVAL, Progress
+from pipelines.writers import FORMATS, write_output
 from recon import metrics
 from recon.api import coil_maps_for
 
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
-FASTMRI_ATTRS = ("acquisition", "patient_id", "max", "norm", "norm_rss")
-"""Input attributes kept in a fastMRI-layout output (``evaluate.py`` and the
-leaderboard read ``acquisition``; ``patient_id`` identifies the volume)."""
 
 
 class BatchStopped(Exception):
@@ -65,16 +67,6 @@ class BatchStopped(Exception):
         self.result = result
 
 
-class _Signalled(BaseException):
-    """Raised in the main process by the SIGTERM / SIGINT handler."""
-
-    def __init__(self, signum: int):
-        super().__init__(signum)
-        self.signum = signum
-
-FORMATS = ("same", "nifti", "dicom", "h5", "cfl", "npy")
-SAME = {"dicom": "dicom", "nifti": "nifti", "npy": "npy", "fastmri": "h5", "ismrmrd": "h5", "cfl": "cfl"}
-MANIFEST = "manifest.json"
 
 
 @dataclass(frozen=True)
@@ -96,22 +88,14 @@ class BatchConfig:
     max_memory: int | None = None
 
     def __post_init__(self) -> None:
-        masks.parse_preset(self.mask)
-        if self.mask_type not in masks.KINDS:
-            raise ValueError(f"unknown mask type {self.mask_type!r}; valid types: {', '.join(masks.KINDS)}")
+        check_common(self.mask, self.mask_type, tuple(self.methods), self.seed, self.max_memory)
         if self.format not in FORMATS:
             raise ValueError(f"unknown format {self.format!r}; valid formats: {', '.join(FORMATS)}")
-        if not self.methods:
-            raise ValueError("no methods given")
-        for name in self.methods:
-            recon.registry.method_class(name)
         index, count = self.part
         if not 1 <= index <= count:
             raise ValueError(f"--part must be i/N with 1 <= i <= N, got {index}/{count}")
         if self.workers < 1:
             raise ValueError(f"--workers must be >= 1, got {self.workers}")
-        if self.max_memory is not None and self.max_memory < 1:
-            raise ValueError(f"--max-memory must be positive, got {self.max_memory}")
 
     def budget(self) -> MemoryBudget:
         return MemoryBudget.default() if self.max_memory is None else MemoryBudget(self.max_memory)
@@ -120,23 +104,6 @@ class BatchConfig:
         """What makes an output: a change in any of these redoes a unit on ``--resume``."""
         return {"mask": self.mask, "mask_type": self.mask_type, "methods": list(self.methods),
                 "format": self.format, "seed": self.seed, "version": recon.__version__}
-
-
-def content_hash(unit: Path) -> str:
-    """SHA-256 of a file's bytes, or of a folder's file names and bytes."""
-    digest = hashlib.sha256()
-    files = [unit] if unit.is_file() else sorted(p for p in unit.rglob("*") if p.is_file())
-    for path in files:
-        digest.update(str(path.relative_to(unit) if unit.is_dir() else path.name).encode())
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
-
-
-def unit_key(unit: Path, config: BatchConfig) -> str:
-    fields = json.dumps(config.key_fields(), sort_keys=True)
-    return hashlib.sha256(f"{content_hash(unit)}|{fields}".encode()).hexdigest()[:32]
 
 
 def _acquisition(study: Study, config: BatchConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
@@ -160,68 +127,6 @@ def _acquisition(study: Study, config: BatchConfig) -> tuple[np.ndarray, np.ndar
     if kspace.shape[1] > 1:
         coil_maps = coil_maps_for(torch.from_numpy(kspace), mask).numpy()
     return kspace, mask, reference, coil_maps
-
-
-def output_kind(study: Study, config: BatchConfig) -> str:
-    return SAME[study.format] if config.format == "same" else config.format
-
-
-def _write(study: Study, method: str, images: np.ndarray, folder: Path, config: BatchConfig, description: str,
-           method_index: int = 0) -> Path:
-    """Write one method's reconstruction of ``study``; returns the path written.
-
-    ``images`` ``(N, H, W)`` is complex (``cfl`` keeps it complex, so BART can go on
-    working with it); every other format gets its magnitude. ``h5`` follows fastMRI's
-    layout for ``evaluate.py``: ``OUT/METHOD/INPUT_NAME.h5`` with a ``reconstruction``
-    dataset and the input's ``acquisition`` and ``patient_id`` attributes; ISMRMRD
-    inputs are written in ISMRMRD's image orientation ``(slices, y, x)``, as
-    ``ismrmrd_recon_cartesian_2d`` writes them.
-    """
-    kind = output_kind(study, config)
-    base = folder / f"{study.name}_{method}"
-    magnitude = np.abs(images).astype(np.float32)
-    if kind == "dicom":
-        if study.format != "dicom":
-            raise InputError(f"{study.source}: DICOM output needs a DICOM input (its patient, study and geometry); use --format nifti or same")
-        with staged_dir(base, force=True) as staging:
-            write_dicom_series(staging, magnitude, study.meta, description, series_offset=method_index)
-        return base
-    if kind == "nifti":
-        path = base.with_name(base.name + ".nii.gz")
-        write_nifti(path, magnitude, _nifti_meta(study, magnitude))
-        return path
-    if kind == "h5":
-        name = study.source.name if study.format in ("fastmri", "ismrmrd") and study.source.is_file() else f"{study.name}.h5"
-        path = folder / method / name
-        path.parent.mkdir(exist_ok=True)
-        kept = {key: value for key, value in study.meta.get("attrs", {}).items() if key in FASTMRI_ATTRS}
-        if study.format == "ismrmrd":
-            magnitude = np.ascontiguousarray(np.swapaxes(magnitude, -1, -2))
-        write_fastmri(path, magnitude, {**kept, "method": method, "description": description, "source": str(study.source)})
-        return path
-    if kind == "cfl":
-        write_bart(base, np.asarray(images, np.complex64))
-        return base.with_name(base.name + ".cfl")
-    path = base.with_name(base.name + ".npy")
-    with atomic_file(path) as tmp:
-        np.save(tmp, magnitude)
-    return path
-
-
-def _nifti_meta(study: Study, images: np.ndarray) -> dict[str, Any]:
-    """The NIfTI geometry of the output: the input's for NIfTI, the scanner geometry of a
-    DICOM series (as dcm2niix converts it), else an identity affine with a note."""
-    import nibabel as nib
-
-    if study.format == "nifti":
-        return study.meta
-    height, width = images.shape[-2:]
-    if study.format == "dicom":
-        geometry = nifti_geometry(study.meta, len(images))
-        if geometry is not None:
-            affine, trailing = geometry
-            return {"affine": affine, "header": nib.Nifti1Header(), "shape": (height, width, *trailing), "xform_code": 1}
-    return {"affine": np.eye(4), "header": nib.Nifti1Header(), "shape": (height, width, len(images))}
 
 
 def process_unit(unit: str, config_dict: dict[str, Any], threads: int | None = None,
@@ -264,7 +169,7 @@ def process_unit(unit: str, config_dict: dict[str, Any], threads: int | None = N
                 cropped = center_crop(complex_images[method], crop) if crop else complex_images[method]
                 magnitude = np.abs(cropped).astype(np.float32)
                 description = f"recon {method} {study_metrics['mask']} {study_metrics['mask_type']} ratio {ratio:.3f}"
-                written = _write(study, method, cropped, out, config, description, method_index)
+                written = write_output(study, method, cropped, out, config.format, description, method_index)
                 entry["outputs"].append(str(written.relative_to(out)))
                 entry["outputs"].append(_preview(out, f"{study.name}_{method}", magnitude, reference))
                 record: dict[str, Any] = {"seconds_per_slice": seconds / len(kspace)}
@@ -349,26 +254,6 @@ def _trust(records: dict[str, dict], images: dict[str, np.ndarray], kspace, mask
             records[name]["hallucination_flagged"] = int(sum(c["hallucination_flagged"] for c in slices))
 
 
-def _check_writable(out: Path) -> None:
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / f".write-test-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as error:
-        raise PermissionError(f"cannot write to output folder {out}: {error.strerror or error}") from error
-
-
-def load_manifest(out: Path) -> dict[str, Any]:
-    path = out / MANIFEST
-    if not path.is_file():
-        return {"units": {}}
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: corrupt manifest ({error}); remove it or use --force") from error
-
-
 @dataclass
 class BatchResult:
     done: list[dict[str, Any]]
@@ -394,7 +279,7 @@ def run_batch(config: BatchConfig, progress: bool | str | None = None, log: Call
     units = discover(list(config.inputs))
     index, count = config.part
     units = [unit for position, unit in enumerate(units) if position % count == index - 1]
-    _check_writable(out)
+    check_writable(out)
     with FolderLock(out, "recon batch"):
         remove_temporaries(out)  # left by an interrupted run
         return _run_locked(config, out, units, progress, log, progress_interval)
@@ -406,7 +291,7 @@ def _run_locked(config: BatchConfig, out: Path, units: list[Path], progress: boo
     manifest["config"] = {key: value for key, value in asdict(config).items() if key not in ("resume", "force")}
     todo, skipped = [], []
     for unit in units:
-        key = unit_key(unit, config)
+        key = unit_key(unit, config.key_fields())
         previous = manifest["units"].get(key)
         if config.resume and previous and previous.get("status") == "done" and all((out / o).exists() for o in previous["outputs"]):
             skipped.append(previous)
@@ -437,7 +322,7 @@ def _run_locked(config: BatchConfig, out: Path, units: list[Path], progress: boo
     payload = asdict(config)
     bar = Progress(len(todo), "recon batch", "files", mode=progress, interval=progress_interval)
     pool: ProcessPoolExecutor | None = None
-    previous = _install_signal_handlers()
+    previous = install_signal_handlers()
     try:
         if config.scheduler:
             from distributed import Client  # optional extra: pip install 'recon-mri[distributed]'
@@ -452,14 +337,14 @@ def _run_locked(config: BatchConfig, out: Path, units: list[Path], progress: boo
                         break
         elif config.workers > 1:
             threads = max(1, (os.cpu_count() or 1) // config.workers)
-            pool = ProcessPoolExecutor(max_workers=config.workers, initializer=_worker_init)
+            pool = ProcessPoolExecutor(max_workers=config.workers, initializer=worker_init)
             futures = {pool.submit(process_unit, str(unit), payload, threads): key for key, unit in todo}
             for future in as_completed(futures):
                 record(futures[future], future.result())
                 bar.update(1, f"{sum(e['slices'] for e in done)} slices")
                 if disk_full:
                     break
-            _stop_pool(pool)
+            stop_pool(pool)
             pool = None
         else:
             for key, unit in todo:
@@ -467,17 +352,17 @@ def _run_locked(config: BatchConfig, out: Path, units: list[Path], progress: boo
                 bar.update(1, f"{sum(e['slices'] for e in done)} slices")
                 if disk_full:
                     break
-    except (_Signalled, KeyboardInterrupt) as error:
-        signum = error.signum if isinstance(error, _Signalled) else signal.SIGINT
+    except (Signalled, KeyboardInterrupt) as error:
+        signum = error.signum if isinstance(error, Signalled) else signal.SIGINT
         if pool is not None:
-            _stop_pool(pool)
+            stop_pool(pool)
         remove_temporaries(out)
         name = signal.Signals(signum).name
         raise BatchStopped(f"stopped by {name}: {len(done)} file(s) finished and recorded in {out / MANIFEST}; "
                            "continue with --resume", 128 + signum, result()) from None
     except OSError as error:
         if pool is not None:
-            _stop_pool(pool)
+            stop_pool(pool)
         remove_temporaries(out)
         if error.errno in DISK_FULL:
             raise BatchStopped(f"no space left on device while writing {error.filename or out}; "
@@ -485,7 +370,7 @@ def _run_locked(config: BatchConfig, out: Path, units: list[Path], progress: boo
                                1, result()) from None
         raise
     finally:
-        _restore_signal_handlers(previous)
+        restore_signal_handlers(previous)
         bar.close()
     if disk_full:
         remove_temporaries(out)
@@ -496,49 +381,6 @@ def _run_locked(config: BatchConfig, out: Path, units: list[Path], progress: boo
 
         write_batch_report(out)
     return result()
-
-
-def _worker_init() -> None:
-    """Workers leave SIGINT to the main process, which stops them (a Ctrl-C reaches the
-    whole process group); SIGTERM keeps its default and ends a worker at once."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-
-
-def _stop_pool(pool: ProcessPoolExecutor) -> None:
-    """Cancel what has not started and end the workers now (they may be mid-unit)."""
-    processes = list(getattr(pool, "_processes", {}).values())
-    pool.shutdown(wait=False, cancel_futures=True)
-    for process in processes:
-        if process.is_alive():
-            process.terminate()
-    for process in processes:
-        process.join(timeout=10)
-        if process.is_alive():
-            process.kill()
-            process.join(timeout=5)
-
-
-def _raise_signal(signum: int, frame: Any) -> None:
-    raise _Signalled(signum)
-
-
-def _install_signal_handlers() -> dict[int, Any]:
-    """SIGTERM (and SIGINT) raise :class:`_Signalled` in the main thread; elsewhere (a
-    thread) nothing is installed."""
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        return {}
-    previous = {}
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        previous[signum] = signal.signal(signum, _raise_signal)
-    return previous
-
-
-def _restore_signal_handlers(previous: dict[int, Any]) -> None:
-    for signum, handler in previous.items():
-        signal.signal(signum, handler)
 
 
 def _dask_completed(futures):

@@ -26,6 +26,24 @@ import recon
 MAX_CONFIG_BYTES = 1 << 20
 
 
+def check_common(mask: str, mask_type: str, methods: tuple[str, ...] | None, seed: int,
+                 max_memory: int | None) -> None:
+    """The checks ``recon run`` and ``recon batch`` share: preset, mask family, method
+    names, seed and memory budget (``ValueError`` naming the option)."""
+    masks.parse_preset(mask)
+    if mask_type not in masks.KINDS:
+        raise ValueError(f"unknown mask type {mask_type!r}; valid types: {', '.join(masks.KINDS)}")
+    if methods is not None:
+        if not methods:
+            raise ValueError("no methods given")
+        for name in methods:
+            recon.registry.method_class(name)
+    if not 0 <= seed < 2**32:
+        raise ValueError(f"--seed must be in [0, 2^32), got {seed}")
+    if max_memory is not None and max_memory < 1:
+        raise ValueError(f"--max-memory must be positive, got {max_memory}")
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """Configuration of ``recon run``.
@@ -76,14 +94,7 @@ class RunConfig:
     max_memory: int | None = None
 
     def __post_init__(self) -> None:
-        masks.parse_preset(self.mask)
-        if self.mask_type not in masks.KINDS:
-            raise ValueError(f"unknown mask type {self.mask_type!r}; valid types: {', '.join(masks.KINDS)}")
-        if self.methods is not None:
-            if not self.methods:
-                raise ValueError("no methods given")
-            for name in self.methods:
-                recon.registry.method_class(name)
+        check_common(self.mask, self.mask_type, self.methods, self.seed, self.max_memory)
         if self.slices is not None and self.slices < 1:
             raise ValueError(f"--slices must be >= 1, got {self.slices}")
         if self.coils < 1:
@@ -94,10 +105,7 @@ class RunConfig:
             raise ValueError(f"--noise-snr must be a finite SNR in dB between -20 and 200, got {self.noise_snr}")
         if self.coils > 64:
             raise ValueError(f"--coils must be <= 64, got {self.coils}")
-        if not 0 <= self.seed < 2**32:
-            raise ValueError(f"--seed must be in [0, 2^32), got {self.seed}")
-        if self.max_memory is not None and self.max_memory < 1:
-            raise ValueError(f"--max-memory must be positive, got {self.max_memory}")
+
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

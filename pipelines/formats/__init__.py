@@ -88,4 +88,5 @@ def _read_npy(path: Path, budget: MemoryBudget | None) -> Study:
         raise
     except ValueError as error:
         raise InputError(str(error)) from error
-    return Study(name=path.stem, source=path, format="npy", images=np.abs(images).astype(np.float32))
+    images = images.astype(np.complex64) if np.iscomplexobj(images) else np.abs(images).astype(np.float32)
+    return Study(name=path.stem, source=path, format="npy", images=images)

@@ -11,6 +11,7 @@ import pydicom
 import pytest
 
 import pipelines.batch as batch
+import pipelines.writers as writers
 from pipelines.cli import main
 from tests.toys import dicom_series_fixture, fastmri_fixture
 
@@ -84,14 +85,14 @@ def test_mixed_folder_bad_files_interruption_and_resume(mixed, tmp_path, capsys,
 
 
 def test_a_write_failure_fails_that_file_only(mixed, tmp_path, monkeypatch, capsys):
-    real = batch.write_nifti
+    real = writers.write_nifti
 
     def failing(path, images, meta):
         if "brain" in str(path):
             raise PermissionError(13, "Permission denied", str(path))
         return real(path, images, meta)
 
-    monkeypatch.setattr(batch, "write_nifti", failing)
+    monkeypatch.setattr(writers, "write_nifti", failing)
     out = tmp_path / "out"
     code = main(["batch", str(mixed / "brain.nii.gz"), str(mixed / "slices.npy"), "--out", str(out),
                  "--methods", "zero-filled", "--format", "nifti"])

@@ -14,7 +14,8 @@ import pytest
 
 from pipelines.formats import InputError, discover, read_input
 from pipelines.formats.cfl import read_bart, write_bart
-from pipelines.formats.dicom import read_dicom, write_dicom_series
+from pipelines.formats.dicom import read_dicom
+from pipelines.formats.dicom_write import write_dicom_series
 from pipelines.formats.fastmri import read_fastmri, write_fastmri
 from pipelines.formats.ismrmrd import read_ismrmrd
 from pipelines.formats.nifti import read_nifti, write_nifti

@@ -14,7 +14,7 @@ import pytest
 
 from pipelines.cli import main
 from pipelines.formats import read_input
-from pipelines.formats.dicom import write_dicom_series
+from pipelines.formats.dicom_write import write_dicom_series
 from recon.bart import read_cfl
 from tests.toys import PYDICOM_FILES, dicom_series_fixture, fastmri_fixture
 
@@ -72,8 +72,8 @@ def test_dicom_to_nifti_keeps_the_scanner_geometry(tmp_path):
 
 @pytest.mark.skipif(shutil.which("dcm2niix") is None, reason="dcm2niix is not installed (Debian package dcm2niix)")
 def test_dicom_to_nifti_matches_dcm2niix_voxel_for_voxel(tmp_path):
-    from pipelines.batch import _nifti_meta
     from pipelines.formats.nifti import write_nifti
+    from pipelines.writers import nifti_meta
 
     oblique_series(tmp_path / "series")
     (tmp_path / "d2n").mkdir()
@@ -81,7 +81,7 @@ def test_dicom_to_nifti_matches_dcm2niix_voxel_for_voxel(tmp_path):
                    check=True, capture_output=True)
     theirs = nib.load(tmp_path / "d2n" / "conv.nii")
     study = read_input(tmp_path / "series")[0][0]
-    write_nifti(tmp_path / "ours.nii.gz", study.images, _nifti_meta(study, study.images))
+    write_nifti(tmp_path / "ours.nii.gz", study.images, nifti_meta(study, study.images))
     ours = nib.load(tmp_path / "ours.nii.gz")
     index = np.linalg.inv(theirs.affine) @ np.vstack([_world(ours), np.ones(ours.get_fdata().size)])
     rounded = np.rint(index[:3]).astype(int)

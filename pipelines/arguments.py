@@ -1,0 +1,226 @@
+"""The ``recon`` command line's parser: commands, options and the checked argument
+types (every number finite and in range, named in its error)."""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+import masks
+from recon import __version__
+
+
+class UsageError(Exception):
+    """Bad usage or bad input: reported in one line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse would print usage and exit
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def shape(text: str) -> tuple[int, int]:
+    try:
+        height, width = (int(part) for part in text.split(","))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"shape must be H,W (e.g. 256,256), got {text!r}") from error
+    if height < 2 or width < 2:
+        raise argparse.ArgumentTypeError(f"shape must be at least 2,2, got {text!r}")
+    return height, width
+
+
+def methods(text: str) -> tuple[str, ...]:
+    return tuple(name.strip() for name in text.split(",") if name.strip())
+
+
+def integer(low: int | None = None, high: int | None = None):
+    """argparse type: an integer in ``[low, high]`` (argparse names the option)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if (low is not None and value < low) or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"must be {_range_text(low, high)}, got {value}")
+        return value
+
+    return parse
+
+
+def number(low: float | None = None, high: float | None = None, low_open: bool = False):
+    """argparse type: a finite number in ``[low, high]`` (``(low, high]`` with ``low_open``)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+        if (low is not None and (value < low or (low_open and value == low))) or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"must be {_range_text(low, high, low_open)}, got {text}")
+        return value
+
+    return parse
+
+
+def _range_text(low, high, low_open: bool = False) -> str:
+    if low is not None and high is not None:
+        return f"in {'(' if low_open else '['}{low:g}, {high:g}]"
+    if low is not None:
+        return f"{'>' if low_open else '>='} {low:g}"
+    return f"<= {high:g}"
+
+
+def memory(text: str) -> int:
+    from pipelines.limits import parse_size
+
+    try:
+        return parse_size(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error).removeprefix("--max-memory: ")) from None
+
+
+MAX_MEMORY_HELP = ("most memory one input may need, e.g. 4G or 512M; larger inputs are refused before they "
+                   "are read (default: half of this machine's memory)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="recon",
+        description="MRI reconstruction from undersampled k-space, with CS baselines and trustworthy metrics.",
+        epilog="example: recon run --mask 10pct --mask-type cartesian --out recon-output/run-10pct",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"recon {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    run = commands.add_parser(
+        "run",
+        help="simulate an acquisition and compare every method",
+        description="Simulate undersampled k-space from the built-in sample brain slices (or --input), "
+        "reconstruct with every available method, print PSNR/SSIM/NMSE/time and write "
+        "metrics.json, config.json and PNGs.",
+        epilog="examples:\n  recon run --mask 10pct\n  recon run --mask 50pct --mask-type vd2d --slices 4 --out runs/vd50\n"
+        "  recon run --mask 25pct --coils 8 --noise-snr 30 --methods zero-filled,cs-l1,cg-sense",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run.add_argument("--config", help="TOML/JSON/YAML file with run settings; flags override it")
+    run.add_argument("--mask", help="preset Npct: N/100 of the k-space grid sampled, centre included (default 10pct)")
+    run.add_argument("--mask-type", choices=masks.KINDS, help="mask family (default cartesian)")
+    run.add_argument("--mask-file", help=".npy bool (H, W) mask to use instead of generating one")
+    run.add_argument("--center-fraction", type=number(0, 1), help="override the preset's centre size (0 to 1)")
+    run.add_argument("--methods", type=methods, help="comma-separated method names (see `recon methods`; default: all that run here)")
+    run.add_argument("--input", help="NIfTI or .npy image instead of the sample's test slices")
+    run.add_argument("--slices", type=integer(1), help="number of slices, evenly spread (default all)")
+    run.add_argument("--coils", type=integer(1, 64), help="1 = single coil (default); N > 1 simulates birdcage coil maps")
+    run.add_argument("--noise-snr", type=number(-20, 200), help="add complex Gaussian noise at this SNR in dB (-20 to 200)")
+    run.add_argument("--phase", action="store_true", default=None, help="add a smooth synthetic image phase")
+    run.add_argument("--seed", type=integer(0, 2**32 - 1), help="seed mixed with the input name for mask, phase and noise (default 0)")
+    run.add_argument("--max-memory", type=memory, help=MAX_MEMORY_HELP)
+    run.add_argument("--out", help="output folder (default recon-output/run-MASK-TYPE)")
+    run.add_argument("--force", action="store_true", default=None, help="replace an existing output folder")
+
+    mask = commands.add_parser(
+        "mask",
+        help="make and save an undersampling mask",
+        description="Make a mask, save it as .png or .npy and print its achieved ratio.",
+        epilog="example: recon mask --mask 10pct --mask-type cartesian --shape 256,256 --seed 0 --out mask.png",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    mask.add_argument("--mask", default="10pct", help="preset Npct (default 10pct)")
+    mask.add_argument("--mask-type", default="cartesian", choices=masks.KINDS)
+    mask.add_argument("--shape", type=shape, default=(256, 256), help="H,W (default 256,256)")
+    mask.add_argument("--seed", type=integer(0, 2**32 - 1), default=0)
+    mask.add_argument("--center-fraction", type=number(0, 1), default=None)
+    mask.add_argument("--max-memory", type=memory, help="most memory the mask may need (default: half of this machine's memory)")
+    mask.add_argument("--out", required=True, help="output .png or .npy")
+    mask.add_argument("--force", action="store_true", help="overwrite an existing file")
+
+    train = commands.add_parser(
+        "train",
+        help="train a learned reconstructor with the shared GAN trainer",
+        description="Train a GAN reconstructor on simulated acquisitions (a fresh random mask per sample, "
+        "fixed validation masks); keeps the checkpoint with the best validation NMSE.",
+        epilog="examples:\n  recon train --model gan-drn --mask 10pct --steps 2000 --out runs/gan-drn-10pct\n"
+        "  recon train --model gan-drn --mask 10pct --out runs/gan-drn-10pct --resume\n"
+        "  recon train --model csr-gan --mask 10pct-50pct --init recon/weights/gan-drn-10pct.pt --out runs/csr-gan\n"
+        "  torchrun --nproc-per-node 2 -m pipelines.cli train --model gan-drn --mask 10pct --out runs/ddp",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    train.add_argument("--model", default="gan-drn", help="a registered learned model (`recon methods` lists them; default gan-drn)")
+    train.add_argument("--mask", default="10pct", help="preset Npct, a list 10pct,50pct, or a range 10pct-50pct")
+    train.add_argument("--mask-type", default="cartesian", choices=masks.KINDS)
+    train.add_argument("--data", default="sample", help="'sample' or a folder of NIfTI / .npy images")
+    train.add_argument("--steps", type=integer(1), default=2000)
+    train.add_argument("--batch-size", type=integer(1, 4096), default=4)
+    train.add_argument("--lr-g", type=number(0, 1, low_open=True), help="generator learning rate (default: the model's; gan-drn 1e-3, csr-gan 1e-4)")
+    train.add_argument("--lr-d", type=number(0, 1, low_open=True), help="critic learning rate (default: the model's; gan-drn 1e-4, csr-gan 2e-4)")
+    train.add_argument("--lr-schedule", choices=("constant", "cosine"), default="constant",
+                       help="constant, or cosine decay to 5%% of the learning rates over --steps")
+    train.add_argument("--n-critic", type=integer(0, 100), default=1, help="critic updates per generator update")
+    train.add_argument("--lipschitz", choices=("gp", "clip", "spectral"),
+                       help="critic constraint (default: the model's; gan-drn gp, csr-gan spectral)")
+    train.add_argument("--adversarial-weight", type=number(0), help="weight of L_adv (default: the model's)")
+    train.add_argument("--ssim-weight", type=number(0), help="weight of an extra (1 - SSIM) term (default: the model's)")
+    train.add_argument("--val-every", type=integer(1), default=100, help="validate every N steps (default 100)")
+    train.add_argument("--patience", type=integer(1), default=10, help="validations without improvement before stopping")
+    train.add_argument("--generator", default="", help="generator options, e.g. width=32,blocks=2,stages=8 or kind=paper")
+    train.add_argument("--loss", action="append", default=[], metavar="NAME=WEIGHT",
+                       help="weight of a named loss term (freq, nmse, ssim, l1, adv, fm); repeatable, e.g. --loss l1=1 --loss fm=0.01")
+    train.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
+    train.add_argument("--threads", type=integer(1, 1024), help="torch CPU threads")
+    train.add_argument("--time-limit", type=number(0, low_open=True), help="stop (validating and checkpointing) after this many wall seconds")
+    train.add_argument("--out", default="runs/train", help="output folder for checkpoints and logs")
+    train.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt at its exact step")
+    train.add_argument("--init", help="start the generator from these weights (a shipped .pt or a best.pt)")
+    train.add_argument("--seed", type=integer(0, 2**32 - 1), default=0)
+
+    batch = commands.add_parser(
+        "batch",
+        help="reconstruct files and folders (DICOM, NIfTI, fastMRI, ISMRMRD, BART, .npy)",
+        description="Reconstruct every input with each method and write the results in the chosen format, "
+        "with per-file metrics when a reference exists. Magnitude images (DICOM, NIfTI, .npy) get simulated "
+        "k-space; raw data (fastMRI .h5, ISMRMRD .h5, BART .cfl) is reconstructed as measured (undersampled "
+        "with --mask when it is fully sampled). Bad files are logged and skipped (exit code 3); outputs are "
+        "written atomically and manifest.json lets --resume skip finished files.",
+        epilog="examples:\n  recon batch scans/ --out recon-batch --mask 10pct --methods cs-tv,gan-drn\n"
+        "  recon batch brain.nii.gz series_dir/ raw.h5 --out out --format nifti --workers 2\n"
+        "  recon batch scans/ --out out --part 1/4 --resume",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    batch.add_argument("inputs", nargs="+", help="files or folders (folders are searched recursively)")
+    batch.add_argument("--out", required=True, help="output folder")
+    batch.add_argument("--mask", default="10pct", help="preset Npct for inputs that are not already undersampled")
+    batch.add_argument("--mask-type", default="cartesian", choices=masks.KINDS)
+    batch.add_argument("--methods", type=methods, default=("cs-tv",), help="comma-separated methods (default cs-tv)")
+    batch.add_argument("--format", default="same", choices=("same", "nifti", "dicom", "h5", "cfl", "npy"),
+                       help="output format; 'same' writes DICOM for DICOM, NIfTI for NIfTI, h5 for fastMRI/ISMRMRD, cfl for cfl")
+    batch.add_argument("--workers", type=integer(1, 256), default=1, help="worker processes (each gets cores / workers torch threads)")
+    batch.add_argument("--part", default="1/1", help="process only part i of N of the inputs, e.g. 2/4")
+    batch.add_argument("--resume", action="store_true", help="skip inputs the manifest records as finished")
+    batch.add_argument("--force", action="store_true", help="write into a non-empty output folder")
+    batch.add_argument("--scheduler", help="address of a Dask distributed scheduler (pip install 'recon-mri[distributed]')")
+    batch.add_argument("--seed", type=integer(0, 2**32 - 1), default=0)
+    batch.add_argument("--max-memory", type=memory, help=MAX_MEMORY_HELP)
+
+    report = commands.add_parser(
+        "report",
+        help="(re)build the HTML comparison report of recon run (or recon batch) outputs",
+        description="Build report.html, a self-contained HTML comparison (summary table, trust check, plots, "
+        "image grid, masks, provenance) from recon run output folders. Several runs (e.g. one per mask) make "
+        "one report with quality against the sampling ratio. Rebuilding replaces the report file.",
+        epilog="examples:\n  recon report recon-output\n  recon report runs/10pct runs/25pct runs/50pct --out comparison.html",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    report.add_argument("runs", nargs="+", help="recon run output folders")
+    report.add_argument("--out", help="report file (default RUN/report.html for one run; required for several)")
+
+    commands.add_parser(
+        "methods",
+        help="list the reconstruction methods and whether they can run here",
+        description="List every registered reconstruction method and whether it can run on this machine.",
+        epilog="example: recon methods",
+    )
+    return parser
