@@ -39,3 +39,14 @@ def from_channels(channels: torch.Tensor) -> torch.Tensor:
     if channels.ndim != 4 or channels.shape[1] != 2:
         raise ValueError(f"from_channels expects (B, 2, H, W), got shape {tuple(channels.shape)}")
     return torch.complex(channels[:, 0].contiguous(), channels[:, 1].contiguous())
+
+
+def peak(images: torch.Tensor) -> torch.Tensor:
+    """Each image's largest magnitude, shaped to divide the batch by it (never below
+    1e-12): the normalisation the networks, the critic and the SSIM loss share.
+
+    Shapes
+    ------
+    images ``(B, H, W)`` (complex or real) -> ``(B, 1, 1)`` real.
+    """
+    return images.abs().flatten(1).amax(dim=1).clamp_min(1e-12)[:, None, None]

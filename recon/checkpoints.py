@@ -10,11 +10,12 @@ tensors, the config as a plain dict).
 from __future__ import annotations
 
 import csv
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from recon.files import atomic_file
 
 
 class UnsafeWeightsError(ValueError):
@@ -52,13 +53,8 @@ def load_state(path: str | Path, map_location: str | torch.device = "cpu", what:
 
 def save_state(path: str | Path, state: dict[str, Any]) -> None:
     """Save ``state`` atomically (temporary file + rename)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
+    with atomic_file(path) as tmp:
         torch.save(state, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def truncate_log(path: Path, step: int) -> None:
@@ -70,10 +66,8 @@ def truncate_log(path: Path, step: int) -> None:
         rows = list(csv.reader(handle))
     kept = [row for row in rows if not row or not row[0].isdigit() or int(row[0]) <= step]
     if len(kept) != len(rows):
-        tmp = path.with_name(f".{path.name}.tmp")
-        with open(tmp, "w", newline="") as handle:
+        with atomic_file(path) as tmp, open(tmp, "w", newline="") as handle:
             csv.writer(handle).writerows(kept)
-        os.replace(tmp, path)
 
 
 def load_matching(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> dict[str, Any]:

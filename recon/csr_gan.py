@@ -35,7 +35,7 @@ from physics.consistency import DataConsistency
 from physics.operators import LinearOperator
 from recon.condition import CONDITION_FEATURES, mask_condition
 from recon.gan_drn import ResidualBlock, _CriticBlock, _pad_to_multiple, run_cascade
-from recon.gans import GanSpec, LossWeights
+from recon.gans import GanSpec, LossWeights, config_builder
 from recon.learned import register_model
 
 
@@ -201,16 +201,10 @@ class ProjectionCritic(nn.Module):
         return (score, maps) if features else score
 
 
-def _build_generator(options: dict) -> nn.Module:
-    if options.get("kind") == "paper":
-        return CsrGanGenerator(PAPER)
-    return CsrGanGenerator(CsrGanConfig(**options))
-
-
 register_model(GanSpec(
     name="csr-gan",
     description="CSR-GAN, one residual cascade conditioned on the acquisition (FiLM), for any ratio (shipped weights)",
-    build_generator=_build_generator,
+    build_generator=config_builder(CsrGanGenerator, CsrGanConfig, PAPER),
     build_critic=lambda: ProjectionCritic(width=16, stages=4),
     # Reconstruction (L1 + NMSE), GAN-DRN's k-space term, and the perceptual pair
     # that needs no downloaded network: SSIM and feature matching on the

@@ -19,10 +19,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from physics.complex import from_channels, to_channels
+from physics.complex import from_channels, peak, to_channels
 from physics.consistency import DataConsistency, exact_consistency
 from physics.operators import LinearOperator
-from recon.gans import GanSpec, LossWeights
+from recon.gans import GanSpec, LossWeights, config_builder
 from recon.learned import register_model
 
 
@@ -86,7 +86,7 @@ def run_cascade(kspace, operator, refinements, consistency) -> torch.Tensor:
     """
     image = operator.adjoint(kspace)
     # Normalise each image so the network sees a fixed intensity range.
-    scale = image.abs().flatten(1).amax(dim=1).clamp_min(1e-12)[:, None, None]
+    scale = peak(image)
     x = image / scale
     measured = kspace / scale[:, None]
     for refine, project in zip(refinements, consistency):
@@ -274,16 +274,10 @@ class _CriticBlock(nn.Module):
         return x + self.conv2(F.leaky_relu(self.conv1(x), 0.2))
 
 
-def _build_generator(options: dict) -> nn.Module:
-    if options.get("kind") == "paper":
-        return GanDrnGenerator(PAPER)
-    return GanDrnGenerator(GeneratorConfig(**options))
-
-
 register_model(GanSpec(
     name="gan-drn",
     description="GAN-DRN, residual cascade with data consistency, trained adversarially (shipped weights)",
-    build_generator=_build_generator,
+    build_generator=config_builder(GanDrnGenerator, GeneratorConfig, PAPER),
     build_critic=lambda: ResNetCritic(width=16, stages=4),
     # The adversarial term is kept small: on 65 training slices it mainly
     # sharpens texture; NMSE and the k-space loss carry the fidelity.

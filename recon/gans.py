@@ -63,3 +63,16 @@ def trainable_models() -> list[str]:
 
     load_builtin_methods()
     return sorted(SPECS)
+
+
+def config_builder(generator_class: type, config_class: type, paper: object) -> Callable[[dict], nn.Module]:
+    """The ``build_generator`` of a model whose generator takes a config dataclass:
+    ``--generator kind=paper`` builds the published configuration ``paper``, other
+    options fill the dataclass."""
+
+    def build(options: dict) -> nn.Module:
+        if options.get("kind") == "paper":
+            return generator_class(paper)
+        return generator_class(config_class(**options))
+
+    return build

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import torch
 
+from physics.complex import peak
 from physics.fft import fft2c
 
 
@@ -66,8 +67,8 @@ def ssim_loss(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     from recon.metrics import ssim_map
 
     pred, true = prediction.abs(), target.abs()
-    peak = true.flatten(1).amax(dim=1).clamp_min(1e-12)[:, None, None]
-    return 1 - ssim_map(pred / peak, true / peak, 1.0).mean()
+    scale = peak(true)
+    return 1 - ssim_map(pred / scale, true / scale, 1.0).mean()
 
 
 def wasserstein_critic_loss(real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:

@@ -20,7 +20,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
-from physics.complex import to_channels
+from physics.complex import peak, to_channels
 from physics.operators import SingleCoil
 from recon import metrics
 from recon.augment import AcquisitionDataset, SliceSet
@@ -146,7 +146,7 @@ def resolve_device(name: str) -> torch.device:
 
 
 def critic_input(image: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
-    scale = reference.abs().flatten(1).amax(dim=1).clamp_min(1e-12)[:, None, None]
+    scale = peak(reference)
     return to_channels(image / scale)
 
 
