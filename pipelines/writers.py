@@ -39,6 +39,7 @@ def write_output(study: Study, method: str, images: np.ndarray, folder: Path, ou
     ``ismrmrd_recon_cartesian_2d`` writes them.
     """
     kind = output_kind(study, output_format)
+    folder.mkdir(parents=True, exist_ok=True)
     base = folder / f"{study.name}_{method}"
     magnitude = np.abs(images).astype(np.float32)
     if kind == "dicom":
