@@ -171,6 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="weight of a named loss term (freq, nmse, ssim, l1, adv, fm); repeatable, e.g. --loss l1=1 --loss fm=0.01")
     train.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
     train.add_argument("--threads", type=integer(1, 1024), help="torch CPU threads")
+    train.add_argument("--coils", type=integer(1, 64), default=1,
+                       help="simulate multi-coil acquisitions with this many coils (default 1: single-coil)")
     train.add_argument("--time-limit", type=number(0, low_open=True), help="stop (validating and checkpointing) after this many wall seconds")
     train.add_argument("--out", default="runs/train", help="output folder for checkpoints and logs")
     train.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt at its exact step")

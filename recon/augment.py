@@ -11,6 +11,7 @@ from torch.utils.data import Dataset
 
 from masks import make_mask
 from physics.acquisition import simulate_kspace
+from physics.coils import simulate_coil_maps
 
 # Tissue intensities (CSF, grey matter, white matter) drawn uniformly from these ranges.
 CONTRASTS = {
@@ -81,8 +82,13 @@ class AcquisitionDataset(Dataset):
     reproducible whatever the number of workers or processes. Validation sets
     (``train=False``) use no augmentation and a mask fixed per slice.
 
-    Each item: ``kspace (1, H, W)`` complex64, ``mask (1, H, W)`` bool,
-    ``target (H, W)`` complex64.
+    With ``coils`` > 1 the acquisition is multi-coil: birdcage sensitivities whose
+    radius is drawn per item (wider or tighter coil profiles), the same for the
+    validation set's fixed items.
+
+    Each item: ``kspace (C, H, W)`` complex64, ``mask (1, H, W)`` bool,
+    ``target (H, W)`` complex64, the ratio, and ``coil_maps (C, H, W)`` complex64 (an
+    all-ones map for single-coil data).
     """
 
     def __init__(
@@ -95,6 +101,7 @@ class AcquisitionDataset(Dataset):
         phase_probability: float = 0.5,
         noise_probability: float = 0.3,
         noise_snr: tuple[float, float] = (25.0, 40.0),
+        coils: int = 1,
     ):
         self.images = images
         self.ratios = tuple(ratios)
@@ -104,6 +111,9 @@ class AcquisitionDataset(Dataset):
         self.phase_probability = phase_probability
         self.noise_probability = noise_probability
         self.noise_snr = noise_snr
+        if coils < 1:
+            raise ValueError(f"coils must be >= 1, got {coils}")
+        self.coils = int(coils)
         self.epoch = 0
 
     def __len__(self) -> int:
@@ -128,7 +138,11 @@ class AcquisitionDataset(Dataset):
         mask = make_mask(ratio, image.shape, self.mask_type, seed=rng).array
         generator = torch.Generator().manual_seed(int(rng.integers(2**62)))
         mask_t = torch.from_numpy(mask)
+        maps = None
+        if self.coils > 1:
+            maps = simulate_coil_maps(self.coils, image.shape, relative_radius=float(rng.uniform(1.0, 2.0)))[None]
         kspace, truth = simulate_kspace(
-            torch.from_numpy(image)[None], mask_t, noise_snr=snr, phase=phase, generator=generator
+            torch.from_numpy(image)[None], mask_t, coil_maps=maps, noise_snr=snr, phase=phase, generator=generator
         )
-        return kspace[0], mask_t[None], truth[0], torch.tensor(ratio, dtype=torch.float32)
+        maps = torch.ones((1, *image.shape), dtype=torch.complex64) if maps is None else maps[0]
+        return kspace[0], mask_t[None], truth[0], torch.tensor(ratio, dtype=torch.float32), maps

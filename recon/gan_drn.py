@@ -71,13 +71,16 @@ def _pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tupl
     return x, (height, width)
 
 
-def run_cascade(kspace, operator, refinements, consistency) -> torch.Tensor:
+def run_cascade(kspace, operator, refinements, consistency, exact: bool | None = None) -> torch.Tensor:
     """``x <- DC(x + refine(x))`` for each refinement, from ``x = A^H y``, on images
     normalised to a peak of 1; multi-coil outputs end with the exact least-squares
     data-consistency step (:func:`physics.consistency.exact_consistency`).
 
     ``refinements`` map ``(B, 2, H, W)`` channels to a residual of the same shape;
-    ``consistency`` holds one data-consistency module per refinement.
+    ``consistency`` holds one data-consistency module per refinement. ``exact`` (default:
+    when no gradient is being recorded, i.e. at inference and validation) adds the exact
+    multi-coil step; training steps keep the per-coil projection of every stage, so no
+    gradient flows through the conjugate-gradient iterations.
 
     Shapes
     ------
@@ -93,7 +96,7 @@ def run_cascade(kspace, operator, refinements, consistency) -> torch.Tensor:
         channels = to_channels(x)
         x = from_channels(channels + refine(channels))
         x = project(x, measured, operator)
-    if operator.coil_maps is not None:
+    if operator.coil_maps is not None and (not torch.is_grad_enabled() if exact is None else exact):
         x = exact_consistency(x, measured, operator)
     return x * scale
 

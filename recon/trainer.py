@@ -21,7 +21,6 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 from tqdm import tqdm
 
-from physics.operators import SingleCoil
 from recon.augment import AcquisitionDataset, SliceSet
 from recon.checkpoints import (
     UnsafeWeightsError,
@@ -36,6 +35,7 @@ from recon.gans import get_spec
 from recon.losses import generator_terms, gradient_penalty
 from recon.training import (
     TrainConfig,
+    acquisition_operator,
     config_dict,
     critic_input,
     lr_factor,
@@ -76,8 +76,9 @@ class Trainer:
         if self.distributed:
             self.generator = DistributedDataParallel(self.generator)
             self.critic = DistributedDataParallel(self.critic)
-        self.dataset = AcquisitionDataset(train_set, config.ratios, config.mask_type, seed=config.seed)
-        self.val_dataset = AcquisitionDataset(val_set, config.ratios, config.mask_type, seed=config.seed + 1, train=False)
+        self.dataset = AcquisitionDataset(train_set, config.ratios, config.mask_type, seed=config.seed, coils=config.coils)
+        self.val_dataset = AcquisitionDataset(val_set, config.ratios, config.mask_type, seed=config.seed + 1, train=False,
+                                              coils=config.coils)
 
     def _setup_process(self) -> None:
         self.distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
@@ -201,8 +202,8 @@ class Trainer:
         })
 
     def _one_step(self, batch) -> dict[str, float]:
-        kspace, mask, target, _ = (item.to(self.device) for item in batch)
-        operator = SingleCoil(mask)
+        kspace, mask, target, _, coil_maps = (item.to(self.device) for item in batch)
+        operator = acquisition_operator(mask, coil_maps)
         condition = mask_condition(mask, kspace.shape[0]).to(self.device)
         real = critic_input(target, target)
         for optimiser, base in ((self.opt_g, self.lr_g), (self.opt_d, self.lr_d)):

@@ -21,7 +21,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from physics.complex import peak, to_channels
-from physics.operators import SingleCoil
+from physics.operators import LinearOperator, MultiCoil, SingleCoil
 from recon import metrics
 from recon.augment import AcquisitionDataset, SliceSet
 from recon.gans import get_spec
@@ -63,6 +63,7 @@ class TrainConfig:
     init: str | None = None
     threads: int | None = None
     time_limit: float | None = None
+    coils: int = 1
 
     def __post_init__(self) -> None:
         get_spec(self.model)
@@ -74,6 +75,8 @@ class TrainConfig:
             raise ValueError(f"lipschitz must be 'gp', 'clip' or 'spectral', got {self.lipschitz!r}")
         if not self.ratios or not all(0 < r <= 1 for r in self.ratios):
             raise ValueError(f"ratios must be in (0, 1], got {self.ratios}")
+        if not 1 <= self.coils <= 64:
+            raise ValueError(f"--coils must be in [1, 64], got {self.coils}")
         if self.val_every < 1 or self.patience < 1 or self.checkpoint_every < 1:
             raise ValueError("--val-every, --patience and the checkpoint interval must be >= 1, got "
                              f"{self.val_every}, {self.patience}, {self.checkpoint_every}")
@@ -163,15 +166,26 @@ def validate(generator: torch.nn.Module, dataset: AcquisitionDataset, device: to
     generator.eval()
     scores = []
     with torch.no_grad():
-        for kspace, mask, target, _ in DataLoader(dataset, batch_size=batch_size):
-            kspace, mask = kspace.to(device), mask.to(device)
-            output = generator(kspace, SingleCoil(mask)).cpu()
+        for kspace, mask, target, _, coil_maps in DataLoader(dataset, batch_size=batch_size):
+            operator = acquisition_operator(mask.to(device), coil_maps.to(device))
+            output = generator(kspace.to(device), operator).cpu()
             for out, ref in zip(output, target):
                 scores.append(metrics.evaluate(out, ref))
     generator.train()
     result = {key: float(np.mean([s[key] for s in scores])) for key in ("psnr", "ssim", "nmse")}
     result["log_nmse"] = float(np.mean([np.log10(max(s["nmse"], 1e-30)) for s in scores]))
     return result
+
+
+def acquisition_operator(mask: torch.Tensor, coil_maps: torch.Tensor) -> LinearOperator:
+    """The operator of a training batch: single-coil when the maps are the all-ones
+    placeholder of single-coil items, multi-coil otherwise.
+
+    Shapes
+    ------
+    mask ``(B, 1, H, W)``; coil_maps ``(B, C, H, W)``.
+    """
+    return SingleCoil(mask) if coil_maps.shape[1] == 1 else MultiCoil(mask, coil_maps)
 
 
 def rng_state(epoch: int, used_in_epoch: int, generator: torch.Generator) -> dict[str, Any]:

@@ -165,3 +165,16 @@ def test_named_loss_terms_are_weighted_and_logged_by_name(tmp_path):
     assert all(float(row["loss_l1"]) > 0 and float(row["loss_fm"]) >= 0 for row in rows)
     with pytest.raises(ValueError, match="unknown term 'vgg'"):
         _config(tmp_path, losses={"vgg": 1.0})
+
+
+def test_multicoil_training_data_and_a_short_run(tmp_path):
+    data = _slices(4)
+    dataset = AcquisitionDataset(data, (0.3,), seed=0, coils=4)
+    kspace, mask, target, _, maps = dataset[0]
+    assert kspace.shape == (4, 48, 48) and maps.shape == (4, 48, 48)
+    torch.testing.assert_close((maps.abs() ** 2).sum(0), torch.ones(48, 48), atol=1e-4, rtol=1e-4)  # unit RSS
+    assert not torch.equal(dataset[1][4], maps)  # coil profiles differ per item
+    single = AcquisitionDataset(data, (0.3,), seed=0)[0]
+    assert single[0].shape == (1, 48, 48) and single[4].shape == (1, 48, 48)
+    summary = train(_config(tmp_path, steps=2, val_every=2, coils=4), data, _slices(2, seed=5), progress=False)
+    assert summary["steps"] == 2 and summary["history"][-1]["psnr"] > 0
