@@ -7,6 +7,7 @@ import argparse
 import math
 
 import masks
+from pipelines.formats.table import FORMAT_CHOICES
 from recon import __version__
 
 
@@ -197,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--mask", default="10pct", help="preset Npct for inputs that are not already undersampled")
     batch.add_argument("--mask-type", default="cartesian", choices=masks.KINDS)
     batch.add_argument("--methods", type=methods, default=("cs-tv",), help="comma-separated methods (default cs-tv)")
-    batch.add_argument("--format", default="same", choices=("same", "nifti", "dicom", "h5", "cfl", "npy"),
+    batch.add_argument("--format", default="same", choices=FORMAT_CHOICES,
                        help="output format; 'same' writes DICOM for DICOM, NIfTI for NIfTI, h5 for fastMRI/ISMRMRD, cfl for cfl")
     batch.add_argument("--workers", type=integer(1, 256), default=1, help="worker processes (each gets cores / workers torch threads)")
     batch.add_argument("--part", default="1/1", help="process only part i of N of the inputs, e.g. 2/4")

@@ -37,6 +37,7 @@ from pipelines.console import printable
 from pipelines.evaluation import trust_check
 from pipelines.formats import FILE_PROBLEMS, Study, discover, read_input
 from pipelines.formats.fastmri import center_crop
+from pipelines.formats.table import FORMAT_CHOICES as FORMATS
 from pipelines.images import save_png, to_uint8
 from pipelines.interruption import (
     Signalled,
@@ -50,7 +51,7 @@ from pipelines.lock import FolderLock
 from pipelines.manifest import MANIFEST, check_writable, load_manifest, unit_key
 from pipelines.output import atomic_file, remove_temporaries, write_json
 from pipelines.progress import DEFAULT_INTERVAL, Progress
-from pipelines.writers import FORMATS, write_output
+from pipelines.writers import write_output
 from recon import metrics
 from recon.api import coil_maps_for
 

@@ -14,10 +14,9 @@ from pipelines.formats.cfl import write_bart
 from pipelines.formats.dicom_write import nifti_geometry, write_dicom_series
 from pipelines.formats.fastmri import write_fastmri
 from pipelines.formats.nifti import write_nifti
+from pipelines.formats.table import SAME
 from pipelines.output import atomic_file, staged_dir
 
-FORMATS = ("same", "nifti", "dicom", "h5", "cfl", "npy")
-SAME = {"dicom": "dicom", "nifti": "nifti", "npy": "npy", "fastmri": "h5", "ismrmrd": "h5", "cfl": "cfl"}
 FASTMRI_ATTRS = ("acquisition", "patient_id", "max", "norm", "norm_rss")
 """Input attributes kept in a fastMRI-layout output (``evaluate.py`` and the
 leaderboard read ``acquisition``; ``patient_id`` identifies the volume)."""

@@ -9,13 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pipelines.formats.cfl import is_cfl, read_bart
-from pipelines.formats.dicom import dicom_files, read_dicom
-from pipelines.formats.fastmri import SUFFIXES as HDF5_SUFFIXES
-from pipelines.formats.fastmri import is_fastmri, read_fastmri
-from pipelines.formats.ismrmrd import is_ismrmrd, read_ismrmrd
-from pipelines.formats.nifti import is_nifti, read_nifti
 from pipelines.formats.study import FILE_PROBLEMS, InputError, Study
+from pipelines.formats.table import DICOM, HDF5, INPUTS, SIDE_FILES, UNIT_SUFFIXES
 from pipelines.limits import MemoryBudget
 
 __all__ = ["InputError", "Study", "discover", "read_input"]
@@ -38,11 +33,11 @@ def discover(paths: list[str | Path]) -> list[Path]:
         dicom_folders = set()
         for file in sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")):
             name = file.name.lower()
-            if is_nifti(file) or name.endswith((".npy", *HDF5_SUFFIXES, ".cfl")):
+            if name.endswith(".hdr") and file.with_suffix(".cfl").is_file():
+                continue  # the header of a .cfl unit
+            if name.endswith(UNIT_SUFFIXES):
                 units.append(file)
-            elif name.endswith(".hdr") and file.with_suffix(".cfl").is_file():
-                continue
-            elif not name.endswith((".json", ".txt", ".md", ".csv", ".png")):
+            elif not name.endswith(SIDE_FILES):
                 dicom_folders.add(file.parent)
         units += sorted(dicom_folders)
     if not units:
@@ -61,25 +56,19 @@ def read_input(path: Path, budget: MemoryBudget | None = None) -> tuple[list[Stu
 
 
 def _read(path: Path, budget: MemoryBudget | None) -> tuple[list[Study], list[str]]:
+    """Dispatch through the format table (:mod:`pipelines.formats.table`)."""
     if path.is_dir():
-        return read_dicom(dicom_files(path), path.name, path, budget)
-    name = path.name.lower()
-    if is_nifti(path):
-        return [read_nifti(path, budget)], []
-    if name.endswith(".npy"):
-        return [_read_npy(path, budget)], []
-    if name.endswith(HDF5_SUFFIXES):
-        if is_fastmri(path):
-            return [read_fastmri(path, budget)], []
-        if is_ismrmrd(path):
-            return [read_ismrmrd(path, budget=budget)], []
+        return DICOM.reader(path, budget)
+    for entry in INPUTS:
+        if entry.claims(path):
+            return entry.reader(path, budget)
+    if path.name.lower().endswith(HDF5):
         raise InputError(f"{path}: HDF5 file is neither fastMRI ('kspace') nor ISMRMRD ('dataset/data') (or it is corrupt)")
-    if is_cfl(path):
-        return [read_bart(path, budget)], []
-    return read_dicom([path], path.stem, path, budget)
+    return DICOM.reader(path, budget)
 
 
-def _read_npy(path: Path, budget: MemoryBudget | None) -> Study:
+def read_npy(path: Path, budget: MemoryBudget | None = None) -> Study:
+    """A ``.npy`` image stack ``(H, W)`` or ``(N, H, W)`` as a study (complex kept complex)."""
     from pipelines.images import read_image_stack
 
     try:
