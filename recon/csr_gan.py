@@ -33,8 +33,8 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 from physics.consistency import DataConsistency
 from physics.operators import LinearOperator
+from recon.blocks import CriticBlock, ResidualBlock, pad_to_multiple, run_cascade
 from recon.condition import CONDITION_FEATURES, mask_condition
-from recon.gan_drn import ResidualBlock, _CriticBlock, _pad_to_multiple, run_cascade
 from recon.gans import GanSpec, LossWeights, config_builder
 from recon.learned import register_model
 
@@ -97,7 +97,7 @@ class ConditionedStage(nn.Module):
             nn.init.zeros_(layer.bias)
 
     def forward(self, x: torch.Tensor, embedding: torch.Tensor) -> torch.Tensor:
-        padded, (height, width) = _pad_to_multiple(x, 1 if self.full_resolution else 2)
+        padded, (height, width) = pad_to_multiple(x, 1 if self.full_resolution else 2)
         hidden = F.leaky_relu(self.head(padded), 0.1)
         film = self.film(embedding).view(x.shape[0], len(self.body), 2, -1)
         for index, block in enumerate(self.body):
@@ -179,7 +179,7 @@ class ProjectionCritic(nn.Module):
         channels = width
         for index in range(stages):
             out = width * 2 ** min(index + 1, 3)
-            layers += [nn.Conv2d(channels, out, 3, stride=2, padding=1), nn.LeakyReLU(0.2), _CriticBlock(out)]
+            layers += [nn.Conv2d(channels, out, 3, stride=2, padding=1), nn.LeakyReLU(0.2), CriticBlock(out)]
             if index == attention_stage:
                 layers.append(SelfAttention(out))
             channels = out
@@ -192,7 +192,7 @@ class ProjectionCritic(nn.Module):
         maps, out = [], x
         for layer in self.layers:
             out = layer(out)
-            if isinstance(layer, (_CriticBlock, SelfAttention)):
+            if isinstance(layer, (CriticBlock, SelfAttention)):
                 maps.append(out)
         pooled = out.mean(dim=(-2, -1))
         score = self.dense(pooled).squeeze(-1)

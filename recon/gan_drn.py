@@ -19,9 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from physics.complex import from_channels, peak, to_channels
-from physics.consistency import DataConsistency, exact_consistency
+from physics.consistency import DataConsistency
 from physics.operators import LinearOperator
+from recon.blocks import CriticBlock, ResidualBlock, pad_to_multiple, run_cascade
 from recon.gans import GanSpec, LossWeights, config_builder
 from recon.learned import register_model
 
@@ -63,61 +63,6 @@ class GeneratorConfig:
 PAPER = GeneratorConfig(kind="paper", width=64, stages=1)
 
 
-def _pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
-    height, width = x.shape[-2:]
-    pad_h, pad_w = (-height) % multiple, (-width) % multiple
-    if pad_h or pad_w:
-        x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate" if min(height, width) > 1 else "constant")
-    return x, (height, width)
-
-
-def run_cascade(kspace, operator, refinements, consistency, exact: bool | None = None) -> torch.Tensor:
-    """``x <- DC(x + refine(x))`` for each refinement, from ``x = A^H y``, on images
-    normalised to a peak of 1; multi-coil outputs end with the exact least-squares
-    data-consistency step (:func:`physics.consistency.exact_consistency`).
-
-    ``refinements`` map ``(B, 2, H, W)`` channels to a residual of the same shape;
-    ``consistency`` holds one data-consistency module per refinement. ``exact`` (default:
-    when no gradient is being recorded, i.e. at inference and validation) adds the exact
-    multi-coil step; training steps keep the per-coil projection of every stage, so no
-    gradient flows through the conjugate-gradient iterations.
-
-    Shapes
-    ------
-    kspace ``(B, C, H, W)``; operator single- or multi-coil with a mask ``(H, W)`` or
-    ``(B, 1, H, W)`` -> ``(B, H, W)`` complex.
-    """
-    image = operator.adjoint(kspace)
-    # Normalise each image so the network sees a fixed intensity range.
-    scale = peak(image)
-    x = image / scale
-    measured = kspace / scale[:, None]
-    for refine, project in zip(refinements, consistency):
-        channels = to_channels(x)
-        x = from_channels(channels + refine(channels))
-        x = project(x, measured, operator)
-    if operator.coil_maps is not None and (not torch.is_grad_enabled() if exact is None else exact):
-        x = exact_consistency(x, measured, operator)
-    return x * scale
-
-
-class ResidualBlock(nn.Module):
-    """conv-LeakyReLU-conv with an identity skip."""
-
-    def __init__(self, channels: int, kernel: int = 3):
-        super().__init__()
-        self.conv1 = nn.Conv2d(channels, channels, kernel, padding=kernel // 2)
-        self.conv2 = nn.Conv2d(channels, channels, kernel, padding=kernel // 2)
-
-    def forward(self, x: torch.Tensor, gamma: torch.Tensor | None = None, beta: torch.Tensor | None = None) -> torch.Tensor:
-        """``gamma`` / ``beta`` ``(B, channels)``: optional FiLM of the first convolution's
-        output, ``h * (1 + gamma) + beta`` (used by CSR-GAN's conditioning)."""
-        hidden = self.conv1(x)
-        if gamma is not None:
-            hidden = hidden * (1 + gamma[..., None, None]) + beta[..., None, None]
-        return x + self.conv2(F.leaky_relu(hidden, 0.1))
-
-
 class CascadeStage(nn.Module):
     """One refinement, computed at half resolution: a strided 4x4 convolution from
     the 2 image channels, residual blocks, and a 2x2 transposed convolution straight
@@ -135,7 +80,7 @@ class CascadeStage(nn.Module):
         nn.init.zeros_(self.tail.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        padded, (height, width) = _pad_to_multiple(x, 2)
+        padded, (height, width) = pad_to_multiple(x, 2)
         residual = self.tail(self.body(F.leaky_relu(self.head(padded), 0.1)))
         return residual[..., :height, :width]
 
@@ -194,7 +139,7 @@ class PaperGenerator(nn.Module):
         self.head = nn.Conv2d(channels + width, 2, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        padded, (height, width) = _pad_to_multiple(x, 8)
+        padded, (height, width) = pad_to_multiple(x, 8)
         stem = self.stem(padded)
         features, out = [], stem
         for encoder in self.encoders:
@@ -248,7 +193,7 @@ class ResNetCritic(nn.Module):
             layers += [
                 nn.Conv2d(channels, out, 3, stride=2, padding=1),
                 nn.LeakyReLU(0.2),
-                _CriticBlock(out),
+                CriticBlock(out),
             ]
             channels = out
         self.features = nn.Sequential(*layers)
@@ -261,20 +206,10 @@ class ResNetCritic(nn.Module):
         maps, out = [], x
         for layer in self.features:
             out = layer(out)
-            if isinstance(layer, _CriticBlock):
+            if isinstance(layer, CriticBlock):
                 maps.append(out)
         score = self.dense(out.mean(dim=(-2, -1))).squeeze(-1)
         return (score, maps) if features else score
-
-
-class _CriticBlock(nn.Module):
-    def __init__(self, channels: int):
-        super().__init__()
-        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1)
-        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.conv2(F.leaky_relu(self.conv1(x), 0.2))
 
 
 register_model(GanSpec(

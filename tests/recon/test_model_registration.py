@@ -9,7 +9,7 @@ import recon
 from masks import make_mask
 from physics.consistency import DataConsistency
 from physics.fft import fft2c
-from recon.gan_drn import run_cascade
+from recon.blocks import run_cascade
 from recon.gans import GanSpec, LossWeights, trainable_models
 from recon.learned import register_model, unregister_model
 from recon.training import TrainConfig, train
