@@ -24,7 +24,8 @@ def _resize_to(stack: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 
 def load_training_data(data: str, shape: tuple[int, int] = (256, 256), val_fraction: float = 0.15) -> tuple[SliceSet, SliceSet, str]:
     """``sample`` uses the sample's train and val splits (with tissue maps for contrast
-    synthesis); a folder uses every NIfTI and ``.npy`` file in it, magnitude scaled
+    synthesis); a corpus folder (``manifest.json`` from ``scripts/make_corpus.py``) uses
+    its train and val subjects; another folder uses every NIfTI and ``.npy`` file in it, magnitude scaled
     per volume to max 1, slices with signal only, split by file (the last
     ``val_fraction`` of the files, at least one, are validation)."""
     if data == "sample":
@@ -37,6 +38,18 @@ def load_training_data(data: str, shape: tuple[int, int] = (256, 256), val_fract
     folder = Path(data)
     if not folder.is_dir():
         raise FileNotFoundError(f"--data {data}: not 'sample' and not a folder")
+    if (folder / "manifest.json").is_file():  # a corpus from scripts/make_corpus.py
+        from pipelines.corpus import load_corpus
+
+        splits = load_corpus(folder)
+        if not splits["train"] or not splits["val"]:
+            raise ValueError(f"--data {data}: the corpus needs train and val subjects")
+        return (
+            SliceSet(_resize_to(np.concatenate(splits["train"]), shape)),
+            SliceSet(_resize_to(np.concatenate(splits["val"]), shape)),
+            f"corpus {folder} (manifest.json): {sum(map(len, splits['train']))} train and "
+            f"{sum(map(len, splits['val']))} val slices, split by subject",
+        )
     files = sorted(p for p in folder.iterdir() if p.name.lower().endswith((".nii", ".nii.gz", ".npy")))
     if len(files) < 2:
         raise ValueError(f"--data {data}: need at least 2 NIfTI or .npy files (one for validation), found {len(files)}")
