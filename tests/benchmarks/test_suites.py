@@ -42,3 +42,19 @@ def test_startup_benchmark_times_the_three_commands(tmp_path, capsys):
     assert startup.main(["--repeats", "1", "--json", str(out)]) == 0
     assert "recon --help under 0.5 s" in capsys.readouterr().out
     assert set(json.loads(out.read_text())) == {"--help", "--version", "methods"}
+
+
+def test_generalisation_benchmark_on_a_tiny_corpus(tmp_path, capsys):
+    from benchmarks import generalisation
+    from pipelines.corpus import Source, build_corpus
+    from tests.pipelines.test_corpus import _package
+
+    package = _package(tmp_path / "pkg")
+    sources = (Source("head", "pypi", "fake", "1.0", "head.nii.gz", "COPYING", "subject-a", "T1w", "nifti", split="test"),)
+    build_corpus(tmp_path / "corpus", sources, fetcher=lambda source, cache: package, log=lambda line: None)
+    out = tmp_path / "gen.json"
+    assert generalisation.main([str(tmp_path / "corpus"), "--masks", "25pct", "--mask-types", "cartesian",
+                                "--coils", "1,4", "--slices", "1", "--methods", "zero-filled,cs-tv", "--json", str(out)]) == 0
+    assert "| cs-tv |" in capsys.readouterr().out
+    results = json.loads(out.read_text())
+    assert len(results) == 2 and all(rows["cs-tv"]["psnr"] >= rows["cs-tv"]["psnr_worst"] for rows in results.values())
