@@ -68,8 +68,6 @@ class BatchStopped(Exception):
         self.result = result
 
 
-
-
 @dataclass(frozen=True)
 class BatchConfig:
     """Configuration of :func:`run_batch` (see ``recon batch --help``)."""
@@ -99,7 +97,7 @@ class BatchConfig:
             raise ValueError(f"--workers must be >= 1, got {self.workers}")
 
     def budget(self) -> MemoryBudget:
-        return MemoryBudget.default() if self.max_memory is None else MemoryBudget(self.max_memory)
+        return MemoryBudget.of(self.max_memory)
 
     def key_fields(self) -> dict[str, Any]:
         """What makes an output: a change in any of these redoes a unit on ``--resume``."""
@@ -130,8 +128,7 @@ def _acquisition(study: Study, config: BatchConfig) -> tuple[np.ndarray, np.ndar
     return kspace, mask, reference, coil_maps
 
 
-def process_unit(unit: str, config_dict: dict[str, Any], threads: int | None = None,
-                 on_slice: Callable[[], None] | None = None) -> dict[str, Any]:
+def process_unit(unit: str, config_dict: dict[str, Any], threads: int | None = None) -> dict[str, Any]:
     """Reconstruct one unit; returns its manifest entry (never raises for bad input)."""
     config = BatchConfig(**{**config_dict, "inputs": tuple(config_dict["inputs"]), "part": tuple(config_dict["part"]),
                             "methods": tuple(config_dict["methods"])})
@@ -164,8 +161,6 @@ def process_unit(unit: str, config_dict: dict[str, Any], threads: int | None = N
                     data = kspace[index] if kspace.shape[1] > 1 else kspace[index, 0]
                     images.append(recon.reconstruct(data, mask, method, coil_maps=maps))
                     seconds += time.perf_counter() - tick
-                    if on_slice:
-                        on_slice()
                 complex_images[method] = np.stack(images)
                 cropped = center_crop(complex_images[method], crop) if crop else complex_images[method]
                 magnitude = np.abs(cropped).astype(np.float32)

@@ -76,8 +76,7 @@ def _command_mask(args: argparse.Namespace) -> int:
     if out.exists() and not args.force:
         raise FileExistsError(f"{out} already exists; use --force to overwrite it")
     # Generators keep float weights and index arrays of the grid's size: about 16 bytes a point.
-    budget = MemoryBudget.default() if args.max_memory is None else MemoryBudget(args.max_memory)
-    budget.check("--shape", args.shape, itemsize=16, what="the mask", copies=1)
+    MemoryBudget.of(args.max_memory).check("--shape", args.shape, itemsize=16, what="the mask", copies=1)
     made = masks.make_mask(args.mask, args.shape, args.mask_type, seed=args.seed, center_fraction=args.center_fraction)
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_file(out) as tmp:

@@ -69,6 +69,11 @@ class MemoryBudget:
         return cls(int(physical_memory() * DEFAULT_FRACTION))
 
     @classmethod
+    def of(cls, max_bytes: int | None) -> MemoryBudget:
+        """The budget of a ``max_memory`` setting: the default when it is None."""
+        return cls.default() if max_bytes is None else cls(max_bytes)
+
+    @classmethod
     def parse(cls, text: str | None) -> MemoryBudget:
         return cls.default() if text is None else cls(parse_size(text))
 

@@ -55,7 +55,7 @@ def _load_images(config: RunConfig, notes: list[str]) -> tuple[np.ndarray, list[
         data = sample("test")
         images, ids, source, seed_name = np.array(data.images), list(data.ids), "sample:test", "sample:test"
     else:
-        budget = MemoryBudget.default() if config.max_memory is None else MemoryBudget(config.max_memory)
+        budget = MemoryBudget.of(config.max_memory)
         path = Path(config.input)
         if not path.exists():
             raise FileNotFoundError(f"{path}: no such file")

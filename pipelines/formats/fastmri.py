@@ -18,10 +18,9 @@ import h5py
 import numpy as np
 
 from pipelines.formats.study import FILE_PROBLEMS, InputError, Study, check_finite
+from pipelines.formats.table import HDF5
 from pipelines.limits import MemoryBudget, check_size
 from pipelines.output import atomic_file
-
-SUFFIXES = (".h5", ".hdf5")
 
 
 def recon_space(header: str) -> tuple[int, int] | None:
@@ -39,7 +38,7 @@ def center_crop(images: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 
 
 def is_fastmri(path: Path) -> bool:
-    if not path.name.lower().endswith(SUFFIXES):
+    if not path.name.lower().endswith(HDF5):
         return False
     try:
         with h5py.File(path, "r") as handle:

@@ -16,12 +16,6 @@ from pipelines.formats.study import FILE_PROBLEMS, InputError, Study, check_fini
 from pipelines.limits import MemoryBudget, check_size
 from pipelines.output import atomic_file
 
-SUFFIXES = (".nii", ".nii.gz")
-
-
-def is_nifti(path: Path) -> bool:
-    return path.name.lower().endswith(SUFFIXES)
-
 
 def stem(path: Path) -> str:
     name = path.name

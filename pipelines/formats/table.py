@@ -85,7 +85,9 @@ def _cfl(path, budget):
 
 
 def _is_cfl(path):
-    return path.with_suffix(".hdr").is_file() and path.with_suffix(".cfl").is_file()
+    from pipelines.formats.cfl import is_cfl
+
+    return is_cfl(path)
 
 
 def _dicom(path, budget):
