@@ -43,6 +43,86 @@ def simulate_coil_maps(
     return torch.from_numpy(maps)
 
 
+def normalise_coil_maps(maps: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """Scale maps so their root-sum-of-squares is 1 at every pixel (``(..., C, H, W)``)."""
+    return maps / torch.sqrt((maps.abs() ** 2).sum(dim=-3, keepdim=True)).clamp_min(eps)
+
+
+def random_coil_maps(n_coils: int, shape: tuple[int, int], generator: torch.Generator) -> torch.Tensor:
+    """Random smooth coil sensitivities: each coil a Gaussian profile centred at a
+    random point on or near the edge of the field of view, with its own width and a
+    smooth random phase (linear plus quadratic), normalised to a root-sum-of-squares
+    of 1. They vary coil placement and profile far more than a birdcage does.
+
+    Shapes
+    ------
+    returns ``(C, H, W)`` complex64.
+    """
+    if n_coils < 1:
+        raise ValueError(f"n_coils must be >= 1, got {n_coils}")
+    ys = torch.linspace(-1, 1, shape[0])[:, None]
+    xs = torch.linspace(-1, 1, shape[1])[None, :]
+    start = float(torch.rand((), generator=generator)) * 2 * torch.pi
+    maps = []
+    for coil in range(n_coils):
+        angle = start + 2 * torch.pi * coil / n_coils + 0.3 * float(torch.randn((), generator=generator))
+        radius = 0.8 + 0.5 * float(torch.rand((), generator=generator))
+        width = 0.5 + 0.8 * float(torch.rand((), generator=generator))
+        cy, cx = radius * torch.sin(torch.tensor(angle)), radius * torch.cos(torch.tensor(angle))
+        magnitude = torch.exp(-((ys - cy) ** 2 + (xs - cx) ** 2) / (2 * width**2))
+        a, b, c, d = (torch.randn(4, generator=generator) * torch.tensor([1.5, 1.5, 0.7, 0.7])).tolist()
+        phase = a * ys + b * xs + c * ys**2 + d * xs * ys
+        maps.append(torch.polar(magnitude.float(), phase.float()))
+    return normalise_coil_maps(torch.stack(maps)).to(torch.complex64)
+
+
+def resample_coil_maps(maps: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+    """Measured coil maps (e.g. ODIN's 64x64 ``Array8Channel``) interpolated
+    bilinearly (real and imaginary parts) to ``shape`` and normalised to a
+    root-sum-of-squares of 1.
+
+    Shapes
+    ------
+    maps ``(C, h, w)`` complex -> ``(C, H, W)`` complex64.
+    """
+    import torch.nn.functional as F
+
+    channels = torch.view_as_real(maps.to(torch.complex64)).permute(0, 3, 1, 2)
+    resized = F.interpolate(channels, size=shape, mode="bilinear", align_corners=False)
+    out = torch.view_as_complex(resized.permute(0, 2, 3, 1).contiguous())
+    return normalise_coil_maps(out)
+
+
+def compress_coils(
+    kspace: torch.Tensor, coil_maps: torch.Tensor | None, virtual: int
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Coil compression (SVD of the measured samples, as BART's ``cc -S``).
+
+    The ``C`` coils become ``virtual`` orthonormal combinations ``U^H`` of them, the
+    principal components of the measured k-space. The same ``U^H`` applied to the
+    maps keeps the forward model exact (``U^H y = F(U^H S x)``); only the dropped
+    components' energy is lost. Nothing changes when ``C <= virtual``.
+
+    Shapes
+    ------
+    kspace ``(B, C, H, W)``; coil_maps ``(B, C, H, W)`` or None -> the same with
+    ``min(C, virtual)`` coils.
+    """
+    coils = kspace.shape[1]
+    if coils <= virtual:
+        return kspace, coil_maps
+    samples = kspace.flatten(2)  # (B, C, N)
+    gram = samples @ samples.conj().transpose(1, 2)  # (B, C, C)
+    _, vectors = torch.linalg.eigh(gram)
+    basis = vectors[..., -virtual:].flip(-1)  # (B, C, V): largest components first
+    project = basis.conj().transpose(1, 2)
+    compressed = (project @ samples).reshape(kspace.shape[0], virtual, *kspace.shape[2:])
+    if coil_maps is None:
+        return compressed, None
+    maps = (project @ coil_maps.flatten(2)).reshape(coil_maps.shape[0], virtual, *coil_maps.shape[2:])
+    return compressed, maps
+
+
 def estimate_coil_maps(
     kspace: torch.Tensor,
     calib_width: int = 24,

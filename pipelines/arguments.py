@@ -152,8 +152,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--model", default="gan-drn", help="a registered learned model (`recon methods` lists them; default gan-drn)")
     train.add_argument("--mask", default="10pct", help="preset Npct, a list 10pct,50pct, or a range 10pct-50pct")
-    train.add_argument("--mask-type", default="cartesian", choices=masks.KINDS)
-    train.add_argument("--data", default="sample", help="'sample' or a folder of NIfTI / .npy images")
+    train.add_argument("--mask-type", default="cartesian",
+                       help=f"mask family, or a comma-separated list drawn per sample ({', '.join(masks.KINDS)}; default cartesian)")
+    train.add_argument("--val-slices", type=integer(1), help="validate on this many evenly spread slices (default: all)")
+    train.add_argument("--val-mask", help="validation ratios, as --mask (default: the training ratios)")
+    train.add_argument("--data", default="sample",
+                       help="'sample', a corpus folder (scripts/make_corpus.py), a folder of NIfTI / .npy images, "
+                       "or a comma-separated list of these (used together)")
+    train.add_argument("--mix", default="", help="add images that are not MRI: shapes, photos or shapes,photos")
     train.add_argument("--steps", type=integer(1), default=2000)
     train.add_argument("--batch-size", type=integer(1, 4096), default=4)
     train.add_argument("--lr-g", type=number(0, 1, low_open=True), help="generator learning rate (default: the model's; gan-drn 1e-3, csr-gan 1e-4)")
@@ -172,8 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="weight of a named loss term (freq, nmse, ssim, l1, adv, fm); repeatable, e.g. --loss l1=1 --loss fm=0.01")
     train.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
     train.add_argument("--threads", type=integer(1, 1024), help="torch CPU threads")
-    train.add_argument("--coils", type=integer(1, 64), default=1,
-                       help="simulate multi-coil acquisitions with this many coils (default 1: single-coil)")
+    train.add_argument("--coils", default="1",
+                       help="coils to simulate, or a comma-separated list drawn per sample, e.g. 1,1,2,4,8,16 "
+                       "(default 1: single-coil; more than 8 are compressed to 8 virtual coils)")
     train.add_argument("--time-limit", type=number(0, low_open=True), help="stop (validating and checkpointing) after this many wall seconds")
     train.add_argument("--out", default="runs/train", help="output folder for checkpoints and logs")
     train.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt at its exact step")

@@ -116,6 +116,16 @@ def parse_ratios(text: str) -> tuple[float, ...]:
     return tuple(masks.parse_preset(part) for part in text.split(",") if part.strip())
 
 
+def _integers(option: str, text: str, low: int, high: int) -> tuple[int, ...]:
+    try:
+        values = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise UsageError(f"{option}: expected integers separated by commas, got {text!r}") from None
+    if not values or not all(low <= value <= high for value in values):
+        raise UsageError(f"{option}: every value must be in [{low}, {high}], got {text!r}")
+    return values
+
+
 def _generator_options(text: str) -> dict:
     options: dict = {}
     for item in filter(None, (part.strip() for part in text.split(","))):
@@ -163,7 +173,9 @@ def _command_train(args: argparse.Namespace) -> int:
         batch_size=args.batch_size, lr_g=args.lr_g, lr_d=args.lr_d, lr_schedule=args.lr_schedule, time_limit=args.time_limit, n_critic=args.n_critic,
         lipschitz=args.lipschitz, adversarial_weight=args.adversarial_weight, ssim_weight=args.ssim_weight, val_every=args.val_every,
         patience=args.patience, generator=_generator_options(args.generator), losses=_loss_options(args.loss), device=args.device,
-        seed=args.seed, out=args.out, resume=args.resume, init=args.init, threads=args.threads, coils=args.coils,
+        seed=args.seed, out=args.out, resume=args.resume, init=args.init, threads=args.threads,
+        coils=_integers("--coils", args.coils, 1, 64), val_ratios=parse_ratios(args.val_mask) if args.val_mask else None,
+        mix=tuple(part.strip() for part in args.mix.split(",") if part.strip()), val_slices=args.val_slices,
     )
     try:
         config.check_generator()

@@ -51,7 +51,7 @@ class Source:
     licence: str
     subject: str
     contrast: str
-    kind: str  # "nifti", "png" or "odin"
+    kind: str  # "nifti", "png", "odin" (a virtual sample) or "coils" (ODIN coil sensitivities)
     anatomy: str = "brain"
     split: str = "train"
 
@@ -62,6 +62,8 @@ SOURCES: tuple[Source, ...] = (
            "./usr/share/doc/mricron-data/copyright", "colin27", "T1w", "nifti", split="test"),
     Source("odin-brain", "debian", "odin", "2.0.5-3+b1", "./usr/share/odin/samples/brain_128x128.smp",
            "./usr/share/doc/odin/copyright", "odin-brain", "T1w,T2w,PD,FLAIR", "odin", split="test"),
+    Source("odin-array8", "debian", "odin", "2.0.5-3+b1", "./usr/share/odin/coils/Array8Channel.coi",
+           "./usr/share/doc/odin/copyright", "odin-array8", "coil maps", "coils", anatomy="none", split="coils"),
     Source("itk-pelvis", "debian", "insighttoolkit5-examples", "5.2.1-5+deb12u1", ITK + "FatMRISlice.png",
            "./usr/share/doc/insighttoolkit5-examples/copyright", "itk-pelvis", "fat", "png", anatomy="pelvis", split="test"),
     Source("itk-kmeans-t1", "debian", "insighttoolkit5-examples", "5.2.1-5+deb12u1", ITK + "KmeansTest_T1UCharRaw.nii.gz",
@@ -176,6 +178,13 @@ def convert(source: Source, data: bytes, scratch: Path) -> np.ndarray:
         path = scratch / Path(source.member).name
         path.write_bytes(data)
         planes = list(weighted_images(read_jcamp_arrays(path)).values())
+    elif source.kind == "coils":
+        from pipelines.formats.odin import read_jcamp_arrays
+
+        path = scratch / Path(source.member).name
+        path.write_bytes(data)
+        maps = read_jcamp_arrays(path)["SensitivityMap"]
+        return maps.reshape(maps.shape[0], *maps.shape[-2:]).astype(np.complex64)
     else:
         raise ValueError(f"{source.name}: unknown kind {source.kind!r}")
     images = robust_scale(np.stack([square(plane) for plane in planes]))
@@ -202,7 +211,10 @@ def build_corpus(out: str | Path, sources: tuple[Source, ...] = SOURCES, cache: 
         licence = member_bytes(archive, source.licence.format(version=version))
         images = convert(source, data, scratch)
         slices_path = out / "slices" / f"{source.name}.npz"
-        np.savez_compressed(slices_path, images=images.astype(np.float32))
+        if source.kind == "coils":
+            np.savez_compressed(slices_path, coil_maps=images)
+        else:
+            np.savez_compressed(slices_path, images=images.astype(np.float32))
         (out / "licences" / f"{source.name}.txt").write_bytes(licence)
         entries.append({**asdict(source), "version": version, "member_sha256": hashlib.sha256(data).hexdigest(),
                         "slices": int(len(images)), "file": f"slices/{source.name}.npz",
@@ -223,14 +235,19 @@ def _installed_version(package: str) -> str:
 
 def load_corpus(folder: str | Path) -> dict[str, list[np.ndarray]]:
     """The corpus's slices by split: ``{"train": [...], "val": [...], "test": [...]}``,
-    one ``(N, SIZE, SIZE)`` array per subject, checked against the manifest's hashes."""
+    one ``(N, SIZE, SIZE)`` array per subject, and ``"coils"``: measured coil maps
+    ``(C, h, w)`` complex64 (for simulation, in no split), checked against the
+    manifest's hashes."""
     folder = Path(folder)
     manifest = json.loads((folder / "manifest.json").read_text())
-    splits: dict[str, list[np.ndarray]] = {"train": [], "val": [], "test": []}
+    splits: dict[str, list[np.ndarray]] = {"train": [], "val": [], "test": [], "coils": []}
     for entry in manifest["sources"]:
         path = folder / entry["file"]
         if hashlib.sha256(path.read_bytes()).hexdigest() != entry["file_sha256"]:
             raise ValueError(f"{path}: content differs from the manifest (rebuild the corpus)")
         with np.load(path, allow_pickle=False) as data:
-            splits[entry["split"]].append(np.asarray(data["images"], np.float32))
+            if entry["split"] == "coils":
+                splits["coils"].append(np.asarray(data["coil_maps"], np.complex64))
+            else:
+                splits[entry["split"]].append(np.asarray(data["images"], np.float32))
     return splits

@@ -22,7 +22,33 @@ def _resize_to(stack: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return out
 
 
+def _combine(sets: list[SliceSet]) -> SliceSet:
+    """One set from several; tissue maps are kept (empty for sets without them) when any set has them."""
+    images = np.concatenate([s.images for s in sets])
+    coil_sets = tuple(maps for s in sets for maps in s.coil_sets)
+    if all(s.grey_matter is None for s in sets):
+        return SliceSet(images, coil_sets=coil_sets)
+
+    def tissue(s: SliceSet, which: str) -> np.ndarray:
+        value = getattr(s, which)
+        return np.zeros_like(s.images) if value is None else value
+
+    return SliceSet(images, np.concatenate([tissue(s, "grey_matter") for s in sets]),
+                    np.concatenate([tissue(s, "white_matter") for s in sets]), coil_sets)
+
+
 def load_training_data(data: str, shape: tuple[int, int] = (256, 256), val_fraction: float = 0.15) -> tuple[SliceSet, SliceSet, str]:
+    """Several sources separated by commas are loaded one by one and used together
+    (their train sets, and their val sets, concatenated)."""
+    parts = [part.strip() for part in data.split(",") if part.strip()]
+    if len(parts) > 1:
+        loaded = [_load_one(part, shape, val_fraction) for part in parts]
+        return (_combine([item[0] for item in loaded]), _combine([item[1] for item in loaded]),
+                "; ".join(item[2] for item in loaded))
+    return _load_one(data, shape, val_fraction)
+
+
+def _load_one(data: str, shape: tuple[int, int], val_fraction: float) -> tuple[SliceSet, SliceSet, str]:
     """``sample`` uses the sample's train and val splits (with tissue maps for contrast
     synthesis); a corpus folder (``manifest.json`` from ``scripts/make_corpus.py``) uses
     its train and val subjects; another folder uses every NIfTI and ``.npy`` file in it, magnitude scaled
@@ -45,7 +71,7 @@ def load_training_data(data: str, shape: tuple[int, int] = (256, 256), val_fract
         if not splits["train"] or not splits["val"]:
             raise ValueError(f"--data {data}: the corpus needs train and val subjects")
         return (
-            SliceSet(_resize_to(np.concatenate(splits["train"]), shape)),
+            SliceSet(_resize_to(np.concatenate(splits["train"]), shape), coil_sets=tuple(splits["coils"])),
             SliceSet(_resize_to(np.concatenate(splits["val"]), shape)),
             f"corpus {folder} (manifest.json): {sum(map(len, splits['train']))} train and "
             f"{sum(map(len, splits['val']))} val slices, split by subject",

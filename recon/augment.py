@@ -11,7 +11,7 @@ from torch.utils.data import Dataset
 
 from masks import make_mask
 from physics.acquisition import simulate_kspace
-from physics.coils import simulate_coil_maps
+from physics.coils import compress_coils, random_coil_maps, resample_coil_maps, simulate_coil_maps
 
 # Tissue intensities (CSF, grey matter, white matter) drawn uniformly from these ranges.
 CONTRASTS = {
@@ -28,6 +28,7 @@ class SliceSet:
     images: np.ndarray
     grey_matter: np.ndarray | None = None
     white_matter: np.ndarray | None = None
+    coil_sets: tuple[np.ndarray, ...] = ()  # measured coil maps (C, h, w) complex, e.g. ODIN's 8 channels
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
@@ -62,7 +63,8 @@ def augment(images: SliceSet, index: int, rng: np.random.Generator, synthesize: 
     """One augmented training image from slice ``index``: maybe another contrast, a
     bias field, flips and a 90-degree rotation; scaled to max 1."""
     image = np.asarray(images.images[index], dtype=np.float32)
-    if images.grey_matter is not None and rng.random() < synthesize:
+    has_tissue = images.grey_matter is not None and float(images.grey_matter[index].max()) > 0
+    if has_tissue and rng.random() < synthesize:
         image = synthesize_contrast(image, images.grey_matter[index], images.white_matter[index], rng)
     image = image * bias_field(image.shape, rng)
     if rng.random() < 0.5:
@@ -75,6 +77,134 @@ def augment(images: SliceSet, index: int, rng: np.random.Generator, synthesize: 
     return np.ascontiguousarray(image / peak if peak > 0 else image)
 
 
+PHOTOS = ("astronaut", "brick", "camera", "cat", "clock", "coffee", "coins", "grass", "gravel", "moon", "rocket",
+          "retina", "immunohistochemistry", "cell", "hubble_deep_field")
+
+
+def photo_images(size: int = 256) -> np.ndarray:
+    """scikit-image's bundled photographs (no download), grey, as the four quadrant
+    crops and the whole centred square of each, resized to ``size``; ``(N, size, size)``
+    float32 in [0, 1]."""
+    import skimage.data
+    from skimage.color import rgb2gray
+    from skimage.transform import resize
+
+    out = []
+    for name in PHOTOS:
+        image = np.asarray(getattr(skimage.data, name)(), dtype=np.float32)
+        if image.ndim == 3:
+            image = rgb2gray(image[..., :3] / 255.0)
+        elif image.max() > 1:
+            image = image / 255.0
+        side = min(image.shape)
+        top, left = (image.shape[0] - side) // 2, (image.shape[1] - side) // 2
+        square = image[top: top + side, left: left + side]
+        half = side // 2
+        crops = [square] + [square[y: y + half, x: x + half] for y in (0, half) for x in (0, half)]
+        out += [resize(crop, (size, size), anti_aliasing=True).astype(np.float32) for crop in crops]
+    return np.stack(out)
+
+
+def shape_images(count: int, size: int = 256, seed: int = 0) -> np.ndarray:
+    """Synthetic piecewise-smooth images with texture: an elliptical object on a dark
+    background (as an MRI field of view), filled with overlapping ellipses and
+    polygons of random intensity, a smooth intensity ramp and filtered-noise texture.
+    ``(count, size, size)`` float32 in [0, 1], a deterministic function of ``seed``."""
+    from scipy.ndimage import gaussian_filter
+    from skimage.draw import ellipse, polygon
+
+    rng = np.random.default_rng([seed, 4242])
+    out = np.zeros((count, size, size), np.float32)
+    for index in range(count):
+        image = np.zeros((size, size), np.float32)
+        body = np.zeros((size, size), bool)
+        rr, cc = ellipse(size / 2, size / 2, rng.uniform(0.3, 0.48) * size, rng.uniform(0.3, 0.48) * size,
+                         shape=body.shape, rotation=rng.uniform(0, np.pi))
+        body[rr, cc] = True
+        image[body] = rng.uniform(0.2, 0.5)
+        for _ in range(int(rng.integers(5, 25))):
+            centre = rng.uniform(0.2, 0.8, 2) * size
+            if rng.random() < 0.6:
+                rr, cc = ellipse(*centre, *(rng.uniform(0.02, 0.2, 2) * size), shape=image.shape,
+                                 rotation=rng.uniform(0, np.pi))
+            else:
+                vertices = centre + rng.uniform(-0.15, 0.15, (int(rng.integers(3, 7)), 2)) * size
+                rr, cc = polygon(vertices[:, 0], vertices[:, 1], shape=image.shape)
+            image[rr, cc] = rng.uniform(0.0, 1.0)
+        ys, xs = np.mgrid[-1:1:size * 1j, -1:1:size * 1j]
+        image *= 1 + 0.3 * (rng.uniform(-1, 1) * ys + rng.uniform(-1, 1) * xs)
+        texture = gaussian_filter(rng.standard_normal((size, size)), rng.uniform(0.7, 3.0))
+        image += rng.uniform(0.0, 0.15) * texture / max(float(np.abs(texture).max()), 1e-6) * (image > 0)
+        image = gaussian_filter(np.clip(image, 0, None) * body, rng.uniform(0.3, 1.0))
+        out[index] = image / max(float(image.max()), 1e-6)
+    return out
+
+
+def mix_images(images: SliceSet, sources: tuple[str, ...], seed: int = 0, shapes: int = 64) -> SliceSet:
+    """``images`` with images that are not MRI added: ``photos`` (:func:`photo_images`)
+    and ``shapes`` (``shapes`` images from :func:`shape_images`), at the same size.
+    Added images get empty tissue maps, so contrast synthesis skips them."""
+    size = images.images.shape[-1]
+    extra = []
+    if "photos" in sources:
+        extra.append(photo_images(size))
+    if "shapes" in sources:
+        extra.append(shape_images(shapes, size, seed))
+    if not extra:
+        return images
+    added = np.concatenate(extra)
+    tissue = None if images.grey_matter is None else np.zeros_like(added)
+    return SliceSet(
+        np.concatenate([images.images, added]),
+        None if tissue is None else np.concatenate([images.grey_matter, tissue]),
+        None if tissue is None else np.concatenate([images.white_matter, tissue]),
+        images.coil_sets,
+    )
+
+
+VIRTUAL_COILS = 8
+
+
+def draw_coil_maps(coils: int, shape: tuple[int, int], rng: np.random.Generator,
+                   coil_sets: tuple[np.ndarray, ...] = ()) -> torch.Tensor:
+    """Coil maps for one simulated acquisition: a measured set with this many coils
+    (resampled, randomly flipped) a third of the time when there is one, else birdcage
+    maps of a random radius or random smooth maps (:func:`physics.coils.random_coil_maps`).
+
+    Shapes
+    ------
+    returns ``(C, H, W)`` complex64 with a root-sum-of-squares of 1.
+    """
+    matching = [maps for maps in coil_sets if maps.shape[0] == coils]
+    choice = rng.random()
+    if matching and choice < 1 / 3:
+        maps = matching[int(rng.integers(len(matching)))]
+        if rng.random() < 0.5:
+            maps = maps[..., ::-1]
+        if rng.random() < 0.5:
+            maps = maps[..., ::-1, :]
+        return resample_coil_maps(torch.from_numpy(np.ascontiguousarray(maps)), shape)
+    if choice < 2 / 3:
+        return simulate_coil_maps(coils, shape, relative_radius=float(rng.uniform(1.0, 2.0)))
+    return random_coil_maps(coils, shape, torch.Generator().manual_seed(int(rng.integers(2**62))))
+
+
+def collate_acquisitions(items):
+    """Batch items with different numbers of coils: k-space and maps are padded with
+    all-zero coils up to the batch's largest, which change neither the forward model
+    nor its adjoint (a zero map sees nothing). A batch of single-coil items keeps
+    C = 1 and its all-ones maps."""
+    coils = max(item[0].shape[0] for item in items)
+
+    def pad(tensor: torch.Tensor) -> torch.Tensor:
+        extra = coils - tensor.shape[0]
+        return tensor if extra == 0 else torch.cat([tensor, tensor.new_zeros((extra, *tensor.shape[1:]))])
+
+    kspace, mask, target, ratio, maps = zip(*items)
+    return (torch.stack([pad(k) for k in kspace]), torch.stack(mask), torch.stack(target), torch.stack(ratio),
+            torch.stack([pad(m) for m in maps]))
+
+
 class AcquisitionDataset(Dataset):
     """Simulated acquisitions: each item is an image, a fresh mask and its k-space.
 
@@ -82,9 +212,13 @@ class AcquisitionDataset(Dataset):
     reproducible whatever the number of workers or processes. Validation sets
     (``train=False``) use no augmentation and a mask fixed per slice.
 
-    With ``coils`` > 1 the acquisition is multi-coil: birdcage sensitivities whose
-    radius is drawn per item (wider or tighter coil profiles), the same for the
-    validation set's fixed items.
+    ``mask_type`` and ``coils`` may list several mask families and coil counts: a
+    training item draws one of each (list a value twice to draw it more often); the
+    validation set holds every slice at every ratio and family, its coil count
+    cycling through ``coils``. Multi-coil items draw their maps with
+    :func:`draw_coil_maps` and are compressed to at most ``virtual_coils`` coils
+    (:func:`physics.coils.compress_coils`, exact for the compressed data, as at
+    inference); batch them with :func:`collate_acquisitions`.
 
     Each item: ``kspace (C, H, W)`` complex64, ``mask (1, H, W)`` bool,
     ``target (H, W)`` complex64, the ratio, and ``coil_maps (C, H, W)`` complex64 (an
@@ -95,29 +229,33 @@ class AcquisitionDataset(Dataset):
         self,
         images: SliceSet,
         ratios: tuple[float, ...],
-        mask_type: str = "cartesian",
+        mask_type: str | tuple[str, ...] = "cartesian",
         seed: int = 0,
         train: bool = True,
         phase_probability: float = 0.5,
         noise_probability: float = 0.3,
         noise_snr: tuple[float, float] = (25.0, 40.0),
-        coils: int = 1,
+        coils: int | tuple[int, ...] = 1,
+        virtual_coils: int = VIRTUAL_COILS,
     ):
         self.images = images
         self.ratios = tuple(ratios)
-        self.mask_type = mask_type
+        self.mask_types = (mask_type,) if isinstance(mask_type, str) else tuple(mask_type)
         self.seed = int(seed)
         self.train = train
         self.phase_probability = phase_probability
         self.noise_probability = noise_probability
         self.noise_snr = noise_snr
-        if coils < 1:
+        self.coils = (int(coils),) if isinstance(coils, int) else tuple(int(c) for c in coils)
+        if not self.coils or min(self.coils) < 1:
             raise ValueError(f"coils must be >= 1, got {coils}")
-        self.coils = int(coils)
+        if not self.mask_types:
+            raise ValueError("at least one mask family is needed")
+        self.virtual_coils = int(virtual_coils)
         self.epoch = 0
 
     def __len__(self) -> int:
-        return len(self.images) * (1 if self.train else len(self.ratios))
+        return len(self.images) * (1 if self.train else len(self.ratios) * len(self.mask_types))
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
@@ -128,21 +266,29 @@ class AcquisitionDataset(Dataset):
             rng = np.random.default_rng([self.seed, self.epoch, index])
             image = augment(self.images, index, rng)
             ratio = self.ratios[int(rng.integers(len(self.ratios)))]
+            # A single family or coil count draws nothing, so such runs keep their random stream.
+            family = self.mask_types[int(rng.integers(len(self.mask_types)))] if len(self.mask_types) > 1 else self.mask_types[0]
+            coils = self.coils[int(rng.integers(len(self.coils)))] if len(self.coils) > 1 else self.coils[0]
             phase = rng.random() < self.phase_probability
             snr = float(rng.uniform(*self.noise_snr)) if rng.random() < self.noise_probability else None
         else:
             index, which = item % len(self.images), item // len(self.images)
             rng = np.random.default_rng([self.seed, 10_000 + item])
             image = np.asarray(self.images.images[index], dtype=np.float32)
-            ratio, phase, snr = self.ratios[which], False, None
-        mask = make_mask(ratio, image.shape, self.mask_type, seed=rng).array
+            ratio = self.ratios[which % len(self.ratios)]
+            family = self.mask_types[which // len(self.ratios)]
+            coils = self.coils[item % len(self.coils)]
+            phase, snr = False, None
+        mask = make_mask(ratio, image.shape, family, seed=rng).array
         generator = torch.Generator().manual_seed(int(rng.integers(2**62)))
         mask_t = torch.from_numpy(mask)
         maps = None
-        if self.coils > 1:
-            maps = simulate_coil_maps(self.coils, image.shape, relative_radius=float(rng.uniform(1.0, 2.0)))[None]
+        if coils > 1:
+            maps = draw_coil_maps(coils, image.shape, rng, self.images.coil_sets)[None]
         kspace, truth = simulate_kspace(
             torch.from_numpy(image)[None], mask_t, coil_maps=maps, noise_snr=snr, phase=phase, generator=generator
         )
+        if maps is not None:
+            kspace, maps = compress_coils(kspace, maps, self.virtual_coils)
         maps = torch.ones((1, *image.shape), dtype=torch.complex64) if maps is None else maps[0]
         return kspace[0], mask_t[None], truth[0], torch.tensor(ratio, dtype=torch.float32), maps

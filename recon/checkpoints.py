@@ -75,6 +75,10 @@ def load_matching(model: torch.nn.Module, state: dict[str, torch.Tensor], source
     (warm start, e.g. CSR-GAN from GAN-DRN weights: the FiLM layers the source lacks
     keep their identity initialisation). Raises when nothing matches."""
     own = model.state_dict()
+    upgrade = getattr(model, "upgrade_state", None)
+    if upgrade is not None:  # e.g. CSR-GAN weights of an older condition
+        state = dict(state)
+        upgrade(state)
     matching = {key: value for key, value in state.items() if key in own and own[key].shape == value.shape}
     if not matching:
         raise ValueError(f"--init: no parameter of {source} fits this model")

@@ -1,13 +1,11 @@
 """CSR-GAN: a compressed-sensing reconstruction GAN conditioned on the acquisition.
 
-One network serves every sampling ratio. The condition is read from the mask
-itself, so ``reconstruct(kspace, mask)`` needs no extra metadata:
-
-- the sampling ratio (as ``r`` and ``sqrt(r)``);
-- the mask family, as a one-hot of *1-D lines* (every phase-encode column fully
-  sampled or not at all: ``cartesian``, ``equispaced``, ``gaussian1d``) versus *2-D*
-  (``random2d``, ``vd2d``, ``radial``, ``lowres``). The aliasing a network must undo
-  differs between these two groups; within a group it is set by the ratio.
+One network serves every sampling ratio, mask family and number of coils. The
+condition is read from the mask and the coil maps themselves
+(:func:`recon.condition.mask_condition`), so ``reconstruct(kspace, mask, coil_maps)``
+needs no extra metadata: the sampling ratio (as ``r`` and ``sqrt(r)``); the mask
+family, as 1-D lines versus 2-D, how much denser the centre is sampled than the rest
+(variable density) and how regular the lines are (equispaced); and the number of coils.
 
 The condition is embedded by a small MLP and injected into every residual block by
 FiLM (``h * (1 + gamma) + beta`` after the block's first convolution).
@@ -34,7 +32,7 @@ from torch.nn.utils.parametrizations import spectral_norm
 from physics.consistency import DataConsistency
 from physics.operators import LinearOperator
 from recon.blocks import CriticBlock, ResidualBlock, pad_to_multiple, run_cascade
-from recon.condition import CONDITION_FEATURES, mask_condition
+from recon.condition import CONDITION_FEATURES, mask_condition, widen_condition_weights
 from recon.gans import GanSpec, LossWeights, config_builder
 from recon.learned import register_model
 
@@ -111,7 +109,7 @@ class CsrGanGenerator(nn.Module):
     Shapes
     ------
     forward(kspace ``(B, C, H, W)``, operator of the acquisition (its mask ``(H, W)`` or
-    ``(B, 1, H, W)``), condition ``(B, 4)`` or None = read from the mask)
+    ``(B, 1, H, W)``), condition ``(B, 8)`` or None = read from the mask and coil maps)
     -> ``(B, H, W)`` complex.
     """
 
@@ -127,10 +125,17 @@ class CsrGanGenerator(nn.Module):
             for _ in range(config.stages)
         ])
         self.consistency = nn.ModuleList([DataConsistency() for _ in range(config.stages)])
+        self._register_load_state_dict_pre_hook(self.upgrade_state)
+
+    @staticmethod
+    def upgrade_state(state: dict, prefix: str = "", *_) -> None:
+        """Weights trained with the first, 4-feature condition load as before (the new
+        features get zero weights); used by ``load_state_dict`` and ``--init``."""
+        widen_condition_weights(state, prefix, "embed.0.weight")
 
     def forward(self, kspace: torch.Tensor, operator: LinearOperator, condition: torch.Tensor | None = None) -> torch.Tensor:
         if condition is None:
-            condition = mask_condition(operator.mask, kspace.shape[0])
+            condition = mask_condition(operator.mask, kspace.shape[0], operator.coil_maps)
         embedding = self.embed(condition.to(kspace.device, torch.float32))
         refinements = [lambda channels, stage=stage: stage(channels, embedding) for stage in self.stages]
         return run_cascade(kspace, operator, refinements, list(self.consistency))
@@ -169,7 +174,7 @@ class ProjectionCritic(nn.Module):
 
     Shapes
     ------
-    forward(channels ``(B, 2, H, W)``, condition ``(B, 4)`` or None) -> ``(B,)``;
+    forward(channels ``(B, 2, H, W)``, condition ``(B, 8)`` or None) -> ``(B,)``;
     with ``features=True`` also the feature maps of each stage.
     """
 
@@ -187,6 +192,8 @@ class ProjectionCritic(nn.Module):
         self.dense = nn.Linear(channels, 1)
         self.project = nn.Linear(CONDITION_FEATURES, channels, bias=False)
         _spectral_normalise(self)
+        self._register_load_state_dict_pre_hook(
+            lambda state, prefix, *_: widen_condition_weights(state, prefix, "project.parametrizations.weight.original"))
 
     def forward(self, x: torch.Tensor, condition: torch.Tensor | None = None, features: bool = False):
         maps, out = [], x

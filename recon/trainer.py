@@ -15,13 +15,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 from tqdm import tqdm
 
-from recon.augment import AcquisitionDataset, SliceSet
+from recon.augment import VIRTUAL_COILS, AcquisitionDataset, SliceSet, collate_acquisitions, mix_images
 from recon.checkpoints import (
     UnsafeWeightsError,
     generator_weights,
@@ -44,6 +45,22 @@ from recon.training import (
     unwrap,
     validate,
 )
+
+
+def subsample(images: SliceSet, count: int | None) -> SliceSet:
+    """``count`` evenly spread slices of ``images`` (all when None or more)."""
+    if count is None or count >= len(images):
+        return images
+    picks = np.unique(np.linspace(0, len(images) - 1, count).round().astype(int))
+    return SliceSet(images.images[picks], coil_sets=images.coil_sets)
+
+
+def validation_coils(coils: tuple[int, ...]) -> tuple[int, ...]:
+    """Validation alternates single-coil items with the largest trained coil count (at
+    most the virtual coils), so multi-coil training is validated without repeating
+    every drawn count."""
+    largest = min(max(coils), VIRTUAL_COILS)
+    return (1,) if largest == 1 else (1, largest) if 1 in coils else (largest,)
 
 
 class Trainer:
@@ -76,9 +93,12 @@ class Trainer:
         if self.distributed:
             self.generator = DistributedDataParallel(self.generator)
             self.critic = DistributedDataParallel(self.critic)
-        self.dataset = AcquisitionDataset(train_set, config.ratios, config.mask_type, seed=config.seed, coils=config.coils)
-        self.val_dataset = AcquisitionDataset(val_set, config.ratios, config.mask_type, seed=config.seed + 1, train=False,
-                                              coils=config.coils)
+        if config.mix:
+            train_set = mix_images(train_set, config.mix, seed=config.seed)
+        self.dataset = AcquisitionDataset(train_set, config.ratios, config.mask_types, seed=config.seed, coils=config.coils)
+        self.val_dataset = AcquisitionDataset(
+            subsample(val_set, config.val_slices), config.val_ratios or config.ratios, tuple(dict.fromkeys(config.mask_types)),
+            seed=config.seed + 1, train=False, coils=validation_coils(config.coils))
 
     def _setup_process(self) -> None:
         self.distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
@@ -133,7 +153,7 @@ class Trainer:
                 sampler.set_epoch(current)
             else:
                 sampler = RandomSampler(self.dataset, generator=torch.Generator().manual_seed(config.seed * 100_003 + current))
-            loader = DataLoader(self.dataset, batch_size=config.batch_size, sampler=sampler,
+            loader = DataLoader(self.dataset, batch_size=config.batch_size, sampler=sampler, collate_fn=collate_acquisitions,
                                 drop_last=len(self.dataset) >= config.batch_size)
             for position, batch in enumerate(loader, start=1):
                 if skip:
@@ -204,7 +224,7 @@ class Trainer:
     def _one_step(self, batch) -> dict[str, float]:
         kspace, mask, target, _, coil_maps = (item.to(self.device) for item in batch)
         operator = acquisition_operator(mask, coil_maps)
-        condition = mask_condition(mask, kspace.shape[0]).to(self.device)
+        condition = mask_condition(mask, kspace.shape[0], operator.coil_maps).to(self.device)
         real = critic_input(target, target)
         for optimiser, base in ((self.opt_g, self.lr_g), (self.opt_d, self.lr_d)):
             for group in optimiser.param_groups:

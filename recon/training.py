@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader
 from physics.complex import peak, to_channels
 from physics.operators import LinearOperator, MultiCoil, SingleCoil
 from recon import metrics
-from recon.augment import AcquisitionDataset, SliceSet
+from recon.augment import AcquisitionDataset, SliceSet, collate_acquisitions
 from recon.gans import get_spec
 from recon.losses import generator_terms
 
@@ -63,10 +63,27 @@ class TrainConfig:
     init: str | None = None
     threads: int | None = None
     time_limit: float | None = None
-    coils: int = 1
+    coils: int | tuple[int, ...] = 1
+    val_ratios: tuple[float, ...] | None = None
+    mix: tuple[str, ...] = ()
+    val_slices: int | None = None
 
     def __post_init__(self) -> None:
         get_spec(self.model)
+        from masks import KINDS
+
+        object.__setattr__(self, "coils", (self.coils,) if isinstance(self.coils, int) else tuple(self.coils))
+        unknown = [kind for kind in self.mask_types if kind not in KINDS]
+        if unknown or not self.mask_types:
+            raise ValueError(f"--mask-type: unknown family {', '.join(unknown) or repr(self.mask_type)}; "
+                             f"families: {', '.join(KINDS)} (a comma-separated list trains on several)")
+        unknown = [name for name in self.mix if name not in MIX_SOURCES]
+        if unknown:
+            raise ValueError(f"--mix: unknown image source {', '.join(unknown)}; sources: {', '.join(MIX_SOURCES)}")
+        if self.val_slices is not None and self.val_slices < 1:
+            raise ValueError(f"--val-slices must be >= 1, got {self.val_slices}")
+        if self.val_ratios is not None and (not self.val_ratios or not all(0 < r <= 1 for r in self.val_ratios)):
+            raise ValueError(f"validation ratios must be in (0, 1], got {self.val_ratios}")
         if self.steps < 1 or self.batch_size < 1 or self.n_critic < 0:
             raise ValueError("steps and batch size must be >= 1 and n_critic >= 0")
         if self.lr_schedule not in LR_SCHEDULES:
@@ -75,7 +92,7 @@ class TrainConfig:
             raise ValueError(f"lipschitz must be 'gp', 'clip' or 'spectral', got {self.lipschitz!r}")
         if not self.ratios or not all(0 < r <= 1 for r in self.ratios):
             raise ValueError(f"ratios must be in (0, 1], got {self.ratios}")
-        if not 1 <= self.coils <= 64:
+        if not self.coils or not all(1 <= c <= 64 for c in self.coils):
             raise ValueError(f"--coils must be in [1, 64], got {self.coils}")
         if self.val_every < 1 or self.patience < 1 or self.checkpoint_every < 1:
             raise ValueError("--val-every, --patience and the checkpoint interval must be >= 1, got "
@@ -93,6 +110,11 @@ class TrainConfig:
                 raise ValueError(f"--loss {name}: weight must be a finite number >= 0, got {weight!r}")
         check_device(self.device)
 
+    @property
+    def mask_types(self) -> tuple[str, ...]:
+        """The mask families, from the comma-separated ``mask_type``."""
+        return tuple(part.strip() for part in self.mask_type.split(",") if part.strip())
+
     def check_generator(self) -> None:
         """Build the generator once on the meta device, so a bad ``--generator`` option
         is reported before any data is loaded."""
@@ -109,6 +131,8 @@ class TrainConfig:
 
 
 LR_SCHEDULES = ("constant", "cosine")
+# Images that are not MRI, mixed into training with --mix (recon.augment.mix_images).
+MIX_SOURCES = ("shapes", "photos")
 COSINE_FLOOR = 0.05
 
 
@@ -166,7 +190,7 @@ def validate(generator: torch.nn.Module, dataset: AcquisitionDataset, device: to
     generator.eval()
     scores = []
     with torch.no_grad():
-        for kspace, mask, target, _, coil_maps in DataLoader(dataset, batch_size=batch_size):
+        for kspace, mask, target, _, coil_maps in DataLoader(dataset, batch_size=batch_size, collate_fn=collate_acquisitions):
             operator = acquisition_operator(mask.to(device), coil_maps.to(device))
             output = generator(kspace.to(device), operator).cpu()
             for out, ref in zip(output, target):
@@ -207,4 +231,8 @@ def train(config: TrainConfig, train_set: SliceSet, val_set: SliceSet, progress:
 def config_dict(config: TrainConfig) -> dict[str, Any]:
     data = asdict(config)
     data["ratios"] = list(config.ratios)
+    data["coils"] = list(config.coils)
+    data["mix"] = list(config.mix)
+    if config.val_ratios is not None:
+        data["val_ratios"] = list(config.val_ratios)
     return data
