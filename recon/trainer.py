@@ -22,7 +22,13 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 from tqdm import tqdm
 
-from recon.augment import VIRTUAL_COILS, AcquisitionDataset, SliceSet, collate_acquisitions, mix_images
+from recon.augment import (
+    VIRTUAL_COILS,
+    AcquisitionDataset,
+    SliceSet,
+    collate_acquisitions,
+    mix_images,
+)
 from recon.checkpoints import (
     UnsafeWeightsError,
     generator_weights,

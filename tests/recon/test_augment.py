@@ -1,8 +1,14 @@
 import numpy as np
 import torch
 
-from recon.augment import (AcquisitionDataset, SliceSet, collate_acquisitions, draw_coil_maps, mix_images,
-                           shape_images)
+from recon.augment import (
+    AcquisitionDataset,
+    SliceSet,
+    collate_acquisitions,
+    draw_coil_maps,
+    mix_images,
+    shape_images,
+)
 from recon.condition import mask_condition
 from tests.toys import toy_slices
 
