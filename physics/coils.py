@@ -127,55 +127,29 @@ def estimate_coil_maps(
     kspace: torch.Tensor,
     calib_width: int = 24,
     kernel_width: int = 6,
-    threshold: float = 0.02,
-    crop: float = 0.95,
+    threshold: float = 0.001,
+    crop: float = 0.8,
 ) -> torch.Tensor:
-    """Estimate coil maps with ESPIRiT (``sigpy.mri.app.EspiritCalib``).
+    """Estimate coil maps with ESPIRiT (:func:`physics.espirit.espirit_maps`, in torch,
+    with BART ``ecalib``'s defaults).
 
     The calibration region is the central ``calib_width`` square of k-space, which
-    must be fully sampled (``masks.calibration_size`` measures it; BART's
-    ``ecalib`` defaults to 24). The kernel shrinks when the region is small.
-
-    Parameters
-    ----------
-    kspace : torch.Tensor
-        Multi-coil k-space, complex.
-    calib_width, kernel_width, threshold, crop
-        ESPIRiT parameters (see SigPy's ``EspiritCalib``).
+    must be fully sampled (``masks.calibration_size`` measures it; BART's ``ecalib``
+    defaults to 24). The kernel shrinks when the region is small.
 
     Returns
     -------
     torch.Tensor
-        complex64 maps with the shape of ``kspace``; zero where the eigenvalue is
-        below ``crop`` (outside the object).
+        complex64 maps with the shape of ``kspace``; zero where the leading
+        eigenvalue is below ``crop`` (outside the object).
 
     Shapes
     ------
     kspace: ``(B, C, H, W)`` or ``(C, H, W)``; returns the same shape.
     """
-    batched = kspace.ndim == 4
-    data = kspace if batched else kspace.unsqueeze(0)
-    if calib_width < 4:
-        raise ValueError(
-            f"cannot estimate coil maps: the fully sampled k-space centre is only {calib_width} wide; "
-            "use a mask with a larger centre or pass coil maps"
-        )
-    kernel_width = min(kernel_width, max(2, calib_width // 2))
-    out = []
-    for item in data.detach().cpu().numpy():
-        import sigpy.mri.app
+    from physics.espirit import espirit_maps
 
-        maps = sigpy.mri.app.EspiritCalib(
-            item.astype(np.complex64),
-            calib_width=calib_width,
-            kernel_width=kernel_width,
-            thresh=threshold,
-            crop=crop,
-            show_pbar=False,
-        ).run()
-        out.append(np.asarray(maps, dtype=np.complex64))
-    maps = torch.from_numpy(np.stack(out)).to(kspace.device)
-    return maps if batched else maps[0]
+    return espirit_maps(kspace, calib_width=calib_width, kernel_width=kernel_width, threshold=threshold, crop=crop)
 
 
 def rss(coil_images: torch.Tensor, dim: int = 1) -> torch.Tensor:

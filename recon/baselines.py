@@ -20,9 +20,9 @@ import math
 import numpy as np
 import torch
 
-from physics.coils import coil_support
+from physics.coils import coil_support, compress_coils
 from physics.operators import sampling_operator
-from physics.solvers import conjugate_gradient
+from physics.solvers import admm_total_variation, conjugate_gradient
 from recon.registry import Reconstructor, register
 
 
@@ -121,9 +121,26 @@ class TotalVariation(_SigpyMethod):
     ``rho`` is scale-free because ``lamda`` scales with the data.
     """
 
-    description = "compressed sensing, total variation (SigPy, ADMM)"
+    description = "compressed sensing, total variation (SigPy ADMM; multi-coil: torch ADMM on compressed coils)"
     weight_table = ((0.1, 1e-2), (0.5, 3e-3))
     default_max_iter = 50
+    # Multi-coil data: coils compressed to at most this many virtual coils, then torch
+    # ADMM with preconditioned CG (physics.solvers.admm_total_variation). Measured
+    # against SigPy's 50 x 10 iterations in docs/results.md ("Multi-coil CS speed").
+    virtual_coils = 8
+    multicoil_iter, multicoil_cg_iter, multicoil_rho = 30, 2, 0.2
+
+    def reconstruct(self, kspace, mask, coil_maps=None):
+        if coil_maps is None:
+            return super().reconstruct(kspace, mask, coil_maps)
+        kspace, coil_maps = compress_coils(kspace, coil_maps, self.virtual_coils)
+        operator = sampling_operator(mask, coil_maps)
+        zero_filled = operator.adjoint(kspace)
+        lamda = self.weight_for(mask) * zero_filled.abs().flatten(1).amax(dim=1)
+        image = admm_total_variation(operator.normal(), zero_filled, lamda, rho=self.multicoil_rho,
+                                     max_iter=self.multicoil_iter, cg_iter=self.multicoil_cg_iter,
+                                     mask=mask)
+        return image * coil_support(coil_maps)
 
     def _app(self, kspace, coil_maps, weights, lamda):
         import sigpy.mri.app

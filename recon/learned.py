@@ -18,7 +18,9 @@ from pathlib import Path
 
 import torch
 
+from physics.coils import compress_coils
 from physics.operators import sampling_operator
+from recon.augment import VIRTUAL_COILS
 from recon.checkpoints import load_state
 from recon.gans import SPECS, GanSpec, get_spec
 from recon.registry import Reconstructor, register
@@ -98,6 +100,8 @@ class _Learned(Reconstructor):
 
     def reconstruct(self, kspace, mask, coil_maps=None):
         generator = load_generator(str(self._choose(float(mask.float().mean())))).to(self.device)
+        if coil_maps is not None:  # the models train on at most VIRTUAL_COILS (compressed) coils
+            kspace, coil_maps = compress_coils(kspace, coil_maps, VIRTUAL_COILS)
         operator = sampling_operator(mask, coil_maps).to(self.device)
         with torch.no_grad():
             return generator(kspace.to(self.device), operator)
