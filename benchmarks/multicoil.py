@@ -73,11 +73,11 @@ def maps_table(cases: dict[str, tuple[torch.Tensor, torch.Tensor]], ratios=(0.1,
                                             generator=torch.Generator().manual_seed(1))
             calib = min(24, *calibration_size(mask.numpy()))
             row = [name, f"{ratio:.0%} ({calib} calib lines)", f"{_psnr(cs.reconstruct(kspace, mask, maps[None]), truth):.2f}"]
-            estimators = [("ours", lambda k: espirit_maps(k, calib_width=calib)), ("sigpy", lambda k: sigpy_espirit(k, calib))]
+            estimators = [lambda k, c: espirit_maps(k, calib_width=c), sigpy_espirit]
             if shutil.which("bart"):
-                estimators.append(("bart", lambda k: bart_ecalib(k, calib)))
-            for _, estimate in estimators:
-                estimated, seconds = _timed(estimate, kspace[0])
+                estimators.append(bart_ecalib)
+            for estimate in estimators:
+                estimated, seconds = _timed(estimate, kspace[0], calib)
                 row.append(f"{_psnr(cs.reconstruct(kspace, mask, estimated[None]), truth):.2f} ({seconds:.2f} s)")
             lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"
@@ -102,7 +102,7 @@ def speed_table(image: torch.Tensor, coils: int = 15, shape=(640, 368), ratio: f
             continue
         method = recon.get(name)
         method.reconstruct(kspace, mask, estimated)  # warm-up (weights, caches)
-        image_out, seconds = _timed(lambda: method.reconstruct(kspace, mask, estimated))
+        image_out, seconds = _timed(method.reconstruct, kspace, mask, estimated)
         lines.append(f"| {name} (estimated maps) | {seconds:.2f} | {_psnr(image_out, truth):.2f} |")
     import sigpy.mri.app
 

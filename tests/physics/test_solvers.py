@@ -65,10 +65,10 @@ def test_admm_total_variation_matches_sigpy_and_its_preconditioned_form_converge
     import numpy as np
     import sigpy.mri.app
 
+    from masks import make_mask
     from physics.coils import simulate_coil_maps
     from physics.operators import sampling_operator
     from physics.solvers import admm_total_variation
-    from masks import make_mask
 
     torch.manual_seed(0)
     size = 48
