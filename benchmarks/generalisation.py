@@ -2,6 +2,7 @@
 
     python -m benchmarks.generalisation CORPUS [--split test] [--masks 10pct,25pct,50pct]
         [--mask-types cartesian,vd2d] [--coils 1,8] [--slices 4] [--methods ...] [--json out.json]
+        (a method NAME@WEIGHTS evaluates a learned model with a trainer's best.pt)
 
 CORPUS is a folder built by ``scripts/make_corpus.py``. For each source of the split
 (one table per source and contrast), each mask and each number of coils, every method
@@ -50,7 +51,9 @@ def measure(images: np.ndarray, name: str, mask_preset: str, mask_type: str, coi
         for index in range(len(images)):
             coil_maps = None if maps is None else maps[0].numpy()
             data = kspace[index].numpy() if coils > 1 else kspace[index, 0].numpy()
-            image = np.abs(recon.reconstruct(data, mask.numpy(), method, coil_maps=coil_maps))
+            name, _, weights = method.partition("@")  # NAME@WEIGHTS: a model with weights not (yet) shipped
+            options = {"weights": weights} if weights else {}
+            image = np.abs(recon.reconstruct(data, mask.numpy(), name, coil_maps=coil_maps, **options))
             scores.append(metrics.evaluate(torch.from_numpy(image), torch.from_numpy(reference[index]), data_range))
         psnr, ssim = [s["psnr"] for s in scores], [s["ssim"] for s in scores]
         rows[method] = {"psnr": float(np.mean(psnr)), "psnr_worst": float(np.min(psnr)),
@@ -66,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mask-types", default="cartesian,vd2d")
     parser.add_argument("--coils", default="1,8")
     parser.add_argument("--slices", type=int, default=4, help="slices per source (evenly spread)")
-    parser.add_argument("--methods", help=f"comma-separated (default: those of {', '.join(DEFAULT_METHODS)} that run here)")
+    parser.add_argument("--methods", help=f"comma-separated (default: those of {', '.join(DEFAULT_METHODS)} that run here); "
+                        "NAME@WEIGHTS runs a learned model with other weights, e.g. csr-gan@runs/x/best.pt")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args(argv)

@@ -6,7 +6,15 @@ and complex images ``(B, H, W)``. H is the readout axis, W the phase-encode axis
 """
 
 from physics.acquisition import add_noise, simulate_kspace, smooth_phase
-from physics.coils import coil_support, estimate_coil_maps, rss, simulate_coil_maps
+from physics.coils import (
+    coil_support,
+    compress_coils,
+    estimate_coil_maps,
+    random_coil_maps,
+    resample_coil_maps,
+    rss,
+    simulate_coil_maps,
+)
 from physics.complex import from_channels, to_channels
 from physics.consistency import DataConsistency, hard_projection, soft_consistency
 from physics.fft import fft2c, ifft2c
@@ -18,11 +26,14 @@ __all__ = [
     "SingleCoil",
     "add_noise",
     "coil_support",
+    "compress_coils",
     "estimate_coil_maps",
     "fft2c",
     "from_channels",
     "hard_projection",
     "ifft2c",
+    "random_coil_maps",
+    "resample_coil_maps",
     "rss",
     "simulate_coil_maps",
     "simulate_kspace",

@@ -46,6 +46,25 @@ def ship_log(log: Path, name: str) -> str:
     return name
 
 
+def corpus_manifests(argv: list[str]) -> list[dict]:
+    """The manifest of each corpus folder among ``--data``: every source's package,
+    version, member, checksum, licence file and split, so the card says what the
+    weights saw (and that the test subjects were held out)."""
+    if "--data" not in argv:
+        return []
+    out = []
+    for part in argv[argv.index("--data") + 1].split(","):
+        path = Path(part.strip()) / "manifest.json"
+        if path.is_file():
+            manifest = json.loads(path.read_text())
+            keep = ("name", "registry", "package", "version", "member", "member_sha256", "licence_file", "subject",
+                    "contrast", "anatomy", "split", "slices")
+            out.append({"folder": part.strip(), "built_by": "python scripts/make_corpus.py OUT",
+                        "sources": [{key: entry.get(key) for key in keep} for entry in manifest["sources"]],
+                        "reserved_never_used": manifest.get("reserved_never_used", [])})
+    return out
+
+
 def reselect(run: Path, best: dict, config: dict) -> tuple[dict, dict]:
     """Validate ``best.pt`` and ``checkpoint.pt`` of ``run`` on the validation set the
     trainer used; return the better (by mean log10 NMSE) and a record of the choice."""
@@ -56,7 +75,13 @@ def reselect(run: Path, best: dict, config: dict) -> tuple[dict, dict]:
     argv = json.loads((run / "command.json").read_text())["argv"]
     data = argv[argv.index("--data") + 1] if "--data" in argv else "sample"
     _, val_set, _ = load_training_data(data)
-    dataset = AcquisitionDataset(val_set, tuple(config["ratios"]), config["mask_type"], seed=config["seed"] + 1, train=False)
+    from recon.trainer import subsample, validation_coils
+
+    families = tuple(dict.fromkeys(part for part in config["mask_type"].split(",") if part))
+    coils = config.get("coils", 1)
+    coils = (coils,) if isinstance(coils, int) else tuple(coils)
+    dataset = AcquisitionDataset(subsample(val_set, config.get("val_slices")), tuple(config.get("val_ratios") or config["ratios"]),
+                                 families, seed=config["seed"] + 1, train=False, coils=validation_coils(coils))
     last = load_state(run / "checkpoint.pt", what="checkpoint")
     candidates = {"best.pt": best, "checkpoint.pt": {"generator": last["generator"], "step": last["step"]}}
     scores = {}
@@ -132,6 +157,12 @@ def main() -> None:
             "log": f"logs/{ship_log(run / 'log.csv', f'{args.name}-phase{index + 1}.csv')}",
         })
     card["training_phases"] = phases
+    manifests = corpus_manifests(command["argv"])
+    if manifests:
+        card["corpus"] = manifests
+    for key in ("coils", "mix", "val_ratios"):
+        if config.get(key):
+            card[f"trained_{key}"] = config[key]
     card["total_wall_seconds"] = sum(p["wall_seconds"] for p in phases)
     card["total_steps"] = sum(p["steps"] for p in phases)
     (WEIGHTS_DIR / f"{args.name}.json").write_text(json.dumps(card, indent=1) + "\n")
