@@ -57,13 +57,79 @@ def measure(images: np.ndarray, name: str, mask_preset: str, mask_type: str, coi
             scores.append(metrics.evaluate(torch.from_numpy(image), torch.from_numpy(reference[index]), data_range))
         psnr, ssim = [s["psnr"] for s in scores], [s["ssim"] for s in scores]
         rows[method] = {"psnr": float(np.mean(psnr)), "psnr_worst": float(np.min(psnr)),
-                        "ssim": float(np.mean(ssim)), "ssim_worst": float(np.min(ssim))}
+                        "ssim": float(np.mean(ssim)), "ssim_worst": float(np.min(ssim)),
+                        "psnr_slices": [float(p) for p in psnr]}
     return rows
+
+
+CS_METHODS = ("cs-l1", "cs-tv", "bart-l1", "bart-tv")
+
+
+def _split_key(key: str) -> tuple[str, str, str, int]:
+    source, mask, coils = (part.strip() for part in key.split("|"))
+    preset, family = mask.split()
+    return source, preset, family, int(coils.split()[0])
+
+
+def _learned(rows: dict) -> list[str]:
+    return [name for name in rows if name.split("@")[0] in ("gan-drn", "csr-gan")]
+
+
+def checks(results: dict[str, dict]) -> str:
+    """The issue's targets, from merged results: learned against the best CS method
+    (the CS method with the highest mean PSNR, per source and setting)."""
+    lines = ["| check | setting | value | target | met |", "|---|---|---|---|---|"]
+    by_setting: dict[tuple[str, str, int], dict[str, dict]] = {}
+    for key, rows in results.items():
+        source, preset, family, coils = _split_key(key)
+        by_setting.setdefault((preset, family, coils), {})[source] = rows
+
+    def margin(rows: dict, model: str) -> float:
+        return rows[model]["psnr"] - max(rows[m]["psnr"] for m in CS_METHODS if m in rows)
+
+    for (preset, family, coils), sources in sorted(by_setting.items()):
+        models = sorted({m for rows in sources.values() for m in _learned(rows)})
+        if not models or not any(m in rows for rows in sources.values() for m in CS_METHODS):
+            continue
+        per_model = {m: [margin(rows, m) for rows in sources.values() if m in rows] for m in models}
+        best_model = max(per_model, key=lambda m: np.mean(per_model[m]))
+        below_zero = sum(
+            sum(1 for a, b in zip(rows[best_model]["psnr_slices"], rows["zero-filled"]["psnr_slices"]) if a < b)
+            for rows in sources.values() if best_model in rows and "zero-filled" in rows and "psnr_slices" in rows[best_model])
+        setting = f"{preset} {family}, {coils} coil(s)"
+        if preset == "10pct" and family == "cartesian" and coils == 1:
+            for model, margins in per_model.items():
+                lines.append(f"| learned - best CS, mean over sources | {setting}: {model} | {np.mean(margins):+.2f} dB "
+                             f"(sources {', '.join(f'{v:+.2f}' for v in margins)}) | >= +2 dB, no source < 0 | "
+                             f"{'yes' if np.mean(margins) >= 2 and min(margins) >= 0 else 'no'} |")
+        if coils == 1:
+            mean = float(np.mean(per_model[best_model]))
+            lines.append(f"| best learned - best CS | {setting}: {best_model} | {mean:+.2f} dB; {below_zero} slice(s) below zero-filled "
+                         f"| >= 0 dB, 0 slices | {'yes' if mean >= 0 and below_zero == 0 else 'no'} |")
+        else:
+            single = by_setting.get((preset, family, 1), {})
+            gains = [rows[best_model]["psnr"] - single[src][best_model]["psnr"] for src, rows in sources.items()
+                     if src in single and best_model in single[src] and best_model in rows]
+            mean = float(np.mean(per_model[best_model]))
+            gain = float(np.mean(gains)) if gains else float("nan")
+            lines.append(f"| best learned - best CS; - its single-coil result | {setting}: {best_model} | {mean:+.2f} dB; "
+                         f"{gain:+.2f} dB | >= +3 dB; >= +3 dB | {'yes' if mean >= 3 and gain >= 3 else 'no'} |")
+    return "\n".join(lines) + "\n"
+
+
+def print_tables(results: dict[str, dict]) -> None:
+    for key, rows in results.items():
+        print(f"\n**{key}**\n\n| method | PSNR mean | PSNR worst | SSIM mean | SSIM worst |\n|---|---|---|---|---|")
+        for method, row in rows.items():
+            print(f"| {method} | {row['psnr']:.2f} | {row['psnr_worst']:.2f} | {row['ssim']:.4f} | {row['ssim_worst']:.4f} |")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("corpus", type=Path)
+    parser.add_argument("corpus", type=Path, nargs="?")
+    parser.add_argument("--merge", nargs="+", metavar="JSON",
+                        help="instead of measuring, merge --json files of earlier runs (e.g. baselines and models measured "
+                        "apart) and print their tables and the issue's checks")
     parser.add_argument("--split", default="test")
     parser.add_argument("--masks", default="10pct,25pct,50pct")
     parser.add_argument("--mask-types", default="cartesian,vd2d")
@@ -74,6 +140,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args(argv)
+    if args.merge:
+        merged: dict[str, dict] = {}
+        for path in args.merge:
+            for key, rows in json.loads(Path(path).read_text()).items():
+                merged.setdefault(key, {}).update(rows)
+        print_tables(merged)
+        print("\n" + checks(merged))
+        return 0
+    if args.corpus is None:
+        parser.error("a corpus folder is needed (or --merge)")
     torch.set_num_threads(args.threads)
     warnings.simplefilter("ignore", UserWarning)  # ratio warnings of the learned models
     methods = args.methods.split(",") if args.methods else [m for m in DEFAULT_METHODS if m in recon.available()]

@@ -58,3 +58,14 @@ def test_generalisation_benchmark_on_a_tiny_corpus(tmp_path, capsys):
     assert "| cs-tv |" in capsys.readouterr().out
     results = json.loads(out.read_text())
     assert len(results) == 2 and all(rows["cs-tv"]["psnr"] >= rows["cs-tv"]["psnr_worst"] for rows in results.values())
+    # Models measured apart merge with the baselines, and the checks read both.
+    key = next(iter(results))
+    single = {key: results[key]}
+    model = {key: {"csr-gan": {**results[key]["cs-tv"], "psnr": results[key]["cs-tv"]["psnr"] + 1.0,
+                               "psnr_slices": [p + 1.0 for p in results[key]["cs-tv"]["psnr_slices"]]}}}
+    (tmp_path / "a.json").write_text(json.dumps(single))
+    (tmp_path / "b.json").write_text(json.dumps(model))
+    capsys.readouterr()
+    assert generalisation.main(["--merge", str(tmp_path / "a.json"), str(tmp_path / "b.json")]) == 0
+    printed = capsys.readouterr().out
+    assert "| best learned - best CS | 25pct cartesian, 1 coil(s): csr-gan | +1.00 dB; 0 slice(s) below zero-filled" in printed
