@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from physics.espirit import espirit_maps, resize_complex
+
 
 def simulate_coil_maps(
     n_coils: int, shape: tuple[int, int], relative_radius: float = 1.5, normalize: bool = True
@@ -85,12 +87,7 @@ def resample_coil_maps(maps: torch.Tensor, shape: tuple[int, int]) -> torch.Tens
     ------
     maps ``(C, h, w)`` complex -> ``(C, H, W)`` complex64.
     """
-    import torch.nn.functional as F
-
-    channels = torch.view_as_real(maps.to(torch.complex64)).permute(0, 3, 1, 2)
-    resized = F.interpolate(channels, size=shape, mode="bilinear", align_corners=False)
-    out = torch.view_as_complex(resized.permute(0, 2, 3, 1).contiguous())
-    return normalise_coil_maps(out)
+    return normalise_coil_maps(resize_complex(maps.to(torch.complex64), shape))
 
 
 def compress_coils(
@@ -123,33 +120,9 @@ def compress_coils(
     return compressed, maps
 
 
-def estimate_coil_maps(
-    kspace: torch.Tensor,
-    calib_width: int = 24,
-    kernel_width: int = 6,
-    threshold: float = 0.001,
-    crop: float = 0.8,
-) -> torch.Tensor:
-    """Estimate coil maps with ESPIRiT (:func:`physics.espirit.espirit_maps`, in torch,
-    with BART ``ecalib``'s defaults).
-
-    The calibration region is the central ``calib_width`` square of k-space, which
-    must be fully sampled (``masks.calibration_size`` measures it; BART's ``ecalib``
-    defaults to 24). The kernel shrinks when the region is small.
-
-    Returns
-    -------
-    torch.Tensor
-        complex64 maps with the shape of ``kspace``; zero where the leading
-        eigenvalue is below ``crop`` (outside the object).
-
-    Shapes
-    ------
-    kspace: ``(B, C, H, W)`` or ``(C, H, W)``; returns the same shape.
-    """
-    from physics.espirit import espirit_maps
-
-    return espirit_maps(kspace, calib_width=calib_width, kernel_width=kernel_width, threshold=threshold, crop=crop)
+# ESPIRiT in torch with BART ecalib's defaults (physics.espirit); the name the rest of the
+# project and its users call.
+estimate_coil_maps = espirit_maps
 
 
 def rss(coil_images: torch.Tensor, dim: int = 1) -> torch.Tensor:

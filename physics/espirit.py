@@ -115,7 +115,7 @@ def espirit_maps(
         principal = torch.linalg.eigh(samples @ samples.conj().T)[1][:, -1].to(torch.complex64)
         reference = (leading * principal.conj().to(leading.device)).sum(-1)
         leading = leading * torch.exp(-1j * torch.angle(reference))[..., None]
-        maps = _resize_complex(leading.permute(2, 0, 1), (height, width))
+        maps = resize_complex(leading.permute(2, 0, 1), (height, width))
         strength = F.interpolate(value[None, None].real.float(), size=(height, width), mode="bilinear",
                                  align_corners=False)[0, 0]
         out.append(maps * (strength >= crop))
@@ -123,7 +123,7 @@ def espirit_maps(
     return maps if batched else maps[0]
 
 
-def _resize_complex(maps: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+def resize_complex(maps: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
     """Bilinear interpolation of the real and imaginary parts, ``(C, h, w) -> (C, H, W)``."""
     if tuple(maps.shape[-2:]) == tuple(shape):
         return maps
