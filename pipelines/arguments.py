@@ -146,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
         "fixed validation masks); keeps the checkpoint with the best validation NMSE.",
         epilog="examples:\n  recon train --model gan-drn --mask 10pct --steps 2000 --out runs/gan-drn-10pct\n"
         "  recon train --model gan-drn --mask 10pct --out runs/gan-drn-10pct --resume\n"
-        "  recon train --model csr-gan --mask 10pct-50pct --init recon/weights/gan-drn-10pct.pt --out runs/csr-gan\n"
+        "  recon train --model csr-gan --mask 10pct-50pct --init recon/weights/gan-drn.pt --out runs/csr-gan\n"
         "  torchrun --nproc-per-node 2 -m pipelines.cli train --model gan-drn --mask 10pct --out runs/ddp",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -1,7 +1,7 @@
 """Ship a trained generator: copy its best weights into ``recon/weights`` with a JSON card
 and the training log.
 
-Usage: python scripts/ship_weights.py RUN_DIR NAME   (e.g. runs/gan-drn-10pct gan-drn-10pct)
+Usage: python scripts/ship_weights.py RUN_DIR NAME   (e.g. runs/gan-drn-corpus gan-drn)
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ def reselect(run: Path, best: dict, config: dict) -> tuple[dict, dict]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run", type=Path)
-    parser.add_argument("name", help="MODEL-Npct, e.g. gan-drn-10pct")
+    parser.add_argument("name", help="the weights file name, e.g. gan-drn or gan-drn-10pct")
     parser.add_argument(
         "--previous", type=Path, action="append", default=[],
         help="earlier run(s) this one was initialised from (--init), oldest first; recorded in the card",
