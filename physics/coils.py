@@ -116,7 +116,8 @@ def compress_coils(
     compressed = (project @ samples).reshape(kspace.shape[0], virtual, *kspace.shape[2:])
     if coil_maps is None:
         return compressed, None
-    maps = (project @ coil_maps.flatten(2)).reshape(coil_maps.shape[0], virtual, *coil_maps.shape[2:])
+    # Maps shared by the batch (a leading 1) broadcast to one set per item.
+    maps = (project @ coil_maps.flatten(2)).reshape(-1, virtual, *coil_maps.shape[2:])
     return compressed, maps
 
 

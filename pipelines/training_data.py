@@ -8,7 +8,7 @@ import numpy as np
 
 from pipelines.datasets import sample
 from pipelines.images import read_image_stack
-from recon.augment import SliceSet
+from recon.augment import SliceSet, combine_slice_sets
 
 
 def _resize_to(stack: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -22,28 +22,13 @@ def _resize_to(stack: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return out
 
 
-def _combine(sets: list[SliceSet]) -> SliceSet:
-    """One set from several; tissue maps are kept (empty for sets without them) when any set has them."""
-    images = np.concatenate([s.images for s in sets])
-    coil_sets = tuple(maps for s in sets for maps in s.coil_sets)
-    if all(s.grey_matter is None for s in sets):
-        return SliceSet(images, coil_sets=coil_sets)
-
-    def tissue(s: SliceSet, which: str) -> np.ndarray:
-        value = getattr(s, which)
-        return np.zeros_like(s.images) if value is None else value
-
-    return SliceSet(images, np.concatenate([tissue(s, "grey_matter") for s in sets]),
-                    np.concatenate([tissue(s, "white_matter") for s in sets]), coil_sets)
-
-
 def load_training_data(data: str, shape: tuple[int, int] = (256, 256), val_fraction: float = 0.15) -> tuple[SliceSet, SliceSet, str]:
     """Several sources separated by commas are loaded one by one and used together
     (their train sets, and their val sets, concatenated)."""
     parts = [part.strip() for part in data.split(",") if part.strip()]
     if len(parts) > 1:
         loaded = [_load_one(part, shape, val_fraction) for part in parts]
-        return (_combine([item[0] for item in loaded]), _combine([item[1] for item in loaded]),
+        return (combine_slice_sets([item[0] for item in loaded]), combine_slice_sets([item[1] for item in loaded]),
                 "; ".join(item[2] for item in loaded))
     return _load_one(data, shape, val_fraction)
 

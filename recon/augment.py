@@ -152,14 +152,23 @@ def mix_images(images: SliceSet, sources: tuple[str, ...], seed: int = 0, shapes
         extra.append(shape_images(shapes, size, seed))
     if not extra:
         return images
-    added = np.concatenate(extra)
-    tissue = None if images.grey_matter is None else np.zeros_like(added)
-    return SliceSet(
-        np.concatenate([images.images, added]),
-        None if tissue is None else np.concatenate([images.grey_matter, tissue]),
-        None if tissue is None else np.concatenate([images.white_matter, tissue]),
-        images.coil_sets,
-    )
+    return combine_slice_sets([images, SliceSet(np.concatenate(extra))])
+
+
+def combine_slice_sets(sets: list[SliceSet]) -> SliceSet:
+    """One set from several, with every set's coil maps; tissue maps are kept (empty
+    for the sets without them) when any set has them."""
+    images = np.concatenate([s.images for s in sets])
+    coil_sets = tuple(maps for s in sets for maps in s.coil_sets)
+    if all(s.grey_matter is None for s in sets):
+        return SliceSet(images, coil_sets=coil_sets)
+
+    def tissue(s: SliceSet, which: str) -> np.ndarray:
+        value = getattr(s, which)
+        return np.zeros_like(s.images) if value is None else value
+
+    return SliceSet(images, np.concatenate([tissue(s, "grey_matter") for s in sets]),
+                    np.concatenate([tissue(s, "white_matter") for s in sets]), coil_sets)
 
 
 VIRTUAL_COILS = 8
