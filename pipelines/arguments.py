@@ -87,6 +87,12 @@ MAX_MEMORY_HELP = ("most memory one input may need, e.g. 4G or 512M; larger inpu
                    "are read (default: half of this machine's memory)")
 
 
+ESTIMATE_HELP = ("k-space hold-out folds of the reference-free error estimate of every method (default 4: "
+                 "each method reconstructs K more times); 0 turns the estimate and the guard off")
+GUARD_HELP = ("write the best CS output instead of a learned one on slices where the learned output's estimated "
+              "error is worse by more than the estimates' spread (recorded either way)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="recon",
@@ -104,7 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
         "reconstruct with every available method, print PSNR/SSIM/NMSE/time and write "
         "metrics.json, config.json and PNGs.",
         epilog="examples:\n  recon run --mask 10pct\n  recon run --mask 50pct --mask-type vd2d --slices 4 --out runs/vd50\n"
-        "  recon run --mask 25pct --coils 8 --noise-snr 30 --methods zero-filled,cs-l1,cg-sense",
+        "  recon run --mask 25pct --coils 8 --noise-snr 30 --methods zero-filled,cs-l1,cg-sense\n"
+        "  recon run --mask 50pct --mask-type vd2d --guard",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     run.add_argument("--config", help="TOML/JSON/YAML file with run settings; flags override it")
@@ -122,6 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--max-memory", type=memory, help=MAX_MEMORY_HELP)
     run.add_argument("--out", help="output folder (default recon-output/run-MASK-TYPE)")
     run.add_argument("--force", action="store_true", default=None, help="replace an existing output folder")
+    run.add_argument("--estimate-folds", type=integer(0, 16), help=ESTIMATE_HELP)
+    run.add_argument("--guard", action="store_true", default=None, help=GUARD_HELP)
 
     mask = commands.add_parser(
         "mask",
@@ -197,7 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
         "written atomically and manifest.json lets --resume skip finished files.",
         epilog="examples:\n  recon batch scans/ --out recon-batch --mask 10pct --methods cs-tv,gan-drn\n"
         "  recon batch brain.nii.gz series_dir/ raw.h5 --out out --format nifti --workers 2\n"
-        "  recon batch scans/ --out out --part 1/4 --resume",
+        "  recon batch scans/ --out out --part 1/4 --resume\n"
+        "  recon batch raw.h5 --out out --methods cs-tv,csr-gan --guard",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     batch.add_argument("inputs", nargs="+", help="files or folders (folders are searched recursively)")
@@ -214,6 +224,8 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--scheduler", help="address of a Dask distributed scheduler (pip install 'recon-mri[distributed]')")
     batch.add_argument("--seed", type=integer(0, 2**32 - 1), default=0)
     batch.add_argument("--max-memory", type=memory, help=MAX_MEMORY_HELP)
+    batch.add_argument("--estimate-folds", type=integer(0, 16), default=4, help=ESTIMATE_HELP)
+    batch.add_argument("--guard", action="store_true", help=GUARD_HELP)
 
     report = commands.add_parser(
         "report",

@@ -34,7 +34,7 @@ from physics.acquisition import simulate_kspace
 from physics.fft import ifft2c
 from pipelines.config import check_common
 from pipelines.console import printable
-from pipelines.evaluation import trust_check
+from pipelines.evaluation import apply_guard, estimate_errors, guard_verdicts, trust_check
 from pipelines.formats import FILE_PROBLEMS, Study, discover, read_input
 from pipelines.formats.fastmri import center_crop
 from pipelines.formats.table import FORMAT_CHOICES as FORMATS
@@ -52,7 +52,7 @@ from pipelines.manifest import MANIFEST, check_writable, load_manifest, unit_key
 from pipelines.output import atomic_file, remove_temporaries, write_json
 from pipelines.progress import DEFAULT_INTERVAL, Progress
 from pipelines.writers import write_output
-from recon import metrics
+from recon import holdout, metrics
 from recon.api import coil_maps_for
 
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
@@ -85,9 +85,12 @@ class BatchConfig:
     seed: int = 0
     scheduler: str | None = None
     max_memory: int | None = None
+    estimate_folds: int = 4
+    guard: bool = False
 
     def __post_init__(self) -> None:
-        check_common(self.mask, self.mask_type, tuple(self.methods), self.seed, self.max_memory)
+        check_common(self.mask, self.mask_type, tuple(self.methods), self.seed, self.max_memory, self.estimate_folds,
+                     self.guard)
         if self.format not in FORMATS:
             raise ValueError(f"unknown format {self.format!r}; valid formats: {', '.join(FORMATS)}")
         index, count = self.part
@@ -102,7 +105,8 @@ class BatchConfig:
     def key_fields(self) -> dict[str, Any]:
         """What makes an output: a change in any of these redoes a unit on ``--resume``."""
         return {"mask": self.mask, "mask_type": self.mask_type, "methods": list(self.methods),
-                "format": self.format, "seed": self.seed, "version": recon.__version__}
+                "format": self.format, "seed": self.seed, "version": recon.__version__,
+                "estimate_folds": self.estimate_folds, "guard": self.guard}
 
 
 def _acquisition(study: Study, config: BatchConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
@@ -153,22 +157,31 @@ def process_unit(unit: str, config_dict: dict[str, Any], threads: int | None = N
             if reference is not None and crop:
                 reference = center_crop(reference, crop)
             complex_images: dict[str, np.ndarray] = {}
-            for method_index, method in enumerate(config.methods):
-                images, seconds = [], 0.0
+            seconds: dict[str, float] = {}
+            for method in config.methods:
+                images, seconds[method] = [], 0.0
                 for index in range(len(kspace)):
                     tick = time.perf_counter()
                     maps = None if coil_maps is None else coil_maps[index]
                     data = kspace[index] if kspace.shape[1] > 1 else kspace[index, 0]
                     images.append(recon.reconstruct(data, mask, method, coil_maps=maps))
-                    seconds += time.perf_counter() - tick
+                    seconds[method] += time.perf_counter() - tick
                 complex_images[method] = np.stack(images)
-                cropped = center_crop(complex_images[method], crop) if crop else complex_images[method]
-                magnitude = np.abs(cropped).astype(np.float32)
+            guarded: dict[str, np.ndarray] = {}
+            if config.estimate_folds:
+                guarded = _estimate(study_metrics, complex_images, kspace, mask, coil_maps, reference, study.name, config)
+            for method_index, method in enumerate(config.methods):
+                own = center_crop(complex_images[method], crop) if crop else complex_images[method]
+                output = own if method not in guarded else (center_crop(guarded[method], crop) if crop else guarded[method])
+                magnitude = np.abs(own).astype(np.float32)  # the method's own result is what the metrics score
                 description = f"recon {method} {study_metrics['mask']} {study_metrics['mask_type']} ratio {ratio:.3f}"
-                written = write_output(study, method, cropped, out, config.format, description, method_index)
+                if method in guarded:
+                    description += " (guard: flagged slices from the best CS output)"
+                written = write_output(study, method, output, out, config.format, description, method_index)
                 entry["outputs"].append(str(written.relative_to(out)))
-                entry["outputs"].append(_preview(out, f"{study.name}_{method}", magnitude, reference))
-                record: dict[str, Any] = {"seconds_per_slice": seconds / len(kspace)}
+                entry["outputs"].append(_preview(out, f"{study.name}_{method}", np.abs(output).astype(np.float32), reference))
+                record = study_metrics["methods"].setdefault(method, {})
+                record["seconds_per_slice"] = seconds[method] / len(kspace)
                 if reference is not None and reference.shape == magnitude.shape:
                     data_range = float(reference.max())
                     scores = [metrics.evaluate(torch.from_numpy(a), torch.from_numpy(b), data_range=data_range)
@@ -176,9 +189,6 @@ def process_unit(unit: str, config_dict: dict[str, Any], threads: int | None = N
                     for key in ("psnr", "ssim", "nmse"):
                         record[key] = float(np.mean([s[key] for s in scores]))
                         record[f"{key}_slices"] = [float(s[key]) for s in scores]
-                study_metrics["methods"][method] = record
-            if reference is not None:
-                entry["outputs"].append(_preview(out, f"{study.name}_reference", reference, reference))
             _trust(study_metrics["methods"], complex_images, kspace, mask, coil_maps)
             entry["slices"] += len(kspace) * len(config.methods)
             metrics_path = out / f"{study.name}.metrics.json"
@@ -233,6 +243,56 @@ def _preview(out: Path, name: str, magnitude: np.ndarray, reference: np.ndarray 
     with atomic_file(path) as tmp:
         save_png(tmp, to_uint8(magnitude[middle], vmax))
     return str(path.relative_to(out))
+
+
+def _estimate(study_metrics: dict[str, Any], images: dict[str, np.ndarray], kspace: np.ndarray, mask: np.ndarray,
+              coil_maps: np.ndarray | None, reference: np.ndarray | None, name: str, config: BatchConfig
+              ) -> dict[str, np.ndarray]:
+    """The hold-out error estimate of every method and the guard's verdicts, added to
+    the study's records. With ``--guard``, returns the volume to write for each learned
+    method with flagged slices: its own, with those slices from the best CS output.
+
+    PSNR estimates use the reference's maximum when there is a reference, else the
+    largest magnitude of any method's volume (one range for every method)."""
+    started = time.perf_counter()
+    if reference is not None:
+        data_range = float(reference.max())
+    else:
+        data_range = float(max(np.abs(stack).max() for stack in images.values()))
+    outputs = {method: list(torch.from_numpy(stack)) for method, stack in images.items()}
+    maps = None if coil_maps is None else torch.from_numpy(coil_maps)
+    estimates = estimate_errors(outputs, torch.from_numpy(kspace), torch.from_numpy(np.asarray(mask, bool)), maps,
+                                config.estimate_folds, name, data_range)
+    if not estimates:
+        study_metrics["notes"].append("no error estimate: the mask measures too few lines or points outside its "
+                                      "calibration block to hold any out")
+        return {}
+    verdicts = guard_verdicts(estimates)
+    records = study_metrics["methods"]
+    for method, per_slice in estimates.items():
+        record = records.setdefault(method, {})
+        record["estimated_psnr"] = float(np.mean([e.psnr for e in per_slice]))
+        record["estimated_nmse"] = float(np.mean([e.nmse for e in per_slice]))
+        record["estimated_psnr_spread"] = float(np.mean([e.psnr_spread for e in per_slice]))
+        record["estimated_psnr_slices"] = [e.psnr for e in per_slice]
+        record["estimated_psnr_spread_slices"] = [e.psnr_spread for e in per_slice]
+    for method, per_slice in verdicts.items():
+        record = records[method]
+        record["guard_reference"] = per_slice[0].reference
+        record["guard_flagged_slices"] = [v.flagged for v in per_slice]
+        record["guard_flagged"] = int(sum(v.flagged for v in per_slice))
+    guarded: dict[str, np.ndarray] = {}
+    if config.guard:
+        for method, replaced in apply_guard(outputs, verdicts).items():
+            records[method]["guard_output_slices"] = [cs or method for cs in replaced]
+            if any(replaced):
+                guarded[method] = np.stack([t.numpy() for t in outputs[method]])
+                study_metrics["notes"].append(f"guard: {sum(1 for cs in replaced if cs)} {method} slice(s) written from the "
+                                              f"best CS output ({', '.join(sorted({cs for cs in replaced if cs}))})")
+    study_metrics["estimate"] = {"folds": config.estimate_folds, "seconds": time.perf_counter() - started,
+                                 "data_range": data_range, "ranked": sorted(records, key=lambda m: -records[m]["estimated_psnr"]),
+                                 "calibration": holdout.CALIBRATION_FILE.name if holdout.CALIBRATION_FILE.is_file() else None}
+    return guarded
 
 
 def _trust(records: dict[str, dict], images: dict[str, np.ndarray], kspace, mask, coil_maps) -> None:

@@ -41,6 +41,8 @@ def _run_config(args: argparse.Namespace):
         out=args.out,
         force=args.force,
         max_memory=args.max_memory,
+        estimate_folds=args.estimate_folds,
+        guard=args.guard,
     )
     if args.out is None and (args.config is None or base.out == RunConfig.out):
         config = config.with_overrides(out=f"recon-output/run-{config.mask}-{config.mask_type}")
@@ -204,7 +206,8 @@ def _command_batch(args: argparse.Namespace) -> int:
     config = BatchConfig(
         inputs=tuple(args.inputs), out=args.out, mask=args.mask, mask_type=args.mask_type, methods=args.methods,
         format=args.format, workers=args.workers, part=(index, count), resume=args.resume, force=args.force,
-        seed=args.seed, scheduler=args.scheduler, max_memory=args.max_memory,
+        seed=args.seed, scheduler=args.scheduler, max_memory=args.max_memory, estimate_folds=args.estimate_folds,
+        guard=args.guard,
     )
     try:
         result = run_batch(config, log=lambda line: print(printable(line), file=sys.stderr))

@@ -27,9 +27,9 @@ MAX_CONFIG_BYTES = 1 << 20
 
 
 def check_common(mask: str, mask_type: str, methods: tuple[str, ...] | None, seed: int,
-                 max_memory: int | None) -> None:
+                 max_memory: int | None, estimate_folds: int = 0, guard: bool = False) -> None:
     """The checks ``recon run`` and ``recon batch`` share: preset, mask family, method
-    names, seed and memory budget (``ValueError`` naming the option)."""
+    names, seed, memory budget and the error estimate (``ValueError`` naming the option)."""
     masks.parse_preset(mask)
     if mask_type not in masks.KINDS:
         raise ValueError(f"unknown mask type {mask_type!r}; valid types: {', '.join(masks.KINDS)}")
@@ -42,6 +42,10 @@ def check_common(mask: str, mask_type: str, methods: tuple[str, ...] | None, see
         raise ValueError(f"--seed must be in [0, 2^32), got {seed}")
     if max_memory is not None and max_memory < 1:
         raise ValueError(f"--max-memory must be positive, got {max_memory}")
+    if estimate_folds != 0 and not 2 <= estimate_folds <= 16:
+        raise ValueError(f"--estimate-folds must be 0 (off) or 2 to 16, got {estimate_folds}")
+    if guard and estimate_folds == 0:
+        raise ValueError("--guard needs the error estimate: leave --estimate-folds at 2 or more")
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,12 @@ class RunConfig:
         Output folder.
     force : bool
         Replace an existing output folder.
+    estimate_folds : int
+        Hold-out folds of the reference-free error estimate (``recon.holdout``); 0
+        turns it (and the guard) off.
+    guard : bool
+        Where a learned output is estimably worse than the best CS output, write the
+        CS output instead (``recon.guard``).
     """
 
     mask: str = "10pct"
@@ -92,9 +102,11 @@ class RunConfig:
     out: str = "recon-output"
     force: bool = False
     max_memory: int | None = None
+    estimate_folds: int = 4
+    guard: bool = False
 
     def __post_init__(self) -> None:
-        check_common(self.mask, self.mask_type, self.methods, self.seed, self.max_memory)
+        check_common(self.mask, self.mask_type, self.methods, self.seed, self.max_memory, self.estimate_folds, self.guard)
         if self.slices is not None and self.slices < 1:
             raise ValueError(f"--slices must be >= 1, got {self.slices}")
         if self.coils < 1:
@@ -133,6 +145,8 @@ _TYPES: dict[str, tuple[tuple[type, ...], str]] = {
     "out": ((str,), "a folder path"),
     "force": ((bool,), "true or false"),
     "max_memory": ((int, str), "a size such as '4G' or a number of bytes"),
+    "estimate_folds": ((int,), "an integer: 0, or 2 to 16"),
+    "guard": ((bool,), "true or false"),
 }
 
 

@@ -1,9 +1,14 @@
-"""The trust check of learned outputs, shared by ``recon run`` and ``recon batch``.
+"""The trust check, shared by ``recon run`` and ``recon batch``.
 
-For every learned method and slice: the data-consistency residual (``recon.trust``) on
-the acquisition's operator, and the energy it adds in unmeasured k-space relative to
-the best compressed-sensing output of the same run (by mean PSNR when a reference
-exists, else the first CS method), with its map.
+- For every method and slice, the reference-free **estimated error** (NMSE, PSNR and
+  its spread) from k-space hold-out (:mod:`recon.holdout`), with the same folds for
+  every method of a slice.
+- For every learned method and slice: the data-consistency residual (``recon.trust``)
+  on the acquisition's operator; the energy it adds in unmeasured k-space relative to
+  the best compressed-sensing output of the same run (by estimated PSNR when
+  estimates were made, else by mean PSNR when a reference exists, else the first CS
+  method), with its map; and the **guard**'s verdict (:mod:`recon.guard`), which
+  :func:`apply_guard` turns into the best CS output when asked.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import torch
 
 import recon
 from physics.operators import sampling_operator
-from recon import trust
+from recon import guard, holdout, trust
 
 
 def cs_reference(methods: list[str], psnr: dict[str, float] | None) -> str | None:
@@ -60,3 +65,66 @@ def trust_check(outputs: dict[str, list[torch.Tensor]], kspace: torch.Tensor, ma
         if reference is None:
             del maps[name]
     return records, maps, reference
+
+
+def estimate_errors(outputs: dict[str, list[torch.Tensor]], kspace: torch.Tensor, mask: torch.Tensor,
+                    coil_maps: torch.Tensor | None, folds: int, seed_name: str, data_range: float | None = None
+                    ) -> dict[str, list[holdout.ErrorEstimate]]:
+    """The hold-out error estimate of every method on every slice.
+
+    The folds of slice ``i`` are seeded by ``seed_name:i``, so every method of a slice
+    is judged on the same held-out samples and a rerun gives the same figures. A mask
+    with fewer measured lines (or points) outside its calibration block than ``folds``
+    gets that many folds; with fewer than 2 there is no estimate (empty result).
+
+    Shapes
+    ------
+    outputs: per method, ``N`` complex images ``(H, W)``; kspace ``(N, C, H, W)``; mask
+    ``(H, W)`` bool; coil_maps ``(N, C, H, W)`` or None.
+    """
+    from masks import seed_from_name
+
+    mask_np = mask.cpu().numpy().astype(bool)
+    folds = min(folds, holdout.holdout_units(mask_np))
+    if folds < 2:
+        return {}
+    estimates: dict[str, list[holdout.ErrorEstimate]] = {name: [] for name in outputs}
+    for index in range(kspace.shape[0]):
+        fold_masks = holdout.holdout_folds(mask_np, folds, seed=seed_from_name(f"{seed_name}:{index}"))
+        maps = None if coil_maps is None else coil_maps[index : index + 1]
+        for name, images in outputs.items():
+            reconstructor = recon.get(name)
+            image = images[index][None].to(torch.complex64)
+            errors = holdout.fold_errors(reconstructor, kspace[index : index + 1], mask, maps, fold_masks, image)
+            estimates[name].append(holdout.summarise(errors, reconstructor, mask_np, image, data_range))
+    return estimates
+
+
+def guard_verdicts(estimates: dict[str, list[holdout.ErrorEstimate]]) -> dict[str, list[guard.Verdict]]:
+    """The guard's verdict on every learned method and slice (see :mod:`recon.guard`)."""
+    families = {name: recon.registry.method_class(name).family for name in estimates}
+    cs = [name for name, family in families.items() if family == "cs"]
+    verdicts: dict[str, list[guard.Verdict]] = {}
+    for name in (n for n, family in families.items() if family == "learned"):
+        verdicts[name] = [
+            guard.compare(estimate.psnr, estimate.psnr_spread,
+                          [(other, estimates[other][index].psnr, estimates[other][index].psnr_spread) for other in cs])
+            for index, estimate in enumerate(estimates[name])
+        ]
+    return verdicts
+
+
+def apply_guard(outputs: dict[str, list], verdicts: dict[str, list[guard.Verdict]]) -> dict[str, list[str | None]]:
+    """Replace, in place, every flagged learned slice of ``outputs`` by its best CS
+    method's slice; returns per learned method the name written for each slice (None
+    where the learned output was kept)."""
+    replaced: dict[str, list[str | None]] = {}
+    for name, slices in verdicts.items():
+        replaced[name] = []
+        for index, verdict in enumerate(slices):
+            if verdict.flagged and verdict.reference is not None:
+                outputs[name][index] = outputs[verdict.reference][index]
+                replaced[name].append(verdict.reference)
+            else:
+                replaced[name].append(None)
+    return replaced

@@ -16,14 +16,14 @@ from masks import Mask, calibration_size, make_mask, seed_from_name
 from physics import simulate_coil_maps, simulate_kspace
 from pipelines.config import RunConfig
 from pipelines.datasets import sample
-from pipelines.evaluation import trust_check
+from pipelines.evaluation import apply_guard, estimate_errors, guard_verdicts, trust_check
 from pipelines.formats import read_input
 from pipelines.images import hot_colormap, save_png, to_uint8
 from pipelines.limits import MemoryBudget
 from pipelines.output import check_output_dir, staged_dir, write_json
 from pipelines.progress import Progress
 from pipelines.report import write_report
-from recon import metrics, trust
+from recon import holdout, metrics, trust
 from recon.api import coil_maps_for
 
 ERROR_MAP_SCALE = 0.2
@@ -129,6 +129,13 @@ def _summary(records: list[dict[str, Any]], methods: list[str]) -> list[dict[str
             row[f"{key}_std"] = float(values.std())
         if mine and "dc_residual" in mine[0]:
             row["dc_residual_max"] = float(max(r["dc_residual"] for r in mine))
+        if mine and "estimated_psnr" in mine[0]:
+            for key in ("estimated_psnr", "estimated_nmse", "estimated_psnr_spread"):
+                row[key] = float(np.mean([r[key] for r in mine]))
+        if mine and "guard_flagged" in mine[0]:
+            row["guard_flagged"] = int(sum(r["guard_flagged"] for r in mine))
+            row["guard_reference"] = mine[0]["guard_reference"]
+            row["guard_replaced"] = int(sum(r.get("guard_output", name) != name for r in mine))
         if mine and "hallucination_energy" in mine[0]:
             row["hallucination_reference"] = mine[0]["hallucination_reference"]
             row["hallucination_energy"] = float(np.mean([r["hallucination_energy"] for r in mine]))
@@ -139,12 +146,20 @@ def _summary(records: list[dict[str, Any]], methods: list[str]) -> list[dict[str
 
 def format_table(summary: list[dict[str, Any]]) -> str:
     """The printed table: mean (and std) over slices per method."""
-    lines = [f"{'method':<12} {'PSNR (dB)':>14} {'SSIM':>14} {'NMSE':>10} {'s/slice':>9}"]
+    estimated = all("estimated_psnr" in row for row in summary)
+    lines = [f"{'method':<12} {'PSNR (dB)':>14} {'SSIM':>14} {'NMSE':>10} {'s/slice':>9}"
+             + (f" {'est. PSNR':>15}" if estimated else "")]
     for row in summary:
         lines.append(
             f"{row['method']:<12} {row['psnr']:>7.2f} ±{row['psnr_std']:>5.2f} "
             f"{row['ssim']:>7.4f} ±{row['ssim_std']:>5.3f} {row['nmse']:>10.5f} {row['seconds']:>9.3f}"
+            + (f" {row['estimated_psnr']:>8.2f} ±{row['estimated_psnr_spread']:>5.2f}" if estimated else "")
         )
+    for row in summary:
+        if "guard_flagged" in row:
+            lines.append(f"guard {row['method']}: estimably worse than {row['guard_reference']} on "
+                         f"{row['guard_flagged']}/{row['slices']} slices"
+                         + (f"; {row['guard_replaced']} written from the CS output (--guard)" if row["guard_replaced"] else ""))
     for row in summary:
         if "dc_residual_max" in row:
             line = f"trust {row['method']}: data-consistency residual <= {row['dc_residual_max']:.1e}"
@@ -154,6 +169,36 @@ def format_table(summary: list[dict[str, Any]]) -> str:
                          f"{row['hallucination_flagged']}/{row['slices']} slices)")
             lines.append(line)
     return "\n".join(lines)
+
+
+def _estimate(config: RunConfig, records: list[dict[str, Any]], outputs: dict[str, list[np.ndarray]],
+              complex_outputs: dict[str, list[torch.Tensor]], kspace: torch.Tensor, mask: torch.Tensor,
+              coil_maps: torch.Tensor | None, seed_name: str, data_range: float, notes: list[str]) -> None:
+    """Add the hold-out error estimate and the guard's verdict to the records; with
+    ``--guard``, swap flagged learned slices of ``outputs`` for the best CS slice."""
+    started = time.perf_counter()
+    estimates = estimate_errors(complex_outputs, kspace, mask, coil_maps, config.estimate_folds, seed_name, data_range)
+    if not estimates:
+        notes.append("no error estimate: the mask measures too few lines or points outside its calibration block")
+        return
+    verdicts = guard_verdicts(estimates)
+    replaced = apply_guard(outputs, verdicts) if config.guard else {}
+    for name, per_slice in estimates.items():
+        mine = [r for r in records if r["method"] == name]
+        for index, (record, estimate) in enumerate(zip(mine, per_slice)):
+            record.update(estimate.to_dict())
+            if name in verdicts:
+                record.update(verdicts[name][index].to_dict())
+                if config.guard:
+                    record["guard_output"] = replaced[name][index] or name
+    notes.append(f"error estimated without the reference by {config.estimate_folds}-fold k-space hold-out "
+                 f"in {time.perf_counter() - started:.1f} s (recon.holdout; calibration "
+                 f"{holdout.CALIBRATION_FILE.name if holdout.CALIBRATION_FILE.is_file() else 'none: raw estimates'})")
+    for name, written in replaced.items():
+        swapped = [f"{index}->{cs}" for index, cs in enumerate(written) if cs]
+        if swapped:
+            notes.append(f"guard: {len(swapped)} {name} slice(s) written from the best CS output instead "
+                         f"(slice index->method: {', '.join(swapped)})")
 
 
 def run(config: RunConfig, progress: bool | str | None = None) -> RunResult:
@@ -229,6 +274,8 @@ def run(config: RunConfig, progress: bool | str | None = None) -> RunResult:
             record.update(check)
     if checks and compared is None:
         notes.append("trust check: no CS method in this run, so no hallucination map (data-consistency residual only)")
+    if config.estimate_folds:
+        _estimate(config, records, outputs, complex_outputs, kspace, mask_t, recon_maps, seed_name, data_range, notes)
     summary = _summary(records, methods)
     with staged_dir(config.out, config.force) as staging:
         folder = staging / "images"

@@ -1,0 +1,209 @@
+"""How well the reference-free error estimate works: k-space hold-out against the truth.
+
+    python -m benchmarks.trust CORPUS --split val --records val.json     # measure
+    python -m benchmarks.trust --calibrate val.json                      # fit and ship the calibration
+    python -m benchmarks.trust CORPUS --split test --records test.json   # measure the held-out subjects
+    python -m benchmarks.trust --evaluate test.json                      # the issue's figures
+
+For every source of the split, 1-D (cartesian) and 2-D (vd2d) masks at 10, 25 and
+50pct, and 1 and 8 coils, every method reconstructs evenly spread slices (k-space
+simulated as ``benchmarks.generalisation`` does), and :mod:`recon.holdout` estimates
+its error from the k-space alone. Records keep the true NMSE/PSNR and the raw per-fold
+estimates, so calibration and evaluation run offline from them.
+
+``--calibrate`` fits, per method and mask dimension, ``log10 NMSE_true = a + b log10
+NMSE_raw`` (least squares; a family line pools the family's methods) and writes
+:data:`recon.holdout.CALIBRATION_FILE`. Fit it on the validation subjects only.
+
+``--evaluate`` reports the Spearman rank correlation between estimated and true NMSE
+over all (slice, method) pairs, how often the method with the lowest estimated error is
+truly best (or within 0.3 dB of it), and the guard's flags: every slice where a learned
+method is at least 1 dB worse than the best CS should be flagged, and at most 10 % of
+those where it is better.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import recon
+from masks import make_mask, seed_from_name
+from physics import simulate_coil_maps, simulate_kspace
+from recon import guard, holdout, metrics
+
+DEFAULT_METHODS = ("zero-filled", "cs-l1", "cs-tv", "gan-drn", "csr-gan")
+
+
+def _slices(images: np.ndarray, count: int) -> np.ndarray:
+    picks = np.unique(np.linspace(0, len(images) - 1, min(count, len(images))).round().astype(int))
+    return images[picks]
+
+
+def measure(images: np.ndarray, name: str, preset: str, mask_type: str, coils: int, methods: list[str],
+            folds: int, noise_snr: float | None = None) -> list[dict]:
+    """One record per (slice, method): the truth and the raw hold-out estimate."""
+    shape = images.shape[-2:]
+    mask_np = make_mask(preset, shape, mask_type, seed=seed_from_name(name)).array
+    mask = torch.from_numpy(mask_np)
+    maps = simulate_coil_maps(coils, shape).unsqueeze(0) if coils > 1 else None
+    generator = torch.Generator().manual_seed(seed_from_name(name))
+    kspace, truth = simulate_kspace(torch.from_numpy(images), mask, coil_maps=maps, noise_snr=noise_snr, generator=generator)
+    reference = truth.abs()
+    data_range = float(reference.max())
+    records = []
+    for index in range(len(images)):
+        fold_masks = holdout.holdout_folds(mask_np, folds, seed=seed_from_name(f"{name}:{index}"))
+        for method in methods:
+            reconstructor = recon.get(method)
+            data = kspace[index : index + 1]
+            started = time.perf_counter()
+            with torch.no_grad():
+                image = reconstructor.reconstruct(data, mask, maps)
+            seconds = time.perf_counter() - started
+            scores = metrics.evaluate(image[0].abs(), reference[index], data_range)
+            started = time.perf_counter()
+            errors = holdout.fold_errors(reconstructor, data, mask, maps, fold_masks, image)
+            records.append({"source": name, "slice": index, "mask": preset, "mask_type": mask_type, "coils": coils,
+                            "dimensions": holdout.mask_dimensions(mask_np), "method": method,
+                            "family": reconstructor.family, "psnr": scores["psnr"], "nmse": scores["nmse"],
+                            "fold_nmse": errors, "seconds": seconds, "estimate_seconds": time.perf_counter() - started,
+                            "peak": float(image[0].abs().max()), "mean_energy": float(image[0].abs().pow(2).mean()),
+                            "data_range": data_range})
+    return records
+
+
+def fit(records: list[dict]) -> dict:
+    """Calibration lines per ``method:Nd`` and ``family:Nd``."""
+    groups: dict[str, list[tuple[float, float]]] = {}
+    for r in records:
+        point = (np.log10(max(np.mean(r["fold_nmse"]), 1e-12)), np.log10(max(r["nmse"], 1e-12)))
+        for key in (f"{r['method']}:{r['dimensions']}d", f"{r['family']}:{r['dimensions']}d"):
+            groups.setdefault(key, []).append(point)
+    lines, residuals = {}, {}
+    for key, points in sorted(groups.items()):
+        x, y = np.array(points).T
+        if len(points) < 6 or np.ptp(x) < 0.3:
+            continue
+        b, a = np.polyfit(x, y, 1)
+        lines[key] = [float(a), float(b)]
+        residuals[key] = float(np.std(y - (a + b * x)))
+    return {"lines": lines, "residual_std_log10": residuals, "points": {k: len(v) for k, v in groups.items()}}
+
+
+def apply(records: list[dict], calibration: dict) -> None:
+    """Add the calibrated estimates (``est_nmse``, ``est_psnr``, ``est_spread``) to records."""
+    for r in records:
+        raw = float(np.mean(r["fold_nmse"]))
+        nmse, _ = holdout.calibrate(raw, r["method"], r["family"], r["dimensions"], calibration)
+        scale = nmse / max(raw, 1e-30)
+        def to_psnr(n: float, r: dict = r) -> float:
+            return float(10 * np.log10(r["data_range"] ** 2 / max(n * r["mean_energy"], 1e-30)))
+
+        r["est_nmse"], r["est_psnr"] = nmse, to_psnr(nmse)
+        r["est_spread"] = float(np.std([to_psnr(max(e, 1e-12) * scale) for e in r["fold_nmse"]]))
+        r["true_psnr_like_est"] = to_psnr(r["nmse"])
+
+
+def evaluate(records: list[dict], calibration: dict) -> str:
+    from scipy.stats import spearmanr
+
+    apply(records, calibration)
+    lines = []
+    rho = spearmanr([r["est_nmse"] for r in records], [r["nmse"] for r in records]).statistic
+    lines.append(f"Spearman(estimated NMSE, true NMSE) over {len(records)} (slice, method) pairs: {rho:.3f} (target >= 0.8)")
+    slices: dict[tuple, list[dict]] = {}
+    for r in records:
+        slices.setdefault((r["source"], r["slice"], r["mask"], r["mask_type"], r["coils"]), []).append(r)
+    within = 0
+    per_setting: dict[str, list[float]] = {}
+    for key, rows in slices.items():
+        chosen = min(rows, key=lambda r: r["est_nmse"])
+        best = max(r["psnr"] for r in rows)
+        ok = chosen["psnr"] >= best - 0.3
+        within += ok
+        per_setting.setdefault(f"{key[2]} {key[3]} {key[4]}c", []).append(ok)
+    lines.append(f"lowest estimated error is truly best or within 0.3 dB: {within}/{len(slices)} slices "
+                 f"({100 * within / len(slices):.0f} %, target >= 80 %)")
+    for setting, oks in sorted(per_setting.items()):
+        lines.append(f"  {setting}: {sum(oks)}/{len(oks)}")
+    worse_flagged = worse = better_flagged = better = 0
+    for rows in slices.values():
+        by_name = {r["method"]: r for r in rows}
+        cs = [r for r in rows if r["family"] == "cs"]
+        for r in (r for r in rows if r["family"] == "learned"):
+            verdict = guard.compare(r["est_psnr"], r["est_spread"], [(c["method"], c["est_psnr"], c["est_spread"]) for c in cs])
+            true_gap = r["psnr"] - max(c["psnr"] for c in cs)
+            if true_gap <= -1:
+                worse += 1
+                worse_flagged += verdict.flagged
+            elif true_gap > 0:
+                better += 1
+                better_flagged += verdict.flagged
+        del by_name
+    lines.append(f"guard: flagged {worse_flagged}/{worse} (slice, learned method) pairs at least 1 dB worse than the best CS "
+                 f"(target all); {better_flagged}/{better} of those better than the best CS "
+                 f"({100 * better_flagged / max(better, 1):.0f} %, target <= 10 %)")
+    seconds: dict[str, list[float]] = {}
+    for r in records:
+        seconds.setdefault(r["method"], []).append(r["estimate_seconds"] / max(r["seconds"], 1e-6))
+    lines.append("estimate cost, in reconstructions: " + ", ".join(f"{m} {np.mean(v):.1f}x" for m, v in seconds.items()))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("corpus", type=Path, nargs="?")
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--masks", default="10pct,25pct,50pct")
+    parser.add_argument("--mask-types", default="cartesian,vd2d")
+    parser.add_argument("--coils", default="1,8")
+    parser.add_argument("--slices", type=int, default=3, help="slices per source (evenly spread)")
+    parser.add_argument("--methods", default=",".join(DEFAULT_METHODS))
+    parser.add_argument("--folds", type=int, default=holdout.DEFAULT_FOLDS)
+    parser.add_argument("--noise-snr", type=float)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--records", type=Path, help="write the records here (JSON)")
+    parser.add_argument("--calibrate", type=Path, metavar="RECORDS", help="fit the calibration from validation records")
+    parser.add_argument("--out", type=Path, default=holdout.CALIBRATION_FILE, help="where --calibrate writes")
+    parser.add_argument("--evaluate", type=Path, metavar="RECORDS", help="the issue's figures from test records")
+    args = parser.parse_args(argv)
+    if args.calibrate:
+        calibration = fit(json.loads(args.calibrate.read_text()))
+        calibration["fitted_on"] = f"{args.calibrate.name}: validation subjects (benchmarks.trust --split val)"
+        args.out.write_text(json.dumps(calibration, indent=1) + "\n")
+        print(json.dumps(calibration["lines"], indent=1))
+        return 0
+    if args.evaluate:
+        print(evaluate(json.loads(args.evaluate.read_text()), holdout.load_calibration()))
+        return 0
+    if args.corpus is None:
+        parser.error("a corpus folder is needed (or --calibrate / --evaluate)")
+    torch.set_num_threads(args.threads)
+    warnings.simplefilter("ignore", UserWarning)
+    manifest = json.loads((args.corpus / "manifest.json").read_text())
+    records: list[dict] = []
+    for entry in (e for e in manifest["sources"] if e["split"] == args.split):
+        with np.load(args.corpus / entry["file"], allow_pickle=False) as data:
+            images = _slices(np.asarray(data["images"], np.float32), args.slices)
+        for mask_type in args.mask_types.split(","):
+            for preset in args.masks.split(","):
+                for coils in (int(c) for c in args.coils.split(",")):
+                    started = time.perf_counter()
+                    records += measure(images, entry["name"], preset, mask_type, coils, args.methods.split(","), args.folds,
+                                       args.noise_snr)
+                    print(f"{entry['name']} {preset} {mask_type} {coils} coil(s): {time.perf_counter() - started:.0f} s", flush=True)
+                    if args.records:
+                        args.records.write_text(json.dumps(records))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,292 @@
+"""Estimated error without a reference: k-space hold-out cross-validation.
+
+A reconstruction's error lives in the k-space that was not measured. We cannot see it,
+but we can imitate it: hold out part of what *was* measured, reconstruct from the rest
+with the same method, and compare the prediction with the held-out samples.
+
+**Folds.** The measured points outside the fully sampled calibration block (whole
+phase-encode lines for 1-D masks, single points for 2-D masks) are split into K folds,
+stratified by distance from the k-space centre, so every fold has the mask's family
+and its density profile. The calibration block is never held out (coil maps and the
+learned models' conditioning need it, and real unmeasured k-space never lies there).
+
+**From held-out residuals to an image error.** Fold k's prediction error
+``e = A x_k - y`` on its held-out points is a sample of the error a reconstruction makes
+where nothing was measured. Points are weighted by ``(1 - p) / p``, with ``p`` the
+mask's sampling density at their distance from the centre (measured from the mask
+itself, by distance bins), so the weighted sum over the measured points estimates the
+error energy over the unmeasured ones (for a variable-density mask the unmeasured
+points lie mostly far out, where few measured ones are). Dividing by the image's
+k-space energy gives a raw NMSE estimate per fold; their mean is the raw estimate and
+their spread the uncertainty. For multi-coil data everything is per coil, with the
+method's own coil maps, and sums run over coils.
+
+**Bias.** Each fold reconstructs from fewer samples than the real reconstruction, so
+the raw estimate is pessimistic, and by a different amount for each kind of method.
+:data:`CALIBRATION_FILE` holds a per-method, per-mask-dimension straight line in
+log-log space, ``log10 NMSE_true = a + b log10 NMSE_raw``, fitted on the corpus's
+*validation* subjects by ``python -m benchmarks.trust --calibrate`` (never on the test
+subjects, which measure how well the calibrated estimate works). Methods without a
+fitted line fall back to their family's line, then to the identity.
+
+Cost: K + 1 reconstructions per slice and method (the full one and one per fold).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from masks.base import calibration_size
+from physics.operators import sampling_operator
+
+DEFAULT_FOLDS = 4
+CALIBRATION_FILE = Path(__file__).parent / "weights" / "holdout-calibration.json"
+_DENSITY_BINS = 24
+_calibration_cache: dict | None = None
+
+
+def mask_dimensions(mask: np.ndarray) -> int:
+    """1 when every phase-encode column is either fully sampled or empty (a 1-D line
+    mask), else 2."""
+    mask = np.asarray(mask, dtype=bool)
+    columns = mask.any(axis=0)
+    return 1 if bool((mask[:, columns]).all()) else 2
+
+
+def _distance(shape: tuple[int, int], dimensions: int) -> np.ndarray:
+    """Normalised distance of every k-space point from the centre, in [0, ~1.4]:
+    ``|kw|`` for 1-D masks, the elliptical radius for 2-D."""
+    height, width = shape
+    kw = np.abs(np.arange(width) - width // 2) / (width / 2)
+    if dimensions == 1:
+        return np.broadcast_to(kw[None, :], shape)
+    kh = np.abs(np.arange(height) - height // 2) / (height / 2)
+    return np.sqrt(kh[:, None] ** 2 + kw[None, :] ** 2)
+
+
+def _calibration_block(mask: np.ndarray) -> np.ndarray:
+    height, width = mask.shape
+    h, w = calibration_size(mask)
+    block = np.zeros(mask.shape, dtype=bool)
+    top, left = height // 2 - h // 2, width // 2 - w // 2
+    block[top : top + h, left : left + w] = True
+    if mask_dimensions(mask) == 1:
+        block[:, left : left + w] = True
+    return block
+
+
+def sampling_density(mask: np.ndarray) -> np.ndarray:
+    """The sampling probability ``p`` at every point, measured from the mask: the
+    fraction of points sampled among those outside the calibration block at a similar
+    distance from the centre (24 distance bins). 1 inside the calibration block.
+
+    Shapes
+    ------
+    mask ``(H, W)`` bool; returns ``(H, W)`` float64.
+    """
+    mask = np.asarray(mask, dtype=bool)
+    block = _calibration_block(mask)
+    distance = _distance(mask.shape, mask_dimensions(mask))
+    outside = ~block
+    edges = np.quantile(distance[outside], np.linspace(0, 1, _DENSITY_BINS + 1)) if outside.any() else np.array([0.0, 2.0])
+    bins = np.clip(np.searchsorted(edges, distance, side="right") - 1, 0, len(edges) - 2)
+    sampled = np.bincount(bins[outside], weights=mask[outside], minlength=len(edges) - 1)
+    total = np.bincount(bins[outside], minlength=len(edges) - 1)
+    density = np.where(total > 0, sampled / np.maximum(total, 1), 1.0)[bins]
+    density[block] = 1.0
+    return density
+
+
+def holdout_units(mask: np.ndarray) -> int:
+    """How many lines (1-D masks) or points (2-D masks) outside the calibration block
+    the mask measures: the most folds a hold-out can have."""
+    mask = np.asarray(mask, dtype=bool)
+    block = _calibration_block(mask)
+    if mask_dimensions(mask) == 1:
+        return int((mask.any(axis=0) & ~block.any(axis=0)).sum())
+    return int((mask & ~block).sum())
+
+
+def holdout_folds(mask: np.ndarray, folds: int = DEFAULT_FOLDS, seed: int = 0) -> list[np.ndarray]:
+    """Split the measured points outside the calibration block into ``folds`` disjoint
+    sets, each with the mask's family (whole lines for 1-D masks) and density profile.
+
+    Units (lines or points) are sorted by distance from the centre, cut into runs of
+    ``folds`` neighbours, and each run deals one unit to every fold in random order.
+
+    Shapes
+    ------
+    mask ``(H, W)`` bool; returns ``folds`` bool arrays ``(H, W)``.
+    """
+    mask = np.asarray(mask, dtype=bool)
+    if folds < 2:
+        raise ValueError(f"hold-out needs at least 2 folds, got {folds}")
+    rng = np.random.default_rng(seed)
+    block = _calibration_block(mask)
+    dimensions = mask_dimensions(mask)
+    distance = _distance(mask.shape, dimensions)
+    if dimensions == 1:
+        units = np.flatnonzero(mask.any(axis=0) & ~block.any(axis=0))
+        keys = distance[0, units]
+    else:
+        units = np.flatnonzero((mask & ~block).ravel())
+        keys = distance.ravel()[units]
+    if len(units) < folds:
+        raise ValueError(f"the mask measures only {len(units)} {'lines' if dimensions == 1 else 'points'} outside its "
+                         f"calibration block: too few to hold out {folds} folds")
+    order = units[np.lexsort((rng.random(len(units)), keys))]
+    assignment = np.concatenate([rng.permutation(folds) for _ in range(math.ceil(len(order) / folds))])[: len(order)]
+    result = []
+    for fold in range(folds):
+        chosen = order[assignment == fold]
+        held = np.zeros(mask.shape, dtype=bool)
+        if dimensions == 1:
+            held[:, chosen] = True
+        else:
+            held.ravel()[chosen] = True
+        result.append(held & mask)
+    return result
+
+
+@dataclass
+class ErrorEstimate:
+    """A method's estimated error on one slice.
+
+    Attributes
+    ----------
+    nmse, psnr : float
+        Calibrated estimates (NMSE = ||x - x_true||^2 / ||x_true||^2; PSNR with the
+        data range given, else the image's maximum).
+    psnr_spread : float
+        Standard deviation of the per-fold PSNR estimates (dB).
+    nmse_raw : float
+        The uncalibrated estimate (mean over folds).
+    fold_nmse : list of float
+        Raw estimate of every fold.
+    calibration : str
+        Which calibration line was used (``method:dims``, ``family:dims`` or
+        ``identity``).
+    """
+
+    nmse: float
+    psnr: float
+    psnr_spread: float
+    nmse_raw: float
+    fold_nmse: list[float] = field(default_factory=list)
+    calibration: str = "identity"
+
+    def to_dict(self) -> dict:
+        return {"estimated_nmse": self.nmse, "estimated_psnr": self.psnr, "estimated_psnr_spread": self.psnr_spread,
+                "estimated_nmse_raw": self.nmse_raw, "estimated_fold_nmse": list(self.fold_nmse),
+                "estimate_calibration": self.calibration}
+
+
+def load_calibration(path: Path | None = None) -> dict:
+    """The shipped calibration lines (``{"lines": {key: [a, b]}, ...}``)."""
+    global _calibration_cache
+    if path is not None:
+        return json.loads(Path(path).read_text())
+    if _calibration_cache is None:
+        _calibration_cache = json.loads(CALIBRATION_FILE.read_text()) if CALIBRATION_FILE.is_file() else {"lines": {}}
+    return _calibration_cache
+
+
+def calibrate(nmse_raw: float, method: str, family: str, dimensions: int, calibration: dict | None = None
+              ) -> tuple[float, str]:
+    """Map a raw estimate through the method's calibration line; returns the
+    calibrated NMSE and the key of the line used."""
+    lines = (calibration if calibration is not None else load_calibration()).get("lines", {})
+    for key in (f"{method}:{dimensions}d", f"{family}:{dimensions}d"):
+        if key in lines:
+            a, b = lines[key]
+            return float(10 ** (a + b * math.log10(max(nmse_raw, 1e-12)))), key
+    return float(nmse_raw), "identity"
+
+
+def psnr_from_nmse(nmse: float, image: torch.Tensor, data_range: float | None = None) -> float:
+    """PSNR that an NMSE gives for an image of this energy: ``10 log10(range^2 /
+    (nmse * mean|x|^2))``."""
+    magnitude = image.abs()
+    peak = float(magnitude.max()) if data_range is None else float(data_range)
+    mean_energy = float(magnitude.pow(2).mean())
+    return float(10 * math.log10(peak**2 / max(nmse * mean_energy, 1e-30)))
+
+
+def fold_errors(reconstructor, kspace: torch.Tensor, mask: torch.Tensor, coil_maps: torch.Tensor | None,
+                folds: list[np.ndarray], image: torch.Tensor) -> list[float]:
+    """Raw NMSE estimate of every fold: reconstruct without the fold, predict it, and
+    weigh the residual by ``(1 - p) / p``.
+
+    Shapes
+    ------
+    kspace ``(1, C, H, W)``; mask ``(H, W)`` bool; coil_maps ``(1, C, H, W)`` or None;
+    image ``(1, H, W)``, the method's reconstruction from all the data.
+    """
+    mask_np = mask.cpu().numpy().astype(bool)
+    density = sampling_density(mask_np)
+    weight = torch.from_numpy(((1 - density) / np.maximum(density, 1e-6)).astype(np.float32))
+    full = sampling_operator(torch.ones_like(mask), coil_maps)
+    energy = float(full(image).abs().pow(2).sum())
+    errors = []
+    for held in folds:
+        held_t = torch.from_numpy(held)
+        kept = mask & ~held_t
+        with torch.no_grad():
+            estimate = reconstructor.reconstruct(kspace * kept, kept, coil_maps)
+        residual = (full(estimate.to(image.dtype)) - kspace) * held_t
+        errors.append(len(folds) * float((residual.abs().pow(2) * weight).sum()) / max(energy, 1e-30))
+    return errors
+
+
+def summarise(errors: list[float], reconstructor, mask: np.ndarray, image: torch.Tensor,
+              data_range: float | None = None, calibration: dict | None = None) -> ErrorEstimate:
+    """Turn the per-fold raw estimates of :func:`fold_errors` into an :class:`ErrorEstimate`
+    (calibrated with the method's line).
+
+    Shapes
+    ------
+    mask ``(H, W)`` bool; image ``(1, H, W)``.
+    """
+    raw = float(np.mean(errors))
+    family = getattr(reconstructor, "family", "cs")
+    nmse, key = calibrate(raw, reconstructor.name, family, mask_dimensions(mask), calibration)
+    scale = nmse / max(raw, 1e-30)
+    fold_psnr = [psnr_from_nmse(max(e, 1e-12) * scale, image[0], data_range) for e in errors]
+    return ErrorEstimate(nmse=nmse, psnr=psnr_from_nmse(nmse, image[0], data_range),
+                         psnr_spread=float(np.std(fold_psnr)), nmse_raw=raw, fold_nmse=[float(e) for e in errors],
+                         calibration=key)
+
+
+def estimate_error(reconstructor, kspace: torch.Tensor, mask: torch.Tensor, coil_maps: torch.Tensor | None,
+                   image: torch.Tensor, folds: int = DEFAULT_FOLDS, seed: int = 0, data_range: float | None = None,
+                   calibration: dict | None = None) -> ErrorEstimate:
+    """Estimate a method's error on one slice from its own k-space (see the module).
+
+    Parameters
+    ----------
+    reconstructor : recon.registry.Reconstructor
+        The method that made ``image``.
+    kspace, mask, coil_maps
+        The acquisition, as the method received it.
+    image : torch.Tensor
+        The method's reconstruction from all the data.
+    folds, seed
+        Number of hold-out folds and the seed of their split (use the same for every
+        method of a slice, so their estimates are paired).
+    data_range : float, optional
+        For the PSNR estimate (default: the image's maximum).
+
+    Shapes
+    ------
+    kspace ``(1, C, H, W)``; mask ``(H, W)`` bool; coil_maps ``(1, C, H, W)`` or None;
+    image ``(1, H, W)``.
+    """
+    mask_np = mask.cpu().numpy().astype(bool)
+    errors = fold_errors(reconstructor, kspace, mask, coil_maps, holdout_folds(mask_np, folds, seed), image)
+    return summarise(errors, reconstructor, mask_np, image, data_range, calibration)
