@@ -59,6 +59,7 @@ def measure(images: np.ndarray, name: str, preset: str, mask_type: str, coils: i
     reference = truth.abs()
     data_range = float(reference.max())
     records = []
+    unmeasured = holdout.unit_counts(mask_np, ~mask_np & ~holdout.calibration_block(mask_np))
     for index in range(len(images)):
         fold_masks = holdout.holdout_folds(mask_np, folds, seed=seed_from_name(f"{name}:{index}"))
         for method in methods:
@@ -70,11 +71,14 @@ def measure(images: np.ndarray, name: str, preset: str, mask_type: str, coils: i
             seconds = time.perf_counter() - started
             scores = metrics.evaluate(image[0].abs(), reference[index], data_range)
             started = time.perf_counter()
-            errors = holdout.fold_errors(reconstructor, data, mask, maps, fold_masks, image)
+            residuals = holdout.fold_residuals(reconstructor, data, mask, maps, fold_masks)
+            energy = holdout.kspace_energy(image, maps)
+            errors = holdout.nmse_from_residuals(residuals, unmeasured, energy)
             records.append({"source": name, "slice": index, "mask": preset, "mask_type": mask_type, "coils": coils,
                             "dimensions": holdout.mask_dimensions(mask_np), "method": method,
                             "family": reconstructor.family, "psnr": scores["psnr"], "nmse": scores["nmse"],
-                            "fold_nmse": errors, "seconds": seconds, "estimate_seconds": time.perf_counter() - started,
+                            "fold_nmse": errors, "residuals": [r.round(8).tolist() for r in residuals],
+                            "unmeasured": unmeasured.tolist(), "energy": energy, "seconds": seconds, "estimate_seconds": time.perf_counter() - started,
                             "peak": float(image[0].abs().max()), "mean_energy": float(image[0].abs().pow(2).mean()),
                             "data_range": data_range})
     return records
@@ -83,6 +87,7 @@ def measure(images: np.ndarray, name: str, preset: str, mask_type: str, coils: i
 def fit(records: list[dict]) -> dict:
     """Calibration lines per ``method:Nd`` and ``family:Nd``."""
     groups: dict[str, list[tuple[float, float]]] = {}
+    apply(records, {"lines": {}})
     for r in records:
         point = (np.log10(max(np.mean(r["fold_nmse"]), 1e-12)), np.log10(max(r["nmse"], 1e-12)))
         for key in (f"{r['method']}:{r['dimensions']}d", f"{r['family']}:{r['dimensions']}d"):
@@ -99,8 +104,11 @@ def fit(records: list[dict]) -> dict:
 
 
 def apply(records: list[dict], calibration: dict) -> None:
-    """Add the calibrated estimates (``est_nmse``, ``est_psnr``, ``est_spread``) to records."""
+    """Add the calibrated estimates (``est_nmse``, ``est_psnr``, ``est_spread``) to records
+    (recomputing the raw per-fold estimates from the stored residuals)."""
     for r in records:
+        r["fold_nmse"] = holdout.nmse_from_residuals([np.array(f) for f in r["residuals"]], np.array(r["unmeasured"]),
+                                                     r["energy"])
         raw = float(np.mean(r["fold_nmse"]))
         nmse, _ = holdout.calibrate(raw, r["method"], r["family"], r["dimensions"], calibration)
         scale = nmse / max(raw, 1e-30)

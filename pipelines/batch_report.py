@@ -9,8 +9,9 @@ import html
 import json
 from pathlib import Path
 
+from pipelines import plots
 from pipelines.output import atomic_file
-from pipelines.report import STYLE, file_data, strip_svg
+from pipelines.report import STYLE, file_data, key_value_table
 from recon.trust import HALLUCINATION_THRESHOLD
 
 
@@ -29,31 +30,50 @@ def build_batch_report(out: str | Path) -> str:
     parts = ["<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>recon batch report</title>",
              f"<style>{STYLE}</style></head><body><h1>recon batch report</h1>"]
     rows = ['<table class="summary"><thead><tr><th>file</th><th>method</th><th>k-space</th><th>mask</th><th>ratio</th>'
-            "<th>PSNR (dB)</th><th>SSIM</th><th>NMSE</th><th>s/slice</th><th>DC residual</th><th>added in unmeasured k-space</th>"
-            "</tr></thead><tbody>"]
+            "<th>PSNR (dB)</th><th>SSIM</th><th>NMSE</th><th>estimated PSNR (dB), no reference</th><th>s/slice</th>"
+            "<th>guard</th><th>DC residual</th><th>added in unmeasured k-space</th></tr></thead><tbody>"]
+    unreferenced = 0
     for name, study in studies.items():
         scored = {m: r for m, r in study["methods"].items() if "psnr" in r}
-        best = max(scored, key=lambda m: scored[m]["psnr"]) if scored else None
-        for method, record in study["methods"].items():
+        estimated = {m: r for m, r in study["methods"].items() if "estimated_psnr" in r}
+        if scored:
+            order = sorted(study["methods"], key=lambda m: -scored.get(m, {}).get("psnr", -1e9))
+            best = order[0]
+        else:  # no reference: rank by the estimate, and say so
+            unreferenced += 1
+            order = sorted(study["methods"], key=lambda m: -estimated.get(m, {}).get("estimated_psnr", -1e9))
+            best = order[0] if estimated else None
+        for method in order:
+            record = study["methods"][method]
             energy = record.get("hallucination_energy")
             flag = energy is not None and energy > HALLUCINATION_THRESHOLD
+            estimate = (f"<td>{record['estimated_psnr']:.2f} ± {record['estimated_psnr_spread']:.2f}</td>"
+                        if "estimated_psnr" in record else "<td>n/a</td>")
+            guarded = record.get("guard_flagged")
+            guard_cell = (f'<td class="{"flag" if guarded else ""}">{guarded}/{len(record["guard_flagged_slices"])} slices '
+                          f'worse than {html.escape(str(record["guard_reference"]))}</td>' if guarded is not None else "<td>n/a</td>")
             rows.append(
                 f'<tr><td>{html.escape(name)}</td><td>{html.escape(method)}{" ★" if method == best else ""}</td>'
                 f'<td>{html.escape(study["kspace"])}</td><td>{html.escape(str(study["mask"]))} {html.escape(str(study["mask_type"]))}</td>'
                 f'<td>{study["ratio"]:.3f}</td>' + _cell(record.get("psnr"), "{:.2f}") + _cell(record.get("ssim"), "{:.4f}")
-                + _cell(record.get("nmse"), "{:.5f}") + _cell(record["seconds_per_slice"], "{:.3f}")
+                + _cell(record.get("nmse"), "{:.5f}") + estimate + _cell(record["seconds_per_slice"], "{:.3f}") + guard_cell
                 + _cell(record.get("dc_residual_max"), "{:.1e}")
                 + (f'<td class="{"flag" if flag else ""}">{energy:.4f} vs {html.escape(record["hallucination_reference"])}</td>'
                    if energy is not None else "<td>n/a</td>") + "</tr>")
     rows.append("</tbody></table>")
     parts.append(f"<h2>Results ({len(studies)} outputs)</h2>" + "".join(rows) +
-                 "<p>★: the best PSNR of the file. Metrics need a reference (simulated k-space, or fully sampled raw data); "
-                 f"learned outputs are flagged when they add more than {HALLUCINATION_THRESHOLD:.0%} of their energy in "
-                 "unmeasured k-space relative to the best CS output.</p>")
+                 "<p>Methods are listed best first: by PSNR where a reference exists (simulated k-space, or fully sampled "
+                 "raw data), else <b>by estimated error</b> (k-space hold-out, no reference: <code>recon.holdout</code>), "
+                 f"marked ★. {unreferenced} of {len(studies)} outputs have no reference and are ranked by the estimate. "
+                 "The guard flags slices where a learned output's estimated PSNR is below the best CS output's by more "
+                 f"than the estimates' spread; learned outputs that add more than {HALLUCINATION_THRESHOLD:.0%} of their "
+                 "energy in unmeasured k-space relative to the best CS output are marked too.</p>")
     methods = sorted({m for study in studies.values() for m in study["methods"]})
-    for key, title in (("psnr", "PSNR (dB) per file"), ("ssim", "SSIM per file")):
-        columns = [(m, "", [s["methods"][m][key] for s in studies.values() if key in s["methods"].get(m, {})]) for m in methods]
-        parts.append(strip_svg([c for c in columns if c[2]], title))
+    figures = []
+    for key, label in (("psnr", "PSNR (dB)"), ("ssim", "SSIM"), ("estimated_psnr", "estimated PSNR (dB)")):
+        columns = [(m, [s["methods"][m][key] for s in studies.values() if key in s["methods"].get(m, {})]) for m in methods]
+        figures.append(plots.strip_plot(columns, label, f"{label} per file"))
+    parts.append('<div class="plots">' + "".join(figures) + "</div>")
     noted = [(entry["input"], note) for entry in manifest["units"].values() for note in entry.get("notes", [])]
     if noted:
         parts.append("<h2>Notes on the inputs</h2><ul>" + "".join(f"<li>{html.escape(note)}</li>" for _, note in noted) + "</ul>")
@@ -69,7 +89,7 @@ def build_batch_report(out: str | Path) -> str:
                 figures.append(f'<figure><img alt="{html.escape(name)} {html.escape(label)}" src="{file_data(preview)}">'
                                f"<figcaption>{html.escape(label)}</figcaption></figure>")
         parts.append(f'<h3>{html.escape(name)}</h3><div class="grid">{"".join(figures)}</div>')
-    parts.append(f"<h2>Provenance</h2><pre>{html.escape(json.dumps(manifest.get('config', {}), indent=1))}</pre></body></html>")
+    parts.append("<h2>Provenance</h2>" + key_value_table(manifest.get("config", {})) + "</body></html>")
     return "".join(parts)
 
 

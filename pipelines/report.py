@@ -24,10 +24,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from pipelines.images import hot_colormap
+from pipelines import plots
 from pipelines.output import atomic_file
 
-PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
 ROI = (0.3, 0.3, 0.25)  # zoomed region: top and left as fractions of the image, and its side
 LOWER_IS_BETTER = {"nmse", "seconds"}
 
@@ -63,84 +62,32 @@ def _load(run_dir: Path) -> dict[str, Any]:
     return run
 
 
-def _strip_plot(runs: list[dict], key: str, title: str) -> str:
-    """Per-slice values of ``key``, one column per (run, method), as inline SVG."""
-    columns = [(method, run["label"] if len(runs) > 1 else "", [r[key] for r in run["metrics"]["records"] if r["method"] == method])
+def _strip_plot(runs: list[dict], key: str, ylabel: str) -> str:
+    """Per-slice values of ``key``, one column per (run, method)."""
+    columns = [(f"{method} ({run['label']})" if len(runs) > 1 else method,
+                [r[key] for r in run["metrics"]["records"] if r["method"] == method])
                for run in runs for method in _methods(run)]
-    return strip_svg(columns, title)
+    return plots.strip_plot(columns, ylabel, f"{ylabel} per slice")
 
 
-def strip_svg(columns: list[tuple[str, str, list[float]]], title: str) -> str:
-    """A strip plot: one column of dots (and its mean) per ``(name, sublabel, values)``."""
-    values = [v for _, _, vs in columns for v in vs if np.isfinite(v)]
-    if not values:
-        return ""
-    low, high = min(values), max(values)
-    pad = (high - low) * 0.08 or 1.0
-    low, high = low - pad, high + pad
-    width, height, left, bottom = max(360, 70 * len(columns) + 70), 260, 60, 70
-    plot_h = height - bottom - 20
-
-    def y(v: float) -> float:
-        return 20 + plot_h * (1 - (v - low) / (high - low))
-
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" aria-label="{html.escape(title)}">',
-             f'<text x="{width / 2}" y="14" text-anchor="middle" font-size="13">{html.escape(title)}</text>']
-    for tick in np.linspace(low + pad, high - pad, 5):
-        parts.append(f'<line x1="{left}" x2="{width - 10}" y1="{y(tick):.1f}" y2="{y(tick):.1f}" stroke="#ddd"/>'
-                     f'<text x="{left - 6}" y="{y(tick) + 4:.1f}" text-anchor="end" font-size="11">{tick:.3g}</text>')
-    names = sorted({name for name, _, _ in columns})
-    for index, (name, sublabel, vs) in enumerate(columns):
-        vs = [v for v in vs if np.isfinite(v)]
-        x = left + 35 + 70 * index
-        colour = PALETTE[names.index(name) % len(PALETTE)]
-        for j, v in enumerate(vs):
-            jitter = ((j * 7919) % 13 - 6) * 1.5
-            parts.append(f'<circle cx="{x + jitter:.1f}" cy="{y(v):.1f}" r="3" fill="{colour}" fill-opacity="0.7"><title>{html.escape(name)}: {v:.4g}</title></circle>')
-        if vs:
-            mean = float(np.mean(vs))
-            parts.append(f'<line x1="{x - 14}" x2="{x + 14}" y1="{y(mean):.1f}" y2="{y(mean):.1f}" stroke="#000" stroke-width="2"/>')
-        parts.append(f'<text transform="translate({x},{height - bottom + 12}) rotate(35)" font-size="11">{html.escape(name)}</text>')
-        if sublabel:
-            parts.append(f'<text transform="translate({x - 10},{height - bottom + 12}) rotate(35)" font-size="9" fill="#555">{html.escape(sublabel)}</text>')
-    parts.append("</svg>")
-    return "".join(parts)
-
-
-def _ratio_plot(runs: list[dict], key: str, title: str) -> str:
+def _ratio_plot(runs: list[dict], key: str, ylabel: str) -> str:
     """Mean ``key`` against the achieved sampling ratio, one line per method."""
     series: dict[str, list[tuple[float, float]]] = {}
     for run in runs:
         for row in run["metrics"]["summary"]:
-            series.setdefault(row["method"], []).append((run["config"]["mask"]["ratio"], row[key]))
-    ratios = sorted({r for points in series.values() for r, _ in points})
-    if len(ratios) < 2:
+            series.setdefault(row["method"], []).append((100 * run["config"]["mask"]["ratio"], row[key]))
+    if len({x for points in series.values() for x, _ in points}) < 2:
         return ""
-    values = [v for points in series.values() for _, v in points]
-    low, high = min(values), max(values)
-    pad = (high - low) * 0.08 or 1.0
-    width, height, left, bottom = 420, 260, 60, 40
-    x0, x1 = min(ratios), max(ratios)
+    return plots.line_plot(series, "sampling ratio (% of k-space)", ylabel, f"{ylabel} against sampling ratio")
 
-    def x(r: float) -> float:
-        return left + (width - left - 120) * (r - x0) / (x1 - x0)
 
-    def y(v: float) -> float:
-        return 20 + (height - bottom - 20) * (1 - (v - low + pad) / (high - low + 2 * pad))
-
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" aria-label="{html.escape(title)}">',
-             f'<text x="{width / 2}" y="14" text-anchor="middle" font-size="13">{html.escape(title)}</text>']
-    for r in ratios:
-        parts.append(f'<text x="{x(r):.1f}" y="{height - bottom + 16}" text-anchor="middle" font-size="11">{r:.0%}</text>')
-    for index, (method, points) in enumerate(sorted(series.items())):
-        colour = PALETTE[index % len(PALETTE)]
-        points = sorted(points)
-        path = " ".join(f"{x(r):.1f},{y(v):.1f}" for r, v in points)
-        parts.append(f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="2"/>')
-        parts += [f'<circle cx="{x(r):.1f}" cy="{y(v):.1f}" r="3" fill="{colour}"><title>{html.escape(method)} {r:.0%}: {v:.4g}</title></circle>' for r, v in points]
-        parts.append(f'<text x="{width - 110}" y="{30 + 14 * index}" font-size="11" fill="{colour}">{html.escape(method)}</text>')
-    parts.append("</svg>")
-    return "".join(parts)
+def _estimate_plot(runs: list[dict]) -> str:
+    points: dict[str, list[tuple[float, float]]] = {}
+    for run in runs:
+        for record in run["metrics"]["records"]:
+            if "estimated_psnr" in record and "psnr" in record:
+                points.setdefault(record["method"], []).append((record["psnr"], record["estimated_psnr"]))
+    return plots.estimate_plot(points, "Estimated against true PSNR, per slice") if points else ""
 
 
 def _methods(run: dict) -> list[str]:
@@ -149,20 +96,32 @@ def _methods(run: dict) -> list[str]:
 
 def _summary_table(runs: list[dict]) -> str:
     rows = [(run["label"], row) for run in runs for row in run["metrics"]["summary"]]
+    estimated = any("estimated_psnr" in row for _, row in rows)
+    keys = ["psnr", "ssim", "nmse", "seconds"] + (["estimated_psnr"] if estimated else [])
     best = {}
-    for key in ("psnr", "ssim", "nmse", "seconds"):
+    for key in keys:
         for label in {label for label, _ in rows}:
-            candidates = [row[key] for lab, row in rows
-                          if lab == label and not (key == "seconds" and row["method"] == "zero-filled")] or [None]
-            best[(label, key)] = None if candidates == [None] else (min if key in LOWER_IS_BETTER else max)(candidates)
-    lines = ['<table class="summary"><thead><tr><th>mask</th><th>method</th><th>PSNR (dB)</th><th>SSIM</th><th>NMSE</th>'
-             '<th>s/slice</th><th>slices</th></tr></thead><tbody>']
+            candidates = [row[key] for lab, row in rows if lab == label and key in row
+                          and not (key == "seconds" and row["method"] == "zero-filled")]
+            best[(label, key)] = (min if key in LOWER_IS_BETTER else max)(candidates) if candidates else None
+    head = "<th>mask</th><th>method</th><th>PSNR (dB)</th><th>SSIM</th><th>NMSE</th><th>s/slice</th>"
+    if estimated:
+        head += "<th>estimated PSNR (dB), no reference</th><th>rank by estimate</th>"
+    lines = [f'<table class="summary"><thead><tr>{head}<th>slices</th></tr></thead><tbody>']
     for label, row in rows:
         cells = []
         for key, fmt in (("psnr", "{:.2f} ± {:.2f}"), ("ssim", "{:.4f} ± {:.3f}"), ("nmse", "{:.5f} ± {:.5f}"), ("seconds", "{:.3f}")):
             text = fmt.format(row[key], row.get(f"{key}_std", 0.0))
             marked = row[key] == best[(label, key)]
             cells.append(f'<td class="{"best" if marked else ""}">{text}{" ★" if marked else ""}</td>')
+        if estimated:
+            if "estimated_psnr" in row:
+                marked = row["estimated_psnr"] == best[(label, "estimated_psnr")]
+                ranked = sorted((r["estimated_psnr"] for lab, r in rows if lab == label and "estimated_psnr" in r), reverse=True)
+                cells.append(f'<td class="{"best" if marked else ""}">{row["estimated_psnr"]:.2f} ± '
+                             f'{row["estimated_psnr_spread"]:.2f}{" ★" if marked else ""}</td><td>{ranked.index(row["estimated_psnr"]) + 1}</td>')
+            else:
+                cells.append("<td>n/a</td><td>n/a</td>")
         lines.append(f'<tr><td>{html.escape(label)}</td><td>{html.escape(row["method"])}</td>{"".join(cells)}<td>{row["slices"]}</td></tr>')
     lines.append("</tbody></table>")
     return "".join(lines)
@@ -174,24 +133,30 @@ def _trust_table(runs: list[dict]) -> str:
     rows = [(run["label"], row) for run in runs for row in run["metrics"]["summary"] if "dc_residual_max" in row]
     if not rows:
         return "<p>No learned method in this run.</p>"
-    lines = ["<table><thead><tr><th>mask</th><th>method</th><th>data-consistency residual (max)</th>"
-             "<th>energy added in unmeasured k-space (mean)</th><th>compared with</th><th>slices flagged</th></tr></thead><tbody>"]
+    lines = ["<table><thead><tr><th>mask</th><th>method</th><th>guard: estimably worse than</th><th>slices flagged by the guard</th>"
+             "<th>data-consistency residual (max)</th><th>energy added in unmeasured k-space (mean)</th><th>compared with</th>"
+             "<th>slices above the energy threshold</th></tr></thead><tbody>"]
     for label, row in rows:
         flagged = row.get("hallucination_flagged", 0)
+        guarded = row.get("guard_flagged")
+        guard_cell = (f'<td class="{"flag" if guarded else ""}">{guarded} / {row["slices"]}'
+                      + (f"; {row['guard_replaced']} written from CS (--guard)" if row.get("guard_replaced") else "") + "</td>"
+                      if guarded is not None else "<td>n/a (no estimate)</td>")
         energy = f"{row['hallucination_energy']:.4f}" if "hallucination_energy" in row else "n/a"
-        lines.append(f'<tr><td>{html.escape(label)}</td><td>{html.escape(row["method"])}</td><td>{row["dc_residual_max"]:.1e}</td>'
+        lines.append(f'<tr><td>{html.escape(label)}</td><td>{html.escape(row["method"])}</td>'
+                     f'<td>{html.escape(str(row.get("guard_reference") or "n/a"))}</td>{guard_cell}<td>{row["dc_residual_max"]:.1e}</td>'
                      f'<td>{energy}</td><td>{html.escape(row.get("hallucination_reference", "no CS method"))}</td>'
                      f'<td class="{"flag" if flagged else ""}">{flagged} / {row["slices"]}</td></tr>')
-    lines.append(f"</tbody></table><p>A slice is flagged when the learned image differs from the best CS image, in the "
-                 f"k-space that was not measured, by more than {HALLUCINATION_THRESHOLD:.0%} of its energy "
-                 "(<code>recon.trust</code>).</p>")
+    lines.append("</tbody></table><p>The <b>guard</b> flags a slice when the learned method's estimated PSNR (k-space hold-out, "
+                 "no reference: <code>recon.holdout</code>) is below the best CS method's by more than the two estimates' "
+                 "spread over the folds; <code>--guard</code> then writes the CS output for that slice. The energy column "
+                 "measures how far the learned image departs from the best CS image in the k-space that was not measured; "
+                 f"above {HALLUCINATION_THRESHOLD:.0%} of its energy it is marked. It measures departure, not error.</p>")
     return "".join(lines)
 
 
-def _colour_bar(vmax: float) -> str:
-    ramp = hot_colormap(np.tile(np.linspace(0, 1, 256)[None, :], (12, 1)))
-    return (f'<div class="bar"><span>0</span><img alt="error colour scale" src="{png_data(ramp)}">'
-            f'<span>{vmax:.3g} (|error|, 20 % of the data range; brighter is larger)</span></div>')
+def _figure(label: str, body: str) -> str:
+    return f'<figure><div class="label">{html.escape(label)}</div>{body}</figure>'
 
 
 def _image_grid(run: dict, max_slices: int = 3) -> str:
@@ -202,41 +167,91 @@ def _image_grid(run: dict, max_slices: int = 3) -> str:
     chosen = [slices[i] for i in sorted({0, len(slices) // 2, len(slices) - 1})][:max_slices]
     methods = _methods(run)
     data_range = float(run["metrics"].get("data_range", 1.0))
-    parts = [_colour_bar(0.2 * data_range)]
+    scale = float(run["config"].get("error_map_fraction", 0.2))
+    parts = ['<div class="bars">',
+             plots.colour_bar(plots.ERROR_CMAP, scale * data_range, f"|recon - reference| (0 to {scale:.0%} of the data range)"),
+             plots.colour_bar(plots.ADDED_CMAP, scale * data_range, "added in unmeasured k-space vs best CS (same range)"),
+             "</div>"]
     for slice_id in chosen:
         safe = slice_id.replace(":", "-").replace("/", "-")
         scores = {r["method"]: r for r in run["metrics"]["records"] if r["slice"] == slice_id}
-        cells = []
+        columns = []
         reference = folder / f"reference_{safe}.png"
         if reference.is_file():
-            cells.append(f'<figure><img alt="reference {html.escape(slice_id)}" src="{file_data(reference)}">'
-                         f'<img class="zoom" alt="reference zoom" src="{_zoom(reference)}"><figcaption>reference</figcaption></figure>')
+            columns.append(_figure("reference", f'<img alt="reference {html.escape(slice_id)}" src="{file_data(reference)}">'
+                                   f'<img class="zoom" alt="reference zoom" src="{_zoom(reference)}">'))
         for method in methods:
             image, error = folder / f"{method}_{safe}.png", folder / f"{method}_{safe}_error.png"
             if not image.is_file():
                 continue
             record = scores.get(method, {})
-            caption = f"{method}: {record.get('psnr', float('nan')):.2f} dB, SSIM {record.get('ssim', float('nan')):.3f}"
-            extra = ""
-            hallucination = folder / f"{method}_{safe}_hallucination.png"
-            if hallucination.is_file():
-                extra = f'<img alt="{html.escape(method)} hallucination map" src="{file_data(hallucination)}">'
-                caption += f"; added in unmeasured k-space: {record.get('hallucination_energy', float('nan')):.4f}"
-            cells.append(f'<figure><img alt="{html.escape(method)}" src="{file_data(image)}">'
-                         f'<img class="zoom" alt="{html.escape(method)} zoom" src="{_zoom(image)}">'
-                         f'<img alt="{html.escape(method)} error map" src="{file_data(error)}">{extra}'
-                         f"<figcaption>{html.escape(caption)}</figcaption></figure>")
-        parts.append(f'<h3>{html.escape(run["label"])}, slice {html.escape(slice_id)}</h3><div class="grid">{"".join(cells)}</div>')
+            label = f"{method}: {record.get('psnr', float('nan')):.2f} dB, SSIM {record.get('ssim', float('nan')):.3f}"
+            body = (f'<img alt="{html.escape(method)}" src="{file_data(image)}">'
+                    f'<img class="zoom" alt="{html.escape(method)} zoom" src="{_zoom(image)}">'
+                    f'<div class="sublabel">error map</div><img alt="{html.escape(method)} error map" src="{file_data(error)}">')
+            added = folder / f"{method}_{safe}_hallucination.png"
+            if added.is_file():
+                body += (f'<div class="sublabel">added in unmeasured k-space: {record.get("hallucination_energy", float("nan")):.4f} '
+                         f'of its energy</div><img alt="{html.escape(method)} added in unmeasured k-space" src="{file_data(added)}">')
+            if "estimated_psnr" in record:
+                body += (f'<div class="sublabel">estimated (no reference): {record["estimated_psnr"]:.2f} ± '
+                         f'{record["estimated_psnr_spread"]:.2f} dB</div>')
+            if record.get("guard_flagged"):
+                body += f'<div class="sublabel flag">guard: estimably worse than {html.escape(str(record["guard_reference"]))}</div>'
+            columns.append(_figure(label, body))
+        parts.append(f'<h3>{html.escape(run["label"])}, slice {html.escape(slice_id)}</h3><div class="row">{"".join(columns)}</div>')
     return "".join(parts)
 
 
+def _mask_section(run: dict) -> str:
+    mask = run["config"].get("mask", {})
+    mask_png = run["dir"] / "mask.png"
+    picture = f'<img class="mask" alt="mask {html.escape(run["label"])}" src="{file_data(mask_png)}">' if mask_png.is_file() else ""
+    centre = mask.get("center") or ["?", "?"]
+    key = ('<ul class="key"><li><span class="swatch" style="background:#fff"></span>sampled k-space point</li>'
+           '<li><span class="swatch" style="background:#000"></span>not sampled</li>'
+           f'<li>horizontal axis: phase encoding (W); vertical: readout (H, always sampled); centre of k-space in the middle; '
+           f'fully sampled centre {centre[0]}×{centre[1]}</li></ul>')
+    return (f"<h2>Mask: {html.escape(run['label'])}</h2><div class=\"maskrow\">{picture}{key}</div><p>achieved ratio "
+            f"{mask.get('ratio', float('nan')):.4f} (target {mask.get('target_ratio', float('nan')):.2f}), family "
+            f"{html.escape(str(mask.get('kind', '?')))}</p>")
+
+
+def _flatten(value: Any, prefix: str = "") -> list[tuple[str, str]]:
+    if isinstance(value, dict):
+        return [item for key, inner in value.items() for item in _flatten(inner, f"{prefix}{key}." if prefix or key else "")]
+    if isinstance(value, list) and len(value) > 8:
+        return [(prefix.rstrip("."), f"{len(value)} items: {', '.join(map(str, value[:4]))}, …")]
+    return [(prefix.rstrip("."), str(value))]
+
+
+def key_value_table(data: dict) -> str:
+    """A nested dict as a readable two-column table (``a.b.c`` keys)."""
+    return ('<table class="provenance"><tbody>'
+            + "".join(f"<tr><th>{html.escape(key)}</th><td>{html.escape(text)}</td></tr>" for key, text in _flatten(data))
+            + "</tbody></table>")
+
+
+def _provenance(run: dict) -> str:
+    config = run["config"]
+    table = key_value_table({key: config.get(key) for key in ("version", "seed", "source", "kspace", "slices", "methods",
+                                                               "config", "mask", "environment") if key in config})
+    notes = "".join(f"<li>{html.escape(str(note))}</li>" for note in config.get("notes", []))
+    return (f"<h2>Provenance: {html.escape(run['label'])}</h2>" + table + (f"<h3>Notes</h3><ul>{notes}</ul>" if notes else ""))
+
+
 STYLE = """
-body{font-family:system-ui,sans-serif;margin:1.5em;color:#222;max-width:1400px}
+body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}
 table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
-td:nth-child(-n+2),th{text-align:left}td.best{font-weight:bold;background:#eef7ee}td.flag{background:#fde2e2;font-weight:bold}
-.grid{display:flex;flex-wrap:wrap;gap:10px}figure{margin:0;width:260px}figure img{width:256px;display:block;margin-bottom:3px}
-figure img.zoom{image-rendering:pixelated}figcaption{font-size:12px}.bar img{width:256px;height:12px;vertical-align:middle}
-.bar span{font-size:12px;margin:0 6px}pre{background:#f6f6f6;padding:8px;font-size:12px;overflow:auto}
+td:nth-child(-n+2),th{text-align:left}td.best{font-weight:bold;background:#eef7ee}td.flag,.flag{background:#fde2e2;font-weight:bold}
+table.provenance td{text-align:left;font-family:monospace;font-size:12px}table.provenance th{font-weight:normal;color:#555}
+.row{display:flex;flex-wrap:nowrap;gap:10px;overflow-x:auto;padding-bottom:6px}
+figure{margin:0;flex:0 0 260px}figure img{width:256px;display:block;margin-bottom:3px}
+figure img.zoom{image-rendering:pixelated}.label{font-size:12px;font-weight:bold;height:2.6em;overflow:hidden}
+.sublabel{font-size:11px;color:#444;margin-top:2px}.bars{display:flex;gap:24px;flex-wrap:wrap}
+.plots{display:flex;flex-wrap:wrap;gap:16px;align-items:flex-start}.plots svg{max-width:100%;height:auto}
+.maskrow{display:flex;gap:16px;align-items:flex-start}img.mask{width:256px;border:1px solid #888}
+.key{list-style:none;font-size:12px;padding:0}.swatch{display:inline-block;width:12px;height:12px;border:1px solid #888;margin-right:6px}
 """
 
 
@@ -245,28 +260,27 @@ def build_report(run_dirs: list[str | Path]) -> str:
     runs = [_load(Path(folder)) for folder in run_dirs]
     sections = ["<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>recon comparison report</title>",
                 f"<style>{STYLE}</style></head><body><h1>recon comparison report</h1>"]
+    estimated = any("estimated_psnr" in row for run in runs for row in run["metrics"]["summary"])
     sections.append("<h2>Summary</h2>" + _summary_table(runs) +
                     "<p>Mean ± standard deviation over slices; ★ marks the best value of each column per mask "
                     "(zero-filled is not counted for speed). Metrics follow fastMRI: magnitude images, data range = "
-                    "the reference's maximum.</p>")
+                    "the reference's maximum."
+                    + (" The estimated PSNR needs no reference: each method reconstructs again without part of the "
+                       "measured k-space and is scored on the part held out (± its spread over the folds; "
+                       "<code>recon.holdout</code>). It is what a user gets on measured data." if estimated else "") + "</p>")
     sections.append("<h2>Trust check</h2>" + _trust_table(runs))
-    sections.append("<h2>Per-slice distributions</h2>" + _strip_plot(runs, "psnr", "PSNR (dB) per slice") +
-                    _strip_plot(runs, "ssim", "SSIM per slice"))
-    ratio_plots = _ratio_plot(runs, "psnr", "PSNR against sampling ratio") + _ratio_plot(runs, "ssim", "SSIM against sampling ratio")
+    sections.append('<h2>Per-slice distributions</h2><div class="plots">' + _strip_plot(runs, "psnr", "PSNR (dB)") +
+                    _strip_plot(runs, "ssim", "SSIM") + _estimate_plot(runs) + "</div>")
+    ratio_plots = _ratio_plot(runs, "psnr", "PSNR (dB)") + _ratio_plot(runs, "ssim", "SSIM")
     if ratio_plots:
-        sections.append("<h2>Quality against sampling ratio</h2>" + ratio_plots)
-    sections.append("<h2>Images</h2><p>Each method: the image, a 2× zoom of the region at "
+        sections.append('<h2>Quality against sampling ratio</h2><div class="plots">' + ratio_plots + "</div>")
+    sections.append("<h2>Images</h2><p>One row per slice. Each method: the image, a 2× zoom of the region at "
                     f"({ROI[0]:.0%}, {ROI[1]:.0%}) of side {ROI[2]:.0%}, and its error map; learned methods also show "
-                    "what they added in unmeasured k-space (same colour scale).</p>" + "".join(_image_grid(run) for run in runs))
+                    "what they added in unmeasured k-space (on its own colour map), their estimated error and the "
+                    "guard's verdict.</p>" + "".join(_image_grid(run) for run in runs))
     for run in runs:
-        mask = run["config"].get("mask", {})
-        mask_png = run["dir"] / "mask.png"
-        picture = f'<img alt="mask {html.escape(run["label"])}" style="width:256px" src="{file_data(mask_png)}">' if mask_png.is_file() else ""
-        sections.append(f"<h2>Mask: {html.escape(run['label'])}</h2>{picture}<p>achieved ratio {mask.get('ratio', float('nan')):.4f} "
-                        f"(target {mask.get('target_ratio', float('nan')):.2f}), centre {mask.get('center')}</p>")
-        provenance = {key: run["config"].get(key) for key in ("config", "version", "seed", "source", "kspace", "slices", "mask", "environment")}
-        sections.append(f"<h2>Provenance: {html.escape(run['label'])}</h2><p>k-space: <b>{html.escape(str(run['config'].get('kspace', 'unknown')))}</b></p>"
-                        f"<pre>{html.escape(json.dumps(provenance, indent=1, default=str))}</pre>")
+        sections.append(_mask_section(run))
+        sections.append(_provenance(run))
     sections.append("</body></html>")
     return "".join(sections)
 

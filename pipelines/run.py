@@ -18,9 +18,10 @@ from pipelines.config import RunConfig
 from pipelines.datasets import sample
 from pipelines.evaluation import apply_guard, estimate_errors, guard_verdicts, trust_check
 from pipelines.formats import read_input
-from pipelines.images import hot_colormap, save_png, to_uint8
+from pipelines.images import save_png, to_uint8
 from pipelines.limits import MemoryBudget
 from pipelines.output import check_output_dir, staged_dir, write_json
+from pipelines.plots import ADDED_CMAP, ERROR_CMAP, colormap
 from pipelines.progress import Progress
 from pipelines.report import write_report
 from recon import holdout, metrics, trust
@@ -288,10 +289,10 @@ def run(config: RunConfig, progress: bool | str | None = None) -> RunResult:
                 magnitude = outputs[name][index]
                 save_png(folder / f"{name}_{safe}.png", to_uint8(magnitude, data_range))
                 error = np.abs(magnitude - reference[index].numpy()) / (ERROR_MAP_SCALE * data_range)
-                save_png(folder / f"{name}_{safe}_error.png", hot_colormap(error))
+                save_png(folder / f"{name}_{safe}_error.png", colormap(error, ERROR_CMAP))
                 if name in trust_maps:
                     hallucination = trust_maps[name][index] / (ERROR_MAP_SCALE * data_range)
-                    save_png(folder / f"{name}_{safe}_hallucination.png", hot_colormap(hallucination))
+                    save_png(folder / f"{name}_{safe}_hallucination.png", colormap(hallucination, ADDED_CMAP))
         write_json(
             staging / "metrics.json",
             {
@@ -315,7 +316,9 @@ def run(config: RunConfig, progress: bool | str | None = None) -> RunResult:
                 "mask": mask.describe(),
                 "methods": methods,
                 "notes": notes,
-                "error_map_scale": f"|recon - reference| shown on [0, {ERROR_MAP_SCALE} x data range] (black-red-yellow-white)",
+                "error_map_scale": f"|recon - reference| shown on [0, {ERROR_MAP_SCALE} x data range] ({ERROR_CMAP}); "
+                f"what learned methods add in unmeasured k-space on the same range ({ADDED_CMAP})",
+                "error_map_fraction": ERROR_MAP_SCALE,
                 "environment": {
                     "python": platform.python_version(),
                     "torch": torch.__version__,

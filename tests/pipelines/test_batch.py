@@ -147,3 +147,26 @@ def test_batch_trust_check_and_report(tmp_path, capsys):
     assert "vs cs-l1" in report and "previews" not in report.split("<body>")[0] and 'src="data:image/png' in report
     (out / "report.html").unlink()
     assert main(["report", str(out)]) == 0 and (out / "report.html").is_file()
+
+
+def test_measured_kspace_without_reference_is_ranked_by_the_estimate(tmp_path):
+    from physics.fft import fft2c
+
+    rng = np.random.default_rng(4)
+    image = np.zeros((2, 64, 64), np.complex64)
+    image[:, 12:52, 14:50] = 1 + rng.random((2, 40, 36))
+    columns = np.zeros(64, bool)
+    columns[::3] = columns[28:36] = True
+    with h5py.File(tmp_path / "raw.h5", "w") as handle:  # fastMRI layout, single coil, no reconstruction to compare with
+        handle.create_dataset("kspace", data=(fft2c(image) * columns).astype(np.complex64))
+        handle.create_dataset("mask", data=columns)
+    out = tmp_path / "out"
+    assert main(["batch", str(tmp_path / "raw.h5"), "--out", str(out), "--methods", "zero-filled,cs-tv,gan-drn"]) == 0
+    study = json.loads((out / "raw.metrics.json").read_text())
+    assert study["kspace"] == "measured" and all("psnr" not in r for r in study["methods"].values())
+    for record in study["methods"].values():
+        assert len(record["estimated_psnr_slices"]) == 2 and np.isfinite(record["estimated_psnr"])
+    assert study["estimate"]["folds"] == 4 and sorted(study["estimate"]["ranked"]) == ["cs-tv", "gan-drn", "zero-filled"]
+    assert study["methods"]["gan-drn"]["guard_reference"] == "cs-tv"
+    report = (out / "report.html").read_text()
+    assert "1 of 1 outputs have no reference and are ranked by the estimate" in report

@@ -13,7 +13,14 @@ PROBE = """<script>window.__errors=[];window.addEventListener('error',e=>window.
 const _ce=console.error;console.error=(...a)=>{window.__errors.push(a.join(' '));_ce(...a)};
 window.addEventListener('load',()=>{const imgs=[...document.images];const pre=document.createElement('pre');pre.id='probe';
 pre.textContent=JSON.stringify({images:imgs.length,broken:imgs.filter(i=>!(i.complete&&i.naturalWidth>0)).map(i=>i.alt),
-rows:document.querySelectorAll('table.summary tbody tr').length,errors:window.__errors});document.body.appendChild(pre);});</script>"""
+rows:document.querySelectorAll('table.summary tbody tr').length,errors:window.__errors,plots:[...document.querySelectorAll('.plots svg')].map(svg=>{
+const label=id=>{const g=svg.querySelector('g[id="matplotlib.axis_'+id+'"]');return g?[...g.children].filter(c=>c.id.startsWith('text_')).map(c=>c.textContent.trim()).join(' '):''};
+const box=svg.getBoundingClientRect();const ticks=[...svg.querySelectorAll('g[id^="xtick_"] text, g[id^="ytick_"] text')].map(t=>t.getBoundingClientRect());
+const texts=[...svg.querySelectorAll('text')].map(t=>t.getBoundingClientRect());
+const overlap=ticks.some((a,i)=>ticks.some((b,j)=>j>i&&a.left<b.right-1&&b.left<a.right-1&&a.top<b.bottom-1&&b.top<a.bottom-1));
+const outside=texts.filter(r=>r.left<box.left-1||r.right>box.right+1||r.top<box.top-1||r.bottom>box.bottom+1).length;
+return {x:label(1),y:label(2),title:(svg.querySelector('g[id^="axes_"] > g[id^="text_"]')||{textContent:''}).textContent.trim(),overlap,outside,width:box.width}})});
+document.body.appendChild(pre);});</script>"""
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +65,23 @@ def test_report_in_headless_chromium(runs, tmp_path):
     assert probe["errors"] == [] and not re.search(r"CONSOLE\(\d+\)", dom.stderr)
     assert probe["images"] > 10 and probe["broken"] == []
     assert probe["rows"] == 3  # one row per method
+    assert len(probe["plots"]) >= 3  # PSNR and SSIM per slice, estimated against true PSNR
+    for plot in probe["plots"]:  # every plot has labelled axes, no overlapping tick labels, no text outside it
+        assert plot["x"] and plot["y"], plot
+        assert not plot["overlap"] and plot["outside"] == 0, plot
+        assert 0 < plot["width"] < 1400
     shot = tmp_path / "report.png"
     subprocess.run([*common, f"--screenshot={shot}", "--window-size=1400,2000", (runs / "10pct" / "report.html").as_uri()],
                    capture_output=True, timeout=120)
     assert shot.is_file() and shot.stat().st_size > 10_000
+
+
+def test_report_shows_the_estimate_the_guard_and_a_readable_provenance(runs):
+    text = (runs / "10pct" / "report.html").read_text()
+    assert "estimated PSNR (dB), no reference" in text and "rank by estimate" in text
+    assert "Estimated against true PSNR" in text and "guard: estimably worse than" in text
+    assert '<table class="provenance">' in text and "<pre>" not in text  # a table, not a JSON dump
+    assert "sampled k-space point" in text and "not sampled" in text  # the mask's key
+    assert text.count('class="row"') == 2  # one row of methods per slice, not wrapped
+    assert "|recon - reference|" in text and "added in unmeasured k-space vs best CS" in text  # two labelled scales
+    assert "estimated (no reference):" in text

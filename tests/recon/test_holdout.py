@@ -1,0 +1,128 @@
+"""k-space hold-out: the folds, the error estimate, its calibration, and the guard."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import recon
+from masks import make_mask
+from physics import simulate_kspace
+from recon import guard, holdout
+from recon.registry import Reconstructor
+
+
+@pytest.mark.parametrize("kind", ["cartesian", "equispaced", "gaussian1d", "random2d", "vd2d", "radial"])
+def test_folds_partition_the_measured_points_outside_the_centre(kind):
+    mask = make_mask("25pct", (96, 96), kind, seed=3).array
+    folds = holdout.holdout_folds(mask, 4, seed=1)
+    block = holdout.calibration_block(mask)
+    union = np.zeros_like(mask)
+    for fold in folds:
+        assert fold.any() and not (fold & union).any()  # disjoint, none empty
+        assert not (fold & block).any()  # the calibration block is never held out
+        assert not (fold & ~mask).any()  # only measured points
+        union |= fold
+    assert (union == (mask & ~block)).all()
+    if holdout.mask_dimensions(mask) == 1:  # whole phase-encode lines, as the family measures them
+        for fold in folds:
+            assert (fold[:, fold.any(axis=0)]).all()
+    assert all((a == b).all() for a, b in zip(folds, holdout.holdout_folds(mask, 4, seed=1)))  # seeded
+
+
+def test_folds_keep_the_density_profile():
+    mask = make_mask("25pct", (128, 128), "vd2d", seed=0).array
+    radius = np.hypot(*np.meshgrid(np.arange(128) - 64, np.arange(128) - 64, indexing="ij"))
+    means = [radius[fold].mean() for fold in holdout.holdout_folds(mask, 4, seed=0)]
+    assert max(means) - min(means) < 0.05 * np.mean(means)  # stratified by distance
+
+
+def test_too_few_lines_is_a_clear_error():
+    mask = np.zeros((32, 32), bool)
+    mask[:, 14:18] = True
+    mask[:, 2] = True
+    with pytest.raises(ValueError, match="too few to hold out"):
+        holdout.holdout_folds(mask, 4)
+    assert holdout.holdout_units(mask) == 1
+
+
+class _Oracle(Reconstructor):
+    """Returns the truth whatever it is given: its estimated error must be tiny."""
+
+    family = "cs"
+
+    def __init__(self, truth):
+        self.truth = truth
+
+    def reconstruct(self, kspace, mask, coil_maps=None):
+        return self.truth[None]
+
+
+def _brain(size: int = 128) -> np.ndarray:
+    from skimage.transform import resize
+
+    from pipelines.datasets import sample
+
+    return resize(np.asarray(sample("test").images[0], np.float32), (size, size), anti_aliasing=True).astype(np.float32)
+
+
+def _case(kind="cartesian", preset="25pct", coils=None, seed=0):
+    image = torch.from_numpy(_brain())[None]
+    mask = torch.from_numpy(make_mask(preset, (128, 128), kind, seed=seed).array)
+    kspace, truth = simulate_kspace(image, mask, coil_maps=coils)
+    return kspace, mask, truth
+
+
+@pytest.mark.parametrize("kind", ["cartesian", "vd2d"])
+def test_estimate_tracks_the_true_error_of_zero_filled_and_sees_a_perfect_method(kind):
+    kspace, mask, truth = _case(kind)
+    zero_filled = recon.get("zero-filled")
+    image = zero_filled.reconstruct(kspace, mask)
+    true_nmse = float((image - truth).abs().pow(2).sum() / truth.abs().pow(2).sum())
+    estimate = holdout.estimate_error(zero_filled, kspace, mask, None, image, folds=4, seed=0, calibration={})
+    assert estimate.calibration == "identity" and estimate.nmse == estimate.nmse_raw
+    assert true_nmse / 4 < estimate.nmse < true_nmse * 4  # the raw estimate is of the right size
+    oracle = holdout.estimate_error(_Oracle(truth[0]), kspace, mask, None, truth, folds=4, seed=0, calibration={})
+    assert oracle.nmse < 1e-6 * estimate.nmse
+    assert oracle.psnr > estimate.psnr + 40
+
+
+def test_multicoil_estimate_uses_the_coil_maps():
+    from physics import simulate_coil_maps
+
+    maps = simulate_coil_maps(4, (128, 128)).unsqueeze(0)
+    kspace, mask, truth = _case("cartesian", coils=maps)
+    method = recon.get("cg-sense")
+    image = method.reconstruct(kspace, mask, maps)
+    true_nmse = float((image - truth).abs().pow(2).sum() / truth.abs().pow(2).sum())
+    estimate = holdout.estimate_error(method, kspace, mask, maps, image, folds=4, seed=0, calibration={})
+    assert len(estimate.fold_nmse) == 4 and estimate.psnr_spread >= 0
+    assert true_nmse / 10 < estimate.nmse < true_nmse * 10
+
+
+def test_calibration_lines_apply_by_method_then_family():
+    calibration = {"lines": {"cs-tv:1d": [0.0, 1.0], "cs:1d": [1.0, 1.0], "learned:2d": [-1.0, 2.0]}}
+    assert holdout.calibrate(0.01, "cs-tv", "cs", 1, calibration) == (pytest.approx(0.01), "cs-tv:1d")
+    assert holdout.calibrate(0.01, "cs-l1", "cs", 1, calibration) == (pytest.approx(0.1), "cs:1d")
+    assert holdout.calibrate(0.01, "gan-drn", "learned", 2, calibration) == (pytest.approx(1e-5), "learned:2d")
+    assert holdout.calibrate(0.01, "gan-drn", "learned", 1, calibration) == (0.01, "identity")
+
+
+def test_shipped_calibration_is_fitted_for_every_builtin_family():
+    shipped = holdout.load_calibration()
+    for key in ("cs:1d", "cs:2d", "learned:1d", "learned:2d", "baseline:1d", "baseline:2d"):
+        a, b = shipped["lines"][key]
+        assert math.isfinite(a) and 0.2 < b < 3  # a monotone map from raw to calibrated
+
+
+def test_guard_flags_only_beyond_the_spread():
+    cs = [("cs-l1", 30.0, 0.3), ("cs-tv", 32.0, 0.4)]
+    worse = guard.compare(29.0, 0.3, cs)
+    assert worse.flagged and worse.reference == "cs-tv" and worse.gap_db == pytest.approx(3.0)
+    assert worse.threshold_db == pytest.approx(0.5)
+    assert not guard.compare(31.7, 0.3, cs).flagged  # within the spread
+    assert not guard.compare(35.0, 0.3, cs).flagged  # better
+    assert not guard.compare(20.0, 0.3, []).flagged  # nothing to compare with
