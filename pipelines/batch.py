@@ -170,6 +170,7 @@ def process_unit(unit: str, config_dict: dict[str, Any], threads: int | None = N
             guarded: dict[str, np.ndarray] = {}
             if config.estimate_folds:
                 guarded = _estimate(study_metrics, complex_images, kspace, mask, coil_maps, reference, study.name, config)
+                entry["notes"] += [note for note in study_metrics["notes"] if note.startswith("guard")]
             for method_index, method in enumerate(config.methods):
                 own = center_crop(complex_images[method], crop) if crop else complex_images[method]
                 output = own if method not in guarded else (center_crop(guarded[method], crop) if crop else guarded[method])
@@ -281,6 +282,10 @@ def _estimate(study_metrics: dict[str, Any], images: dict[str, np.ndarray], kspa
         record["guard_reference"] = per_slice[0].reference
         record["guard_flagged_slices"] = [v.flagged for v in per_slice]
         record["guard_flagged"] = int(sum(v.flagged for v in per_slice))
+        if record["guard_flagged"] and not config.guard:
+            study_metrics["notes"].append(f"guard: {method} is estimably worse than {per_slice[0].reference} on "
+                                          f"{record['guard_flagged']}/{len(per_slice)} slices of {name} (--guard writes the "
+                                          "CS output there)")
     guarded: dict[str, np.ndarray] = {}
     if config.guard:
         for method, replaced in apply_guard(outputs, verdicts).items():

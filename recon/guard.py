@@ -1,11 +1,21 @@
 """The guard: is a learned output estimably worse than the best compressed sensing?
 
 With no reference, :mod:`recon.holdout` gives every method an estimated PSNR and its
-spread over the hold-out folds. A learned method is *flagged* on a slice when its
-estimated PSNR is below the best CS method's (the CS method with the highest estimated
-PSNR) by more than the spread of the two estimates, ``sqrt(s_learned^2 + s_cs^2)``,
-plus :data:`MARGIN_DB`. ``recon run`` and ``recon batch`` record the verdict, and with
-``--guard`` they write the best CS output instead of a flagged one.
+spread over the hold-out folds. A learned method is *flagged* on a slice when the best
+CS method (the CS method with the highest estimated PSNR) is estimated better than it
+by more than the spread of the two estimates, ``sqrt(s_learned^2 + s_cs^2)``, less
+:data:`REQUIRED_LEAD_DB`: a learned output must lead the best CS output by 1.5 dB in
+estimate to pass when the estimates are tight.
+
+Why the lead: the estimated gap between a learned and a CS method errs by 1.5 to 2 dB
+(standard deviation) on the corpus's subjects, because the two kinds of method lose
+accuracy differently when a fold is held out, and the calibration corrects that only
+on average. On the validation subjects the estimate overstated the learned method's
+lead by 1.46 dB or more in 16 % of the (slice, learned method) pairs (the one-sided 1σ
+point), so the guard asks for that lead. Without it, a learned output 1.6 dB worse
+than CS on a 2-D mask at 50pct went unflagged.
+``recon run`` and ``recon batch`` record the verdict, and with ``--guard`` they write
+the best CS output instead of a flagged one.
 """
 
 from __future__ import annotations
@@ -13,8 +23,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-MARGIN_DB = 0.0
-"""Extra dB the gap must exceed beyond the estimates' spread (0: the spread alone)."""
+REQUIRED_LEAD_DB = 1.5
+"""How far (dB) a learned output's estimate must lead the best CS estimate, less the
+estimates' spread, to pass the guard."""
 
 
 @dataclass(frozen=True)
@@ -44,11 +55,11 @@ class Verdict:
                 "guard_gap_db": self.gap_db, "guard_threshold_db": self.threshold_db}
 
 
-def compare(psnr: float, spread: float, cs: list[tuple[str, float, float]], margin_db: float = MARGIN_DB) -> Verdict:
+def compare(psnr: float, spread: float, cs: list[tuple[str, float, float]], lead_db: float = REQUIRED_LEAD_DB) -> Verdict:
     """Compare a learned method's estimate with the CS methods' ``(name, psnr, spread)``."""
     if not cs:
         return Verdict(False, None, float("nan"), float("nan"))
     name, best_psnr, best_spread = max(cs, key=lambda item: item[1])
     gap = best_psnr - psnr
-    threshold = math.sqrt(spread**2 + best_spread**2) + margin_db
+    threshold = math.sqrt(spread**2 + best_spread**2) - lead_db
     return Verdict(bool(gap > threshold), name, float(gap), float(threshold))

@@ -50,6 +50,7 @@ from masks.base import calibration_size
 from physics.operators import sampling_operator
 
 DEFAULT_FOLDS = 4
+SMOOTHING = 0.15
 CALIBRATION_FILE = Path(__file__).parent / "weights" / "holdout-calibration.json"
 _calibration_cache: dict | None = None
 
@@ -272,10 +273,13 @@ def kspace_energy(image: torch.Tensor, coil_maps: torch.Tensor | None) -> float:
     return float(full(image.to(torch.complex64)).abs().pow(2).sum())
 
 
-def nmse_from_residuals(residuals: list[np.ndarray], unmeasured: np.ndarray, energy: float) -> list[float]:
+def nmse_from_residuals(residuals: list[np.ndarray], unmeasured: np.ndarray, energy: float,
+                        smoothing: float = SMOOTHING) -> list[float]:
     """Raw NMSE estimate of every fold (see the module): fit ``log E(d) = a + b log d``
-    per unit to the held-out bins of all folds, sum it over the unmeasured units, and
-    scale by each fold's observed-to-predicted ratio.
+    per unit to the held-out bins of all folds, correct it locally by the
+    kernel-smoothed ratio of observed to fitted energy (Gaussian in ``log d`` of width
+    ``smoothing``; 0 keeps the plain law), sum it over the unmeasured units, and scale
+    by each fold's observed-to-predicted ratio.
 
     Shapes
     ------
@@ -288,14 +292,23 @@ def nmse_from_residuals(residuals: list[np.ndarray], unmeasured: np.ndarray, ene
     x = np.log(np.arange(len(counts)) + 0.5)
     y = np.log(np.maximum(sums[used] / counts[used], 1e-30))
     if used.sum() >= 3 and np.ptp(x[used]) > 0:
-        weight = np.sqrt(counts[used])
-        slope, intercept = np.polyfit(x[used], y, 1, w=weight)
+        slope, intercept = np.polyfit(x[used], y, 1, w=np.sqrt(counts[used]))
         slope = float(np.clip(slope, -8.0, 2.0))
         intercept = float(np.average(y - slope * x[used], weights=counts[used]))
     else:
         slope, intercept = 0.0, float(np.average(y, weights=counts[used])) if used.any() else -69.0
-    smearing = float(np.average(np.exp(y - (intercept + slope * x[used])), weights=counts[used])) if used.any() else 1.0
-    law = np.exp(intercept + slope * x) * smearing
+    law = np.exp(intercept + slope * x)
+    if used.any():
+        observed = sums[used] / np.maximum(law[used] * counts[used], 1e-300)  # per bin, observed / law
+        if smoothing > 0:
+            kernel = np.exp(-0.5 * ((x[:, None] - x[used][None, :]) / smoothing) ** 2) * counts[used][None, :]
+            mass = kernel.sum(axis=1)
+            local = (kernel * observed[None, :]).sum(axis=1) / np.maximum(mass, 1e-300)
+            overall = float(np.average(observed, weights=counts[used]))
+            trust_local = mass / (mass + 1.0)  # fewer than about one held-out unit nearby: the overall factor
+            law = law * (trust_local * local + (1 - trust_local) * overall)
+        else:
+            law = law * float(np.average(observed, weights=counts[used]))
     total = float((law * unmeasured).sum())
     estimates = []
     for counts_k, sums_k in residuals:

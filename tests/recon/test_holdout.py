@@ -122,7 +122,9 @@ def test_guard_flags_only_beyond_the_spread():
     cs = [("cs-l1", 30.0, 0.3), ("cs-tv", 32.0, 0.4)]
     worse = guard.compare(29.0, 0.3, cs)
     assert worse.flagged and worse.reference == "cs-tv" and worse.gap_db == pytest.approx(3.0)
-    assert worse.threshold_db == pytest.approx(0.5)
-    assert not guard.compare(31.7, 0.3, cs).flagged  # within the spread
-    assert not guard.compare(35.0, 0.3, cs).flagged  # better
+    assert worse.threshold_db == pytest.approx(0.5 - guard.REQUIRED_LEAD_DB)
+    assert guard.compare(32.3, 0.3, cs).flagged  # ahead by less than the required lead
+    assert not guard.compare(33.0, 0.3, cs).flagged  # ahead by the lead, less the spread
+    assert not guard.compare(32.3, 3.0, cs).flagged  # estimates too loose to tell
+    assert not guard.compare(35.0, 0.3, cs).flagged  # clearly better
     assert not guard.compare(20.0, 0.3, []).flagged  # nothing to compare with

@@ -1,0 +1,99 @@
+"""Known answers for the reference-free trust check (hold-out estimate + guard).
+
+Each case first checks its premise against the truth (the learned model really is at
+least 1 dB worse than the best CS method, or really is better), then asks the check,
+which sees only the k-space, whether it agrees: worse must be flagged, better must not
+be (no crying wolf). The shipped models and the sample's test slice are used as a user
+would get them; the folds are seeded, so the figures are reproducible.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import recon
+from masks import make_mask
+from physics import simulate_kspace
+from pipelines.datasets import sample
+from pipelines.evaluation import estimate_errors, guard_verdicts
+from recon import metrics
+
+METHODS = ("cs-l1", "cs-tv", "gan-drn", "csr-gan")
+
+
+@pytest.fixture(scope="module")
+def brain() -> np.ndarray:
+    return np.asarray(sample("test").images[0], np.float32)
+
+
+def _lesions(brain: np.ndarray, count: int = 40, seed: int = 0) -> np.ndarray:
+    """Small bright spots (about 5 pixels each, 30 % above the brain's peak) inside the brain."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[: brain.shape[0], : brain.shape[1]]
+    inside = np.argwhere(brain > 0.3 * brain.max())
+    out = brain.copy()
+    for cy, cx in inside[rng.choice(len(inside), count, replace=False)]:
+        out[(yy - cy) ** 2 + (xx - cx) ** 2 <= 2] = 1.3 * brain.max()
+    return out
+
+
+def _judge(image: np.ndarray, preset: str, kind: str, snr: float | None = None) -> dict[str, tuple[float, bool]]:
+    """Per learned method: (true PSNR minus the best CS's true PSNR, flagged by the guard)."""
+    mask = torch.from_numpy(make_mask(preset, image.shape, kind, seed=5).array)
+    kspace, truth = simulate_kspace(torch.from_numpy(image)[None], mask, noise_snr=snr,
+                                    generator=torch.Generator().manual_seed(1))
+    data_range = float(truth.abs().max())
+    outputs, psnr = {}, {}
+    for name in METHODS:
+        with torch.no_grad():
+            outputs[name] = [recon.get(name).reconstruct(kspace, mask)[0]]
+        psnr[name] = metrics.psnr(outputs[name][0].abs(), truth[0].abs(), data_range)
+    verdicts = guard_verdicts(estimate_errors(outputs, kspace, mask, None, 4, "known-answer", data_range))
+    best_cs = max(psnr["cs-l1"], psnr["cs-tv"])
+    return {name: (psnr[name] - best_cs, slices[0].flagged) for name, slices in verdicts.items()}
+
+
+def _assert_flagged(result: dict[str, tuple[float, bool]], worse_by: float = 1.0) -> None:
+    for name, (gap, flagged) in result.items():
+        assert gap <= -worse_by, f"premise: {name} should be at least {worse_by} dB worse than the best CS, is {gap:+.2f} dB"
+        assert flagged, f"{name} is {gap:+.2f} dB worse than the best CS and was not flagged"
+
+
+def _assert_not_flagged(result: dict[str, tuple[float, bool]]) -> None:
+    for name, (gap, flagged) in result.items():
+        assert gap > 0, f"premise: {name} should beat the best CS, is {gap:+.2f} dB"
+        assert not flagged, f"{name} beats the best CS by {gap:+.2f} dB and was flagged"
+
+
+def test_flags_a_2d_mask_at_50pct(brain):
+    _assert_flagged(_judge(brain, "50pct", "vd2d"))
+
+
+def test_flags_lesions_that_the_learned_output_blurs(brain):
+    _assert_flagged(_judge(_lesions(brain), "50pct", "vd2d"))
+
+
+def test_flags_noise_far_above_training(brain):
+    """At 10 dB SNR the learned models keep the noise that CS smooths away (0.8 dB worse)."""
+    _assert_flagged(_judge(brain, "50pct", "vd2d", snr=10), worse_by=0.5)
+
+
+def test_flags_a_contrast_the_models_never_saw(brain):
+    """The brain with its contrast inverted (CSF bright, white matter dark), 2-D mask."""
+    inverted = np.where(brain > 0.05 * brain.max(), brain.max() - brain, 0).astype(np.float32)
+    _assert_flagged(_judge(inverted, "25pct", "vd2d"), worse_by=0.5)
+
+
+def test_does_not_cry_wolf_on_the_learned_models_home_ground(brain):
+    _assert_not_flagged(_judge(brain, "10pct", "cartesian"))
+
+
+def test_does_not_cry_wolf_on_lesions_it_keeps(brain):
+    _assert_not_flagged(_judge(_lesions(brain), "25pct", "cartesian"))
+
+
+def test_does_not_cry_wolf_on_an_unseen_contrast_it_handles(brain):
+    inverted = np.where(brain > 0.05 * brain.max(), brain.max() - brain, 0).astype(np.float32)
+    _assert_not_flagged(_judge(inverted, "10pct", "cartesian"))
