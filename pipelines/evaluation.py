@@ -13,6 +13,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 
@@ -68,14 +70,15 @@ def trust_check(outputs: dict[str, list[torch.Tensor]], kspace: torch.Tensor, ma
 
 
 def estimate_errors(outputs: dict[str, list[torch.Tensor]], kspace: torch.Tensor, mask: torch.Tensor,
-                    coil_maps: torch.Tensor | None, folds: int, seed_name: str, data_range: float | None = None
-                    ) -> dict[str, list[holdout.ErrorEstimate]]:
+                    coil_maps: torch.Tensor | None, folds: int, seed_name: str, data_range: float | None = None,
+                    on_step: Callable[[str], None] | None = None) -> dict[str, list[holdout.ErrorEstimate]]:
     """The hold-out error estimate of every method on every slice.
 
     The folds of slice ``i`` are seeded by ``seed_name:i``, so every method of a slice
     is judged on the same held-out samples and a rerun gives the same figures. A mask
     with fewer measured lines (or points) outside its calibration block than ``folds``
     gets that many folds; with fewer than 2 there is no estimate (empty result).
+    ``on_step(method)`` is called after each (slice, method) estimate (progress).
 
     Shapes
     ------
@@ -97,6 +100,8 @@ def estimate_errors(outputs: dict[str, list[torch.Tensor]], kspace: torch.Tensor
             image = images[index][None].to(torch.complex64)
             errors = holdout.fold_errors(reconstructor, kspace[index : index + 1], mask, maps, fold_masks, image)
             estimates[name].append(holdout.summarise(errors, reconstructor, mask_np, image, data_range))
+            if on_step is not None:
+                on_step(name)
     return estimates
 
 

@@ -174,11 +174,15 @@ def format_table(summary: list[dict[str, Any]]) -> str:
 
 def _estimate(config: RunConfig, records: list[dict[str, Any]], outputs: dict[str, list[np.ndarray]],
               complex_outputs: dict[str, list[torch.Tensor]], kspace: torch.Tensor, mask: torch.Tensor,
-              coil_maps: torch.Tensor | None, seed_name: str, data_range: float, notes: list[str]) -> None:
+              coil_maps: torch.Tensor | None, seed_name: str, data_range: float, notes: list[str],
+              progress: bool | str | None = None) -> None:
     """Add the hold-out error estimate and the guard's verdict to the records; with
     ``--guard``, swap flagged learned slices of ``outputs`` for the best CS slice."""
     started = time.perf_counter()
-    estimates = estimate_errors(complex_outputs, kspace, mask, coil_maps, config.estimate_folds, seed_name, data_range)
+    total = len(complex_outputs) * kspace.shape[0]
+    with Progress(total, "recon run: error estimate", "slices", mode=progress) as bar:
+        estimates = estimate_errors(complex_outputs, kspace, mask, coil_maps, config.estimate_folds, seed_name, data_range,
+                                    on_step=lambda name: bar.update(1, name))
     if not estimates:
         notes.append("no error estimate: the mask measures too few lines or points outside its calibration block")
         return
@@ -276,7 +280,8 @@ def run(config: RunConfig, progress: bool | str | None = None) -> RunResult:
     if checks and compared is None:
         notes.append("trust check: no CS method in this run, so no hallucination map (data-consistency residual only)")
     if config.estimate_folds:
-        _estimate(config, records, outputs, complex_outputs, kspace, mask_t, recon_maps, seed_name, data_range, notes)
+        _estimate(config, records, outputs, complex_outputs, kspace, mask_t, recon_maps, seed_name, data_range, notes,
+                  progress)
     summary = _summary(records, methods)
     with staged_dir(config.out, config.force) as staging:
         folder = staging / "images"
