@@ -89,8 +89,8 @@ MAX_MEMORY_HELP = ("most memory one input may need, e.g. 4G or 512M; larger inpu
 
 ESTIMATE_HELP = ("k-space hold-out folds of the reference-free error estimate of every method (default 4: "
                  "each method reconstructs K more times); 0 turns the estimate and the guard off")
-GUARD_HELP = ("write the best CS output instead of a learned one on slices where the learned output's estimated "
-              "error is worse by more than the estimates' spread (recorded either way)")
+GUARD_HELP = ("write the best CS output instead of a learned one on slices where the learned output's "
+              "estimate does not lead the best CS estimate by 1.5 dB less their spread (recorded either way)")
 
 
 def build_parser() -> argparse.ArgumentParser:

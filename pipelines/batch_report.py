@@ -65,8 +65,8 @@ def build_batch_report(out: str | Path) -> str:
                  "<p>Methods are listed best first: by PSNR where a reference exists (simulated k-space, or fully sampled "
                  "raw data), else <b>by estimated error</b> (k-space hold-out, no reference: <code>recon.holdout</code>), "
                  f"marked ★. {unreferenced} of {len(studies)} outputs have no reference and are ranked by the estimate. "
-                 "The guard flags slices where a learned output's estimated PSNR is below the best CS output's by more "
-                 f"than the estimates' spread; learned outputs that add more than {HALLUCINATION_THRESHOLD:.0%} of their "
+                 "The guard flags slices where a learned output's estimated PSNR does not lead the best CS output's by "
+                 f"1.5 dB less the estimates' spread; learned outputs that add more than {HALLUCINATION_THRESHOLD:.0%} of their "
                  "energy in unmeasured k-space relative to the best CS output are marked too.</p>")
     methods = sorted({m for study in studies.values() for m in study["methods"]})
     figures = []

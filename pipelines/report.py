@@ -148,8 +148,8 @@ def _trust_table(runs: list[dict]) -> str:
                      f'<td>{energy}</td><td>{html.escape(row.get("hallucination_reference", "no CS method"))}</td>'
                      f'<td class="{"flag" if flagged else ""}">{flagged} / {row["slices"]}</td></tr>')
     lines.append("</tbody></table><p>The <b>guard</b> flags a slice when the learned method's estimated PSNR (k-space hold-out, "
-                 "no reference: <code>recon.holdout</code>) is below the best CS method's by more than the two estimates' "
-                 "spread over the folds; <code>--guard</code> then writes the CS output for that slice. The energy column "
+                 "no reference: <code>recon.holdout</code>) does not lead the best CS method's by at least 1.5 dB less the "
+                 "two estimates' spread over the folds (<code>recon.guard</code>); <code>--guard</code> then writes the CS output for that slice. The energy column "
                  "measures how far the learned image departs from the best CS image in the k-space that was not measured; "
                  f"above {HALLUCINATION_THRESHOLD:.0%} of its energy it is marked. It measures departure, not error.</p>")
     return "".join(lines)
