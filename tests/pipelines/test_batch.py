@@ -170,3 +170,24 @@ def test_measured_kspace_without_reference_is_ranked_by_the_estimate(tmp_path):
     assert study["methods"]["gan-drn"]["guard_reference"] == "cs-tv"
     report = (out / "report.html").read_text()
     assert "1 of 1 outputs have no reference and are ranked by the estimate" in report
+
+
+def test_guard_writes_the_best_cs_output_where_the_learned_one_is_flagged(tmp_path):
+    """The sample slice on a 2-D mask at 50pct, where the learned models lose 1.6 dB to CS
+    (tests/pipelines/test_known_answers.py): the guard flags csr-gan and --guard writes
+    the CS slice in its place, while its metrics stay its own."""
+    from pipelines.datasets import sample
+
+    image = np.asarray(sample("test").images[0], np.float32)
+    nib.save(nib.Nifti1Image(image[:, :, None], np.eye(4)), tmp_path / "brain.nii.gz")
+    out = tmp_path / "out"
+    assert main(["batch", str(tmp_path / "brain.nii.gz"), "--out", str(out), "--mask", "50pct", "--mask-type", "vd2d",
+                 "--methods", "cs-l1,cs-tv,csr-gan", "--guard"]) == 0
+    study = json.loads((out / "brain.metrics.json").read_text())
+    learned = study["methods"]["csr-gan"]
+    assert learned["guard_flagged"] == 1 and learned["psnr"] < study["methods"][learned["guard_reference"]]["psnr"]
+    assert learned["guard_output_slices"] == [learned["guard_reference"]]
+    written = nib.load(out / "brain_csr-gan.nii.gz").get_fdata()
+    reference = nib.load(out / f"brain_{learned['guard_reference']}.nii.gz").get_fdata()
+    assert np.allclose(written, reference)
+    assert any("guard" in note for note in study["notes"])
