@@ -190,6 +190,8 @@ def process_unit(unit: str, config_dict: dict[str, Any], threads: int | None = N
                     for key in ("psnr", "ssim", "nmse"):
                         record[key] = float(np.mean([s[key] for s in scores]))
                         record[f"{key}_slices"] = [float(s[key]) for s in scores]
+            if reference is not None:
+                entry["outputs"].append(_preview(out, f"{study.name}_reference", reference, reference))
             _trust(study_metrics["methods"], complex_images, kspace, mask, coil_maps)
             entry["slices"] += len(kspace) * len(config.methods)
             metrics_path = out / f"{study.name}.metrics.json"
@@ -280,6 +282,7 @@ def _estimate(study_metrics: dict[str, Any], images: dict[str, np.ndarray], kspa
     for method, per_slice in verdicts.items():
         record = records[method]
         record["guard_reference"] = per_slice[0].reference
+        record["guard_reference_slices"] = [v.reference for v in per_slice]
         record["guard_flagged_slices"] = [v.flagged for v in per_slice]
         record["guard_flagged"] = int(sum(v.flagged for v in per_slice))
         if record["guard_flagged"] and not config.guard:

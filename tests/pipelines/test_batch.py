@@ -191,3 +191,4 @@ def test_guard_writes_the_best_cs_output_where_the_learned_one_is_flagged(tmp_pa
     reference = nib.load(out / f"brain_{learned['guard_reference']}.nii.gz").get_fdata()
     assert np.allclose(written, reference)
     assert any("guard" in note for note in study["notes"])
+    assert (out / "previews" / "brain_reference.png").is_file() and (out / "previews" / "brain_csr-gan.png").is_file()
