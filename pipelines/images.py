@@ -97,13 +97,6 @@ def to_uint8(image: np.ndarray, vmax: float) -> np.ndarray:
     return np.round(scaled * 255).astype(np.uint8)
 
 
-def hot_colormap(values: np.ndarray) -> np.ndarray:
-    """Black-red-yellow-white colour map for values in [0, 1] -> ``(H, W, 3)`` uint8."""
-    v = np.clip(values, 0.0, 1.0)
-    rgb = np.stack([np.clip(3 * v, 0, 1), np.clip(3 * v - 1, 0, 1), np.clip(3 * v - 2, 0, 1)], axis=-1)
-    return np.round(rgb * 255).astype(np.uint8)
-
-
 def save_png(path: str | Path, pixels: np.ndarray) -> None:
     """Write an 8-bit grey ``(H, W)`` or RGB ``(H, W, 3)`` array as PNG."""
     from PIL import Image

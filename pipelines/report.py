@@ -186,6 +186,8 @@ def _image_grid(run: dict, max_slices: int = 3) -> str:
                 continue
             record = scores.get(method, {})
             label = f"{method}: {record.get('psnr', float('nan')):.2f} dB, SSIM {record.get('ssim', float('nan')):.3f}"
+            if record.get("guard_output", method) != method:
+                label += f"; shown and written: {record['guard_output']} (--guard)"
             body = (f'<img alt="{html.escape(method)}" src="{file_data(image)}">'
                     f'<img class="zoom" alt="{html.escape(method)} zoom" src="{_zoom(image)}">'
                     f'<div class="sublabel">error map</div><img alt="{html.escape(method)} error map" src="{file_data(error)}">')
