@@ -16,7 +16,14 @@ from physics.coils import (
     simulate_coil_maps,
 )
 from physics.complex import from_channels, to_channels
-from physics.consistency import DataConsistency, hard_projection, soft_consistency
+from physics.consistency import (
+    DataConsistency,
+    estimate_noise_std,
+    exact_consistency,
+    hard_projection,
+    noise_floor,
+    soft_consistency,
+)
 from physics.fft import fft2c, ifft2c
 from physics.operators import MultiCoil, SingleCoil
 
@@ -39,5 +46,8 @@ __all__ = [
     "simulate_kspace",
     "smooth_phase",
     "soft_consistency",
+    "exact_consistency",
+    "estimate_noise_std",
+    "noise_floor",
     "to_channels",
 ]

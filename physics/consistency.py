@@ -58,19 +58,82 @@ def soft_consistency(
     return kspace + weight * mask * (measured - kspace)
 
 
+NOISE_BAND = 0.1
+"""Fraction of the readout axis, at each end, whose measured samples estimate the noise."""
+DISCREPANCY = 1.1
+"""Exact consistency stops at this multiple of the residual the noise alone explains."""
+
+
+def estimate_noise_std(measured: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Per batch item, the complex noise standard deviation of one coil's sample, from
+    the outermost readout positions (``NOISE_BAND`` of H at each end): the square root
+    of the smallest eigenvalue of the coils' covariance there. An image's signal spans
+    only a few coil combinations at those frequencies (smooth coil maps), noise spans
+    all of them, so the smallest eigenvalue is the noise variance: 1e-10 of the signal
+    scale on noise-free data, and at 20 to 50 dB SNR the true variance (8 coils,
+    measured on the sample and Colin27), once the sample-size shrinkage of the smallest
+    eigenvalue (Marchenko-Pastur) is undone. The median sample energy, tried first,
+    counts a brain's high-frequency signal as noise and stopped noise-free
+    reconstructions up to 11 dB early. Zero for single-coil data.
+
+    Shapes
+    ------
+    measured ``(B, C, H, W)``; mask broadcastable to it; returns ``(B,)`` float.
+    """
+    batch, coils, height = measured.shape[0], measured.shape[1], measured.shape[-2]
+    if coils < 2:
+        return torch.zeros(batch, device=measured.device)
+    band = max(1, int(round(NOISE_BAND * height)))
+    rows = torch.cat([torch.arange(band), torch.arange(height - band, height)]).to(measured.device)
+    selected = torch.broadcast_to(mask.to(measured.device).bool(), measured.shape)[:, 0, rows, :]
+    result = []
+    for item in range(batch):
+        samples = measured[item][:, rows, :][:, selected[item]].to(torch.complex128)  # (C, P)
+        if samples.shape[1] < coils:
+            result.append(torch.zeros((), dtype=torch.float64, device=measured.device))
+            continue
+        covariance = samples @ samples.conj().T / samples.shape[1]
+        # The smallest eigenvalue of a sample covariance of white noise sits at the
+        # Marchenko-Pastur lower edge, sigma^2 (1 - sqrt(C / P))^2: undo that shrinkage.
+        edge = (1 - (coils / samples.shape[1]) ** 0.5) ** 2
+        result.append(torch.linalg.eigvalsh(covariance)[0].clamp_min(0) / edge)
+    return torch.stack(result).sqrt().to(torch.float32)
+
+
 def exact_consistency(image: torch.Tensor, measured: torch.Tensor, operator: LinearOperator,
-                      max_iter: int = EXACT_MAX_ITER, tol: float = EXACT_TOL) -> torch.Tensor:
+                      max_iter: int = EXACT_MAX_ITER, tol: float = EXACT_TOL, noise_stop: bool = True) -> torch.Tensor:
     """``x + d`` with ``d`` the least-squares correction ``A^H A d = A^H (y - A x)``,
     found by CGLS from ``x`` (:func:`physics.solvers.least_squares`), so ``d`` has no
     component in the null space of ``A``. It stops when ``||A x - y|| / ||y||`` is at
-    most ``tol`` (noise-free data), when the residual stalls (noisy data), or after
-    ``max_iter`` iterations.
+    most ``tol`` (noise-free data), when the residual reaches what the noise explains
+    (discrepancy principle: ``DISCREPANCY * sigma * sqrt(M)`` for M measured samples and
+    the noise level of :func:`estimate_noise_std`), when it stalls, or after
+    ``max_iter`` iterations. Without the noise stop, CGLS fits the noise through the
+    ill-conditioned directions of a multi-coil operator: at 25pct with 8 coils and
+    20 dB SNR a learned cascade fell from 35 to 10 dB. ``noise_stop=False`` fits to
+    ``tol`` whatever the noise.
 
     Shapes
     ------
     image ``(B, H, W)`` complex; measured ``(B, C, H, W)``; returns ``(B, H, W)``.
     """
-    return least_squares(operator, measured, image, max_iter=max_iter, tol=tol)
+    if not noise_stop:
+        return least_squares(operator, measured, image, max_iter=max_iter, tol=tol)
+    return least_squares(operator, measured, image, max_iter=max_iter, tol=tol, floor=noise_floor(measured, operator.mask))
+
+
+def noise_floor(measured: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Per batch item, the data residual ``||A x - y||`` the noise alone explains:
+    ``DISCREPANCY * sigma * sqrt(M)`` for the M measured samples (all coils) and the
+    noise level of :func:`estimate_noise_std`.
+
+    Shapes
+    ------
+    measured ``(B, C, H, W)``; mask broadcastable to it; returns ``(B,)`` float.
+    """
+    sigma = estimate_noise_std(measured, mask)
+    count = torch.broadcast_to(mask.to(measured.device).bool(), measured.shape).reshape(measured.shape[0], -1).sum(dim=1)
+    return DISCREPANCY * sigma * count.to(sigma.dtype).sqrt()
 
 
 class DataConsistency(nn.Module):

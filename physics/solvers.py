@@ -94,22 +94,27 @@ def least_squares(
     max_iter: int = 150,
     tol: float = 5e-5,
     stall: float = 0.01,
+    floor: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Least-squares fit ``min ||A x - y||`` by CGLS from ``x0`` (conjugate gradient on
     the normal equations, written so the data residual ``y - A x`` is known at every
     step). Components of ``x0`` in the null space of ``A`` are kept.
 
     Stops when every batch item's relative data residual ``||y - A x|| / ||y||`` is at
-    most ``tol``, or when it fell by less than ``stall`` (relative) over the last 10
-    iterations (noisy data, whose residual cannot reach ``tol``), or after ``max_iter``.
+    most ``tol``, or at most ``floor / ||y||`` (``floor``: per item, the residual norm
+    the noise alone explains; fitting below it only fits noise, which the conditioning
+    of ``A`` amplifies), or when it fell by less than ``stall`` (relative) over the last
+    10 iterations, or after ``max_iter``.
 
     Shapes
     ------
-    measured ``(B, C, H, W)``; x0 ``(B, H, W)``; returns ``(B, H, W)``.
+    measured ``(B, C, H, W)``; x0 ``(B, H, W)``; floor ``(B,)`` or None; returns ``(B, H, W)``.
     """
     x = x0.clone()
     data_residual = measured - operator(x)
     norm_y = _norms(measured).sqrt().clamp_min(1e-30)
+    if floor is not None:
+        tol = max(tol, float((floor.to(norm_y.dtype).reshape(norm_y.shape) / norm_y).min()))
     gradient = operator.adjoint(data_residual)
     direction = gradient.clone()
     gamma = _norms(gradient)

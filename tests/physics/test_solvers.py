@@ -42,23 +42,65 @@ def test_least_squares_fits_the_data_and_keeps_the_null_space():
     torch.testing.assert_close(fft2c(fitted_single)[..., unmeasured], fft2c(start_single)[..., unmeasured], atol=1e-5, rtol=1e-5)
 
 
+def _phantom(size: int = 64) -> torch.Tensor:
+    """Noise-free piecewise-smooth image (ellipses with a smooth ramp)."""
+    yy, xx = torch.meshgrid(torch.linspace(-1, 1, size), torch.linspace(-1, 1, size), indexing="ij")
+    image = ((xx / 0.8) ** 2 + (yy / 0.9) ** 2 < 1).float() * (1 + 0.3 * xx)
+    image = image - 0.5 * (((xx - 0.2) / 0.3) ** 2 + (yy / 0.5) ** 2 < 1).float()
+    return image.to(torch.complex64)[None]
+
+
 def test_exact_consistency_beats_the_per_coil_projection():
     from physics import DataConsistency
 
-    mask = torch.zeros(32, 32, dtype=torch.bool)
+    mask = torch.zeros(64, 64, dtype=torch.bool)
     mask[:, ::3] = True
-    mask[:, 13:19] = True
-    maps = simulate_coil_maps(8, (32, 32)).unsqueeze(0)
+    mask[:, 28:36] = True
+    maps = simulate_coil_maps(8, (64, 64)).unsqueeze(0)
     operator = MultiCoil(mask, maps)
-    measured = operator(_random((1, 32, 32), 6))
-    guess = _random((1, 32, 32), 7)
+    measured = operator(_phantom())
+    guess = _random((1, 64, 64), 7)
 
     def residual(image):
         return float((operator(image) - measured).norm() / measured.norm())
 
     projected = DataConsistency()(guess, measured, operator)
-    exact = exact_consistency(guess, measured, operator)
+    exact = exact_consistency(guess, measured, operator, noise_stop=False)
     assert residual(exact) <= 1e-4 < residual(projected)
+    # With the noise stop (the default), it fits down to what the estimated noise explains.
+    from physics.consistency import noise_floor
+
+    floor = float(noise_floor(measured, mask)[0]) / float(measured.norm())
+    assert residual(exact_consistency(guess, measured, operator)) <= max(floor, 1e-4) * 1.05 < 0.1 * residual(projected)
+
+
+def test_exact_consistency_stops_at_the_noise_instead_of_amplifying_it():
+    """With noise in every coil, fitting the data exactly fits the noise through the
+    ill-conditioned directions of the operator; the discrepancy stop keeps the error
+    near the start's."""
+    from physics.consistency import estimate_noise_std
+
+    mask = torch.zeros(64, 64, dtype=torch.bool)
+    mask[:, ::4] = True
+    mask[:, 29:35] = True
+    maps = simulate_coil_maps(8, (64, 64)).unsqueeze(0)
+    operator = MultiCoil(mask, maps)
+    truth = _phantom()
+    clean = operator(truth)
+    sigma = 0.05 * float(clean.abs().pow(2).sum() / mask.sum() / 8) ** 0.5
+    generator = torch.Generator().manual_seed(3)
+    noise = torch.complex(torch.randn(clean.shape, generator=generator), torch.randn(clean.shape, generator=generator))
+    measured = clean + noise * sigma / 2**0.5 * mask
+    assert float(estimate_noise_std(clean, mask)) < 0.1 * sigma  # noise-free data: far below the noise
+    assert abs(float(estimate_noise_std(measured, mask)) - sigma) < 0.1 * sigma
+
+    def error(image):
+        return float((image - truth).norm() / truth.norm())
+
+    start = truth + 0.02 * _random((1, 64, 64), 8)
+    stopped = exact_consistency(start, measured, operator)
+    fitted = least_squares(operator, measured, start, max_iter=150, tol=1e-7, stall=0.0)
+    assert error(stopped) < 0.5 * error(fitted)
 
 
 def test_admm_total_variation_matches_sigpy_and_its_preconditioned_form_converges_faster():

@@ -105,9 +105,10 @@ def test_does_not_cry_wolf_on_an_unseen_contrast_it_handles(brain):
 
 @pytest.mark.skipif(not shutil.which("ismrmrd_generate_cartesian_shepp_logan"), reason="ismrmrd-tools not installed")
 def test_flags_a_learned_model_on_measured_multicoil_raw_data(tmp_path):
-    """Real ISMRMRD raw data (8 coils, with the generator's noise), no simulation: csr-gan
-    amplifies the noise there (about 9 dB below cs-tv). With only the k-space, the
-    estimate must rank cs-tv first and the guard must flag csr-gan."""
+    """Real ISMRMRD raw data (8 coils, with the generator's noise), no simulation: on this
+    piecewise-constant phantom cs-tv beats csr-gan by about 0.7 dB (by 9 dB before the
+    exact multi-coil step stopped at the noise). With only the k-space, the estimate
+    must rank cs-tv first and the guard must flag csr-gan."""
     from pipelines.cli import main
 
     raw = tmp_path / "shepp.h5"
@@ -116,6 +117,6 @@ def test_flags_a_learned_model_on_measured_multicoil_raw_data(tmp_path):
     assert main(["batch", str(raw), "--out", str(out), "--mask", "25pct", "--methods", "zero-filled,cs-tv,csr-gan"]) == 0
     study = json.loads((out / "shepp.metrics.json").read_text())
     records = study["methods"]
-    assert records["csr-gan"]["psnr"] <= records["cs-tv"]["psnr"] - 1  # premise, from the RSS reference
+    assert records["csr-gan"]["psnr"] <= records["cs-tv"]["psnr"] - 0.5  # premise, from the RSS reference
     assert study["estimate"]["ranked"][0] == "cs-tv"
     assert records["csr-gan"]["guard_flagged"] == 1
