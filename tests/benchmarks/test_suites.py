@@ -69,3 +69,27 @@ def test_generalisation_benchmark_on_a_tiny_corpus(tmp_path, capsys):
     assert generalisation.main(["--merge", str(tmp_path / "a.json"), str(tmp_path / "b.json")]) == 0
     printed = capsys.readouterr().out
     assert "| best learned - best CS | 25pct cartesian, 1 coil(s): csr-gan | +1.00 dB; 0 slice(s) below zero-filled" in printed
+
+
+def test_trust_benchmark_measures_calibrates_and_evaluates_on_a_tiny_corpus(tmp_path, capsys):
+    from benchmarks import trust
+    from pipelines.corpus import Source, build_corpus
+    from tests.pipelines.test_corpus import _package
+
+    package = _package(tmp_path / "pkg")
+    sources = (Source("head", "pypi", "fake", "1.0", "head.nii.gz", "COPYING", "subject-a", "T1w", "nifti", split="val"),)
+    build_corpus(tmp_path / "corpus", sources, fetcher=lambda source, cache: package, log=lambda line: None)
+    records = tmp_path / "val.json"
+    assert trust.main([str(tmp_path / "corpus"), "--split", "val", "--masks", "25pct,50pct", "--mask-types", "cartesian,vd2d",
+                       "--coils", "1", "--slices", "1", "--methods", "zero-filled,cs-tv,gan-drn", "--threads", "1",
+                       "--records", str(records)]) == 0
+    saved = json.loads(records.read_text())
+    assert len(saved) == 2 * 2 * 3 and all(len(r["fold_nmse"]) == 4 and r["nmse"] > 0 for r in saved)
+    calibration = tmp_path / "calibration.json"
+    assert trust.main(["--calibrate", str(records), "--out", str(calibration)]) == 0
+    lines = json.loads(calibration.read_text())["lines"]
+    assert set(lines) <= {f"{family}:{d}d" for family in ("baseline", "cs", "learned") for d in (1, 2)}
+    capsys.readouterr()
+    assert trust.main(["--evaluate", str(records)]) == 0
+    printed = capsys.readouterr().out
+    assert "Spearman" in printed and "lowest estimated error is truly best" in printed and "guard:" in printed
