@@ -179,6 +179,9 @@ def _estimate(config: RunConfig, records: list[dict[str, Any]], outputs: dict[st
     """Add the hold-out error estimate and the guard's verdict to the records; with
     ``--guard``, swap flagged learned slices of ``outputs`` for the best CS slice."""
     started = time.perf_counter()
+    if holdout.holdout_units(mask.cpu().numpy().astype(bool)) < 2:
+        notes.append("no error estimate: the mask measures too few lines or points outside its calibration block")
+        return
     total = len(complex_outputs) * kspace.shape[0]
     with Progress(total, "recon run: error estimate", "slices", mode=progress) as bar:
         estimates = estimate_errors(complex_outputs, kspace, mask, coil_maps, config.estimate_folds, seed_name, data_range,
