@@ -92,11 +92,12 @@ def estimate_errors(outputs: dict[str, list[torch.Tensor]], kspace: torch.Tensor
     if folds < 2:
         return {}
     estimates: dict[str, list[holdout.ErrorEstimate]] = {name: [] for name in outputs}
+    reconstructors = {name: recon.get(name) for name in outputs}  # built (weights loaded) once
     for index in range(kspace.shape[0]):
         fold_masks = holdout.holdout_folds(mask_np, folds, seed=seed_from_name(f"{seed_name}:{index}"))
         maps = None if coil_maps is None else coil_maps[index : index + 1]
         for name, images in outputs.items():
-            reconstructor = recon.get(name)
+            reconstructor = reconstructors[name]
             image = images[index][None].to(torch.complex64)
             errors = holdout.fold_errors(reconstructor, kspace[index : index + 1], mask, maps, fold_masks, image)
             estimates[name].append(holdout.summarise(errors, reconstructor, mask_np, image, data_range))
