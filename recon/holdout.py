@@ -15,8 +15,10 @@ learned models' conditioning need it, and real unmeasured k-space never lies the
 nothing was measured, at those points' distances from the centre. Error energy in
 k-space falls off smoothly with distance, so per unit (a line, or a point) we fit a
 power law, ``log E(d) = a + b log d``, to the held-out units of all folds (2-D points
-are first averaged in 1-pixel distance rings), with Duan's smearing factor for the
-log-space fit. The law, summed over the *unmeasured* units, estimates the error energy
+are first averaged in 1-pixel distance rings), and correct it locally by the
+kernel-smoothed ratio of observed to fitted energy (Gaussian in ``log d``, width
+:data:`SMOOTHING`), so the method's own error spectrum shapes it where held-out units
+exist. The corrected law, summed over the *unmeasured* units, estimates the error energy
 there; each fold's estimate is that sum scaled by the fold's observed-to-predicted
 ratio, and divided by the image's k-space energy it is a raw NMSE estimate. The mean
 over folds is the raw estimate and their spread the uncertainty. (A plain
@@ -27,11 +29,12 @@ everything is per coil, with the method's own coil maps, and sums run over coils
 
 **Bias.** Each fold reconstructs from fewer samples than the real reconstruction, so
 the raw estimate is pessimistic, and by a different amount for each kind of method.
-:data:`CALIBRATION_FILE` holds a per-method, per-mask-dimension straight line in
-log-log space, ``log10 NMSE_true = a + b log10 NMSE_raw``, fitted on the corpus's
-*validation* subjects by ``python -m benchmarks.trust --calibrate`` (never on the test
-subjects, which measure how well the calibrated estimate works). Methods without a
-fitted line fall back to their family's line, then to the identity.
+:data:`CALIBRATION_FILE` holds a straight line in log-log space per method family
+(baseline, cs, learned) and mask dimension, ``log10 NMSE_true = a + b log10 NMSE_raw``,
+fitted on the corpus's *validation* subjects by ``python -m benchmarks.trust
+--calibrate`` (never on the test subjects, which measure how well the calibrated
+estimate works). :func:`calibrate` also takes a ``method:Nd`` line before its family's
+when a calibration holds one; without any line the raw estimate is used.
 
 Cost: K + 1 reconstructions per slice and method (the full one and one per fold).
 """
