@@ -111,15 +111,10 @@ def apply(records: list[dict], calibration: dict) -> None:
     for r in records:
         r["fold_nmse"] = holdout.nmse_from_residuals([np.array(f) for f in r["residuals"]], np.array(r["unmeasured"]),
                                                      r["energy"])
-        raw = float(np.mean(r["fold_nmse"]))
-        nmse, _ = holdout.calibrate(raw, r["method"], r["family"], r["dimensions"], calibration)
-        scale = nmse / max(raw, 1e-30)
-        def to_psnr(n: float, r: dict = r) -> float:
-            return float(10 * np.log10(r["data_range"] ** 2 / max(n * r["mean_energy"], 1e-30)))
-
-        r["est_nmse"], r["est_psnr"] = nmse, to_psnr(nmse)
-        r["est_spread"] = float(np.std([to_psnr(max(e, 1e-12) * scale) for e in r["fold_nmse"]]))
-        r["true_psnr_like_est"] = to_psnr(r["nmse"])
+        estimate = holdout.summarise_folds(r["fold_nmse"], r["method"], r["family"], r["dimensions"], r["data_range"],
+                                           r["mean_energy"], calibration)
+        r["est_nmse"], r["est_psnr"], r["est_spread"] = estimate.nmse, estimate.psnr, estimate.psnr_spread
+        r["true_psnr_like_est"] = holdout.psnr_for(r["nmse"], r["data_range"], r["mean_energy"])
 
 
 def evaluate(records: list[dict], calibration: dict) -> str:
@@ -146,7 +141,6 @@ def evaluate(records: list[dict], calibration: dict) -> str:
         lines.append(f"  {setting}: {sum(oks)}/{len(oks)}")
     worse_flagged = worse = better_flagged = better = 0
     for rows in slices.values():
-        by_name = {r["method"]: r for r in rows}
         cs = [r for r in rows if r["family"] == "cs"]
         for r in (r for r in rows if r["family"] == "learned"):
             verdict = guard.compare(r["est_psnr"], r["est_spread"], [(c["method"], c["est_psnr"], c["est_spread"]) for c in cs])
@@ -157,7 +151,6 @@ def evaluate(records: list[dict], calibration: dict) -> str:
             elif true_gap > 0:
                 better += 1
                 better_flagged += verdict.flagged
-        del by_name
     lines.append(f"guard: flagged {worse_flagged}/{worse} (slice, learned method) pairs at least 1 dB worse than the best CS "
                  f"(target all); {better_flagged}/{better} of those better than the best CS "
                  f"({100 * better_flagged / max(better, 1):.0f} %, target <= 10 %)")

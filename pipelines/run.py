@@ -186,9 +186,6 @@ def _estimate(config: RunConfig, records: list[dict[str, Any]], outputs: dict[st
     with Progress(total, "recon run: error estimate", "slices", mode=progress) as bar:
         estimates = estimate_errors(complex_outputs, kspace, mask, coil_maps, config.estimate_folds, seed_name, data_range,
                                     on_step=lambda name: bar.update(1, name))
-    if not estimates:
-        notes.append("no error estimate: the mask measures too few lines or points outside its calibration block")
-        return
     verdicts = guard_verdicts(estimates)
     replaced = apply_guard(outputs, verdicts) if config.guard else {}
     for name, per_slice in estimates.items():

@@ -94,14 +94,19 @@ def calibration_block(mask: np.ndarray) -> np.ndarray:
     return block
 
 
+def _units(mask: np.ndarray) -> tuple[np.ndarray, int]:
+    """The measured lines (1-D masks: column indices) or points (2-D masks: flat
+    indices) outside the calibration block, and the mask's dimension."""
+    block = calibration_block(mask)
+    if mask_dimensions(mask) == 1:
+        return np.flatnonzero(mask.any(axis=0) & ~block.any(axis=0)), 1
+    return np.flatnonzero((mask & ~block).ravel()), 2
+
+
 def holdout_units(mask: np.ndarray) -> int:
     """How many lines (1-D masks) or points (2-D masks) outside the calibration block
     the mask measures: the most folds a hold-out can have."""
-    mask = np.asarray(mask, dtype=bool)
-    block = calibration_block(mask)
-    if mask_dimensions(mask) == 1:
-        return int((mask.any(axis=0) & ~block.any(axis=0)).sum())
-    return int((mask & ~block).sum())
+    return len(_units(np.asarray(mask, dtype=bool))[0])
 
 
 def holdout_folds(mask: np.ndarray, folds: int = DEFAULT_FOLDS, seed: int = 0) -> list[np.ndarray]:
@@ -119,15 +124,9 @@ def holdout_folds(mask: np.ndarray, folds: int = DEFAULT_FOLDS, seed: int = 0) -
     if folds < 2:
         raise ValueError(f"hold-out needs at least 2 folds, got {folds}")
     rng = np.random.default_rng(seed)
-    block = calibration_block(mask)
-    dimensions = mask_dimensions(mask)
+    units, dimensions = _units(mask)
     distance = _distance(mask.shape, dimensions)
-    if dimensions == 1:
-        units = np.flatnonzero(mask.any(axis=0) & ~block.any(axis=0))
-        keys = distance[0, units]
-    else:
-        units = np.flatnonzero((mask & ~block).ravel())
-        keys = distance.ravel()[units]
+    keys = distance[0, units] if dimensions == 1 else distance.ravel()[units]
     if len(units) < folds:
         raise ValueError(f"the mask measures only {len(units)} {'lines' if dimensions == 1 else 'points'} outside its "
                          f"calibration block: too few to hold out {folds} folds")
@@ -200,13 +199,17 @@ def calibrate(nmse_raw: float, method: str, family: str, dimensions: int, calibr
     return float(nmse_raw), "identity"
 
 
+def psnr_for(nmse: float, peak: float, mean_energy: float) -> float:
+    """PSNR that an NMSE gives for an image of this peak and mean energy:
+    ``10 log10(peak^2 / (nmse * mean|x|^2))``."""
+    return float(10 * math.log10(peak**2 / max(nmse * mean_energy, 1e-30)))
+
+
 def psnr_from_nmse(nmse: float, image: torch.Tensor, data_range: float | None = None) -> float:
-    """PSNR that an NMSE gives for an image of this energy: ``10 log10(range^2 /
-    (nmse * mean|x|^2))``."""
+    """:func:`psnr_for` an image (peak: ``data_range``, else the image's maximum)."""
     magnitude = image.abs()
     peak = float(magnitude.max()) if data_range is None else float(data_range)
-    mean_energy = float(magnitude.pow(2).mean())
-    return float(10 * math.log10(peak**2 / max(nmse * mean_energy, 1e-30)))
+    return psnr_for(nmse, peak, float(magnitude.pow(2).mean()))
 
 
 def _unit_distance(mask: np.ndarray) -> np.ndarray:
@@ -303,15 +306,15 @@ def nmse_from_residuals(residuals: list[np.ndarray], unmeasured: np.ndarray, ene
     law = np.exp(intercept + slope * x)
     if used.any():
         observed = sums[used] / np.maximum(law[used] * counts[used], 1e-300)  # per bin, observed / law
+        overall = float(np.average(observed, weights=counts[used]))
         if smoothing > 0:
             kernel = np.exp(-0.5 * ((x[:, None] - x[used][None, :]) / smoothing) ** 2) * counts[used][None, :]
             mass = kernel.sum(axis=1)
             local = (kernel * observed[None, :]).sum(axis=1) / np.maximum(mass, 1e-300)
-            overall = float(np.average(observed, weights=counts[used]))
             trust_local = mass / (mass + 1.0)  # fewer than about one held-out unit nearby: the overall factor
             law = law * (trust_local * local + (1 - trust_local) * overall)
         else:
-            law = law * float(np.average(observed, weights=counts[used]))
+            law = law * overall
     total = float((law * unmeasured).sum())
     estimates = []
     for counts_k, sums_k in residuals:
@@ -346,14 +349,22 @@ def summarise(errors: list[float], reconstructor, mask: np.ndarray, image: torch
     ------
     mask ``(H, W)`` bool; image ``(1, H, W)``.
     """
+    magnitude = image[0].abs()
+    peak = float(magnitude.max()) if data_range is None else float(data_range)
+    return summarise_folds(errors, reconstructor.name, getattr(reconstructor, "family", "cs"), mask_dimensions(mask),
+                           peak, float(magnitude.pow(2).mean()), calibration)
+
+
+def summarise_folds(errors: list[float], method: str, family: str, dimensions: int, peak: float, mean_energy: float,
+                    calibration: dict | None = None) -> ErrorEstimate:
+    """:func:`summarise` from the image's ``peak`` and mean energy ``mean|x|^2`` (what
+    ``benchmarks.trust`` stores per record)."""
     raw = float(np.mean(errors))
-    family = getattr(reconstructor, "family", "cs")
-    nmse, key = calibrate(raw, reconstructor.name, family, mask_dimensions(mask), calibration)
+    nmse, key = calibrate(raw, method, family, dimensions, calibration)
     scale = nmse / max(raw, 1e-30)
-    fold_psnr = [psnr_from_nmse(max(e, 1e-12) * scale, image[0], data_range) for e in errors]
-    return ErrorEstimate(nmse=nmse, psnr=psnr_from_nmse(nmse, image[0], data_range),
-                         psnr_spread=float(np.std(fold_psnr)), nmse_raw=raw, fold_nmse=[float(e) for e in errors],
-                         calibration=key)
+    fold_psnr = [psnr_for(max(e, 1e-12) * scale, peak, mean_energy) for e in errors]
+    return ErrorEstimate(nmse=nmse, psnr=psnr_for(nmse, peak, mean_energy), psnr_spread=float(np.std(fold_psnr)),
+                         nmse_raw=raw, fold_nmse=[float(e) for e in errors], calibration=key)
 
 
 def estimate_error(reconstructor, kspace: torch.Tensor, mask: torch.Tensor, coil_maps: torch.Tensor | None,
