@@ -100,11 +100,12 @@ def least_squares(
     the normal equations, written so the data residual ``y - A x`` is known at every
     step). Components of ``x0`` in the null space of ``A`` are kept.
 
-    Stops when every batch item's relative data residual ``||y - A x|| / ||y||`` is at
+    Each batch item stops when its relative data residual ``||y - A x|| / ||y||`` is at
     most ``tol``, or at most ``floor / ||y||`` (``floor``: per item, the residual norm
     the noise alone explains; fitting below it only fits noise, which the conditioning
-    of ``A`` amplifies), or when it fell by less than ``stall`` (relative) over the last
-    10 iterations, or after ``max_iter``.
+    of ``A`` amplifies); an item that has stopped is no longer updated. The solve ends
+    when every item has stopped, when the largest residual relative to its target fell
+    by less than ``stall`` (relative) over the last 10 iterations, or after ``max_iter``.
 
     Shapes
     ------
@@ -113,24 +114,27 @@ def least_squares(
     x = x0.clone()
     data_residual = measured - operator(x)
     norm_y = _norms(measured).sqrt().clamp_min(1e-30)
+    target = torch.full_like(norm_y, tol)
     if floor is not None:
-        tol = max(tol, float((floor.to(norm_y.dtype).reshape(norm_y.shape) / norm_y).min()))
+        target = torch.maximum(target, floor.to(norm_y.dtype).reshape(norm_y.shape) / norm_y)
     gradient = operator.adjoint(data_residual)
     direction = gradient.clone()
     gamma = _norms(gradient)
-    history = [float((_norms(data_residual).sqrt() / norm_y).max())]
+    ratio = _norms(data_residual).sqrt() / norm_y / target
+    history = [float(ratio.max())]
     for _ in range(max_iter):
-        if history[-1] <= tol or (len(history) > 10 and history[-1] > (1 - stall) * history[-11]):
+        if history[-1] <= 1 or (len(history) > 10 and history[-1] > (1 - stall) * history[-11]):
             break
         q = operator(direction)
-        alpha = gamma / _norms(q).clamp_min(1e-30)
+        alpha = gamma / _norms(q).clamp_min(1e-30) * (ratio > 1)  # items at their target stay where they are
         x = x + _per_item(alpha, x) * direction
         data_residual = data_residual - _per_item(alpha, q) * q
         gradient = operator.adjoint(data_residual)
         gamma_new = _norms(gradient)
         direction = gradient + _per_item(gamma_new / gamma.clamp_min(1e-30), gradient) * direction
         gamma = gamma_new
-        history.append(float((_norms(data_residual).sqrt() / norm_y).max()))
+        ratio = _norms(data_residual).sqrt() / norm_y / target
+        history.append(float(ratio.max()))
     return x
 
 

@@ -137,3 +137,22 @@ def test_admm_total_variation_matches_sigpy_and_its_preconditioned_form_converge
     plain = admm_total_variation(operator.normal(), rhs, lamda, rho=0.2, max_iter=30, cg_iter=2)
     assert objective(fast) < objective(plain)
     assert objective(fast) < 1.01 * objective(ours)
+
+
+def test_exact_consistency_treats_each_batch_item_by_its_own_noise():
+    """A noisy and a noise-free slice in one batch get what each gets alone: the noise
+    stop of one must not let the other stop early, nor the other make it fit noise."""
+    mask = torch.zeros(64, 64, dtype=torch.bool)
+    mask[:, ::4] = True
+    mask[:, 29:35] = True
+    maps = simulate_coil_maps(8, (64, 64)).unsqueeze(0)
+    truth = _phantom()
+    clean = MultiCoil(mask, maps)(truth)
+    generator = torch.Generator().manual_seed(3)
+    noise = torch.complex(torch.randn(clean.shape, generator=generator), torch.randn(clean.shape, generator=generator))
+    noisy = clean + 0.05 * clean.abs().max() * noise * mask
+    start = truth + 0.02 * _random((1, 64, 64), 8)
+    alone = [exact_consistency(start, data, MultiCoil(mask, maps)) for data in (clean, noisy)]
+    together = exact_consistency(start.repeat(2, 1, 1), torch.cat([clean, noisy]), MultiCoil(mask, maps.repeat(2, 1, 1, 1)))
+    for index in range(2):
+        torch.testing.assert_close(together[index], alone[index][0], atol=1e-4, rtol=1e-3)
