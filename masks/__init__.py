@@ -15,7 +15,9 @@ from masks.base import (
     TWO_D_KINDS,
     Mask,
     calibration_size,
+    lowres_factor,
     parse_preset,
+    preset_kind,
     seed_from_name,
 )
 from masks.grid import lowres_mask, radial_mask, random2d_mask, vd2d_mask
@@ -35,7 +37,7 @@ GENERATORS = {
 def make_mask(
     preset: str | float,
     shape: tuple[int, int],
-    kind: str = "cartesian",
+    kind: str | None = None,
     seed: int | np.random.Generator = 0,
     center_fraction: float | None = None,
 ) -> Mask:
@@ -44,11 +46,12 @@ def make_mask(
     Parameters
     ----------
     preset : str or float
-        ``"Npct"`` (N/100 of the grid points sampled, centre included) or a ratio.
+        ``"Npct"`` (N/100 of the grid points sampled, centre included), ``"lowres-Fx"``
+        (the central ``H/F x W/F`` block: super-resolution by F) or a ratio.
     shape : (int, int)
         ``(H, W)``; H is the fully sampled readout axis for 1-D kinds.
-    kind : str
-        One of :data:`KINDS`.
+    kind : str, optional
+        One of :data:`KINDS` (default ``cartesian``; ``lowres`` for a ``lowres-Fx`` preset).
     seed : int or numpy.random.Generator
         Explicit randomness.
     center_fraction : float, optional
@@ -58,6 +61,7 @@ def make_mask(
     ------
     returns ``Mask.array`` ``(H, W)`` bool.
     """
+    kind = preset_kind(preset, kind)
     if kind not in GENERATORS:
         raise ValueError(f"unknown mask type {kind!r}; valid types: {', '.join(KINDS)}")
     if len(shape) != 2 or min(shape) < 2:
@@ -80,9 +84,11 @@ __all__ = [
     "cartesian_mask",
     "equispaced_mask",
     "gaussian1d_mask",
+    "lowres_factor",
     "lowres_mask",
     "make_mask",
     "parse_preset",
+    "preset_kind",
     "radial_mask",
     "random2d_mask",
     "seed_from_name",

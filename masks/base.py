@@ -14,6 +14,7 @@ TWO_D_KINDS = ("random2d", "vd2d", "radial", "lowres")
 KINDS = ONE_D_KINDS + TWO_D_KINDS
 
 _PRESET = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*pct\s*$", re.IGNORECASE)
+_LOWRES = re.compile(r"^\s*lowres-(\d+)x\s*$", re.IGNORECASE)
 
 
 @dataclass(frozen=True, eq=False)
@@ -59,19 +60,47 @@ class Mask:
         }
 
 
+def lowres_factor(preset: str | float) -> int | None:
+    """The in-plane super-resolution factor F of a ``lowres-Fx`` preset (2 for
+    ``"lowres-2x"``), or None for any other preset. F must be 1 to 16."""
+    match = _LOWRES.match(preset) if isinstance(preset, str) else None
+    if match is None:
+        return None
+    factor = int(match.group(1))
+    if not 1 <= factor <= 16:
+        raise ValueError(f"mask preset {preset!r}: the super-resolution factor must be 1 to 16")
+    return factor
+
+
+def preset_kind(preset: str | float, kind: str | None) -> str:
+    """The mask family a preset implies: ``lowres-Fx`` presets are ``lowres`` (an
+    explicit other family is an error); other presets keep ``kind`` (default cartesian)."""
+    if lowres_factor(preset) is None:
+        return kind or "cartesian"
+    if kind not in (None, "lowres"):
+        raise ValueError(f"mask preset {preset!r} is a lowres (super-resolution) mask; --mask-type {kind} conflicts with it")
+    return "lowres"
+
+
 def parse_preset(preset: str | float) -> float:
     """Turn a preset such as ``"10pct"`` into a ratio (0.10).
 
     ``Npct`` means N/100 of the k-space grid points are sampled, centre included;
-    N may be fractional (``"12.5pct"``). A float in ``(0, 1]`` passes through.
+    N may be fractional (``"12.5pct"``). ``lowres-Fx`` (super-resolution by F in each
+    in-plane axis, the central ``H/F x W/F`` block) is ``1 / F**2``. A float in
+    ``(0, 1]`` passes through.
     """
+    factor = lowres_factor(preset)
     if isinstance(preset, (int, float)) and not isinstance(preset, bool):
         ratio = float(preset)
+    elif factor is not None:
+        ratio = 1.0 / factor**2
     else:
         match = _PRESET.match(str(preset))
         if not match:
             raise ValueError(
-                f"unknown mask preset {preset!r}: use Npct with 0 < N <= 100, e.g. 10pct or 50pct"
+                f"unknown mask preset {preset!r}: use Npct with 0 < N <= 100 (e.g. 10pct or 50pct) "
+                "or lowres-Fx (e.g. lowres-2x)"
             )
         ratio = float(match.group(1)) / 100.0
     if not 0.0 < ratio <= 1.0:

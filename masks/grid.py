@@ -157,7 +157,9 @@ def lowres_mask(
     Among blocks ``h x w`` within 0.2 % of ``ratio * H * W`` points, the one
     closest to the grid's aspect ratio is used (81x81 for 10pct on 256x256). A
     rectangle cannot hit every count: on grids smaller than about 64x64 the
-    closest block may miss the target by more than 0.5 %. It is deterministic; ``rng`` and
+    closest block may miss the target by more than 0.5 %. A ratio of ``1 / F**2`` on a grid
+    whose sides F divides (the ``lowres-Fx`` presets) gives exactly the ``H/F x W/F``
+    block. It is deterministic; ``rng`` and
     ``center_fraction`` are accepted for a uniform interface.
 
     Shapes
@@ -166,6 +168,14 @@ def lowres_mask(
     """
     height, width = shape
     count = _target_count(shape, ratio)
+    factor = 1.0 / np.sqrt(ratio)
+    if abs(factor - round(factor)) < 1e-9 and height % round(factor) == 0 and width % round(factor) == 0:
+        # A ratio of 1/F^2 on a grid that F divides is super-resolution by F: the
+        # H/F x W/F block, whatever the aspect ratio.
+        h, w = height // round(factor), width // round(factor)
+        array = np.zeros(shape, dtype=bool)
+        array[centre_slice(height, h), centre_slice(width, w)] = True
+        return Mask(array, "lowres", ratio, float(array.mean()), (h, w), {"block": [h, w], "points": h * w, "factor": round(factor)})
     best = None
     for h in range(1, height + 1):
         w = min(width, max(1, round(count / h)))

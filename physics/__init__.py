@@ -25,12 +25,13 @@ from physics.consistency import (
     soft_consistency,
 )
 from physics.fft import fft2c, ifft2c
-from physics.operators import MultiCoil, SingleCoil
+from physics.operators import MultiCoil, SingleCoil, SliceAverage
 
 __all__ = [
     "DataConsistency",
     "MultiCoil",
     "SingleCoil",
+    "SliceAverage",
     "add_noise",
     "coil_support",
     "compress_coils",

@@ -174,6 +174,8 @@ class DataConsistency(nn.Module):
         return torch.sigmoid(self.logit) if self.learnable else self.fixed_weight
 
     def forward(self, image: torch.Tensor, measured: torch.Tensor, operator: LinearOperator) -> torch.Tensor:
+        if operator.mask is None and hasattr(operator, "project"):  # an image-domain projection (slice averages)
+            return operator.project(image, measured)
         mask, coil_maps = operator.mask, operator.coil_maps
         coil_images = image.unsqueeze(1) if coil_maps is None else coil_maps * image.unsqueeze(1)
         kspace = fft2c(coil_images)

@@ -115,7 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     run.add_argument("--config", help="TOML/JSON/YAML file with run settings; flags override it")
-    run.add_argument("--mask", help="preset Npct: N/100 of the k-space grid sampled, centre included (default 10pct)")
+    run.add_argument("--mask", help="preset Npct: N/100 of the k-space grid sampled, centre included (default 10pct); "
+                     "lowres-2x or lowres-4x: the central H/F x W/F block, i.e. in-plane super-resolution")
     run.add_argument("--mask-type", choices=masks.KINDS, help="mask family (default cartesian)")
     run.add_argument("--mask-file", help=".npy bool (H, W) mask to use instead of generating one")
     run.add_argument("--center-fraction", type=number(0, 1), help="override the preset's centre size (0 to 1)")
@@ -169,6 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="'sample', a corpus folder (scripts/make_corpus.py), a folder of NIfTI / .npy images, "
                        "or a comma-separated list of these (used together)")
     train.add_argument("--mix", default="", help="add images that are not MRI: shapes, photos or shapes,photos")
+    train.add_argument("--slice-factors", default="2,4",
+                       help="through-plane models (soup-gan-z): thick-slice factors drawn per sample (default 2,4)")
     train.add_argument("--steps", type=integer(1), default=2000)
     train.add_argument("--batch-size", type=integer(1, 4096), default=4)
     train.add_argument("--lr-g", type=number(0, 1, low_open=True), help="generator learning rate (default: the model's; gan-drn 1e-3, csr-gan 1e-4)")
@@ -184,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--patience", type=integer(1), default=10, help="validations without improvement before stopping")
     train.add_argument("--generator", default="", help="generator options, e.g. width=32,blocks=2,stages=8 or kind=paper")
     train.add_argument("--loss", action="append", default=[], metavar="NAME=WEIGHT",
-                       help="weight of a named loss term (freq, nmse, ssim, l1, adv, fm); repeatable, e.g. --loss l1=1 --loss fm=0.01")
+                       help="weight of a named loss term (freq, nmse, ssim, l1, adv, fm, perceptual); repeatable, e.g. --loss l1=1 --loss fm=0.01")
     train.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
     train.add_argument("--threads", type=integer(1, 1024), help="torch CPU threads")
     train.add_argument("--coils", default="1",
@@ -212,7 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     batch.add_argument("inputs", nargs="+", help="files or folders (folders are searched recursively)")
     batch.add_argument("--out", required=True, help="output folder")
-    batch.add_argument("--mask", default="10pct", help="preset Npct for inputs that are not already undersampled")
+    batch.add_argument("--mask", default="10pct", help="preset Npct (or lowres-2x, lowres-4x: in-plane super-resolution) for inputs "
+                       "that are not already undersampled")
     batch.add_argument("--mask-type", default="cartesian", choices=masks.KINDS)
     batch.add_argument("--methods", type=methods, default=("cs-tv",), help="comma-separated methods (default cs-tv)")
     batch.add_argument("--format", default="same", choices=FORMAT_CHOICES,
@@ -238,6 +242,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument("runs", nargs="+", help="recon run output folders")
     report.add_argument("--out", help="report file (default RUN/report.html for one run; required for several)")
+
+    sr = commands.add_parser(
+        "sr",
+        help="through-plane super-resolution: thin slices from a thick-slice NIfTI volume or DICOM series",
+        description="Restore F thin slices per thick slice (a thick slice is taken as the average of F thin ones) "
+        "with SOUP-GAN (hard data consistency: the thin slices average back to the measured thick ones), or "
+        "with cubic or sinc interpolation along z. Writes NIfTI or DICOM with the new slice spacing in the "
+        "geometry, and sr.json (method, factor, seconds). For in-plane SR use recon run or recon batch with "
+        "--mask lowres-2x or lowres-4x.",
+        epilog="examples:\n  recon sr thick.nii.gz --slice-factor 4 --method soup-gan --out sr-out\n"
+        "  recon sr dicom_series/ --slice-factor 2 --method cubic --out sr-cubic",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sr.add_argument("volume", help="a 3-D NIfTI file or a DICOM series (file or folder)")
+    sr.add_argument("--out", required=True, help="output folder")
+    sr.add_argument("--slice-factor", type=int, choices=(2, 4), default=4, help="thin slices per thick slice (default 4)")
+    sr.add_argument("--method", choices=("soup-gan", "cubic", "sinc"), default="soup-gan")
+    sr.add_argument("--weights", help="soup-gan-z weights to use instead of the shipped ones (a .pt or a trainer's best.pt)")
+    sr.add_argument("--max-memory", type=memory, help="most memory the input may need (default: half of this machine's memory)")
+    sr.add_argument("--force", action="store_true", help="replace an existing output folder")
 
     commands.add_parser(
         "methods",

@@ -32,7 +32,7 @@ import masks
 import recon
 from physics.acquisition import simulate_kspace
 from physics.fft import ifft2c
-from pipelines.config import check_common
+from pipelines.config import check_common, resolve_lowres
 from pipelines.console import printable
 from pipelines.evaluation import apply_guard, estimate_errors, guard_verdicts, trust_check
 from pipelines.formats import FILE_PROBLEMS, Study, discover, read_input
@@ -89,6 +89,7 @@ class BatchConfig:
     guard: bool = False
 
     def __post_init__(self) -> None:
+        resolve_lowres(self)
         check_common(self.mask, self.mask_type, tuple(self.methods), self.seed, self.max_memory, self.estimate_folds,
                      self.guard)
         if self.format not in FORMATS:

@@ -106,10 +106,11 @@ def _command_methods(args: argparse.Namespace) -> int:
 
 
 def parse_ratios(text: str) -> tuple[float, ...]:
-    """``10pct`` -> (0.1,); ``10pct,50pct`` -> (0.1, 0.5); ``10pct-50pct`` -> every 5 % from 10 to 50."""
+    """``10pct`` -> (0.1,); ``10pct,50pct`` -> (0.1, 0.5); ``10pct-50pct`` -> every 5 % from 10 to 50;
+    ``lowres-2x,lowres-4x`` -> (0.25, 0.0625)."""
     import numpy as np
 
-    if "-" in text and "," not in text:
+    if "-" in text and "," not in text and masks.lowres_factor(text) is None:
         low, high = (masks.parse_preset(part) for part in text.split("-", 1))
         if high < low:
             raise ValueError(f"mask range {text!r} runs backwards")
@@ -178,6 +179,7 @@ def _command_train(args: argparse.Namespace) -> int:
         seed=args.seed, out=args.out, resume=args.resume, init=args.init, threads=args.threads,
         coils=_integers("--coils", args.coils, 1, 64), val_ratios=parse_ratios(args.val_mask) if args.val_mask else None,
         mix=tuple(part.strip() for part in args.mix.split(",") if part.strip()), val_slices=args.val_slices,
+        slice_factors=_integers("--slice-factors", args.slice_factors, 2, 4),
     )
     try:
         config.check_generator()
@@ -250,7 +252,19 @@ def _command_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"run": _command_run, "batch": _command_batch, "report": _command_report, "mask": _command_mask, "methods": _command_methods, "train": _command_train}
+def _command_sr(args: argparse.Namespace) -> int:
+    from pipelines.through_plane import SrConfig, super_resolve
+
+    config = SrConfig(input=args.volume, out=args.out, slice_factor=args.slice_factor, method=args.method,
+                      weights=args.weights, force=args.force, max_memory=args.max_memory)
+    result = super_resolve(config)
+    print(f"{printable(result['input'])}: {result['slices_in']} thick slices -> {result['slices_out']} thin slices "
+          f"({result['method']}, x{result['slice_factor']}, {result['seconds']:.1f} s); wrote {printable(result['output'])}")
+    return EXIT_OK
+
+
+COMMANDS = {"run": _command_run, "batch": _command_batch, "report": _command_report, "mask": _command_mask, "methods": _command_methods, "train": _command_train,
+            "sr": _command_sr}
 
 
 class _Terminated(BaseException):

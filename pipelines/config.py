@@ -31,6 +31,7 @@ def check_common(mask: str, mask_type: str, methods: tuple[str, ...] | None, see
     """The checks ``recon run`` and ``recon batch`` share: preset, mask family, method
     names, seed, memory budget and the error estimate (``ValueError`` naming the option)."""
     masks.parse_preset(mask)
+    masks.preset_kind(mask, None if mask_type == "cartesian" else mask_type)
     if mask_type not in masks.KINDS:
         raise ValueError(f"unknown mask type {mask_type!r}; valid types: {', '.join(masks.KINDS)}")
     if methods is not None:
@@ -48,6 +49,13 @@ def check_common(mask: str, mask_type: str, methods: tuple[str, ...] | None, see
         raise ValueError("--guard needs the error estimate: leave --estimate-folds at 2 or more")
 
 
+def resolve_lowres(config: Any) -> None:
+    """A ``lowres-Fx`` preset selects the ``lowres`` family: set ``mask_type`` of a frozen
+    config that left it at the default (another explicit family is an error)."""
+    if masks.lowres_factor(config.mask) is not None and config.mask_type == "cartesian":
+        object.__setattr__(config, "mask_type", "lowres")
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """Configuration of ``recon run``.
@@ -55,7 +63,8 @@ class RunConfig:
     Attributes
     ----------
     mask : str
-        Preset ``Npct``: N/100 of the k-space grid points sampled, centre included.
+        Preset ``Npct``: N/100 of the k-space grid points sampled, centre included; or
+        ``lowres-Fx``: the central ``H/F x W/F`` block (super-resolution by F).
     mask_type : str
         Mask family (``masks.KINDS``).
     methods : tuple of str or None
@@ -106,6 +115,7 @@ class RunConfig:
     guard: bool = False
 
     def __post_init__(self) -> None:
+        resolve_lowres(self)
         check_common(self.mask, self.mask_type, self.methods, self.seed, self.max_memory, self.estimate_folds, self.guard)
         if self.slices is not None and self.slices < 1:
             raise ValueError(f"--slices must be >= 1, got {self.slices}")

@@ -5,6 +5,8 @@
 takes the named member, converts it to 256×256 float32 slices, and writes:
 
 - ``OUT/slices/SUBJECT.npz``: ``images (N, 256, 256)``, scaled per subject to a peak of 1;
+- ``OUT/volumes/SUBJECT.npz`` (volumes only): ``volume (64, 256, 256)``, the central
+  contiguous slab along the slice axis, for through-plane super-resolution;
 - ``OUT/licences/SOURCE.txt``: the licence notice shipped with the source;
 - ``OUT/manifest.json``: for each source, its registry, package, version, member path,
   licence member, SHA-256 of the member and of the written slices, subject, contrast,
@@ -157,8 +159,24 @@ def volume_slices(volume: np.ndarray, per_axis: int = MAX_PER_AXIS, foreground: 
     return slices
 
 
+SLAB = 64
+
+
+def volume_slab(volume: np.ndarray, count: int = SLAB) -> np.ndarray:
+    """The central ``count`` contiguous slices along the last (slice) axis, each made
+    square at ``SIZE`` in-plane, scaled to a peak of 1: a volume for through-plane
+    super-resolution, ``(count, SIZE, SIZE)``."""
+    volume = robust_scale(volume)
+    start = max(volume.shape[-1] // 2 - count // 2, 0)
+    planes = [square(volume[..., index]) for index in range(start, min(start + count, volume.shape[-1]))]
+    slab = np.stack(planes)
+    return (slab / max(float(slab.max()), 1e-12)).astype(np.float32)
+
+
 def convert(source: Source, data: bytes, scratch: Path) -> np.ndarray:
-    """The member's bytes as slices ``(N, SIZE, SIZE)`` float32, scaled to a peak of 1."""
+    """The member's bytes as slices ``(N, SIZE, SIZE)`` float32, scaled to a peak of 1.
+    A NIfTI volume also leaves its contiguous central slab (:func:`volume_slab`) in
+    ``scratch / (source.name + ".slab.npy")``."""
     if source.kind == "nifti":
         import nibabel as nib
 
@@ -167,6 +185,7 @@ def convert(source: Source, data: bytes, scratch: Path) -> np.ndarray:
         volume = np.asarray(nib.load(path).dataobj, np.float32)
         if volume.ndim == 4:
             volume = volume[..., 0]
+        np.save(scratch / f"{source.name}.slab.npy", volume_slab(volume))
         planes = volume_slices(volume)
     elif source.kind == "png":
         from PIL import Image
@@ -216,10 +235,19 @@ def build_corpus(out: str | Path, sources: tuple[Source, ...] = SOURCES, cache: 
         else:
             np.savez_compressed(slices_path, images=images.astype(np.float32))
         (out / "licences" / f"{source.name}.txt").write_bytes(licence)
-        entries.append({**asdict(source), "version": version, "member_sha256": hashlib.sha256(data).hexdigest(),
-                        "slices": int(len(images)), "file": f"slices/{source.name}.npz",
-                        "file_sha256": hashlib.sha256(slices_path.read_bytes()).hexdigest(),
-                        "licence_file": f"licences/{source.name}.txt"})
+        entry = {**asdict(source), "version": version, "member_sha256": hashlib.sha256(data).hexdigest(),
+                 "slices": int(len(images)), "file": f"slices/{source.name}.npz",
+                 "file_sha256": hashlib.sha256(slices_path.read_bytes()).hexdigest(),
+                 "licence_file": f"licences/{source.name}.txt"}
+        slab = scratch / f"{source.name}.slab.npy"
+        if slab.is_file():  # a contiguous slab of a volume, for through-plane SR
+            (out / "volumes").mkdir(exist_ok=True)
+            volume_path = out / "volumes" / f"{source.name}.npz"
+            np.savez_compressed(volume_path, volume=np.load(slab, allow_pickle=False))
+            slab.unlink()
+            entry.update({"volume_file": f"volumes/{source.name}.npz",
+                          "volume_sha256": hashlib.sha256(volume_path.read_bytes()).hexdigest()})
+        entries.append(entry)
         log(f"{source.name}: {len(images)} slices ({source.split}, {source.contrast}, {source.anatomy}) "
             f"from {source.registry} {source.package} {version}")
     manifest = {"size": SIZE, "sources": entries, "reserved_never_used": list(RESERVED)}

@@ -100,13 +100,23 @@ def _load_mask(config: RunConfig, shape: tuple[int, int], seed_name: str) -> Mas
     return Mask(array, "file", float(array.mean()), float(array.mean()), calibration_size(array), {"file": str(path)})
 
 
-def _methods(config: RunConfig, coils: int) -> tuple[list[str], list[str]]:
+def _is_block(mask: Mask) -> bool:
+    from recon.superres import central_block
+
+    try:
+        central_block(torch.from_numpy(mask.array))
+    except ValueError:
+        return False
+    return True
+
+
+def _methods(config: RunConfig, coils: int, mask: Mask) -> tuple[list[str], list[str]]:
     notes = []
     if config.methods is not None:
         for name in config.methods:
             recon.get(name)  # raises a clear error when unavailable here
         return list(config.methods), notes
-    names = []
+    names, block = [], _is_block(mask)
     for name in recon.registered():
         cls = recon.registry.method_class(name)
         reason = cls.unavailable_reason()
@@ -114,6 +124,8 @@ def _methods(config: RunConfig, coils: int) -> tuple[list[str], list[str]]:
             notes.append(f"{name} skipped: {reason}")
         elif cls.multicoil_only and coils == 1:
             notes.append(f"{name} skipped: single-coil data (it equals zero-filled there); use --coils N")
+        elif cls.superres_only and not block:
+            notes.append(f"{name} skipped: a super-resolution method, for lowres masks (--mask lowres-2x)")
         else:
             names.append(name)
     return names, notes
@@ -217,7 +229,7 @@ def run(config: RunConfig, progress: bool | str | None = None) -> RunResult:
     images, ids, source, seed_name = _load_images(config, notes)
     shape = tuple(images.shape[-2:])
     mask = _load_mask(config, shape, seed_name)
-    methods, method_notes = _methods(config, config.coils)
+    methods, method_notes = _methods(config, config.coils, mask)
     notes += method_notes
     if not methods:
         raise ValueError("no method to run")

@@ -14,7 +14,8 @@ from torch import nn
 @dataclass(frozen=True)
 class LossWeights:
     """``L_G = adversarial * L_adv + freq * L_freq + nmse * L_nmse + ssim * (1 - SSIM)
-    + l1 * L_l1 + feature_matching * L_fm`` (see ``recon.losses``)."""
+    + l1 * L_l1 + feature_matching * L_fm + perceptual * L_perc`` (see ``recon.losses``;
+    ``L_perc`` is on our MRI feature network, :mod:`recon.features`, not VGG)."""
 
     adversarial: float = 1e-3
     freq: float = 1.0
@@ -22,6 +23,7 @@ class LossWeights:
     ssim: float = 0.0
     l1: float = 0.0
     feature_matching: float = 0.0
+    perceptual: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,13 @@ class GanSpec:
     on_step: Callable[[int, nn.Module], None] | None = None
     """A hook called with (step, generator) before each training step, e.g. a stage
     schedule for a progressive model."""
+    paired_critic: bool = False
+    """The critic judges (input, image) pairs: its condition is the normalised
+    zero-filled input ``A^H y`` as 2 channels instead of the mask's description."""
+    trained_masks: str = "undersampled"
+    """``undersampled`` (any mask family), ``lowres`` (in-plane super-resolution: central
+    k-space blocks only) or ``slices`` (through-plane super-resolution: thick slices,
+    trained on :class:`recon.slices.SliceAverageDataset`)."""
 
 
 SPECS: dict[str, GanSpec] = {}

@@ -24,6 +24,7 @@ from recon.augment import VIRTUAL_COILS
 from recon.checkpoints import load_state
 from recon.gans import SPECS, GanSpec, get_spec
 from recon.registry import Reconstructor, register
+from recon.superres import central_block
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 def shipped_weights(model: str, folder: Path = WEIGHTS_DIR) -> dict[Path, tuple[float, float]]:
@@ -99,6 +100,8 @@ class _Learned(Reconstructor):
         return nearest
 
     def reconstruct(self, kspace, mask, coil_maps=None):
+        if self.superres_only:
+            central_block(mask)  # a clear error for a mask that is not a central block
         generator = load_generator(str(self._choose(float(mask.float().mean())))).to(self.device)
         if coil_maps is not None:  # the models train on at most VIRTUAL_COILS (compressed) coils
             kspace, coil_maps = compress_coils(kspace, coil_maps, VIRTUAL_COILS)
@@ -107,19 +110,22 @@ class _Learned(Reconstructor):
             return generator(kspace.to(self.device), operator)
 
 
-def register_model(spec: GanSpec) -> type:
+def register_model(spec: GanSpec) -> type | None:
     """Register a trainable model: its spec for the shared trainer (``recon train --model
     NAME``) and its reconstructor in the method registry (``recon.get(NAME)``), which
     uses the shipped weights whose card names the model, or ``weights=PATH`` (a shipped
-    ``.pt`` or a trainer's ``best.pt``). Returns the reconstructor class."""
+    ``.pt`` or a trainer's ``best.pt``). Returns the reconstructor class (None for a
+    through-plane model, ``trained_masks="slices"``, which ``recon sr`` runs)."""
     if spec.name in SPECS:
         raise ValueError(f"model {spec.name!r} is already registered")
     SPECS[spec.name] = spec
+    if spec.trained_masks == "slices":  # through-plane SR: recon sr, not a k-space reconstructor
+        return None
     reconstructor = type(
         "".join(part.capitalize() for part in spec.name.replace("_", "-").split("-")),
         (_Learned,),
         {"__doc__": f"{spec.description} (learned, registered by recon.learned.register_model).",
-         "description": spec.description, "model": spec.name},
+         "description": spec.description, "model": spec.name, "superres_only": spec.trained_masks == "lowres"},
     )
     return register(spec.name)(reconstructor)
 

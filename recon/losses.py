@@ -5,7 +5,8 @@ NAME=WEIGHT``) and logs every term by name; :class:`AdversarialLoss` pairs the c
 and the generator's sides of one game (Wasserstein, hinge or relativistic average).
 
 ``L_G = adversarial_weight * L_adv + freq_weight * L_freq + nmse_weight * L_nmse
-+ ssim_weight * (1 - SSIM) + l1_weight * L_l1 + feature_matching_weight * L_fm``
++ ssim_weight * (1 - SSIM) + l1_weight * L_l1 + feature_matching_weight * L_fm
++ perceptual_weight * L_perc`` (``L_perc`` on our MRI feature network, not VGG)
 (terms whose weight is 0 are skipped; each model's weights are in ``recon.gans``)
 (the form ``L_adv + a L_freq + b L_nmse`` of GAN-DRN, scaled by ``1 / adversarial_weight``;
 Adam is invariant to that overall scale).
@@ -178,9 +179,18 @@ class FeatureMatching(GeneratorTerm):
         return feature_matching_loss(context["fake_maps"], context["real_maps"])
 
 
+def perceptual_term(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """:func:`recon.features.perceptual_loss` on the shipped MRI feature network (ours,
+    not VGG), imported when first used."""
+    from recon.features import perceptual_loss
+
+    return perceptual_loss(prediction, target)
+
+
 def generator_terms(adversarial: str = "wasserstein") -> dict[str, GeneratorTerm]:
     """Every term the trainer knows, by name (``--loss NAME=WEIGHT``)."""
     return {
+        "perceptual": PixelTerm("perceptual", perceptual_term),
         "freq": PixelTerm("freq", frequency_loss),
         "nmse": PixelTerm("nmse", nmse_loss),
         "ssim": PixelTerm("ssim", ssim_loss),

@@ -30,6 +30,9 @@ class Reconstructor:
     multicoil_only : bool
         The method only makes sense for multi-coil data (e.g. CG-SENSE, which on
         single-coil Cartesian data is exactly zero-filled).
+    superres_only : bool
+        The method needs a central k-space block (a ``lowres`` mask): bicubic and the
+        super-resolution GANs. ``recon run`` offers it only for such masks.
     family : str
         ``baseline`` (zero-filled), ``cs`` (compressed sensing / iterative) or
         ``learned``; reports group methods by it and the trust check compares every
@@ -39,6 +42,7 @@ class Reconstructor:
     name: str = ""
     description: str = ""
     multicoil_only: bool = False
+    superres_only: bool = False
     family: str = "cs"
 
     @classmethod
@@ -98,7 +102,18 @@ def load_builtin_methods() -> None:
     if _BUILTIN_LOADED:
         return
     _BUILTIN_LOADED = True
-    from recon import bart, baselines, csr_gan, gan_drn  # noqa: F401  (each registers its methods)
+    from recon import (  # noqa: F401  (each registers its methods)
+        bart,
+        baselines,
+        csr_gan,
+        esrgan,
+        gan_drn,
+        med_gan,
+        mpp_gan,
+        slices,
+        soup_gan,
+        superres,
+    )
 
 
 def registered() -> list[str]:

@@ -101,6 +101,13 @@ class Trainer:
             self.critic = DistributedDataParallel(self.critic)
         if config.mix:
             train_set = mix_images(train_set, config.mix, seed=config.seed)
+        if self.spec.trained_masks == "slices":  # through-plane SR: thick slices, not k-space
+            from recon.slices import SliceAverageDataset
+
+            self.dataset = SliceAverageDataset(train_set, config.slice_factors, seed=config.seed)
+            self.val_dataset = SliceAverageDataset(subsample(val_set, config.val_slices), config.slice_factors,
+                                                   seed=config.seed + 1, train=False)
+            return
         self.dataset = AcquisitionDataset(train_set, config.ratios, config.mask_types, seed=config.seed, coils=config.coils)
         self.val_dataset = AcquisitionDataset(
             subsample(val_set, config.val_slices), config.val_ratios or config.ratios, tuple(dict.fromkeys(config.mask_types)),
@@ -229,8 +236,13 @@ class Trainer:
 
     def _one_step(self, batch) -> dict[str, float]:
         kspace, mask, target, _, coil_maps = (item.to(self.device) for item in batch)
-        operator = acquisition_operator(mask, coil_maps)
-        condition = mask_condition(mask, kspace.shape[0], operator.coil_maps).to(self.device)
+        operator = getattr(self.dataset, "operator", acquisition_operator)(mask, coil_maps)
+        if self.spec.paired_critic:
+            condition = critic_input(operator.adjoint(kspace), target)
+        elif self.spec.trained_masks == "slices":
+            condition = None
+        else:
+            condition = mask_condition(mask, kspace.shape[0], operator.coil_maps).to(self.device)
         real = critic_input(target, target)
         for optimiser, base in ((self.opt_g, self.lr_g), (self.opt_d, self.lr_d)):
             for group in optimiser.param_groups:
@@ -295,7 +307,7 @@ def loss_weights(config: TrainConfig, spec) -> dict[str, float]:
     (``--adversarial-weight``, ``--ssim-weight``, ``--loss NAME=WEIGHT``)."""
     base = spec.loss_weights
     weights = {"adv": base.adversarial, "freq": base.freq, "nmse": base.nmse, "ssim": base.ssim,
-               "l1": base.l1, "fm": base.feature_matching}
+               "l1": base.l1, "fm": base.feature_matching, "perceptual": base.perceptual}
     for name, field_name in (("adv", "adversarial_weight"), ("freq", "freq_weight"), ("nmse", "nmse_weight"),
                              ("ssim", "ssim_weight"), ("l1", "l1_weight"), ("fm", "feature_matching_weight")):
         if getattr(config, field_name) is not None:

@@ -67,9 +67,10 @@ class TrainConfig:
     val_ratios: tuple[float, ...] | None = None
     mix: tuple[str, ...] = ()
     val_slices: int | None = None
+    slice_factors: tuple[int, ...] = (2, 4)
 
     def __post_init__(self) -> None:
-        get_spec(self.model)
+        spec = get_spec(self.model)
         from masks import KINDS
 
         object.__setattr__(self, "coils", (self.coils,) if isinstance(self.coils, int) else tuple(self.coils))
@@ -77,6 +78,12 @@ class TrainConfig:
         if unknown or not self.mask_types:
             raise ValueError(f"--mask-type: unknown family {', '.join(unknown) or repr(self.mask_type)}; "
                              f"families: {', '.join(KINDS)} (a comma-separated list trains on several)")
+        object.__setattr__(self, "slice_factors", tuple(int(f) for f in self.slice_factors))
+        if not self.slice_factors or not all(f in (2, 4) for f in self.slice_factors):
+            raise ValueError(f"--slice-factors must be 2 and/or 4, got {self.slice_factors}")
+        if spec.trained_masks == "lowres" and set(self.mask_types) != {"lowres"}:
+            raise ValueError(f"{self.model} is a super-resolution model: train it with --mask-type lowres "
+                             "(and --mask lowres-2x,lowres-4x)")
         unknown = [name for name in self.mix if name not in MIX_SOURCES]
         if unknown:
             raise ValueError(f"--mix: unknown image source {', '.join(unknown)}; sources: {', '.join(MIX_SOURCES)}")
@@ -191,7 +198,7 @@ def validate(generator: torch.nn.Module, dataset: AcquisitionDataset, device: to
     scores = []
     with torch.no_grad():
         for kspace, mask, target, _, coil_maps in DataLoader(dataset, batch_size=batch_size, collate_fn=collate_acquisitions):
-            operator = acquisition_operator(mask.to(device), coil_maps.to(device))
+            operator = getattr(dataset, "operator", acquisition_operator)(mask.to(device), coil_maps.to(device))
             output = generator(kspace.to(device), operator).cpu()
             for out, ref in zip(output, target):
                 scores.append(metrics.evaluate(out, ref))
@@ -233,6 +240,7 @@ def config_dict(config: TrainConfig) -> dict[str, Any]:
     data["ratios"] = list(config.ratios)
     data["coils"] = list(config.coils)
     data["mix"] = list(config.mix)
+    data["slice_factors"] = list(config.slice_factors)
     if config.val_ratios is not None:
         data["val_ratios"] = list(config.val_ratios)
     return data
