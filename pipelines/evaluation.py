@@ -7,7 +7,8 @@
   on the acquisition's operator; the energy it adds in unmeasured k-space relative to
   the best compressed-sensing output of the same run (by estimated PSNR when
   estimates were made, else by mean PSNR when a reference exists, else the first CS
-  method), with its map; and the **guard**'s verdict (:mod:`recon.guard`), which
+  method), with its map; for a super-resolution (``lowres``) mask, relative to
+  zero-filled, so the map is everything the method added beyond the measured block; and the **guard**'s verdict (:mod:`recon.guard`), which
   :func:`apply_guard` turns into the best CS output when asked.
 """
 
@@ -21,6 +22,7 @@ import torch
 import recon
 from physics.operators import sampling_operator
 from recon import guard, holdout, trust
+from recon.superres import is_central_block
 
 
 def cs_reference(methods: list[str], psnr: dict[str, float] | None) -> str | None:
@@ -51,6 +53,14 @@ def trust_check(outputs: dict[str, list[torch.Tensor]], kspace: torch.Tensor, ma
     methods = list(outputs)
     learned = [name for name in methods if recon.registry.method_class(name).family == "learned"]
     reference = cs_reference(methods, psnr)
+    references = outputs.get(reference) if reference else None
+    if is_central_block(mask):
+        # Super-resolution: what a method added beyond the measured block is its content
+        # outside the block, i.e. its difference from zero-filled (A^H y has none there).
+        reference = "zero-filled"
+        references = outputs.get(reference) or [
+            sampling_operator(mask, None if coil_maps is None else coil_maps[i : i + 1]).adjoint(kspace[i : i + 1])[0]
+            for i in range(kspace.shape[0])]
     records: dict[str, list[dict]] = {}
     maps: dict[str, list[np.ndarray]] = {}
     for name in learned:
@@ -59,7 +69,7 @@ def trust_check(outputs: dict[str, list[torch.Tensor]], kspace: torch.Tensor, ma
             operator = sampling_operator(mask, None if coil_maps is None else coil_maps[index : index + 1])
             record = {"dc_residual": trust.consistency_residual(image, kspace[index], operator)}
             if reference is not None:
-                added, energy = trust.hallucination(image, outputs[reference][index], mask)
+                added, energy = trust.hallucination(image, references[index], mask)
                 record.update(hallucination_reference=reference, hallucination_energy=energy,
                               hallucination_flagged=energy > trust.HALLUCINATION_THRESHOLD)
                 maps[name].append(added.abs().numpy())

@@ -26,6 +26,7 @@ from pipelines.progress import Progress
 from pipelines.report import write_report
 from recon import holdout, metrics, trust
 from recon.api import coil_maps_for
+from recon.superres import is_central_block
 
 ERROR_MAP_SCALE = 0.2
 """Error maps show ``|recon - reference|`` on ``[0, 0.2 x data range]``."""
@@ -100,23 +101,13 @@ def _load_mask(config: RunConfig, shape: tuple[int, int], seed_name: str) -> Mas
     return Mask(array, "file", float(array.mean()), float(array.mean()), calibration_size(array), {"file": str(path)})
 
 
-def _is_block(mask: Mask) -> bool:
-    from recon.superres import central_block
-
-    try:
-        central_block(torch.from_numpy(mask.array))
-    except ValueError:
-        return False
-    return True
-
-
 def _methods(config: RunConfig, coils: int, mask: Mask) -> tuple[list[str], list[str]]:
     notes = []
     if config.methods is not None:
         for name in config.methods:
             recon.get(name)  # raises a clear error when unavailable here
         return list(config.methods), notes
-    names, block = [], _is_block(mask)
+    names, block = [], is_central_block(mask.array)
     for name in recon.registered():
         cls = recon.registry.method_class(name)
         reason = cls.unavailable_reason()

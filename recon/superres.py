@@ -56,6 +56,15 @@ def central_block(mask: torch.Tensor) -> tuple[slice, slice]:
     return block
 
 
+def is_central_block(mask) -> bool:
+    """Whether ``mask`` (``(H, W)`` bool, numpy or torch) is one central k-space block."""
+    try:
+        central_block(torch.as_tensor(mask))
+    except ValueError:
+        return False
+    return True
+
+
 def low_resolution_images(kspace: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """The acquired low-resolution images: the inverse FFT of the measured block, scaled
     so that intensities match the full-resolution grid.

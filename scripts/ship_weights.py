@@ -126,7 +126,9 @@ def main() -> None:
         "model": config["model"],
         "generator": generator.config.to_dict(),
         "parameters": sum(p.numel() for p in generator.parameters()),
-        "trained_ratios": config["ratios"],
+        # A through-plane model's "ratio" is 1 / slice factor (recon.learned picks weights by ratio).
+        "trained_ratios": ([1 / f for f in config["slice_factors"]] if get_spec(config["model"]).trained_masks == "slices"
+                           else config["ratios"]),
         "mask_type": config["mask_type"],
         "data": command["data"],
         "command": " ".join(["recon", *command["argv"][1:]]),
@@ -136,7 +138,8 @@ def main() -> None:
         "validation_at_best": best["val"],
         **({"selection": selection} if selection else {}),
         "validation_conventions": "val split, fixed masks, magnitude, data range = slice max (fastMRI)",
-        "loss": "L_G = adversarial*L_adv + freq*L_freq + nmse*L_nmse + ssim*(1 - SSIM) + l1*L_l1 + feature_matching*L_fm (recon.losses)",
+        "loss": "L_G = adversarial*L_adv + freq*L_freq + nmse*L_nmse + ssim*(1 - SSIM) + l1*L_l1 + feature_matching*L_fm "
+                "+ perceptual*L_perc (recon.losses; L_perc on our MRI feature network recon.features, not VGG)",
         "loss_weights": {
             key: config.get(f"{key}_weight") if config.get(f"{key}_weight") is not None else default
             for key, default in vars(get_spec(config["model"]).loss_weights).items()
@@ -160,7 +163,7 @@ def main() -> None:
     manifests = corpus_manifests(command["argv"])
     if manifests:
         card["corpus"] = manifests
-    for key in ("coils", "mix", "val_ratios"):
+    for key in ("coils", "mix", "val_ratios", "slice_factors"):
         if config.get(key):
             card[f"trained_{key}"] = config[key]
     card["total_wall_seconds"] = sum(p["wall_seconds"] for p in phases)

@@ -6,11 +6,12 @@ import pytest
 import recon
 from physics import fft2c
 from recon import metrics
-from recon.gans import trainable_models
+from recon.gans import get_spec, trainable_models
 from recon.learned import load_generator, ratio_distance, shipped_weights
 from recon.testing import assert_reconstruction_quality
 
-# PSNR gain over zero-filled (dB) on the fixed test slice below, cartesian mask, seed 11.
+# PSNR gain over zero-filled (dB) on the fixed test slice below, cartesian mask, seed 11
+# (super-resolution models: the lowres block of that ratio, 25pct = 2x, 6.25pct = 4x).
 # The floors sit about 2 dB below the gains measured when the weights were shipped.
 FLOORS_DB = {
     # One file for 5-60pct, every family, 1-16 coils, trained on the corpus (issue 12); it
@@ -54,7 +55,8 @@ def test_shipped_weights_beat_zero_filled(recon_sample_slice, recon_sample_kspac
     """Uses the project's own pytest plugin (recon.testing), as users' suites do."""
     if not any(ratio_distance(ratio, trained) == 0 for trained in shipped_weights(model).values()):
         pytest.fail(f"{model} weights for {ratio:.0%} are not shipped")
-    mask = recon_mask(f"{round(ratio * 100)}pct", "cartesian", seed=11)
+    kind = "lowres" if get_spec(model).trained_masks == "lowres" else "cartesian"  # SR models: a central block
+    mask = recon_mask(f"{ratio * 100:g}pct", kind, seed=11)
     zero_filled = recon.reconstruct(recon_sample_kspace, mask, "zero-filled")
     learned = recon.reconstruct(recon_sample_kspace, mask, model)
     floor = metrics.psnr(zero_filled, recon_sample_slice) + FLOORS_DB[(model, ratio)]
