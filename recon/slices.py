@@ -16,6 +16,7 @@ A thick-slice volume is taken as the average of ``F`` thin slices per thick slic
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -25,12 +26,12 @@ from torch import nn
 from physics.complex import peak
 from physics.operators import SliceAverage
 from recon.augment import SliceSet, augment
-from recon.gans import GanSpec, LossWeights
 from recon.learned import register_model
+from recon.soup_gan import SPEC as SOUP_GAN
 from recon.soup_gan import DeepConvBody, SoupGanConfig
-from recon.superres import SpectralCritic
 
 METHODS = ("cubic", "sinc", "soup-gan")
+MIN_PLANE = 16
 FACTORS = (2, 4)
 
 
@@ -151,16 +152,11 @@ class SliceAverageDataset(torch.utils.data.Dataset):
                 torch.ones((1, *image.shape), dtype=torch.complex64))
 
 
-register_model(GanSpec(
+register_model(replace(
+    SOUP_GAN,
     name="soup-gan-z",
     description="SOUP-GAN through-plane super-resolution (thin slices from thick ones; recon sr --slice-factor 2|4)",
     build_generator=lambda options: SoupGanSlices(SoupGanConfig(**options)),
-    build_critic=lambda: SpectralCritic(width=32, stages=4),
-    loss_weights=LossWeights(adversarial=1e-3, freq=0.0, nmse=1.0, perceptual=0.1),
-    lipschitz="spectral",
-    adversarial="hinge",
-    lr_g=5e-4,
-    lr_d=2e-4,
     trained_masks="slices",
 ))
 
@@ -174,16 +170,21 @@ def _planes_restore(generator: nn.Module, thick: torch.Tensor, factor: int, batc
     """
     expanded = thick.repeat_interleave(factor, dim=0).to(torch.complex64)
     results = []
-    for planes in (expanded.permute(2, 0, 1), expanded.permute(1, 0, 2)):  # (W, Z, H) and (H, Z, W)
+    # Planes (z, H) for each column and (z, W) for each row; an orientation whose planes
+    # are narrower than MIN_PLANE pixels (a single-row "volume") is left out.
+    for axis, back in ((2, (1, 2, 0)), (1, (1, 0, 2))):
+        if expanded.shape[3 - axis] < MIN_PLANE:
+            continue
+        planes = expanded.permute(axis, 0, 3 - axis)
         out = []
         with torch.no_grad():
             for start in range(0, planes.shape[0], batch):
                 chunk = planes[start:start + batch].contiguous()
                 out.append(generator(chunk[:, None], SliceAverage([factor] * len(chunk))))
-        results.append(torch.cat(out))
-    first = results[0].permute(1, 2, 0)  # (Z, H, W)
-    second = results[1].permute(1, 0, 2)
-    return (first + second) / 2
+        results.append(torch.cat(out).permute(*back))
+    if not results:
+        raise ValueError(f"slices of {tuple(thick.shape[1:])} are too small for soup-gan (need {MIN_PLANE} pixels)")
+    return sum(results) / len(results)
 
 
 def restore(thick: np.ndarray, factor: int, method: str = "soup-gan", weights: str | None = None) -> np.ndarray:

@@ -76,7 +76,7 @@ class SoupGanGenerator(SuperResolution):
         self.config = config
 
 
-register_model(GanSpec(
+SPEC = GanSpec(
     name="soup-gan",
     description="SOUP-GAN super-resolution, deep LeakyReLU CNN, perceptual-tuned GAN (lowres masks only; shipped weights)",
     build_generator=config_builder(SoupGanGenerator, SoupGanConfig, SoupGanConfig(width=64, layers=16)),
@@ -87,4 +87,6 @@ register_model(GanSpec(
     lr_g=5e-4,
     lr_d=2e-4,
     trained_masks="lowres",
-))
+)
+"""SOUP-GAN's spec; the through-plane model (``soup-gan-z``, :mod:`recon.slices`) reuses it."""
+register_model(SPEC)

@@ -13,7 +13,6 @@ from physics.fft import fft2c
 from physics.operators import MultiCoil, SingleCoil
 from recon.gans import get_spec, trainable_models
 
-
 # Models of k-space acquisitions (through-plane models have their own contract in
 # tests/recon/test_superres.py).
 KSPACE_MODELS = [name for name in trainable_models() if get_spec(name).trained_masks != "slices"]

@@ -85,3 +85,27 @@ def test_multicoil_output_is_exactly_consistent_with_known_coil_maps(recon_sampl
     assert residual <= 1e-4
     zero_filled = recon.reconstruct(kspace[0].numpy(), mask.numpy(), "zero-filled", coil_maps=maps[0].numpy())
     assert metrics.psnr(np.abs(output), truth[0].abs().numpy()) > metrics.psnr(np.abs(zero_filled), truth[0].abs().numpy()) + 3
+
+
+# Through-plane SR (soup-gan-z): PSNR gain over the cubic spline along z (dB) on the
+# fixed test slice, its rows taken as thin slices and averaged in groups of the factor.
+THROUGH_PLANE_FLOORS_DB = {
+    2: None,
+    4: None,
+}
+
+
+@pytest.mark.parametrize("factor", sorted(THROUGH_PLANE_FLOORS_DB))
+def test_shipped_through_plane_weights_beat_cubic(recon_sample_slice, factor):
+    from recon.slices import restore, thicken
+
+    floor = THROUGH_PLANE_FLOORS_DB[factor]
+    assert floor is not None, "record a floor for the shipped soup-gan-z weights"
+    thin = recon_sample_slice[:, None, :]  # (Z, 1, W): the rows as thin slices, one plane
+    thick = thicken(thin, factor)
+    cubic = restore(thick, factor, "cubic")
+    learned = restore(thick, factor, "soup-gan")
+    np.testing.assert_allclose(thicken(learned, factor), thick, atol=1e-4)
+    data_range = float(recon_sample_slice.max())
+    gain = metrics.psnr(learned[:, 0], recon_sample_slice, data_range) - metrics.psnr(cubic[:, 0], recon_sample_slice, data_range)
+    assert gain >= floor, f"soup-gan-z x{factor}: {gain:+.2f} dB over cubic, floor {floor:+.2f}"
