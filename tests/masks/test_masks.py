@@ -110,3 +110,20 @@ def test_seed_from_name_is_stable():
 
 def test_generators_registry_matches_kinds():
     assert set(masks.GENERATORS) == set(KINDS)
+
+
+def test_lowres_presets_give_the_exact_block_and_the_family():
+    from masks import lowres_factor, preset_kind
+
+    mask = make_mask("lowres-2x", (256, 256))
+    assert mask.kind == "lowres" and mask.center == (128, 128) and mask.ratio == 0.25
+    mask = make_mask("lowres-4x", (640, 368), seed=3)
+    assert mask.center == (160, 92) and mask.array.sum() == 160 * 92
+    rows, columns = np.nonzero(mask.array)
+    assert (rows.min(), rows.max(), columns.min(), columns.max()) == (240, 399, 138, 229)  # centred as fft2c's DC
+    assert lowres_factor("lowres-4x") == 4 and lowres_factor("10pct") is None
+    assert preset_kind("lowres-2x", None) == "lowres" and preset_kind("25pct", None) == "cartesian"
+    with pytest.raises(ValueError, match="conflicts"):
+        make_mask("lowres-2x", (64, 64), "vd2d")
+    with pytest.raises(ValueError, match="1 to 16"):
+        make_mask("lowres-40x", (64, 64))

@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from physics import MultiCoil, SingleCoil, simulate_coil_maps
 from physics.complex import from_channels, to_channels
-from physics.operators import KSpaceCrop, sampling_operator
+from physics.operators import KSpaceCrop, SliceAverage, sampling_operator
 
 
 def _random(shape, dtype, generator):
@@ -32,6 +32,8 @@ def _operators(height, width, coils, generator, dtype):
         (crop @ full, image, (2, 1, *block)),
         (MultiCoil(mask, maps).H, multi, image),
         (MultiCoil(mask, maps).normal(), image, image),
+        # through-plane thick slices: per-item factors dividing H
+        (SliceAverage([2 if height % 2 == 0 else 1, 3 if height % 3 == 0 else 1]), image, kspace),
     ]
 
 
