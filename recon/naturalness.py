@@ -32,6 +32,7 @@ from scipy import ndimage, special
 MODEL = Path(__file__).resolve().parent / "weights" / "niqe-like.json"
 PATCH = 32
 FOREGROUND = 0.05
+SHARPNESS = 0.75
 
 _SHAPES = np.arange(0.2, 10.0, 0.001)
 _RATIO = special.gamma(2 / _SHAPES) ** 2 / (special.gamma(1 / _SHAPES) * special.gamma(3 / _SHAPES))
@@ -79,9 +80,11 @@ def _patch_features(coefficients: np.ndarray) -> list[float]:
     return features
 
 
-def patch_features(image: np.ndarray, data_range: float | None = None) -> np.ndarray:
+def patch_features(image: np.ndarray, data_range: float | None = None, sharp_only: bool = False) -> np.ndarray:
     """The 36 features of every foreground ``PATCH x PATCH`` patch of a magnitude
-    image (patches whose mean exceeds ``FOREGROUND`` of the data range).
+    image (patches whose mean exceeds ``FOREGROUND`` of the data range); with
+    ``sharp_only`` (the pristine model, as NIQE selects it), only the patches whose
+    mean local contrast reaches ``SHARPNESS`` of the image's sharpest patch.
 
     Shapes
     ------
@@ -92,14 +95,20 @@ def patch_features(image: np.ndarray, data_range: float | None = None) -> np.nda
     scaled = np.clip(image / scale, 0, None) * 255.0
     half = ndimage.zoom(ndimage.gaussian_filter(scaled, 0.5), 0.5, order=3)
     full_coefficients, half_coefficients = mscn(scaled), mscn(half)
-    rows = []
+    mean = ndimage.gaussian_filter(scaled, 7 / 6, truncate=3.0)
+    contrast = np.sqrt(np.abs(ndimage.gaussian_filter(scaled * scaled, 7 / 6, truncate=3.0) - mean * mean))
+    rows, sharpness = [], []
     for y in range(0, scaled.shape[0] - PATCH + 1, PATCH):
         for x in range(0, scaled.shape[1] - PATCH + 1, PATCH):
             if scaled[y:y + PATCH, x:x + PATCH].mean() < FOREGROUND * 255:
                 continue
             half_patch = half_coefficients[y // 2:(y + PATCH) // 2, x // 2:(x + PATCH) // 2]
             rows.append(_patch_features(full_coefficients[y:y + PATCH, x:x + PATCH]) + _patch_features(half_patch))
-    return np.array(rows, dtype=np.float64).reshape(-1, 36)
+            sharpness.append(float(contrast[y:y + PATCH, x:x + PATCH].mean()))
+    features = np.array(rows, dtype=np.float64).reshape(-1, 36)
+    if sharp_only and len(features):
+        features = features[np.asarray(sharpness) >= SHARPNESS * max(sharpness)]
+    return features
 
 
 def fit(features: np.ndarray) -> dict:

@@ -23,9 +23,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(naturalness.MODEL))
     args = parser.parse_args(argv)
     train_set, _, description = load_training_data(args.corpus)
-    features = np.concatenate([naturalness.patch_features(image) for image in train_set.images])
+    features = np.concatenate([naturalness.patch_features(image, sharp_only=True) for image in train_set.images])
     model = {"description": "NIQE-like pristine model (ours): 36 MSCN/GGD/AGGD features of 32x32 foreground patches "
-                            "of fully sampled MR training slices, 2 scales; not comparable with published NIQE",
+                            "of fully sampled MR training slices (the sharpest, >= 0.75 of each slice's sharpest, as NIQE selects pristine patches), 2 scales; not comparable with published NIQE",
              "data": description, "slices": len(train_set), "date": date.today().isoformat(),
              **naturalness.fit(features)}
     Path(args.out).write_text(json.dumps(model) + "\n")
