@@ -150,7 +150,8 @@ def _trust_table(runs: list[dict]) -> str:
     lines.append("</tbody></table><p>The <b>guard</b> flags a slice when the learned method's estimated PSNR (k-space hold-out, "
                  "no reference: <code>recon.holdout</code>) does not lead the best CS method's by at least 1.5 dB less the "
                  "two estimates' spread over the folds (<code>recon.guard</code>); <code>--guard</code> then writes the CS output for that slice. The energy column "
-                 "measures how far the learned image departs from the best CS image in the k-space that was not measured; "
+                 "measures how far the learned image departs from the best CS image in the k-space that was not measured "
+                 "(for a lowres mask, super-resolution: from zero-filled, i.e. everything added beyond the measured block); "
                  f"above {HALLUCINATION_THRESHOLD:.0%} of its energy it is marked. It measures departure, not error.</p>")
     return "".join(lines)
 
@@ -168,9 +169,12 @@ def _image_grid(run: dict, max_slices: int = 3) -> str:
     methods = _methods(run)
     data_range = float(run["metrics"].get("data_range", 1.0))
     scale = float(run["config"].get("error_map_fraction", 0.2))
+    superres = any(r.get("hallucination_reference") == "zero-filled" for r in run["metrics"]["records"])
+    added = ("added beyond the measured k-space block (SR; vs zero-filled, same range)" if superres
+             else "added in unmeasured k-space vs best CS (same range)")
     parts = ['<div class="bars">',
              plots.colour_bar(plots.ERROR_CMAP, scale * data_range, f"|recon - reference| (0 to {scale:.0%} of the data range)"),
-             plots.colour_bar(plots.ADDED_CMAP, scale * data_range, "added in unmeasured k-space vs best CS (same range)"),
+             plots.colour_bar(plots.ADDED_CMAP, scale * data_range, added),
              "</div>"]
     for slice_id in chosen:
         safe = slice_id.replace(":", "-").replace("/", "-")

@@ -107,18 +107,20 @@ def _methods(config: RunConfig, coils: int, mask: Mask) -> tuple[list[str], list
         for name in config.methods:
             recon.get(name)  # raises a clear error when unavailable here
         return list(config.methods), notes
-    names, block = [], is_central_block(mask.array)
+    names, superres, block = [], [], is_central_block(mask.array)
     for name in recon.registered():
         cls = recon.registry.method_class(name)
         reason = cls.unavailable_reason()
-        if reason is not None:
+        if cls.superres_only and not block:
+            superres.append(name)
+        elif reason is not None:
             notes.append(f"{name} skipped: {reason}")
         elif cls.multicoil_only and coils == 1:
             notes.append(f"{name} skipped: single-coil data (it equals zero-filled there); use --coils N")
-        elif cls.superres_only and not block:
-            notes.append(f"{name} skipped: a super-resolution method, for lowres masks (--mask lowres-2x)")
         else:
             names.append(name)
+    if superres:
+        notes.append(f"{', '.join(superres)} skipped: super-resolution methods, for lowres masks (--mask lowres-2x)")
     return names, notes
 
 
