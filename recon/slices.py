@@ -209,7 +209,7 @@ def restore(thick: np.ndarray, factor: int, method: str = "soup-gan", weights: s
             if not found:
                 raise FileNotFoundError("no shipped soup-gan-z weights (train them with recon train --model soup-gan-z)")
             weights = str(next(iter(found)))
-        out = _planes_restore(load_generator(weights), volume, factor).abs()
+        out = _planes_restore(load_generator(weights), volume, factor).real  # real data: the real part keeps the thick averages exact
     return np.asarray(out, dtype=np.float32)
 
 
