@@ -19,15 +19,14 @@ or FID values: they are ours, on our features.
 
 from __future__ import annotations
 
-import json
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from recon.blocks import pad_to_multiple
 from recon.checkpoints import load_state
 
 WEIGHTS = Path(__file__).resolve().parent / "weights" / "mri-features.pt"
@@ -60,9 +59,7 @@ class FeatureNet(nn.Module):
         )
 
     def features(self, x: torch.Tensor) -> list[torch.Tensor]:
-        maps, height, width = [], x.shape[-2], x.shape[-1]
-        pad_h, pad_w = (-height) % 4, (-width) % 4
-        out = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else x
+        maps, (out, _) = [], pad_to_multiple(x, 4)
         for stage in self.stages:
             out = stage(out)
             maps.append(out)
@@ -151,9 +148,3 @@ def feature_distance(outputs: torch.Tensor, targets: torch.Tensor) -> float:
     outputs, targets: ``(B, H, W)``.
     """
     return frechet_distance(feature_vectors(outputs, targets), feature_vectors(targets, targets))
-
-
-def card() -> dict:
-    """The feature network's card (training data, command, loss)."""
-    path = WEIGHTS.with_suffix(".json")
-    return json.loads(path.read_text()) if path.is_file() else {}

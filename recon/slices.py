@@ -20,7 +20,6 @@ from dataclasses import replace
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from physics.complex import peak
@@ -29,6 +28,7 @@ from recon.augment import SliceSet, augment
 from recon.learned import register_model
 from recon.soup_gan import SPEC as SOUP_GAN
 from recon.soup_gan import DeepConvBody, SoupGanConfig
+from recon.superres import unshuffled_residual
 
 METHODS = ("cubic", "sinc", "soup-gan")
 MIN_PLANE = 16
@@ -108,10 +108,7 @@ class SoupGanSlices(nn.Module):
             estimates.append(cubic_rows(item[None, ::factor], factor)[0])
         x = operator.project(torch.stack(estimates), thick[:, None])
         channels = torch.stack([x.real, x.imag], dim=1)
-        height, width = x.shape[-2:]
-        pad_h, pad_w = (-height) % self.config.scale, (-width) % self.config.scale
-        padded = F.pad(channels, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else channels
-        residual = self.body(F.pixel_unshuffle(padded, self.config.scale))[..., :height, :width]
+        residual = unshuffled_residual(self.body, channels, self.config.scale, self.config.scale)
         x = x + torch.complex(residual[:, 0], residual[:, 1])
         return operator.project(x, thick[:, None]) * scale
 

@@ -126,6 +126,18 @@ class Bicubic(SuperResolutionOnly, Reconstructor):
         return (coil_maps.conj() * upsampled).sum(1) / (coil_maps.abs().pow(2).sum(1).clamp_min(1e-12))
 
 
+def unshuffled_residual(body: nn.Module, channels: torch.Tensor, scale: int, multiple: int) -> torch.Tensor:
+    """``body`` on ``channels`` padded to a ``multiple`` and pixel-unshuffled by ``scale``,
+    cropped back: the full-resolution residual of an SR network.
+
+    Shapes
+    ------
+    channels ``(B, 2, H, W)`` -> ``(B, 2, H, W)``.
+    """
+    padded, (height, width) = pad_to_multiple(channels, multiple)
+    return body(F.pixel_unshuffle(padded, scale))[..., :height, :width]
+
+
 class SuperResolution(nn.Module):
     """An SR generator: ``body`` maps the zero-padded image, pixel-unshuffled by
     ``scale`` (``(B, 2 scale^2, H/scale, W/scale)``), to a full-resolution residual
@@ -143,8 +155,7 @@ class SuperResolution(nn.Module):
         self.consistency = nn.ModuleList([DataConsistency(weight=1.0)])
 
     def refine(self, channels: torch.Tensor) -> torch.Tensor:
-        padded, (height, width) = pad_to_multiple(channels, self.multiple)
-        return self.body(F.pixel_unshuffle(padded, self.scale))[..., :height, :width]
+        return unshuffled_residual(self.body, channels, self.scale, self.multiple)
 
     def forward(self, kspace: torch.Tensor, operator: LinearOperator) -> torch.Tensor:
         return run_cascade(kspace, operator, [self.refine], list(self.consistency))
