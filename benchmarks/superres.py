@@ -12,8 +12,8 @@ FID-like and NIQE-like scores (ours: :mod:`recon.features`, :mod:`recon.naturaln
 not comparable with published FID or NIQE), seconds per slice and the largest
 data-consistency residual on the measured block.
 
-Through-plane (``--through-plane F``): each test volume with at least ``4 F`` slices
-is thickened (every F thin slices averaged into one) and restored along z by cubic
+Through-plane (``--through-plane F``): each test subject's contiguous volume
+(``volumes/`` of the corpus) is thickened (every F thin slices averaged into one) and restored along z by cubic
 and sinc interpolation and by ``soup-gan`` (:mod:`recon.slices`).
 """
 
@@ -147,10 +147,13 @@ def main(argv: list[str] | None = None) -> int:
     warnings.simplefilter("ignore", UserWarning)
     methods = args.methods.split(",") if args.methods else list(DEFAULT_METHODS)
     manifest = json.loads((args.corpus / "manifest.json").read_text())
-    volumes = {}
+    volumes, stacks = {}, {}
     for entry in (e for e in manifest["sources"] if e["split"] == args.split):
         with np.load(args.corpus / entry["file"], allow_pickle=False) as data:
             volumes[f"{entry['name']} ({entry['contrast']})"] = np.asarray(data["images"], np.float32)
+        if "volume_file" in entry:  # contiguous slices, for through-plane SR
+            with np.load(args.corpus / entry["volume_file"], allow_pickle=False) as data:
+                stacks[f"{entry['name']} ({entry['contrast']})"] = np.asarray(data["volume"], np.float32)
     tables: dict[str, dict] = {}
     for factor in (int(f) for f in args.factors.split(",")):
         results = {source: in_plane(_slices(images, args.slices), factor, methods) for source, images in volumes.items()}
@@ -163,7 +166,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.through_plane:
         from recon.slices import through_plane_benchmark
 
-        through = through_plane_benchmark(volumes, args.through_plane)
+        if not stacks:
+            parser.error(f"--through-plane: no {args.split} subject has a contiguous volume (rebuild the corpus)")
+        # The slice files hold slices spread over three axes: only the volumes are contiguous along z.
+        through = through_plane_benchmark(stacks, args.through_plane)
         tables[f"through-plane {args.through_plane}x"] = through
         print(f"\n**through-plane {args.through_plane}x**\n\n| method | PSNR mean (dB) | SSIM | s/volume |\n|---|---|---|---|")
         for method, row in through.items():
