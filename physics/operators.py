@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from physics.fft import fft2c, ifft2c
+from physics.fft import fft1c, fft2c, ifft1c, ifft2c
 
 
 def _mask_buffer(mask: torch.Tensor) -> torch.Tensor:
@@ -134,6 +134,10 @@ class SingleCoil(LinearOperator):
         """A new operator with another mask."""
         return SingleCoil(mask)
 
+    def hybrid(self) -> HybridCartesian | None:
+        """This acquisition in hybrid space for a 1-D mask, else None (:class:`HybridCartesian`)."""
+        return HybridCartesian.of(self.mask)
+
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         _check_image(image, self.mask, "SingleCoil")
         kspace = fft2c(image.unsqueeze(1))
@@ -185,6 +189,112 @@ class MultiCoil(LinearOperator):
         _check_kspace(kspace, self.mask, self.coil_maps.shape[1], "MultiCoil.H")
         coil_images = ifft2c(kspace * self.mask.to(kspace.device))
         return (self.coil_maps.conj() * coil_images).sum(dim=1)
+
+    def hybrid(self) -> HybridCartesian | None:
+        """This acquisition in hybrid space when the mask is the same on every readout row
+        (every 1-D Cartesian mask), else None: see :class:`HybridCartesian`."""
+        return HybridCartesian.of(self.mask, self.coil_maps)
+
+
+class HybridCartesian(LinearOperator):
+    """Cartesian sampling of a 1-D mask in hybrid space, ``x -> M F_W (S x)``: the
+    phase-encode axis W in k-space, the readout axis H still in image space (``S`` the
+    coil maps, or none for single-coil data).
+
+    The readout FFT ``F_H`` is unitary and commutes with a mask that is the same on every
+    row, so ``A = F_H @ HybridCartesian`` for :class:`SingleCoil` and :class:`MultiCoil`
+    alike. A least-squares fit ``min ||A x - y||`` or a data-consistency step is
+    therefore the same computation with ``A_h`` and ``y_h = F_H^H y`` (:meth:`measurement`),
+    with the same iterates and residual norms, and each application costs a 1-D FFT
+    instead of a 2-D one (3 times cheaper for 8 coils at 640x368). Build it with the
+    operators' ``hybrid()``.
+
+    Parameters
+    ----------
+    mask : torch.Tensor
+        Bool ``(..., 1, W)``: the sampled phase-encode columns.
+    coil_maps : torch.Tensor or None
+        Complex ``(B, C, H, W)``; None for single-coil data.
+
+    Shapes
+    ------
+    forward: image ``(B, H, W)`` -> hybrid data ``(B, C, H, W)``; adjoint the reverse.
+    """
+
+    cartesian = True
+
+    def __init__(self, mask: torch.Tensor, coil_maps: torch.Tensor | None = None):
+        super().__init__()
+        mask = _mask_buffer(mask)
+        if mask.shape[-2] != 1:
+            raise ValueError(f"HybridCartesian: mask must be (..., 1, W), got {tuple(mask.shape)}")
+        self.register_buffer("mask", mask)
+        self.register_buffer("_coil_maps", coil_maps)
+        self._folded = None
+
+    @classmethod
+    def of(cls, mask: torch.Tensor, coil_maps: torch.Tensor | None = None) -> HybridCartesian | None:
+        """The hybrid operator of ``mask`` (``(..., H, W)``) when every readout row of it is
+        the same, else None."""
+        rows = mask.reshape(-1, *mask.shape[-2:])
+        if not bool((rows == rows[:, :1, :]).all()):
+            return None
+        return cls(mask[..., :1, :], coil_maps)
+
+    @property
+    def coil_maps(self) -> torch.Tensor | None:
+        return self._coil_maps
+
+    @staticmethod
+    def measurement(kspace: torch.Tensor) -> torch.Tensor:
+        """Measured k-space ``(B, C, H, W)`` in hybrid space: ``F_H^H y``."""
+        return ifft1c(kspace, dim=-2)
+
+    def _fold(self, like: torch.Tensor):
+        """For an even W, the centred 1-D FFT is ``c (-1)^k FFT((-1)^n u)`` with
+        ``c = (-1)^(W/2)`` (:mod:`physics.fft`): ``(-1)^n`` is folded into the maps and
+        ``c (-1)^k`` into the mask, so each application is one product, one FFT and one
+        weighting. Returns (maps, conjugate maps, weights), or None for an odd W."""
+        width = self.mask.shape[-1]
+        if width % 2:
+            return None
+        if self._folded is None or self._folded[2].device != like.device or self._folded[2].dtype != like.dtype:
+            signs = (1 - 2 * (torch.arange(width, device=like.device) % 2)).to(like.real.dtype)
+            maps = self._coil_maps.to(like.device) * signs if self._coil_maps is not None else signs.to(like.dtype)
+            weights = (self.mask.to(like.device) * signs * (-1) ** (width // 2)).to(like.dtype)
+            self._folded = (maps, maps.conj().resolve_conj(), weights)
+        return self._folded
+
+    def _coil_images(self, image: torch.Tensor, maps: torch.Tensor | None) -> torch.Tensor:
+        image = image.unsqueeze(1)
+        return image if maps is None else maps * image
+
+    def _check(self, x: torch.Tensor, ndim: int, name: str) -> None:
+        height = None if self._coil_maps is None else self._coil_maps.shape[-2]
+        coils = 1 if self._coil_maps is None else self._coil_maps.shape[1]
+        wrong = x.ndim != ndim or x.shape[-1] != self.mask.shape[-1] or (height is not None and x.shape[-2] != height)
+        if ndim == 4 and not wrong and x.shape[1] != coils:
+            raise ValueError(f"{name}: k-space has {x.shape[1]} coils, the operator {coils}")
+        if wrong:
+            what = "image must be (B, H, W)" if ndim == 3 else "k-space must be (B, C, H, W)"
+            raise ValueError(f"{name}: {what} with (H, W) = ({height or 'any'}, {self.mask.shape[-1]}), got {tuple(x.shape)}")
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        self._check(image, 3, "HybridCartesian")
+        folded = self._fold(image)
+        if folded is not None:
+            return torch.fft.fft(self._coil_images(image, folded[0]), dim=-1, norm="ortho") * folded[2]
+        return fft1c(self._coil_images(image, self._coil_maps), dim=-1) * self.mask.to(image.device)
+
+    def adjoint(self, data: torch.Tensor) -> torch.Tensor:
+        self._check(data, 4, "HybridCartesian.H")
+        folded = self._fold(data)
+        if folded is not None:
+            return (folded[1] * torch.fft.ifft(data * folded[2], dim=-1, norm="ortho")).sum(dim=1)
+        coil_images = ifft1c(data * self.mask.to(data.device), dim=-1)
+        if self._coil_maps is None:
+            return coil_images[:, 0]
+        return (self._coil_maps.conj() * coil_images).sum(dim=1)
 
 
 class KSpaceCrop(LinearOperator):

@@ -210,7 +210,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="examples:\n  recon batch scans/ --out recon-batch --mask 10pct --methods cs-tv,gan-drn\n"
         "  recon batch brain.nii.gz series_dir/ raw.h5 --out out --format nifti --workers 2\n"
         "  recon batch scans/ --out out --part 1/4 --resume\n"
-        "  recon batch raw.h5 --out out --methods cs-tv,csr-gan --guard",
+        "  recon batch raw.h5 --out out --methods cs-tv,csr-gan --guard\n"
+        "  recon batch thick_volumes/ --out thin --slice-factor 4 --methods soup-gan,cubic",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     batch.add_argument("inputs", nargs="+", help="files or folders (folders are searched recursively)")
@@ -218,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--mask", default="10pct", help="preset Npct (or lowres-2x, lowres-4x: in-plane super-resolution) for inputs "
                        "that are not already undersampled")
     batch.add_argument("--mask-type", default="cartesian", choices=masks.KINDS)
-    batch.add_argument("--methods", type=methods, default=("cs-tv",), help="comma-separated methods (default cs-tv)")
+    batch.add_argument("--methods", type=methods, help="comma-separated methods (default cs-tv; soup-gan with --slice-factor)")
     batch.add_argument("--format", default="same", choices=FORMAT_CHOICES,
                        help="output format; 'same' writes DICOM for DICOM, NIfTI for NIfTI, h5 for fastMRI/ISMRMRD, cfl for cfl")
     batch.add_argument("--workers", type=integer(1, 256), default=1, help="worker processes (each gets cores / workers torch threads)")
@@ -230,6 +231,9 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--max-memory", type=memory, help=MAX_MEMORY_HELP)
     batch.add_argument("--estimate-folds", type=integer(0, 16), default=4, help=ESTIMATE_HELP)
     batch.add_argument("--guard", action="store_true", help=GUARD_HELP)
+    batch.add_argument("--slice-factor", type=int, choices=(2, 4),
+                       help="through-plane super-resolution of thick-slice volumes (NIfTI, DICOM series), as recon sr: "
+                       "each volume gets F times as many slices; --methods from soup-gan, cubic, sinc (default soup-gan)")
 
     report = commands.add_parser(
         "report",

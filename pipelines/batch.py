@@ -87,11 +87,15 @@ class BatchConfig:
     max_memory: int | None = None
     estimate_folds: int = 4
     guard: bool = False
+    slice_factor: int | None = None
 
     def __post_init__(self) -> None:
         resolve_lowres(self)
-        check_common(self.mask, self.mask_type, tuple(self.methods), self.seed, self.max_memory, self.estimate_folds,
-                     self.guard)
+        if self.slice_factor is not None:  # through-plane SR of thick-slice volumes, not k-space
+            check_through_plane(self)
+        else:
+            check_common(self.mask, self.mask_type, tuple(self.methods), self.seed, self.max_memory, self.estimate_folds,
+                         self.guard)
         if self.format not in FORMATS:
             raise ValueError(f"unknown format {self.format!r}; valid formats: {', '.join(FORMATS)}")
         index, count = self.part
@@ -107,7 +111,24 @@ class BatchConfig:
         """What makes an output: a change in any of these redoes a unit on ``--resume``."""
         return {"mask": self.mask, "mask_type": self.mask_type, "methods": list(self.methods),
                 "format": self.format, "seed": self.seed, "version": recon.__version__,
-                "estimate_folds": self.estimate_folds, "guard": self.guard}
+                "estimate_folds": self.estimate_folds, "guard": self.guard, "slice_factor": self.slice_factor}
+
+
+def check_through_plane(config: BatchConfig) -> None:
+    """``--slice-factor``: its methods are recon sr's, its formats the volume formats."""
+    from recon.slices import FACTORS, METHODS
+
+    if config.slice_factor not in FACTORS:
+        raise ValueError(f"--slice-factor must be one of {', '.join(map(str, FACTORS))}, got {config.slice_factor}")
+    unknown = [name for name in config.methods if name not in METHODS]
+    if unknown or not config.methods:
+        raise ValueError(f"--slice-factor restores thin slices with {', '.join(METHODS)}; not {', '.join(unknown) or 'no method'}")
+    if config.format not in ("same", "nifti", "dicom"):
+        raise ValueError(f"--slice-factor writes volumes: --format same, nifti or dicom, got {config.format!r}")
+    if config.guard:
+        raise ValueError("--guard compares k-space reconstructions; it does not apply to --slice-factor")
+    if config.max_memory is not None and config.max_memory < 1:
+        raise ValueError(f"--max-memory must be positive, got {config.max_memory}")
 
 
 def _acquisition(study: Study, config: BatchConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
@@ -144,6 +165,10 @@ def process_unit(unit: str, config_dict: dict[str, Any], threads: int | None = N
     started = time.perf_counter()
     out = Path(config.out)
     try:
+        if config.slice_factor is not None:
+            _through_plane_unit(path, config, entry, out)
+            entry["seconds"] = time.perf_counter() - started
+            return entry
         studies, notes = read_input(path, config.budget())
         entry["notes"] += notes
         for study in studies:
@@ -218,6 +243,36 @@ def process_unit(unit: str, config_dict: dict[str, Any], threads: int | None = N
         entry["traceback"] = traceback.format_exc()
     entry["seconds"] = time.perf_counter() - started
     return entry
+
+
+def _through_plane_unit(path: Path, config: BatchConfig, entry: dict[str, Any], out: Path) -> None:
+    """``--slice-factor F``: restore the thin slices of one thick-slice volume with each
+    method, as ``recon sr`` does, and write them with the thin geometry. Raises for bad
+    input (:func:`process_unit` records the reason)."""
+    from pipelines.through_plane import read_thick, write_thin
+    from recon.slices import restore
+
+    factor = config.slice_factor
+    study, thick, notes = read_thick(path, config.budget(), factor)
+    entry["notes"] += notes
+    record: dict[str, Any] = {"source": str(study.source), "format": study.format, "kspace": "none (through-plane)",
+                              "mask": f"slice factor {factor}", "mask_type": "", "ratio": 1 / factor,
+                              "slice_factor": factor, "slices_in": len(thick), "slices_out": len(thick) * factor,
+                              "methods": {}, "notes": notes}
+    for method_index, method in enumerate(config.methods):
+        tick = time.perf_counter()
+        thin = restore(thick, factor, method)
+        seconds = time.perf_counter() - tick
+        written = write_thin(study, thin, method, factor, out, method_index)
+        entry["outputs"].append(str(written.relative_to(out)))
+        # the preview is a reformatted plane across the slices, where through-plane SR shows
+        entry["outputs"].append(_preview(out, f"{study.name}_{method}", np.moveaxis(thin, 1, 0), None))
+        record["methods"][method] = {"seconds": seconds, "seconds_per_slice": seconds / len(thin)}
+    entry["slices"] += len(thick) * factor * len(config.methods)
+    metrics_path = out / f"{study.name}.metrics.json"
+    write_json(metrics_path, record)
+    entry["outputs"].append(metrics_path.name)
+    entry["status"] = "done"
 
 
 def _remove_outputs(out: Path, entry: dict[str, Any]) -> None:

@@ -206,10 +206,11 @@ def _command_batch(args: argparse.Namespace) -> int:
     except ValueError as error:
         raise UsageError(f"--part must be i/N, e.g. 1/4, got {args.part!r}") from error
     config = BatchConfig(
-        inputs=tuple(args.inputs), out=args.out, mask=args.mask, mask_type=args.mask_type, methods=args.methods,
+        inputs=tuple(args.inputs), out=args.out, mask=args.mask, mask_type=args.mask_type,
+        methods=args.methods or (("soup-gan",) if args.slice_factor else ("cs-tv",)),
         format=args.format, workers=args.workers, part=(index, count), resume=args.resume, force=args.force,
         seed=args.seed, scheduler=args.scheduler, max_memory=args.max_memory, estimate_folds=args.estimate_folds,
-        guard=args.guard,
+        guard=args.guard, slice_factor=args.slice_factor,
     )
     try:
         result = run_batch(config, log=lambda line: print(printable(line), file=sys.stderr))

@@ -101,41 +101,59 @@ def dicom_meta(meta: dict[str, Any], factor: int) -> dict[str, Any]:
     return {**meta, "dataset": dataset, "slices": thin}
 
 
+def read_thick(path: Path, budget: MemoryBudget, factor: int) -> tuple[Study, np.ndarray, list[str]]:
+    """Read a thick-slice volume for through-plane SR: the study, its magnitude slices
+    ``(N, H, W)`` float32 and the reader's notes. Raises :class:`InputError` for anything
+    that is not a 3-D NIfTI volume or a regular DICOM stack, or too large for ``budget``."""
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file or folder")
+    studies, notes = read_input(path, budget)
+    study: Study = studies[0]
+    if study.images is None or study.format not in ("nifti", "dicom"):
+        raise InputError(f"{path}: through-plane SR takes a NIfTI volume or a DICOM series, got {study.format}")
+    if study.format == "nifti" and len(study.meta["shape"]) != 3:
+        raise InputError(f"{path}: through-plane SR takes a 3-D NIfTI volume, got shape {study.meta['shape']}")
+    thick = np.abs(study.images).astype(np.float32)
+    if len(thick) < 2:
+        raise InputError(f"{path}: one slice; through-plane SR needs a stack of at least 2")
+    needed = thick.nbytes * factor * 6  # the thin volume, complex, in two orientations
+    if needed > budget.bytes:
+        raise InputError(f"{path}: restoring {len(thick)} x {factor} slices needs about "
+                         f"{needed / 2**30:.1f} GiB, more than the memory budget ({budget.bytes / 2**30:.1f} GiB; --max-memory)")
+    if study.format == "dicom":
+        dicom_meta(study.meta, factor)  # a clear error for a series without a regular geometry, before any work
+    return study, thick, notes + study.notes
+
+
+def write_thin(study: Study, thin: np.ndarray, method: str, factor: int, folder: Path, method_index: int = 0) -> Path:
+    """Write the thin slices into ``folder`` in the input's format with the thin geometry:
+    ``NAME_METHOD_xF.nii.gz`` or a DICOM series folder ``NAME_METHOD_xF``, each written
+    atomically. Returns the path written."""
+    description = f"recon sr {method} x{factor} through-plane"
+    if study.format == "nifti":
+        path = folder / f"{study.name}_{method}_x{factor}.nii.gz"
+        write_nifti(path, thin, nifti_meta(study.meta, factor, len(thin)))
+        return path
+    path = folder / f"{study.name}_{method}_x{factor}"
+    with staged_dir(path, force=True) as staging:  # the series appears whole or not at all
+        write_dicom_series(staging, thin, dicom_meta(study.meta, factor), description, series_offset=method_index)
+    return path
+
+
 def super_resolve(config: SrConfig) -> dict[str, Any]:
     """Read, restore and write; returns the provenance written next to the output."""
     from recon.slices import restore
 
     path = Path(config.input)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such file or folder")
-    budget = MemoryBudget.of(config.max_memory)
-    studies, notes = read_input(path, budget)
-    study: Study = studies[0]
-    if study.images is None or study.format not in ("nifti", "dicom"):
-        raise InputError(f"{path}: recon sr takes a NIfTI volume or a DICOM series, got {study.format}")
-    if study.format == "nifti" and len(study.meta["shape"]) != 3:
-        raise InputError(f"{path}: recon sr takes a 3-D NIfTI volume, got shape {study.meta['shape']}")
-    thick = np.abs(study.images).astype(np.float32)
-    if len(thick) < 2:
-        raise InputError(f"{path}: one slice; through-plane SR needs a stack of at least 2")
-    needed = thick.nbytes * config.slice_factor * 6  # the thin volume, complex, in two orientations
-    if needed > budget.bytes:
-        raise InputError(f"{path}: restoring {len(thick)} x {config.slice_factor} slices needs about "
-                         f"{needed / 2**30:.1f} GiB, more than the memory budget ({budget.bytes / 2**30:.1f} GiB; --max-memory)")
+    study, thick, notes = read_thick(path, MemoryBudget.of(config.max_memory), config.slice_factor)
     tick = time.perf_counter()
     thin = restore(thick, config.slice_factor, config.method, config.weights)
     seconds = time.perf_counter() - tick
-    description = f"recon sr {config.method} x{config.slice_factor} through-plane"
     with staged_dir(config.out, config.force) as staging:
-        if study.format == "nifti":
-            name = f"{study.name}_{config.method}_x{config.slice_factor}.nii.gz"
-            write_nifti(staging / name, thin, nifti_meta(study.meta, config.slice_factor, len(thin)))
-        else:
-            name = f"{study.name}_{config.method}_x{config.slice_factor}"
-            write_dicom_series(staging / name, thin, dicom_meta(study.meta, config.slice_factor), description)
-        provenance = {"input": str(path), "format": study.format, "output": str(Path(config.out) / name),
+        written = write_thin(study, thin, config.method, config.slice_factor, staging)
+        provenance = {"input": str(path), "format": study.format, "output": str(Path(config.out) / written.name),
                       "method": config.method, "slice_factor": config.slice_factor, "slices_in": len(thick),
                       "slices_out": len(thin), "seconds": round(seconds, 3), "weights": config.weights,
-                      "notes": notes + study.notes}
+                      "notes": notes}
         (staging / "sr.json").write_text(json.dumps(provenance, indent=1))
     return provenance

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from physics.complex import from_channels, peak, to_channels
-from physics.consistency import exact_consistency
+from physics.consistency import exact_consistency, hybrid_form
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
@@ -43,10 +43,11 @@ def run_cascade(kspace, operator, refinements, consistency, exact: bool | None =
     scale = peak(image)
     x = image / scale
     measured = kspace / scale[:, None]
+    stage_operator, stage_measured = hybrid_form(operator, measured)  # 1-D masks: 1-D FFTs, same images
     for refine, project in zip(refinements, consistency):
         channels = to_channels(x)
         x = from_channels(channels + refine(channels))
-        x = project(x, measured, operator)
+        x = project(x, stage_measured, stage_operator)
     if operator.coil_maps is not None and (not torch.is_grad_enabled() if exact is None else exact):
         x = exact_consistency(x, measured, operator)
     return x * scale

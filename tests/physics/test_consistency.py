@@ -59,3 +59,29 @@ def test_learnable_weight_gets_gradient():
     assert layer.logit.grad is not None and layer.logit.grad != 0
     assert [name for name, _ in layer.named_parameters()] == ["logit"]
     assert list(DataConsistency().parameters()) == []
+
+
+def test_hybrid_form_gives_the_same_images_as_two_dimensional_ffts():
+    # a 1-D mask runs data consistency and the exact least-squares step in hybrid space
+    # (1-D FFTs); the images must equal those of the 2-D operator
+    from physics.consistency import exact_consistency, hybrid_form
+    from physics.solvers import least_squares
+
+    g = torch.Generator().manual_seed(5)
+    mask = (torch.rand(24, generator=g) < 0.35).expand(16, 24)
+    maps = simulate_coil_maps(4, (16, 24)).unsqueeze(0)
+    truth, estimate = _random((1, 16, 24), g), _random((1, 16, 24), g)
+    operator = MultiCoil(mask, maps)
+    measured = fft2c(maps * truth.unsqueeze(1)) * mask
+    hybrid, measured_h = hybrid_form(operator, measured)
+    assert hybrid is not operator
+    for layer in (DataConsistency(), DataConsistency(weight=0.3)):
+        k = fft2c(maps * estimate.unsqueeze(1))
+        k = k + layer.weight * mask * (measured - k)  # the per-coil update, written out
+        expected = (maps.conj() * torch.fft.fftshift(torch.fft.ifft2(torch.fft.ifftshift(k, dim=(-2, -1)), norm="ortho"),
+                                                      dim=(-2, -1))).sum(1)
+        torch.testing.assert_close(layer(estimate, measured_h, hybrid), expected, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(layer(estimate, measured, operator), expected, atol=1e-5, rtol=1e-5)
+    two_d = least_squares(operator, measured, estimate, max_iter=30, tol=1e-7)
+    torch.testing.assert_close(exact_consistency(estimate, measured, operator, max_iter=30, tol=1e-7, noise_stop=False),
+                               two_d, atol=1e-4, rtol=1e-4)

@@ -58,3 +58,15 @@ def test_dtypes_preserved():
     assert fft2c(np.zeros((4, 4), np.complex64)).dtype == np.complex64
     assert fft2c(np.zeros((4, 4), np.complex128)).dtype == np.complex128
     assert fft2c(torch.zeros(4, 4, dtype=torch.complex64)).dtype == torch.complex64
+
+
+@pytest.mark.parametrize("shape", [(6, 10), (6, 7), (7, 6), (2, 4, 2)])
+@pytest.mark.parametrize("dtype", [np.float32, np.complex64, np.complex128])
+def test_torch_sign_modulation_matches_shifts(rng, shape, dtype):
+    # even axes use (-1)^n sign flips instead of the two shifts; odd axes still roll
+    x = _complex(rng, shape).astype(dtype) if np.iscomplexobj(np.zeros(1, dtype)) else rng.standard_normal(shape).astype(dtype)
+    for torch_fn, numpy_fn in ((fft2c, np.fft.fft2), (ifft2c, np.fft.ifft2)):
+        expected = np.fft.fftshift(numpy_fn(np.fft.ifftshift(x, axes=(-2, -1)), norm="ortho"), axes=(-2, -1))
+        out = torch_fn(torch.from_numpy(x))
+        assert out.dtype == (torch.complex128 if dtype == np.complex128 else torch.complex64)
+        np.testing.assert_allclose(out.numpy(), expected, atol=1e-5 if dtype != np.complex128 else 1e-12)

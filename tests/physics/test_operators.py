@@ -6,7 +6,8 @@ from hypothesis import strategies as st
 
 from physics import MultiCoil, SingleCoil, simulate_coil_maps
 from physics.complex import from_channels, to_channels
-from physics.operators import KSpaceCrop, SliceAverage, sampling_operator
+from physics.fft import fft1c
+from physics.operators import HybridCartesian, KSpaceCrop, SliceAverage, sampling_operator
 
 
 def _random(shape, dtype, generator):
@@ -32,6 +33,9 @@ def _operators(height, width, coils, generator, dtype):
         (crop @ full, image, (2, 1, *block)),
         (MultiCoil(mask, maps).H, multi, image),
         (MultiCoil(mask, maps).normal(), image, image),
+        # 1-D masks in hybrid space (readout in image space), single- and multi-coil
+        (HybridCartesian(mask[:1], maps), image, multi),
+        (HybridCartesian(mask[:1]), image, kspace),
         # through-plane thick slices: per-item factors dividing H
         (SliceAverage([2 if height % 2 == 0 else 1, 3 if height % 3 == 0 else 1]), image, kspace),
     ]
@@ -115,3 +119,26 @@ def test_channels_round_trip():
     with pytest.raises(ValueError):
         from_channels(torch.zeros(2, 3, 5, 7))
     assert np.allclose(channels[:, 0].numpy(), x.real.numpy())
+
+
+@pytest.mark.parametrize("width", [10, 9])  # even: signs folded into maps and mask; odd: shifts
+@pytest.mark.parametrize("coils", [None, 3])
+def test_hybrid_form_is_the_operator_after_a_readout_fft(width, coils):
+    generator = torch.Generator().manual_seed(width)
+    columns = torch.rand(width, generator=generator) < 0.5
+    mask = columns.expand(8, width)
+    maps = None if coils is None else _random((2, coils, 8, width), torch.complex64, generator)
+    operator = sampling_operator(mask, maps)
+    hybrid = operator.hybrid()
+    assert isinstance(hybrid, HybridCartesian)
+    x = _random((2, 8, width), torch.complex64, generator)
+    y = _random((2, coils or 1, 8, width), torch.complex64, generator) * mask
+    torch.testing.assert_close(fft1c(hybrid(x), dim=-2), operator(x), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(hybrid.adjoint(hybrid.measurement(y)), operator.adjoint(y), atol=1e-5, rtol=1e-5)
+    # a mask that differs between readout rows (2-D) has no hybrid form
+    two_d = mask.clone()
+    two_d[0, 0] = not bool(two_d[0, 0])
+    assert sampling_operator(two_d, maps).hybrid() is None
+    with pytest.raises(ValueError, match="k-space has 2 coils"):
+        HybridCartesian(mask[:1], _random((1, 3, 8, width), torch.complex64, generator)).adjoint(
+            torch.ones(1, 2, 8, width, dtype=torch.complex64))

@@ -99,3 +99,30 @@ def test_sr_names_bad_inputs(tmp_path, capsys):
     nib.save(nib.Nifti1Image(np.ones((32, 32, 1), np.float32), np.eye(4)), tmp_path / "one.nii.gz")
     assert main(["sr", str(tmp_path / "one.nii.gz"), "--method", "cubic", "--out", str(tmp_path / "o")]) == 2
     assert "one slice" in capsys.readouterr().err
+
+
+def test_batch_slice_factor_restores_every_volume_and_resumes(tmp_path, capsys):
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    _thick_nifti(inputs / "a.nii.gz")
+    dicom_series_fixture(inputs / "series", count=4)
+    (inputs / "broken.nii.gz").write_bytes(b"not a nifti")
+    out = tmp_path / "out"
+    code = main(["batch", str(inputs), "--out", str(out), "--slice-factor", "4", "--methods", "cubic,sinc"])
+    assert code == 3  # the broken file failed, the others were done
+    assert "broken.nii.gz" in capsys.readouterr().out
+    written = nib.load(out / "a_cubic_x4.nii.gz")
+    assert written.shape == (24, 20, 32) and written.header.get_zooms()[2] == pytest.approx(1.0)
+    assert (out / "a_sinc_x4.nii.gz").is_file()
+    series = [folder for folder in out.iterdir() if folder.is_dir() and folder.name.endswith("_cubic_x4")]
+    assert len(series) == 1 and len(list(series[0].glob("*.dcm"))) == 16
+    record = json.loads((out / "a.metrics.json").read_text())
+    assert record["slices_out"] == 32 and set(record["methods"]) == {"cubic", "sinc"}
+    report = (out / "report.html").read_text()
+    assert "<td>a</td><td>cubic" in report or "<td>a</td><td>sinc" in report
+    # finished volumes are skipped on --resume
+    assert main(["batch", str(inputs), "--out", str(out), "--slice-factor", "4", "--methods", "cubic,sinc", "--resume"]) == 3
+    assert "2 already done" in capsys.readouterr().out
+    # k-space methods and formats that are not volumes are refused with the option named
+    assert main(["batch", str(inputs), "--out", str(tmp_path / "x"), "--slice-factor", "2", "--methods", "cs-tv"]) == 2
+    assert "--slice-factor restores thin slices with" in capsys.readouterr().err
