@@ -190,7 +190,8 @@ def _command_train(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     (out / "command.json").write_text(json.dumps({"argv": sys.argv, "data": description}, indent=1))
     summary = train(config, train_set, val_set)
-    best = min(summary["history"], key=lambda h: h["nmse"]) if summary["history"] else None
+    # the step best.pt holds: the lowest geometric-mean NMSE (log_nmse), as the trainer keeps it
+    best = min(summary["history"], key=lambda h: h.get("log_nmse", math.log10(max(h["nmse"], 1e-30)))) if summary["history"] else None
     print(f"trained {config.model} for {summary['steps']} steps in {summary['seconds']:.0f} s; data: {description}")
     if best:
         print(f"best validation (step {best['step']}): PSNR {best['psnr']:.2f} dB, SSIM {best['ssim']:.4f}, NMSE {best['nmse']:.5f}")
