@@ -103,11 +103,19 @@ def main() -> None:
         help="earlier run(s) this one was initialised from (--init), oldest first; recorded in the card",
     )
     parser.add_argument(
+        "--continues", action="store_true",
+        help="the run was initialised (--init) from the shipped NAME weights it replaces: keep their card's training "
+        "phases (and shipped logs) before this run's",
+    )
+    parser.add_argument(
         "--reselect", action="store_true",
         help="validate best.pt and the last checkpoint.pt again on the val split (geometric-mean NMSE, "
         "the trainer's criterion since it changed) and ship the better; recorded in the card",
     )
     args = parser.parse_args()
+    shipped_phases = []
+    if args.continues:
+        shipped_phases = json.loads((WEIGHTS_DIR / f"{args.name}.json").read_text())["training_phases"]
     best = load_state(args.run / "best.pt", what="checkpoint")
     config = best["config"]
     generator = get_spec(config["model"]).build_generator(dict(config["generator"]))
@@ -148,8 +156,8 @@ def main() -> None:
         "trained_on": f"{os.cpu_count()} CPU cores, torch {torch.__version__}, Python {platform.python_version()}",
         "date": date.today().isoformat(),
     }
-    phases = []
-    for index, run in enumerate([*args.previous, args.run]):
+    phases = list(shipped_phases)
+    for index, run in enumerate([*args.previous, args.run], start=len(shipped_phases)):
         with open(run / "log.csv") as handle:
             log = list(csv.DictReader(handle))
         phase_command = json.loads((run / "command.json").read_text())
