@@ -263,7 +263,7 @@ def _through_plane_unit(path: Path, config: BatchConfig, entry: dict[str, Any], 
         tick = time.perf_counter()
         thin = restore(thick, factor, method)
         seconds = time.perf_counter() - tick
-        written = write_thin(study, thin, method, factor, out, method_index)
+        written = write_thin(study, thin, method, factor, out, config.format, method_index)
         entry["outputs"].append(str(written.relative_to(out)))
         # the preview is a reformatted plane across the slices, where through-plane SR shows
         entry["outputs"].append(_preview(out, f"{study.name}_{method}", np.moveaxis(thin, 1, 0), None))

@@ -12,6 +12,7 @@ divided by ``F``, each image referencing the thick slice it came from.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import time
 from dataclasses import dataclass
@@ -21,8 +22,6 @@ from typing import Any
 import numpy as np
 
 from pipelines.formats import InputError, Study, read_input
-from pipelines.formats.dicom_write import write_dicom_series
-from pipelines.formats.nifti import write_nifti
 from pipelines.limits import MemoryBudget
 from pipelines.output import staged_dir
 
@@ -125,19 +124,19 @@ def read_thick(path: Path, budget: MemoryBudget, factor: int) -> tuple[Study, np
     return study, thick, notes + study.notes
 
 
-def write_thin(study: Study, thin: np.ndarray, method: str, factor: int, folder: Path, method_index: int = 0) -> Path:
-    """Write the thin slices into ``folder`` in the input's format with the thin geometry:
-    ``NAME_METHOD_xF.nii.gz`` or a DICOM series folder ``NAME_METHOD_xF``, each written
-    atomically. Returns the path written."""
+def write_thin(study: Study, thin: np.ndarray, method: str, factor: int, folder: Path, output_format: str = "same",
+               method_index: int = 0) -> Path:
+    """Write the thin slices into ``folder`` with the thin geometry, as ``recon batch``
+    writes any output (:func:`pipelines.writers.write_output`, atomically):
+    ``NAME_METHOD_xF.nii.gz``, or a DICOM series folder ``NAME_METHOD_xF`` for a DICOM
+    input. ``output_format`` ``nifti`` converts a DICOM series' thin geometry to a NIfTI
+    affine; DICOM output needs a DICOM input. Returns the path written."""
+    from pipelines.writers import write_output
+
+    meta = nifti_meta(study.meta, factor, len(thin)) if study.format == "nifti" else dicom_meta(study.meta, factor)
     description = f"recon sr {method} x{factor} through-plane"
-    if study.format == "nifti":
-        path = folder / f"{study.name}_{method}_x{factor}.nii.gz"
-        write_nifti(path, thin, nifti_meta(study.meta, factor, len(thin)))
-        return path
-    path = folder / f"{study.name}_{method}_x{factor}"
-    with staged_dir(path, force=True) as staging:  # the series appears whole or not at all
-        write_dicom_series(staging, thin, dicom_meta(study.meta, factor), description, series_offset=method_index)
-    return path
+    return write_output(dataclasses.replace(study, meta=meta), f"{method}_x{factor}", thin, folder, output_format,
+                        description, method_index)
 
 
 def super_resolve(config: SrConfig) -> dict[str, Any]:

@@ -123,6 +123,12 @@ def test_batch_slice_factor_restores_every_volume_and_resumes(tmp_path, capsys):
     # finished volumes are skipped on --resume
     assert main(["batch", str(inputs), "--out", str(out), "--slice-factor", "4", "--methods", "cubic,sinc", "--resume"]) == 3
     assert "2 already done" in capsys.readouterr().out
+    # --format nifti converts the DICOM series' thin geometry: 16 slices 1.25 mm apart
+    converted = tmp_path / "nifti"
+    assert main(["batch", str(inputs / "series"), "--out", str(converted), "--slice-factor", "4", "--methods", "cubic",
+                 "--format", "nifti"]) == 0
+    written = nib.load(next(converted.glob("*_cubic_x4.nii.gz")))
+    assert written.shape[-1] == 16 and written.header.get_zooms()[2] == pytest.approx(1.25)
     # k-space methods and formats that are not volumes are refused with the option named
     assert main(["batch", str(inputs), "--out", str(tmp_path / "x"), "--slice-factor", "2", "--methods", "cs-tv"]) == 2
     assert "--slice-factor restores thin slices with" in capsys.readouterr().err
