@@ -203,8 +203,7 @@ class DataConsistency(nn.Module):
         # Per coil, k' = k + w M (y - k) with k = F S x; back in the image,
         # S^H F^H k' = (S^H S) x + w A^H (y - A x). So any Cartesian operator works,
         # including the hybrid one of a 1-D mask (1-D FFTs, physics.operators.HybridCartesian).
-        weight = 1.0 if not self.learnable and float(self.fixed_weight) == 1.0 else self.weight.to(image.real.dtype)
         correction = operator.adjoint(measured - operator(image))
         if operator.coil_maps is not None:
             image = image * coil_energy(operator)
-        return image + weight * correction
+        return image + self.weight.to(image.real.dtype) * correction

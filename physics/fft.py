@@ -19,7 +19,7 @@ _AXES = (-2, -1)
 
 
 @functools.lru_cache(maxsize=32)
-def _modulation(size: int, dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+def centring_signs(size: int, dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """For an even ``size``: the signs ``(-1)^n`` and ``(-1)^(size/2) (-1)^k``. With them
     ``fftshift(fft(ifftshift(x)))[k] = (-1)^(size/2) (-1)^k fft((-1)^n x)[k]`` exactly, for
     the forward and the inverse transform alike, so the two shifts (copies of the whole
@@ -37,7 +37,7 @@ def _centred_torch(data: torch.Tensor, inverse: bool, axes: tuple[int, ...] = _A
         if size % 2:  # odd: shifting is not a modulation, roll
             rolled.append(axis)
             continue
-        first, second = _modulation(size, real, data.device)
+        first, second = centring_signs(size, real, data.device)
         shape = (-1,) + (1,) * (-1 - axis)
         before.append(first.reshape(shape))
         after.append(second.reshape(shape))
@@ -50,6 +50,12 @@ def _centred_torch(data: torch.Tensor, inverse: bool, axes: tuple[int, ...] = _A
     return torch.fft.fftshift(out, dim=rolled) if rolled else out
 
 
+def _along(data: torch.Tensor, dim: int, inverse: bool) -> torch.Tensor:
+    if dim not in (-1, -2):
+        raise ValueError(f"{'ifft1c' if inverse else 'fft1c'}: dim must be -1 or -2, got {dim}")
+    return _centred_torch(data, inverse=inverse, axes=(dim,))
+
+
 def fft1c(data: torch.Tensor, dim: int) -> torch.Tensor:
     """Centred orthonormal 1-D FFT of a torch tensor along ``dim`` (-1 or -2): the
     phase-encode or the readout part of :func:`fft2c`, which equals
@@ -60,9 +66,7 @@ def fft1c(data: torch.Tensor, dim: int) -> torch.Tensor:
     ------
     ``(..., H, W)`` -> ``(..., H, W)``.
     """
-    if dim not in (-1, -2):
-        raise ValueError(f"fft1c: dim must be -1 or -2, got {dim}")
-    return _centred_torch(data, inverse=False, axes=(dim,))
+    return _along(data, dim, inverse=False)
 
 
 def ifft1c(data: torch.Tensor, dim: int) -> torch.Tensor:
@@ -72,9 +76,7 @@ def ifft1c(data: torch.Tensor, dim: int) -> torch.Tensor:
     ------
     ``(..., H, W)`` -> ``(..., H, W)``.
     """
-    if dim not in (-1, -2):
-        raise ValueError(f"ifft1c: dim must be -1 or -2, got {dim}")
-    return _centred_torch(data, inverse=True, axes=(dim,))
+    return _along(data, dim, inverse=True)
 
 
 def _centred(data: Array, inverse: bool) -> Array:

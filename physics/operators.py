@@ -17,10 +17,12 @@ shared adjointness test ``<A x, y> == <x, A^H y>`` (``tests/physics/test_operato
 
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch import nn
 
-from physics.fft import fft1c, fft2c, ifft1c, ifft2c
+from physics.fft import centring_signs, fft1c, fft2c, ifft1c, ifft2c
 
 
 def _mask_buffer(mask: torch.Tensor) -> torch.Tensor:
@@ -230,7 +232,7 @@ class HybridCartesian(LinearOperator):
             raise ValueError(f"HybridCartesian: mask must be (..., 1, W), got {tuple(mask.shape)}")
         self.register_buffer("mask", mask)
         self.register_buffer("_coil_maps", coil_maps)
-        self._folded = None
+        self._cache = None
 
     @classmethod
     def of(cls, mask: torch.Tensor, coil_maps: torch.Tensor | None = None) -> HybridCartesian | None:
@@ -250,24 +252,28 @@ class HybridCartesian(LinearOperator):
         """Measured k-space ``(B, C, H, W)`` in hybrid space: ``F_H^H y``."""
         return ifft1c(kspace, dim=-2)
 
-    def _fold(self, like: torch.Tensor):
-        """For an even W, the centred 1-D FFT is ``c (-1)^k FFT((-1)^n u)`` with
-        ``c = (-1)^(W/2)`` (:mod:`physics.fft`): ``(-1)^n`` is folded into the maps and
-        ``c (-1)^k`` into the mask, so each application is one product, one FFT and one
-        weighting. Returns (maps, conjugate maps, weights), or None for an odd W."""
+    def _parts(self, like: torch.Tensor):
+        """``(maps, conjugate maps, weights, transform, inverse)`` of one application,
+        computed once per device and dtype. For an even W the centred 1-D FFT is
+        ``c (-1)^k FFT((-1)^n u)`` with ``c = (-1)^(W/2)`` (:func:`physics.fft.centring_signs`):
+        ``(-1)^n`` is folded into the maps (single-coil: the maps are those signs) and
+        ``c (-1)^k`` into the mask weights, so the transform is a plain FFT. An odd W keeps
+        the maps, the mask and the shifted :func:`~physics.fft.fft1c`."""
         width = self.mask.shape[-1]
-        if width % 2:
-            return None
-        if self._folded is None or self._folded[2].device != like.device or self._folded[2].dtype != like.dtype:
-            signs = (1 - 2 * (torch.arange(width, device=like.device) % 2)).to(like.real.dtype)
-            maps = self._coil_maps.to(like.device) * signs if self._coil_maps is not None else signs.to(like.dtype)
-            weights = (self.mask.to(like.device) * signs * (-1) ** (width // 2)).to(like.dtype)
-            self._folded = (maps, maps.conj().resolve_conj(), weights)
-        return self._folded
-
-    def _coil_images(self, image: torch.Tensor, maps: torch.Tensor | None) -> torch.Tensor:
-        image = image.unsqueeze(1)
-        return image if maps is None else maps * image
+        if self._cache is None or self._cache[2].device != like.device or self._cache[2].dtype != like.dtype:
+            maps = None if self._coil_maps is None else self._coil_maps.to(like.device)
+            weights = self.mask.to(like.device)
+            if width % 2 == 0:
+                before, after = centring_signs(width, like.real.dtype, like.device)
+                maps = before.to(like.dtype) if maps is None else maps * before
+                weights = weights * after
+                transform = functools.partial(torch.fft.fft, dim=-1, norm="ortho")
+                inverse = functools.partial(torch.fft.ifft, dim=-1, norm="ortho")
+            else:
+                transform, inverse = functools.partial(fft1c, dim=-1), functools.partial(ifft1c, dim=-1)
+            conjugate = None if maps is None else maps.conj().resolve_conj()
+            self._cache = (maps, conjugate, weights.to(like.dtype), transform, inverse)
+        return self._cache
 
     def _check(self, x: torch.Tensor, ndim: int, name: str) -> None:
         height = None if self._coil_maps is None else self._coil_maps.shape[-2]
@@ -281,20 +287,15 @@ class HybridCartesian(LinearOperator):
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         self._check(image, 3, "HybridCartesian")
-        folded = self._fold(image)
-        if folded is not None:
-            return torch.fft.fft(self._coil_images(image, folded[0]), dim=-1, norm="ortho") * folded[2]
-        return fft1c(self._coil_images(image, self._coil_maps), dim=-1) * self.mask.to(image.device)
+        maps, _, weights, transform, _ = self._parts(image)
+        coil_images = image.unsqueeze(1) if maps is None else maps * image.unsqueeze(1)
+        return transform(coil_images) * weights
 
     def adjoint(self, data: torch.Tensor) -> torch.Tensor:
         self._check(data, 4, "HybridCartesian.H")
-        folded = self._fold(data)
-        if folded is not None:
-            return (folded[1] * torch.fft.ifft(data * folded[2], dim=-1, norm="ortho")).sum(dim=1)
-        coil_images = ifft1c(data * self.mask.to(data.device), dim=-1)
-        if self._coil_maps is None:
-            return coil_images[:, 0]
-        return (self._coil_maps.conj() * coil_images).sum(dim=1)
+        _, conjugate, weights, _, inverse = self._parts(data)
+        coil_images = inverse(data * weights)
+        return coil_images[:, 0] if conjugate is None else (conjugate * coil_images).sum(dim=1)
 
 
 class KSpaceCrop(LinearOperator):

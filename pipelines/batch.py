@@ -91,11 +91,11 @@ class BatchConfig:
 
     def __post_init__(self) -> None:
         resolve_lowres(self)
-        if self.slice_factor is not None:  # through-plane SR of thick-slice volumes, not k-space
+        through_plane = self.slice_factor is not None  # SR of thick-slice volumes, not k-space: recon sr's methods
+        check_common(self.mask, self.mask_type, None if through_plane else tuple(self.methods), self.seed, self.max_memory,
+                     self.estimate_folds, self.guard)
+        if through_plane:
             check_through_plane(self)
-        else:
-            check_common(self.mask, self.mask_type, tuple(self.methods), self.seed, self.max_memory, self.estimate_folds,
-                         self.guard)
         if self.format not in FORMATS:
             raise ValueError(f"unknown format {self.format!r}; valid formats: {', '.join(FORMATS)}")
         index, count = self.part
@@ -115,7 +115,8 @@ class BatchConfig:
 
 
 def check_through_plane(config: BatchConfig) -> None:
-    """``--slice-factor``: its methods are recon sr's, its formats the volume formats."""
+    """``--slice-factor``: its methods are recon sr's, its formats the volume formats
+    (the checks it shares with k-space batches are :func:`check_common`'s)."""
     from recon.slices import FACTORS, METHODS
 
     if config.slice_factor not in FACTORS:
@@ -127,8 +128,6 @@ def check_through_plane(config: BatchConfig) -> None:
         raise ValueError(f"--slice-factor writes volumes: --format same, nifti or dicom, got {config.format!r}")
     if config.guard:
         raise ValueError("--guard compares k-space reconstructions; it does not apply to --slice-factor")
-    if config.max_memory is not None and config.max_memory < 1:
-        raise ValueError(f"--max-memory must be positive, got {config.max_memory}")
 
 
 def _acquisition(study: Study, config: BatchConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
