@@ -19,6 +19,7 @@ import math
 import torch
 from torch import nn
 
+from physics.columns import SampledColumns
 from physics.operators import LinearOperator
 from physics.solvers import least_squares
 
@@ -135,14 +136,19 @@ def hybrid_form(operator: LinearOperator, measured: torch.Tensor) -> tuple[Linea
     """``(A_h, F_H^H y)`` when the operator has a hybrid form (a 1-D Cartesian mask:
     :class:`~physics.operators.HybridCartesian`), else ``(A, y)`` unchanged. Least squares
     and data consistency give the same images with either, at a third of the FFT cost.
+    When the batch shares its columns and samples at most a third of them, ``A_h`` keeps
+    only those columns (:class:`~physics.columns.SampledColumns`, data ``(B, C, H, K)``).
 
     Shapes
     ------
-    measured ``(B, C, H, W)`` -> the same shape.
+    measured ``(B, C, H, W)`` -> ``(B, C, H, W)``, or ``(B, C, H, K)`` for the compact form.
     """
     hybrid = operator.hybrid() if hasattr(operator, "hybrid") else None
     if hybrid is None:
         return operator, measured
+    compact = SampledColumns.of(hybrid.mask, hybrid.coil_maps)
+    if compact is not None:
+        hybrid = compact
     return hybrid, hybrid.measurement(measured)
 
 

@@ -5,6 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from physics import MultiCoil, SingleCoil, simulate_coil_maps
+from physics.columns import SampledColumns
 from physics.complex import from_channels, to_channels
 from physics.fft import fft1c
 from physics.operators import HybridCartesian, KSpaceCrop, SliceAverage, sampling_operator
@@ -36,6 +37,9 @@ def _operators(height, width, coils, generator, dtype):
         # 1-D masks in hybrid space (readout in image space), single- and multi-coil
         (HybridCartesian(mask[:1], maps), image, multi),
         (HybridCartesian(mask[:1]), image, kspace),
+        # the same keeping only the sampled columns (every other one)
+        (SampledColumns(torch.arange(0, width, 2), width, maps), image, (2, coils, height, (width + 1) // 2)),
+        (SampledColumns(torch.arange(0, width, 2), width), image, (2, 1, height, (width + 1) // 2)),
         # through-plane thick slices: per-item factors dividing H
         (SliceAverage([2 if height % 2 == 0 else 1, 3 if height % 3 == 0 else 1]), image, kspace),
     ]
