@@ -9,7 +9,7 @@ learned models cost on a knee-sized 15-coil slice.
    with ODIN's measured 8-channel array (``--corpus``), 1-D cartesian 10pct and
    25pct; PSNR against the coil-combined truth, and seconds per map estimate.
 2. **Speed.** A 15-coil 640×368 slice (the sample's brain resized; random smooth
-   maps), 1-D cartesian 25pct: seconds of the map estimate, of cs-tv (the torch
+   maps), 1-D cartesian 25pct (``--ratio``): seconds of the map estimate, of cs-tv (the torch
    solver on 8 compressed coils) against SigPy's ADMM on all 15 coils, and of each
    learned model, with PSNR for each.
 """
@@ -131,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-maps", action="store_true", help="leave out the maps table")
     parser.add_argument("--skip-before", action="store_true", help="leave out the SigPy rows (what recon used before)")
     parser.add_argument("--repeats", type=int, default=1, help="time each method this many times, report the median")
+    parser.add_argument("--ratio", type=float, default=0.25, help="cartesian ratio of the speed table (default 0.25)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     from skimage.data import shepp_logan_phantom
@@ -152,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         from pipelines.datasets import sample
 
         print(speed_table(torch.from_numpy(np.array(sample("test").images[3])), before=not args.skip_before,
-                          repeats=args.repeats))
+                          repeats=args.repeats, ratio=args.ratio))
     return 0
 
 
