@@ -185,7 +185,13 @@ def _command_train(args: argparse.Namespace) -> int:
         config.check_generator()
     except (TypeError, ValueError) as error:
         raise UsageError(f"--generator {args.generator!r}: {error}") from None
-    train_set, val_set, description = load_training_data(args.data)
+    from recon.gans import get_spec
+
+    try:
+        through_plane = get_spec(args.model).trained_masks == "slices"
+    except ValueError as error:
+        raise UsageError(f"--model: {error}") from None
+    train_set, val_set, description = load_training_data(args.data, through_plane=through_plane)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "command.json").write_text(json.dumps({"argv": sys.argv, "data": description}, indent=1))

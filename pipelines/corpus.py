@@ -279,3 +279,33 @@ def load_corpus(folder: str | Path) -> dict[str, list[np.ndarray]]:
             else:
                 splits[entry["split"]].append(np.asarray(data["images"], np.float32))
     return splits
+
+
+def load_volumes(folder: str | Path, split: str) -> dict[str, np.ndarray]:
+    """The contiguous slabs ``(64, SIZE, SIZE)`` of the corpus's subjects in ``split``
+    that have one (volumes only, for through-plane SR), by source name, checked against
+    the manifest's hashes."""
+    folder = Path(folder)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    volumes = {}
+    for entry in manifest["sources"]:
+        if entry["split"] != split or "volume_file" not in entry:
+            continue
+        path = folder / entry["volume_file"]
+        if hashlib.sha256(path.read_bytes()).hexdigest() != entry["volume_sha256"]:
+            raise ValueError(f"{path}: content differs from the manifest (rebuild the corpus)")
+        with np.load(path, allow_pickle=False) as data:
+            volumes[entry["name"]] = np.asarray(data["volume"], np.float32)
+    return volumes
+
+
+def planes_containing_z(volume: np.ndarray, foreground: float = 0.15) -> np.ndarray:
+    """Every plane of a slab ``(Z, H, W)`` that contains z, ``(z, W)`` for each row and
+    ``(z, H)`` for each column, as ``(N, Z, side)`` with z first (H, W equal), keeping
+    those where tissue (above 10 % of the peak) covers at least ``foreground``: what a
+    through-plane model restores in :func:`recon.slices.restore`."""
+    if volume.shape[1] != volume.shape[2]:
+        raise ValueError(f"planes_containing_z: expected square slices, got {tuple(volume.shape)}")
+    planes = np.concatenate([volume.transpose(1, 0, 2), volume.transpose(2, 0, 1)])
+    keep = (planes > 0.1 * float(volume.max())).mean(axis=(1, 2)) >= foreground
+    return np.ascontiguousarray(planes[keep])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -22,15 +23,38 @@ def _resize_to(stack: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return out
 
 
-def load_training_data(data: str, shape: tuple[int, int] = (256, 256), val_fraction: float = 0.15) -> tuple[SliceSet, SliceSet, str]:
+def load_training_data(data: str, shape: tuple[int, int] = (256, 256), val_fraction: float = 0.15,
+                       through_plane: bool = False) -> tuple[SliceSet, SliceSet, str]:
     """Several sources separated by commas are loaded one by one and used together
-    (their train sets, and their val sets, concatenated)."""
+    (their train sets, and their val sets, concatenated).
+
+    ``through_plane`` (a model that restores thin slices, ``soup-gan-z``): when a corpus
+    among the sources has val subjects with a contiguous volume, validation runs on
+    those volumes' planes that contain z (:func:`pipelines.corpus.planes_containing_z`),
+    thickened along z as ``recon sr`` sees them, instead of on 2-D slices thickened
+    along an in-plane axis; the two disagreed on which checkpoint is best."""
     parts = [part.strip() for part in data.split(",") if part.strip()]
     if len(parts) > 1:
         loaded = [_load_one(part, shape, val_fraction) for part in parts]
-        return (combine_slice_sets([item[0] for item in loaded]), combine_slice_sets([item[1] for item in loaded]),
-                "; ".join(item[2] for item in loaded))
-    return _load_one(data, shape, val_fraction)
+        train, val, description = (combine_slice_sets([item[0] for item in loaded]),
+                                   combine_slice_sets([item[1] for item in loaded]), "; ".join(item[2] for item in loaded))
+    else:
+        train, val, description = _load_one(data, shape, val_fraction)
+    if through_plane:
+        from pipelines.corpus import load_volumes, planes_containing_z
+
+        volumes = {name: volume for part in parts if (Path(part) / "manifest.json").is_file()
+                   for name, volume in load_volumes(part, "val").items()}
+        if volumes:
+            from recon.slices import FACTORS
+
+            # z cut to a multiple of every factor, so each thin slice belongs to a thick one
+            depth = min(len(volume) for volume in volumes.values()) // math.lcm(*FACTORS) * math.lcm(*FACTORS)
+            planes = np.concatenate([planes_containing_z(volume[:depth]) for volume in volumes.values()])
+            val = SliceSet(planes)
+            description += (f"; through-plane validation on the planes containing z of the val volumes "
+                            f"({', '.join(volumes)}: {len(planes)} planes of {planes.shape[1]}x{planes.shape[2]})")
+    return train, val, description
 
 
 def _load_one(data: str, shape: tuple[int, int], val_fraction: float) -> tuple[SliceSet, SliceSet, str]:

@@ -90,3 +90,27 @@ def test_reserved_packages_are_refused(tmp_path):
     source = Source("x", "pypi", "dipy", "1.0", "data.nii.gz", "LICENSE", "s", "T1w", "nifti")
     with pytest.raises(ValueError, match="reserved"):
         build_corpus(tmp_path / "c", (source,), fetcher=lambda s, c: tmp_path, log=lambda line: None)
+
+
+def test_through_plane_training_validates_on_the_val_volume_planes_containing_z(tmp_path):
+    # a through-plane model restores planes (z, x) and (z, y) of a thick-slice volume:
+    # its validation uses exactly those planes of the val subject's volume
+    from pipelines.corpus import load_volumes, planes_containing_z
+
+    package = _package(tmp_path / "pkg")
+    sources = (
+        Source("head", "pypi", "fake", "1.0", "head.nii.gz", "COPYING", "subject-a", "T1w", "nifti"),
+        Source("other", "pypi", "fake", "1.0", "head.nii.gz", "COPYING", "subject-b", "T1w", "nifti", split="val"),
+    )
+    build_corpus(tmp_path / "corpus", sources, fetcher=lambda source, cache: package, log=lambda line: None)
+    volume = load_volumes(tmp_path / "corpus", "val")["other"]
+    assert volume.shape == (36, 256, 256) and list(load_volumes(tmp_path / "corpus", "train")) == ["head"]
+    _, flat, _ = load_training_data(str(tmp_path / "corpus"))
+    _, planes, description = load_training_data(str(tmp_path / "corpus"), through_plane=True)
+    assert flat.images.shape[1:] == (256, 256) and planes.images.shape[1:] == (36, 256)
+    assert "planes containing z" in description
+    expected = planes_containing_z(volume)
+    np.testing.assert_array_equal(planes.images, expected)
+    row = int(np.argmax((volume > 0.1).mean(axis=(0, 2))))  # a plane through the tissue
+    assert any(np.array_equal(plane, volume[:, row, :]) for plane in planes.images)
+    assert not any((plane > 0.1).mean() < 0.15 for plane in planes.images)  # empty edges left out
