@@ -145,7 +145,10 @@ def main() -> None:
         "wall_seconds": wall_seconds(rows),
         "validation_at_best": best["val"],
         **({"selection": selection} if selection else {}),
-        "validation_conventions": "val split, fixed masks, magnitude, data range = slice max (fastMRI)",
+        "validation_conventions": (
+            "val subjects' volume planes containing z (else val slices), thickened by each factor; magnitude, "
+            "data range = plane max" if get_spec(config["model"]).trained_masks == "slices"
+            else "val split, fixed masks, magnitude, data range = slice max (fastMRI)"),
         "loss": "L_G = adversarial*L_adv + freq*L_freq + nmse*L_nmse + ssim*(1 - SSIM) + l1*L_l1 + feature_matching*L_fm "
                 "+ perceptual*L_perc (recon.losses; L_perc on our MRI feature network recon.features, not VGG)",
         "loss_weights": {
