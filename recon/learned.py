@@ -45,6 +45,15 @@ def ratio_distance(ratio: float, trained: tuple[float, float]) -> float:
     return max(trained[0] - ratio, 0.0, ratio - trained[1])
 
 
+def nearest_weights(model: str, ratio: float, folder: Path = WEIGHTS_DIR) -> Path:
+    """The shipped weights of ``model`` whose trained ratios lie nearest ``ratio``; of
+    several that cover it, the most specialised (the narrowest range)."""
+    options = shipped_weights(model, folder)
+    if not options:
+        raise FileNotFoundError(f"no shipped {model} weights (train them with recon train --model {model})")
+    return min(options, key=lambda path: (ratio_distance(ratio, options[path]), options[path][1] - options[path][0]))
+
+
 @lru_cache(maxsize=8)
 def load_generator(path: str) -> torch.nn.Module:
     """Build the generator described by the card beside ``path`` (a shipped ``.pt``), or
@@ -88,7 +97,7 @@ class _Learned(Reconstructor):
         if self.weights is not None:
             return Path(self.weights)
         options = shipped_weights(self.model)
-        nearest = min(options, key=lambda path: ratio_distance(ratio, options[path]))
+        nearest = nearest_weights(self.model, ratio)
         if ratio_distance(ratio, options[nearest]) > 0.02:
             low, high = options[nearest]
             trained = f"{low:.2f}" if low == high else f"{low:.2f}-{high:.2f}"

@@ -187,8 +187,8 @@ def _planes_restore(generator: nn.Module, thick: torch.Tensor, factor: int, batc
 def restore(thick: np.ndarray, factor: int, method: str = "soup-gan", weights: str | None = None) -> np.ndarray:
     """Thin slices from a thick-slice volume ``(h, H, W)`` -> ``(h F, H, W)`` float32.
 
-    ``method``: ``cubic``, ``sinc`` or ``soup-gan`` (shipped ``soup-gan-z`` weights, or
-    ``weights``)."""
+    ``method``: ``cubic``, ``sinc`` or ``soup-gan`` (the shipped ``soup-gan-z`` weights
+    trained for ``factor``, see :func:`recon.learned.nearest_weights`, or ``weights``)."""
     if factor not in FACTORS:
         raise ValueError(f"--slice-factor must be one of {', '.join(map(str, FACTORS))}, got {factor}")
     if method not in METHODS:
@@ -199,13 +199,10 @@ def restore(thick: np.ndarray, factor: int, method: str = "soup-gan", weights: s
     elif method == "sinc":
         out = sinc_rows(volume.permute(2, 0, 1), factor).permute(1, 2, 0)
     else:
-        from recon.learned import load_generator, shipped_weights
+        from recon.learned import load_generator, nearest_weights
 
-        if weights is None:
-            found = shipped_weights("soup-gan-z")
-            if not found:
-                raise FileNotFoundError("no shipped soup-gan-z weights (train them with recon train --model soup-gan-z)")
-            weights = str(next(iter(found)))
+        if weights is None:  # a card's "ratio" is 1 / factor: a model trained for this factor alone wins
+            weights = str(nearest_weights("soup-gan-z", 1 / factor))
         out = _planes_restore(load_generator(weights), volume, factor).real  # real data: the real part keeps the thick averages exact
     return np.asarray(out, dtype=np.float32)
 

@@ -81,3 +81,20 @@ def test_registering_a_name_twice_is_an_error(toy_model):
     with pytest.raises(ValueError, match="already registered"):
         register_model(GanSpec(name=toy_model, description="again", build_generator=lambda o: ToyGenerator(),
                                build_critic=ToyCritic))
+
+
+def test_nearest_weights_prefers_the_specialist_that_covers_the_ratio(tmp_path):
+    # a general model (trained for 1/2 and 1/4) and a 4x specialist (1/4 only)
+    import json
+
+    from recon.learned import nearest_weights
+
+    for name, ratios in (("general", [0.5, 0.25]), ("specialist", [0.25]), ("other", [0.25])):
+        (tmp_path / f"{name}.pt").write_bytes(b"")
+        (tmp_path / f"{name}.json").write_text(json.dumps({"model": "soup-gan-z" if name != "other" else "x",
+                                                           "trained_ratios": ratios}))
+    assert nearest_weights("soup-gan-z", 0.25, tmp_path).name == "specialist.pt"
+    assert nearest_weights("soup-gan-z", 0.5, tmp_path).name == "general.pt"
+    assert nearest_weights("soup-gan-z", 0.45, tmp_path).name == "general.pt"
+    with pytest.raises(FileNotFoundError, match="no shipped nope weights"):
+        nearest_weights("nope", 0.25, tmp_path)
