@@ -249,7 +249,7 @@ def _through_plane_unit(path: Path, config: BatchConfig, entry: dict[str, Any], 
     method, as ``recon sr`` does, and write them with the thin geometry. Raises for bad
     input (:func:`process_unit` records the reason)."""
     from pipelines.through_plane import read_thick, write_thin
-    from recon.slices import restore
+    from recon.slices import resolved_weights, restore
 
     factor = config.slice_factor
     study, thick, notes = read_thick(path, config.budget(), factor)
@@ -266,7 +266,8 @@ def _through_plane_unit(path: Path, config: BatchConfig, entry: dict[str, Any], 
         entry["outputs"].append(str(written.relative_to(out)))
         # the preview is a reformatted plane across the slices, where through-plane SR shows
         entry["outputs"].append(_preview(out, f"{study.name}_{method}", np.moveaxis(thin, 1, 0), None))
-        record["methods"][method] = {"seconds": seconds, "seconds_per_slice": seconds / len(thin)}
+        record["methods"][method] = {"seconds": seconds, "seconds_per_slice": seconds / len(thin),
+                                     "weights": resolved_weights(factor, method)}
     entry["slices"] += len(thick) * factor * len(config.methods)
     metrics_path = out / f"{study.name}.metrics.json"
     write_json(metrics_path, record)

@@ -141,7 +141,7 @@ def write_thin(study: Study, thin: np.ndarray, method: str, factor: int, folder:
 
 def super_resolve(config: SrConfig) -> dict[str, Any]:
     """Read, restore and write; returns the provenance written next to the output."""
-    from recon.slices import restore
+    from recon.slices import resolved_weights, restore
 
     path = Path(config.input)
     study, thick, notes = read_thick(path, MemoryBudget.of(config.max_memory), config.slice_factor)
@@ -152,7 +152,8 @@ def super_resolve(config: SrConfig) -> dict[str, Any]:
         written = write_thin(study, thin, config.method, config.slice_factor, staging)
         provenance = {"input": str(path), "format": study.format, "output": str(Path(config.out) / written.name),
                       "method": config.method, "slice_factor": config.slice_factor, "slices_in": len(thick),
-                      "slices_out": len(thin), "seconds": round(seconds, 3), "weights": config.weights,
+                      "slices_out": len(thin), "seconds": round(seconds, 3),
+                      "weights": resolved_weights(config.slice_factor, config.method, config.weights),
                       "notes": notes}
         (staging / "sr.json").write_text(json.dumps(provenance, indent=1))
     return provenance

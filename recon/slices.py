@@ -184,11 +184,24 @@ def _planes_restore(generator: nn.Module, thick: torch.Tensor, factor: int, batc
     return sum(results) / len(results)
 
 
+def resolved_weights(factor: int, method: str = "soup-gan", weights: str | None = None) -> str | None:
+    """The weights file :func:`restore` runs: ``weights`` when given, else the shipped
+    ``soup-gan-z`` weights trained for ``factor`` (a card's ratio is 1 / factor, and a
+    model trained for that factor alone wins: :func:`recon.learned.nearest_weights`);
+    None for ``cubic`` and ``sinc``."""
+    if method != "soup-gan":
+        return None
+    if weights is not None:
+        return str(weights)
+    from recon.learned import nearest_weights
+
+    return str(nearest_weights("soup-gan-z", 1 / factor))
+
+
 def restore(thick: np.ndarray, factor: int, method: str = "soup-gan", weights: str | None = None) -> np.ndarray:
     """Thin slices from a thick-slice volume ``(h, H, W)`` -> ``(h F, H, W)`` float32.
 
-    ``method``: ``cubic``, ``sinc`` or ``soup-gan`` (the shipped ``soup-gan-z`` weights
-    trained for ``factor``, see :func:`recon.learned.nearest_weights`, or ``weights``)."""
+    ``method``: ``cubic``, ``sinc`` or ``soup-gan`` (:func:`resolved_weights`)."""
     if factor not in FACTORS:
         raise ValueError(f"--slice-factor must be one of {', '.join(map(str, FACTORS))}, got {factor}")
     if method not in METHODS:
@@ -199,10 +212,9 @@ def restore(thick: np.ndarray, factor: int, method: str = "soup-gan", weights: s
     elif method == "sinc":
         out = sinc_rows(volume.permute(2, 0, 1), factor).permute(1, 2, 0)
     else:
-        from recon.learned import load_generator, nearest_weights
+        from recon.learned import load_generator
 
-        if weights is None:  # a card's "ratio" is 1 / factor: a model trained for this factor alone wins
-            weights = str(nearest_weights("soup-gan-z", 1 / factor))
+        weights = resolved_weights(factor, method, weights)
         out = _planes_restore(load_generator(weights), volume, factor).real  # real data: the real part keeps the thick averages exact
     return np.asarray(out, dtype=np.float32)
 

@@ -76,7 +76,10 @@ def test_sr_nifti_thin_slices_with_their_geometry(tmp_path, capsys, method):
     restored = np.moveaxis(np.asarray(written.dataobj), -1, 0)
     if method == "soup-gan":  # hard data consistency: groups average to the thick slices
         np.testing.assert_allclose(thicken(restored, 4), thicken(thin, 4), atol=1e-3)
-    assert json.loads((out / "sr.json").read_text())["slices_out"] == 32
+    provenance = json.loads((out / "sr.json").read_text())
+    assert provenance["slices_out"] == 32
+    # the weights that ran are recorded: at 4x the shipped 4x specialist
+    assert (provenance["weights"] or "").endswith("soup-gan-z-4x.pt") == (method == "soup-gan")
     assert main(["sr", str(tmp_path / "thick.nii.gz"), "--method", method, "--out", str(out)]) == 2  # no --force
 
 
