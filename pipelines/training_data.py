@@ -42,15 +42,17 @@ def load_training_data(data: str, shape: tuple[int, int] = (256, 256), val_fract
         train, val, description = _load_one(data, shape, val_fraction)
     if through_plane:
         from pipelines.corpus import load_volumes, planes_containing_z
+        from recon.slices import FACTORS
 
         volumes = {name: volume for part in parts if (Path(part) / "manifest.json").is_file()
                    for name, volume in load_volumes(part, "val").items()}
-        if volumes:
-            from recon.slices import FACTORS
-
-            # z cut to a multiple of every factor, so each thin slice belongs to a thick one
-            depth = min(len(volume) for volume in volumes.values()) // math.lcm(*FACTORS) * math.lcm(*FACTORS)
-            planes = np.concatenate([planes_containing_z(volume[:depth]) for volume in volumes.values()])
+        # z cut to a multiple of every factor, so each thin slice belongs to a thick one;
+        # at least two thick slices of the largest factor (the cubic start needs two)
+        step = math.lcm(*FACTORS)
+        depth = min((len(volume) for volume in volumes.values()), default=0) // step * step
+        planes = (np.concatenate([planes_containing_z(volume[:depth]) for volume in volumes.values()])
+                  if depth >= 2 * max(FACTORS) else np.zeros((0, 0, 0), np.float32))
+        if len(planes):
             val = SliceSet(planes)
             description += (f"; through-plane validation on the planes containing z of the val volumes "
                             f"({', '.join(volumes)}: {len(planes)} planes of {planes.shape[1]}x{planes.shape[2]})")

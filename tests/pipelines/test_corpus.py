@@ -114,3 +114,17 @@ def test_through_plane_training_validates_on_the_val_volume_planes_containing_z(
     row = int(np.argmax((volume > 0.1).mean(axis=(0, 2))))  # a plane through the tissue
     assert any(np.array_equal(plane, volume[:, row, :]) for plane in planes.images)
     assert not any((plane > 0.1).mean() < 0.15 for plane in planes.images)  # empty edges left out
+
+
+def test_a_val_volume_too_thin_for_the_factors_leaves_the_two_dimensional_validation(tmp_path):
+    package = _package(tmp_path / "pkg")
+    thin = np.zeros((40, 48, 6), np.float32)
+    thin[8:32, 10:38, :] = 100.0
+    nib.save(nib.Nifti1Image(thin, np.eye(4)), package / "thin.nii.gz")
+    sources = (
+        Source("head", "pypi", "fake", "1.0", "head.nii.gz", "COPYING", "subject-a", "T1w", "nifti"),
+        Source("thin", "pypi", "fake", "1.0", "thin.nii.gz", "COPYING", "subject-b", "T1w", "nifti", split="val"),
+    )
+    build_corpus(tmp_path / "corpus", sources, fetcher=lambda source, cache: package, log=lambda line: None)
+    _, val, description = load_training_data(str(tmp_path / "corpus"), through_plane=True)
+    assert val.images.shape[1:] == (256, 256) and "planes containing z" not in description
