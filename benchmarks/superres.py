@@ -2,7 +2,7 @@
 zero-padding (sinc), bicubic and TV-regularised SR, measured side by side.
 
     python -m benchmarks.superres CORPUS [--split test] [--factors 2,4] [--slices 6]
-        [--methods ...] [--through-plane 4] [--json out.json]
+        [--methods ...] [--through-plane 4 [--z-weights best.pt]] [--json out.json]
         (a method NAME@WEIGHTS evaluates a model with a trainer's best.pt)
 
 In-plane: each slice's k-space (single coil) is cut to the central ``H/F x W/F``
@@ -140,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--methods", help=f"comma-separated (default: {', '.join(DEFAULT_METHODS)}); NAME@WEIGHTS runs "
                         "a model with other weights, e.g. soup-gan@runs/soup-gan/best.pt")
     parser.add_argument("--through-plane", type=int, choices=(2, 4), help="also measure through-plane SR by this factor")
+    parser.add_argument("--z-weights", help="through-plane: run soup-gan with these weights (a trainer's best.pt) "
+                        "instead of the shipped ones for the factor")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", help="also write the summary tables here")
     args = parser.parse_args(argv)
@@ -169,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         if not stacks:
             parser.error(f"--through-plane: no {args.split} subject has a contiguous volume (rebuild the corpus)")
         # The slice files hold slices spread over three axes: only the volumes are contiguous along z.
-        through = through_plane_benchmark(stacks, args.through_plane)
+        through = through_plane_benchmark(stacks, args.through_plane, weights=args.z_weights)
         tables[f"through-plane {args.through_plane}x"] = through
         print(f"\n**through-plane {args.through_plane}x**\n\n| method | PSNR mean (dB) | SSIM | s/volume |\n|---|---|---|---|")
         for method, row in through.items():

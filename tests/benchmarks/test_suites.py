@@ -93,3 +93,22 @@ def test_trust_benchmark_measures_calibrates_and_evaluates_on_a_tiny_corpus(tmp_
     assert trust.main(["--evaluate", str(records)]) == 0
     printed = capsys.readouterr().out
     assert "Spearman" in printed and "lowest estimated error is truly best" in printed and "guard:" in printed
+
+
+def test_superres_benchmark_runs_in_plane_and_through_plane_on_a_tiny_corpus(tmp_path, capsys):
+    from benchmarks import superres
+    from pipelines.corpus import Source, build_corpus
+    from recon.learned import WEIGHTS_DIR
+    from tests.pipelines.test_corpus import _package
+
+    package = _package(tmp_path / "pkg")
+    sources = (Source("head", "pypi", "fake", "1.0", "head.nii.gz", "COPYING", "subject-a", "T1w", "nifti", split="test"),)
+    build_corpus(tmp_path / "corpus", sources, fetcher=lambda source, cache: package, log=lambda line: None)
+    out = tmp_path / "sr.json"
+    assert superres.main([str(tmp_path / "corpus"), "--factors", "2", "--slices", "1", "--methods", "zero-filled,bicubic",
+                          "--through-plane", "4", "--z-weights", str(WEIGHTS_DIR / "soup-gan-z.pt"), "--threads", "1",
+                          "--json", str(out)]) == 0
+    tables = json.loads(out.read_text())
+    through = tables["through-plane 4x"]
+    assert set(through) == {"cubic", "sinc", "soup-gan"} and all(row["psnr"] > 10 for row in through.values())
+    assert "**through-plane 4x**" in capsys.readouterr().out
