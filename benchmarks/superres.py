@@ -33,6 +33,7 @@ import recon
 from masks import make_mask
 from physics.acquisition import simulate_kspace
 from physics.operators import sampling_operator
+from pipelines.corpus import load_volumes
 from recon import metrics, trust
 from recon.features import feature_distance
 from recon.naturalness import naturalness_score
@@ -150,12 +151,12 @@ def main(argv: list[str] | None = None) -> int:
     methods = args.methods.split(",") if args.methods else list(DEFAULT_METHODS)
     manifest = json.loads((args.corpus / "manifest.json").read_text())
     volumes, stacks = {}, {}
+    contiguous = load_volumes(args.corpus, args.split)  # contiguous slices, for through-plane SR
     for entry in (e for e in manifest["sources"] if e["split"] == args.split):
         with np.load(args.corpus / entry["file"], allow_pickle=False) as data:
             volumes[f"{entry['name']} ({entry['contrast']})"] = np.asarray(data["images"], np.float32)
-        if "volume_file" in entry:  # contiguous slices, for through-plane SR
-            with np.load(args.corpus / entry["volume_file"], allow_pickle=False) as data:
-                stacks[f"{entry['name']} ({entry['contrast']})"] = np.asarray(data["volume"], np.float32)
+        if entry["name"] in contiguous:
+            stacks[f"{entry['name']} ({entry['contrast']})"] = contiguous[entry["name"]]
     tables: dict[str, dict] = {}
     for factor in (int(f) for f in args.factors.split(",")):
         results = {source: in_plane(_slices(images, args.slices), factor, methods) for source, images in volumes.items()}

@@ -44,14 +44,20 @@ def test_startup_benchmark_times_the_three_commands(tmp_path, capsys):
     assert set(json.loads(out.read_text())) == {"--help", "--version", "methods"}
 
 
-def test_generalisation_benchmark_on_a_tiny_corpus(tmp_path, capsys):
-    from benchmarks import generalisation
+def _tiny_corpus(tmp_path, split):
+    """A corpus of one stand-in head volume in ``split``, at ``tmp_path / "corpus"``."""
     from pipelines.corpus import Source, build_corpus
     from tests.pipelines.test_corpus import _package
 
     package = _package(tmp_path / "pkg")
-    sources = (Source("head", "pypi", "fake", "1.0", "head.nii.gz", "COPYING", "subject-a", "T1w", "nifti", split="test"),)
+    sources = (Source("head", "pypi", "fake", "1.0", "head.nii.gz", "COPYING", "subject-a", "T1w", "nifti", split=split),)
     build_corpus(tmp_path / "corpus", sources, fetcher=lambda source, cache: package, log=lambda line: None)
+
+
+def test_generalisation_benchmark_on_a_tiny_corpus(tmp_path, capsys):
+    from benchmarks import generalisation
+
+    _tiny_corpus(tmp_path, "test")
     out = tmp_path / "gen.json"
     assert generalisation.main([str(tmp_path / "corpus"), "--masks", "25pct", "--mask-types", "cartesian",
                                 "--coils", "1,4", "--slices", "1", "--methods", "zero-filled,cs-tv", "--json", str(out)]) == 0
@@ -73,12 +79,8 @@ def test_generalisation_benchmark_on_a_tiny_corpus(tmp_path, capsys):
 
 def test_trust_benchmark_measures_calibrates_and_evaluates_on_a_tiny_corpus(tmp_path, capsys):
     from benchmarks import trust
-    from pipelines.corpus import Source, build_corpus
-    from tests.pipelines.test_corpus import _package
 
-    package = _package(tmp_path / "pkg")
-    sources = (Source("head", "pypi", "fake", "1.0", "head.nii.gz", "COPYING", "subject-a", "T1w", "nifti", split="val"),)
-    build_corpus(tmp_path / "corpus", sources, fetcher=lambda source, cache: package, log=lambda line: None)
+    _tiny_corpus(tmp_path, "val")
     records = tmp_path / "val.json"
     assert trust.main([str(tmp_path / "corpus"), "--split", "val", "--masks", "25pct,50pct", "--mask-types", "cartesian,vd2d",
                        "--coils", "1", "--slices", "1", "--methods", "zero-filled,cs-tv,gan-drn", "--threads", "1",
@@ -97,13 +99,9 @@ def test_trust_benchmark_measures_calibrates_and_evaluates_on_a_tiny_corpus(tmp_
 
 def test_superres_benchmark_runs_in_plane_and_through_plane_on_a_tiny_corpus(tmp_path, capsys):
     from benchmarks import superres
-    from pipelines.corpus import Source, build_corpus
     from recon.learned import WEIGHTS_DIR
-    from tests.pipelines.test_corpus import _package
 
-    package = _package(tmp_path / "pkg")
-    sources = (Source("head", "pypi", "fake", "1.0", "head.nii.gz", "COPYING", "subject-a", "T1w", "nifti", split="test"),)
-    build_corpus(tmp_path / "corpus", sources, fetcher=lambda source, cache: package, log=lambda line: None)
+    _tiny_corpus(tmp_path, "test")
     out = tmp_path / "sr.json"
     assert superres.main([str(tmp_path / "corpus"), "--factors", "2", "--slices", "1", "--methods", "zero-filled,bicubic",
                           "--through-plane", "4", "--z-weights", str(WEIGHTS_DIR / "soup-gan-z.pt"), "--threads", "1",
