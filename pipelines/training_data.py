@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -41,22 +42,41 @@ def load_training_data(data: str, shape: tuple[int, int] = (256, 256), val_fract
     else:
         train, val, description = _load_one(data, shape, val_fraction)
     if through_plane:
-        from pipelines.corpus import load_volumes, planes_containing_z
-        from recon.slices import FACTORS
+        from pipelines.corpus import load_volumes
 
-        volumes = {name: volume for part in parts if (Path(part) / "manifest.json").is_file()
-                   for name, volume in load_volumes(part, "val").items()}
-        # z cut to a multiple of every factor, so each thin slice belongs to a thick one;
-        # at least two thick slices of the largest factor (the cubic start needs two)
-        step = math.lcm(*FACTORS)
-        depth = min((len(volume) for volume in volumes.values()), default=0) // step * step
-        planes = (np.concatenate([planes_containing_z(volume[:depth]) for volume in volumes.values()])
-                  if depth >= 2 * max(FACTORS) else np.zeros((0, 0, 0), np.float32))
+        corpora = [part for part in parts if (Path(part) / "manifest.json").is_file()]
+        volumes = {name: volume for part in corpora for name, volume in load_volumes(part, "val").items()}
+        planes = _z_planes(volumes)
         if len(planes):
             val = SliceSet(planes)
             description += (f"; through-plane validation on the planes containing z of the val volumes "
                             f"({', '.join(volumes)}: {len(planes)} planes of {planes.shape[1]}x{planes.shape[2]})")
+        volumes = {name: volume for part in corpora for name, volume in load_volumes(part, "train").items()}
+        planes = _z_planes(volumes)
+        if len(planes) and planes.shape[2] == train.images.shape[-1] and planes.shape[1] <= train.images.shape[-2]:
+            train = replace(train, planes=planes)
+            used = [name for name, volume in volumes.items() if len(volume) >= planes.shape[1]]
+            description += (f"; half the training items are planes containing z of the train volumes "
+                            f"({', '.join(used)}: {len(planes)} planes of {planes.shape[1]}x{planes.shape[2]}), "
+                            f"the other half slices cropped to {planes.shape[1]} rows")
     return train, val, description
+
+
+def _z_planes(volumes: dict[str, np.ndarray]) -> np.ndarray:
+    """The planes containing z of ``volumes`` (:func:`pipelines.corpus.planes_containing_z`),
+    z cut to a multiple of every through-plane factor (each thin slice belongs to a thick
+    one) and to the deepest volume's depth, which thinner volumes lack and are left out
+    (a plane far thinner than a test volume is mostly border to a deep network); none
+    when that leaves fewer than two thick slices of the largest factor (the cubic start
+    needs two)."""
+    from pipelines.corpus import planes_containing_z
+    from recon.slices import FACTORS
+
+    step = math.lcm(*FACTORS)
+    depth = max((len(volume) for volume in volumes.values()), default=0) // step * step
+    if depth < 2 * max(FACTORS):
+        return np.zeros((0, 0, 0), np.float32)
+    return np.concatenate([planes_containing_z(volume[:depth]) for volume in volumes.values() if len(volume) >= depth])
 
 
 def _load_one(data: str, shape: tuple[int, int], val_fraction: float) -> tuple[SliceSet, SliceSet, str]:

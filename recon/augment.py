@@ -23,12 +23,18 @@ CONTRASTS = {
 
 @dataclass(frozen=True, eq=False)
 class SliceSet:
-    """Images for training or validation, float32 ``(N, H, W)`` in [0, 1]; tissue maps optional."""
+    """Images for training or validation, float32 ``(N, H, W)`` in [0, 1]; tissue maps optional.
+
+    ``planes``: for through-plane SR only, the training subjects' volume planes that
+    contain z, float32 ``(P, Z, side)`` with z first
+    (:func:`pipelines.corpus.planes_containing_z`); :class:`recon.slices.SliceAverageDataset`
+    draws half its items from them."""
 
     images: np.ndarray
     grey_matter: np.ndarray | None = None
     white_matter: np.ndarray | None = None
     coil_sets: tuple[np.ndarray, ...] = ()  # measured coil maps (C, h, w) complex, e.g. ODIN's 8 channels
+    planes: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
@@ -160,15 +166,17 @@ def combine_slice_sets(sets: list[SliceSet]) -> SliceSet:
     for the sets without them) when any set has them."""
     images = np.concatenate([s.images for s in sets])
     coil_sets = tuple(maps for s in sets for maps in s.coil_sets)
+    stacks = [s.planes for s in sets if s.planes is not None]
+    planes = np.concatenate(stacks) if stacks else None
     if all(s.grey_matter is None for s in sets):
-        return SliceSet(images, coil_sets=coil_sets)
+        return SliceSet(images, coil_sets=coil_sets, planes=planes)
 
     def tissue(s: SliceSet, which: str) -> np.ndarray:
         value = getattr(s, which)
         return np.zeros_like(s.images) if value is None else value
 
     return SliceSet(images, np.concatenate([tissue(s, "grey_matter") for s in sets]),
-                    np.concatenate([tissue(s, "white_matter") for s in sets]), coil_sets)
+                    np.concatenate([tissue(s, "white_matter") for s in sets]), coil_sets, planes)
 
 
 VIRTUAL_COILS = 8

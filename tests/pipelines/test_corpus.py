@@ -114,6 +114,10 @@ def test_through_plane_training_validates_on_the_val_volume_planes_containing_z(
     row = int(np.argmax((volume > 0.1).mean(axis=(0, 2))))  # a plane through the tissue
     assert any(np.array_equal(plane, volume[:, row, :]) for plane in planes.images)
     assert not any((plane > 0.1).mean() < 0.15 for plane in planes.images)  # empty edges left out
+    train, _, _ = load_training_data(str(tmp_path / "corpus"), through_plane=True)
+    # training draws half its items from the train subject's real z planes
+    np.testing.assert_array_equal(train.planes, planes_containing_z(load_volumes(tmp_path / "corpus", "train")["head"]))
+    assert flat.planes is None and "planes containing z of the train volumes" in description
 
 
 def test_a_val_volume_too_thin_for_the_factors_leaves_the_two_dimensional_validation(tmp_path):
@@ -127,4 +131,4 @@ def test_a_val_volume_too_thin_for_the_factors_leaves_the_two_dimensional_valida
     )
     build_corpus(tmp_path / "corpus", sources, fetcher=lambda source, cache: package, log=lambda line: None)
     _, val, description = load_training_data(str(tmp_path / "corpus"), through_plane=True)
-    assert val.images.shape[1:] == (256, 256) and "planes containing z" not in description
+    assert val.images.shape[1:] == (256, 256) and "validation on the planes containing z" not in description

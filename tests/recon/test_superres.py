@@ -11,10 +11,11 @@ from masks import make_mask
 from physics.fft import fft2c, ifft2c
 from physics.operators import SingleCoil, SliceAverage
 from recon import metrics
+from recon.augment import SliceSet
 from recon.features import feature_distance, perceptual_loss
 from recon.gans import get_spec
 from recon.naturalness import naturalness_score
-from recon.slices import SoupGanSlices, cubic_rows, restore, sinc_rows, thicken
+from recon.slices import SliceAverageDataset, SoupGanSlices, cubic_rows, restore, sinc_rows, thicken
 from recon.superres import central_block
 
 SR_MODELS = ("soup-gan", "med-gan", "esrgan", "mpp-gan")
@@ -113,6 +114,28 @@ def test_soup_gan_slices_average_back_to_the_thick_slices(brain_slice):
     with torch.no_grad():
         output = generator(measured, operator)
     torch.testing.assert_close(operator(output), measured, atol=1e-5, rtol=1e-4)
+
+
+def test_through_plane_training_mixes_real_z_planes_with_cropped_slices():
+    # slices hold 0.5 inside a square, planes a z ramp: which one an item came from is
+    # visible in its target, and every item has the planes' shape (one batch shape)
+    images = np.zeros((6, 32, 32), np.float32)
+    images[:, 8:24, 8:24] = 0.5
+    ramp = np.repeat(np.linspace(0.2, 1.0, 8, dtype=np.float32)[:, None], 32, axis=1)
+    dataset = SliceAverageDataset(SliceSet(images, planes=np.stack([ramp] * 3)), factors=(2, 4), seed=3)
+    kinds = set()
+    for item in range(len(dataset)):
+        measured, starts, target, inverse_factor, _ = dataset[item]
+        assert target.shape == (8, 32) and measured.shape == (1, 8, 32)
+        operator = SliceAverageDataset.operator(starts[None])
+        torch.testing.assert_close(operator(target[None]), measured[None])  # thickened along z (rows)
+        rows = target.real.mean(dim=1)
+        kinds.add("plane" if bool((rows[1:] != rows[:-1]).all()) and float(target.real.min()) > 0 else "slice")
+    assert kinds == {"plane", "slice"}
+    validation = SliceAverageDataset(SliceSet(images, planes=np.stack([ramp])), train=False)
+    assert validation[0][2].shape == (32, 32)  # validation never crops or draws planes
+    with pytest.raises(ValueError, match="do not fit"):
+        SliceAverageDataset(SliceSet(images, planes=np.zeros((2, 6, 32), np.float32)), factors=(4,))
 
 
 def test_restore_shapes_and_refusals():
