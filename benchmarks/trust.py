@@ -6,12 +6,13 @@
     python -m benchmarks.trust --evaluate test.json                      # the issue's figures
 
 For every source of the split, 1-D (cartesian) and 2-D (vd2d) masks at 10, 25 and
-50pct, and 1 and 8 coils, every method reconstructs evenly spread slices (k-space
+50pct, and 1 and 8 coils (or, with ``--mask-types lowres --masks lowres-2x,lowres-4x
+--methods zero-filled,bicubic,cs-tv,soup-gan,med-gan,esrgan,mpp-gan``, super-resolution), every method reconstructs evenly spread slices (k-space
 simulated as ``benchmarks.generalisation`` does), and :mod:`recon.holdout` estimates
 its error from the k-space alone. Records keep the true NMSE/PSNR and the raw per-fold
 estimates, so calibration and evaluation run offline from them.
 
-``--calibrate`` fits, per method family (baseline, cs, learned) and mask dimension,
+``--calibrate`` fits, per method family (baseline, cs, learned) and mask kind (1d, 2d, block),
 ``log10 NMSE_true = a + b log10 NMSE_raw`` (least squares) and writes
 :data:`recon.holdout.CALIBRATION_FILE`. Fit it on the validation subjects only. (Lines
 per method, and lines with the ratio and the coil count as extra terms, were tried: on
@@ -63,6 +64,7 @@ def measure(images: np.ndarray, name: str, preset: str, mask_type: str, coils: i
     data_range = float(reference.max())
     records = []
     unmeasured = holdout.unit_counts(mask_np, ~mask_np & ~holdout.calibration_block(mask_np))
+    block = holdout.block_shape(mask_np) is not None
     for index in range(len(images)):
         fold_masks = holdout.holdout_folds(mask_np, folds, seed=seed_from_name(f"{name}:{index}"))
         for method in methods:
@@ -76,9 +78,12 @@ def measure(images: np.ndarray, name: str, preset: str, mask_type: str, coils: i
             started = time.perf_counter()
             residuals = holdout.fold_residuals(reconstructor, data, mask, maps, fold_masks)
             energy = holdout.kspace_energy(image, maps)
-            errors = holdout.nmse_from_residuals(residuals, unmeasured, energy)
+            spectrum = holdout.measured_spectrum(data, mask_np) if block else None
+            inside = holdout.block_misfit(image, data, mask, maps) if block else 0.0
+            errors = holdout.raw_estimates(residuals, unmeasured, energy, spectrum, inside)
             records.append({"source": name, "slice": index, "mask": preset, "mask_type": mask_type, "coils": coils,
-                            "dimensions": holdout.mask_dimensions(mask_np), "method": method,
+                            "dimensions": holdout.mask_dimensions(mask_np), "kind": holdout.mask_kind(mask_np),
+                            "spectrum": None if spectrum is None else spectrum.tolist(), "inside": inside, "method": method,
                             "family": reconstructor.family, "psnr": scores["psnr"], "nmse": scores["nmse"],
                             "fold_nmse": errors, "residuals": [r.round(8).tolist() for r in residuals],
                             "unmeasured": unmeasured.tolist(), "energy": energy, "seconds": seconds, "estimate_seconds": time.perf_counter() - started,
@@ -87,13 +92,19 @@ def measure(images: np.ndarray, name: str, preset: str, mask_type: str, coils: i
     return records
 
 
+def _kind(record: dict) -> str:
+    """The record's mask kind (``1d``, ``2d`` or ``block``; records older than the
+    super-resolution hold-out have only ``dimensions``)."""
+    return record.get("kind") or f"{record['dimensions']}d"
+
+
 def fit(records: list[dict]) -> dict:
     """Calibration lines per ``method:Nd`` and ``family:Nd``."""
     groups: dict[str, list[tuple[float, float]]] = {}
     apply(records, {"lines": {}})
     for r in records:
         point = (np.log10(max(np.mean(r["fold_nmse"]), 1e-12)), np.log10(max(r["nmse"], 1e-12)))
-        groups.setdefault(f"{r['family']}:{r['dimensions']}d", []).append(point)
+        groups.setdefault(f"{r['family']}:{_kind(r)}", []).append(point)
     lines, residuals = {}, {}
     for key, points in sorted(groups.items()):
         x, y = np.array(points).T
@@ -105,13 +116,30 @@ def fit(records: list[dict]) -> dict:
     return {"lines": lines, "residual_std_log10": residuals, "points": {k: len(v) for k, v in groups.items()}}
 
 
+def merge(earlier: dict, fitted: dict, kinds: set[str]) -> dict:
+    """``fitted`` with the lines (and their statistics) of ``earlier`` for the mask kinds
+    outside ``kinds`` (those of the records ``fitted`` came from), so a calibration on
+    super-resolution records alone keeps the 1-D and 2-D lines; ``fitted_on`` records
+    both fits."""
+    merged = {name: dict(fitted.get(name, {})) for name in ("lines", "residual_std_log10", "points")}
+    for name in merged:
+        for key, value in earlier.get(name, {}).items():
+            if key.split(":")[1] not in kinds:
+                merged[name][key] = value
+    kept = sorted({key.split(":")[1] for key in earlier.get("lines", {})} - kinds)
+    merged["fitted_on"] = fitted.get("fitted_on", "")
+    if kept:
+        merged["fitted_on"] += f"; lines {', '.join(kept)} from the earlier fit ({earlier.get('fitted_on', 'unknown')})"
+    return merged
+
+
 def apply(records: list[dict], calibration: dict) -> None:
     """Add the calibrated estimates (``est_nmse``, ``est_psnr``, ``est_spread``) to records
     (recomputing the raw per-fold estimates from the stored residuals)."""
     for r in records:
-        r["fold_nmse"] = holdout.nmse_from_residuals([np.array(f) for f in r["residuals"]], np.array(r["unmeasured"]),
-                                                     r["energy"])
-        estimate = holdout.summarise_folds(r["fold_nmse"], r["method"], r["family"], r["dimensions"], r["data_range"],
+        r["fold_nmse"] = holdout.raw_estimates([np.array(f) for f in r["residuals"]], np.array(r["unmeasured"]), r["energy"],
+                                               r.get("spectrum"), r.get("inside", 0.0))
+        estimate = holdout.summarise_folds(r["fold_nmse"], r["method"], r["family"], _kind(r), r["data_range"],
                                            r["mean_energy"], calibration)
         r["est_nmse"], r["est_psnr"], r["est_spread"] = estimate.nmse, estimate.psnr, estimate.psnr_spread
         r["true_psnr_like_est"] = holdout.psnr_for(r["nmse"], r["data_range"], r["mean_energy"])
@@ -180,8 +208,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--evaluate", type=Path, nargs="+", metavar="RECORDS", help="the issue's figures from test records")
     args = parser.parse_args(argv)
     if args.calibrate:
-        calibration = fit(json.loads(args.calibrate.read_text()))
+        records = json.loads(args.calibrate.read_text())
+        calibration = fit(records)
         calibration["fitted_on"] = f"{args.calibrate.name}: validation subjects (benchmarks.trust --split val)"
+        if args.out.is_file():  # lines of mask kinds these records lack are kept from the earlier fit
+            calibration = merge(json.loads(args.out.read_text()), calibration, {_kind(r) for r in records})
         args.out.write_text(json.dumps(calibration, indent=1) + "\n")
         print(json.dumps(calibration["lines"], indent=1))
         return 0

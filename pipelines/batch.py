@@ -34,7 +34,13 @@ from physics.acquisition import simulate_kspace
 from physics.fft import ifft2c
 from pipelines.config import check_common, resolve_lowres
 from pipelines.console import printable
-from pipelines.evaluation import apply_guard, estimate_errors, guard_verdicts, trust_check
+from pipelines.evaluation import (
+    UNGUARDED_NOTE,
+    apply_guard,
+    estimate_errors,
+    guard_verdicts,
+    trust_check,
+)
 from pipelines.formats import FILE_PROBLEMS, Study, discover, read_input
 from pipelines.formats.fastmri import center_crop
 from pipelines.formats.table import FORMAT_CHOICES as FORMATS
@@ -326,7 +332,9 @@ def _estimate(study_metrics: dict[str, Any], images: dict[str, np.ndarray], kspa
         study_metrics["notes"].append("no error estimate: the mask measures too few lines or points outside its "
                                       "calibration block to hold any out")
         return {}
-    verdicts = guard_verdicts(estimates)
+    verdicts = guard_verdicts(estimates, mask)
+    if holdout.mask_kind(np.asarray(mask, bool)) == "block":
+        study_metrics["notes"].append(UNGUARDED_NOTE)
     records = study_metrics["methods"]
     for method, per_slice in estimates.items():
         record = records.setdefault(method, {})

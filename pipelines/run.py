@@ -16,7 +16,13 @@ from masks import Mask, calibration_size, make_mask, seed_from_name
 from physics import simulate_coil_maps, simulate_kspace
 from pipelines.config import RunConfig
 from pipelines.datasets import sample
-from pipelines.evaluation import apply_guard, estimate_errors, guard_verdicts, trust_check
+from pipelines.evaluation import (
+    UNGUARDED_NOTE,
+    apply_guard,
+    estimate_errors,
+    guard_verdicts,
+    trust_check,
+)
 from pipelines.formats import read_input
 from pipelines.images import save_png, to_uint8
 from pipelines.limits import MemoryBudget
@@ -185,13 +191,16 @@ def _estimate(config: RunConfig, records: list[dict[str, Any]], outputs: dict[st
     ``--guard``, swap flagged learned slices of ``outputs`` for the best CS slice."""
     started = time.perf_counter()
     if holdout.holdout_units(mask.cpu().numpy().astype(bool)) < 2:
-        notes.append("no error estimate: the mask measures too few lines or points outside its calibration block")
+        notes.append("no error estimate: the mask measures too few lines or points outside its calibration block "
+                     "(a lowres block: too small for two hold-out folds)")
         return
     total = len(complex_outputs) * kspace.shape[0]
     with Progress(total, "recon run: error estimate", "slices", mode=progress) as bar:
         estimates = estimate_errors(complex_outputs, kspace, mask, coil_maps, config.estimate_folds, seed_name, data_range,
                                     on_step=lambda name: bar.update(1, name))
-    verdicts = guard_verdicts(estimates)
+    verdicts = guard_verdicts(estimates, mask.cpu().numpy())
+    if not verdicts and holdout.mask_kind(mask.cpu().numpy().astype(bool)) == "block":
+        notes.append(UNGUARDED_NOTE)
     replaced = apply_guard(outputs, verdicts) if config.guard else {}
     for name, per_slice in estimates.items():
         mine = [r for r in records if r["method"] == name]

@@ -36,6 +36,9 @@ fitted on the corpus's *validation* subjects by ``python -m benchmarks.trust
 estimate works). :func:`calibrate` also takes a ``method:Nd`` line before its family's
 when a calibration holds one; without any line the raw estimate is used.
 
+**Super-resolution** (a ``lowres`` mask: one central block, nothing outside it to hold
+out): each fold is the same task at a smaller scale, see :mod:`recon.holdout_block`.
+
 Cost: K + 1 reconstructions per slice and method (the full one and one per fold).
 """
 
@@ -51,6 +54,16 @@ import torch
 
 from masks.base import calibration_size
 from physics.operators import sampling_operator
+from recon.holdout_block import (
+    block_bins,
+    block_folds,
+    block_grids,
+    block_misfit,
+    block_residuals,
+    block_shape,
+    measured_spectrum,
+    nmse_from_block,
+)
 
 DEFAULT_FOLDS = 4
 SMOOTHING = 0.15
@@ -64,6 +77,12 @@ def mask_dimensions(mask: np.ndarray) -> int:
     mask = np.asarray(mask, dtype=bool)
     columns = mask.any(axis=0)
     return 1 if bool((mask[:, columns]).all()) else 2
+
+
+def mask_kind(mask: np.ndarray) -> str:
+    """``block`` for a super-resolution mask (:func:`block_shape`), else ``1d`` or ``2d``
+    (:func:`mask_dimensions`): the calibration lines are per method family and kind."""
+    return "block" if block_shape(mask) is not None else f"{mask_dimensions(mask)}d"
 
 
 def _distance(shape: tuple[int, int], dimensions: int) -> np.ndarray:
@@ -105,8 +124,12 @@ def _units(mask: np.ndarray) -> tuple[np.ndarray, int]:
 
 def holdout_units(mask: np.ndarray) -> int:
     """How many lines (1-D masks) or points (2-D masks) outside the calibration block
-    the mask measures: the most folds a hold-out can have."""
-    return len(_units(np.asarray(mask, dtype=bool))[0])
+    the mask measures, or the folds a super-resolution block allows: the most folds a
+    hold-out can have."""
+    mask = np.asarray(mask, dtype=bool)
+    if block_shape(mask) is not None:
+        return len(block_grids(mask))
+    return len(_units(mask)[0])
 
 
 def holdout_folds(mask: np.ndarray, folds: int = DEFAULT_FOLDS, seed: int = 0) -> list[np.ndarray]:
@@ -123,6 +146,8 @@ def holdout_folds(mask: np.ndarray, folds: int = DEFAULT_FOLDS, seed: int = 0) -
     mask = np.asarray(mask, dtype=bool)
     if folds < 2:
         raise ValueError(f"hold-out needs at least 2 folds, got {folds}")
+    if block_shape(mask) is not None:
+        return block_folds(mask, folds)
     rng = np.random.default_rng(seed)
     units, dimensions = _units(mask)
     distance = _distance(mask.shape, dimensions)
@@ -187,12 +212,14 @@ def load_calibration(path: Path | None = None) -> dict:
     return _calibration_cache
 
 
-def calibrate(nmse_raw: float, method: str, family: str, dimensions: int, calibration: dict | None = None
+def calibrate(nmse_raw: float, method: str, family: str, kind: int | str, calibration: dict | None = None
               ) -> tuple[float, str]:
-    """Map a raw estimate through the method's calibration line; returns the
-    calibrated NMSE and the key of the line used."""
+    """Map a raw estimate through the method's calibration line for the mask's ``kind``
+    (:func:`mask_kind`; a number means ``Nd``); returns the calibrated NMSE and the key
+    of the line used."""
     lines = (calibration if calibration is not None else load_calibration()).get("lines", {})
-    for key in (f"{method}:{dimensions}d", f"{family}:{dimensions}d"):
+    kind = f"{kind}d" if isinstance(kind, int) else kind
+    for key in (f"{method}:{kind}", f"{family}:{kind}"):
         if key in lines:
             a, b = lines[key]
             return float(10 ** (a + b * math.log10(max(nmse_raw, 1e-12)))), key
@@ -215,6 +242,9 @@ def psnr_from_nmse(nmse: float, image: torch.Tensor, data_range: float | None = 
 def _unit_distance(mask: np.ndarray) -> np.ndarray:
     """Integer distance bin of every point: ``|w - W/2|`` for 1-D masks, the rounded
     radius (in grid points) for 2-D masks."""
+    block = block_shape(mask)
+    if block is not None:
+        return block_bins(mask.shape, block)[0]
     height, width = mask.shape
     kw = np.abs(np.arange(width) - width // 2)
     if mask_dimensions(mask) == 1:
@@ -234,7 +264,7 @@ def unit_counts(mask: np.ndarray, select: np.ndarray) -> np.ndarray:
     mask = np.asarray(mask, dtype=bool)
     distance = _unit_distance(mask)
     bins = int(distance.max()) + 1
-    if mask_dimensions(mask) == 1:
+    if mask_dimensions(mask) == 1 and block_shape(mask) is None:
         columns = np.asarray(select, bool).any(axis=0)
         return np.bincount(distance[0][columns], minlength=bins).astype(float)
     return np.bincount(distance[np.asarray(select, bool)], minlength=bins).astype(float)
@@ -255,6 +285,8 @@ def fold_residuals(reconstructor, kspace: torch.Tensor, mask: torch.Tensor, coil
     mask_np = mask.cpu().numpy().astype(bool)
     distance = _unit_distance(mask_np)
     bins = int(distance.max()) + 1
+    if block_shape(mask_np) is not None:
+        return block_residuals(reconstructor, kspace, coil_maps, folds, distance, bins)
     full = sampling_operator(torch.ones_like(mask), coil_maps)
     result = []
     for held in folds:
@@ -324,10 +356,19 @@ def nmse_from_residuals(residuals: list[np.ndarray], unmeasured: np.ndarray, ene
     return estimates
 
 
+def raw_estimates(residuals: list[np.ndarray], unmeasured: np.ndarray, energy: float,
+                  spectrum: np.ndarray | None = None, inside: float = 0.0) -> list[float]:
+    """Raw NMSE estimate of every fold: :func:`nmse_from_block` for a super-resolution
+    block (``spectrum`` and ``inside`` given), else :func:`nmse_from_residuals`."""
+    if spectrum is not None:
+        return nmse_from_block(residuals, np.asarray(spectrum), unmeasured, energy, inside)
+    return nmse_from_residuals(residuals, unmeasured, energy)
+
+
 def fold_errors(reconstructor, kspace: torch.Tensor, mask: torch.Tensor, coil_maps: torch.Tensor | None,
                 folds: list[np.ndarray], image: torch.Tensor) -> list[float]:
     """Raw NMSE estimate of every fold (:func:`fold_residuals`, then
-    :func:`nmse_from_residuals`).
+    :func:`raw_estimates`).
 
     Shapes
     ------
@@ -337,7 +378,10 @@ def fold_errors(reconstructor, kspace: torch.Tensor, mask: torch.Tensor, coil_ma
     mask_np = mask.cpu().numpy().astype(bool)
     residuals = fold_residuals(reconstructor, kspace, mask, coil_maps, folds)
     unmeasured = unit_counts(mask_np, ~mask_np & ~calibration_block(mask_np))
-    return nmse_from_residuals(residuals, unmeasured, kspace_energy(image, coil_maps))
+    if block_shape(mask_np) is None:
+        return raw_estimates(residuals, unmeasured, kspace_energy(image, coil_maps))
+    return raw_estimates(residuals, unmeasured, kspace_energy(image, coil_maps), measured_spectrum(kspace, mask_np),
+                         block_misfit(image, kspace, mask, coil_maps))
 
 
 def summarise(errors: list[float], reconstructor, mask: np.ndarray, image: torch.Tensor,
@@ -351,16 +395,16 @@ def summarise(errors: list[float], reconstructor, mask: np.ndarray, image: torch
     """
     magnitude = image[0].abs()
     peak = float(magnitude.max()) if data_range is None else float(data_range)
-    return summarise_folds(errors, reconstructor.name, getattr(reconstructor, "family", "cs"), mask_dimensions(mask),
+    return summarise_folds(errors, reconstructor.name, getattr(reconstructor, "family", "cs"), mask_kind(mask),
                            peak, float(magnitude.pow(2).mean()), calibration)
 
 
-def summarise_folds(errors: list[float], method: str, family: str, dimensions: int, peak: float, mean_energy: float,
+def summarise_folds(errors: list[float], method: str, family: str, kind: int | str, peak: float, mean_energy: float,
                     calibration: dict | None = None) -> ErrorEstimate:
     """:func:`summarise` from the image's ``peak`` and mean energy ``mean|x|^2`` (what
     ``benchmarks.trust`` stores per record)."""
     raw = float(np.mean(errors))
-    nmse, key = calibrate(raw, method, family, dimensions, calibration)
+    nmse, key = calibrate(raw, method, family, kind, calibration)
     scale = nmse / max(raw, 1e-30)
     fold_psnr = [psnr_for(max(e, 1e-12) * scale, peak, mean_energy) for e in errors]
     return ErrorEstimate(nmse=nmse, psnr=psnr_for(nmse, peak, mean_energy), psnr_spread=float(np.std(fold_psnr)),

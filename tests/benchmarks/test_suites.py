@@ -97,6 +97,26 @@ def test_trust_benchmark_measures_calibrates_and_evaluates_on_a_tiny_corpus(tmp_
     assert "Spearman" in printed and "lowest estimated error is truly best" in printed and "guard:" in printed
 
 
+def test_trust_benchmark_on_super_resolution_keeps_the_other_calibration_lines(tmp_path, capsys):
+    from benchmarks import trust
+
+    _tiny_corpus(tmp_path, "val")
+    records = tmp_path / "sr.json"
+    assert trust.main([str(tmp_path / "corpus"), "--split", "val", "--masks", "lowres-2x", "--mask-types", "lowres",
+                       "--coils", "1", "--slices", "2", "--methods", "zero-filled,bicubic,mpp-gan", "--threads", "1",
+                       "--records", str(records)]) == 0
+    saved = json.loads(records.read_text())
+    assert {r["kind"] for r in saved} == {"block"} and all(len(r["spectrum"]) == 2 for r in saved)
+    calibration = tmp_path / "calibration.json"
+    earlier = {"lines": {"cs:1d": [0.0, 1.0], "learned:block": [5.0, 5.0]}, "points": {"cs:1d": 9}, "fitted_on": "old"}
+    calibration.write_text(json.dumps(earlier))
+    assert trust.main(["--calibrate", str(records), "--out", str(calibration)]) == 0
+    written = json.loads(calibration.read_text())
+    assert written["lines"]["cs:1d"] == [0.0, 1.0] and written["points"]["cs:1d"] == 9  # another kind: kept
+    assert "learned:block" not in written["lines"] or written["lines"]["learned:block"] != [5.0, 5.0]
+    assert "1d from the earlier fit" in written["fitted_on"]
+
+
 def test_superres_benchmark_runs_in_plane_and_through_plane_on_a_tiny_corpus(tmp_path, capsys):
     from benchmarks import superres
     from recon.learned import WEIGHTS_DIR

@@ -44,6 +44,21 @@ def test_run_in_plane_sr_keeps_the_block_and_reports_what_it_added(tmp_path, cap
     assert "soup-gan" in (out / "report.html").read_text()
 
 
+def test_run_in_plane_sr_estimates_each_method_error_without_the_reference(tmp_path, capsys):
+    out = tmp_path / "sr"
+    code = main(["run", "--mask", "lowres-4x", "--slices", "1", "--methods", "zero-filled,bicubic,mpp-gan",
+                 "--estimate-folds", "2", "--guard", "--out", str(out)])
+    assert code == 0
+    printed = capsys.readouterr().out
+    metrics = json.loads((out / "metrics.json").read_text())
+    records = {r["method"]: r for r in metrics["records"]}
+    for name, record in records.items():
+        assert len(record["estimated_fold_nmse"]) == 2, name
+        assert record["estimate_calibration"] in ("baseline:block", "learned:block"), name
+        assert abs(record["estimated_psnr"] - record["psnr"]) < 6, name  # the right size, without the reference
+    assert "guard_flagged" not in records["mpp-gan"] and "guard: not applied to super-resolution" in printed
+
+
 def test_run_refuses_sr_methods_on_an_undersampling_mask(tmp_path, capsys):
     code = main(["run", "--mask", "25pct", "--slices", "1", "--methods", "zero-filled,bicubic", "--out", str(tmp_path / "x")])
     assert code != 0

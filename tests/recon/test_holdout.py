@@ -113,7 +113,8 @@ def test_calibration_lines_apply_by_method_then_family():
 
 def test_shipped_calibration_is_fitted_for_every_builtin_family():
     shipped = holdout.load_calibration()
-    for key in ("cs:1d", "cs:2d", "learned:1d", "learned:2d", "baseline:1d", "baseline:2d"):
+    for key in ("cs:1d", "cs:2d", "learned:1d", "learned:2d", "baseline:1d", "baseline:2d",
+                "cs:block", "learned:block", "baseline:block"):
         a, b = shipped["lines"][key]
         assert math.isfinite(a) and 0.2 < b < 3  # a monotone map from raw to calibrated
 
@@ -128,3 +129,75 @@ def test_guard_flags_only_beyond_the_spread():
     assert not guard.compare(32.3, 3.0, cs).flagged  # estimates too loose to tell
     assert not guard.compare(35.0, 0.3, cs).flagged  # clearly better
     assert not guard.compare(20.0, 0.3, []).flagged  # nothing to compare with
+
+
+def test_super_resolution_blocks_are_recognised_and_folded_as_smaller_copies_of_the_task():
+    mask = make_mask("lowres-4x", (128, 128), "lowres").array
+    assert holdout.block_shape(mask) == (32, 32) and holdout.mask_kind(mask) == "block"
+    assert holdout.mask_kind(make_mask("25pct", (128, 128), "cartesian", seed=0).array) == "1d"
+    assert holdout.block_shape(np.ones((16, 16), bool)) is None  # fully sampled: nothing to estimate
+    off_centre = np.zeros((64, 64), bool)
+    off_centre[:16, :16] = True
+    assert holdout.block_shape(off_centre) is None
+    folds = holdout.holdout_folds(mask, 3)
+    assert holdout.holdout_units(mask) >= 3
+    sizes = []
+    for ring in folds:
+        assert not (ring & ~mask).any()  # only measured points are predicted
+        rows, columns = np.flatnonzero(ring.any(axis=1)), np.flatnonzero(ring.any(axis=0))
+        grid = ring[rows[0]: rows[-1] + 1, columns[0]: columns[-1] + 1]
+        hole = ~grid
+        side, inner = grid.shape[0], int(hole.any(axis=1).sum())
+        assert grid.shape[0] == grid.shape[1] and inner * 4 == side  # the mask's own factor, 4x
+        assert holdout.block_shape(hole) == (inner, inner)  # what the fold measures is again a central block
+        sizes.append(side)
+    assert sizes[0] == 32 and sizes == sorted(sizes, reverse=True) and len(set(sizes)) == 3
+    with pytest.raises(ValueError, match="too small"):
+        holdout.holdout_folds(make_mask("lowres-4x", (32, 32), "lowres").array, 4)
+
+
+class _BlockOracle(Reconstructor):
+    """Knows the full k-space: on any centred grid it returns the true image there."""
+
+    family = "learned"
+
+    def __init__(self, kspace):
+        self.kspace = kspace
+
+    def reconstruct(self, kspace, mask, coil_maps=None):
+        from physics.fft import ifft2c
+
+        height, width = kspace.shape[-2:]
+        full_height, full_width = self.kspace.shape[-2:]
+        top, left = full_height // 2 - height // 2, full_width // 2 - width // 2
+        return ifft2c(self.kspace[:, 0, top: top + height, left: left + width])
+
+
+@pytest.mark.parametrize("preset", ["lowres-2x", "lowres-4x"])
+def test_super_resolution_estimate_sizes_zero_padding_and_sees_a_perfect_method(preset):
+    image = torch.from_numpy(_brain())[None]
+    full = torch.ones((128, 128), dtype=torch.bool)
+    complete, truth = simulate_kspace(image, full)
+    mask = torch.from_numpy(make_mask(preset, (128, 128), "lowres").array)
+    kspace = complete * mask
+    zero_filled = recon.get("zero-filled")
+    padded = zero_filled.reconstruct(kspace, mask)
+    true_nmse = float((padded - truth).abs().pow(2).sum() / truth.abs().pow(2).sum())
+    estimate = holdout.estimate_error(zero_filled, kspace, mask, None, padded, folds=3, calibration={})
+    assert true_nmse / 4 < estimate.nmse_raw < true_nmse * 4  # the extrapolated energy beyond the block
+    assert max(estimate.fold_nmse) == pytest.approx(min(estimate.fold_nmse), rel=0.02)  # zero-filled misses all of each ring
+    oracle = holdout.estimate_error(_BlockOracle(complete), kspace, mask, None, truth, folds=3, calibration={})
+    assert oracle.nmse_raw < 1e-4 * estimate.nmse_raw
+
+
+def test_super_resolution_estimate_counts_a_misfit_on_the_measured_block():
+    image = torch.from_numpy(_brain())[None]
+    mask = torch.from_numpy(make_mask("lowres-2x", (128, 128), "lowres").array)
+    kspace, _ = simulate_kspace(image, mask)
+    zero_filled = recon.get("zero-filled")
+    padded = zero_filled.reconstruct(kspace, mask)
+    exact = holdout.estimate_error(zero_filled, kspace, mask, None, padded, folds=2, calibration={})
+    shifted = holdout.estimate_error(zero_filled, kspace, mask, None, padded * 1.1, folds=2, calibration={})
+    assert shifted.nmse_raw > exact.nmse_raw + 0.005  # 10 % off everywhere: 1 % NMSE on the block alone
+    assert holdout.calibrate(0.01, "mpp-gan", "learned", "block", {"lines": {"learned:block": [0.0, 1.0]}}) == (
+        pytest.approx(0.01), "learned:block")
