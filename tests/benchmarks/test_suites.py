@@ -77,15 +77,23 @@ def test_generalisation_benchmark_on_a_tiny_corpus(tmp_path, capsys):
     assert "| best learned - best CS | 25pct cartesian, 1 coil(s): csr-gan | +1.00 dB; 0 slice(s) below zero-filled" in printed
 
 
-def test_trust_benchmark_measures_calibrates_and_evaluates_on_a_tiny_corpus(tmp_path, capsys):
+def _trust_records(tmp_path, masks: str, mask_types: str, methods: str, slices: int):
+    """``benchmarks.trust`` on the val subject of a tiny corpus, one coil: the records'
+    path and content."""
     from benchmarks import trust
 
     _tiny_corpus(tmp_path, "val")
-    records = tmp_path / "val.json"
-    assert trust.main([str(tmp_path / "corpus"), "--split", "val", "--masks", "25pct,50pct", "--mask-types", "cartesian,vd2d",
-                       "--coils", "1", "--slices", "1", "--methods", "zero-filled,cs-tv,gan-drn", "--threads", "1",
+    records = tmp_path / "records.json"
+    assert trust.main([str(tmp_path / "corpus"), "--split", "val", "--masks", masks, "--mask-types", mask_types,
+                       "--coils", "1", "--slices", str(slices), "--methods", methods, "--threads", "1",
                        "--records", str(records)]) == 0
-    saved = json.loads(records.read_text())
+    return records, json.loads(records.read_text())
+
+
+def test_trust_benchmark_measures_calibrates_and_evaluates_on_a_tiny_corpus(tmp_path, capsys):
+    from benchmarks import trust
+
+    records, saved = _trust_records(tmp_path, "25pct,50pct", "cartesian,vd2d", "zero-filled,cs-tv,gan-drn", 1)
     assert len(saved) == 2 * 2 * 3 and all(len(r["fold_nmse"]) == 4 and r["nmse"] > 0 for r in saved)
     calibration = tmp_path / "calibration.json"
     assert trust.main(["--calibrate", str(records), "--out", str(calibration)]) == 0
@@ -100,12 +108,7 @@ def test_trust_benchmark_measures_calibrates_and_evaluates_on_a_tiny_corpus(tmp_
 def test_trust_benchmark_on_super_resolution_keeps_the_other_calibration_lines(tmp_path, capsys):
     from benchmarks import trust
 
-    _tiny_corpus(tmp_path, "val")
-    records = tmp_path / "sr.json"
-    assert trust.main([str(tmp_path / "corpus"), "--split", "val", "--masks", "lowres-2x", "--mask-types", "lowres",
-                       "--coils", "1", "--slices", "2", "--methods", "zero-filled,bicubic,mpp-gan", "--threads", "1",
-                       "--records", str(records)]) == 0
-    saved = json.loads(records.read_text())
+    records, saved = _trust_records(tmp_path, "lowres-2x", "lowres", "zero-filled,bicubic,mpp-gan", 2)
     assert {r["kind"] for r in saved} == {"block"} and all(len(r["spectrum"]) == 2 for r in saved)
     calibration = tmp_path / "calibration.json"
     earlier = {"lines": {"cs:1d": [0.0, 1.0], "learned:block": [5.0, 5.0]}, "points": {"cs:1d": 9}, "fitted_on": "old"}
