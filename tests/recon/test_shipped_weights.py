@@ -127,3 +127,22 @@ def test_shipped_through_plane_weights_beat_cubic(recon_sample_slice, factor):
     data_range = float(recon_sample_slice.max())
     gain = metrics.psnr(learned[:, 0], recon_sample_slice, data_range) - metrics.psnr(cubic[:, 0], recon_sample_slice, data_range)
     assert gain >= floor, f"soup-gan-z x{factor}: {gain:+.2f} dB over cubic, floor {floor:+.2f}"
+
+
+def test_loaded_generators_run_channels_last_with_the_same_images(recon_sample_kspace, recon_mask):
+    # load_generator puts the convolution weights in channels-last (faster on CPU); the
+    # images must not change
+    import torch
+
+    from physics.operators import sampling_operator
+
+    generator = load_generator(str(recon.learned.nearest_weights("gan-drn", 0.25)))
+    convolutions = [module for module in generator.modules() if isinstance(module, torch.nn.Conv2d)]
+    assert convolutions and all(c.weight.is_contiguous(memory_format=torch.channels_last) for c in convolutions)
+    mask = torch.from_numpy(recon_mask("25pct"))
+    kspace = torch.from_numpy(np.ascontiguousarray(recon_sample_kspace))[None, None] * mask
+    operator = sampling_operator(mask)
+    with torch.no_grad():
+        fast = generator(kspace, operator)
+        plain = generator.to(memory_format=torch.contiguous_format)(kspace, operator)
+    assert float((fast - plain).abs().max()) <= 1e-4 * float(plain.abs().max())
