@@ -42,6 +42,7 @@ def block_shape(mask: np.ndarray) -> tuple[int, int] | None:
         return None
     return h, w
 
+
 def block_bins(shape: tuple[int, int], block: tuple[int, int]) -> tuple[np.ndarray, int]:
     """Ring index of every k-space point around a central block, and the block's edge
     ``R``: the Chebyshev distance from the centre over the axes the block does not fill,
@@ -56,6 +57,7 @@ def block_bins(shape: tuple[int, int], block: tuple[int, int]) -> tuple[np.ndarr
             scaled.append(distance[:, None] if axis == 0 else distance[None, :])
     bins = np.broadcast_to(np.maximum.reduce(np.broadcast_arrays(*scaled)) if len(scaled) > 1 else scaled[0], shape)
     return np.floor(bins + 1e-9).astype(int), edge
+
 
 def block_folds(mask: np.ndarray, folds: int = 4) -> list[np.ndarray]:
     """The folds of a super-resolution block (see the module): fold k (0 to ``folds - 1``)
@@ -108,6 +110,7 @@ def block_grids(mask: np.ndarray) -> list[tuple[tuple[int, int], tuple[int, int]
             grids.append((tuple(grid), tuple(inner)))
     return grids
 
+
 def block_residuals(reconstructor, kspace: torch.Tensor, coil_maps: torch.Tensor | None, folds: list[np.ndarray],
                      distance: np.ndarray, bins: int) -> list[np.ndarray]:
     """:func:`fold_residuals` of a super-resolution block: each fold's ring (see
@@ -132,6 +135,7 @@ def block_residuals(reconstructor, kspace: torch.Tensor, coil_maps: torch.Tensor
                                 np.bincount(distance[ring], weights=error[ring], minlength=bins),
                                 np.bincount(distance[ring], weights=signal[ring], minlength=bins)]))
     return result
+
 
 def measured_spectrum(kspace: torch.Tensor, mask: np.ndarray) -> np.ndarray:
     """Count and energy (all coils) of the measured points of a super-resolution block in
@@ -212,7 +216,7 @@ def nmse_from_block(residuals: list[np.ndarray], spectrum: np.ndarray, unmeasure
     return estimates
 
 
-def _power_law(x: np.ndarray, y: np.ndarray, weight: np.ndarray, slopes: tuple[float, float]):
+def _power_law(x: np.ndarray, y: np.ndarray, weight: np.ndarray, slopes: tuple[float, float]) -> tuple[float, float]:
     """``(intercept, slope)`` of ``y = intercept + slope x``, weighted by ``weight``
     (rows of zero weight left out), the slope clipped to ``slopes`` and the intercept
     refitted; with fewer than 3 rows or no spread in ``x``, a constant; with no row, a
@@ -224,6 +228,7 @@ def _power_law(x: np.ndarray, y: np.ndarray, weight: np.ndarray, slopes: tuple[f
         slope = 0.0
     intercept = float(np.average(y[used] - slope * x[used], weights=weight[used])) if used.any() else -69.0
     return intercept, slope
+
 
 def block_misfit(image: torch.Tensor, kspace: torch.Tensor, mask: torch.Tensor, coil_maps: torch.Tensor | None) -> float:
     """``||M (F S x - y)||^2``: a reconstruction's error on the measured block (all

@@ -7,8 +7,9 @@ A thick-slice volume is taken as the average of ``F`` thin slices per thick slic
 - ``sinc``: band-limited interpolation along z (zero-padding the z spectrum, shifted
   to the thick slices' centres);
 - ``soup-gan``: the cubic estimate refined by SOUP-GAN's deep LeakyReLU generator
-  (trained as ``soup-gan-z`` through the shared trainer, on corpus slices degraded
-  along one axis), on every plane that contains z (both orientations, averaged),
+  (trained as ``soup-gan-z`` through the shared trainer, on the train subjects' real
+  planes containing z and on corpus slices degraded along one axis), on every plane
+  that contains z (both orientations, averaged),
   then hard data consistency: each group of F restored slices averages exactly to its
   measured thick slice.
 """
