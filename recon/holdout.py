@@ -276,7 +276,8 @@ def fold_residuals(reconstructor, kspace: torch.Tensor, mask: torch.Tensor, coil
 
     Returns per fold a ``(2, bins)`` array: the number of held-out units and their
     residual energy ``sum |A x_k - y|^2`` (over readout points and coils) in each
-    distance bin (see :func:`unit_counts`).
+    distance bin (see :func:`unit_counts`); for a super-resolution block,
+    :func:`recon.holdout_block.block_residuals` (a third row: the measured energy).
 
     Shapes
     ------
