@@ -39,6 +39,7 @@ from pipelines.evaluation import (
     apply_guard,
     estimate_errors,
     guard_verdicts,
+    no_estimate_note,
     trust_check,
 )
 from pipelines.formats import FILE_PROBLEMS, Study, discover, read_input
@@ -329,8 +330,7 @@ def _estimate(study_metrics: dict[str, Any], images: dict[str, np.ndarray], kspa
     estimates = estimate_errors(outputs, torch.from_numpy(kspace), torch.from_numpy(np.asarray(mask, bool)), maps,
                                 config.estimate_folds, name, data_range)
     if not estimates:
-        study_metrics["notes"].append("no error estimate: the mask measures too few lines or points outside its "
-                                      "calibration block to hold any out")
+        study_metrics["notes"].append(no_estimate_note(mask))
         return {}
     verdicts = guard_verdicts(estimates, mask)
     if holdout.mask_kind(np.asarray(mask, bool)) == "block":

@@ -116,6 +116,13 @@ def estimate_errors(outputs: dict[str, list[torch.Tensor]], kspace: torch.Tensor
     return estimates
 
 
+def no_estimate_note(mask: np.ndarray | torch.Tensor) -> str:
+    """Why a mask gets no hold-out error estimate (:func:`recon.holdout.holdout_units` < 2)."""
+    if holdout.mask_kind(np.asarray(mask, dtype=bool)) == "block":
+        return "no error estimate: the lowres block is too small for two hold-out folds"
+    return "no error estimate: the mask measures too few lines or points outside its calibration block to hold any out"
+
+
 UNGUARDED_NOTE = ("guard: not applied to super-resolution (a lowres mask): on the held-out subjects its verdicts "
                   "caught none of the 6 learned slices at least 1 dB worse than cs-tv (docs/results.md)")
 

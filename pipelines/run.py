@@ -21,6 +21,7 @@ from pipelines.evaluation import (
     apply_guard,
     estimate_errors,
     guard_verdicts,
+    no_estimate_note,
     trust_check,
 )
 from pipelines.formats import read_input
@@ -191,15 +192,14 @@ def _estimate(config: RunConfig, records: list[dict[str, Any]], outputs: dict[st
     ``--guard``, swap flagged learned slices of ``outputs`` for the best CS slice."""
     started = time.perf_counter()
     if holdout.holdout_units(mask.cpu().numpy().astype(bool)) < 2:
-        notes.append("no error estimate: the mask measures too few lines or points outside its calibration block "
-                     "(a lowres block: too small for two hold-out folds)")
+        notes.append(no_estimate_note(mask.cpu().numpy()))
         return
     total = len(complex_outputs) * kspace.shape[0]
     with Progress(total, "recon run: error estimate", "slices", mode=progress) as bar:
         estimates = estimate_errors(complex_outputs, kspace, mask, coil_maps, config.estimate_folds, seed_name, data_range,
                                     on_step=lambda name: bar.update(1, name))
     verdicts = guard_verdicts(estimates, mask.cpu().numpy())
-    if not verdicts and holdout.mask_kind(mask.cpu().numpy().astype(bool)) == "block":
+    if holdout.mask_kind(mask.cpu().numpy().astype(bool)) == "block":
         notes.append(UNGUARDED_NOTE)
     replaced = apply_guard(outputs, verdicts) if config.guard else {}
     for name, per_slice in estimates.items():

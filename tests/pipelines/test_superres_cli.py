@@ -150,3 +150,13 @@ def test_batch_slice_factor_restores_every_volume_and_resumes(tmp_path, capsys):
     # k-space methods and formats that are not volumes are refused with the option named
     assert main(["batch", str(inputs), "--out", str(tmp_path / "x"), "--slice-factor", "2", "--methods", "cs-tv"]) == 2
     assert "--slice-factor restores thin slices with" in capsys.readouterr().err
+
+
+def test_a_block_too_small_to_fold_gets_a_note_that_says_so():
+    from pipelines.evaluation import no_estimate_note
+    from recon import holdout
+
+    small = make_mask("lowres-4x", (32, 32), "lowres").array
+    assert holdout.holdout_units(small) < 2
+    assert "lowres block is too small" in no_estimate_note(small)
+    assert "lines or points" in no_estimate_note(make_mask("25pct", (32, 32), "cartesian", seed=0).array)
