@@ -14,16 +14,10 @@ import torch
 import recon
 from masks import Mask, calibration_size, make_mask, seed_from_name
 from physics import simulate_coil_maps, simulate_kspace
+from pipelines import evaluation
 from pipelines.config import RunConfig
 from pipelines.datasets import sample
-from pipelines.evaluation import (
-    UNGUARDED_NOTE,
-    apply_guard,
-    estimate_errors,
-    guard_verdicts,
-    no_estimate_note,
-    trust_check,
-)
+from pipelines.evaluation import apply_guard, estimate_errors, guard_verdicts, trust_check
 from pipelines.formats import read_input
 from pipelines.images import save_png, to_uint8
 from pipelines.limits import MemoryBudget
@@ -192,7 +186,7 @@ def _estimate(config: RunConfig, records: list[dict[str, Any]], outputs: dict[st
     ``--guard``, swap flagged learned slices of ``outputs`` for the best CS slice."""
     started = time.perf_counter()
     if holdout.holdout_units(mask.cpu().numpy().astype(bool)) < 2:
-        notes.append(no_estimate_note(mask.cpu().numpy()))
+        notes.append(evaluation.no_estimate_note(mask.cpu().numpy()))
         return
     total = len(complex_outputs) * kspace.shape[0]
     with Progress(total, "recon run: error estimate", "slices", mode=progress) as bar:
@@ -200,7 +194,7 @@ def _estimate(config: RunConfig, records: list[dict[str, Any]], outputs: dict[st
                                     on_step=lambda name: bar.update(1, name))
     verdicts = guard_verdicts(estimates, mask.cpu().numpy())
     if holdout.mask_kind(mask.cpu().numpy().astype(bool)) == "block":
-        notes.append(UNGUARDED_NOTE)
+        notes.append(evaluation.UNGUARDED_NOTE)
     replaced = apply_guard(outputs, verdicts) if config.guard else {}
     for name, per_slice in estimates.items():
         mine = [r for r in records if r["method"] == name]
