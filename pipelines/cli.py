@@ -179,7 +179,7 @@ def _command_train(args: argparse.Namespace) -> int:
         seed=args.seed, out=args.out, resume=args.resume, init=args.init, threads=args.threads,
         coils=_integers("--coils", args.coils, 1, 64), val_ratios=parse_ratios(args.val_mask) if args.val_mask else None,
         mix=tuple(part.strip() for part in args.mix.split(",") if part.strip()), val_slices=args.val_slices,
-        slice_factors=_integers("--slice-factors", args.slice_factors, 2, 4),
+        slice_factors=_integers("--slice-factors", args.slice_factors, 2, 4), resample=args.resample,
     )
     try:
         config.check_generator()

@@ -83,6 +83,52 @@ def augment(images: SliceSet, index: int, rng: np.random.Generator, synthesize: 
     return np.ascontiguousarray(image / peak if peak > 0 else image)
 
 
+# How a resampled image returns to its grid: bilinear (the corpus's own resampling, and
+# many viewers'), cubic spline, or zero-padded k-space (a scanner's ZIP interpolation).
+UPSAMPLERS = ("linear", "linear", "cubic", "fourier")
+
+
+def resample_resolution(image: np.ndarray, rng: np.random.Generator, shrink: tuple[float, float] = (1.1, 2.4),
+                        how: str | None = None) -> np.ndarray:
+    """The image as if acquired at a lower native resolution and interpolated back.
+
+    Keeps the central ``1/s`` of k-space in each axis (``s`` uniform in ``shrink``): an
+    acquisition at that resolution. Its magnitude is then interpolated back to the
+    original grid by bilinear, cubic-spline or zero-padded-k-space (ZIP) interpolation
+    (``how``: "linear", "cubic" or "fourier"; drawn from :data:`UPSAMPLERS` if None).
+    Many real images were interpolated so (the corpus's slices too: ODIN's and the val
+    subject's are 128×128 maps resampled to 256), and their k-space beyond the native
+    edge holds only the interpolator's replicas; a super-resolution model trained with
+    such images learns to recognise the interpolator instead of inventing detail.
+
+    Shapes
+    ------
+    image: ``(H, W)`` real; returns ``(H, W)`` float32, scaled to max 1.
+    """
+    from skimage.transform import resize
+
+    image = np.asarray(image, dtype=np.float32)
+    height, width = image.shape
+    factor = float(rng.uniform(*shrink))
+    low = (max(int(round(height / factor)), 8), max(int(round(width / factor)), 8))
+    spectrum = np.fft.fftshift(np.fft.fft2(image))
+    top, left = (height - low[0] + 1) // 2, (width - low[1] + 1) // 2
+    block = spectrum[top : top + low[0], left : left + low[1]]
+    native = np.abs(np.fft.ifft2(np.fft.ifftshift(block))) * (low[0] * low[1]) / (height * width)
+    how = UPSAMPLERS[int(rng.integers(len(UPSAMPLERS)))] if how is None else how
+    if how not in UPSAMPLERS:
+        raise ValueError(f"how must be one of {', '.join(sorted(set(UPSAMPLERS)))}, got {how!r}")
+    if how == "fourier":
+        padded = np.zeros_like(spectrum)
+        padded[top : top + low[0], left : left + low[1]] = np.fft.fftshift(np.fft.fft2(native))
+        result = np.abs(np.fft.ifft2(np.fft.ifftshift(padded))) * (height * width) / (low[0] * low[1])
+    else:
+        result = resize(native, (height, width), order=1 if how == "linear" else 3, preserve_range=True)
+    result = np.clip(result, 0, None).astype(np.float32)
+    peak = float(result.max())
+    return result / peak if peak > 0 else result
+
+
 PHOTOS = ("astronaut", "brick", "camera", "cat", "clock", "coffee", "coins", "grass", "gravel", "moon", "rocket",
           "retina", "immunohistochemistry", "cell", "hubble_deep_field")
 
@@ -232,7 +278,9 @@ class AcquisitionDataset(Dataset):
     ``mask_type`` and ``coils`` may list several mask families and coil counts: a
     training item draws one of each (list a value twice to draw it more often); the
     validation set holds every slice at every ratio and family, its coil count
-    cycling through ``coils``. Multi-coil items draw their maps with
+    cycling through ``coils``. ``resample_probability`` of the training items are
+    resampled to a lower native resolution and interpolated back
+    (:func:`resample_resolution`). Multi-coil items draw their maps with
     :func:`draw_coil_maps` and are compressed to at most ``virtual_coils`` coils
     (:func:`physics.coils.compress_coils`, exact for the compressed data, as at
     inference); batch them with :func:`collate_acquisitions`.
@@ -254,6 +302,7 @@ class AcquisitionDataset(Dataset):
         noise_snr: tuple[float, float] = (25.0, 40.0),
         coils: int | tuple[int, ...] = 1,
         virtual_coils: int = VIRTUAL_COILS,
+        resample_probability: float = 0.0,
     ):
         self.images = images
         self.ratios = tuple(ratios)
@@ -269,6 +318,9 @@ class AcquisitionDataset(Dataset):
         if not self.mask_types:
             raise ValueError("at least one mask family is needed")
         self.virtual_coils = int(virtual_coils)
+        if not 0 <= resample_probability <= 1:
+            raise ValueError(f"resample_probability must be in [0, 1], got {resample_probability}")
+        self.resample_probability = float(resample_probability)
         self.epoch = 0
 
     def __len__(self) -> int:
@@ -282,6 +334,9 @@ class AcquisitionDataset(Dataset):
             index = item
             rng = np.random.default_rng([self.seed, self.epoch, index])
             image = augment(self.images, index, rng)
+            # Drawn only when asked for, so runs without it keep their random stream.
+            if self.resample_probability and rng.random() < self.resample_probability:
+                image = resample_resolution(image, rng)
             ratio = self.ratios[int(rng.integers(len(self.ratios)))]
             # A single family or coil count draws nothing, so such runs keep their random stream.
             family = self.mask_types[int(rng.integers(len(self.mask_types)))] if len(self.mask_types) > 1 else self.mask_types[0]

@@ -68,6 +68,7 @@ class TrainConfig:
     mix: tuple[str, ...] = ()
     val_slices: int | None = None
     slice_factors: tuple[int, ...] = (2, 4)
+    resample: float = 0.0
 
     def __post_init__(self) -> None:
         spec = get_spec(self.model)
@@ -87,6 +88,8 @@ class TrainConfig:
         unknown = [name for name in self.mix if name not in MIX_SOURCES]
         if unknown:
             raise ValueError(f"--mix: unknown image source {', '.join(unknown)}; sources: {', '.join(MIX_SOURCES)}")
+        if not 0 <= self.resample <= 1:
+            raise ValueError(f"--resample must be a probability in [0, 1], got {self.resample}")
         if self.val_slices is not None and self.val_slices < 1:
             raise ValueError(f"--val-slices must be >= 1, got {self.val_slices}")
         if self.val_ratios is not None and (not self.val_ratios or not all(0 < r <= 1 for r in self.val_ratios)):

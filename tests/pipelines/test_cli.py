@@ -150,6 +150,8 @@ def test_train_command_tiny_run_and_resume(tmp_path, capsys):
     assert main([*args[:6], "3", *args[7:], "--resume"]) == 0
     assert "for 3 steps" in capsys.readouterr().out
     assert main(["train", "--model", "nope", "--out", str(tmp_path / "x")]) == 2
+    assert main(["train", "--resample", "1.5", "--out", str(tmp_path / "x")]) == 2
+    assert "--resample: must be" in capsys.readouterr().err
 
 
 def test_mask_lists_and_ranges():

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import torch
 
 from recon.augment import (
@@ -7,6 +8,7 @@ from recon.augment import (
     collate_acquisitions,
     draw_coil_maps,
     mix_images,
+    resample_resolution,
     shape_images,
 )
 from recon.condition import mask_condition
@@ -56,3 +58,33 @@ def test_mixed_images_are_added_without_tissue_maps():
     data = AcquisitionDataset(mixed, (0.3,), seed=0)
     assert all(torch.isfinite(data[i][2].abs()).all() and data[i][2].abs().max() > 0 for i in range(9))
     assert isinstance(mix_images(SliceSet(base.images), ("shapes",), shapes=2).grey_matter, type(None))
+
+
+def _outside(image: np.ndarray, half: int) -> float:
+    """Fraction of the energy outside the central ``2 half`` square of k-space."""
+    spectrum = np.abs(np.fft.fftshift(np.fft.fft2(image))) ** 2
+    centre = image.shape[0] // 2
+    return 1 - spectrum[centre - half : centre + half, centre - half : centre + half].sum() / spectrum.sum()
+
+
+def test_resampling_leaves_only_the_interpolators_content_beyond_the_native_edge():
+    image = 2 + np.random.default_rng(0).random((64, 64)).astype(np.float32)  # content up to Nyquist
+    assert _outside(image, 16) > 5e-3
+    zip_ = resample_resolution(image, np.random.default_rng(1), shrink=(2, 2), how="fourier")
+    assert zip_.shape == (64, 64) and zip_.dtype == np.float32 and zip_.max() == 1
+    assert _outside(zip_, 16) < 5e-5  # a 32x32 acquisition, zero-padded: nothing beyond its edge
+    linear = resample_resolution(image, np.random.default_rng(1), shrink=(2, 2), how="linear")
+    assert 5e-5 < _outside(linear, 16) < 0.1 * _outside(image, 16)  # bilinear replicas, attenuated
+    assert not np.allclose(linear, zip_)
+    with pytest.raises(ValueError, match="how must be one of"):
+        resample_resolution(image, np.random.default_rng(1), how="nearest")
+
+
+def test_resample_probability_changes_items_only_when_asked():
+    data = toy_slices(4)
+    plain, default = AcquisitionDataset(data, (0.3,), seed=0), AcquisitionDataset(data, (0.3,), seed=0, resample_probability=0)
+    resampled = AcquisitionDataset(data, (0.3,), seed=0, resample_probability=1)
+    assert all(torch.equal(plain[i][2], default[i][2]) for i in range(4))
+    assert all(not torch.allclose(plain[i][2], resampled[i][2]) for i in range(4))
+    with pytest.raises(ValueError, match="resample_probability"):
+        AcquisitionDataset(data, (0.3,), resample_probability=1.5)
