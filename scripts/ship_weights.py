@@ -174,7 +174,7 @@ def main() -> None:
     manifests = corpus_manifests(command["argv"])
     if manifests:
         card["corpus"] = manifests
-    for key in ("coils", "mix", "val_ratios", "slice_factors"):
+    for key in ("coils", "mix", "val_ratios", "slice_factors", "resample"):
         if config.get(key):
             card[f"trained_{key}"] = config[key]
     card["total_wall_seconds"] = sum(p["wall_seconds"] for p in phases)

@@ -2,6 +2,8 @@
 
 import json
 
+import numpy as np
+
 from benchmarks import quality, speed
 
 
@@ -133,3 +135,15 @@ def test_superres_benchmark_runs_in_plane_and_through_plane_on_a_tiny_corpus(tmp
     through = tables["through-plane 4x"]
     assert set(through) == {"cubic", "sinc", "soup-gan"} and all(row["psnr"] > 10 for row in through.values())
     assert "**through-plane 4x**" in capsys.readouterr().out
+
+
+def test_interpolation_check_recovers_a_bilinear_upsampling_exactly_and_nothing_else():
+    from skimage.transform import resize
+
+    from benchmarks import superres
+
+    native = np.random.default_rng(0).random((2, 32, 32)).astype(np.float32) + 0.5
+    upsampled = np.stack([resize(image, (64, 64), order=1, preserve_range=True) for image in native]).astype(np.float32)
+    assert min(superres.interpolation_check(upsampled, 2)) > 100  # the block determines the slice
+    assert max(superres.interpolation_check(resize(native, (2, 64, 64), order=3).astype(np.float32), 2)) < 60
+    assert max(superres.interpolation_check(upsampled, 4)) < 60  # a 4x block is not enough
