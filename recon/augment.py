@@ -111,6 +111,8 @@ def resample_resolution(image: np.ndarray, rng: np.random.Generator, shrink: tup
     height, width = image.shape
     factor = float(rng.uniform(*shrink))
     low = (max(int(round(height / factor)), 8), max(int(round(width / factor)), 8))
+    # numpy's FFT with its origin at pixel 0 (not physics.fft's centred one): this is image
+    # resampling, not k-space, and the shipped weights trained with --resample used it.
     spectrum = np.fft.fftshift(np.fft.fft2(image))
     top, left = (height - low[0] + 1) // 2, (width - low[1] + 1) // 2
     block = spectrum[top : top + low[0], left : left + low[1]]
