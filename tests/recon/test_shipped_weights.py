@@ -27,12 +27,12 @@ FLOORS_DB = {
     # below the gains measured at shipping (the 2x gains are small: the sample is smooth).
     ("soup-gan", 0.25): 1.2,  # measured at shipping: +2.19 dB
     ("soup-gan", 0.0625): 3.0,  # +4.05
-    ("med-gan", 0.25): 0.25,  # +0.73 (continued with --resample 0.5; before +0.76)
-    ("med-gan", 0.0625): 2.3,  # +3.29 (before +3.30)
+    ("med-gan", 0.25): 0.25,  # +0.74 (continued with --resample; before +0.76)
+    ("med-gan", 0.0625): 2.3,  # +3.41 (before +3.30)
     ("esrgan", 0.25): 0.6,  # +1.62
     ("esrgan", 0.0625): 2.7,  # +3.72
-    ("mpp-gan", 0.25): 0.6,  # +1.45 (continued with --resample 0.5; before +1.63)
-    ("mpp-gan", 0.0625): 3.1,  # +4.08 (before +4.10)
+    ("mpp-gan", 0.25): 0.6,  # +1.17 (continued with --resample; before +1.63)
+    ("mpp-gan", 0.0625): 3.1,  # +3.81 (before +4.10)
 }
 
 
