@@ -96,8 +96,8 @@ def resample_resolution(image: np.ndarray, rng: np.random.Generator, shrink: tup
     acquisition at that resolution. Its magnitude is then interpolated back to the
     original grid by bilinear, cubic-spline or zero-padded-k-space (ZIP) interpolation
     (``how``: "linear", "cubic" or "fourier"; drawn from :data:`UPSAMPLERS` if None).
-    Many real images were interpolated so (the corpus's slices too: ODIN's and the val
-    subject's are 128×128 maps resampled to 256), and their k-space beyond the native
+    Many real images were interpolated so (the corpus's slices too: ODIN's maps and the
+    val subject's T1 are 128×128, resampled to 256), and their k-space beyond the native
     edge holds only the interpolator's replicas; a super-resolution model trained with
     such images learns to recognise the interpolator instead of inventing detail.
 
