@@ -38,6 +38,7 @@ import torch
 import recon
 from masks import make_mask
 from physics.acquisition import simulate_kspace
+from physics.fft import fft1c
 from physics.operators import sampling_operator
 from pipelines.corpus import load_volumes
 from recon import metrics, trust
@@ -78,11 +79,6 @@ def in_plane(images: np.ndarray, factor: int, methods: list[str]) -> dict[str, d
     return rows
 
 
-def _centred_dft(size: int) -> np.ndarray:
-    """The 1-D centred orthonormal DFT matrix (the convention of ``physics.fft``)."""
-    return np.fft.fftshift(np.fft.fft(np.fft.ifftshift(np.eye(size), axes=0), axis=0, norm="ortho"), axes=0)
-
-
 def _bilinear_upsampler(low: int, high: int) -> np.ndarray:
     """``(high, low)``: the corpus's bilinear resampling (``skimage`` order 1) as a matrix."""
     from skimage.transform import resize
@@ -98,7 +94,9 @@ def interpolation_check(images: np.ndarray, factor: int) -> list[float]:
     kspace, truth = simulate_kspace(torch.from_numpy(images), mask)
     rows, cols = np.flatnonzero(mask.numpy().any(1)), np.flatnonzero(mask.numpy().any(0))
     up = [_bilinear_upsampler(len(index), size) for index, size in ((rows, images.shape[-2]), (cols, images.shape[-1]))]
-    inverse = [np.linalg.inv((_centred_dft(u.shape[0]) @ u)[index]) for u, index in zip(up, (rows, cols))]
+    # M: the block's rows of the centred orthonormal DFT (physics.fft's convention) of the upsampler
+    dft = [fft1c(torch.eye(u.shape[0], dtype=torch.complex128), dim=-2).numpy() for u in up]
+    inverse = [np.linalg.inv((matrix @ u)[index]) for matrix, u, index in zip(dft, up, (rows, cols))]
     scores = []
     for index in range(len(images)):
         block = kspace[index, 0].numpy()[np.ix_(rows, cols)]

@@ -38,6 +38,7 @@ from pipelines.evaluation import (
     UNGUARDED_NOTE,
     apply_guard,
     estimate_errors,
+    guard_applies,
     guard_verdicts,
     no_estimate_note,
     trust_check,
@@ -333,7 +334,7 @@ def _estimate(study_metrics: dict[str, Any], images: dict[str, np.ndarray], kspa
         study_metrics["notes"].append(no_estimate_note(mask))
         return {}
     verdicts = guard_verdicts(estimates, mask)
-    if holdout.mask_kind(np.asarray(mask, bool)) == "block":
+    if not guard_applies(mask):
         study_metrics["notes"].append(UNGUARDED_NOTE)
     records = study_metrics["methods"]
     for method, per_slice in estimates.items():

@@ -123,6 +123,12 @@ def no_estimate_note(mask: np.ndarray | torch.Tensor) -> str:
     return "no error estimate: the mask measures too few lines or points outside its calibration block to hold any out"
 
 
+def guard_applies(mask: np.ndarray | torch.Tensor) -> bool:
+    """Whether the guard judges methods on this mask: not on a super-resolution block
+    (:data:`UNGUARDED_NOTE` says why)."""
+    return holdout.mask_kind(np.asarray(mask, dtype=bool)) != "block"
+
+
 UNGUARDED_NOTE = ("guard: not applied to super-resolution (a lowres mask): on the held-out subjects its verdicts "
                   "caught none of the 5 learned slices at least 1 dB worse than cs-tv (docs/results.md)")
 
@@ -133,7 +139,7 @@ def guard_verdicts(estimates: dict[str, list[holdout.ErrorEstimate]], mask: np.n
     none for a super-resolution mask (:data:`UNGUARDED_NOTE`), whose estimates rank
     methods (Spearman 0.95 on the test subjects) but do not separate a learned slice
     from CS reliably enough to swap it."""
-    if mask is not None and holdout.mask_kind(np.asarray(mask, dtype=bool)) == "block":
+    if mask is not None and not guard_applies(mask):
         return {}
     families = {name: recon.registry.method_class(name).family for name in estimates}
     cs = [name for name, family in families.items() if family == "cs"]

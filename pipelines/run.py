@@ -193,7 +193,7 @@ def _estimate(config: RunConfig, records: list[dict[str, Any]], outputs: dict[st
         estimates = estimate_errors(complex_outputs, kspace, mask, coil_maps, config.estimate_folds, seed_name, data_range,
                                     on_step=lambda name: bar.update(1, name))
     verdicts = guard_verdicts(estimates, mask.cpu().numpy())
-    if holdout.mask_kind(mask.cpu().numpy().astype(bool)) == "block":
+    if not evaluation.guard_applies(mask.cpu().numpy()):
         notes.append(evaluation.UNGUARDED_NOTE)
     replaced = apply_guard(outputs, verdicts) if config.guard else {}
     for name, per_slice in estimates.items():
