@@ -129,6 +129,17 @@ def _integers(option: str, text: str, low: int, high: int) -> tuple[int, ...]:
     return values
 
 
+def _shrink(text: str) -> tuple[float, float]:
+    """``--resample-shrink``: ``LOW-HIGH``, or one factor ``F`` (``F-F``)."""
+    try:
+        parts = tuple(float(part) for part in text.split("-"))
+    except ValueError:
+        raise UsageError(f"--resample-shrink: expected LOW-HIGH or one factor, got {text!r}") from None
+    if len(parts) not in (1, 2) or not 1 <= parts[0] <= parts[-1] <= 8:
+        raise UsageError(f"--resample-shrink: expected LOW-HIGH with 1 <= LOW <= HIGH <= 8, or one factor, got {text!r}")
+    return parts[0], parts[-1]
+
+
 def _generator_options(text: str) -> dict:
     options: dict = {}
     for item in filter(None, (part.strip() for part in text.split(","))):
@@ -180,6 +191,7 @@ def _command_train(args: argparse.Namespace) -> int:
         coils=_integers("--coils", args.coils, 1, 64), val_ratios=parse_ratios(args.val_mask) if args.val_mask else None,
         mix=tuple(part.strip() for part in args.mix.split(",") if part.strip()), val_slices=args.val_slices,
         slice_factors=_integers("--slice-factors", args.slice_factors, 2, 4), resample=args.resample,
+        resample_shrink=_shrink(args.resample_shrink),
     )
     try:
         config.check_generator()

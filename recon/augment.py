@@ -281,8 +281,8 @@ class AcquisitionDataset(Dataset):
     training item draws one of each (list a value twice to draw it more often); the
     validation set holds every slice at every ratio and family, its coil count
     cycling through ``coils``. ``resample_probability`` of the training items are
-    resampled to a lower native resolution and interpolated back
-    (:func:`resample_resolution`). Multi-coil items draw their maps with
+    resampled to a lower native resolution, ``resample_shrink`` times coarser (a range
+    drawn uniformly), and interpolated back (:func:`resample_resolution`). Multi-coil items draw their maps with
     :func:`draw_coil_maps` and are compressed to at most ``virtual_coils`` coils
     (:func:`physics.coils.compress_coils`, exact for the compressed data, as at
     inference); batch them with :func:`collate_acquisitions`.
@@ -305,6 +305,7 @@ class AcquisitionDataset(Dataset):
         coils: int | tuple[int, ...] = 1,
         virtual_coils: int = VIRTUAL_COILS,
         resample_probability: float = 0.0,
+        resample_shrink: tuple[float, float] = (1.1, 2.4),
     ):
         self.images = images
         self.ratios = tuple(ratios)
@@ -323,6 +324,7 @@ class AcquisitionDataset(Dataset):
         if not 0 <= resample_probability <= 1:
             raise ValueError(f"resample_probability must be in [0, 1], got {resample_probability}")
         self.resample_probability = float(resample_probability)
+        self.resample_shrink = (float(resample_shrink[0]), float(resample_shrink[1]))
         self.epoch = 0
 
     def __len__(self) -> int:
@@ -338,7 +340,7 @@ class AcquisitionDataset(Dataset):
             image = augment(self.images, index, rng)
             # Drawn only when asked for, so runs without it keep their random stream.
             if self.resample_probability and rng.random() < self.resample_probability:
-                image = resample_resolution(image, rng)
+                image = resample_resolution(image, rng, shrink=self.resample_shrink)
             ratio = self.ratios[int(rng.integers(len(self.ratios)))]
             # A single family or coil count draws nothing, so such runs keep their random stream.
             family = self.mask_types[int(rng.integers(len(self.mask_types)))] if len(self.mask_types) > 1 else self.mask_types[0]

@@ -109,7 +109,7 @@ class Trainer:
                                                    seed=config.seed + 1, train=False)
             return
         self.dataset = AcquisitionDataset(train_set, config.ratios, config.mask_types, seed=config.seed, coils=config.coils,
-                                          resample_probability=config.resample)
+                                          resample_probability=config.resample, resample_shrink=config.resample_shrink)
         self.val_dataset = AcquisitionDataset(
             subsample(val_set, config.val_slices), config.val_ratios or config.ratios, tuple(dict.fromkeys(config.mask_types)),
             seed=config.seed + 1, train=False, coils=validation_coils(config.coils))

@@ -177,6 +177,8 @@ def main() -> None:
     for key in ("coils", "mix", "val_ratios", "slice_factors", "resample"):
         if config.get(key):
             card[f"trained_{key}"] = config[key]
+    if config.get("resample") and config.get("resample_shrink"):
+        card["trained_resample_shrink"] = config["resample_shrink"]
     card["total_wall_seconds"] = sum(p["wall_seconds"] for p in phases)
     card["total_steps"] = sum(p["steps"] for p in phases)
     (WEIGHTS_DIR / f"{args.name}.json").write_text(json.dumps(card, indent=1) + "\n")

@@ -152,6 +152,9 @@ def test_train_command_tiny_run_and_resume(tmp_path, capsys):
     assert main(["train", "--model", "nope", "--out", str(tmp_path / "x")]) == 2
     assert main(["train", "--resample", "1.5", "--out", str(tmp_path / "x")]) == 2
     assert "--resample: must be" in capsys.readouterr().err
+    for bad in ("0.5", "3-2", "two"):
+        assert main(["train", "--resample-shrink", bad, "--out", str(tmp_path / "x")]) == 2
+        assert "--resample-shrink: expected" in capsys.readouterr().err
 
 
 def test_mask_lists_and_ranges():

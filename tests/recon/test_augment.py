@@ -88,3 +88,15 @@ def test_resample_probability_changes_items_only_when_asked():
     assert all(not torch.allclose(plain[i][2], resampled[i][2]) for i in range(4))
     with pytest.raises(ValueError, match="resample_probability"):
         AcquisitionDataset(data, (0.3,), resample_probability=1.5)
+
+
+def test_resample_shrink_sets_the_native_grid():
+    """``resample_shrink=(2, 2)``: every resampled item is an interpolation of a half-size
+    image, so under 0.5 % of its energy lies beyond the central half of k-space; at
+    ``(1.2, 1.2)`` its native content reaches past that edge (over 3 %)."""
+    data = SliceSet(np.random.default_rng(0).random((6, 64, 64)).astype(np.float32))
+    outside = {}
+    for shrink in ((2, 2), (1.2, 1.2)):
+        items = AcquisitionDataset(data, (0.3,), seed=0, resample_probability=1, resample_shrink=shrink)
+        outside[shrink] = [_outside(items[i][2].abs().numpy(), 16) for i in range(6)]
+    assert max(outside[(2, 2)]) < 5e-3 < 3e-2 < min(outside[(1.2, 1.2)])
