@@ -130,7 +130,7 @@ def guard_applies(mask: np.ndarray | torch.Tensor) -> bool:
 
 
 UNGUARDED_NOTE = ("guard: not applied to super-resolution (a lowres mask): on the held-out subjects its verdicts "
-                  "caught none of the 5 learned slices at least 1 dB worse than cs-tv (docs/results.md)")
+                  "caught none of the 6 learned slices at least 1 dB worse than cs-tv (docs/results.md)")
 
 
 def guard_verdicts(estimates: dict[str, list[holdout.ErrorEstimate]], mask: np.ndarray | torch.Tensor | None = None
