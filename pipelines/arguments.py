@@ -174,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="fraction of training images resampled to a lower native resolution (1.1 to 2.4 times "
                        "coarser) and interpolated back, bilinear, cubic or ZIP (default 0)")
     train.add_argument("--resample-shrink", default="1.1-2.4",
-                       help="how much coarser a resampled image's native grid is: a range LOW-HIGH drawn uniformly, or "
+                       help="with --resample: how much coarser a resampled image's native grid is: a range LOW-HIGH drawn uniformly, or "
                        "one factor, e.g. 2 (a scanner's 2x interpolation, or a 128 image on a 256 grid; default 1.1-2.4)")
     train.add_argument("--slice-factors", default="2,4",
                        help="through-plane models (soup-gan-z): thick-slice factors drawn per sample (default 2,4)")

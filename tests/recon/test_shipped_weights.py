@@ -25,8 +25,8 @@ FLOORS_DB = {
     ("csr-gan", 0.50): 14.5,  # measured at shipping: +16.70 dB (phase 7; phase 6 gave +16.15)
     # Super-resolution (issue 14), lowres-2x (25pct) and lowres-4x (6.25pct); floors ~1 dB
     # below the gains measured at shipping (the 2x gains are small: the sample is smooth).
-    ("soup-gan", 0.25): 1.2,  # measured at shipping: +2.51 dB (continued with --resample, then
-    ("soup-gan", 0.0625): 3.0,  # +4.05                  --resample-shrink 2; before +2.19, +4.05)
+    ("soup-gan", 0.25): 1.2,  # measured at shipping: +2.51 dB (continued with --resample, then --resample-shrink 2; before +2.19)
+    ("soup-gan", 0.0625): 3.0,  # +4.05 (before +4.05)
     ("med-gan", 0.25): 0.25,  # +0.73 (continued with --resample, then --resample-shrink 2; +0.74, +0.76 before)
     ("med-gan", 0.0625): 2.3,  # +3.40 (before +3.41, +3.30)
     ("esrgan", 0.25): 0.6,  # +1.57 (continued as soup-gan; before +1.62)
