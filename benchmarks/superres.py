@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import time
 import warnings
@@ -46,6 +47,16 @@ from recon.features import feature_distance
 from recon.naturalness import naturalness_score
 
 DEFAULT_METHODS = ("zero-filled", "bicubic", "cs-tv", "soup-gan", "med-gan", "esrgan", "mpp-gan")
+TV_METHODS = ("cs-tv", "bart-tv")
+"""TV-regularised SR (CS with the lowres mask); the check takes the best of those run."""
+
+
+def default_methods() -> list[str]:
+    """:data:`DEFAULT_METHODS`, with BART's TV beside cs-tv when the ``bart`` binary is installed."""
+    methods = list(DEFAULT_METHODS)
+    if shutil.which("bart"):
+        methods.insert(methods.index("cs-tv") + 1, "bart-tv")
+    return methods
 SR_MODELS = ("soup-gan", "med-gan", "esrgan", "mpp-gan")
 TIME_LIMIT = 0.3
 
@@ -147,7 +158,7 @@ def print_table(title: str, table: dict[str, dict]) -> None:
 
 def checks(tables: dict[str, dict]) -> str:
     """The issue's in-plane targets: the best SR GAN against zero-padding (>= +1.5 dB)
-    and TV SR, its data-consistency residual (<= 1e-5) and its time (<= 0.3 s)."""
+    and the best TV SR that was run (:data:`TV_METHODS`), its data-consistency residual (<= 1e-5) and its time (<= 0.3 s)."""
     lines = ["| check | setting | value | target | met |", "|---|---|---|---|---|"]
     for setting, table in tables.items():
         models = [m for m in table if m.split("@")[0] in SR_MODELS]
@@ -156,9 +167,12 @@ def checks(tables: dict[str, dict]) -> str:
         best = max(models, key=lambda m: table[m]["psnr"])
         gain = table[best]["psnr"] - table["zero-filled"]["psnr"]
         lines.append(f"| best SR GAN - zero-padding | {setting}: {best} | {gain:+.2f} dB | >= +1.5 dB | {'yes' if gain >= 1.5 else 'no'} |")
-        if "cs-tv" in table:
-            lead = table[best]["psnr"] - table["cs-tv"]["psnr"]
-            lines.append(f"| best SR GAN - TV SR | {setting}: {best} | {lead:+.2f} dB | > 0 | {'yes' if lead > 0 else 'no'} |")
+        tv = [m for m in TV_METHODS if m in table]
+        if tv:
+            best_tv = max(tv, key=lambda m: table[m]["psnr"])
+            lead = table[best]["psnr"] - table[best_tv]["psnr"]
+            lines.append(f"| best SR GAN - best TV SR | {setting}: {best} - {best_tv} | {lead:+.2f} dB | > 0 | "
+                         f"{'yes' if lead > 0 else 'no'} |")
         residual = max(table[m]["dc_residual_max"] for m in models)
         slowest = max(table[m]["seconds"] for m in models)
         lines.append(f"| largest DC residual of the SR GANs | {setting} | {residual:.1e} | <= 1e-5 | {'yes' if residual <= 1e-5 else 'no'} |")
@@ -172,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", default="test")
     parser.add_argument("--factors", default="2,4")
     parser.add_argument("--slices", type=int, default=6, help="slices per source (evenly spread)")
-    parser.add_argument("--methods", help=f"comma-separated (default: {', '.join(DEFAULT_METHODS)}); NAME@WEIGHTS runs "
+    parser.add_argument("--methods", help=f"comma-separated (default: {', '.join(DEFAULT_METHODS)}, and bart-tv when BART is installed); NAME@WEIGHTS runs "
                         "a model with other weights, e.g. soup-gan@runs/soup-gan/best.pt")
     parser.add_argument("--through-plane", type=int, choices=(2, 4), help="also measure through-plane SR by this factor")
     parser.add_argument("--z-weights", help="through-plane: run soup-gan with these weights (a trainer's best.pt) "
@@ -184,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     warnings.simplefilter("ignore", UserWarning)
-    methods = args.methods.split(",") if args.methods else list(DEFAULT_METHODS)
+    methods = args.methods.split(",") if args.methods else default_methods()
     manifest = json.loads((args.corpus / "manifest.json").read_text())
     volumes, stacks = {}, {}
     contiguous = load_volumes(args.corpus, args.split)  # contiguous slices, for through-plane SR

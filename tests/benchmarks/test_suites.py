@@ -147,3 +147,16 @@ def test_interpolation_check_recovers_a_bilinear_upsampling_exactly_and_nothing_
     assert min(superres.interpolation_check(upsampled, 2)) > 100  # the block determines the slice
     assert max(superres.interpolation_check(resize(native, (2, 64, 64), order=3).astype(np.float32), 2)) < 60
     assert max(superres.interpolation_check(upsampled, 4)) < 60  # a 4x block is not enough
+
+
+def test_superres_checks_compare_against_the_best_tv_method_run():
+    from benchmarks import superres
+
+    def row(psnr):
+        return {"psnr": psnr, "dc_residual_max": 1e-7, "seconds": 0.05}
+
+    table = {"zero-filled": row(30.0), "cs-tv": row(30.5), "bart-tv": row(31.2), "mpp-gan": row(31.0)}
+    lines = superres.checks({"in-plane 2x": table})
+    assert "mpp-gan - bart-tv | -0.20 dB | > 0 | no" in lines  # cs-tv alone would have said yes
+    del table["bart-tv"]
+    assert "mpp-gan - cs-tv | +0.50 dB | > 0 | yes" in superres.checks({"in-plane 2x": table})
