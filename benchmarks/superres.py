@@ -49,6 +49,8 @@ from recon.naturalness import naturalness_score
 DEFAULT_METHODS = ("zero-filled", "bicubic", "cs-tv", "soup-gan", "med-gan", "esrgan", "mpp-gan")
 TV_METHODS = ("cs-tv", "bart-tv")
 """TV-regularised SR (CS with the lowres mask); the check takes the best of those run."""
+SR_MODELS = ("soup-gan", "med-gan", "esrgan", "mpp-gan")
+TIME_LIMIT = 0.3
 
 
 def default_methods() -> list[str]:
@@ -57,8 +59,6 @@ def default_methods() -> list[str]:
     if shutil.which("bart"):
         methods.insert(methods.index("cs-tv") + 1, "bart-tv")
     return methods
-SR_MODELS = ("soup-gan", "med-gan", "esrgan", "mpp-gan")
-TIME_LIMIT = 0.3
 
 
 def _slices(images: np.ndarray, count: int) -> np.ndarray:
