@@ -94,7 +94,7 @@ class TrainConfig:
         object.__setattr__(self, "resample_shrink", tuple(float(f) for f in self.resample_shrink))
         low, high = self.resample_shrink if len(self.resample_shrink) == 2 else (0.0, 0.0)
         if not 1 <= low <= high <= 8:
-            raise ValueError(f"--resample-shrink must be LOW-HIGH with 1 <= LOW <= HIGH <= 8, got {self.resample_shrink}")
+            raise ValueError(f"--resample-shrink: expected LOW-HIGH with 1 <= LOW <= HIGH <= 8, got {self.resample_shrink}")
         if self.val_slices is not None and self.val_slices < 1:
             raise ValueError(f"--val-slices must be >= 1, got {self.val_slices}")
         if self.val_ratios is not None and (not self.val_ratios or not all(0 < r <= 1 for r in self.val_ratios)):
