@@ -13,14 +13,14 @@ from pipelines.run import run
 
 def available(names) -> list[str]:
     """The methods among ``names`` that can run on this machine."""
-    return [name for name in names if recon.registry.method_class(name).unavailable_reason() is None]
+    return [name for name in names if recon.registry.unavailable_reason(name) is None]
 
 
 def single_coil_methods(selection: str | None = None) -> list[str]:
     """``selection`` split on commas, or every method that runs here on single-coil data."""
     if selection:
         return selection.split(",")
-    return [name for name in available(recon.registered()) if not recon.registry.method_class(name).multicoil_only]
+    return [name for name in available(recon.registered()) if not recon.registry.info(name).multicoil_only]
 
 
 def measure(mask: str, methods: list[str], mask_type: str = "cartesian", slices: int | None = None) -> dict[str, dict]:

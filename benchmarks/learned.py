@@ -33,7 +33,7 @@ import torch
 import recon
 from benchmarks.common import available, measure, summary_markdown
 from masks import make_mask, parse_preset
-from recon.learned import shipped_weights
+from recon.weights import shipped_weights
 
 CS_METHODS = ("cs-l1", "cs-tv", "bart-l1", "bart-tv")
 MASKS = ("10pct", "25pct", "50pct")
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", help="also write the results and checks here")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    from recon.gans import trainable_models
+    from recon.models.spec import trainable_models
 
     requested = args.models.split(",") if args.models else trainable_models()
     models = [name for name in requested if name and shipped_weights(name)]

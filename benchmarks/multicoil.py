@@ -40,7 +40,7 @@ def _psnr(image: torch.Tensor, truth: torch.Tensor) -> float:
 
 def bart_ecalib(kspace: torch.Tensor, calib: int) -> torch.Tensor:
     """``bart ecalib -m1 -r CALIB`` maps of one slice ``(C, H, W)``."""
-    from recon.bart import read_cfl, write_cfl
+    from recon.classical.bart import read_cfl, write_cfl
 
     with tempfile.TemporaryDirectory() as folder:
         write_cfl(Path(folder) / "k", np.ascontiguousarray(kspace.numpy().transpose(1, 2, 0)[:, :, None, :]))
@@ -100,7 +100,7 @@ def speed_table(image: torch.Tensor, coils: int = 15, shape=(640, 368), ratio: f
         _, seconds = _timed(lambda: sigpy_espirit(kspace[0], calib))
         lines.append(f"| ESPIRiT maps (SigPy EspiritCalib, before) | {seconds:.2f} | |")
     for name in ["zero-filled", "cs-tv", "gan-drn", "csr-gan"]:
-        if recon.registry.method_class(name).unavailable_reason() is not None:
+        if recon.registry.unavailable_reason(name) is not None:
             continue
         method = recon.get(name)
         method.reconstruct(kspace, mask, estimated)  # warm-up (weights, caches)

@@ -95,7 +95,8 @@ def time_method(name: str, size: int = 256, count: int = 4) -> dict[str, float]:
 def time_batch(name: str, batch: int, size: int = 256) -> dict[str, float]:
     """Seconds per slice of a learned generator called on a batch of slices."""
     from physics.operators import SingleCoil
-    from recon.learned import load_generator, shipped_weights
+    from recon.models.learned import load_generator
+    from recon.weights import shipped_weights
 
     path = min(shipped_weights(name), key=lambda p: abs(shipped_weights(name)[p][0] - 0.1))
     generator = load_generator(str(path))
@@ -163,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
                 cells.append(f"{row['seconds']:.3f} ({row['peak_mb']:.0f})")
             print(f"| {name} | " + " | ".join(cells) + " |")
     batches = [int(b) for b in args.batches.split(",") if b]
-    learned = [n for n in names if recon.registry.method_class(n).family == "learned"]
+    learned = [n for n in names if recon.registry.info(n).family == "learned"]
     if batches and learned:
         print("\n| learned method | " + " | ".join(f"batch {b}: s/slice (MB)" for b in batches) + " |\n|---|" + "---|" * len(batches))
         for name in learned:

@@ -8,7 +8,7 @@ zero-padding (sinc), bicubic and TV-regularised SR, measured side by side.
 In-plane: each slice's k-space (single coil) is cut to the central ``H/F x W/F``
 block (``lowres-Fx``). Every method reconstructs the same slices; the table gives
 mean and worst PSNR and SSIM (fastMRI conventions, data range per slice), the
-FID-like and NIQE-like scores (ours: :mod:`recon.features`, :mod:`recon.naturalness`;
+FID-like and NIQE-like scores (ours: :mod:`recon.training.features`, :mod:`recon.trust.naturalness`;
 not comparable with published FID or NIQE), seconds per slice and the largest
 data-consistency residual on the measured block.
 
@@ -20,7 +20,7 @@ information beyond the block.
 
 Through-plane (``--through-plane F``): each test subject's contiguous volume
 (``volumes/`` of the corpus) is thickened (every F thin slices averaged into one) and restored along z by cubic
-and sinc interpolation and by ``soup-gan`` (:mod:`recon.slices`).
+and sinc interpolation and by ``soup-gan`` (:mod:`recon.models.through_plane`).
 """
 
 from __future__ import annotations
@@ -42,9 +42,10 @@ from physics.acquisition import simulate_kspace
 from physics.fft import fft1c
 from physics.operators import sampling_operator
 from pipelines.corpus import load_volumes
-from recon import metrics, trust
-from recon.features import feature_distance
-from recon.naturalness import naturalness_score
+from recon import metrics
+from recon.training.features import feature_distance
+from recon.trust import check as trust
+from recon.trust.naturalness import naturalness_score
 
 DEFAULT_METHODS = ("zero-filled", "bicubic", "cs-tv", "soup-gan", "med-gan", "esrgan", "mpp-gan")
 TV_METHODS = ("cs-tv", "bart-tv")
@@ -222,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.flush()
     print("\n" + checks(tables))
     if args.through_plane:
-        from recon.slices import through_plane_benchmark
+        from recon.models.through_plane import through_plane_benchmark
 
         if not stacks:
             parser.error(f"--through-plane: no {args.split} subject has a contiguous volume (rebuild the corpus)")

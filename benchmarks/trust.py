@@ -8,13 +8,13 @@
 For every source of the split, 1-D (cartesian) and 2-D (vd2d) masks at 10, 25 and
 50pct, and 1 and 8 coils (or, with ``--mask-types lowres --masks lowres-2x,lowres-4x
 --methods zero-filled,bicubic,cs-tv,soup-gan,med-gan,esrgan,mpp-gan``, super-resolution), every method reconstructs evenly spread slices (k-space
-simulated as ``benchmarks.generalisation`` does), and :mod:`recon.holdout` estimates
+simulated as ``benchmarks.generalisation`` does), and :mod:`recon.trust.holdout` estimates
 its error from the k-space alone. Records keep the true NMSE/PSNR and the raw per-fold
 estimates, so calibration and evaluation run offline from them.
 
 ``--calibrate`` fits, per method family (baseline, cs, learned) and mask kind (1d, 2d, block),
 ``log10 NMSE_true = a + b log10 NMSE_raw`` (least squares) and writes
-:data:`recon.holdout.CALIBRATION_FILE`. Fit it on the validation subjects only. (Lines
+:data:`recon.trust.CALIBRATION_FILE`. Fit it on the validation subjects only. (Lines
 per method, and lines with the ratio and the coil count as extra terms, were tried: on
 the test subjects they ranked the methods no better, with more parameters from four
 validation slices.)
@@ -41,7 +41,9 @@ import torch
 import recon
 from masks import make_mask, seed_from_name
 from physics import simulate_coil_maps, simulate_kspace
-from recon import guard, holdout, metrics
+from recon import metrics
+from recon.trust import guard, holdout
+from recon.trust.calibration import CALIBRATION_FILE, load_calibration, psnr_for
 
 DEFAULT_METHODS = ("zero-filled", "cs-l1", "cs-tv", "gan-drn", "csr-gan")
 
@@ -142,7 +144,7 @@ def apply(records: list[dict], calibration: dict) -> None:
         estimate = holdout.summarise_folds(r["fold_nmse"], r["method"], r["family"], _kind(r), r["data_range"],
                                            r["mean_energy"], calibration)
         r["est_nmse"], r["est_psnr"], r["est_spread"] = estimate.nmse, estimate.psnr, estimate.psnr_spread
-        r["true_psnr_like_est"] = holdout.psnr_for(r["nmse"], r["data_range"], r["mean_energy"])
+        r["true_psnr_like_est"] = psnr_for(r["nmse"], r["data_range"], r["mean_energy"])
 
 
 def evaluate(records: list[dict], calibration: dict) -> str:
@@ -204,21 +206,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--records", type=Path, help="write the records here (JSON)")
     parser.add_argument("--calibrate", type=Path, metavar="RECORDS", help="fit the calibration from validation records")
-    parser.add_argument("--out", type=Path, default=holdout.CALIBRATION_FILE, help="where --calibrate writes")
+    parser.add_argument("--out", type=Path, default=CALIBRATION_FILE, help="where --calibrate writes")
     parser.add_argument("--evaluate", type=Path, nargs="+", metavar="RECORDS", help="the issue's figures from test records")
     args = parser.parse_args(argv)
     if args.calibrate:
         records = json.loads(args.calibrate.read_text())
-        calibration = fit(records)
-        calibration["fitted_on"] = f"{args.calibrate.name}: validation subjects (benchmarks.trust --split val)"
+        fitted = fit(records)
+        fitted["fitted_on"] = f"{args.calibrate.name}: validation subjects (benchmarks.trust --split val)"
         if args.out.is_file():  # lines of mask kinds these records lack are kept from the earlier fit
-            calibration = merge(json.loads(args.out.read_text()), calibration, {_kind(r) for r in records})
-        args.out.write_text(json.dumps(calibration, indent=1) + "\n")
-        print(json.dumps(calibration["lines"], indent=1))
+            fitted = merge(json.loads(args.out.read_text()), fitted, {_kind(r) for r in records})
+        args.out.write_text(json.dumps(fitted, indent=1) + "\n")
+        print(json.dumps(fitted["lines"], indent=1))
         return 0
     if args.evaluate:
         records = [r for path in args.evaluate for r in json.loads(path.read_text())]
-        print(evaluate(records, holdout.load_calibration()))
+        print(evaluate(records, load_calibration()))
         return 0
     if args.corpus is None:
         parser.error("a corpus folder is needed (or --calibrate / --evaluate)")

@@ -25,7 +25,8 @@ from physics.consistency import (
     soft_consistency,
 )
 from physics.fft import fft2c, ifft2c
-from physics.operators import MultiCoil, SingleCoil, SliceAverage
+from physics.operators import MultiCoil, SingleCoil
+from physics.resolution import SliceAverage
 
 __all__ = [
     "DataConsistency",

@@ -49,6 +49,13 @@ def integer(low: int | None = None, high: int | None = None):
     return parse
 
 
+def count_or_all(text: str) -> int:
+    """argparse type: a positive count, or ``all`` (0: every one)."""
+    if text.strip().lower() == "all":
+        return 0
+    return integer(1)(text)
+
+
 def number(low: float | None = None, high: float | None = None, low_open: bool = False):
     """argparse type: a finite number in ``[low, high]`` (``(low, high]`` with ``low_open``)."""
 
@@ -109,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Simulate undersampled k-space from the built-in sample brain slices (or --input), "
         "reconstruct with every available method, print PSNR/SSIM/NMSE/time and write "
         "metrics.json, config.json and PNGs.",
-        epilog="examples:\n  recon run --mask 10pct\n  recon run --mask 50pct --mask-type vd2d --slices 4 --out runs/vd50\n"
+        epilog="examples:\n  recon run --mask 10pct\n  recon run --mask 50pct --mask-type vd2d --slices all --out runs/vd50\n"
         "  recon run --mask 25pct --coils 8 --noise-snr 30 --methods zero-filled,cs-l1,cg-sense\n"
         "  recon run --mask 50pct --mask-type vd2d --guard",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -121,8 +128,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--mask-file", help=".npy bool (H, W) mask to use instead of generating one")
     run.add_argument("--center-fraction", type=number(0, 1), help="override the preset's centre size (0 to 1)")
     run.add_argument("--methods", type=methods, help="comma-separated method names (see `recon methods`; default: all that run here)")
-    run.add_argument("--input", help="NIfTI or .npy image instead of the sample's test slices")
-    run.add_argument("--slices", type=integer(1), help="number of slices, evenly spread (default all)")
+    run.add_argument("--input", help="NIfTI (.nii, .nii.gz), .npy image or DICOM series (file or folder) instead of "
+                     "the sample's test slices")
+    run.add_argument("--slices", type=count_or_all, metavar="N|all",
+                     help="how many slices, evenly spread (default 4; all: every slice)")
     run.add_argument("--coils", type=integer(1, 64), help="1 = single coil (default); N > 1 simulates birdcage coil maps")
     run.add_argument("--noise-snr", type=number(-20, 200), help="add complex Gaussian noise at this SNR in dB (-20 to 200)")
     run.add_argument("--phase", action="store_true", default=None, help="add a smooth synthetic image phase")
@@ -131,6 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", help="output folder (default recon-output/run-MASK-TYPE)")
     run.add_argument("--force", action="store_true", default=None, help="replace an existing output folder")
     run.add_argument("--estimate-folds", type=integer(0, 16), help=ESTIMATE_HELP)
+    run.add_argument("--estimate-slices", type=count_or_all, metavar="N|all",
+                     help="run the error estimate on N of the slices, evenly spread (default 2; all: every slice)")
     run.add_argument("--guard", action="store_true", default=None, help=GUARD_HELP)
 
     mask = commands.add_parser(
@@ -141,7 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     mask.add_argument("--mask", default="10pct", help="preset Npct (default 10pct)")
-    mask.add_argument("--mask-type", default="cartesian", choices=masks.KINDS)
+    mask.add_argument("--mask-type", choices=masks.KINDS,
+                      help="mask family (default cartesian; lowres for a lowres-Fx preset)")
     mask.add_argument("--shape", type=shape, default=(256, 256), help="H,W (default 256,256)")
     mask.add_argument("--seed", type=integer(0, 2**32 - 1), default=0)
     mask.add_argument("--center-fraction", type=number(0, 1), default=None)

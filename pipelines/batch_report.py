@@ -12,7 +12,7 @@ from pathlib import Path
 from pipelines import plots
 from pipelines.output import atomic_file
 from pipelines.report import STYLE, file_data, key_value_table
-from recon.trust import HALLUCINATION_THRESHOLD
+from recon.trust.check import HALLUCINATION_THRESHOLD
 
 
 def _cell(value, fmt: str) -> str:
@@ -63,7 +63,7 @@ def build_batch_report(out: str | Path) -> str:
     rows.append("</tbody></table>")
     parts.append(f"<h2>Results ({len(studies)} outputs)</h2>" + "".join(rows) +
                  "<p>Methods are listed best first: by PSNR where a reference exists (simulated k-space, or fully sampled "
-                 "raw data), else <b>by estimated error</b> (k-space hold-out, no reference: <code>recon.holdout</code>), "
+                 "raw data), else <b>by estimated error</b> (k-space hold-out, no reference: <code>recon.trust.holdout</code>), "
                  f"marked ★. {unreferenced} of {len(studies)} outputs have no reference and are ranked by the estimate. "
                  "The guard flags slices where a learned output's estimated PSNR does not lead the best CS output's by "
                  f"1.5 dB less the estimates' spread; learned outputs that add more than {HALLUCINATION_THRESHOLD:.0%} of their "

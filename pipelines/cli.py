@@ -42,11 +42,31 @@ def _run_config(args: argparse.Namespace):
         force=args.force,
         max_memory=args.max_memory,
         estimate_folds=args.estimate_folds,
+        estimate_slices=args.estimate_slices,
         guard=args.guard,
     )
     if args.out is None and (args.config is None or base.out == RunConfig.out):
-        config = config.with_overrides(out=f"recon-output/run-{config.mask}-{config.mask_type}")
+        config = config.with_overrides(out=default_run_folder(config))
     return config
+
+
+def default_run_folder(config) -> str:
+    """``recon-output/run-MASK-TYPE``, plus what else changes the acquisition (the input,
+    coils, noise, phase, a mask file), so a different run never meets the last one's
+    folder: e.g. ``run-25pct-cartesian-8coils-snr30``."""
+    parts = [config.mask if config.mask_file is None else f"maskfile-{Path(config.mask_file).stem}", config.mask_type]
+    if config.input is not None:
+        parts.insert(0, Path(config.input).name.split(".")[0] or "input")
+    if config.coils > 1:
+        parts.append(f"{config.coils}coils")
+    if config.noise_snr is not None:
+        parts.append(f"snr{config.noise_snr:g}")
+    if config.phase:
+        parts.append("phase")
+    if config.seed:
+        parts.append(f"seed{config.seed}")
+    name = "-".join(parts)
+    return "recon-output/run-" + "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
 
 
 def _command_run(args: argparse.Namespace) -> int:
@@ -79,7 +99,8 @@ def _command_mask(args: argparse.Namespace) -> int:
         raise FileExistsError(f"{out} already exists; use --force to overwrite it")
     # Generators keep float weights and index arrays of the grid's size: about 16 bytes a point.
     MemoryBudget.of(args.max_memory).check("--shape", args.shape, itemsize=16, what="the mask", copies=1)
-    made = masks.make_mask(args.mask, args.shape, args.mask_type, seed=args.seed, center_fraction=args.center_fraction)
+    kind = masks.preset_kind(args.mask, args.mask_type)  # lowres-2x implies --mask-type lowres
+    made = masks.make_mask(args.mask, args.shape, kind, seed=args.seed, center_fraction=args.center_fraction)
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_file(out) as tmp:
         if out.suffix.lower() == ".npy":
@@ -95,13 +116,12 @@ def _command_mask(args: argparse.Namespace) -> int:
 
 
 def _command_methods(args: argparse.Namespace) -> int:
-    import recon
+    from recon import registry  # names, descriptions and availability: no torch, no model
 
-    for name in recon.registered():
-        cls = recon.registry.method_class(name)
-        reason = cls.unavailable_reason()
+    for name in registry.registered():
+        reason = registry.unavailable_reason(name)
         status = "available" if reason is None else f"unavailable: {reason}"
-        print(f"{name:<12} {cls.description} [{status}]")
+        print(f"{name:<12} {registry.info(name).description} [{status}]")
     return EXIT_OK
 
 
@@ -180,7 +200,8 @@ def _command_train(args: argparse.Namespace) -> int:
     import json
 
     from pipelines.training_data import load_training_data
-    from recon.training import TrainConfig, train
+    from recon.training.config import TrainConfig
+    from recon.training.trainer import train
 
     config = TrainConfig(
         model=args.model, ratios=parse_ratios(args.mask), mask_type=args.mask_type, steps=args.steps,
@@ -197,7 +218,7 @@ def _command_train(args: argparse.Namespace) -> int:
         config.check_generator()
     except (TypeError, ValueError) as error:
         raise UsageError(f"--generator {args.generator!r}: {error}") from None
-    from recon.gans import get_spec
+    from recon.models.spec import get_spec
 
     try:
         through_plane = get_spec(args.model).trained_masks == "slices"

@@ -1,4 +1,5 @@
-"""Frozen, validated run configuration, loadable from TOML, JSON or YAML.
+"""Frozen, validated configurations of ``recon run`` (loadable from TOML, JSON or YAML)
+and ``recon batch``.
 
 Config files are data, never code: YAML is parsed with the safe loader and refused
 when it uses aliases (a few hundred bytes of nested aliases expand to gigabytes), files
@@ -22,6 +23,8 @@ else:  # Python 3.10: the same parser, packaged as tomli (a dependency there)
 
 import masks
 import recon
+from pipelines.formats.table import FORMAT_CHOICES as FORMATS
+from pipelines.limits import MemoryBudget
 
 MAX_CONFIG_BYTES = 1 << 20
 
@@ -38,7 +41,7 @@ def check_common(mask: str, mask_type: str, methods: tuple[str, ...] | None, see
         if not methods:
             raise ValueError("no methods given")
         for name in methods:
-            recon.registry.method_class(name)
+            recon.registry.info(name)  # an unknown name lists the valid ones
     if not 0 <= seed < 2**32:
         raise ValueError(f"--seed must be in [0, 2^32), got {seed}")
     if max_memory is not None and max_memory < 1:
@@ -73,8 +76,8 @@ class RunConfig:
         A NIfTI (``.nii``, ``.nii.gz``) or ``.npy`` image; None uses the sample's test split.
     mask_file : str or None
         A ``.npy`` bool mask to use instead of generating one.
-    slices : int or None
-        Number of slices (evenly spread); None uses all.
+    slices : int
+        Number of slices, evenly spread (default 4); 0 uses every slice.
     coils : int
         1 for single-coil; more simulates birdcage coil maps.
     noise_snr : float or None
@@ -90,11 +93,15 @@ class RunConfig:
     force : bool
         Replace an existing output folder.
     estimate_folds : int
-        Hold-out folds of the reference-free error estimate (``recon.holdout``); 0
+        Hold-out folds of the reference-free error estimate (``recon.trust.holdout``); 0
         turns it (and the guard) off.
+    estimate_slices : int
+        The estimate (and so the guard) runs on this many of the slices, evenly spread
+        (default 2: each costs every method ``estimate_folds`` more reconstructions); 0
+        runs it on every slice.
     guard : bool
         Where a learned output is estimably worse than the best CS output, write the
-        CS output instead (``recon.guard``).
+        CS output instead (``recon.trust.guard``).
     """
 
     mask: str = "10pct"
@@ -102,7 +109,7 @@ class RunConfig:
     methods: tuple[str, ...] | None = None
     input: str | None = None
     mask_file: str | None = None
-    slices: int | None = None
+    slices: int = 4
     coils: int = 1
     noise_snr: float | None = None
     phase: bool = False
@@ -112,13 +119,18 @@ class RunConfig:
     force: bool = False
     max_memory: int | None = None
     estimate_folds: int = 4
+    estimate_slices: int = 2
     guard: bool = False
 
     def __post_init__(self) -> None:
         resolve_lowres(self)
         check_common(self.mask, self.mask_type, self.methods, self.seed, self.max_memory, self.estimate_folds, self.guard)
-        if self.slices is not None and self.slices < 1:
-            raise ValueError(f"--slices must be >= 1, got {self.slices}")
+        for name in ("slices", "estimate_slices"):
+            value = getattr(self, name)
+            if value == "all":  # from a config file
+                object.__setattr__(self, name, value := 0)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"--{name.replace('_', '-')} must be a count >= 1 or all, got {value!r}")
         if self.coils < 1:
             raise ValueError(f"--coils must be >= 1, got {self.coils}")
         if self.center_fraction is not None and not 0 <= self.center_fraction <= 1:
@@ -146,7 +158,8 @@ _TYPES: dict[str, tuple[tuple[type, ...], str]] = {
     "methods": ((list, str), "a list of method names or a comma-separated string"),
     "input": ((str,), "a file path"),
     "mask_file": ((str,), "a file path"),
-    "slices": ((int,), "an integer"),
+    "slices": ((int, str), "an integer or 'all'"),
+    "estimate_slices": ((int, str), "an integer or 'all'"),
     "coils": ((int,), "an integer"),
     "noise_snr": ((int, float), "a number (dB)"),
     "phase": ((bool,), "true or false"),
@@ -158,6 +171,68 @@ _TYPES: dict[str, tuple[tuple[type, ...], str]] = {
     "estimate_folds": ((int,), "an integer: 0, or 2 to 16"),
     "guard": ((bool,), "true or false"),
 }
+
+
+@dataclass(frozen=True)
+class BatchConfig:
+    """Configuration of :func:`run_batch` (see ``recon batch --help``)."""
+
+    inputs: tuple[str, ...]
+    out: str
+    mask: str = "10pct"
+    mask_type: str = "cartesian"
+    methods: tuple[str, ...] = ("cs-tv",)
+    format: str = "same"
+    workers: int = 1
+    part: tuple[int, int] = (1, 1)
+    resume: bool = False
+    force: bool = False
+    seed: int = 0
+    scheduler: str | None = None
+    max_memory: int | None = None
+    estimate_folds: int = 4
+    guard: bool = False
+    slice_factor: int | None = None
+
+    def __post_init__(self) -> None:
+        resolve_lowres(self)
+        through_plane = self.slice_factor is not None  # SR of thick-slice volumes, not k-space: recon sr's methods
+        check_common(self.mask, self.mask_type, None if through_plane else tuple(self.methods), self.seed, self.max_memory,
+                     self.estimate_folds, self.guard)
+        if through_plane:
+            check_through_plane(self)
+        if self.format not in FORMATS:
+            raise ValueError(f"unknown format {self.format!r}; valid formats: {', '.join(FORMATS)}")
+        index, count = self.part
+        if not 1 <= index <= count:
+            raise ValueError(f"--part must be i/N with 1 <= i <= N, got {index}/{count}")
+        if self.workers < 1:
+            raise ValueError(f"--workers must be >= 1, got {self.workers}")
+
+    def budget(self) -> MemoryBudget:
+        return MemoryBudget.of(self.max_memory)
+
+    def key_fields(self) -> dict[str, Any]:
+        """What makes an output: a change in any of these redoes a unit on ``--resume``."""
+        return {"mask": self.mask, "mask_type": self.mask_type, "methods": list(self.methods),
+                "format": self.format, "seed": self.seed, "version": recon.__version__,
+                "estimate_folds": self.estimate_folds, "guard": self.guard, "slice_factor": self.slice_factor}
+
+
+def check_through_plane(config: BatchConfig) -> None:
+    """``--slice-factor``: its methods are recon sr's, its formats the volume formats
+    (the checks it shares with k-space batches are :func:`check_common`'s)."""
+    from recon.models.through_plane import FACTORS, METHODS
+
+    if config.slice_factor not in FACTORS:
+        raise ValueError(f"--slice-factor must be one of {', '.join(map(str, FACTORS))}, got {config.slice_factor}")
+    unknown = [name for name in config.methods if name not in METHODS]
+    if unknown or not config.methods:
+        raise ValueError(f"--slice-factor restores thin slices with {', '.join(METHODS)}; not {', '.join(unknown) or 'no method'}")
+    if config.format not in ("same", "nifti", "dicom"):
+        raise ValueError(f"--slice-factor writes volumes: --format same, nifti or dicom, got {config.format!r}")
+    if config.guard:
+        raise ValueError("--guard compares k-space reconstructions; it does not apply to --slice-factor")
 
 
 def _load_yaml(text: str, path: Path) -> Any:

@@ -303,7 +303,7 @@ def planes_containing_z(volume: np.ndarray, foreground: float = 0.15) -> np.ndar
     """Every plane of a slab ``(Z, H, W)`` that contains z, ``(z, W)`` for each row and
     ``(z, H)`` for each column, as ``(N, Z, side)`` with z first (H, W equal), keeping
     those where tissue (above 10 % of the peak) covers at least ``foreground``: what a
-    through-plane model restores in :func:`recon.slices.restore`."""
+    through-plane model restores in :func:`recon.models.through_plane.restore`."""
     if volume.shape[1] != volume.shape[2]:
         raise ValueError(f"planes_containing_z: expected square slices, got {tuple(volume.shape)}")
     planes = np.concatenate([volume.transpose(1, 0, 2), volume.transpose(2, 0, 1)])

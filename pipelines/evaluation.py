@@ -1,14 +1,14 @@
 """The trust check, shared by ``recon run`` and ``recon batch``.
 
 - For every method and slice, the reference-free **estimated error** (NMSE, PSNR and
-  its spread) from k-space hold-out (:mod:`recon.holdout`), with the same folds for
+  its spread) from k-space hold-out (:mod:`recon.trust.holdout`), with the same folds for
   every method of a slice.
-- For every learned method and slice: the data-consistency residual (``recon.trust``)
+- For every learned method and slice: the data-consistency residual (``recon.trust.check``)
   on the acquisition's operator; the energy it adds in unmeasured k-space relative to
   the best compressed-sensing output of the same run (by estimated PSNR when
   estimates were made, else by mean PSNR when a reference exists, else the first CS
   method), with its map; for a super-resolution (``lowres``) mask, relative to
-  zero-filled, so the map is everything the method added beyond the measured block; and the **guard**'s verdict (:mod:`recon.guard`), which
+  zero-filled, so the map is everything the method added beyond the measured block; and the **guard**'s verdict (:mod:`recon.trust.guard`), which
   :func:`apply_guard` turns into the best CS output when asked.
 """
 
@@ -21,14 +21,15 @@ import torch
 
 import recon
 from physics.operators import sampling_operator
-from recon import guard, holdout, trust
-from recon.superres import is_central_block
+from recon.classical.superres import is_central_block
+from recon.trust import check as trust
+from recon.trust import guard, holdout
 
 
 def cs_reference(methods: list[str], psnr: dict[str, float] | None) -> str | None:
     """The CS method the learned ones are compared with: the best by PSNR when known,
     else the first CS method; None when the run has none."""
-    cs = [name for name in methods if recon.registry.method_class(name).family == "cs"]
+    cs = [name for name in methods if recon.registry.info(name).family == "cs"]
     if not cs:
         return None
     if psnr and all(name in psnr for name in cs):
@@ -51,7 +52,7 @@ def trust_check(outputs: dict[str, list[torch.Tensor]], kspace: torch.Tensor, ma
     ``(H, W)`` bool; coil_maps ``(N, C, H, W)`` or None.
     """
     methods = list(outputs)
-    learned = [name for name in methods if recon.registry.method_class(name).family == "learned"]
+    learned = [name for name in methods if recon.registry.info(name).family == "learned"]
     reference = cs_reference(methods, psnr)
     references = outputs.get(reference) if reference else None
     if is_central_block(mask):
@@ -81,11 +82,13 @@ def trust_check(outputs: dict[str, list[torch.Tensor]], kspace: torch.Tensor, ma
 
 def estimate_errors(outputs: dict[str, list[torch.Tensor]], kspace: torch.Tensor, mask: torch.Tensor,
                     coil_maps: torch.Tensor | None, folds: int, seed_name: str, data_range: float | None = None,
-                    on_step: Callable[[str], None] | None = None) -> dict[str, list[holdout.ErrorEstimate]]:
+                    on_step: Callable[[str], None] | None = None, slice_ids: list[int] | None = None
+                    ) -> dict[str, list[holdout.ErrorEstimate]]:
     """The hold-out error estimate of every method on every slice.
 
-    The folds of slice ``i`` are seeded by ``seed_name:i``, so every method of a slice
-    is judged on the same held-out samples and a rerun gives the same figures. A mask
+    The folds of slice ``i`` are seeded by ``seed_name:i`` (``i`` from ``slice_ids`` when
+    the slices are a subset of a volume), so every method of a slice is judged on the
+    same held-out samples and a rerun, or a run on fewer slices, gives the same figures. A mask
     with fewer measured lines (or points) outside its calibration block than ``folds``
     gets that many folds; with fewer than 2 there is no estimate (empty result).
     ``on_step(method)`` is called after each (slice, method) estimate (progress).
@@ -104,7 +107,8 @@ def estimate_errors(outputs: dict[str, list[torch.Tensor]], kspace: torch.Tensor
     estimates: dict[str, list[holdout.ErrorEstimate]] = {name: [] for name in outputs}
     reconstructors = {name: recon.get(name) for name in outputs}  # built (weights loaded) once
     for index in range(kspace.shape[0]):
-        fold_masks = holdout.holdout_folds(mask_np, folds, seed=seed_from_name(f"{seed_name}:{index}"))
+        slice_id = index if slice_ids is None else slice_ids[index]
+        fold_masks = holdout.holdout_folds(mask_np, folds, seed=seed_from_name(f"{seed_name}:{slice_id}"))
         maps = None if coil_maps is None else coil_maps[index : index + 1]
         for name, images in outputs.items():
             reconstructor = reconstructors[name]
@@ -117,7 +121,7 @@ def estimate_errors(outputs: dict[str, list[torch.Tensor]], kspace: torch.Tensor
 
 
 def no_estimate_note(mask: np.ndarray | torch.Tensor) -> str:
-    """Why a mask gets no hold-out error estimate (:func:`recon.holdout.holdout_units` < 2)."""
+    """Why a mask gets no hold-out error estimate (:func:`recon.trust.holdout.holdout_units` < 2)."""
     if holdout.mask_kind(np.asarray(mask, dtype=bool)) == "block":
         return "no error estimate: the lowres block is too small for two hold-out folds"
     return "no error estimate: the mask measures too few lines or points outside its calibration block to hold any out"
@@ -135,13 +139,13 @@ UNGUARDED_NOTE = ("guard: not applied to super-resolution (a lowres mask): on th
 
 def guard_verdicts(estimates: dict[str, list[holdout.ErrorEstimate]], mask: np.ndarray | torch.Tensor | None = None
                    ) -> dict[str, list[guard.Verdict]]:
-    """The guard's verdict on every learned method and slice (see :mod:`recon.guard`);
+    """The guard's verdict on every learned method and slice (see :mod:`recon.trust.guard`);
     none for a super-resolution mask (:data:`UNGUARDED_NOTE`), whose estimates rank
     methods (Spearman 0.95 on the test subjects) but do not separate a learned slice
     from CS reliably enough to swap it."""
     if mask is not None and not guard_applies(mask):
         return {}
-    families = {name: recon.registry.method_class(name).family for name in estimates}
+    families = {name: recon.registry.info(name).family for name in estimates}
     cs = [name for name, family in families.items() if family == "cs"]
     verdicts: dict[str, list[guard.Verdict]] = {}
     for name in (n for n, family in families.items() if family == "learned"):

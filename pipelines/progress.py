@@ -47,6 +47,7 @@ class Progress:
             mode = True if _isatty(self.stream) else "lines"
         self.mode = mode
         self.done = 0
+        self.printed = -1  # the count the last line showed: close() never repeats it
         self.extra = ""
         self.started = self.last = time.monotonic()
         self.bar = None
@@ -67,6 +68,7 @@ class Progress:
             self._line()
 
     def _line(self) -> None:
+        self.printed = self.done
         self.last = now = time.monotonic()
         elapsed = now - self.started
         percent = 100.0 * self.done / self.total if self.total else 100.0
@@ -79,7 +81,7 @@ class Progress:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
-        elif self.mode == "lines" and self.total:
+        elif self.mode == "lines" and self.total and self.printed != self.done:
             self._line()
 
     def __enter__(self) -> Progress:

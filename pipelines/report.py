@@ -128,7 +128,7 @@ def _summary_table(runs: list[dict]) -> str:
 
 
 def _trust_table(runs: list[dict]) -> str:
-    from recon.trust import HALLUCINATION_THRESHOLD
+    from recon.trust.check import HALLUCINATION_THRESHOLD
 
     rows = [(run["label"], row) for run in runs for row in run["metrics"]["summary"] if "dc_residual_max" in row]
     if not rows:
@@ -148,8 +148,8 @@ def _trust_table(runs: list[dict]) -> str:
                      f'<td>{energy}</td><td>{html.escape(row.get("hallucination_reference", "no CS method"))}</td>'
                      f'<td class="{"flag" if flagged else ""}">{flagged} / {row["slices"]}</td></tr>')
     lines.append("</tbody></table><p>The <b>guard</b> flags a slice when the learned method's estimated PSNR (k-space hold-out, "
-                 "no reference: <code>recon.holdout</code>) does not lead the best CS method's by at least 1.5 dB less the "
-                 "two estimates' spread over the folds (<code>recon.guard</code>); <code>--guard</code> then writes the CS output for that slice. The energy column "
+                 "no reference: <code>recon.trust.holdout</code>) does not lead the best CS method's by at least 1.5 dB less the "
+                 "two estimates' spread over the folds (<code>recon.trust.guard</code>); <code>--guard</code> then writes the CS output for that slice. The energy column "
                  "measures how far the learned image departs from the best CS image in the k-space that was not measured "
                  "(for a lowres mask, super-resolution: from zero-filled, i.e. everything added beyond the measured block); "
                  f"above {HALLUCINATION_THRESHOLD:.0%} of its energy it is marked. It measures departure, not error.</p>")
@@ -273,7 +273,7 @@ def build_report(run_dirs: list[str | Path]) -> str:
                     "the reference's maximum."
                     + (" The estimated PSNR needs no reference: each method reconstructs again without part of the "
                        "measured k-space and is scored on the part held out (± its spread over the folds; "
-                       "<code>recon.holdout</code>). It is what a user gets on measured data." if estimated else "") + "</p>")
+                       "<code>recon.trust.holdout</code>). It is what a user gets on measured data." if estimated else "") + "</p>")
     sections.append("<h2>Trust check</h2>" + _trust_table(runs))
     sections.append('<h2>Per-slice distributions</h2><div class="plots">' + _strip_plot(runs, "psnr", "PSNR (dB)") +
                     _strip_plot(runs, "ssim", "SSIM") + _estimate_plot(runs) + "</div>")

@@ -25,9 +25,11 @@ from pipelines.output import check_output_dir, staged_dir, write_json
 from pipelines.plots import ADDED_CMAP, ERROR_CMAP, colormap
 from pipelines.progress import Progress
 from pipelines.report import write_report
-from recon import holdout, metrics, trust
+from recon import metrics
 from recon.api import coil_maps_for
-from recon.superres import is_central_block
+from recon.classical.superres import is_central_block
+from recon.trust import calibration, holdout
+from recon.trust import check as trust
 
 ERROR_MAP_SCALE = 0.2
 """Error maps show ``|recon - reference|`` on ``[0, 0.2 x data range]``."""
@@ -75,10 +77,19 @@ def _load_images(config: RunConfig, notes: list[str]) -> tuple[np.ndarray, list[
         images = stack[keep]
         ids = [f"{path.name}:{index}" for index in keep]
         source = str(config.input)
-    if config.slices is not None and config.slices < len(images):
-        picks = np.linspace(0, len(images) - 1, config.slices).round().astype(int)
+    if config.slices and config.slices < len(images):
+        notes.append(f"{config.slices} of {len(images)} slices, evenly spread (--slices all for every one)")
+        picks = spread(len(images), config.slices)
         images, ids = images[picks], [ids[i] for i in picks]
     return images, ids, source, seed_name
+
+
+def spread(total: int, count: int) -> np.ndarray:
+    """``count`` evenly spread indices of ``total`` items (all of them when ``count`` is 0
+    or at least ``total``)."""
+    if not count or count >= total:
+        return np.arange(total)
+    return np.unique(np.linspace(0, total - 1, count).round().astype(int))
 
 
 def _load_mask(config: RunConfig, shape: tuple[int, int], seed_name: str) -> Mask:
@@ -110,8 +121,8 @@ def _methods(config: RunConfig, coils: int, mask: Mask) -> tuple[list[str], list
         return list(config.methods), notes
     names, superres, block = [], [], is_central_block(mask.array)
     for name in recon.registered():
-        cls = recon.registry.method_class(name)
-        reason = cls.unavailable_reason()
+        cls = recon.registry.info(name)
+        reason = recon.registry.unavailable_reason(name)
         if cls.superres_only and not block:
             superres.append(name)
         elif reason is not None:
@@ -136,13 +147,17 @@ def _summary(records: list[dict[str, Any]], methods: list[str]) -> list[dict[str
             row[f"{key}_std"] = float(values.std())
         if mine and "dc_residual" in mine[0]:
             row["dc_residual_max"] = float(max(r["dc_residual"] for r in mine))
-        if mine and "estimated_psnr" in mine[0]:
+        estimated = [r for r in mine if "estimated_psnr" in r]  # --estimate-slices: a subset
+        if estimated:
+            row["estimated_slices"] = len(estimated)
             for key in ("estimated_psnr", "estimated_nmse", "estimated_psnr_spread"):
-                row[key] = float(np.mean([r[key] for r in mine]))
-        if mine and "guard_flagged" in mine[0]:
-            row["guard_flagged"] = int(sum(r["guard_flagged"] for r in mine))
-            row["guard_reference"] = mine[0]["guard_reference"]
-            row["guard_replaced"] = int(sum(r.get("guard_output", name) != name for r in mine))
+                row[key] = float(np.mean([r[key] for r in estimated]))
+        guarded = [r for r in mine if "guard_flagged" in r]
+        if guarded:
+            row["guard_flagged"] = int(sum(r["guard_flagged"] for r in guarded))
+            row["guard_slices"] = len(guarded)
+            row["guard_reference"] = guarded[0]["guard_reference"]
+            row["guard_replaced"] = int(sum(r.get("guard_output", name) != name for r in guarded))
         if mine and "hallucination_energy" in mine[0]:
             row["hallucination_reference"] = mine[0]["hallucination_reference"]
             row["hallucination_energy"] = float(np.mean([r["hallucination_energy"] for r in mine]))
@@ -162,10 +177,14 @@ def format_table(summary: list[dict[str, Any]]) -> str:
             f"{row['ssim']:>7.4f} ±{row['ssim_std']:>5.3f} {row['nmse']:>10.5f} {row['seconds']:>9.3f}"
             + (f" {row['estimated_psnr']:>8.2f} ±{row['estimated_psnr_spread']:>5.2f}" if estimated else "")
         )
+    partial = [row for row in summary if row.get("estimated_slices", row["slices"]) < row["slices"]]
+    if estimated and partial:
+        lines.append(f"est. PSNR: no reference, mean over the {partial[0]['estimated_slices']} slices the estimate ran on "
+                     "(--estimate-slices)")
     for row in summary:
         if "guard_flagged" in row:
             lines.append(f"guard {row['method']}: estimably worse than {row['guard_reference']} on "
-                         f"{row['guard_flagged']}/{row['slices']} slices"
+                         f"{row['guard_flagged']}/{row['guard_slices']} slices"
                          + (f"; {row['guard_replaced']} written from the CS output (--guard)" if row["guard_replaced"] else ""))
     for row in summary:
         if "dc_residual_max" in row:
@@ -182,62 +201,58 @@ def _estimate(config: RunConfig, records: list[dict[str, Any]], outputs: dict[st
               complex_outputs: dict[str, list[torch.Tensor]], kspace: torch.Tensor, mask: torch.Tensor,
               coil_maps: torch.Tensor | None, seed_name: str, data_range: float, notes: list[str],
               progress: bool | str | None = None) -> None:
-    """Add the hold-out error estimate and the guard's verdict to the records; with
-    ``--guard``, swap flagged learned slices of ``outputs`` for the best CS slice."""
+    """Add the hold-out error estimate and the guard's verdict to the records of the
+    slices it runs on (``--estimate-slices``, evenly spread); with ``--guard``, swap
+    flagged learned slices of ``outputs`` for the best CS slice."""
     started = time.perf_counter()
     if holdout.holdout_units(mask.cpu().numpy().astype(bool)) < 2:
         notes.append(evaluation.no_estimate_note(mask.cpu().numpy()))
         return
-    total = len(complex_outputs) * kspace.shape[0]
-    with Progress(total, "recon run: error estimate", "slices", mode=progress) as bar:
-        estimates = estimate_errors(complex_outputs, kspace, mask, coil_maps, config.estimate_folds, seed_name, data_range,
-                                    on_step=lambda name: bar.update(1, name))
+    picks = [int(i) for i in spread(kspace.shape[0], config.estimate_slices)]
+    chosen = {name: [images[i] for i in picks] for name, images in complex_outputs.items()}
+    maps = None if coil_maps is None else coil_maps[picks]
+    desc = (f"recon run: error estimate ({len(picks)} slices x {len(chosen)} methods, "
+            f"{config.estimate_folds} hold-out reconstructions each)")
+    with Progress(len(picks) * len(chosen), desc, "estimates", mode=progress) as bar:
+        estimates = estimate_errors(chosen, kspace[picks], mask, maps, config.estimate_folds, seed_name, data_range,
+                                    on_step=lambda name: bar.update(1, name), slice_ids=picks)
     verdicts = guard_verdicts(estimates, mask.cpu().numpy())
     if not evaluation.guard_applies(mask.cpu().numpy()):
         notes.append(evaluation.UNGUARDED_NOTE)
-    replaced = apply_guard(outputs, verdicts) if config.guard else {}
+    chosen_outputs = {name: [images[i] for i in picks] for name, images in outputs.items()}
+    replaced = apply_guard(chosen_outputs, verdicts) if config.guard else {}
+    for name, images in chosen_outputs.items():
+        for position, index in enumerate(picks):
+            outputs[name][index] = images[position]
     for name, per_slice in estimates.items():
         mine = [r for r in records if r["method"] == name]
-        for index, (record, estimate) in enumerate(zip(mine, per_slice)):
-            record.update(estimate.to_dict())
+        for position, (index, estimate) in enumerate(zip(picks, per_slice)):
+            mine[index].update(estimate.to_dict())
             if name in verdicts:
-                record.update(verdicts[name][index].to_dict())
+                mine[index].update(verdicts[name][position].to_dict())
                 if config.guard:
-                    record["guard_output"] = replaced[name][index] or name
-    notes.append(f"error estimated without the reference by {config.estimate_folds}-fold k-space hold-out "
-                 f"in {time.perf_counter() - started:.1f} s (recon.holdout; calibration "
-                 f"{holdout.CALIBRATION_FILE.name if holdout.CALIBRATION_FILE.is_file() else 'none: raw estimates'})")
+                    mine[index]["guard_output"] = replaced[name][position] or name
+    subset = "" if len(picks) == kspace.shape[0] else (
+        f" on {len(picks)} of {kspace.shape[0]} slices (--estimate-slices all for every one)")
+    notes.append(f"error estimated without the reference by {config.estimate_folds}-fold k-space hold-out{subset} "
+                 f"in {time.perf_counter() - started:.1f} s (recon.trust.holdout; calibration "
+                 f"{calibration.CALIBRATION_FILE.name if calibration.CALIBRATION_FILE.is_file() else 'none: raw estimates'})")
     for name, written in replaced.items():
-        swapped = [f"{index}->{cs}" for index, cs in enumerate(written) if cs]
+        swapped = [f"{picks[position]}->{cs}" for position, cs in enumerate(written) if cs]
         if swapped:
             notes.append(f"guard: {len(swapped)} {name} slice(s) written from the best CS output instead "
                          f"(slice index->method: {', '.join(swapped)})")
 
 
-def run(config: RunConfig, progress: bool | str | None = None) -> RunResult:
-    """Simulate the acquisition, reconstruct with each method and write the outputs.
-
-    Writes ``metrics.json``, ``config.json`` and PNGs (``images/``) into
-    ``config.out``; the folder appears only when the run has succeeded.
-    """
-    check_output_dir(config.out, config.force)
-    notes: list[str] = []
-    images, ids, source, seed_name = _load_images(config, notes)
+def _simulate(config: RunConfig, images: np.ndarray, mask: Mask, seed_name: str, notes: list[str]
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """The simulated acquisition: k-space ``(N, C, H, W)``, the complex truth ``(N, H, W)``
+    and, for several coils, the ESPIRiT maps the methods get."""
     shape = tuple(images.shape[-2:])
-    mask = _load_mask(config, shape, seed_name)
-    methods, method_notes = _methods(config, config.coils, mask)
-    notes += method_notes
-    if not methods:
-        raise ValueError("no method to run")
     generator = torch.Generator().manual_seed(seed_from_name(seed_name, config.seed))
-    images_t = torch.from_numpy(images)
-    mask_t = torch.from_numpy(mask.array)
-    coil_maps = None
-    if config.coils > 1:
-        coil_maps = simulate_coil_maps(config.coils, shape).unsqueeze(0)
-    kspace, truth = simulate_kspace(
-        images_t, mask_t, coil_maps=coil_maps, noise_snr=config.noise_snr, phase=config.phase, generator=generator
-    )
+    coil_maps = simulate_coil_maps(config.coils, shape).unsqueeze(0) if config.coils > 1 else None
+    kspace, truth = simulate_kspace(torch.from_numpy(images), torch.from_numpy(mask.array), coil_maps=coil_maps,
+                                    noise_snr=config.noise_snr, phase=config.phase, generator=generator)
     recon_maps = None
     if config.coils > 1:
         started = time.perf_counter()
@@ -246,40 +261,61 @@ def run(config: RunConfig, progress: bool | str | None = None) -> RunResult:
             f"ESPIRiT coil maps estimated from the {min(24, *calibration_size(mask.array))}-wide centre "
             f"in {(time.perf_counter() - started) / len(images):.3f} s/slice (not in the method times)"
         )
-    reference = truth.abs()
-    data_range = float(reference.max())
-    records: list[dict[str, Any]] = []
-    outputs: dict[str, list[np.ndarray]] = {}
-    complex_outputs: dict[str, list[torch.Tensor]] = {}
-    torch_threads = torch.get_num_threads()
-    with Progress(len(methods) * len(ids), "recon run", "slices", mode=progress) as bar:
-        for name in methods:
-            reconstructor = recon.get(name)
-            outputs[name] = []
-            complex_outputs[name] = []
-            for index, slice_id in enumerate(ids):
-                maps = None if recon_maps is None else recon_maps[index : index + 1]
+    return kspace, truth, recon_maps
+
+
+def _reconstruct(config: RunConfig, methods: list[str], ids: list[str], mask: Mask, kspace: torch.Tensor,
+                 coil_maps: torch.Tensor | None, reference: torch.Tensor, data_range: float,
+                 progress: bool | str | None) -> tuple[list[dict], dict[str, list[np.ndarray]], dict[str, list[torch.Tensor]]]:
+    """Every method on every slice, slice by slice (the progress counts slices); returns
+    the records (by method, then slice), the magnitudes and the complex images."""
+    mask_t = torch.from_numpy(mask.array)
+    reconstructors = {name: recon.get(name) for name in methods}
+    by_method: dict[str, list[dict[str, Any]]] = {name: [] for name in methods}
+    outputs: dict[str, list[np.ndarray]] = {name: [] for name in methods}
+    complex_outputs: dict[str, list[torch.Tensor]] = {name: [] for name in methods}
+    desc = f"recon run: reconstruction ({len(methods)} methods per slice)"
+    with Progress(len(ids), desc, "slices", mode=progress) as bar:
+        for index, slice_id in enumerate(ids):
+            maps = None if coil_maps is None else coil_maps[index : index + 1]
+            for name, reconstructor in reconstructors.items():
                 started = time.perf_counter()
                 with torch.no_grad():
                     image = reconstructor.reconstruct(kspace[index : index + 1], mask_t, maps)[0]
                 seconds = time.perf_counter() - started
                 scores = metrics.evaluate(image, reference[index], data_range=data_range)
-                records.append(
-                    {
-                        "method": name,
-                        "mask": config.mask if config.mask_file is None else "file",
-                        "mask_type": mask.kind,
-                        "ratio": mask.ratio,
-                        "slice": slice_id,
-                        "psnr": scores["psnr"],
-                        "ssim": scores["ssim"],
-                        "nmse": scores["nmse"],
-                        "seconds": seconds,
-                    }
-                )
+                by_method[name].append({
+                    "method": name, "mask": config.mask if config.mask_file is None else "file",
+                    "mask_type": mask.kind, "ratio": mask.ratio, "slice": slice_id, "psnr": scores["psnr"],
+                    "ssim": scores["ssim"], "nmse": scores["nmse"], "seconds": seconds,
+                })
                 outputs[name].append(image.abs().numpy())
                 complex_outputs[name].append(image)
-                bar.update(1, name)
+            bar.update(1, slice_id)
+    return [record for name in methods for record in by_method[name]], outputs, complex_outputs
+
+
+def run(config: RunConfig, progress: bool | str | None = None) -> RunResult:
+    """Simulate the acquisition, reconstruct with each method and write the outputs.
+
+    Writes ``metrics.json``, ``config.json``, the report and PNGs (``images/``) into
+    ``config.out``; the folder appears only when the run has succeeded.
+    """
+    check_output_dir(config.out, config.force)
+    notes: list[str] = []
+    images, ids, source, seed_name = _load_images(config, notes)
+    mask = _load_mask(config, tuple(images.shape[-2:]), seed_name)
+    methods, method_notes = _methods(config, config.coils, mask)
+    notes += method_notes
+    if not methods:
+        raise ValueError("no method to run")
+    kspace, truth, recon_maps = _simulate(config, images, mask, seed_name, notes)
+    reference = truth.abs()
+    data_range = float(reference.max())
+    torch_threads = torch.get_num_threads()
+    records, outputs, complex_outputs = _reconstruct(config, methods, ids, mask, kspace, recon_maps, reference,
+                                                     data_range, progress)
+    mask_t = torch.from_numpy(mask.array)
     psnr = {name: float(np.mean([r["psnr"] for r in records if r["method"] == name])) for name in methods}
     checks, trust_maps, compared = trust_check(complex_outputs, kspace, mask_t, recon_maps, psnr)
     for name, slices in checks.items():
@@ -292,54 +328,41 @@ def run(config: RunConfig, progress: bool | str | None = None) -> RunResult:
                   progress)
     summary = _summary(records, methods)
     with staged_dir(config.out, config.force) as staging:
-        folder = staging / "images"
-        folder.mkdir()
-        save_png(staging / "mask.png", (mask.array * 255).astype(np.uint8))
-        for index, slice_id in enumerate(ids):
-            safe = slice_id.replace(":", "-").replace("/", "-")
-            save_png(folder / f"reference_{safe}.png", to_uint8(reference[index].numpy(), data_range))
-            for name in methods:
-                magnitude = outputs[name][index]
-                save_png(folder / f"{name}_{safe}.png", to_uint8(magnitude, data_range))
-                error = np.abs(magnitude - reference[index].numpy()) / (ERROR_MAP_SCALE * data_range)
-                save_png(folder / f"{name}_{safe}_error.png", colormap(error, ERROR_CMAP))
-                if name in trust_maps:
-                    hallucination = trust_maps[name][index] / (ERROR_MAP_SCALE * data_range)
-                    save_png(folder / f"{name}_{safe}_hallucination.png", colormap(hallucination, ADDED_CMAP))
-        write_json(
-            staging / "metrics.json",
-            {
-                "conventions": "fastMRI: magnitude images, data range = max of the reference over all slices, "
-                "SSIM 7x7 uniform window k1=0.01 k2=0.03, NMSE = ||x-y||^2/||y||^2",
-                "data_range": data_range,
-                "kspace": "simulated",
-                "records": records,
-                "summary": summary,
-            },
-        )
-        write_json(
-            staging / "config.json",
-            {
-                "config": config.to_dict(),
-                "version": recon.__version__,
-                "seed": config.seed,
-                "source": source,
-                "kspace": "simulated",
-                "slices": ids,
-                "mask": mask.describe(),
-                "methods": methods,
-                "notes": notes,
-                "error_map_scale": f"|recon - reference| shown on [0, {ERROR_MAP_SCALE} x data range] ({ERROR_CMAP}); "
-                f"what learned methods add in unmeasured k-space on the same range ({ADDED_CMAP})",
-                "error_map_fraction": ERROR_MAP_SCALE,
-                "environment": {
-                    "python": platform.python_version(),
-                    "torch": torch.__version__,
-                    "numpy": np.__version__,
-                    "torch_threads": torch_threads,
-                },
-            },
-        )
+        _write_images(staging, mask, ids, methods, reference, outputs, trust_maps, data_range)
+        write_json(staging / "metrics.json", {
+            "conventions": "fastMRI: magnitude images, data range = max of the reference over all slices, "
+            "SSIM 7x7 uniform window k1=0.01 k2=0.03, NMSE = ||x-y||^2/||y||^2",
+            "data_range": data_range, "kspace": "simulated", "records": records, "summary": summary,
+        })
+        write_json(staging / "config.json", {
+            "config": config.to_dict(), "version": recon.__version__, "seed": config.seed, "source": source,
+            "kspace": "simulated", "slices": ids, "mask": mask.describe(), "methods": methods, "notes": notes,
+            "error_map_scale": f"|recon - reference| shown on [0, {ERROR_MAP_SCALE} x data range] ({ERROR_CMAP}); "
+            f"what learned methods add in unmeasured k-space on the same range ({ADDED_CMAP})",
+            "error_map_fraction": ERROR_MAP_SCALE,
+            "environment": {"python": platform.python_version(), "torch": torch.__version__,
+                            "numpy": np.__version__, "torch_threads": torch_threads},
+        })
         write_report([staging], staging / "report.html")
     return RunResult(records, summary, mask, Path(config.out), notes)
 
+
+def _write_images(folder: Path, mask: Mask, ids: list[str], methods: list[str], reference: torch.Tensor,
+                  outputs: dict[str, list[np.ndarray]], trust_maps: dict[str, list[np.ndarray]],
+                  data_range: float) -> None:
+    """``mask.png`` and, in ``images/``, the reference, every reconstruction, its error map
+    and what learned methods added in unmeasured k-space."""
+    images = folder / "images"
+    images.mkdir()
+    save_png(folder / "mask.png", (mask.array * 255).astype(np.uint8))
+    for index, slice_id in enumerate(ids):
+        safe = slice_id.replace(":", "-").replace("/", "-")
+        save_png(images / f"reference_{safe}.png", to_uint8(reference[index].numpy(), data_range))
+        for name in methods:
+            magnitude = outputs[name][index]
+            save_png(images / f"{name}_{safe}.png", to_uint8(magnitude, data_range))
+            error = np.abs(magnitude - reference[index].numpy()) / (ERROR_MAP_SCALE * data_range)
+            save_png(images / f"{name}_{safe}_error.png", colormap(error, ERROR_CMAP))
+            if name in trust_maps:
+                hallucination = trust_maps[name][index] / (ERROR_MAP_SCALE * data_range)
+                save_png(images / f"{name}_{safe}_hallucination.png", colormap(hallucination, ADDED_CMAP))

@@ -39,7 +39,7 @@ class SrConfig:
     max_memory: int | None = None
 
     def __post_init__(self) -> None:
-        from recon.slices import FACTORS, METHODS
+        from recon.models.through_plane import FACTORS, METHODS
 
         if self.slice_factor not in FACTORS:
             raise ValueError(f"--slice-factor must be one of {', '.join(map(str, FACTORS))}, got {self.slice_factor}")
@@ -141,7 +141,7 @@ def write_thin(study: Study, thin: np.ndarray, method: str, factor: int, folder:
 
 def super_resolve(config: SrConfig) -> dict[str, Any]:
     """Read, restore and write; returns the provenance written next to the output."""
-    from recon.slices import resolved_weights, restore
+    from recon.models.through_plane import resolved_weights, restore
 
     path = Path(config.input)
     study, thick, notes = read_thick(path, MemoryBudget.of(config.max_memory), config.slice_factor)

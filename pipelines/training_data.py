@@ -10,7 +10,7 @@ import numpy as np
 
 from pipelines.datasets import sample
 from pipelines.images import read_image_stack
-from recon.augment import SliceSet, combine_slice_sets
+from recon.training.augment import SliceSet, combine_slice_sets
 
 
 def _resize_to(stack: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -70,7 +70,7 @@ def _z_planes(volumes: dict[str, np.ndarray]) -> np.ndarray:
     when that leaves fewer than two thick slices of the largest factor (the cubic start
     needs two)."""
     from pipelines.corpus import planes_containing_z
-    from recon.slices import FACTORS
+    from recon.models.through_plane import FACTORS
 
     step = math.lcm(*FACTORS)
     depth = max((len(volume) for volume in volumes.values()), default=0) // step * step

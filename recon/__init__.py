@@ -31,7 +31,7 @@ def __getattr__(name: str) -> Any:
 
         return getattr(registry, name)
     if not name.startswith("_"):
-        try:  # a submodule, e.g. recon.metrics, recon.trust
+        try:  # a submodule, e.g. recon.metrics, recon.trust.check
             return importlib.import_module(f"recon.{name}")
         except ModuleNotFoundError as error:
             if error.name != f"recon.{name}":

@@ -1,19 +1,28 @@
-"""The registry of reconstruction methods.
+"""The registry of reconstruction methods: names, descriptions and availability without
+importing torch or any model, and the methods themselves on first use.
 
 Every method has one interface, ``reconstruct(kspace, mask, coil_maps=None) -> image``
-on torch tensors (see :class:`Reconstructor`). Methods register by name with
-:func:`register`; :func:`get` builds one; :func:`available` lists those usable on
-this machine. Nothing is found by string-import magic: the built-in method modules
-are imported by name in :func:`load_builtin_methods`, the first time the registry is
-asked; another method module registers when it is imported.
+on torch tensors (see :class:`Reconstructor`). The built-in methods are listed in
+:data:`BUILTIN`, an explicit table of each name's module, one-line description, family
+and what it needs to run here; nothing is found by scanning packages. :func:`get`
+imports a method's module the first time it is asked for, and that module registers its
+class with :func:`register`. Another method module registers when it is imported.
+
+>>> from recon import registry
+>>> registry.info("cs-tv").family
+'cs'
 """
 
 from __future__ import annotations
 
+import importlib
+import shutil
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:  # the registry itself never imports torch
+    import torch
 
 
 class MethodUnavailable(RuntimeError):
@@ -77,6 +86,57 @@ class Reconstructor:
         raise NotImplementedError
 
 
+@dataclass(frozen=True)
+class MethodInfo:
+    """What the registry knows of a method without building it.
+
+    ``needs`` is ``""`` (runs anywhere), ``"bart"`` (the ``bart`` binary on PATH) or
+    ``"weights:MODEL"`` (shipped weights whose card names MODEL)."""
+
+    module: str
+    description: str
+    family: str = "cs"
+    needs: str = ""
+    multicoil_only: bool = False
+    superres_only: bool = False
+
+
+_CLASSICAL = "recon.classical.baselines"
+_SR_ONLY = "(lowres masks only; shipped weights)"
+
+BUILTIN: dict[str, MethodInfo] = {
+    "zero-filled": MethodInfo(_CLASSICAL, "inverse FFT of the zero-filled k-space (A^H y)", "baseline"),
+    "cs-l1": MethodInfo(_CLASSICAL, "compressed sensing, L1 on Daubechies-4 wavelets (SigPy, FISTA)"),
+    "cs-tv": MethodInfo(_CLASSICAL, "compressed sensing, total variation (SigPy ADMM; multi-coil: torch ADMM on "
+                                    "compressed coils)"),
+    "cg-sense": MethodInfo(_CLASSICAL, "conjugate-gradient SENSE (Tikhonov-regularised least squares)",
+                           multicoil_only=True),
+    "bart-l1": MethodInfo("recon.classical.bart", "BART pics, L1-wavelet", needs="bart"),
+    "bart-tv": MethodInfo("recon.classical.bart", "BART pics, total variation", needs="bart"),
+    "bicubic": MethodInfo("recon.classical.superres", "bicubic interpolation of the low-resolution image "
+                                                      "(lowres masks only)", "baseline", superres_only=True),
+    "gan-drn": MethodInfo("recon.models.gan_drn", "GAN-DRN, residual cascade with data consistency, trained "
+                                                  "adversarially (shipped weights)", "learned", "weights:gan-drn"),
+    "csr-gan": MethodInfo("recon.models.csr_gan", "CSR-GAN, one residual cascade conditioned on the acquisition "
+                                                  "(FiLM), for any ratio (shipped weights)", "learned", "weights:csr-gan"),
+    "esrgan": MethodInfo("recon.models.esrgan", "ESRGAN framework super-resolution, RRDB generator, MSE + "
+                                                f"perceptual + relativistic adversarial {_SR_ONLY}", "learned",
+                         "weights:esrgan", superres_only=True),
+    "med-gan": MethodInfo("recon.models.med_gan", "Med-GAN super-resolution, RRDB without batch norm, multi-scale "
+                                                  f"fusion, relativistic average discriminator {_SR_ONLY}", "learned",
+                          "weights:med-gan", superres_only=True),
+    "mpp-gan": MethodInfo("recon.models.mpp_gan", "multi-path progressive GAN super-resolution, 3/5/7 paths, "
+                                                  "ResNet-34 body, two sub-pixel 2x stages, (LR, HR) pair "
+                                                  f"discriminator {_SR_ONLY}", "learned", "weights:mpp-gan",
+                          superres_only=True),
+    "soup-gan": MethodInfo("recon.models.soup_gan", "SOUP-GAN super-resolution, deep LeakyReLU CNN, "
+                                                    f"perceptual-tuned GAN {_SR_ONLY}", "learned", "weights:soup-gan",
+                           superres_only=True),
+}
+"""Every built-in method: its module (imported on first use), one-line description,
+family, what it needs, and its flags. A test checks each entry against the class its
+module registers."""
+
 _REGISTRY: dict[str, Callable[..., Reconstructor]] = {}
 
 
@@ -93,38 +153,63 @@ def register(name: str) -> Callable[[type], type]:
     return decorate
 
 
-_BUILTIN_LOADED = False
-
-
 def load_builtin_methods() -> None:
-    """Import the modules of the built-in methods, which register them (once)."""
-    global _BUILTIN_LOADED
-    if _BUILTIN_LOADED:
-        return
-    _BUILTIN_LOADED = True
-    from recon import (  # noqa: F401  (each registers its methods)
-        bart,
-        baselines,
-        csr_gan,
-        esrgan,
-        gan_drn,
-        med_gan,
-        mpp_gan,
-        slices,
-        soup_gan,
-        superres,
-    )
+    """Import the module of every built-in method (each registers its classes)."""
+    for entry in BUILTIN.values():
+        importlib.import_module(entry.module)
 
 
 def registered() -> list[str]:
-    """Every registered method name, usable here or not."""
-    load_builtin_methods()
-    return sorted(_REGISTRY)
+    """Every method name, built in or registered, usable here or not (imports nothing)."""
+    return sorted(set(BUILTIN) | set(_REGISTRY))
+
+
+def _unknown(name: str) -> ValueError:
+    return ValueError(f"unknown method {name!r}; valid methods: {', '.join(registered())}")
+
+
+def info(name: str) -> MethodInfo:
+    """What the registry knows of ``name``, from the table for a built-in method (nothing
+    is imported) or from the registered class. Raises ``ValueError`` listing the valid
+    names for an unknown one."""
+    if name in BUILTIN:
+        return BUILTIN[name]
+    if name not in _REGISTRY:
+        raise _unknown(name)
+    cls = _REGISTRY[name]
+    return MethodInfo(cls.__module__, cls.description, cls.family, "class", cls.multicoil_only, cls.superres_only)
+
+
+def unavailable_reason(name: str) -> str | None:
+    """Why ``name`` cannot run on this machine, or None when it can. Built-in methods
+    are judged from the table (the ``bart`` binary, the weights cards), so no torch and
+    no model is imported; other methods ask their class."""
+    needs = info(name).needs
+    if needs == "class":
+        return _REGISTRY[name].unavailable_reason()
+    if needs == "bart" and shutil.which("bart") is None:
+        return "the `bart` binary is not on PATH (install the Debian package `bart`)"
+    if needs.startswith("weights:"):
+        from recon.weights import WEIGHTS_DIR, shipped_weights
+
+        model = needs.split(":", 1)[1]
+        if not shipped_weights(model):
+            return f"no shipped weights for {model} in {WEIGHTS_DIR} (pass weights=PATH)"
+    return None
 
 
 def available() -> list[str]:
     """The method names that can run on this machine."""
-    return [name for name in registered() if _REGISTRY[name].unavailable_reason() is None]
+    return [name for name in registered() if unavailable_reason(name) is None]
+
+
+def method_class(name: str) -> type:
+    """The class registered as ``name`` (its module imported on first use)."""
+    if name in BUILTIN and name not in _REGISTRY:
+        importlib.import_module(BUILTIN[name].module)
+    if name not in _REGISTRY:
+        raise _unknown(name)
+    return _REGISTRY[name]
 
 
 def get(name: str, **options: Any) -> Reconstructor:
@@ -137,19 +222,8 @@ def get(name: str, **options: Any) -> Reconstructor:
     MethodUnavailable
         The method is registered but cannot run here; the message says why.
     """
-    load_builtin_methods()
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown method {name!r}; valid methods: {', '.join(registered())}")
-    method = _REGISTRY[name](**options)
+    method = method_class(name)(**options)
     reason = method.why_unavailable()
     if reason is not None:
         raise MethodUnavailable(f"method {name!r} is unavailable: {reason}")
     return method
-
-
-def method_class(name: str) -> type:
-    """The class registered as ``name`` (for its attributes, without building it)."""
-    load_builtin_methods()
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown method {name!r}; valid methods: {', '.join(registered())}")
-    return _REGISTRY[name]

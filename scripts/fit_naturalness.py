@@ -1,4 +1,4 @@
-"""Fit the NIQE-like pristine model (``recon.naturalness``) on the fully sampled
+"""Fit the NIQE-like pristine model (``recon.trust.naturalness``) on the fully sampled
 training slices of a corpus and write ``recon/weights/niqe-like.json``.
 
 Usage: python scripts/fit_naturalness.py CORPUS [--out recon/weights/niqe-like.json]
@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from pipelines.training_data import load_training_data
-from recon import naturalness
+from recon.trust import naturalness
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import torch
 
-from recon.checkpoints import load_state
-from recon.gans import get_spec
-from recon.learned import WEIGHTS_DIR
+from recon.models.spec import get_spec
+from recon.weights import WEIGHTS_DIR
+from recon.weights.loading import load_state
 
 
 def wall_seconds(rows: list[dict]) -> float:
@@ -69,13 +69,13 @@ def reselect(run: Path, best: dict, config: dict) -> tuple[dict, dict]:
     """Validate ``best.pt`` and ``checkpoint.pt`` of ``run`` on the validation set the
     trainer used; return the better (by mean log10 NMSE) and a record of the choice."""
     from pipelines.training_data import load_training_data
-    from recon.augment import AcquisitionDataset
-    from recon.training import validate
+    from recon.training.augment import AcquisitionDataset
+    from recon.training.batches import validate
 
     argv = json.loads((run / "command.json").read_text())["argv"]
     data = argv[argv.index("--data") + 1] if "--data" in argv else "sample"
     _, val_set, _ = load_training_data(data)
-    from recon.trainer import subsample, validation_coils
+    from recon.training.trainer import subsample, validation_coils
 
     families = tuple(dict.fromkeys(part for part in config["mask_type"].split(",") if part))
     coils = config.get("coils", 1)
@@ -134,7 +134,7 @@ def main() -> None:
         "model": config["model"],
         "generator": generator.config.to_dict(),
         "parameters": sum(p.numel() for p in generator.parameters()),
-        # A through-plane model's "ratio" is 1 / slice factor (recon.learned picks weights by ratio).
+        # A through-plane model's "ratio" is 1 / slice factor (recon.models.learned picks weights by ratio).
         "trained_ratios": ([1 / f for f in config["slice_factors"]] if get_spec(config["model"]).trained_masks == "slices"
                            else config["ratios"]),
         "mask_type": config["mask_type"],
@@ -150,7 +150,7 @@ def main() -> None:
             "data range = plane max" if get_spec(config["model"]).trained_masks == "slices"
             else "val split, fixed masks, magnitude, data range = slice max (fastMRI)"),
         "loss": "L_G = adversarial*L_adv + freq*L_freq + nmse*L_nmse + ssim*(1 - SSIM) + l1*L_l1 + feature_matching*L_fm "
-                "+ perceptual*L_perc (recon.losses; L_perc on our MRI feature network recon.features, not VGG)",
+                "+ perceptual*L_perc (recon.training.losses; L_perc on our MRI feature network recon.training.features, not VGG)",
         "loss_weights": {
             key: config.get(f"{key}_weight") if config.get(f"{key}_weight") is not None else default
             for key, default in vars(get_spec(config["model"]).loss_weights).items()

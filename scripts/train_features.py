@@ -1,4 +1,4 @@
-"""Train the MRI feature network (``recon.features.FeatureNet``) as a denoising and
+"""Train the MRI feature network (``recon.training.features.FeatureNet``) as a denoising and
 inpainting autoencoder on the training subjects of a corpus, and ship it as
 ``recon/weights/mri-features.pt`` with a card.
 
@@ -28,9 +28,9 @@ from ship_weights import corpus_manifests  # scripts/ is on the path of a script
 from masks import make_mask
 from physics.fft import fft2c, ifft2c
 from pipelines.training_data import load_training_data
-from recon.augment import augment, mix_images
-from recon.checkpoints import save_state
-from recon.features import FeatureNet
+from recon.training.augment import augment, mix_images
+from recon.training.features import FeatureNet
+from recon.weights.loading import save_state
 
 
 def corrupt(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -2,8 +2,8 @@
 
 For every CS method, ratio and mask type, reconstructs a spread of training slices
 over a grid of ``reg_weight`` values and prints the mean PSNR / SSIM per weight,
-then writes the table to JSON. The defaults in ``recon/baselines.py`` and
-``recon/bart.py`` come from this script's output (see the README).
+then writes the table to JSON. The defaults in ``recon/classical/baselines.py`` and
+``recon/classical/bart.py`` come from this script's output (see the README).
 
 Usage: python scripts/tune_cs.py [--slices 6] [--out tune_cs.json]
 """

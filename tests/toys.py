@@ -8,7 +8,7 @@ import numpy as np
 import pydicom
 
 from physics.fft import fft2c
-from recon.augment import SliceSet
+from recon.training.augment import SliceSet
 
 PYDICOM_FILES = Path(pydicom.__file__).parent / "data" / "test_files"
 NIBABEL_DICOM = Path(nib.__file__).parent / "nicom" / "tests" / "data"

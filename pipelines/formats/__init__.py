@@ -7,10 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
-from pipelines.formats.study import FILE_PROBLEMS, InputError, Study
-from pipelines.formats.table import DICOM, HDF5, INPUTS, SIDE_FILES, UNIT_SUFFIXES
+from pipelines.formats.study import HDF5, InputError, Study
+from pipelines.formats.table import DICOM, INPUTS, SIDE_FILES, UNIT_SUFFIXES
 from pipelines.limits import MemoryBudget
 
 __all__ = ["InputError", "Study", "discover", "read_input"]
@@ -65,17 +63,3 @@ def _read(path: Path, budget: MemoryBudget | None) -> tuple[list[Study], list[st
     if path.name.lower().endswith(HDF5):
         raise InputError(f"{path}: HDF5 file is neither fastMRI ('kspace') nor ISMRMRD ('dataset/data') (or it is corrupt)")
     return DICOM.reader(path, budget)
-
-
-def read_npy(path: Path, budget: MemoryBudget | None = None) -> Study:
-    """A ``.npy`` image stack ``(H, W)`` or ``(N, H, W)`` as a study (complex kept complex)."""
-    from pipelines.images import read_image_stack
-
-    try:
-        images = read_image_stack(path, budget)
-    except FILE_PROBLEMS:
-        raise
-    except ValueError as error:
-        raise InputError(str(error)) from error
-    images = images.astype(np.complex64) if np.iscomplexobj(images) else np.abs(images).astype(np.float32)
-    return Study(name=path.stem, source=path, format="npy", images=images)

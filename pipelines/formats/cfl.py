@@ -15,7 +15,7 @@ import numpy as np
 
 from pipelines.formats.study import FILE_PROBLEMS, InputError, Study, check_finite
 from pipelines.limits import MemoryBudget, check_size
-from recon.bart import cfl_dims, read_cfl, write_cfl
+from recon.classical.bart import cfl_dims, read_cfl, write_cfl
 
 
 def is_cfl(path: Path) -> bool:

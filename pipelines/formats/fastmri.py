@@ -17,8 +17,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from pipelines.formats.study import FILE_PROBLEMS, InputError, Study, check_finite
-from pipelines.formats.table import HDF5
+from pipelines.formats.study import FILE_PROBLEMS, HDF5, InputError, Study, check_finite
 from pipelines.limits import MemoryBudget, check_size
 from pipelines.output import atomic_file
 

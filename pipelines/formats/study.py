@@ -16,6 +16,8 @@ class InputError(ValueError):
 
 
 FILE_PROBLEMS = (InputError, TooLargeError)
+HDF5 = (".h5", ".hdf5")
+"""The endings of HDF5 files (fastMRI and ISMRMRD both use them)."""
 """Errors whose message already names the file and the problem (re-raised as they are)."""
 
 

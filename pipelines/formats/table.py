@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipelines.formats.study import HDF5
+
 
 @dataclass(frozen=True)
 class InputFormat:
@@ -49,7 +51,7 @@ def _nifti(path, budget):
 
 
 def _npy(path, budget):
-    from pipelines.formats import read_npy
+    from pipelines.formats.npy import read_npy
 
     return [read_npy(path, budget)], []
 
@@ -98,7 +100,6 @@ def _dicom(path, budget):
     return read_dicom([path], path.stem, path, budget)
 
 
-HDF5 = (".h5", ".hdf5")
 INPUTS: tuple[InputFormat, ...] = (
     InputFormat("nifti", (".nii", ".nii.gz"), "nifti", _nifti),
     InputFormat("npy", (".npy",), "npy", _npy),

@@ -124,7 +124,7 @@ def test_trust_benchmark_on_super_resolution_keeps_the_other_calibration_lines(t
 
 def test_superres_benchmark_runs_in_plane_and_through_plane_on_a_tiny_corpus(tmp_path, capsys):
     from benchmarks import superres
-    from recon.learned import WEIGHTS_DIR
+    from recon.weights import WEIGHTS_DIR
 
     _tiny_corpus(tmp_path, "test")
     out = tmp_path / "sr.json"

@@ -8,7 +8,8 @@ from physics import MultiCoil, SingleCoil, simulate_coil_maps
 from physics.columns import SampledColumns
 from physics.complex import from_channels, to_channels
 from physics.fft import fft1c
-from physics.operators import HybridCartesian, KSpaceCrop, SliceAverage, sampling_operator
+from physics.operators import HybridCartesian, sampling_operator
+from physics.resolution import KSpaceCrop, SliceAverage
 
 
 def _random(shape, dtype, generator):

@@ -13,7 +13,7 @@ import pytest
 from pipelines.formats import read_input
 from pipelines.formats.table import OUTPUTS
 from pipelines.writers import write_output
-from recon.bart import read_cfl
+from recon.classical.bart import read_cfl
 from tests.toys import dicom_series_fixture
 
 

@@ -19,7 +19,7 @@ from pipelines.formats.dicom_write import write_dicom_series
 from pipelines.formats.fastmri import read_fastmri, write_fastmri
 from pipelines.formats.ismrmrd import read_ismrmrd
 from pipelines.formats.nifti import read_nifti, write_nifti
-from recon.bart import read_cfl, write_cfl
+from recon.classical.bart import read_cfl, write_cfl
 from tests.toys import NIBABEL_DICOM, PYDICOM_FILES, dicom_series_fixture, fastmri_fixture
 
 

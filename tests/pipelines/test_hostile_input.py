@@ -16,7 +16,7 @@ import torch
 from pipelines.cli import main
 from pipelines.formats import InputError, read_input
 from pipelines.limits import MemoryBudget, TooLargeError, parse_size
-from recon.checkpoints import UnsafeWeightsError, load_state
+from recon.weights.loading import UnsafeWeightsError, load_state
 from tests.toys import PYDICOM_FILES
 
 

@@ -15,7 +15,7 @@ import pytest
 from pipelines.cli import main
 from pipelines.formats import read_input
 from pipelines.formats.dicom_write import write_dicom_series
-from recon.bart import read_cfl
+from recon.classical.bart import read_cfl
 from tests.toys import PYDICOM_FILES, dicom_series_fixture, fastmri_fixture
 
 
@@ -155,7 +155,7 @@ def test_cfl_output_is_complex(tmp_path):
     image = np.zeros((32, 32), np.complex64)
     image[8:24, 10:22] = np.exp(1j * rng.uniform(0, 1, (16, 12)))
     from physics.fft import fft2c
-    from recon.bart import write_cfl
+    from recon.classical.bart import write_cfl
 
     write_cfl(tmp_path / "k", fft2c(image)[:, :, None, None].astype(np.complex64))
     out = tmp_path / "out"

@@ -14,7 +14,7 @@ from pipelines.cli import main
 from pipelines.config import RunConfig
 from pipelines.formats import read_input
 from pipelines.run import _methods
-from recon.slices import thicken
+from recon.classical.through_plane import thicken
 from tests.toys import dicom_series_fixture
 
 
@@ -154,7 +154,7 @@ def test_batch_slice_factor_restores_every_volume_and_resumes(tmp_path, capsys):
 
 def test_a_block_too_small_to_fold_gets_a_note_that_says_so():
     from pipelines.evaluation import no_estimate_note
-    from recon import holdout
+    from recon.trust import holdout
 
     small = make_mask("lowres-4x", (32, 32), "lowres").array
     assert holdout.holdout_units(small) < 2

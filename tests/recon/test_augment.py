@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from recon.augment import (
+from recon.models.condition import mask_condition
+from recon.training.augment import (
     AcquisitionDataset,
     SliceSet,
     collate_acquisitions,
@@ -11,7 +12,6 @@ from recon.augment import (
     resample_resolution,
     shape_images,
 )
-from recon.condition import mask_condition
 from tests.toys import toy_slices
 
 

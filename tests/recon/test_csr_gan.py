@@ -7,10 +7,17 @@ import torch
 from masks import make_mask
 from physics.fft import fft2c
 from physics.operators import SingleCoil
-from recon.checkpoints import load_matching
-from recon.csr_gan import PAPER, CsrGanConfig, CsrGanGenerator, ProjectionCritic, mask_condition
-from recon.gan_drn import GanDrnGenerator, GeneratorConfig
-from recon.training import TrainConfig, train
+from recon.models.csr_gan import (
+    PAPER,
+    CsrGanConfig,
+    CsrGanGenerator,
+    ProjectionCritic,
+    mask_condition,
+)
+from recon.models.gan_drn import GanDrnGenerator, GeneratorConfig
+from recon.training.checkpoints import load_matching
+from recon.training.config import TrainConfig
+from recon.training.trainer import train
 from tests.toys import toy_slices as _slices
 
 TINY = {"width": 8, "blocks": 1, "stages": 2, "embedding": 8}

@@ -4,7 +4,7 @@ import torch
 
 from physics import fft2c
 from physics.operators import SingleCoil
-from recon.gan_drn import PAPER, GanDrnGenerator, GeneratorConfig, ResNetCritic
+from recon.models.gan_drn import PAPER, GanDrnGenerator, GeneratorConfig, ResNetCritic
 
 
 def _inputs(height, width, batch=2, seed=0):

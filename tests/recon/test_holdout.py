@@ -11,8 +11,8 @@ import torch
 import recon
 from masks import make_mask
 from physics import simulate_kspace
-from recon import guard, holdout
 from recon.registry import Reconstructor
+from recon.trust import calibration, guard, holdout
 
 
 @pytest.mark.parametrize("kind", ["cartesian", "equispaced", "gaussian1d", "random2d", "vd2d", "radial"])
@@ -104,15 +104,15 @@ def test_multicoil_estimate_uses_the_coil_maps():
 
 
 def test_calibration_lines_apply_by_method_then_family():
-    calibration = {"lines": {"cs-tv:1d": [0.0, 1.0], "cs:1d": [1.0, 1.0], "learned:2d": [-1.0, 2.0]}}
-    assert holdout.calibrate(0.01, "cs-tv", "cs", 1, calibration) == (pytest.approx(0.01), "cs-tv:1d")
-    assert holdout.calibrate(0.01, "cs-l1", "cs", 1, calibration) == (pytest.approx(0.1), "cs:1d")
-    assert holdout.calibrate(0.01, "gan-drn", "learned", 2, calibration) == (pytest.approx(1e-5), "learned:2d")
-    assert holdout.calibrate(0.01, "gan-drn", "learned", 1, calibration) == (0.01, "identity")
+    lines = {"lines": {"cs-tv:1d": [0.0, 1.0], "cs:1d": [1.0, 1.0], "learned:2d": [-1.0, 2.0]}}
+    assert calibration.calibrate(0.01, "cs-tv", "cs", 1, lines) == (pytest.approx(0.01), "cs-tv:1d")
+    assert calibration.calibrate(0.01, "cs-l1", "cs", 1, lines) == (pytest.approx(0.1), "cs:1d")
+    assert calibration.calibrate(0.01, "gan-drn", "learned", 2, lines) == (pytest.approx(1e-5), "learned:2d")
+    assert calibration.calibrate(0.01, "gan-drn", "learned", 1, lines) == (0.01, "identity")
 
 
 def test_shipped_calibration_is_fitted_for_every_builtin_family():
-    shipped = holdout.load_calibration()
+    shipped = calibration.load_calibration()
     for key in ("cs:1d", "cs:2d", "learned:1d", "learned:2d", "baseline:1d", "baseline:2d",
                 "cs:block", "learned:block", "baseline:block"):
         a, b = shipped["lines"][key]
@@ -199,5 +199,5 @@ def test_super_resolution_estimate_counts_a_misfit_on_the_measured_block():
     exact = holdout.estimate_error(zero_filled, kspace, mask, None, padded, folds=2, calibration={})
     shifted = holdout.estimate_error(zero_filled, kspace, mask, None, padded * 1.1, folds=2, calibration={})
     assert shifted.nmse_raw > exact.nmse_raw + 0.005  # 10 % off everywhere: 1 % NMSE on the block alone
-    assert holdout.calibrate(0.01, "mpp-gan", "learned", "block", {"lines": {"learned:block": [0.0, 1.0]}}) == (
+    assert calibration.calibrate(0.01, "mpp-gan", "learned", "block", {"lines": {"learned:block": [0.0, 1.0]}}) == (
         pytest.approx(0.01), "learned:block")

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from recon.losses import frequency_loss, gradient_penalty, nmse_loss, ssim_loss
 from recon.metrics import nmse, ssim
+from recon.training.losses import frequency_loss, gradient_penalty, nmse_loss, ssim_loss
 
 
 def _pair(seed=0):
@@ -38,7 +38,7 @@ def test_gradient_penalty_of_a_linear_critic():
 
 
 def test_adversarial_loss_objects_pair_both_sides():
-    from recon.losses import AdversarialLoss
+    from recon.training.losses import AdversarialLoss
 
     real, fake = torch.tensor([3.0, 2.5]), torch.tensor([-1.0, -2.0])
     for kind in AdversarialLoss.KINDS:

@@ -8,7 +8,7 @@ import recon
 from masks import make_mask
 from physics import fft2c, simulate_coil_maps, simulate_kspace
 from recon import metrics
-from recon.bart import read_cfl, write_cfl
+from recon.classical.bart import read_cfl, write_cfl
 
 HAS_BART = shutil.which("bart") is not None
 

@@ -11,7 +11,7 @@ from physics import simulate_coil_maps
 from physics.consistency import noise_floor
 from physics.fft import fft2c
 from physics.operators import MultiCoil, SingleCoil
-from recon.gans import get_spec, trainable_models
+from recon.models.spec import get_spec, trainable_models
 
 # Models of k-space acquisitions (through-plane models have their own contract in
 # tests/recon/test_superres.py).

@@ -9,10 +9,11 @@ import recon
 from masks import make_mask
 from physics.consistency import DataConsistency
 from physics.fft import fft2c
-from recon.blocks import run_cascade
-from recon.gans import GanSpec, LossWeights, trainable_models
-from recon.learned import register_model, unregister_model
-from recon.training import TrainConfig, train
+from recon.models.blocks import run_cascade
+from recon.models.learned import register_model, unregister_model
+from recon.models.spec import GanSpec, LossWeights, trainable_models
+from recon.training.config import TrainConfig
+from recon.training.trainer import train
 from tests.toys import toy_slices
 
 NAME = "toy-test-model"
@@ -87,7 +88,7 @@ def test_nearest_weights_prefers_the_specialist_that_covers_the_ratio(tmp_path):
     # a general model (trained for 1/2 and 1/4) and a 4x specialist (1/4 only)
     import json
 
-    from recon.learned import nearest_weights
+    from recon.weights import nearest_weights
 
     for name, ratios in (("general", [0.5, 0.25]), ("specialist", [0.25]), ("other", [0.25])):
         (tmp_path / f"{name}.pt").write_bytes(b"")

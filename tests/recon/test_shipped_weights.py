@@ -6,9 +6,10 @@ import pytest
 import recon
 from physics import fft2c
 from recon import metrics
-from recon.gans import get_spec, trainable_models
-from recon.learned import load_generator, ratio_distance, shipped_weights
+from recon.models.learned import load_generator
+from recon.models.spec import get_spec, trainable_models
 from recon.testing import assert_reconstruction_quality
+from recon.weights import ratio_distance, shipped_weights
 
 # PSNR gain over zero-filled (dB) on the fixed test slice below, cartesian mask, seed 11
 # (super-resolution models: the lowres block of that ratio, 25pct = 2x, 6.25pct = 4x).
@@ -39,7 +40,7 @@ FLOORS_DB = {
 def test_cards_of_weights_trained_on_the_corpus_list_its_manifest():
     import json
 
-    from recon.learned import WEIGHTS_DIR
+    from recon.weights import WEIGHTS_DIR
 
     cards = [json.loads(path.read_text()) for path in WEIGHTS_DIR.glob("*.json") if path.with_suffix(".pt").is_file()]
     on_corpus = [card for card in cards if "corpus" in card["data"]]
@@ -87,7 +88,7 @@ def test_multicoil_output_is_exactly_consistent_with_known_coil_maps(recon_sampl
     from masks import make_mask
     from physics import simulate_coil_maps, simulate_kspace
     from physics.operators import MultiCoil
-    from recon import trust
+    from recon.trust import check as trust
 
     image = torch.from_numpy(np.asarray(recon_sample_slice, np.float32))[None]
     mask = torch.from_numpy(make_mask("25pct", image.shape[-2:], "cartesian", seed=3).array)
@@ -115,7 +116,8 @@ THROUGH_PLANE_FLOORS_DB = {
 
 @pytest.mark.parametrize("factor", sorted(THROUGH_PLANE_FLOORS_DB))
 def test_shipped_through_plane_weights_beat_cubic(recon_sample_slice, factor):
-    from recon.slices import restore, thicken
+    from recon.classical.through_plane import thicken
+    from recon.models.through_plane import restore
 
     floor = THROUGH_PLANE_FLOORS_DB[factor]
     assert floor is not None, "record a floor for the shipped soup-gan-z weights"
@@ -138,7 +140,7 @@ def test_loaded_generators_run_channels_last_with_the_same_images(recon_sample_k
 
     from physics.operators import sampling_operator
 
-    generator = load_generator(str(recon.learned.nearest_weights("gan-drn", 0.25)))
+    generator = load_generator(str(recon.weights.nearest_weights("gan-drn", 0.25)))
     convolutions = [module for module in generator.modules() if isinstance(module, torch.nn.Conv2d)]
     assert convolutions and all(c.weight.is_contiguous(memory_format=torch.channels_last) for c in convolutions)
     mask = torch.from_numpy(recon_mask("25pct"))

@@ -9,14 +9,17 @@ import torch
 import recon
 from masks import make_mask
 from physics.fft import fft2c, ifft2c
-from physics.operators import SingleCoil, SliceAverage
+from physics.operators import SingleCoil
+from physics.resolution import SliceAverage
 from recon import metrics
-from recon.augment import SliceSet
-from recon.features import feature_distance, perceptual_loss
-from recon.gans import get_spec
-from recon.naturalness import naturalness_score
-from recon.slices import SliceAverageDataset, SoupGanSlices, cubic_rows, restore, sinc_rows, thicken
-from recon.superres import central_block
+from recon.classical.superres import central_block
+from recon.classical.through_plane import cubic_rows, sinc_rows, thicken
+from recon.models.spec import get_spec
+from recon.models.through_plane import SoupGanSlices, restore
+from recon.training.augment import SliceSet
+from recon.training.features import feature_distance, perceptual_loss
+from recon.training.slice_data import SliceAverageDataset
+from recon.trust.naturalness import naturalness_score
 
 SR_MODELS = ("soup-gan", "med-gan", "esrgan", "mpp-gan")
 

@@ -6,9 +6,10 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from recon.augment import AcquisitionDataset, synthesize_contrast
-from recon.gans import get_spec
-from recon.training import COSINE_FLOOR, TrainConfig, lr_factor, train
+from recon.models.spec import get_spec
+from recon.training.augment import AcquisitionDataset, synthesize_contrast
+from recon.training.config import COSINE_FLOOR, TrainConfig, lr_factor
+from recon.training.trainer import train
 from tests.toys import toy_slices
 
 TINY = {"width": 8, "blocks": 1, "stages": 2}

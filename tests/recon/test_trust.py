@@ -3,7 +3,7 @@ import torch
 from physics.consistency import hard_projection
 from physics.fft import fft2c, ifft2c
 from physics.operators import MultiCoil, SingleCoil
-from recon import trust
+from recon.trust import check as trust
 
 
 def _setup(seed=0):

@@ -26,10 +26,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from recon.blocks import pad_to_multiple
-from recon.checkpoints import load_state
+from recon.models.blocks import pad_to_multiple
+from recon.weights import WEIGHTS_DIR
+from recon.weights.loading import load_state
 
-WEIGHTS = Path(__file__).resolve().parent / "weights" / "mri-features.pt"
+WEIGHTS = WEIGHTS_DIR / "mri-features.pt"
 CHANNELS = (16, 32, 64)
 
 

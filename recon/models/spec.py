@@ -1,10 +1,11 @@
 """What the shared trainer knows of a GAN: its spec names its generator, its critic
-and its loss weights. The trainer itself (``recon.training``) is model-agnostic; each
-model's module registers its spec with :func:`recon.learned.register_model`, which
+and its loss weights. The trainer itself (``recon.training.trainer``) is model-agnostic; each
+model's module registers its spec with :func:`recon.models.learned.register_model`, which
 also registers its reconstructor, so adding a model is one new file (plus weights)."""
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -14,8 +15,8 @@ from torch import nn
 @dataclass(frozen=True)
 class LossWeights:
     """``L_G = adversarial * L_adv + freq * L_freq + nmse * L_nmse + ssim * (1 - SSIM)
-    + l1 * L_l1 + feature_matching * L_fm + perceptual * L_perc`` (see ``recon.losses``;
-    ``L_perc`` is on our MRI feature network, :mod:`recon.features`, not VGG)."""
+    + l1 * L_l1 + feature_matching * L_fm + perceptual * L_perc`` (see ``recon.training.losses``;
+    ``L_perc`` is on our MRI feature network, :mod:`recon.training.features`, not VGG)."""
 
     adversarial: float = 1e-3
     freq: float = 1.0
@@ -48,29 +49,39 @@ class GanSpec:
     trained_masks: str = "undersampled"
     """``undersampled`` (any mask family), ``lowres`` (in-plane super-resolution: central
     k-space blocks only) or ``slices`` (through-plane super-resolution: thick slices,
-    trained on :class:`recon.slices.SliceAverageDataset`)."""
+    trained on :class:`recon.training.slice_data.SliceAverageDataset`)."""
 
 
 SPECS: dict[str, GanSpec] = {}
-"""Every trainable model, filled by :func:`recon.learned.register_model` when a model's
-module is imported (the built-in ones on first use of the registry)."""
+"""Every trainable model, filled by :func:`recon.models.learned.register_model` when a
+model's module is imported (a built-in one when :func:`get_spec` first asks for it)."""
+
+MODEL_MODULES: dict[str, str] = {
+    "gan-drn": "recon.models.gan_drn",
+    "csr-gan": "recon.models.csr_gan",
+    "esrgan": "recon.models.esrgan",
+    "med-gan": "recon.models.med_gan",
+    "mpp-gan": "recon.models.mpp_gan",
+    "soup-gan": "recon.models.soup_gan",
+    "soup-gan-z": "recon.models.through_plane",
+}
+"""The module of every built-in trainable model, imported on first use (no package
+scanning)."""
 
 
 def get_spec(name: str) -> GanSpec:
     """The spec registered as ``name``; an unknown name lists the trainable models."""
-    from recon.registry import load_builtin_methods
-
-    load_builtin_methods()
+    if name not in SPECS and name in MODEL_MODULES:
+        importlib.import_module(MODEL_MODULES[name])
     if name not in SPECS:
         raise ValueError(f"unknown model {name!r}; trainable models: {', '.join(sorted(SPECS))}")
     return SPECS[name]
 
 
 def trainable_models() -> list[str]:
-    """Every registered model name."""
-    from recon.registry import load_builtin_methods
-
-    load_builtin_methods()
+    """Every registered model name, the built-in ones imported first."""
+    for module in MODEL_MODULES.values():
+        importlib.import_module(module)
     return sorted(SPECS)
 
 

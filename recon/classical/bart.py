@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from physics.coils import coil_support
-from recon.baselines import TunedWeight
+from recon.classical.baselines import TunedWeight
 from recon.registry import MethodUnavailable, Reconstructor, register
 
 

@@ -5,7 +5,7 @@ are concatenated; a ResNet-34-style body (basic residual blocks in stages of 3, 
 and 3) follows, then a sub-pixel 2x upscale, a small residual CNN, and a second
 sub-pixel 2x upscale (progressive 4x). It works on the zero-padded image
 pixel-unshuffled by 4 (for 4x SR exactly the acquired low-resolution content), and
-the measured k-space block is kept exactly (:class:`recon.superres.SuperResolution`).
+the measured k-space block is kept exactly (:class:`recon.models.superres.SuperResolution`).
 The discriminator judges (low-resolution input, high-resolution image) pairs. Loss:
 adversarial + perceptual (our MRI feature network, not VGG) + MSE (NMSE) + L1.
 """
@@ -18,10 +18,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from recon.blocks import ResidualBlock
-from recon.gans import GanSpec, LossWeights, config_builder
-from recon.learned import register_model
-from recon.superres import SpectralCritic, SubPixelUp, SuperResolution, zero_last
+from recon.models.blocks import ResidualBlock
+from recon.models.learned import register_model
+from recon.models.spec import GanSpec, LossWeights, config_builder
+from recon.models.superres import SpectralCritic, SubPixelUp, SuperResolution, zero_last
 
 SCALE = 4
 RESNET34 = (3, 4, 6, 3)

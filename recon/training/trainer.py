@@ -1,7 +1,18 @@
-"""The shared GAN trainer's loop, in steps: a critic step, a generator step (the
-weighted sum of named loss terms, each logged by name), validation, checkpoint, and a
-per-step hook a model may use. The configuration, the validation and the helpers are
-in :mod:`recon.training`; :func:`recon.training.train` runs a :class:`Trainer`.
+"""The shared GAN trainer: every learned reconstructor trains through :func:`train`.
+
+It draws a fresh random mask for each training sample and uses fixed masks for
+validation, computes validation PSNR/SSIM/NMSE every ``val_every`` steps, keeps the
+best checkpoint by validation NMSE (geometric mean over slices), stops early when
+validation stops improving, clips gradients, logs to CSV, and can resume exactly
+(models, optimisers, step and random-generator states are in the checkpoint). Under
+``torchrun`` it runs with DistributedDataParallel (gloo on CPU, nccl on GPU): each rank
+draws its own samples through a DistributedSampler, and rank 0 alone logs and writes
+checkpoints.
+
+The loop runs in steps: a critic step, a generator step (the weighted sum of named loss
+terms, each logged by name), validation, checkpoint, and a per-step hook a model may
+use. The configuration is :mod:`recon.training.config`; batch helpers and validation
+are :mod:`recon.training.batches`.
 """
 
 from __future__ import annotations
@@ -22,35 +33,16 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 from tqdm import tqdm
 
-from recon.augment import (
-    VIRTUAL_COILS,
-    AcquisitionDataset,
-    SliceSet,
-    collate_acquisitions,
-    mix_images,
-)
-from recon.checkpoints import (
-    UnsafeWeightsError,
-    generator_weights,
-    load_matching,
-    load_state,
-    save_state,
-    truncate_log,
-)
-from recon.condition import mask_condition
-from recon.gans import get_spec
-from recon.losses import generator_terms, gradient_penalty
-from recon.training import (
-    TrainConfig,
-    acquisition_operator,
-    config_dict,
-    critic_input,
-    lr_factor,
-    resolve_device,
-    rng_state,
-    unwrap,
-    validate,
-)
+from recon.models.condition import mask_condition
+from recon.models.learned import VIRTUAL_COILS
+from recon.models.spec import get_spec
+from recon.training.augment import AcquisitionDataset, SliceSet, collate_acquisitions, mix_images
+from recon.training.batches import acquisition_operator, critic_input, rng_state, unwrap, validate
+from recon.training.checkpoints import generator_weights, load_matching, truncate_log
+from recon.training.config import TrainConfig, config_dict, lr_factor, resolve_device
+from recon.training.losses import generator_terms, gradient_penalty
+from recon.training.slice_data import SliceAverageDataset
+from recon.weights.loading import UnsafeWeightsError, load_state, save_state
 
 
 def subsample(images: SliceSet, count: int | None) -> SliceSet:
@@ -102,8 +94,6 @@ class Trainer:
         if config.mix:
             train_set = mix_images(train_set, config.mix, seed=config.seed)
         if self.spec.trained_masks == "slices":  # through-plane SR: thick slices, not k-space
-            from recon.slices import SliceAverageDataset
-
             self.dataset = SliceAverageDataset(train_set, config.slice_factors, seed=config.seed)
             self.val_dataset = SliceAverageDataset(subsample(val_set, config.val_slices), config.slice_factors,
                                                    seed=config.seed + 1, train=False)
@@ -315,3 +305,13 @@ def loss_weights(config: TrainConfig, spec) -> dict[str, float]:
             weights[name] = getattr(config, field_name)
     weights.update(config.losses)
     return weights
+
+
+def train(config: TrainConfig, train_set: SliceSet, val_set: SliceSet, progress: bool | None = None) -> dict[str, Any]:
+    """Train ``config.model``; returns a summary (steps, seconds, best validation metrics).
+
+    Writes to ``config.out``: ``checkpoint.pt`` (latest, for ``resume``), ``best.pt``
+    (generator weights with the best validation NMSE), ``log.csv`` (every loss term by
+    name) and ``val.json``.
+    """
+    return Trainer(config, train_set, val_set, progress).run()

@@ -1,12 +1,8 @@
-"""The shared GAN trainer: every learned reconstructor trains through :func:`train`.
+"""The configuration of a training run (:class:`TrainConfig`, validated when built) and
+the pure helpers that read it: the learning-rate schedule and the device.
 
-It draws a fresh random mask for each training sample and uses fixed masks for
-validation, computes validation PSNR/SSIM/NMSE every ``val_every`` steps, keeps the
-best checkpoint by validation NMSE (geometric mean over slices), stops early when validation stops improving,
-clips gradients, logs to CSV, and can resume exactly (models, optimisers, step and
-random-generator states are in the checkpoint). Under ``torchrun`` it runs with
-DistributedDataParallel (gloo on CPU, nccl on GPU): each rank draws its own samples
-through a DistributedSampler, and rank 0 alone logs and writes checkpoints.
+The shared GAN trainer (:mod:`recon.training.trainer`) runs every learned model from
+one such config.
 """
 
 from __future__ import annotations
@@ -15,17 +11,10 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import numpy as np
 import torch
-from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader
 
-from physics.complex import peak, to_channels
-from physics.operators import LinearOperator, MultiCoil, SingleCoil
-from recon import metrics
-from recon.augment import AcquisitionDataset, SliceSet, collate_acquisitions
-from recon.gans import get_spec
-from recon.losses import generator_terms
+from recon.models.spec import get_spec
+from recon.training.losses import generator_terms
 
 
 @dataclass(frozen=True)
@@ -146,7 +135,7 @@ class TrainConfig:
 
 
 LR_SCHEDULES = ("constant", "cosine")
-# Images that are not MRI, mixed into training with --mix (recon.augment.mix_images).
+# Images that are not MRI, mixed into training with --mix (recon.training.augment.mix_images).
 MIX_SOURCES = ("shapes", "photos")
 COSINE_FLOOR = 0.05
 
@@ -185,62 +174,6 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
-
-
-def critic_input(image: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
-    scale = peak(reference)
-    return to_channels(image / scale)
-
-
-def unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    return model.module if isinstance(model, DistributedDataParallel) else model
-
-
-def validate(generator: torch.nn.Module, dataset: AcquisitionDataset, device: torch.device, batch_size: int = 4) -> dict[str, float]:
-    """Mean PSNR / SSIM / NMSE of the generator on a fixed validation set (fastMRI
-    conventions: magnitudes, data range = the slice's maximum), and ``log_nmse``, the
-    mean of log10(NMSE) over slices, which selects the best checkpoint: when a model is
-    validated at several ratios, the arithmetic mean NMSE is dominated by the sparsest
-    one, the geometric mean weighs every ratio alike."""
-    generator.eval()
-    scores = []
-    with torch.no_grad():
-        for kspace, mask, target, _, coil_maps in DataLoader(dataset, batch_size=batch_size, collate_fn=collate_acquisitions):
-            operator = getattr(dataset, "operator", acquisition_operator)(mask.to(device), coil_maps.to(device))
-            output = generator(kspace.to(device), operator).cpu()
-            for out, ref in zip(output, target):
-                scores.append(metrics.evaluate(out, ref))
-    generator.train()
-    result = {key: float(np.mean([s[key] for s in scores])) for key in ("psnr", "ssim", "nmse")}
-    result["log_nmse"] = float(np.mean([np.log10(max(s["nmse"], 1e-30)) for s in scores]))
-    return result
-
-
-def acquisition_operator(mask: torch.Tensor, coil_maps: torch.Tensor) -> LinearOperator:
-    """The operator of a training batch: single-coil when the maps are the all-ones
-    placeholder of single-coil items, multi-coil otherwise.
-
-    Shapes
-    ------
-    mask ``(B, 1, H, W)``; coil_maps ``(B, C, H, W)``.
-    """
-    return SingleCoil(mask) if coil_maps.shape[1] == 1 else MultiCoil(mask, coil_maps)
-
-
-def rng_state(epoch: int, used_in_epoch: int, generator: torch.Generator) -> dict[str, Any]:
-    return {"torch": torch.get_rng_state(), "generator": generator.get_state(), "epoch": epoch, "used_in_epoch": used_in_epoch}
-
-
-def train(config: TrainConfig, train_set: SliceSet, val_set: SliceSet, progress: bool | None = None) -> dict[str, Any]:
-    """Train ``config.model``; returns a summary (steps, seconds, best validation metrics).
-
-    Writes to ``config.out``: ``checkpoint.pt`` (latest, for ``resume``), ``best.pt``
-    (generator weights with the best validation NMSE), ``log.csv`` (every loss term by
-    name) and ``val.json``.
-    """
-    from recon.trainer import Trainer
-
-    return Trainer(config, train_set, val_set, progress).run()
 
 
 def config_dict(config: TrainConfig) -> dict[str, Any]:

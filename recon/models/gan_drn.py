@@ -21,9 +21,9 @@ from torch import nn
 
 from physics.consistency import DataConsistency
 from physics.operators import LinearOperator
-from recon.blocks import CriticBlock, ResidualBlock, pad_to_multiple, run_cascade
-from recon.gans import GanSpec, LossWeights, config_builder
-from recon.learned import register_model
+from recon.models.blocks import CriticBlock, ResidualBlock, pad_to_multiple, run_cascade
+from recon.models.learned import register_model
+from recon.models.spec import GanSpec, LossWeights, config_builder
 
 
 @dataclass(frozen=True)

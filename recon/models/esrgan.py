@@ -4,8 +4,8 @@ discriminator, and the loss MSE + perceptual + adversarial.
 
 The generator works on the zero-padded image pixel-unshuffled by 4 and returns to
 full resolution in two interpolate-and-convolve 2x stages; the measured k-space
-block is kept exactly (:class:`recon.superres.SuperResolution`). Its perceptual term
-is on our MRI feature network (:mod:`recon.features`), not VGG. The framework's
+block is kept exactly (:class:`recon.models.superres.SuperResolution`). Its perceptual term
+is on our MRI feature network (:mod:`recon.training.features`), not VGG. The framework's
 evaluation (PSNR, SSIM and the NIQE-like and FID-like scores, ours) is in
 ``python -m benchmarks.superres``.
 """
@@ -18,9 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from recon.gans import GanSpec, LossWeights, config_builder
-from recon.learned import register_model
-from recon.superres import RRDB, SpectralCritic, SuperResolution, zero_last
+from recon.models.learned import register_model
+from recon.models.spec import GanSpec, LossWeights, config_builder
+from recon.models.superres import RRDB, SpectralCritic, SuperResolution, zero_last
 
 SCALE = 4
 

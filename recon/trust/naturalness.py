@@ -29,7 +29,9 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage, special
 
-MODEL = Path(__file__).resolve().parent / "weights" / "niqe-like.json"
+from recon.weights import WEIGHTS_DIR
+
+MODEL = WEIGHTS_DIR / "niqe-like.json"
 PATCH = 32
 FOREGROUND = 0.05
 SHARPNESS = 0.75

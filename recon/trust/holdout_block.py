@@ -1,6 +1,6 @@
 """Estimated error without a reference for super-resolution: the hold-out of a
 ``lowres`` mask (one central block, nothing measured outside), used by
-:mod:`recon.holdout`.
+:mod:`recon.trust.holdout`.
 
 There is nothing outside a calibration block to hold out, and a block shrunk by a few
 rings is a different SR factor, which learned models trained for 2x and 4x mishandle.

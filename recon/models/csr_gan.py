@@ -2,7 +2,7 @@
 
 One network serves every sampling ratio, mask family and number of coils. The
 condition is read from the mask and the coil maps themselves
-(:func:`recon.condition.mask_condition`), so ``reconstruct(kspace, mask, coil_maps)``
+(:func:`recon.models.condition.mask_condition`), so ``reconstruct(kspace, mask, coil_maps)``
 needs no extra metadata: the sampling ratio (as ``r`` and ``sqrt(r)``); the mask
 family, as 1-D lines versus 2-D, how much denser the centre is sampled than the rest
 (variable density) and how regular the lines are (equispaced); and the number of coils.
@@ -31,10 +31,10 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 from physics.consistency import DataConsistency
 from physics.operators import LinearOperator
-from recon.blocks import CriticBlock, ResidualBlock, pad_to_multiple, run_cascade
-from recon.condition import CONDITION_FEATURES, mask_condition, widen_condition_weights
-from recon.gans import GanSpec, LossWeights, config_builder
-from recon.learned import register_model
+from recon.models.blocks import CriticBlock, ResidualBlock, pad_to_multiple, run_cascade
+from recon.models.condition import CONDITION_FEATURES, mask_condition, widen_condition_weights
+from recon.models.learned import register_model
+from recon.models.spec import GanSpec, LossWeights, config_builder
 
 
 @dataclass(frozen=True)

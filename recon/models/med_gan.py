@@ -6,7 +6,7 @@ The main stream runs RRDBs on the zero-padded image pixel-unshuffled by 4; a
 parallel stream at half that resolution (a strided convolution, its own RRDB) is
 merged back by a transposed convolution (deconvolution) and fused with the main
 stream by a 1x1 convolution. Two 2x deconvolutions return to full resolution, and
-the measured k-space block is kept exactly (:class:`recon.superres.SuperResolution`).
+the measured k-space block is kept exactly (:class:`recon.models.superres.SuperResolution`).
 Loss: relativistic average adversarial + perceptual (our MRI feature network, not
 VGG) + L1, as ESRGAN weighs them, with an NMSE term for fidelity.
 """
@@ -19,9 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from recon.gans import GanSpec, LossWeights, config_builder
-from recon.learned import register_model
-from recon.superres import RRDB, SpectralCritic, SuperResolution, zero_last
+from recon.models.learned import register_model
+from recon.models.spec import GanSpec, LossWeights, config_builder
+from recon.models.superres import RRDB, SpectralCritic, SuperResolution, zero_last
 
 
 @dataclass(frozen=True)

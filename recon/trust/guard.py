@@ -1,6 +1,6 @@
 """The guard: is a learned output estimably worse than the best compressed sensing?
 
-With no reference, :mod:`recon.holdout` gives every method an estimated PSNR and its
+With no reference, :mod:`recon.trust.holdout` gives every method an estimated PSNR and its
 spread over the hold-out folds. A learned method is *flagged* on a slice when the best
 CS method (the CS method with the highest estimated PSNR) is estimated better than it
 by more than the spread of the two estimates, ``sqrt(s_learned^2 + s_cs^2)``, less

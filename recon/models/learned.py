@@ -20,42 +20,15 @@ import torch
 
 from physics.coils import compress_coils
 from physics.operators import sampling_operator
-from recon.augment import VIRTUAL_COILS
-from recon.checkpoints import load_state
-from recon.gans import SPECS, GanSpec, get_spec
+from recon.classical.superres import central_block
+from recon.models.spec import SPECS, GanSpec, get_spec
 from recon.registry import Reconstructor, register
-from recon.superres import central_block
+from recon.weights import WEIGHTS_DIR, nearest_of, ratio_distance, shipped_weights
+from recon.weights.loading import load_state
 
-WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
-def shipped_weights(model: str, folder: Path = WEIGHTS_DIR) -> dict[Path, tuple[float, float]]:
-    """``{weights path: (lowest, highest) training ratio}`` for ``model``, read from the cards."""
-    found = {}
-    for path in sorted(folder.glob("*.pt")):
-        card_path = path.with_suffix(".json")
-        if not card_path.is_file():
-            continue
-        card = json.loads(card_path.read_text())
-        if card.get("model") == model:
-            found[path] = (min(card["trained_ratios"]), max(card["trained_ratios"]))
-    return found
-
-
-def ratio_distance(ratio: float, trained: tuple[float, float]) -> float:
-    """How far ``ratio`` lies outside the trained range (0 inside it)."""
-    return max(trained[0] - ratio, 0.0, ratio - trained[1])
-
-
-def nearest_weights(model: str, ratio: float, folder: Path = WEIGHTS_DIR) -> Path:
-    """The shipped weights of ``model`` whose trained ratios lie nearest ``ratio``; of
-    several that cover it, the most specialised (the narrowest range)."""
-    return _nearest(shipped_weights(model, folder), model, ratio)
-
-
-def _nearest(options: dict[Path, tuple[float, float]], model: str, ratio: float) -> Path:
-    """:func:`nearest_weights` among ``options`` (:func:`shipped_weights`' answer)."""
-    if not options:
-        raise FileNotFoundError(f"no shipped {model} weights (train them with recon train --model {model})")
-    return min(options, key=lambda path: (ratio_distance(ratio, options[path]), options[path][1] - options[path][0]))
+VIRTUAL_COILS = 8
+"""Multi-coil data reach the learned models compressed to at most this many virtual
+coils (the training data simulate this many, :mod:`recon.training.augment`)."""
 
 
 @lru_cache(maxsize=8)
@@ -103,7 +76,7 @@ class _Learned(Reconstructor):
         if self.weights is not None:
             return Path(self.weights)
         options = shipped_weights(self.model)  # the cards are read once per call
-        nearest = _nearest(options, self.model, ratio)
+        nearest = nearest_of(options, self.model, ratio)
         if ratio_distance(ratio, options[nearest]) > 0.02:
             low, high = options[nearest]
             trained = f"{low:.2f}" if low == high else f"{low:.2f}-{high:.2f}"
@@ -139,7 +112,7 @@ def register_model(spec: GanSpec) -> type | None:
     reconstructor = type(
         "".join(part.capitalize() for part in spec.name.replace("_", "-").split("-")),
         (_Learned,),
-        {"__doc__": f"{spec.description} (learned, registered by recon.learned.register_model).",
+        {"__doc__": f"{spec.description} (learned, registered by recon.models.learned.register_model).",
          "description": spec.description, "model": spec.name, "superres_only": spec.trained_masks == "lowres"},
     )
     return register(spec.name)(reconstructor)

@@ -3,13 +3,13 @@
 The generator is a deep plain convolutional network with LeakyReLU (12 3x3
 convolutions, with a skip over every pair to keep such depth trainable on a short
 budget) working on the zero-padded image pixel-unshuffled by 2, and a sub-pixel
-convolution back to full resolution (see :class:`recon.superres.SuperResolution`:
+convolution back to full resolution (see :class:`recon.models.superres.SuperResolution`:
 the measured k-space block is kept exactly). The discriminator is spectrally
 normalised. Loss: adversarial (hinge) + perceptual (our MRI feature network,
-:mod:`recon.features`, not VGG) + pixel (NMSE).
+:mod:`recon.training.features`, not VGG) + pixel (NMSE).
 
 In-plane it completes a ``lowres`` acquisition; through-plane (``recon sr
---slice-factor 2|4``, :mod:`recon.slices`) the same architecture restores thin slices
+--slice-factor 2|4``, :mod:`recon.models.through_plane`) the same architecture restores thin slices
 from thick ones.
 """
 
@@ -21,9 +21,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from recon.gans import GanSpec, LossWeights, config_builder
-from recon.learned import register_model
-from recon.superres import SpectralCritic, SuperResolution, zero_last
+from recon.models.learned import register_model
+from recon.models.spec import GanSpec, LossWeights, config_builder
+from recon.models.superres import SpectralCritic, SuperResolution, zero_last
 
 
 @dataclass(frozen=True)
@@ -88,5 +88,5 @@ SPEC = GanSpec(
     lr_d=2e-4,
     trained_masks="lowres",
 )
-"""SOUP-GAN's spec; the through-plane model (``soup-gan-z``, :mod:`recon.slices`) reuses it."""
+"""SOUP-GAN's spec; the through-plane model (``soup-gan-z``, :mod:`recon.models.through_plane`) reuses it."""
 register_model(SPEC)

@@ -12,6 +12,7 @@ from torch.utils.data import Dataset
 from masks import make_mask
 from physics.acquisition import simulate_kspace
 from physics.coils import compress_coils, random_coil_maps, resample_coil_maps, simulate_coil_maps
+from recon.models.learned import VIRTUAL_COILS
 
 # Tissue intensities (CSF, grey matter, white matter) drawn uniformly from these ranges.
 CONTRASTS = {
@@ -27,7 +28,7 @@ class SliceSet:
 
     ``planes``: for through-plane SR only, the training subjects' volume planes that
     contain z, float32 ``(P, Z, side)`` with z first
-    (:func:`pipelines.corpus.planes_containing_z`); :class:`recon.slices.SliceAverageDataset`
+    (:func:`pipelines.corpus.planes_containing_z`); :class:`recon.training.slice_data.SliceAverageDataset`
     draws half its items from them."""
 
     images: np.ndarray
@@ -225,9 +226,6 @@ def combine_slice_sets(sets: list[SliceSet]) -> SliceSet:
 
     return SliceSet(images, np.concatenate([tissue(s, "grey_matter") for s in sets]),
                     np.concatenate([tissue(s, "white_matter") for s in sets]), coil_sets, planes)
-
-
-VIRTUAL_COILS = 8
 
 
 def draw_coil_maps(coils: int, shape: tuple[int, int], rng: np.random.Generator,

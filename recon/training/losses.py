@@ -7,7 +7,7 @@ and the generator's sides of one game (Wasserstein, hinge or relativistic averag
 ``L_G = adversarial_weight * L_adv + freq_weight * L_freq + nmse_weight * L_nmse
 + ssim_weight * (1 - SSIM) + l1_weight * L_l1 + feature_matching_weight * L_fm
 + perceptual_weight * L_perc`` (``L_perc`` on our MRI feature network, not VGG)
-(terms whose weight is 0 are skipped; each model's weights are in ``recon.gans``)
+(terms whose weight is 0 are skipped; each model's weights are in ``recon.models.spec``)
 (the form ``L_adv + a L_freq + b L_nmse`` of GAN-DRN, scaled by ``1 / adversarial_weight``;
 Adam is invariant to that overall scale).
 
@@ -180,9 +180,9 @@ class FeatureMatching(GeneratorTerm):
 
 
 def perceptual_term(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """:func:`recon.features.perceptual_loss` on the shipped MRI feature network (ours,
+    """:func:`recon.training.features.perceptual_loss` on the shipped MRI feature network (ours,
     not VGG), imported when first used."""
-    from recon.features import perceptual_loss
+    from recon.training.features import perceptual_loss
 
     return perceptual_loss(prediction, target)
 

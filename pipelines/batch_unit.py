@@ -1,0 +1,311 @@
+"""One unit of ``recon batch``: read a file or DICOM folder, simulate or take its
+k-space, reconstruct every slice with every method, estimate errors and run the trust
+check, and write the outputs, previews and per-file metrics. :func:`process_unit`
+never raises for bad input: the manifest entry it returns says what failed and why.
+"""
+
+from __future__ import annotations
+
+import errno
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import masks
+import recon
+from physics.acquisition import simulate_kspace
+from physics.fft import ifft2c
+from pipelines.config import BatchConfig
+from pipelines.evaluation import (
+    UNGUARDED_NOTE,
+    apply_guard,
+    estimate_errors,
+    guard_applies,
+    guard_verdicts,
+    no_estimate_note,
+    trust_check,
+)
+from pipelines.formats import Study, read_input
+from pipelines.formats.fastmri import center_crop
+from pipelines.formats.study import FILE_PROBLEMS
+from pipelines.images import save_png, to_uint8
+from pipelines.output import atomic_file, write_json
+from pipelines.writers import write_output
+from recon import metrics
+from recon.api import coil_maps_for
+from recon.trust import calibration
+
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def _acquisition(study: Study, config: BatchConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """k-space ``(N, C, H, W)``, mask ``(H, W)``, reference ``(N, H, W)`` or None, and
+    ESPIRiT coil maps ``(N, C, H, W)`` for multi-coil data."""
+    shape = (study.images if study.simulated else study.kspace).shape[-2:]
+    if study.mask is not None:
+        mask = np.asarray(study.mask, bool)
+    else:  # one mask per volume, seeded by the input's name: every method sees the same
+        seed = masks.seed_from_name(study.name, config.seed)
+        mask = masks.make_mask(masks.parse_preset(config.mask), tuple(shape), config.mask_type, seed=seed).array
+    if study.simulated:
+        generator = torch.Generator().manual_seed(masks.seed_from_name(study.name, config.seed))
+        kspace, truth = simulate_kspace(torch.from_numpy(study.images), torch.from_numpy(mask), generator=generator)
+        return kspace.numpy(), mask, truth.abs().numpy(), None
+    kspace = study.kspace * mask
+    reference = study.reference
+    if reference is None and study.mask is None:  # fully sampled: its RSS is the reference
+        reference = np.sqrt((np.abs(ifft2c(study.kspace)) ** 2).sum(axis=1)).astype(np.float32)
+    coil_maps = None
+    if kspace.shape[1] > 1:
+        coil_maps = coil_maps_for(torch.from_numpy(kspace), mask).numpy()
+    return kspace, mask, reference, coil_maps
+
+
+def process_unit(unit: str, config_dict: dict[str, Any], threads: int | None = None) -> dict[str, Any]:
+    """Reconstruct one unit; returns its manifest entry (never raises for bad input)."""
+    config = BatchConfig(**{**config_dict, "inputs": tuple(config_dict["inputs"]), "part": tuple(config_dict["part"]),
+                            "methods": tuple(config_dict["methods"])})
+    if threads:
+        torch.set_num_threads(threads)
+    path = Path(unit)
+    entry: dict[str, Any] = {"input": str(path), "outputs": [], "notes": [], "slices": 0}
+    started = time.perf_counter()
+    out = Path(config.out)
+    try:
+        if config.slice_factor is not None:
+            _through_plane_unit(path, config, entry, out)
+        else:
+            studies, notes = read_input(path, config.budget())
+            entry["notes"] += notes
+            for study in studies:
+                _process_study(study, config, entry, out)
+            entry["status"] = "done"
+    except Exception as error:  # noqa: BLE001 - a batch must go on; the reason is recorded
+        _record_failure(entry, error, path, out)
+    entry["seconds"] = time.perf_counter() - started
+    return entry
+
+
+def _record_failure(entry: dict[str, Any], error: Exception, path: Path, out: Path) -> None:
+    """Say in ``entry`` why the unit failed: one line naming the file; a full disk also
+    removes what the unit wrote (``--resume`` does it again)."""
+    entry["status"] = "failed"
+    if isinstance(error, OSError):
+        entry["error"] = f"{path}: {error.strerror or error}" if error.filename is None else f"{error.filename}: {error.strerror}"
+        if error.errno in DISK_FULL:
+            entry["disk_full"] = True
+            entry["error"] = f"{path}: no space left on device while writing {error.filename or 'its outputs'}"
+            _remove_outputs(out, entry)
+    elif isinstance(error, FILE_PROBLEMS):
+        entry["error"] = str(error)
+    elif isinstance(error, ValueError):
+        entry["error"] = f"{path}: {type(error).__name__}: {error}"
+    else:
+        entry["error"] = f"{path}: unexpected {type(error).__name__}: {error}"
+        entry["traceback"] = traceback.format_exc()
+
+
+def _reconstruct(kspace: np.ndarray, mask: np.ndarray, coil_maps: np.ndarray | None, methods: tuple[str, ...]
+                 ) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+    """Every method's complex volume ``(N, H, W)`` and its seconds for the volume."""
+    volumes: dict[str, np.ndarray] = {}
+    seconds: dict[str, float] = {}
+    for method in methods:
+        images, seconds[method] = [], 0.0
+        for index in range(len(kspace)):
+            tick = time.perf_counter()
+            maps = None if coil_maps is None else coil_maps[index]
+            data = kspace[index] if kspace.shape[1] > 1 else kspace[index, 0]
+            images.append(recon.reconstruct(data, mask, method, coil_maps=maps))
+            seconds[method] += time.perf_counter() - tick
+        volumes[method] = np.stack(images)
+    return volumes, seconds
+
+
+def _process_study(study: Study, config: BatchConfig, entry: dict[str, Any], out: Path) -> None:
+    """Reconstruct, judge and write one study (a volume) of the unit."""
+    kspace, mask, reference, coil_maps = _acquisition(study, config)
+    ratio = float(mask.mean())
+    crop = study.meta.get("crop")
+    study_metrics: dict[str, Any] = {"source": str(study.source), "format": study.format,
+                                     "kspace": "simulated" if study.simulated else "measured",
+                                     "mask": config.mask if study.mask is None else "from file",
+                                     "mask_type": config.mask_type if study.mask is None else "from file",
+                                     "ratio": ratio, "methods": {}, "notes": list(entry["notes"])}
+    if reference is not None and crop:
+        reference = center_crop(reference, crop)
+    complex_images, seconds = _reconstruct(kspace, mask, coil_maps, config.methods)
+    guarded: dict[str, np.ndarray] = {}
+    if config.estimate_folds:
+        guarded = _estimate(study_metrics, complex_images, kspace, mask, coil_maps, reference, study.name, config)
+        entry["notes"] += [note for note in study_metrics["notes"] if note.startswith("guard")]
+    for method_index, method in enumerate(config.methods):
+        own = center_crop(complex_images[method], crop) if crop else complex_images[method]
+        output = own if method not in guarded else (center_crop(guarded[method], crop) if crop else guarded[method])
+        description = f"recon {method} {study_metrics['mask']} {study_metrics['mask_type']} ratio {ratio:.3f}"
+        if method in guarded:
+            description += " (guard: flagged slices from the best CS output)"
+        written = write_output(study, method, output, out, config.format, description, method_index)
+        entry["outputs"].append(str(written.relative_to(out)))
+        entry["outputs"].append(_preview(out, f"{study.name}_{method}", np.abs(output).astype(np.float32), reference))
+        record = study_metrics["methods"].setdefault(method, {})
+        record["seconds_per_slice"] = seconds[method] / len(kspace)
+        # the method's own result is what the metrics score
+        _score(record, np.abs(own).astype(np.float32), reference)
+    if reference is not None:
+        entry["outputs"].append(_preview(out, f"{study.name}_reference", reference, reference))
+    _trust(study_metrics["methods"], complex_images, kspace, mask, coil_maps)
+    entry["slices"] += len(kspace) * len(config.methods)
+    metrics_path = out / f"{study.name}.metrics.json"
+    write_json(metrics_path, study_metrics)
+    entry["outputs"].append(metrics_path.name)
+
+
+def _score(record: dict[str, Any], magnitude: np.ndarray, reference: np.ndarray | None) -> None:
+    """PSNR, SSIM and NMSE against the reference (when there is one of the same shape),
+    the volume's mean and per slice; the data range is the reference's maximum."""
+    if reference is None or reference.shape != magnitude.shape:
+        return
+    data_range = float(reference.max())
+    scores = [metrics.evaluate(torch.from_numpy(a), torch.from_numpy(b), data_range=data_range)
+              for a, b in zip(magnitude, reference)]
+    for key in ("psnr", "ssim", "nmse"):
+        record[key] = float(np.mean([s[key] for s in scores]))
+        record[f"{key}_slices"] = [float(s[key]) for s in scores]
+
+
+def _through_plane_unit(path: Path, config: BatchConfig, entry: dict[str, Any], out: Path) -> None:
+    """``--slice-factor F``: restore the thin slices of one thick-slice volume with each
+    method, as ``recon sr`` does, and write them with the thin geometry. Raises for bad
+    input (:func:`process_unit` records the reason)."""
+    from pipelines.through_plane import read_thick, write_thin
+    from recon.models.through_plane import resolved_weights, restore
+
+    factor = config.slice_factor
+    study, thick, notes = read_thick(path, config.budget(), factor)
+    entry["notes"] += notes
+    record: dict[str, Any] = {"source": str(study.source), "format": study.format, "kspace": "none (through-plane)",
+                              "mask": f"slice factor {factor}", "mask_type": "", "ratio": 1 / factor,
+                              "slice_factor": factor, "slices_in": len(thick), "slices_out": len(thick) * factor,
+                              "methods": {}, "notes": notes}
+    for method_index, method in enumerate(config.methods):
+        tick = time.perf_counter()
+        thin = restore(thick, factor, method)
+        seconds = time.perf_counter() - tick
+        written = write_thin(study, thin, method, factor, out, config.format, method_index)
+        entry["outputs"].append(str(written.relative_to(out)))
+        # the preview is a reformatted plane across the slices, where through-plane SR shows
+        entry["outputs"].append(_preview(out, f"{study.name}_{method}", np.moveaxis(thin, 1, 0), None))
+        record["methods"][method] = {"seconds": seconds, "seconds_per_slice": seconds / len(thin),
+                                     "weights": resolved_weights(factor, method)}
+    entry["slices"] += len(thick) * factor * len(config.methods)
+    metrics_path = out / f"{study.name}.metrics.json"
+    write_json(metrics_path, record)
+    entry["outputs"].append(metrics_path.name)
+    entry["status"] = "done"
+
+
+def _remove_outputs(out: Path, entry: dict[str, Any]) -> None:
+    """Remove what a failed unit wrote, so nothing the manifest does not record is left."""
+    import shutil
+
+    for relative in entry["outputs"]:
+        target = out / relative
+        if target.is_dir():
+            shutil.rmtree(target, ignore_errors=True)
+        elif target.suffix == ".cfl":
+            target.unlink(missing_ok=True)
+            target.with_suffix(".hdr").unlink(missing_ok=True)
+        else:
+            target.unlink(missing_ok=True)
+    entry["outputs"] = []
+
+
+def _preview(out: Path, name: str, magnitude: np.ndarray, reference: np.ndarray | None) -> str:
+    """A PNG of the middle slice (for the report), scaled like the reference; returns its
+    path relative to ``out``."""
+    folder = out / "previews"
+    folder.mkdir(exist_ok=True)
+    middle = len(magnitude) // 2
+    vmax = float((reference if reference is not None and reference.shape == magnitude.shape else magnitude).max())
+    path = folder / f"{name}.png"
+    with atomic_file(path) as tmp:
+        save_png(tmp, to_uint8(magnitude[middle], vmax))
+    return str(path.relative_to(out))
+
+
+def _estimate(study_metrics: dict[str, Any], images: dict[str, np.ndarray], kspace: np.ndarray, mask: np.ndarray,
+              coil_maps: np.ndarray | None, reference: np.ndarray | None, name: str, config: BatchConfig
+              ) -> dict[str, np.ndarray]:
+    """The hold-out error estimate of every method and the guard's verdicts, added to
+    the study's records. With ``--guard``, returns the volume to write for each learned
+    method with flagged slices: its own, with those slices from the best CS output.
+
+    PSNR estimates use the reference's maximum when there is a reference, else the
+    largest magnitude of any method's volume (one range for every method)."""
+    started = time.perf_counter()
+    if reference is not None:
+        data_range = float(reference.max())
+    else:
+        data_range = float(max(np.abs(stack).max() for stack in images.values()))
+    outputs = {method: list(torch.from_numpy(stack)) for method, stack in images.items()}
+    maps = None if coil_maps is None else torch.from_numpy(coil_maps)
+    estimates = estimate_errors(outputs, torch.from_numpy(kspace), torch.from_numpy(np.asarray(mask, bool)), maps,
+                                config.estimate_folds, name, data_range)
+    if not estimates:
+        study_metrics["notes"].append(no_estimate_note(mask))
+        return {}
+    verdicts = guard_verdicts(estimates, mask)
+    if not guard_applies(mask):
+        study_metrics["notes"].append(UNGUARDED_NOTE)
+    records = study_metrics["methods"]
+    for method, per_slice in estimates.items():
+        record = records.setdefault(method, {})
+        record["estimated_psnr"] = float(np.mean([e.psnr for e in per_slice]))
+        record["estimated_nmse"] = float(np.mean([e.nmse for e in per_slice]))
+        record["estimated_psnr_spread"] = float(np.mean([e.psnr_spread for e in per_slice]))
+        record["estimated_psnr_slices"] = [e.psnr for e in per_slice]
+        record["estimated_psnr_spread_slices"] = [e.psnr_spread for e in per_slice]
+    for method, per_slice in verdicts.items():
+        record = records[method]
+        record["guard_reference"] = per_slice[0].reference
+        record["guard_reference_slices"] = [v.reference for v in per_slice]
+        record["guard_flagged_slices"] = [v.flagged for v in per_slice]
+        record["guard_flagged"] = int(sum(v.flagged for v in per_slice))
+        if record["guard_flagged"] and not config.guard:
+            study_metrics["notes"].append(f"guard: {method} is estimably worse than {per_slice[0].reference} on "
+                                          f"{record['guard_flagged']}/{len(per_slice)} slices of {name} (--guard writes the "
+                                          "CS output there)")
+    guarded: dict[str, np.ndarray] = {}
+    if config.guard:
+        for method, replaced in apply_guard(outputs, verdicts).items():
+            records[method]["guard_output_slices"] = [cs or method for cs in replaced]
+            if any(replaced):
+                guarded[method] = np.stack([t.numpy() for t in outputs[method]])
+                study_metrics["notes"].append(f"guard: {sum(1 for cs in replaced if cs)} {method} slice(s) written from the "
+                                              f"best CS output ({', '.join(sorted({cs for cs in replaced if cs}))})")
+    study_metrics["estimate"] = {"folds": config.estimate_folds, "seconds": time.perf_counter() - started,
+                                 "data_range": data_range, "ranked": sorted(records, key=lambda m: -records[m]["estimated_psnr"]),
+                                 "calibration": calibration.CALIBRATION_FILE.name if calibration.CALIBRATION_FILE.is_file() else None}
+    return guarded
+
+
+def _trust(records: dict[str, dict], images: dict[str, np.ndarray], kspace, mask, coil_maps) -> None:
+    """Add the trust check of every learned method to its record, summarised over the
+    volume (see :mod:`pipelines.evaluation`)."""
+    psnr = {name: record["psnr"] for name, record in records.items() if "psnr" in record}
+    outputs = {name: list(torch.from_numpy(stack)) for name, stack in images.items()}
+    maps = None if coil_maps is None else torch.from_numpy(coil_maps)
+    checks, _, _ = trust_check(outputs, torch.from_numpy(kspace), torch.from_numpy(np.asarray(mask, bool)), maps, psnr)
+    for name, slices in checks.items():
+        records[name]["dc_residual_max"] = float(max(c["dc_residual"] for c in slices))
+        if "hallucination_energy" in slices[0]:
+            records[name]["hallucination_reference"] = slices[0]["hallucination_reference"]
+            records[name]["hallucination_energy"] = float(np.mean([c["hallucination_energy"] for c in slices]))
+            records[name]["hallucination_flagged"] = int(sum(c["hallucination_flagged"] for c in slices))
+
+

@@ -1,0 +1,1 @@
+"""Training the learned models: the shared trainer, its config, losses, augmentation, checkpoints, feature network."""

@@ -1,0 +1,44 @@
+"""The shipped weights and their JSON cards, read without torch.
+
+Every learned model's weights ship here as ``NAME.pt`` beside a card ``NAME.json`` (the
+model, the ratios it was trained on, the data, the command, steps, seconds and
+validation metrics). This module reads the cards only, so listing methods and their
+availability never imports torch; :mod:`recon.weights.loading` loads a ``.pt`` file
+without unpickling anything.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+WEIGHTS_DIR = Path(__file__).resolve().parent
+def shipped_weights(model: str, folder: Path = WEIGHTS_DIR) -> dict[Path, tuple[float, float]]:
+    """``{weights path: (lowest, highest) training ratio}`` for ``model``, read from the cards."""
+    found = {}
+    for path in sorted(folder.glob("*.pt")):
+        card_path = path.with_suffix(".json")
+        if not card_path.is_file():
+            continue
+        card = json.loads(card_path.read_text())
+        if card.get("model") == model:
+            found[path] = (min(card["trained_ratios"]), max(card["trained_ratios"]))
+    return found
+
+
+def ratio_distance(ratio: float, trained: tuple[float, float]) -> float:
+    """How far ``ratio`` lies outside the trained range (0 inside it)."""
+    return max(trained[0] - ratio, 0.0, ratio - trained[1])
+
+
+def nearest_weights(model: str, ratio: float, folder: Path = WEIGHTS_DIR) -> Path:
+    """The shipped weights of ``model`` whose trained ratios lie nearest ``ratio``; of
+    several that cover it, the most specialised (the narrowest range)."""
+    return nearest_of(shipped_weights(model, folder), model, ratio)
+
+
+def nearest_of(options: dict[Path, tuple[float, float]], model: str, ratio: float) -> Path:
+    """:func:`nearest_weights` among ``options`` (:func:`shipped_weights`' answer)."""
+    if not options:
+        raise FileNotFoundError(f"no shipped {model} weights (train them with recon train --model {model})")
+    return min(options, key=lambda path: (ratio_distance(ratio, options[path]), options[path][1] - options[path][0]))
