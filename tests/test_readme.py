@@ -1,4 +1,5 @@
-"""The README's Python code blocks run as written (in a fresh interpreter each)."""
+"""The Python code blocks of the README and the user guide run as written (in a fresh
+interpreter each)."""
 
 import re
 import subprocess
@@ -8,7 +9,17 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-BLOCKS = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+DOCUMENTS = (ROOT / "README.md", ROOT / "docs" / "guide.md")
+BLOCKS = [block for document in DOCUMENTS for block in re.findall(r"```python\n(.*?)```", document.read_text(), re.S)]
+README_BYTES = 15_000
+
+
+def test_readme_stays_short_and_opens_with_the_two_commands():
+    text = (ROOT / "README.md").read_text()
+    assert len(text.encode()) < README_BYTES
+    first, second = re.findall(r"```bash\n(.*?)```", text, re.S)[:2]
+    assert "pip install -e '.[test]'" in first and "recon run" in first
+    assert "pytest" in second
 
 
 def test_readme_has_python_examples():
