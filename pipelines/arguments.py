@@ -259,11 +259,15 @@ def build_parser() -> argparse.ArgumentParser:
         description="Build report.html, a self-contained HTML comparison (summary table, trust check, plots, "
         "image grid, masks, provenance) from recon run output folders. Several runs (e.g. one per mask) make "
         "one report with quality against the sampling ratio. Rebuilding replaces the report file.",
-        epilog="examples:\n  recon report recon-output\n  recon report runs/10pct runs/25pct runs/50pct --out comparison.html",
+        epilog="examples:\n  recon report recon-output/run-10pct-cartesian\n"
+        "  recon report runs/10pct runs/25pct runs/50pct --out comparison.html\n"
+        "  recon report recon-output --out all-runs.html     # every run folder inside recon-output\n"
+        "  recon report batch-a batch-b --out batches.html   # two recon batch folders in one report",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    report.add_argument("runs", nargs="+", help="recon run output folders")
-    report.add_argument("--out", help="report file (default RUN/report.html for one run; required for several)")
+    report.add_argument("runs", nargs="+", metavar="FOLDER",
+                        help="recon run or recon batch output folders, or a folder that holds them")
+    report.add_argument("--out", help="report file (default FOLDER/report.html for one folder; required for several)")
 
     sr = commands.add_parser(
         "sr",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import html
 import json
+from dataclasses import MISSING
 from pathlib import Path
 
 from pipelines import plots
@@ -19,14 +20,33 @@ def _cell(value, fmt: str) -> str:
     return f"<td>{fmt.format(value)}</td>" if value is not None else "<td>n/a</td>"
 
 
-def build_batch_report(out: str | Path) -> str:
-    """The report's HTML for a batch output folder."""
-    out = Path(out)
-    manifest_path = out / "manifest.json"
-    if not manifest_path.is_file():
-        raise FileNotFoundError(f"{out}: not a recon batch folder (no manifest.json)")
-    manifest = json.loads(manifest_path.read_text())
-    studies = {path.name[: -len(".metrics.json")]: json.loads(path.read_text()) for path in sorted(out.glob("*.metrics.json"))}
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path}: unreadable ({error})") from None
+
+
+def _load_batches(folders: list[Path]) -> tuple[list[dict], dict[str, dict], dict[str, Path]]:
+    """Every folder's manifest, and its studies keyed by name (``FOLDER/NAME`` when there
+    are several folders) with the folder each came from."""
+    manifests, studies, homes = [], {}, {}
+    for folder in folders:
+        manifest_path = folder / "manifest.json"
+        if not manifest_path.is_file():
+            raise FileNotFoundError(f"{folder}: not a recon batch folder (no manifest.json)")
+        manifests.append(_read_json(manifest_path))
+        for path in sorted(folder.glob("*.metrics.json")):
+            name = path.name[: -len(".metrics.json")]
+            key = f"{folder.name}/{name}" if len(folders) > 1 else name
+            studies[key], homes[key] = _read_json(path), folder
+    return manifests, studies, homes
+
+
+def build_batch_report(folders: str | Path | list[str | Path]) -> str:
+    """The report's HTML for one or more batch output folders."""
+    folders = [Path(folder) for folder in (folders if isinstance(folders, list) else [folders])]
+    manifests, studies, homes = _load_batches(folders)
     parts = ["<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>recon batch report</title>",
              f"<style>{STYLE}</style></head><body><h1>recon batch report</h1>"]
     rows = ['<table class="summary"><thead><tr><th>file</th><th>method</th><th>k-space</th><th>mask</th><th>ratio</th>'
@@ -71,32 +91,61 @@ def build_batch_report(out: str | Path) -> str:
     methods = sorted({m for study in studies.values() for m in study["methods"]})
     figures = []
     for key, label in (("psnr", "PSNR (dB)"), ("ssim", "SSIM"), ("estimated_psnr", "estimated PSNR (dB)")):
-        columns = [(m, [s["methods"][m][key] for s in studies.values() if key in s["methods"].get(m, {})]) for m in methods]
-        figures.append(plots.strip_plot(columns, label, f"{label} per file"))
+        columns, groups = [], []
+        for m in methods:
+            having = [(name, s["methods"][m][key]) for name, s in studies.items() if key in s["methods"].get(m, {})]
+            columns.append((m, [value for _, value in having]))
+            groups.append([name for name, _ in having])
+        figures.append(plots.strip_plot(columns, label, f"{label} per file (mean: bar)", groups=groups))
     parts.append('<div class="plots">' + "".join(figures) + "</div>")
-    noted = [(entry["input"], note) for entry in manifest["units"].values() for note in entry.get("notes", [])]
+    units = [entry for manifest in manifests for entry in manifest["units"].values()]
+    noted = [(entry["input"], note) for entry in units for note in entry.get("notes", [])]
     if noted:
         parts.append("<h2>Notes on the inputs</h2><ul>" + "".join(f"<li>{html.escape(note)}</li>" for _, note in noted) + "</ul>")
-    failed = [entry for entry in manifest["units"].values() if entry.get("status") != "done"]
+    failed = [entry for entry in units if entry.get("status") != "done"]
     if failed:
         parts.append("<h2>Failed inputs</h2><ul>" + "".join(f"<li>{html.escape(e.get('error', e['input']))}</li>" for e in failed) + "</ul>")
-    parts.append("<h2>Previews (middle slice)</h2>")
+    parts.append("<h2>Previews (middle slice)</h2><p>Each output's middle slice, and below it the error map "
+                 "|output − reference| on 0 to 20 % of the reference's maximum where there is a reference.</p>")
     for name in studies:
-        figures = []
-        for label in ["reference", *methods]:
-            preview = out / "previews" / f"{name}_{label}.png"
-            if preview.is_file():
-                figures.append(f'<figure><img alt="{html.escape(name)} {html.escape(label)}" src="{file_data(preview)}">'
-                               f"<figcaption>{html.escape(label)}</figcaption></figure>")
-        parts.append(f'<h3>{html.escape(name)}</h3><div class="grid">{"".join(figures)}</div>')
-    parts.append("<h2>Provenance</h2>" + key_value_table(manifest.get("config", {})) + "</body></html>")
+        parts.append(f'<h3>{html.escape(name)}</h3><div class="grid">{_previews(homes[name], name.split("/")[-1], methods)}</div>')
+    for folder, manifest in zip(folders, manifests):
+        config = manifest.get("config", {})
+        parts.append(f"<h2>Provenance: {html.escape(str(folder))}</h2>"
+                     + key_value_table({"config": config}, defaults=_batch_defaults(config)))
+    parts.append("</body></html>")
     return "".join(parts)
 
 
-def write_batch_report(out: str | Path) -> Path:
-    """Write ``OUT/report.html`` atomically."""
-    out = Path(out)
-    path = out / "report.html"
+def _previews(folder: Path, name: str, methods: list[str]) -> str:
+    figures = []
+    for label in ["reference", *methods]:
+        preview = folder / "previews" / f"{name}_{label}.png"
+        if not preview.is_file():
+            continue
+        body = f'<img alt="{html.escape(name)} {html.escape(label)}" src="{file_data(preview)}">'
+        error = preview.with_name(f"{name}_{label}_error.png")
+        if error.is_file():
+            body += f'<div class="sublabel">error map</div><img alt="{html.escape(label)} error map" src="{file_data(error)}">'
+        figures.append(f"<figure><figcaption>{html.escape(label)}</figcaption>{body}</figure>")
+    return "".join(figures)
+
+
+def _batch_defaults(config: dict) -> dict:
+    """BatchConfig's defaults, to fold away what a batch left unchanged."""
+    from dataclasses import fields
+
+    from pipelines.config import BatchConfig
+
+    return {f.name: (list(f.default) if isinstance(f.default, tuple) else f.default)
+            for f in fields(BatchConfig) if f.name in config and f.default is not MISSING}
+
+
+def write_batch_report(folders: str | Path | list[str | Path], out: str | Path | None = None) -> Path:
+    """Write the report of one or more batch folders atomically to ``out`` (default:
+    the first folder's ``report.html``)."""
+    folders = folders if isinstance(folders, list) else [folders]
+    path = Path(out) if out is not None else Path(folders[0]) / "report.html"
     with atomic_file(path) as tmp:
-        tmp.write_text(build_batch_report(out), encoding="utf-8")
+        tmp.write_text(build_batch_report(folders), encoding="utf-8")
     return path

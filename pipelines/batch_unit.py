@@ -40,6 +40,8 @@ from recon.api import coil_maps_for
 from recon.trust import calibration
 
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+ERROR_MAP_FRACTION = 0.2
+"""Error maps show ``|x - reference|`` on ``[0, 0.2 x the reference's maximum]``."""
 
 
 def _acquisition(study: Study, config: BatchConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
@@ -151,13 +153,13 @@ def _process_study(study: Study, config: BatchConfig, entry: dict[str, Any], out
             description += " (guard: flagged slices from the best CS output)"
         written = write_output(study, method, output, out, config.format, description, method_index)
         entry["outputs"].append(str(written.relative_to(out)))
-        entry["outputs"].append(_preview(out, f"{study.name}_{method}", np.abs(output).astype(np.float32), reference))
+        entry["outputs"] += _preview(out, f"{study.name}_{method}", np.abs(output).astype(np.float32), reference)
         record = study_metrics["methods"].setdefault(method, {})
         record["seconds_per_slice"] = seconds[method] / len(kspace)
         # the method's own result is what the metrics score
         _score(record, np.abs(own).astype(np.float32), reference)
     if reference is not None:
-        entry["outputs"].append(_preview(out, f"{study.name}_reference", reference, reference))
+        entry["outputs"] += _preview(out, f"{study.name}_reference", reference, reference)
     _trust(study_metrics["methods"], complex_images, kspace, mask, coil_maps)
     entry["slices"] += len(kspace) * len(config.methods)
     metrics_path = out / f"{study.name}.metrics.json"
@@ -199,7 +201,7 @@ def _through_plane_unit(path: Path, config: BatchConfig, entry: dict[str, Any], 
         written = write_thin(study, thin, method, factor, out, config.format, method_index)
         entry["outputs"].append(str(written.relative_to(out)))
         # the preview is a reformatted plane across the slices, where through-plane SR shows
-        entry["outputs"].append(_preview(out, f"{study.name}_{method}", np.moveaxis(thin, 1, 0), None))
+        entry["outputs"] += _preview(out, f"{study.name}_{method}", np.moveaxis(thin, 1, 0), None)
         record["methods"][method] = {"seconds": seconds, "seconds_per_slice": seconds / len(thin),
                                      "weights": resolved_weights(factor, method)}
     entry["slices"] += len(thick) * factor * len(config.methods)
@@ -225,17 +227,29 @@ def _remove_outputs(out: Path, entry: dict[str, Any]) -> None:
     entry["outputs"] = []
 
 
-def _preview(out: Path, name: str, magnitude: np.ndarray, reference: np.ndarray | None) -> str:
-    """A PNG of the middle slice (for the report), scaled like the reference; returns its
-    path relative to ``out``."""
+def _preview(out: Path, name: str, magnitude: np.ndarray, reference: np.ndarray | None) -> list[str]:
+    """A PNG of the middle slice (for the report), scaled like the reference, and, when
+    the reference has the same shape, its error map ``NAME_error.png`` (``|x - ref|`` on
+    0 to 20 % of the reference's maximum, as ``recon run`` draws them); returns their
+    paths relative to ``out``."""
+    from pipelines.plots import ERROR_CMAP, colormap
+
     folder = out / "previews"
     folder.mkdir(exist_ok=True)
     middle = len(magnitude) // 2
-    vmax = float((reference if reference is not None and reference.shape == magnitude.shape else magnitude).max())
+    comparable = reference is not None and reference.shape == magnitude.shape
+    vmax = float((reference if comparable else magnitude).max())
     path = folder / f"{name}.png"
     with atomic_file(path) as tmp:
         save_png(tmp, to_uint8(magnitude[middle], vmax))
-    return str(path.relative_to(out))
+    written = [str(path.relative_to(out))]
+    if comparable and not name.endswith("_reference"):
+        error = np.abs(magnitude[middle] - reference[middle]) / (ERROR_MAP_FRACTION * max(vmax, 1e-12))
+        error_path = folder / f"{name}_error.png"
+        with atomic_file(error_path) as tmp:
+            save_png(tmp, colormap(error, ERROR_CMAP))
+        written.append(str(error_path.relative_to(out)))
+    return written
 
 
 def _estimate(study_metrics: dict[str, Any], images: dict[str, np.ndarray], kspace: np.ndarray, mask: np.ndarray,

@@ -274,22 +274,51 @@ def _batch_summary(result, out: str) -> None:
             print(f"  note: {printable(note)}")
 
 
-def _command_report(args: argparse.Namespace) -> int:
-    from pipelines.report import write_report
+def _report_folders(paths: list[str]) -> tuple[list[Path], list[Path]]:
+    """``(run folders, batch folders)``: a folder holding neither a run nor a batch but
+    such folders inside (e.g. ``recon-output``) stands for all of them."""
+    runs, batches = [], []
+    for text in paths:
+        folder = Path(text)
+        if not folder.is_dir():
+            raise FileNotFoundError(f"{folder}: no such folder")
+        found = [folder] if _report_kind(folder) else sorted(p for p in folder.iterdir() if p.is_dir() and _report_kind(p))
+        if not found:
+            raise ValueError(f"{folder}: not a recon run or batch folder (no metrics.json and config.json, or "
+                             "manifest.json), and no such folder inside it")
+        runs += [f for f in found if _report_kind(f) == "run"]
+        batches += [f for f in found if _report_kind(f) == "batch"]
+    if runs and batches:
+        raise UsageError("recon report combines runs with runs and batches with batches, not both")
+    return runs, batches
 
-    if args.out is None and len(args.runs) > 1:
-        raise UsageError("several runs need --out FILE")
-    if len(args.runs) == 1 and (Path(args.runs[0]) / "manifest.json").is_file():  # a recon batch folder
+
+def _report_kind(folder: Path) -> str | None:
+    if (folder / "manifest.json").is_file():
+        return "batch"
+    if (folder / "metrics.json").is_file() and (folder / "config.json").is_file():
+        return "run"
+    return None
+
+
+def _command_report(args: argparse.Namespace) -> int:
+    runs, batches = _report_folders(args.runs)
+    folders = runs or batches
+    if args.out is None and len(folders) > 1:
+        raise UsageError(f"{len(folders)} folders make one report: give its file with --out FILE")
+    target = Path(args.out) if args.out else folders[0] / "report.html"
+    if target.is_dir():
+        raise UsageError(f"--out {target} is a folder; give a file name such as {target / 'report.html'}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if batches:
         from pipelines.batch_report import write_batch_report
 
-        out = write_batch_report(args.runs[0])
+        out = write_batch_report(batches, target)
     else:
-        target = Path(args.out) if args.out else Path(args.runs[0]) / "report.html"
-        if target.exists() and target.is_dir():
-            raise UsageError(f"--out {target} is a folder; give a file name such as {target / 'report.html'}")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        out = write_report(args.runs, target)
-    print(f"wrote {printable(out)}")
+        from pipelines.report import write_report
+
+        out = write_report(runs, target)
+    print(f"wrote {printable(out)} ({len(folders)} {'batch' if batches else 'run'} folder(s))")
     return EXIT_OK
 
 

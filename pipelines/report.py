@@ -53,13 +53,29 @@ def _load(run_dir: Path) -> dict[str, Any]:
     metrics_path, config_path = run_dir / "metrics.json", run_dir / "config.json"
     if not metrics_path.is_file() or not config_path.is_file():
         raise FileNotFoundError(f"{run_dir}: not a recon run folder (needs metrics.json and config.json)")
-    try:
-        run = {"dir": run_dir, "metrics": json.loads(metrics_path.read_text()), "config": json.loads(config_path.read_text())}
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{run_dir}: unreadable run output: {error}") from error
-    mask = run["config"].get("mask", {})
-    run["label"] = f"{run['config']['config'].get('mask', 'file')} {mask.get('kind', '')}".strip()
+    run = {"dir": run_dir}
+    for key, path in (("metrics", metrics_path), ("config", config_path)):
+        try:
+            run[key] = json.loads(path.read_text())
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise ValueError(f"{path}: unreadable run output (not valid JSON: {error})") from None
+    run["label"] = _label(run["config"])
     return run
+
+
+def _label(config: dict) -> str:
+    """What tells runs apart in tables and plots: the mask, and the coils, noise and
+    phase when they are not the single-coil noiseless default."""
+    settings, mask = config.get("config", {}), config.get("mask", {})
+    label = f"{settings.get('mask', 'file')} {mask.get('kind', '')}".strip()
+    coils = int(settings.get("coils", 1) or 1)
+    if coils > 1:
+        label += f", {coils} coils"
+    if settings.get("noise_snr") is not None:
+        label += f", SNR {settings['noise_snr']:g} dB"
+    if settings.get("phase"):
+        label += ", phase"
+    return label
 
 
 def _strip_plot(runs: list[dict], key: str, ylabel: str) -> str:
@@ -71,12 +87,20 @@ def _strip_plot(runs: list[dict], key: str, ylabel: str) -> str:
 
 
 def _ratio_plot(runs: list[dict], key: str, ylabel: str) -> str:
-    """Mean ``key`` against the achieved sampling ratio, one line per method."""
+    """Mean ``key`` against the achieved sampling ratio, one line per method and
+    acquisition: runs that differ in mask family or coils are never joined."""
+    def group(run: dict) -> str:
+        coils = int(run["config"].get("config", {}).get("coils", 1) or 1)
+        return f"{run['config']['mask'].get('kind', '?')}, {coils} coil{'s' if coils > 1 else ''}"
+
+    several = len({group(run) for run in runs}) > 1
     series: dict[str, list[tuple[float, float]]] = {}
     for run in runs:
         for row in run["metrics"]["summary"]:
-            series.setdefault(row["method"], []).append((100 * run["config"]["mask"]["ratio"], row[key]))
-    if len({x for points in series.values() for x, _ in points}) < 2:
+            name = f"{row['method']} ({group(run)})" if several else row["method"]
+            series.setdefault(name, []).append((100 * run["config"]["mask"]["ratio"], row[key]))
+    series = {name: points for name, points in series.items() if len(points) > 1}
+    if not series:
         return ""
     return plots.line_plot(series, "sampling ratio (% of k-space)", ylabel, f"{ylabel} against sampling ratio")
 
@@ -139,7 +163,7 @@ def _trust_table(runs: list[dict]) -> str:
     for label, row in rows:
         flagged = row.get("hallucination_flagged", 0)
         guarded = row.get("guard_flagged")
-        guard_cell = (f'<td class="{"flag" if guarded else ""}">{guarded} / {row["slices"]}'
+        guard_cell = (f'<td class="{"flag" if guarded else ""}">{guarded} / {row.get("guard_slices", row["slices"])}'
                       + (f"; {row['guard_replaced']} written from CS (--guard)" if row.get("guard_replaced") else "") + "</td>"
                       if guarded is not None else "<td>n/a (no estimate)</td>")
         energy = f"{row['hallucination_energy']:.4f}" if "hallucination_energy" in row else "n/a"
@@ -166,13 +190,17 @@ def _image_grid(run: dict, max_slices: int = 3) -> str:
     if not folder.is_dir() or not slices:
         return ""
     chosen = [slices[i] for i in sorted({0, len(slices) // 2, len(slices) - 1})][:max_slices]
+    shown = (f"<p>Showing {len(chosen)} of the {len(slices)} slices measured: the first, middle and last "
+             f"({', '.join(html.escape(s) for s in chosen)}), to keep the page light; every slice is in the table, "
+             "the plots and <code>metrics.json</code>, and its images are in <code>images/</code>.</p>"
+             if len(chosen) < len(slices) else f"<p>Showing all {len(slices)} slices measured.</p>")
     methods = _methods(run)
     data_range = float(run["metrics"].get("data_range", 1.0))
     scale = float(run["config"].get("error_map_fraction", 0.2))
     superres = any(r.get("hallucination_reference") == "zero-filled" for r in run["metrics"]["records"])
     added = ("added beyond the measured k-space block (SR; vs zero-filled, same range)" if superres
              else "added in unmeasured k-space vs best CS (same range)")
-    parts = ['<div class="bars">',
+    parts = [shown, '<div class="bars">',
              plots.colour_bar(plots.ERROR_CMAP, scale * data_range, f"|recon - reference| (0 to {scale:.0%} of the data range)"),
              plots.colour_bar(plots.ADDED_CMAP, scale * data_range, added),
              "</div>"]
@@ -231,17 +259,36 @@ def _flatten(value: Any, prefix: str = "") -> list[tuple[str, str]]:
     return [(prefix.rstrip("."), str(value))]
 
 
-def key_value_table(data: dict) -> str:
-    """A nested dict as a readable two-column table (``a.b.c`` keys)."""
-    return ('<table class="provenance"><tbody>'
-            + "".join(f"<tr><th>{html.escape(key)}</th><td>{html.escape(text)}</td></tr>" for key, text in _flatten(data))
-            + "</tbody></table>")
+def key_value_table(data: dict, defaults: dict | None = None) -> str:
+    """A nested dict as a readable two-column table (``a.b.c`` keys). Keys of
+    ``data["config"]`` whose value equals ``defaults`` are folded away under a
+    "defaults" line, so what was chosen stands out."""
+    def rows(items: list[tuple[str, str]]) -> str:
+        return "".join(f"<tr><th>{html.escape(key)}</th><td>{html.escape(text)}</td></tr>" for key, text in items)
+
+    items = _flatten(data)
+    if defaults:
+        default_keys = {f"config.{key}" for key, value in defaults.items()
+                        if key in data.get("config", {}) and data["config"][key] == value}
+        chosen = [(key, text) for key, text in items if key not in default_keys]
+        folded = [(key, text) for key, text in items if key in default_keys]
+        table = f'<table class="provenance"><tbody>{rows(chosen)}</tbody></table>'
+        if folded:
+            table += (f"<details><summary>{len(folded)} settings left at their defaults</summary>"
+                      f'<table class="provenance"><tbody>{rows(folded)}</tbody></table></details>')
+        return table
+    return f'<table class="provenance"><tbody>{rows(items)}</tbody></table>'
 
 
 def _provenance(run: dict) -> str:
+    from dataclasses import asdict
+
+    from pipelines.config import RunConfig
+
     config = run["config"]
     table = key_value_table({key: config.get(key) for key in ("version", "seed", "source", "kspace", "slices", "methods",
-                                                               "config", "mask", "environment") if key in config})
+                                                               "config", "mask", "environment") if key in config},
+                            defaults=asdict(RunConfig()))
     notes = "".join(f"<li>{html.escape(str(note))}</li>" for note in config.get("notes", []))
     return (f"<h2>Provenance: {html.escape(run['label'])}</h2>" + table + (f"<h3>Notes</h3><ul>{notes}</ul>" if notes else ""))
 
@@ -251,14 +298,23 @@ body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}
 table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
 td:nth-child(-n+2),th{text-align:left}td.best{font-weight:bold;background:#eef7ee}td.flag,.flag{background:#fde2e2;font-weight:bold}
 table.provenance td{text-align:left;font-family:monospace;font-size:12px}table.provenance th{font-weight:normal;color:#555}
-.row{display:flex;flex-wrap:nowrap;gap:10px;overflow-x:auto;padding-bottom:6px}
-figure{margin:0;flex:0 0 260px}figure img{width:256px;display:block;margin-bottom:3px}
-figure img.zoom{image-rendering:pixelated}.label{font-size:12px;font-weight:bold;height:2.6em;overflow:hidden}
+.row,.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(150px,1fr));gap:10px;padding-bottom:6px}
+figure{margin:0;min-width:0}figure img{width:100%;max-width:256px;display:block;margin-bottom:3px}
+details summary{cursor:pointer;color:#555;font-size:13px;margin:4px 0}
+figure img.zoom{image-rendering:pixelated}.label{font-size:12px;font-weight:bold;min-height:2.6em;overflow-wrap:anywhere}
 .sublabel{font-size:11px;color:#444;margin-top:2px}.bars{display:flex;gap:24px;flex-wrap:wrap}
 .plots{display:flex;flex-wrap:wrap;gap:16px;align-items:flex-start}.plots svg{max-width:100%;height:auto}
 .maskrow{display:flex;gap:16px;align-items:flex-start}img.mask{width:256px;border:1px solid #888}
 .key{list-style:none;font-size:12px;padding:0}.swatch{display:inline-block;width:12px;height:12px;border:1px solid #888;margin-right:6px}
 """
+
+
+def _estimate_subset_note(runs: list[dict]) -> str:
+    """Say when the estimate ran on fewer slices than were measured (``--estimate-slices``)."""
+    partial = {(row.get("estimated_slices"), row["slices"]) for run in runs for row in run["metrics"]["summary"]
+               if row.get("estimated_slices", row["slices"]) < row["slices"]}
+    return "".join(f" The estimate and the guard ran on {a} of the {b} slices (evenly spread; "
+                   "<code>--estimate-slices all</code> runs them on every slice)." for a, b in sorted(partial))
 
 
 def build_report(run_dirs: list[str | Path]) -> str:
@@ -273,7 +329,8 @@ def build_report(run_dirs: list[str | Path]) -> str:
                     "the reference's maximum."
                     + (" The estimated PSNR needs no reference: each method reconstructs again without part of the "
                        "measured k-space and is scored on the part held out (± its spread over the folds; "
-                       "<code>recon.trust.holdout</code>). It is what a user gets on measured data." if estimated else "") + "</p>")
+                       "<code>recon.trust.holdout</code>). It is what a user gets on measured data." if estimated else "")
+                    + _estimate_subset_note(runs) + "</p>")
     sections.append("<h2>Trust check</h2>" + _trust_table(runs))
     sections.append('<h2>Per-slice distributions</h2><div class="plots">' + _strip_plot(runs, "psnr", "PSNR (dB)") +
                     _strip_plot(runs, "ssim", "SSIM") + _estimate_plot(runs) + "</div>")
