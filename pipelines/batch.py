@@ -39,12 +39,17 @@ from pipelines.manifest import MANIFEST, check_writable, load_manifest, unit_key
 from pipelines.output import remove_temporaries, write_json
 from pipelines.progress import DEFAULT_INTERVAL, Progress
 
+EXIT_PARTIAL = 3
+"""A batch that stopped for a full disk kept what finished, as one with failed inputs
+does: the same exit code, and ``--resume`` completes it."""
+
 __all__ = ["BatchConfig", "BatchResult", "BatchStopped", "process_unit", "run_batch"]
 
 
 class BatchStopped(Exception):
     """The batch stopped early: interrupted by a signal, or a write failed for lack of
-    space. The manifest records what finished; ``--resume`` continues."""
+    space (exit 3, like a batch with failed inputs). The manifest records what finished;
+    ``--resume`` continues."""
 
     def __init__(self, message: str, exit_code: int, result: BatchResult):
         super().__init__(message)
@@ -154,7 +159,7 @@ def _run_locked(config: BatchConfig, out: Path, units: list[Path], progress: boo
         if error.errno in DISK_FULL:
             raise BatchStopped(f"no space left on device while writing {error.filename or out}; "
                                f"{len(recorder.done)} file(s) finished and recorded; free space and continue with "
-                               "--resume", 1, recorder.result()) from None
+                               "--resume", EXIT_PARTIAL, recorder.result()) from None
         raise
     finally:
         restore_signal_handlers(previous)
@@ -162,8 +167,8 @@ def _run_locked(config: BatchConfig, out: Path, units: list[Path], progress: boo
     if recorder.disk_full:
         remove_temporaries(out)
         raise BatchStopped(f"{printable(recorder.disk_full[0]['error'])}; stopped: {len(recorder.done)} file(s) "
-                           f"finished and recorded in {out / MANIFEST}; free space and continue with --resume", 1,
-                           recorder.result())
+                           f"finished and recorded in {out / MANIFEST}; free space and continue with --resume",
+                           EXIT_PARTIAL, recorder.result())
     if manifest["units"]:
         from pipelines.batch_report import write_batch_report
 

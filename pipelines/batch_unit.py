@@ -31,7 +31,7 @@ from pipelines.evaluation import (
 )
 from pipelines.formats import Study, read_input
 from pipelines.formats.fastmri import center_crop
-from pipelines.formats.study import FILE_PROBLEMS
+from pipelines.formats.study import FILE_PROBLEMS, check_simulable
 from pipelines.images import save_png, to_uint8
 from pipelines.output import atomic_file, write_json
 from pipelines.writers import write_output
@@ -54,6 +54,7 @@ def _acquisition(study: Study, config: BatchConfig) -> tuple[np.ndarray, np.ndar
         seed = masks.seed_from_name(study.name, config.seed)
         mask = masks.make_mask(masks.parse_preset(config.mask), tuple(shape), config.mask_type, seed=seed).array
     if study.simulated:
+        check_simulable(study.images, study.source)
         generator = torch.Generator().manual_seed(masks.seed_from_name(study.name, config.seed))
         kspace, truth = simulate_kspace(torch.from_numpy(study.images), torch.from_numpy(mask), generator=generator)
         return kspace.numpy(), mask, truth.abs().numpy(), None

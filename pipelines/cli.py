@@ -9,6 +9,7 @@ needs them, so ``recon --help`` and ``--version`` answer at once.
 from __future__ import annotations
 
 import argparse
+import errno
 import math
 import signal
 import sys
@@ -274,35 +275,10 @@ def _batch_summary(result, out: str) -> None:
             print(f"  note: {printable(note)}")
 
 
-def _report_folders(paths: list[str]) -> tuple[list[Path], list[Path]]:
-    """``(run folders, batch folders)``: a folder holding neither a run nor a batch but
-    such folders inside (e.g. ``recon-output``) stands for all of them."""
-    runs, batches = [], []
-    for text in paths:
-        folder = Path(text)
-        if not folder.is_dir():
-            raise FileNotFoundError(f"{folder}: no such folder")
-        found = [folder] if _report_kind(folder) else sorted(p for p in folder.iterdir() if p.is_dir() and _report_kind(p))
-        if not found:
-            raise ValueError(f"{folder}: not a recon run or batch folder (no metrics.json and config.json, or "
-                             "manifest.json), and no such folder inside it")
-        runs += [f for f in found if _report_kind(f) == "run"]
-        batches += [f for f in found if _report_kind(f) == "batch"]
-    if runs and batches:
-        raise UsageError("recon report combines runs with runs and batches with batches, not both")
-    return runs, batches
-
-
-def _report_kind(folder: Path) -> str | None:
-    if (folder / "manifest.json").is_file():
-        return "batch"
-    if (folder / "metrics.json").is_file() and (folder / "config.json").is_file():
-        return "run"
-    return None
-
-
 def _command_report(args: argparse.Namespace) -> int:
-    runs, batches = _report_folders(args.runs)
+    from pipelines.report import report_folders
+
+    runs, batches = report_folders(args.runs)
     folders = runs or batches
     if args.out is None and len(folders) > 1:
         raise UsageError(f"{len(folders)} folders make one report: give its file with --out FILE")
@@ -386,6 +362,11 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as error:  # noqa: BLE001 - one readable line, not a traceback
         if _is_locked(error):
             print(f"recon: error: {printable(error)}", file=sys.stderr)
+            return EXIT_FAILED
+        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+            where = f" while writing {printable(error.filename)}" if error.filename else ""
+            print(f"recon: error: no space left on device{where}; nothing was left half-written: free space and run "
+                  "again", file=sys.stderr)
             return EXIT_FAILED
         if isinstance(error, _usage_errors()):
             print(f"recon: error: {printable(error)}", file=sys.stderr)

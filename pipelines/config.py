@@ -260,6 +260,8 @@ def _check_value(path: Path, key: str, value: Any) -> Any:
         if not all(isinstance(name, str) for name in names):
             raise ValueError(f"{path}: key 'methods' must list method names (strings), got {str(value)[:60]!r}")
         return tuple(name.strip() for name in names if name.strip())
+    if key in ("slices", "estimate_slices") and isinstance(value, str) and value.strip().lower() != "all":
+        raise ValueError(f"{path}: key {key!r} must be an integer or 'all', got {value[:40]!r}")
     if key in ("noise_snr", "center_fraction") and not math.isfinite(value):
         raise ValueError(f"{path}: key {key!r} must be finite, got {value}")
     if key == "max_memory":

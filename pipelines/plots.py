@@ -63,7 +63,7 @@ def colormap(values: np.ndarray, name: str) -> np.ndarray:
     import matplotlib
 
     lut = (matplotlib.colormaps[name](np.linspace(0, 1, 256))[:, :3] * 255).round().astype(np.uint8)
-    return lut[np.round(np.clip(values, 0, 1) * 255).astype(int)]
+    return lut[np.round(np.clip(np.nan_to_num(values, nan=1.0, posinf=1.0), 0, 1) * 255).astype(int)]
 
 
 def colour_bar(name: str, vmax: float, label: str) -> str:

@@ -348,6 +348,33 @@ def build_report(run_dirs: list[str | Path]) -> str:
     return "".join(sections)
 
 
+def report_folders(paths: list[str]) -> tuple[list[Path], list[Path]]:
+    """``(run folders, batch folders)``: a folder holding neither a run nor a batch but
+    such folders inside (e.g. ``recon-output``) stands for all of them."""
+    runs, batches = [], []
+    for text in paths:
+        folder = Path(text)
+        if not folder.is_dir():
+            raise FileNotFoundError(f"{folder}: no such folder")
+        found = [folder] if report_kind(folder) else sorted(p for p in folder.iterdir() if p.is_dir() and report_kind(p))
+        if not found:
+            raise ValueError(f"{folder}: not a recon run or batch folder (no metrics.json and config.json, or "
+                             "manifest.json), and no such folder inside it")
+        runs += [f for f in found if report_kind(f) == "run"]
+        batches += [f for f in found if report_kind(f) == "batch"]
+    if runs and batches:
+        raise ValueError("recon report combines runs with runs and batches with batches, not both")
+    return runs, batches
+
+
+def report_kind(folder: Path) -> str | None:
+    if (folder / "manifest.json").is_file():
+        return "batch"
+    if (folder / "metrics.json").is_file() and (folder / "config.json").is_file():
+        return "run"
+    return None
+
+
 def write_report(run_dirs: list[str | Path], out: str | Path) -> Path:
     """Write the report atomically to ``out``."""
     out = Path(out)

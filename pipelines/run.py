@@ -19,6 +19,7 @@ from pipelines.config import RunConfig
 from pipelines.datasets import sample
 from pipelines.evaluation import apply_guard, estimate_errors, guard_verdicts, trust_check
 from pipelines.formats import read_input
+from pipelines.formats.study import check_simulable
 from pipelines.images import save_png, to_uint8
 from pipelines.limits import MemoryBudget
 from pipelines.output import check_output_dir, staged_dir, write_json
@@ -71,6 +72,7 @@ def _load_images(config: RunConfig, notes: list[str]) -> tuple[np.ndarray, list[
             raise ValueError(f"{path}: holds measured k-space ({study.format}); reconstruct it with recon batch")
         if len(studies) > 1:
             notes.append(f"{path}: holds {len(studies)} series; recon run uses the first, {study.name}")
+        check_simulable(study.images, path)
         stack, seed_name = study.images, study.name
         magnitude = np.abs(stack)
         keep = np.flatnonzero(magnitude.reshape(len(stack), -1).max(axis=1) >= 0.05 * magnitude.max())

@@ -18,10 +18,6 @@ from pipelines.limits import MemoryBudget, check_size
 from recon.classical.bart import cfl_dims, read_cfl, write_cfl
 
 
-def is_cfl(path: Path) -> bool:
-    return path.suffix.lower() in (".cfl", ".hdr") and path.with_suffix(".hdr").is_file() and path.with_suffix(".cfl").is_file()
-
-
 def read_bart(path: str | Path, budget: MemoryBudget | None = None) -> Study:
     """Read BART k-space ``(X, Y[, Z[, C]])``.
 
@@ -31,6 +27,10 @@ def read_bart(path: str | Path, budget: MemoryBudget | None = None) -> Study:
     """
     path = Path(path)
     base = path.with_suffix("")
+    for needed in (base.with_suffix(".cfl"), base.with_suffix(".hdr")):
+        if not needed.is_file():
+            raise InputError(f"{path}: a BART file is a pair, {base.name}.cfl (data) and {base.name}.hdr (dimensions); "
+                             f"{needed.name} is missing")
     try:
         check_size(f"{base}.cfl", tuple(cfl_dims(base)), budget, what="the BART header")
         data = read_cfl(base)

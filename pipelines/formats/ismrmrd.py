@@ -37,10 +37,11 @@ def is_ismrmrd(path: Path) -> bool:
         return False
 
 
-def _matrix(header: str, space: str) -> tuple[int, int]:
+def _matrix(header: str, space: str, path: Path) -> tuple[int, int]:
     match = re.search(rf"<{space}>.*?<matrixSize>\s*<x>(\d+)</x>\s*<y>(\d+)</y>", header, re.S)
     if not match:
-        raise InputError(f"ISMRMRD header has no {space} matrix size")
+        raise InputError(f"{path}: its ISMRMRD header has no {space} matrix size (<{space}><matrixSize><x>..</x>"
+                         "<y>..</y>), so the k-space grid is unknown")
     return int(match[1]), int(match[2])
 
 
@@ -58,7 +59,7 @@ def _check_declared(path: Path, heads: np.ndarray, header: str, budget: MemoryBu
     samples = heads["number_of_samples"].astype(np.int64)
     channels = heads["active_channels"].astype(np.int64)
     check_size(path, (int((samples * channels).sum()),), budget, what="the acquisitions' samples", copies=2)
-    _, encoded_y = _matrix(header, "encodedSpace")
+    _, encoded_y = _matrix(header, "encodedSpace", path)
     grid = (int(heads["idx"]["slice"].max()) + 1, int(channels.max()), int(samples.max()),
             max(encoded_y, int(heads["idx"]["kspace_encode_step_1"].max()) + 1))
     check_size(path, grid, budget, what="the k-space grid (slices, coils, readout, phase encodes)")
@@ -101,8 +102,8 @@ def read_ismrmrd(path: str | Path, group: str | None = None, budget: MemoryBudge
         raise InputError(f"{path}: cannot read ISMRMRD file (truncated or corrupt?): {error}") from error
     if "<trajectory>cartesian</trajectory>" not in header.replace(" ", ""):
         raise InputError(f"{path}: only Cartesian ISMRMRD data is supported")
-    encoded_x, encoded_y = _matrix(header, "encodedSpace")
-    recon_x, _ = _matrix(header, "reconSpace")
+    encoded_x, encoded_y = _matrix(header, "encodedSpace", path)
+    recon_x, _ = _matrix(header, "reconSpace", path)
     flags = acquisitions["head"]["flags"].astype(np.uint64)
     skip = np.zeros(len(acquisitions), bool)
     for bit in SKIPPED_FLAGS.values():

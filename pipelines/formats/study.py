@@ -77,3 +77,20 @@ def check_finite(array: np.ndarray, source: Path | str, what: str) -> None:
     """Raise :class:`InputError` naming ``source`` when ``array`` holds NaN or Inf."""
     if not np.isfinite(array).all():
         raise InputError(f"{source}: {what} contains NaN or Inf values")
+
+
+SIMULATION_LIMIT = 1e36
+"""The largest ``max|x| * sqrt(H W)`` a simulated acquisition takes: the orthonormal FFT
+can reach that magnitude, and float32 ends at 3.4e38 (the margin leaves room for coil
+maps, noise and the solvers' sums)."""
+
+
+def check_simulable(images: np.ndarray, source: Path | str) -> None:
+    """Raise :class:`InputError` naming ``source`` when finite ``images`` are too large for
+    their simulated k-space to stay finite in float32 (``(..., H, W)``)."""
+    peak = float(np.abs(images).max()) if images.size else 0.0
+    size = float(np.sqrt(images.shape[-1] * images.shape[-2])) if images.ndim >= 2 else 1.0
+    if peak * size > SIMULATION_LIMIT:
+        raise InputError(f"{source}: values up to {peak:.1e} are too large to simulate k-space in float32 (its FFT "
+                         f"would overflow); rescale the image so that its largest value is below "
+                         f"{SIMULATION_LIMIT / size:.1e}")

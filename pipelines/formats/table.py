@@ -86,12 +86,6 @@ def _cfl(path, budget):
     return [read_bart(path, budget)], []
 
 
-def _is_cfl(path):
-    from pipelines.formats.cfl import is_cfl
-
-    return is_cfl(path)
-
-
 def _dicom(path, budget):
     from pipelines.formats.dicom import dicom_files, read_dicom
 
@@ -105,7 +99,7 @@ INPUTS: tuple[InputFormat, ...] = (
     InputFormat("npy", (".npy",), "npy", _npy),
     InputFormat("fastmri", HDF5, "h5", _fastmri, _is_fastmri),
     InputFormat("ismrmrd", HDF5, "h5", _ismrmrd, _is_ismrmrd),
-    InputFormat("cfl", (".cfl", ".hdr"), "cfl", _cfl, _is_cfl),
+    InputFormat("cfl", (".cfl", ".hdr"), "cfl", _cfl),  # the reader names a missing half of the pair
 )
 DICOM = InputFormat("dicom", (), "dicom", _dicom)
 """Folders, and single files no other format claims."""

@@ -9,6 +9,7 @@ tensors, the config as a plain dict).
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,9 @@ def load_state(path: str | Path, map_location: str | torch.device = "cpu", what:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such {what}")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # torch's advice on a refused file is not for our users
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:  # noqa: BLE001 - torch raises many types; one line for all
         reason = "it holds objects other than tensors and plain values, which are never unpickled"
         text = str(error)

@@ -2,7 +2,9 @@
 the problem, before anything large is allocated."""
 
 import io
+import shutil
 import struct
+import subprocess
 import zlib
 from pathlib import Path
 
@@ -70,6 +72,18 @@ def test_load_state_refuses_objects_and_accepts_tensors(tmp_path):
     with pytest.raises(UnsafeWeightsError, match="bad.pt"):
         load_state(tmp_path / "bad.pt")
     assert not (tmp_path / "x").exists()
+
+
+def test_a_refused_raw_pickle_gives_no_torch_warning(tmp_path):
+    import pickle
+    import warnings
+
+    evil = tmp_path / "raw.pt"
+    evil.write_bytes(pickle.dumps({"weight": _Payload(tmp_path / "x")}, protocol=4))
+    with warnings.catch_warnings(record=True) as caught, pytest.raises(UnsafeWeightsError, match="raw.pt"):
+        warnings.simplefilter("always")
+        load_state(evil)
+    assert not caught and not (tmp_path / "x").exists()  # torch's protocol warning is not our user's business
 
 
 def test_every_torch_load_in_the_code_is_weights_only():
@@ -192,3 +206,62 @@ def test_config_values_are_type_checked(tmp_path, capsys, name, text, expected):
     assert main(["run", "--config", str(path)]) == 2
     line = _one_line(capsys.readouterr().err)
     assert name in line and expected in line and "TypeError" not in line
+
+
+def test_finite_but_huge_values_are_named_as_such_not_as_nan(tmp_path, capsys):
+    huge = tmp_path / "huge.npy"
+    np.save(huge, np.full((2, 64, 64), 1e37, dtype=np.float32))
+    code = main(["run", "--input", str(huge), "--methods", "zero-filled", "--estimate-folds", "0",
+                 "--out", str(tmp_path / "run")])
+    line = _one_line(capsys.readouterr().err)
+    assert code == 2 and "huge.npy" in line and "too large" in line and "NaN" not in line
+    assert main(["batch", str(huge), "--out", str(tmp_path / "batch"), "--methods", "zero-filled"]) == 3
+    assert "too large" in capsys.readouterr().out
+
+
+def test_a_cfl_without_its_header_is_named_as_a_bart_pair(tmp_path, capsys):
+    (tmp_path / "k.cfl").write_bytes(np.zeros(64, np.complex64).tobytes())
+    assert main(["batch", str(tmp_path / "k.cfl"), "--out", str(tmp_path / "out"), "--methods", "zero-filled"]) == 3
+    out = capsys.readouterr().out
+    assert "k.hdr is missing" in out and "DICOM" not in out
+
+
+@pytest.mark.skipif(not shutil.which("ismrmrd_generate_cartesian_shepp_logan"), reason="ismrmrd-tools not installed")
+def test_an_ismrmrd_header_without_a_matrix_size_is_named(tmp_path, capsys):
+    import re
+
+    raw = tmp_path / "shepp.h5"
+    subprocess.run(["ismrmrd_generate_cartesian_shepp_logan", "-o", str(raw), "-m", "32"], check=True, capture_output=True)
+    with h5py.File(raw, "r+") as handle:
+        text = handle["dataset/xml"][0]
+        text = text.decode() if isinstance(text, bytes) else text
+        del handle["dataset/xml"]
+        handle["dataset"].create_dataset("xml", data=[re.sub(r"<matrixSize>.*?</matrixSize>", "", text, flags=re.S)],
+                                         dtype=h5py.string_dtype())
+    assert main(["batch", str(raw), "--out", str(tmp_path / "out"), "--methods", "zero-filled"]) == 3
+    out = capsys.readouterr().out
+    assert "shepp.h5" in out and "no encodedSpace matrix size" in out and "acquisition table" not in out
+
+
+def test_a_full_disk_during_recon_run_is_one_line_and_leaves_nothing(tmp_path, monkeypatch, capsys):
+    import errno
+
+    from pipelines import run as run_module
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "run" / "report.html"))
+
+    monkeypatch.setattr(run_module, "write_report", full)
+    code = main(["run", "--slices", "1", "--methods", "zero-filled", "--estimate-folds", "0", "--out", str(tmp_path / "run")])
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("recon: ")]  # not progress lines
+    line = _one_line("\n".join(errors))
+    assert code == 1 and "no space left on device" in line and "report.html" in line
+    assert not (tmp_path / "run").exists() and not list(tmp_path.glob(".run*"))
+
+
+def test_a_finished_batch_leaves_no_lock_file(tmp_path):
+    stack = tmp_path / "a.npy"
+    np.save(stack, np.random.default_rng(0).random((1, 32, 32)).astype(np.float32))
+    assert main(["batch", str(stack), "--out", str(tmp_path / "out"), "--methods", "zero-filled",
+                 "--estimate-folds", "0"]) == 0
+    assert not (tmp_path / "out" / ".recon.lock").exists()
