@@ -109,7 +109,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"recon {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    _add_run(commands)
+    _add_mask(commands)
+    _add_train(commands)
+    _add_batch(commands)
+    _add_report(commands)
+    _add_sr(commands)
+    _add_methods(commands)
+    return parser
 
+
+def _add_run(commands) -> None:
+    """The ``recon run`` command and its options."""
     run = commands.add_parser(
         "run",
         help="simulate an acquisition and compare every method",
@@ -144,6 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="run the error estimate on N of the slices, evenly spread (default 2; all: every slice)")
     run.add_argument("--guard", action="store_true", default=None, help=GUARD_HELP)
 
+
+def _add_mask(commands) -> None:
+    """The ``recon mask`` command and its options."""
     mask = commands.add_parser(
         "mask",
         help="make and save an undersampling mask",
@@ -161,6 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
     mask.add_argument("--out", required=True, help="output .png or .npy")
     mask.add_argument("--force", action="store_true", help="overwrite an existing file")
 
+
+def _add_train(commands) -> None:
+    """The ``recon train`` command and its options."""
     train = commands.add_parser(
         "train",
         help="train a learned reconstructor with the shared GAN trainer",
@@ -217,6 +234,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--init", help="start the generator from these weights (a shipped .pt or a best.pt)")
     train.add_argument("--seed", type=integer(0, 2**32 - 1), default=0)
 
+
+def _add_batch(commands) -> None:
+    """The ``recon batch`` command and its options."""
     batch = commands.add_parser(
         "batch",
         help="reconstruct files and folders (DICOM, NIfTI, fastMRI, ISMRMRD, BART, .npy)",
@@ -253,6 +273,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="through-plane super-resolution of thick-slice volumes (NIfTI, DICOM series), as recon sr: "
                        "each volume gets F times as many slices; --methods from soup-gan, cubic, sinc (default soup-gan)")
 
+
+def _add_report(commands) -> None:
+    """The ``recon report`` command and its options."""
     report = commands.add_parser(
         "report",
         help="(re)build the HTML comparison report of recon run (or recon batch) outputs",
@@ -269,6 +292,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="recon run or recon batch output folders, or a folder that holds them")
     report.add_argument("--out", help="report file (default FOLDER/report.html for one folder; required for several)")
 
+
+def _add_sr(commands) -> None:
+    """The ``recon sr`` command and its options."""
     sr = commands.add_parser(
         "sr",
         help="through-plane super-resolution: thin slices from a thick-slice NIfTI volume or DICOM series",
@@ -289,10 +315,12 @@ def build_parser() -> argparse.ArgumentParser:
     sr.add_argument("--max-memory", type=memory, help="most memory the input may need (default: half of this machine's memory)")
     sr.add_argument("--force", action="store_true", help="replace an existing output folder")
 
+
+def _add_methods(commands) -> None:
+    """The ``recon methods`` command."""
     commands.add_parser(
         "methods",
         help="list the reconstruction methods and whether they can run here",
         description="List every registered reconstruction method and whether it can run on this machine.",
         epilog="example: recon methods",
     )
-    return parser

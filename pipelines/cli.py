@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import errno
 import math
+import os
 import signal
 import sys
 from pathlib import Path
@@ -356,6 +357,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("recon: interrupted (SIGINT)", file=sys.stderr)
         return EXIT_SIGINT
+    except BrokenPipeError:  # e.g. `recon methods | head -2`: the reader left, nothing went wrong here
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except _Terminated:
         print("recon: terminated (SIGTERM)", file=sys.stderr)
         return EXIT_SIGTERM

@@ -138,26 +138,7 @@ def write_dicom_series(folder: str | Path, images: np.ndarray, meta: dict[str, A
     written = []
     for index, (image, info, (slope, intercept)) in enumerate(zip(images, slices, rescales)):
         stored = np.clip(np.rint((image - intercept) / slope), 0, STORED_MAX).astype(np.uint16)
-        ds = Dataset()
-        for tag in PATIENT_STUDY_TAGS + MR_TAGS:
-            if tag in source and source[tag].value not in (None, ""):
-                ds[tag] = source[tag]
-        for tag in ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime",
-                    "ReferringPhysicianName", "StudyID", "AccessionNumber", "Manufacturer", "PositionReferenceIndicator"):
-            if tag not in ds:
-                setattr(ds, tag, "")
-        ds.StudyInstanceUID = source.get("StudyInstanceUID") or generate_uid()
-        ds.FrameOfReferenceUID = source.get("FrameOfReferenceUID") or generate_uid()
-        # MR Image module: type 1 attributes get "research mode" / "none" when the source
-        # (e.g. an enhanced MR object, which keeps them in functional groups) lacks them.
-        ds.ScanningSequence = ds.get("ScanningSequence") or "RM"
-        ds.SequenceVariant = ds.get("SequenceVariant") or "NONE"
-        for tag in ("ScanOptions", "MRAcquisitionType", "EchoTime", "EchoTrainLength", "RepetitionTime"):
-            if tag not in ds:
-                setattr(ds, tag, None)
-        for tag in ("PatientPosition", "Laterality"):
-            if tag not in ds:
-                setattr(ds, tag, source.get(tag) or None)
+        ds = _patient_study_and_mr(source)
         ds.SOPClassUID = MRImageStorage
         ds.SOPInstanceUID = generate_uid()
         ds.Modality = "MR"
@@ -175,26 +156,8 @@ def write_dicom_series(folder: str | Path, images: np.ndarray, meta: dict[str, A
         if info.get("frame"):
             reference.ReferencedFrameNumber = info["frame"]
         ds.SourceImageSequence = [reference]
-        if info["position"] is not None and info["orientation"] is not None:
-            ds.ImagePositionPatient = [f"{v:.6g}" for v in info["position"]]
-            ds.ImageOrientationPatient = [f"{v:.6g}" for v in info["orientation"]]
-        else:
-            ds.PatientOrientation = ""
-        if info["spacing"] is not None:
-            ds.PixelSpacing = [f"{v:.6g}" for v in info["spacing"]]
-        ds.SliceThickness = _ds(info["thickness"]) if info["thickness"] is not None else None
-        if info.get("location") is not None:
-            ds.SliceLocation = _ds(info["location"])
-        if source.get("SpacingBetweenSlices") not in (None, ""):
-            ds.SpacingBetweenSlices = source.SpacingBetweenSlices
-        if (slope, intercept) != (1.0, 0.0):
-            ds.RescaleSlope, ds.RescaleIntercept = _ds(slope), _ds(intercept)
-        ds.SamplesPerPixel = 1
-        ds.PhotometricInterpretation = "MONOCHROME2"
-        ds.Rows, ds.Columns = stored.shape
-        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
-        ds.WindowCenter, ds.WindowWidth = f"{center:.6g}", f"{width:.6g}"
-        ds.PixelData = stored.tobytes()
+        _geometry(ds, info, source, slope, intercept)
+        _pixels(ds, stored, center, width)
         meta_info = FileMetaDataset()
         meta_info.MediaStorageSOPClassUID = ds.SOPClassUID
         meta_info.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
@@ -205,3 +168,56 @@ def write_dicom_series(folder: str | Path, images: np.ndarray, meta: dict[str, A
             ds.save_as(tmp, enforce_file_format=True)
         written.append(path)
     return written
+
+
+def _patient_study_and_mr(source: Dataset) -> Dataset:
+    """A new dataset with the source's patient, study and MR attributes; type 2 ones it
+    lacks are empty, and the MR Image module's type 1 ones get "research mode" / "none"
+    (an enhanced MR object keeps them in functional groups)."""
+    ds = Dataset()
+    for tag in PATIENT_STUDY_TAGS + MR_TAGS:
+        if tag in source and source[tag].value not in (None, ""):
+            ds[tag] = source[tag]
+    for tag in ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime",
+                "ReferringPhysicianName", "StudyID", "AccessionNumber", "Manufacturer", "PositionReferenceIndicator"):
+        if tag not in ds:
+            setattr(ds, tag, "")
+    ds.StudyInstanceUID = source.get("StudyInstanceUID") or generate_uid()
+    ds.FrameOfReferenceUID = source.get("FrameOfReferenceUID") or generate_uid()
+    ds.ScanningSequence = ds.get("ScanningSequence") or "RM"
+    ds.SequenceVariant = ds.get("SequenceVariant") or "NONE"
+    for tag in ("ScanOptions", "MRAcquisitionType", "EchoTime", "EchoTrainLength", "RepetitionTime"):
+        if tag not in ds:
+            setattr(ds, tag, None)
+    for tag in ("PatientPosition", "Laterality"):
+        if tag not in ds:
+            setattr(ds, tag, source.get(tag) or None)
+    return ds
+
+
+def _geometry(ds: Dataset, info: dict[str, Any], source: Dataset, slope: float, intercept: float) -> None:
+    """Position, orientation, spacing, thickness, location and the rescale of one slice."""
+    if info["position"] is not None and info["orientation"] is not None:
+        ds.ImagePositionPatient = [f"{v:.6g}" for v in info["position"]]
+        ds.ImageOrientationPatient = [f"{v:.6g}" for v in info["orientation"]]
+    else:
+        ds.PatientOrientation = ""
+    if info["spacing"] is not None:
+        ds.PixelSpacing = [f"{v:.6g}" for v in info["spacing"]]
+    ds.SliceThickness = _ds(info["thickness"]) if info["thickness"] is not None else None
+    if info.get("location") is not None:
+        ds.SliceLocation = _ds(info["location"])
+    if source.get("SpacingBetweenSlices") not in (None, ""):
+        ds.SpacingBetweenSlices = source.SpacingBetweenSlices
+    if (slope, intercept) != (1.0, 0.0):
+        ds.RescaleSlope, ds.RescaleIntercept = _ds(slope), _ds(intercept)
+
+
+def _pixels(ds: Dataset, stored: np.ndarray, center: float, width: float) -> None:
+    """The 16-bit unsigned MONOCHROME2 pixel data and its window."""
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.Rows, ds.Columns = stored.shape
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
+    ds.WindowCenter, ds.WindowWidth = f"{center:.6g}", f"{width:.6g}"
+    ds.PixelData = stored.tobytes()

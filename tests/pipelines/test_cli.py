@@ -253,3 +253,32 @@ def test_guard_needs_the_estimate(tmp_path, capsys):
     assert main(["run", "--slices", "1", "--estimate-folds", "0", "--guard", "--out", str(tmp_path / "x")]) == 2
     assert "--guard needs the error estimate" in capsys.readouterr().err
     assert main(["run", "--slices", "1", "--estimate-folds", "1", "--out", str(tmp_path / "x")]) == 2
+
+
+def test_default_run_folder_names_what_changes_the_acquisition():
+    from pipelines.cli import default_run_folder
+    from pipelines.config import RunConfig
+
+    single = default_run_folder(RunConfig(mask="25pct"))
+    coils = default_run_folder(RunConfig(mask="25pct", coils=8, noise_snr=30.0))
+    assert single == "recon-output/run-25pct-cartesian" and coils == "recon-output/run-25pct-cartesian-8coils-snr30"
+    assert default_run_folder(RunConfig(input="scans/brain.nii.gz")) == "recon-output/run-brain-10pct-cartesian"
+
+
+def test_progress_lines_never_repeat_the_final_count():
+    import io
+
+    from pipelines.progress import Progress
+
+    stream = io.StringIO()
+    with Progress(3, "recon run: reconstruction", "slices", mode="lines", interval=0.0, stream=stream) as bar:
+        for _ in range(3):
+            bar.update(1)
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 3 and sum("3/3 slices" in line for line in lines) == 1
+
+
+def test_recon_mask_takes_a_lowres_preset_without_a_family(tmp_path, capsys):
+    assert main(["mask", "--mask", "lowres-2x", "--shape", "64,64", "--out", str(tmp_path / "m.npy")]) == 0
+    assert "lowres lowres-2x 64x64: achieved ratio 0.2500" in capsys.readouterr().out
+    assert main(["mask", "--mask", "lowres-2x", "--mask-type", "vd2d", "--out", str(tmp_path / "n.npy")]) == 2
