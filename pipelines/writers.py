@@ -82,4 +82,7 @@ def nifti_meta(study: Study, images: np.ndarray) -> dict[str, Any]:
         if geometry is not None:
             affine, trailing = geometry
             return {"affine": affine, "header": nib.Nifti1Header(), "shape": (height, width, *trailing), "xform_code": 1}
+    if study.format == "twix" and study.meta.get("affine") is not None:  # the protocol's slice geometry
+        return {"affine": study.meta["affine"], "header": nib.Nifti1Header(), "shape": (height, width, len(images)),
+                "xform_code": 1}
     return {"affine": np.eye(4), "header": nib.Nifti1Header(), "shape": (height, width, len(images))}

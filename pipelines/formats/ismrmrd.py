@@ -131,6 +131,7 @@ def read_ismrmrd(path: str | Path, group: str | None = None, budget: MemoryBudge
     kspace /= np.maximum(counts, 1)  # lines acquired more than once (averages) are averaged
     sampled = counts.max(axis=(0, 1)) > 0
     check_finite(kspace, path, "k-space")
+    kspace, whitened = _prewhiten(path, kspace, acquisitions, flags)
     if samples > recon_x:  # readout oversampling: crop the readout's centre in image space
         image = ifft2c(kspace)
         start = (samples - recon_x) // 2
@@ -138,7 +139,33 @@ def read_ismrmrd(path: str | Path, group: str | None = None, budget: MemoryBudge
         sampled = sampled[start : start + recon_x]
     lines = sampled.any(axis=0)
     mask = None if lines.all() else np.broadcast_to(lines[None, :], kspace.shape[-2:]).copy()
-    meta = {"header": header}
+    meta = {"header": header, "corrections": {"prewhitened": whitened or False}}
     if phantom is not None:  # (slices, y, x) -> (slices, H = x, W = y)
         meta["phantom"] = np.abs(np.swapaxes(phantom.reshape(-1, *phantom.shape[-2:]), -1, -2)).astype(np.float32)
-    return Study(name=path.stem, source=path, format="ismrmrd", kspace=kspace, mask=mask, meta=meta)
+    notes = [] if whitened else ["no noise acquisitions in the file: the channels were not prewhitened"]
+    return Study(name=path.stem, source=path, format="ismrmrd", kspace=kspace, mask=mask, meta=meta, notes=notes)
+
+
+def _prewhiten(path: Path, kspace: np.ndarray, acquisitions: np.ndarray, flags: np.ndarray) -> tuple[np.ndarray, str | None]:
+    """Whiten the channels with the covariance of the file's noise acquisitions (flag
+    ``ACQ_IS_NOISE_MEASUREMENT``, :mod:`physics.raw`); unchanged, and None, without any."""
+    import torch
+
+    from physics.raw import noise_covariance, prewhiten, whitening_matrix
+
+    noisy = (flags & np.uint64(1 << (SKIPPED_FLAGS["noise measurement"] - 1))) != 0
+    coils = kspace.shape[1]
+    blocks = []
+    for head, data in zip(acquisitions["head"][noisy], acquisitions["data"][noisy]):
+        channels, count = int(head["active_channels"]), int(head["number_of_samples"])
+        if channels == coils and count > 0:
+            blocks.append(np.asarray(data, np.float32).view(np.complex64).reshape(channels, count))
+    if not blocks:
+        return kspace, None
+    samples = torch.from_numpy(np.concatenate(blocks, axis=1))
+    try:
+        whitening = whitening_matrix(noise_covariance(samples))
+    except ValueError as error:
+        raise InputError(f"{path}: its noise acquisitions cannot whiten the channels: {error}") from None
+    whitened = prewhiten(torch.from_numpy(kspace), whitening).numpy().astype(np.complex64)
+    return whitened, f"noise acquisitions, {samples.shape[1]} samples per channel"

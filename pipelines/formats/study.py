@@ -16,9 +16,9 @@ class InputError(ValueError):
 
 
 FILE_PROBLEMS = (InputError, TooLargeError)
+"""Errors whose message already names the file and the problem (re-raised as they are)."""
 HDF5 = (".h5", ".hdf5")
 """The endings of HDF5 files (fastMRI and ISMRMRD both use them)."""
-"""Errors whose message already names the file and the problem (re-raised as they are)."""
 
 
 @dataclass
@@ -32,7 +32,7 @@ class Study:
     source : Path
         The file or folder it came from.
     format : str
-        ``dicom``, ``nifti``, ``npy``, ``fastmri``, ``ismrmrd`` or ``cfl``.
+        ``dicom``, ``nifti``, ``npy``, ``fastmri``, ``ismrmrd``, ``cfl`` or ``twix``.
     images : numpy.ndarray or None
         ``(N, H, W)`` float32 magnitudes, or complex64 images with phase (complex NIfTI);
         k-space is simulated from them.

@@ -86,6 +86,12 @@ def _cfl(path, budget):
     return [read_bart(path, budget)], []
 
 
+def _twix(path, budget):
+    from pipelines.formats.twix import read_twix
+
+    return [read_twix(path, budget)], []
+
+
 def _dicom(path, budget):
     from pipelines.formats.dicom import dicom_files, read_dicom
 
@@ -100,6 +106,7 @@ INPUTS: tuple[InputFormat, ...] = (
     InputFormat("fastmri", HDF5, "h5", _fastmri, _is_fastmri),
     InputFormat("ismrmrd", HDF5, "h5", _ismrmrd, _is_ismrmrd),
     InputFormat("cfl", (".cfl", ".hdr"), "cfl", _cfl),  # the reader names a missing half of the pair
+    InputFormat("twix", (".dat",), "nifti", _twix),  # Siemens raw data; written as NIfTI with its geometry
 )
 DICOM = InputFormat("dicom", (), "dicom", _dicom)
 """Folders, and single files no other format claims."""

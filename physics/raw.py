@@ -1,0 +1,74 @@
+"""Corrections of raw multi-coil k-space, in the order a scanner's data needs them:
+noise prewhitening (from a noise scan's channel covariance), then readout oversampling
+removed in hybrid space. Coil compression follows (:func:`physics.coils.compress_coils`).
+
+Shapes follow the project: k-space ``(N, C, H, W)`` with H the readout.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from physics.fft import fft1c, ifft1c
+
+
+def noise_covariance(noise: torch.Tensor) -> torch.Tensor:
+    """The channel covariance ``Ψ = X^H X / n`` of noise samples.
+
+    Shapes
+    ------
+    noise ``(C, ...)`` complex (all axes but the first are samples) -> ``(C, C)``.
+    """
+    samples = noise.reshape(noise.shape[0], -1).to(torch.complex128)
+    if samples.shape[1] < 2:
+        raise ValueError("a noise covariance needs at least 2 samples per channel")
+    return (samples @ samples.conj().T) / samples.shape[1]
+
+
+def whitening_matrix(covariance: torch.Tensor) -> torch.Tensor:
+    """``L^{-1}`` for ``Ψ = L L^H`` (Cholesky), scaled so that the whitened channels keep
+    the mean noise variance of the original ones (intensities stay comparable).
+
+    Raises ``ValueError`` for a covariance that is not positive definite (a dead or
+    duplicated channel)."""
+    covariance = covariance.to(torch.complex128)
+    try:
+        lower = torch.linalg.cholesky(covariance)
+    except RuntimeError:
+        raise ValueError("the noise covariance is not positive definite (a dead or duplicated channel?)") from None
+    mean_variance = covariance.diagonal().real.mean()
+    return torch.linalg.inv(lower) * mean_variance.sqrt()
+
+
+def prewhiten(kspace: torch.Tensor, whitening: torch.Tensor) -> torch.Tensor:
+    """Apply a whitening matrix over the coil axis.
+
+    Shapes
+    ------
+    kspace ``(N, C, H, W)``; whitening ``(C, C)`` -> ``(N, C, H, W)`` of kspace's dtype.
+    """
+    out = torch.einsum("dc,nchw->ndhw", whitening.to(torch.complex128), kspace.to(torch.complex128))
+    return out.to(kspace.dtype)
+
+
+def remove_readout_oversampling(kspace: torch.Tensor, factor: float = 2.0) -> torch.Tensor:
+    """Keep the central ``H / factor`` of the readout's field of view: inverse FFT along
+    the readout, crop the image-space centre, FFT back (hybrid space, so the phase
+    encodes are untouched and unmeasured lines stay zero). The image of the result is
+    exactly the central crop of the original's (orthonormal transforms), and white
+    noise keeps its variance per sample.
+
+    Shapes
+    ------
+    kspace ``(..., H, W)`` -> ``(..., round(H / factor), W)``.
+    """
+    height = kspace.shape[-2]
+    keep = int(round(height / factor))
+    if factor < 1 or keep < 1:
+        raise ValueError(f"readout oversampling factor must be >= 1 and leave samples, got {factor}")
+    if keep == height:
+        return kspace
+    hybrid = ifft1c(kspace, dim=-2)
+    start = height // 2 - keep // 2
+    cropped = hybrid[..., start:start + keep, :]
+    return fft1c(cropped, dim=-2)

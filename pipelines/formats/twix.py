@@ -1,0 +1,192 @@
+"""Siemens twix raw data (``.dat``, VB and VD/VE) through twixtools.
+
+twixtools (PyPI, MIT, maintained by Philipp Ehses) reads both file generations, maps the
+acquisitions onto a labelled array (lines, channels, columns, slices, averages, ...),
+and parses the protocol and the slice geometry; pyMapVBVD does the same, but its
+arrays follow MATLAB's mapVBVD layout and it does not give the geometry. What we do
+with the data, in the project's order (``CONVENTIONS.md``, raw scanner data):
+
+1. the imaging scan of the file's last measurement; averages are averaged, other
+   counters (echoes, repetitions, sets, phases) take their first index, with a note;
+   2-D multi-slice only (3-D partition encoding and non-Cartesian trajectories are
+   refused, as is an asymmetric echo);
+2. the reference (ACS) lines of a separate reference scan fill the imaging scan's
+   missing lines where the two have one grid (they were measured);
+3. noise prewhitening from the file's noise scan (:mod:`physics.raw`); without one,
+   none, with a note;
+4. readout oversampling removed in hybrid space;
+5. the acquired lines are the mask; partial Fourier lines that were not acquired stay
+   unmeasured (zero), so every method sees what the scanner measured.
+
+Everything the reader did is in ``meta["corrections"]`` and the study's notes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from pipelines.formats.study import FILE_PROBLEMS, InputError, Study, check_finite
+from pipelines.limits import MemoryBudget, check_size
+
+TWIX_MIN_BYTES = 10 * 1024
+OTHER_COUNTERS = ("Ide", "Idd", "Idc", "Idb", "Ida", "Seg", "Set", "Rep", "Phs", "Eco", "Ave")
+
+
+def _read(path: Path):
+    """twixtools' scans and mapped measurements, its prints and warnings kept quiet."""
+    import twixtools
+
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        scans = twixtools.read_twix(str(path), verbose=False, parse_pmu=False)
+        if not scans:
+            raise InputError(f"{path}: no measurement in this twix file")
+        return scans, twixtools.map_twix(scans)
+
+
+def _grid(array) -> np.ndarray:
+    """``(Sli, Cha, Col, Lin)`` of a twix array, other counters at index 0."""
+    index = tuple(slice(None) if name in ("Sli", "Lin", "Cha", "Col") else 0 for name in array.dims)
+    data = np.asarray(array[index])  # (Sli, Lin, Cha, Col): the dims left, in twixtools' order
+    order = [name for name in array.dims if name in ("Sli", "Lin", "Cha", "Col")]
+    return np.transpose(data, [order.index(name) for name in ("Sli", "Cha", "Col", "Lin")])
+
+
+def read_twix(path: str | Path, budget: MemoryBudget | None = None) -> Study:
+    """Read a Siemens ``.dat`` file as measured k-space.
+
+    Shapes
+    ------
+    ``kspace`` ``(slices, C, H, W)`` complex64, H the readout (oversampling removed), W
+    the phase encodes; ``mask`` ``(H, W)`` when lines were not acquired.
+    """
+    path = Path(path)
+    size = path.stat().st_size
+    if size < TWIX_MIN_BYTES:
+        raise InputError(f"{path}: {size} bytes is too small for a Siemens twix file")
+    check_size(path, (size // 8,), budget, what="the file's raw samples", copies=3)
+    try:
+        scans, mapped = _read(path)
+    except FILE_PROBLEMS:
+        raise
+    except Exception as error:  # noqa: BLE001 - twixtools raises many types for a bad file
+        raise InputError(f"{path}: cannot read twix file (truncated, corrupt or not a Siemens .dat): "
+                         f"{type(error).__name__}: {str(error)[:120]}") from None
+    measurement, header = mapped[-1], scans[-1].get("hdr", {})
+    if "image" not in measurement:
+        only = " (only a noise scan)" if "noise" in measurement else ""
+        raise InputError(f"{path}: holds no imaging scan{only}")
+    image = measurement["image"]
+    dims = dict(zip(image.dims, image.shape))
+    space = header.get("MeasYaps", {}).get("sKSpace", {})
+    if int(space.get("ucTrajectory", 1)) != 1:
+        raise InputError(f"{path}: non-Cartesian trajectory (sKSpace.ucTrajectory {space.get('ucTrajectory')}); "
+                         "this reader takes Cartesian scans")
+    if dims.get("Par", 1) > 1:
+        raise InputError(f"{path}: 3-D acquisition ({dims['Par']} partitions); this reader takes 2-D multi-slice scans")
+    if dims.get("Cha", 0) < 1 or dims.get("Col", 0) < 2 or dims.get("Lin", 0) < 2:
+        raise InputError(f"{path}: an imaging scan of {dims.get('Cha', 0)} channels x {dims.get('Col', 0)} samples x "
+                         f"{dims.get('Lin', 0)} lines holds no image")
+    check_size(path, (int(np.prod(list(dims.values()), dtype=np.int64)),), budget, what="the twix k-space grid", copies=3)
+    notes = [f"{name}: {dims[name]} indices, the first is used" for name in OTHER_COUNTERS
+             if name not in ("Ave", "Seg") and dims.get(name, 1) > 1]
+    kspace = _grid(image).astype(np.complex64)
+    corrections = {"averages": int(dims.get("Ave", 1))}
+    kspace, notes = _merge_reference(kspace, measurement, notes, corrections)
+    check_finite(kspace, path, "k-space")
+    return _finish(path, kspace, measurement, header, scans[-1], notes, corrections)
+
+
+def _merge_reference(kspace: np.ndarray, measurement: dict, notes: list[str], corrections: dict):
+    """Fill missing lines from a separate reference (ACS) scan of the same grid."""
+    if "refscan" not in measurement:
+        return kspace, notes
+    reference = _grid(measurement["refscan"]).astype(np.complex64)
+    if reference.shape != kspace.shape:
+        notes.append(f"reference scan of {reference.shape[-2:]} does not share the imaging grid; not used")
+        return kspace, notes
+    missing = ~np.abs(kspace).any(axis=(0, 1, 2))
+    filled = missing & np.abs(reference).any(axis=(0, 1, 2))
+    kspace[..., filled] = reference[..., filled]
+    corrections["reference_lines"] = int(filled.sum())
+    if filled.any():
+        notes.append(f"{int(filled.sum())} reference (ACS) lines fill lines the imaging scan did not acquire")
+    return kspace, notes
+
+
+def _finish(path: Path, kspace: np.ndarray, measurement: dict, header: dict, scan: dict, notes: list[str],
+            corrections: dict) -> Study:
+    """Prewhitening, oversampling, the mask, the geometry: the study."""
+    import torch
+
+    from physics.raw import (
+        noise_covariance,
+        prewhiten,
+        remove_readout_oversampling,
+        whitening_matrix,
+    )
+
+    first = scan["mdb"][0].mdh if scan.get("mdb") else None
+    centre = int(getattr(first, "ushKSpaceCentreColumn", kspace.shape[2] // 2)) if first is not None else kspace.shape[2] // 2
+    if centre != kspace.shape[2] // 2:
+        raise InputError(f"{path}: asymmetric echo (k-space centre at readout sample {centre} of {kspace.shape[2]}); "
+                         "not supported: reconstruct it with partial-Fourier-aware scanner software")
+    data = torch.from_numpy(kspace)
+    if "noise" in measurement:
+        noise = np.asarray(_grid(measurement["noise"]), np.complex64)  # (Sli, Cha, Col, Lin)
+        samples = torch.from_numpy(np.moveaxis(noise, 1, 0))
+        try:
+            data = prewhiten(data, whitening_matrix(noise_covariance(samples)))
+        except ValueError as error:
+            raise InputError(f"{path}: its noise scan cannot whiten the channels: {error}") from None
+        corrections["prewhitened"] = f"noise scan, {samples[0].numel()} samples per channel"
+    else:
+        notes.append("no noise scan in the file: the channels were not prewhitened")
+        corrections["prewhitened"] = False
+    factor = float(header.get("Dicom", {}).get("flReadoutOSFactor", 1.0) or 1.0)
+    if factor > 1:
+        data = remove_readout_oversampling(data, factor)
+        corrections["readout_oversampling_removed"] = factor
+    kspace = np.ascontiguousarray(data.numpy().astype(np.complex64))
+    lines = np.abs(kspace).any(axis=(0, 1, 2))
+    if not lines.any():
+        raise InputError(f"{path}: k-space is all zero")
+    if int(header.get("MeasYaps", {}).get("sKSpace", {}).get("ucPhasePartialFourier", 16)) not in (16, 0):
+        corrections["partial_fourier"] = f"{int((~lines).sum())} lines not acquired, left unmeasured"
+        notes.append(f"partial Fourier: {int((~lines).sum())} phase-encode lines were not acquired (unmeasured)")
+    mask = None if lines.all() else np.broadcast_to(lines[None, :], kspace.shape[-2:]).copy()
+    meta = {"corrections": corrections, "affine": _affine(scan, kspace.shape)}
+    return Study(name=path.stem, source=path, format="twix", kspace=kspace, mask=mask, meta=meta, notes=notes)
+
+
+def _affine(scan: dict, shape: tuple[int, ...]) -> np.ndarray | None:
+    """The NIfTI affine (RAS+) of ``data[readout, phase, slice]`` from twixtools' slice
+    geometry: the voxel at the grid's centre lies at the slice's offset; the readout, phase
+    and slice directions are the protocol's (``prs_to_pcs``, in patient coordinates,
+    DICOM's LPS; the slice direction is the slice normal), and x and y are negated for
+    RAS. The in-plane signs are not checked against a scanner's own DICOM of the same
+    scan. None when the file has no geometry."""
+    geometry = scan.get("geometry") or []
+    if not geometry:
+        return None
+    first = geometry[0]
+    try:
+        rotation = np.asarray(first.prs_to_pcs(), float)[:, [1, 0, 2]]  # (read, phase, slice) in LPS
+        step = np.asarray(first.voxelsize, float)  # mm: readout (same with or without oversampling), phase, slice
+    except Exception:  # noqa: BLE001 - a protocol without the geometry fields
+        return None
+    if rotation.shape != (3, 3) or step.shape != (3,) or not np.isfinite(step).all():
+        return None
+    readout, phase = shape[2], shape[3]
+    lps = np.eye(4)
+    lps[:3, :3] = rotation * step
+    centre = np.array([readout // 2, phase // 2, 0.0])
+    lps[:3, 3] = np.asarray(first.offset, float) - lps[:3, :3] @ centre
+    if len(geometry) > 1:  # several slices: the slice axis steps from the first offset to the next
+        lps[:3, 2] = np.asarray(geometry[1].offset, float) - np.asarray(first.offset, float)
+    return np.diag([-1.0, -1.0, 1.0, 1.0]) @ lps

@@ -1,0 +1,44 @@
+"""Raw-data corrections: noise prewhitening and readout oversampling in hybrid space."""
+
+import numpy as np
+import pytest
+import torch
+
+from physics.fft import ifft2c
+from physics.raw import noise_covariance, prewhiten, remove_readout_oversampling, whitening_matrix
+
+
+def test_prewhitening_decorrelates_correlated_noise_and_keeps_its_mean_variance():
+    rng = np.random.default_rng(0)
+    mixing = np.array([[1.0, 0.0, 0.0], [0.8, 0.6, 0.0], [0.1, 0.3, 2.0]]) + 0.2j * np.eye(3)
+    white = (rng.standard_normal((3, 20000)) + 1j * rng.standard_normal((3, 20000))) / np.sqrt(2)
+    noise = torch.from_numpy((mixing @ white).astype(np.complex64))
+    covariance = noise_covariance(noise)
+    whitening = whitening_matrix(covariance)
+    whitened = prewhiten(noise.T.reshape(1, 20000, 3, 1).permute(0, 2, 1, 3), whitening)  # (1, C, samples, 1)
+    result = noise_covariance(whitened[0, :, :, 0])
+    mean_variance = float(covariance.diagonal().real.mean())
+    torch.testing.assert_close(result, torch.eye(3, dtype=torch.complex128) * mean_variance, atol=0.05 * mean_variance,
+                               rtol=0)
+    assert abs(result[0, 1]) < 0.02 * mean_variance and abs(covariance[0, 1]) > 0.5  # correlated before, not after
+
+
+def test_a_dead_channel_is_a_clear_error():
+    noise = torch.zeros(2, 100, dtype=torch.complex64)
+    noise[0] = torch.randn(100, dtype=torch.complex64)
+    with pytest.raises(ValueError, match="not positive definite"):
+        whitening_matrix(noise_covariance(noise))
+
+
+@pytest.mark.parametrize("height", [64, 63])
+def test_oversampling_removal_keeps_the_image_centre_exactly(height):
+    rng = np.random.default_rng(1)
+    kspace = torch.from_numpy((rng.standard_normal((1, 2, height, 20)) + 1j * rng.standard_normal((1, 2, height, 20)))
+                              .astype(np.complex64))
+    kspace[..., 3] = 0  # an unmeasured line stays unmeasured
+    out = remove_readout_oversampling(kspace, 2.0)
+    keep = round(height / 2)
+    assert out.shape == (1, 2, keep, 20) and bool((out[..., 3] == 0).all())
+    start = height // 2 - keep // 2
+    full = ifft2c(kspace)[..., start:start + keep, :]
+    torch.testing.assert_close(ifft2c(out), full, atol=1e-5, rtol=1e-5)
