@@ -72,3 +72,39 @@ def remove_readout_oversampling(kspace: torch.Tensor, factor: float = 2.0) -> to
     start = height // 2 - keep // 2
     cropped = hybrid[..., start:start + keep, :]
     return fft1c(cropped, dim=-2)
+
+
+def geometric_coil_compression(kspace: torch.Tensor, virtual: int, lines: torch.Tensor | None = None) -> torch.Tensor:
+    """Geometric coil compression (Zhang et al. 2013, as BART ``cc -G``) for 1-D masks.
+
+    Along the fully sampled readout, each image position x gets its own compression:
+    the ``virtual`` principal components of the coils over the measured lines of every
+    slice at that x (hybrid space). Neighbouring positions' bases are rotated onto each
+    other from the centre outwards, so the virtual coils vary smoothly along x and coil
+    maps can be estimated from the compressed data. Each position's transform is
+    orthonormal, so with ``virtual >= C`` the root-sum-of-squares image is unchanged.
+
+    Shapes
+    ------
+    kspace ``(N, C, H, W)``; lines ``(W,)`` bool, the measured lines (default: every
+    line with a non-zero sample) -> ``(N, min(C, virtual), H, W)``.
+    """
+    slices, coils, height, width = kspace.shape
+    if virtual < 1:
+        raise ValueError(f"virtual coils must be >= 1, got {virtual}")
+    if coils <= virtual:
+        return kspace
+    if lines is None:
+        lines = kspace.abs().sum(dim=(0, 1, 2)) > 0
+    hybrid = ifft1c(kspace.to(torch.complex64), dim=-2)
+    samples = hybrid[..., lines].permute(2, 1, 0, 3).reshape(height, coils, -1)  # (H, C, slices x lines)
+    gram = samples @ samples.conj().transpose(1, 2)
+    _, vectors = torch.linalg.eigh(gram)
+    basis = vectors[..., -virtual:].flip(-1).clone()  # (H, C, V): largest components first
+    centre = height // 2
+    for position in [*range(centre + 1, height), *range(centre - 1, -1, -1)]:
+        neighbour = basis[position - 1] if position > centre else basis[position + 1]
+        left, _, right = torch.linalg.svd(basis[position].conj().T @ neighbour)  # min ||B R - neighbour||: R = U V^H
+        basis[position] = basis[position] @ (left @ right)
+    compressed = torch.einsum("hcv,nchw->nvhw", basis.conj(), hybrid)
+    return fft1c(compressed, dim=-2).to(kspace.dtype)

@@ -269,6 +269,9 @@ def _add_batch(commands) -> None:
     batch.add_argument("--max-memory", type=memory, help=MAX_MEMORY_HELP)
     batch.add_argument("--estimate-folds", type=integer(0, 16), default=4, help=ESTIMATE_HELP)
     batch.add_argument("--guard", action="store_true", help=GUARD_HELP)
+    batch.add_argument("--virtual-coils", type=integer(1, 64), metavar="N",
+                       help="compress measured multi-coil k-space to N virtual coils after prewhitening and readout "
+                       "oversampling: geometric (as BART cc -G) for 1-D masks, SVD otherwise (default: keep every coil)")
     batch.add_argument("--slice-factor", type=int, choices=(2, 4),
                        help="through-plane super-resolution of thick-slice volumes (NIfTI, DICOM series), as recon sr: "
                        "each volume gets F times as many slices; --methods from soup-gan, cubic, sinc (default soup-gan)")

@@ -62,10 +62,32 @@ def _acquisition(study: Study, config: BatchConfig) -> tuple[np.ndarray, np.ndar
     reference = study.reference
     if reference is None and study.mask is None:  # fully sampled: its RSS is the reference
         reference = np.sqrt((np.abs(ifft2c(study.kspace)) ** 2).sum(axis=1)).astype(np.float32)
+    if config.virtual_coils and kspace.shape[1] > config.virtual_coils:
+        kspace = _compress(kspace, mask, config.virtual_coils, study.notes)
     coil_maps = None
     if kspace.shape[1] > 1:
         coil_maps = coil_maps_for(torch.from_numpy(kspace), mask).numpy()
     return kspace, mask, reference, coil_maps
+
+
+def _compress(kspace: np.ndarray, mask: np.ndarray, virtual: int, notes: list[str]) -> np.ndarray:
+    """``--virtual-coils N``: geometric coil compression for a 1-D mask (whole readout
+    lines, as BART ``cc -G``), SVD for any other (``cc -S``), after prewhitening and the
+    readout oversampling (the reader's) and before the coil maps."""
+    from physics.coils import compress_coils
+    from physics.raw import geometric_coil_compression
+
+    lines = mask.any(axis=0)
+    one_dimensional = bool((mask == lines[None, :]).all())
+    data = torch.from_numpy(np.ascontiguousarray(kspace))
+    if one_dimensional:
+        compressed = geometric_coil_compression(data, virtual, torch.from_numpy(lines))
+    else:
+        compressed = compress_coils(data, None, virtual)[0]
+    kept = float(compressed.abs().pow(2).sum() / data.abs().pow(2).sum().clamp_min(1e-30))
+    notes.append(f"coils compressed {kspace.shape[1]} -> {virtual} ({'geometric' if one_dimensional else 'SVD'}, "
+                 f"{kept:.1%} of the measured energy kept)")
+    return compressed.numpy().astype(np.complex64)
 
 
 def process_unit(unit: str, config_dict: dict[str, Any], threads: int | None = None) -> dict[str, Any]:
@@ -131,7 +153,9 @@ def _reconstruct(kspace: np.ndarray, mask: np.ndarray, coil_maps: np.ndarray | N
 
 def _process_study(study: Study, config: BatchConfig, entry: dict[str, Any], out: Path) -> None:
     """Reconstruct, judge and write one study (a volume) of the unit."""
+    noted = len(study.notes)
     kspace, mask, reference, coil_maps = _acquisition(study, config)
+    entry["notes"] += study.notes[noted:]  # what the acquisition step did (e.g. coil compression)
     ratio = float(mask.mean())
     crop = study.meta.get("crop")
     study_metrics: dict[str, Any] = {"source": str(study.source), "format": study.format,

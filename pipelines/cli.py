@@ -252,7 +252,7 @@ def _command_batch(args: argparse.Namespace) -> int:
         methods=args.methods or (("soup-gan",) if args.slice_factor else ("cs-tv",)),
         format=args.format, workers=args.workers, part=(index, count), resume=args.resume, force=args.force,
         seed=args.seed, scheduler=args.scheduler, max_memory=args.max_memory, estimate_folds=args.estimate_folds,
-        guard=args.guard, slice_factor=args.slice_factor,
+        guard=args.guard, slice_factor=args.slice_factor, virtual_coils=args.virtual_coils,
     )
     try:
         result = run_batch(config, log=lambda line: print(printable(line), file=sys.stderr))

@@ -127,7 +127,7 @@ class RunConfig:
         check_common(self.mask, self.mask_type, self.methods, self.seed, self.max_memory, self.estimate_folds, self.guard)
         for name in ("slices", "estimate_slices"):
             value = getattr(self, name)
-            if value == "all":  # from a config file
+            if value == "all" or value is None:  # "all" from a config file; None from older callers
                 object.__setattr__(self, name, value := 0)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"--{name.replace('_', '-')} must be a count >= 1 or all, got {value!r}")
@@ -193,9 +193,12 @@ class BatchConfig:
     estimate_folds: int = 4
     guard: bool = False
     slice_factor: int | None = None
+    virtual_coils: int | None = None
 
     def __post_init__(self) -> None:
         resolve_lowres(self)
+        if self.virtual_coils is not None and not 1 <= self.virtual_coils <= 64:
+            raise ValueError(f"--virtual-coils must be 1 to 64, got {self.virtual_coils}")
         through_plane = self.slice_factor is not None  # SR of thick-slice volumes, not k-space: recon sr's methods
         check_common(self.mask, self.mask_type, None if through_plane else tuple(self.methods), self.seed, self.max_memory,
                      self.estimate_folds, self.guard)
@@ -216,7 +219,8 @@ class BatchConfig:
         """What makes an output: a change in any of these redoes a unit on ``--resume``."""
         return {"mask": self.mask, "mask_type": self.mask_type, "methods": list(self.methods),
                 "format": self.format, "seed": self.seed, "version": recon.__version__,
-                "estimate_folds": self.estimate_folds, "guard": self.guard, "slice_factor": self.slice_factor}
+                "estimate_folds": self.estimate_folds, "guard": self.guard, "slice_factor": self.slice_factor,
+                "virtual_coils": self.virtual_coils}
 
 
 def check_through_plane(config: BatchConfig) -> None:

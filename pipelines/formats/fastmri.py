@@ -77,7 +77,7 @@ def read_fastmri(path: str | Path, budget: MemoryBudget | None = None) -> Study:
                 if item.size > 1 or item.dtype.kind not in "OSU":
                     raise InputError(f"{path}: 'ismrmrd_header' must be one string")
                 header = item[()]
-            header = header.decode(errors="replace") if isinstance(header, bytes) else str(header)
+            header = _checked_header(header, path, notes)
             reference = None
             for key in ("reconstruction_rss", "reconstruction_esc"):
                 if key in handle:
@@ -119,6 +119,23 @@ def read_fastmri(path: str | Path, budget: MemoryBudget | None = None) -> Study:
         reference=reference, meta={"crop": tuple(crop) if crop else None, "attrs": attrs, "header": header},
         notes=notes,
     )
+
+
+def _checked_header(raw: bytes | str, path: Path, notes: list[str]) -> str:
+    """The ``ismrmrd_header`` as text when it is UTF-8 XML; otherwise the file is read
+    without it (no reconSpace crop), with a note saying so."""
+    import xml.etree.ElementTree as ElementTree
+
+    if not raw:
+        return ""
+    try:
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else str(raw)
+        ElementTree.fromstring(text)  # expat: well-formedness only, no external entities
+    except (UnicodeDecodeError, ElementTree.ParseError) as error:
+        notes.append(f"{path}: its 'ismrmrd_header' is not valid UTF-8 XML ({type(error).__name__}); read without it "
+                     "(no reconSpace crop of the reference)")
+        return ""
+    return text
 
 
 def write_fastmri(path: str | Path, images: np.ndarray, attrs: dict) -> None:

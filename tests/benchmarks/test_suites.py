@@ -1,6 +1,7 @@
 """The benchmark scripts run end to end (tiny settings; the real runs are in the README)."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 
@@ -161,3 +162,15 @@ def test_superres_checks_compare_against_the_best_tv_method_run():
     assert "mpp-gan - bart-tv | -0.20 dB | > 0 | no" in lines  # cs-tv alone would have said yes
     del table["bart-tv"]
     assert "mpp-gan - cs-tv | +0.50 dB | > 0 | yes" in superres.checks({"in-plane 2x": table})
+
+
+def test_raw_benchmark_reports_seconds_memory_and_quality_per_file(tmp_path, capsys):
+    from benchmarks import raw
+
+    out = tmp_path / "raw.json"
+    gre = Path(raw.ROOT) / "tests" / "data" / "twix" / "gre.dat"
+    assert raw.main([str(gre), "--masks", "50pct", "--methods", "zero-filled,cs-tv", "--json", str(out)]) == 0
+    (row,) = json.loads(out.read_text())
+    assert row["file"] == "gre.dat" and row["peak_mib"] > 50 and row["seconds"] > 0
+    assert row["methods"]["cs-tv"]["psnr"] > row["methods"]["zero-filled"]["psnr"]
+    assert "| gre.dat | 50pct" in capsys.readouterr().out

@@ -42,3 +42,25 @@ def test_oversampling_removal_keeps_the_image_centre_exactly(height):
     start = height // 2 - keep // 2
     full = ifft2c(kspace)[..., start:start + keep, :]
     torch.testing.assert_close(ifft2c(out), full, atol=1e-5, rtol=1e-5)
+
+
+def test_geometric_compression_keeps_rss_when_nothing_is_dropped_and_beats_svd_when_it_is():
+    from physics.coils import compress_coils, simulate_coil_maps
+    from physics.fft import fft2c
+    from physics.raw import geometric_coil_compression
+
+    rng = np.random.default_rng(2)
+    image = torch.from_numpy(rng.random((1, 48, 40)).astype(np.float32)).to(torch.complex64)
+    maps = simulate_coil_maps(12, (48, 40)).unsqueeze(0)
+    kspace = fft2c(maps * image[:, None])
+    lines = torch.zeros(40, dtype=torch.bool)
+    lines[::3] = True
+    lines[16:24] = True
+    kspace = kspace * lines
+    rss = ifft2c(kspace).abs().pow(2).sum(1)
+    same = geometric_coil_compression(kspace, 12)
+    torch.testing.assert_close(ifft2c(same).abs().pow(2).sum(1), rss, atol=1e-4, rtol=1e-4)
+    kept_gcc = float(geometric_coil_compression(kspace, 4).abs().pow(2).sum() / kspace.abs().pow(2).sum())
+    kept_svd = float(compress_coils(kspace, None, 4)[0].abs().pow(2).sum() / kspace.abs().pow(2).sum())
+    assert kept_gcc >= kept_svd - 1e-6 and kept_gcc > 0.9
+    assert bool((geometric_coil_compression(kspace, 4)[..., ~lines] == 0).all())  # unmeasured lines stay unmeasured

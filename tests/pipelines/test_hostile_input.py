@@ -265,3 +265,14 @@ def test_a_finished_batch_leaves_no_lock_file(tmp_path):
     assert main(["batch", str(stack), "--out", str(tmp_path / "out"), "--methods", "zero-filled",
                  "--estimate-folds", "0"]) == 0
     assert not (tmp_path / "out" / ".recon.lock").exists()
+
+
+def test_a_fastmri_header_that_is_not_utf8_xml_is_left_out_with_a_note(tmp_path):
+    kspace = (np.random.default_rng(0).standard_normal((2, 2, 32, 24)) + 0j).astype(np.complex64)
+    path = tmp_path / "bad_header.h5"
+    with h5py.File(path, "w") as handle:
+        handle.create_dataset("kspace", data=kspace)
+        handle.create_dataset("ismrmrd_header", data=b"\xff\xfe<ismrmrdHeader><reconSpace><matrixSize><x>16</x>")
+    (study,), notes = read_input(path)
+    assert study.meta["crop"] is None and study.kspace.shape == (2, 2, 32, 24)
+    assert any("bad_header.h5" in note and "not valid UTF-8 XML" in note for note in notes)

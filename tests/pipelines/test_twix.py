@@ -50,3 +50,23 @@ def test_broken_twix_files_are_one_clear_line(tmp_path, capsys, make, problem):
     printed = capsys.readouterr()
     failed = [line for line in printed.out.splitlines() if "failed:" in line]
     assert len(failed) == 1 and "scan.dat" in failed[0] and problem in failed[0] and "Traceback" not in printed.err
+
+
+def test_virtual_coils_compress_measured_multicoil_data_and_say_how(tmp_path, capsys):
+    import h5py
+    import torch
+
+    from physics.coils import simulate_coil_maps
+    from physics.fft import fft2c
+
+    image = torch.from_numpy(np.random.default_rng(0).random((2, 48, 48)).astype(np.float32)).to(torch.complex64)
+    kspace = fft2c(simulate_coil_maps(8, (48, 48)).unsqueeze(0) * image[:, None]).numpy()
+    raw = tmp_path / "multi.h5"
+    with h5py.File(raw, "w") as handle:
+        handle.create_dataset("kspace", data=kspace)
+    for mask_type, how in (("cartesian", "geometric"), ("vd2d", "SVD")):
+        out = tmp_path / mask_type
+        assert main(["batch", str(raw), "--out", str(out), "--mask", "50pct", "--mask-type", mask_type, "--methods",
+                     "zero-filled", "--virtual-coils", "4", "--estimate-folds", "0"]) == 0
+        assert f"coils compressed 8 -> 4 ({how}" in capsys.readouterr().out
+    assert main(["batch", str(raw), "--out", str(tmp_path / "x"), "--virtual-coils", "0"]) == 2
