@@ -108,3 +108,26 @@ def geometric_coil_compression(kspace: torch.Tensor, virtual: int, lines: torch.
         basis[position] = basis[position] @ (left @ right)
     compressed = torch.einsum("hcv,nchw->nvhw", basis.conj(), hybrid)
     return fft1c(compressed, dim=-2).to(kspace.dtype)
+
+
+def noise_from_oversampling(kspace: torch.Tensor, factor: float, margin: float = 0.5) -> torch.Tensor | None:
+    """Noise samples from the readout's oversampled margin, for data without a noise
+    scan: along the readout, an ``factor``-times oversampled image's outer
+    ``(1 - 1/factor) / 2`` at each end lies outside the prescribed field of view; the
+    outer ``margin`` of that band (away from the object's edge) holds noise. Returns the
+    samples ``(C, n)`` of the measured lines there, or None when there is no such band
+    (no oversampling, or too few samples for a covariance).
+
+    Shapes
+    ------
+    kspace ``(N, C, H, W)`` -> ``(C, n)`` or None.
+    """
+    height = kspace.shape[-2]
+    band = int((height - round(height / factor)) / 2 * margin)
+    lines = kspace.abs().sum(dim=(0, 1, 2)) > 0
+    if factor <= 1 or band < 1 or int(lines.sum()) < 1:
+        return None
+    hybrid = ifft1c(kspace, dim=-2)[..., lines]
+    edges = torch.cat([hybrid[..., :band, :], hybrid[..., height - band:, :]], dim=-2)  # (N, C, 2 band, L)
+    samples = edges.transpose(0, 1).reshape(kspace.shape[1], -1)
+    return samples if samples.shape[1] >= 10 * kspace.shape[1] else None

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pipelines import plots
 from pipelines.output import atomic_file
-from pipelines.report import STYLE, file_data, key_value_table
+from pipelines.report import STYLE, file_data, key_value_table, noise_note
 from recon.trust.check import HALLUCINATION_THRESHOLD
 
 
@@ -77,7 +77,7 @@ def build_batch_report(folders: str | Path | list[str | Path]) -> str:
                 f'<td>{html.escape(study["kspace"])}</td><td>{html.escape(str(study["mask"]))} {html.escape(str(study["mask_type"]))}</td>'
                 f'<td>{study["ratio"]:.3f}</td>' + _cell(record.get("psnr"), "{:.2f}") + _cell(record.get("ssim"), "{:.4f}")
                 + _cell(record.get("nmse"), "{:.5f}") + estimate + _cell(record["seconds_per_slice"], "{:.3f}") + guard_cell
-                + _cell(record.get("dc_residual_max"), "{:.1e}")
+                + (f'<td>{record["dc_residual_max"]:.1e}{noise_note(record)}</td>' if "dc_residual_max" in record else "<td>n/a</td>")
                 + (f'<td class="{"flag" if flag else ""}">{energy:.4f} vs {html.escape(record["hallucination_reference"])}</td>'
                    if energy is not None else "<td>n/a</td>") + "</tr>")
     rows.append("</tbody></table>")

@@ -342,6 +342,9 @@ def _trust(records: dict[str, dict], images: dict[str, np.ndarray], kspace, mask
     checks, _, _ = trust_check(outputs, torch.from_numpy(kspace), torch.from_numpy(np.asarray(mask, bool)), maps, psnr)
     for name, slices in checks.items():
         records[name]["dc_residual_max"] = float(max(c["dc_residual"] for c in slices))
+        to_noise = [c["dc_residual_to_noise"] for c in slices if "dc_residual_to_noise" in c]
+        if to_noise:
+            records[name]["dc_residual_to_noise"] = float(np.median(to_noise))
         if "hallucination_energy" in slices[0]:
             records[name]["hallucination_reference"] = slices[0]["hallucination_reference"]
             records[name]["hallucination_energy"] = float(np.mean([c["hallucination_energy"] for c in slices]))

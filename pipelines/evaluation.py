@@ -69,6 +69,9 @@ def trust_check(outputs: dict[str, list[torch.Tensor]], kspace: torch.Tensor, ma
         for index, image in enumerate(outputs[name]):
             operator = sampling_operator(mask, None if coil_maps is None else coil_maps[index : index + 1])
             record = {"dc_residual": trust.consistency_residual(image, kspace[index], operator)}
+            to_noise = trust.residual_to_noise(image, kspace[index], operator)
+            if to_noise is not None:
+                record["dc_residual_to_noise"] = to_noise
             if reference is not None:
                 added, energy = trust.hallucination(image, references[index], mask)
                 record.update(hallucination_reference=reference, hallucination_energy=energy,

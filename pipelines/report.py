@@ -168,7 +168,7 @@ def _trust_table(runs: list[dict]) -> str:
                       if guarded is not None else "<td>n/a (no estimate)</td>")
         energy = f"{row['hallucination_energy']:.4f}" if "hallucination_energy" in row else "n/a"
         lines.append(f'<tr><td>{html.escape(label)}</td><td>{html.escape(row["method"])}</td>'
-                     f'<td>{html.escape(str(row.get("guard_reference") or "n/a"))}</td>{guard_cell}<td>{row["dc_residual_max"]:.1e}</td>'
+                     f'<td>{html.escape(str(row.get("guard_reference") or "n/a"))}</td>{guard_cell}<td>{row["dc_residual_max"]:.1e}{noise_note(row)}</td>'
                      f'<td>{energy}</td><td>{html.escape(row.get("hallucination_reference", "no CS method"))}</td>'
                      f'<td class="{"flag" if flagged else ""}">{flagged} / {row["slices"]}</td></tr>')
     lines.append("</tbody></table><p>The <b>guard</b> flags a slice when the learned method's estimated PSNR (k-space hold-out, "
@@ -176,8 +176,17 @@ def _trust_table(runs: list[dict]) -> str:
                  "two estimates' spread over the folds (<code>recon.trust.guard</code>); <code>--guard</code> then writes the CS output for that slice. The energy column "
                  "measures how far the learned image departs from the best CS image in the k-space that was not measured "
                  "(for a lowres mask, super-resolution: from zero-filled, i.e. everything added beyond the measured block); "
+                 "the residual is also given against the noise the data show (σ√M, σ estimated from the coils' outer "
+                 "k-space, M measured samples): about 1 fits the data to the noise, much more ignores the data; "
                  f"above {HALLUCINATION_THRESHOLD:.0%} of its energy it is marked. It measures departure, not error.</p>")
     return "".join(lines)
+
+
+def noise_note(record: dict) -> str:
+    """The residual against the data's noise level, when it could be estimated."""
+    if "dc_residual_to_noise" not in record:
+        return ""
+    return f" ({record['dc_residual_to_noise']:.2f}× the noise level σ√M)"
 
 
 def _figure(label: str, body: str) -> str:

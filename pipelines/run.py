@@ -149,6 +149,9 @@ def _summary(records: list[dict[str, Any]], methods: list[str]) -> list[dict[str
             row[f"{key}_std"] = float(values.std())
         if mine and "dc_residual" in mine[0]:
             row["dc_residual_max"] = float(max(r["dc_residual"] for r in mine))
+            to_noise = [r["dc_residual_to_noise"] for r in mine if "dc_residual_to_noise" in r]
+            if to_noise:
+                row["dc_residual_to_noise"] = float(np.median(to_noise))
         estimated = [r for r in mine if "estimated_psnr" in r]  # --estimate-slices: a subset
         if estimated:
             row["estimated_slices"] = len(estimated)
@@ -191,6 +194,8 @@ def format_table(summary: list[dict[str, Any]]) -> str:
     for row in summary:
         if "dc_residual_max" in row:
             line = f"trust {row['method']}: data-consistency residual <= {row['dc_residual_max']:.1e}"
+            if "dc_residual_to_noise" in row:
+                line += f" ({row['dc_residual_to_noise']:.2f} x the noise level sigma sqrt(M), median)"
             if "hallucination_energy" in row:
                 line += (f"; energy added in unmeasured k-space vs {row['hallucination_reference']}: "
                          f"{row['hallucination_energy']:.4f} (flagged above {trust.HALLUCINATION_THRESHOLD}: "

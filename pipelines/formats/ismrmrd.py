@@ -132,6 +132,8 @@ def read_ismrmrd(path: str | Path, group: str | None = None, budget: MemoryBudge
     sampled = counts.max(axis=(0, 1)) > 0
     check_finite(kspace, path, "k-space")
     kspace, whitened = _prewhiten(path, kspace, acquisitions, flags)
+    if whitened is None and samples > recon_x and coils > 1:  # no noise scan: the oversampled margin's noise
+        kspace, whitened = _prewhiten_from_margin(kspace, samples / recon_x)
     if samples > recon_x:  # readout oversampling: crop the readout's centre in image space
         image = ifft2c(kspace)
         start = (samples - recon_x) // 2
@@ -143,7 +145,27 @@ def read_ismrmrd(path: str | Path, group: str | None = None, budget: MemoryBudge
     if phantom is not None:  # (slices, y, x) -> (slices, H = x, W = y)
         meta["phantom"] = np.abs(np.swapaxes(phantom.reshape(-1, *phantom.shape[-2:]), -1, -2)).astype(np.float32)
     notes = [] if whitened else ["no noise acquisitions in the file: the channels were not prewhitened"]
+    if whitened and whitened.startswith("readout"):
+        notes.append(f"no noise acquisitions in the file: the channels were prewhitened with the noise of the {whitened}")
     return Study(name=path.stem, source=path, format="ismrmrd", kspace=kspace, mask=mask, meta=meta, notes=notes)
+
+
+def _prewhiten_from_margin(kspace: np.ndarray, factor: float) -> tuple[np.ndarray, str | None]:
+    """Whiten with the noise of the readout's oversampled margin (:mod:`physics.raw`)."""
+    import torch
+
+    from physics.raw import noise_from_oversampling, prewhiten, whitening_matrix
+
+    data = torch.from_numpy(kspace)
+    samples = noise_from_oversampling(data, factor)
+    if samples is None:
+        return kspace, None
+    try:
+        whitening = whitening_matrix((samples @ samples.conj().T) / samples.shape[1])
+    except ValueError:
+        return kspace, None
+    whitened = prewhiten(data, whitening).numpy().astype(np.complex64)
+    return whitened, f"readout's oversampled margin, {samples.shape[1]} samples per channel"
 
 
 def _prewhiten(path: Path, kspace: np.ndarray, acquisitions: np.ndarray, flags: np.ndarray) -> tuple[np.ndarray, str | None]:

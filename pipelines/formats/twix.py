@@ -145,10 +145,9 @@ def _finish(path: Path, kspace: np.ndarray, measurement: dict, header: dict, sca
         except ValueError as error:
             raise InputError(f"{path}: its noise scan cannot whiten the channels: {error}") from None
         corrections["prewhitened"] = f"noise scan, {samples[0].numel()} samples per channel"
-    else:
-        notes.append("no noise scan in the file: the channels were not prewhitened")
-        corrections["prewhitened"] = False
     factor = float(header.get("Dicom", {}).get("flReadoutOSFactor", 1.0) or 1.0)
+    if "noise" not in measurement:
+        data = _whiten_from_margin(data, factor, notes, corrections)
     if factor > 1:
         data = remove_readout_oversampling(data, factor)
         corrections["readout_oversampling_removed"] = factor
@@ -162,6 +161,29 @@ def _finish(path: Path, kspace: np.ndarray, measurement: dict, header: dict, sca
     mask = None if lines.all() else np.broadcast_to(lines[None, :], kspace.shape[-2:]).copy()
     meta = {"corrections": corrections, "affine": _affine(scan, kspace.shape)}
     return Study(name=path.stem, source=path, format="twix", kspace=kspace, mask=mask, meta=meta, notes=notes)
+
+
+def _whiten_from_margin(data, factor: float, notes: list[str], corrections: dict):
+    """Without a noise scan: prewhiten with the noise of the readout's oversampled margin
+    (:func:`physics.raw.noise_from_oversampling`), or leave the channels as they are."""
+    from physics.raw import noise_from_oversampling, prewhiten, whitening_matrix
+
+    samples = noise_from_oversampling(data, factor) if data.shape[1] > 1 else None
+    if samples is None:
+        notes.append("no noise scan in the file and no oversampled margin to estimate the noise from: the channels "
+                      "were not prewhitened")
+        corrections["prewhitened"] = False
+        return data
+    try:
+        whitening = whitening_matrix((samples @ samples.conj().T) / samples.shape[1])
+    except ValueError:
+        notes.append("no noise scan, and the oversampled margin's noise is degenerate: the channels were not prewhitened")
+        corrections["prewhitened"] = False
+        return data
+    notes.append(f"no noise scan in the file: the channels were prewhitened with the noise of the readout's "
+                 f"oversampled margin ({samples.shape[1]} samples per channel)")
+    corrections["prewhitened"] = f"readout oversampling margin, {samples.shape[1]} samples per channel"
+    return prewhiten(data, whitening)
 
 
 def _affine(scan: dict, shape: tuple[int, ...]) -> np.ndarray | None:

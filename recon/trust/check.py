@@ -40,6 +40,32 @@ def consistency_residual(image: torch.Tensor, kspace: torch.Tensor, operator: Li
     return float((predicted - measured).abs().pow(2).sum().sqrt() / measured.abs().pow(2).sum().sqrt().clamp_min(1e-30))
 
 
+def residual_to_noise(image: torch.Tensor, kspace: torch.Tensor, operator: LinearOperator) -> float | None:
+    """The data-consistency residual against the noise the data show,
+    ``||A x - M y|| / (sigma sqrt(M))`` with ``M`` the measured samples (all coils) and
+    ``sigma`` one sample's noise level estimated from the data
+    (:func:`physics.consistency.estimate_noise_std`). About 1: the image fits the data
+    to the noise; much more: it ignores the data; much less: it reproduces the noise
+    (hard data consistency does, by design). None when the noise cannot be estimated
+    (single-coil data) or is zero (noise-free simulations, where
+    :func:`consistency_residual` is the measure).
+
+    Shapes
+    ------
+    as :func:`consistency_residual`.
+    """
+    from physics.consistency import estimate_noise_std
+
+    mask = operator.mask.reshape(-1, *kspace.shape[-2:])[0].bool()
+    sigma = float(estimate_noise_std(kspace[None], mask)[0])
+    if kspace.shape[0] < 2 or sigma <= 1e-8 * float(kspace.abs().max()):
+        return None
+    measured = kspace * mask
+    residual = float((operator(image[None])[0] - measured).abs().pow(2).sum().sqrt())
+    samples = int(mask.sum()) * kspace.shape[0]
+    return residual / (sigma * samples**0.5)
+
+
 def hallucination_map(image: torch.Tensor, reference: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """``F^-1[(1 - M) F(image - reference)]``: their difference in unmeasured k-space.
 

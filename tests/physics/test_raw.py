@@ -64,3 +64,22 @@ def test_geometric_compression_keeps_rss_when_nothing_is_dropped_and_beats_svd_w
     kept_svd = float(compress_coils(kspace, None, 4)[0].abs().pow(2).sum() / kspace.abs().pow(2).sum())
     assert kept_gcc >= kept_svd - 1e-6 and kept_gcc > 0.9
     assert bool((geometric_coil_compression(kspace, 4)[..., ~lines] == 0).all())  # unmeasured lines stay unmeasured
+
+
+def test_the_oversampled_margin_gives_the_noise_covariance_of_data_without_a_noise_scan():
+    from physics.fft import fft2c
+    from physics.raw import noise_from_oversampling
+
+    rng = np.random.default_rng(3)
+    mixing = torch.tensor([[1.0, 0.0], [0.7, 0.5]], dtype=torch.complex64)
+    image = torch.zeros(2, 128, 64, dtype=torch.complex64)
+    image[:, 40:88, 10:54] = torch.from_numpy(rng.random((2, 48, 44)).astype(np.float32)) * 20  # inside the FOV
+    white = torch.from_numpy((rng.standard_normal((2, 128 * 64)) + 1j * rng.standard_normal((2, 128 * 64)))
+                             .astype(np.complex64))
+    noise = (mixing @ white).reshape(2, 128, 64)
+    kspace = fft2c(image)[None] + noise[None]
+    samples = noise_from_oversampling(kspace, 2.0)
+    estimated = noise_covariance(samples)
+    true = (mixing @ mixing.conj().T).to(torch.complex128) * 2
+    torch.testing.assert_close(estimated, true, atol=0.1 * float(true.abs().max()), rtol=0)
+    assert noise_from_oversampling(kspace, 1.0) is None  # no margin without oversampling

@@ -17,7 +17,8 @@ def test_a_real_twix_scan_reads_with_oversampling_removed_and_its_geometry():
     (study,), notes = read_input(GRE)
     assert study.format == "twix" and study.kspace.shape == (1, 2, 160, 160) and study.mask is None
     assert study.meta["corrections"]["readout_oversampling_removed"] == 2.0
-    assert any("not prewhitened" in note for note in notes)  # the file has no noise scan, and says so
+    # no noise scan in the file: the noise of the oversampled readout margin whitens the channels, and a note says so
+    assert any("oversampled margin" in note for note in notes) and study.meta["corrections"]["prewhitened"]
     affine = study.meta["affine"]
     assert np.allclose(np.linalg.norm(affine[:3, :3], axis=0), [1.25, 1.25, 4.0], atol=1e-3)  # the protocol's voxels
     normal = np.array([6.58423005e-09, 0.0383878015, 0.9992629886]) * [-1, -1, 1]  # the slice normal, LPS -> RAS

@@ -41,3 +41,21 @@ def test_hallucination_sees_only_unmeasured_differences():
     expected = float(added.abs().pow(2).sum() / (image + added).abs().pow(2).sum())
     assert abs(energy - expected) < 1e-6
     torch.testing.assert_close(trust.hallucination_map(image + added, image, mask), added, atol=1e-5, rtol=1e-5)
+
+
+def test_the_residual_against_the_noise_level_reads_one_for_the_truth():
+    from physics.coils import simulate_coil_maps
+    from physics.operators import MultiCoil, SingleCoil
+
+    generator = torch.Generator().manual_seed(0)
+    image = torch.rand(64, 64, generator=generator).to(torch.complex64)
+    maps = simulate_coil_maps(8, (64, 64))
+    mask = torch.zeros(64, 64, dtype=torch.bool)
+    mask[:, ::2] = True
+    operator = MultiCoil(mask, maps[None])
+    sigma = 0.05
+    noise = sigma * torch.complex(torch.randn(8, 64, 64, generator=generator), torch.randn(8, 64, 64, generator=generator))
+    kspace = (operator(image[None])[0] + noise / 2**0.5) * mask
+    truth = trust.residual_to_noise(image, kspace, operator)  # the truth misses the data by exactly the noise
+    assert truth is not None and 0.8 < truth < 1.25
+    assert trust.residual_to_noise(image, kspace[:1], SingleCoil(mask)) is None  # no noise estimate from one coil
