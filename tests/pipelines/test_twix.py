@@ -71,3 +71,10 @@ def test_virtual_coils_compress_measured_multicoil_data_and_say_how(tmp_path, ca
                      "zero-filled", "--virtual-coils", "4", "--estimate-folds", "0"]) == 0
         assert f"coils compressed 8 -> 4 ({how}" in capsys.readouterr().out
     assert main(["batch", str(raw), "--out", str(tmp_path / "x"), "--virtual-coils", "0"]) == 2
+
+
+def test_a_non_cartesian_protocol_is_refused_by_the_cartesian_reader(tmp_path):
+    radial = tmp_path / "radial.dat"  # the same scan, its protocol edited to a radial trajectory
+    radial.write_bytes(GRE.read_bytes().replace(b"sKSpace.ucTrajectory\t = \t1", b"sKSpace.ucTrajectory\t = \t2"))
+    with pytest.raises(InputError, match="radial.dat: non-Cartesian trajectory"):
+        read_input(radial)
