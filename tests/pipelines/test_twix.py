@@ -78,3 +78,31 @@ def test_a_non_cartesian_protocol_is_refused_by_the_cartesian_reader(tmp_path):
     radial.write_bytes(GRE.read_bytes().replace(b"sKSpace.ucTrajectory\t = \t1", b"sKSpace.ucTrajectory\t = \t2"))
     with pytest.raises(InputError, match="radial.dat: non-Cartesian trajectory"):
         read_input(radial)
+
+
+def _relabelled(tmp_path, name: str, lines: int | None) -> Path:
+    """``gre.dat`` rewritten by twixtools with its first ``lines`` imaging lines (all when
+    None) flagged as noise-adjustment scans."""
+    import contextlib
+    import io
+
+    import twixtools
+
+    with contextlib.redirect_stdout(io.StringIO()):  # twixtools prints progress
+        scans = twixtools.read_twix(str(GRE), verbose=False, keep_acqend=True)
+        images = [mdb for mdb in scans[-1]["mdb"] if mdb.is_image_scan()]
+        for mdb in images[:lines]:
+            mdb.add_flag("NOISEADJSCAN")
+        twixtools.write_twix(scans, str(tmp_path / name), version_is_ve=scans[-1]["mdb"][0].version_is_ve)
+    return tmp_path / name
+
+
+def test_a_file_with_only_a_noise_scan_is_named_as_such(tmp_path):
+    with pytest.raises(InputError, match="noise.dat: holds no imaging scan \\(only a noise scan\\)"):
+        read_input(_relabelled(tmp_path, "noise.dat", None))
+
+
+def test_a_noise_scan_whitens_the_channels_and_its_lines_are_not_imaging_lines(tmp_path):
+    (study,), _ = read_input(_relabelled(tmp_path, "with_noise.dat", 4))
+    assert study.meta["corrections"]["prewhitened"].startswith("noise scan, 1280 samples")  # 4 lines x 320 samples
+    assert study.mask is not None and int(study.mask.any(axis=0).sum()) == 156  # the acquired lines are the mask
