@@ -244,6 +244,9 @@ def _estimate(config: RunConfig, records: list[dict[str, Any]], outputs: dict[st
     notes.append(f"error estimated without the reference by {config.estimate_folds}-fold k-space hold-out{subset} "
                  f"in {time.perf_counter() - started:.1f} s (recon.trust.holdout; calibration "
                  f"{calibration.CALIBRATION_FILE.name if calibration.CALIBRATION_FILE.is_file() else 'none: raw estimates'})")
+    if config.guard and subset:
+        notes.append(f"guard: judged {len(picks)} of {kspace.shape[0]} slices, those with an estimate; the others keep "
+                     "the learned output (--estimate-slices all judges every slice)")
     for name, written in replaced.items():
         swapped = [f"{picks[position]}->{cs}" for position, cs in enumerate(written) if cs]
         if swapped:

@@ -5,8 +5,10 @@
 
 The package imports its parts when they are first used (PEP 562), so that importing
 ``recon`` for its version, or the command line's ``--help``, does not load torch and
-SigPy. The built-in methods register themselves when the registry is first asked
-(see :mod:`recon.registry`).
+SigPy. The registry lists the built-in methods from a table without importing them;
+each method's module is imported, and registers it, when the method is first built
+(see :mod:`recon.registry`). The rooms: :mod:`recon.classical`, :mod:`recon.models`,
+:mod:`recon.training`, :mod:`recon.trust` (``docs/architecture.md``).
 """
 
 from __future__ import annotations
