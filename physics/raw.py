@@ -51,6 +51,17 @@ def prewhiten(kspace: torch.Tensor, whitening: torch.Tensor) -> torch.Tensor:
     return out.to(kspace.dtype)
 
 
+def whiten(kspace: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """Prewhiten ``kspace`` with the channel covariance of ``noise`` samples: the three
+    steps above in one call. Raises ``ValueError`` when the covariance is degenerate.
+
+    Shapes
+    ------
+    kspace ``(N, C, H, W)``; noise ``(C, ...)`` -> ``(N, C, H, W)``.
+    """
+    return prewhiten(kspace, whitening_matrix(noise_covariance(noise)))
+
+
 def remove_readout_oversampling(kspace: torch.Tensor, factor: float = 2.0) -> torch.Tensor:
     """Keep the central ``H / factor`` of the readout's field of view: inverse FFT along
     the readout, crop the image-space centre, FFT back (hybrid space, so the phase
@@ -131,3 +142,22 @@ def noise_from_oversampling(kspace: torch.Tensor, factor: float, margin: float =
     edges = torch.cat([hybrid[..., :band, :], hybrid[..., height - band:, :]], dim=-2)  # (N, C, 2 band, L)
     samples = edges.transpose(0, 1).reshape(kspace.shape[1], -1)
     return samples if samples.shape[1] >= 10 * kspace.shape[1] else None
+
+
+def whiten_from_oversampling(kspace: torch.Tensor, factor: float) -> tuple[torch.Tensor, int] | None:
+    """For data without a noise scan: :func:`whiten` with the noise of the readout's
+    oversampled margin (:func:`noise_from_oversampling`). Returns the whitened k-space and
+    the noise samples per channel it used, or None (single coil, no usable margin, or a
+    degenerate covariance), leaving the data as they are.
+
+    Shapes
+    ------
+    kspace ``(N, C, H, W)`` -> ``(N, C, H, W)``.
+    """
+    samples = noise_from_oversampling(kspace, factor) if kspace.shape[1] > 1 else None
+    if samples is None:
+        return None
+    try:
+        return whiten(kspace, samples), samples.shape[1]
+    except ValueError:
+        return None

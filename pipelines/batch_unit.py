@@ -44,9 +44,11 @@ ERROR_MAP_FRACTION = 0.2
 """Error maps show ``|x - reference|`` on ``[0, 0.2 x the reference's maximum]``."""
 
 
-def _acquisition(study: Study, config: BatchConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+def _acquisition(study: Study, config: BatchConfig, notes: list[str]
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
     """k-space ``(N, C, H, W)``, mask ``(H, W)``, reference ``(N, H, W)`` or None, and
-    ESPIRiT coil maps ``(N, C, H, W)`` for multi-coil data."""
+    ESPIRiT coil maps ``(N, C, H, W)`` for multi-coil data; what it did is added to
+    ``notes`` (coil compression)."""
     shape = (study.images if study.simulated else study.kspace).shape[-2:]
     if study.mask is not None:
         mask = np.asarray(study.mask, bool)
@@ -63,7 +65,7 @@ def _acquisition(study: Study, config: BatchConfig) -> tuple[np.ndarray, np.ndar
     if reference is None and study.mask is None:  # fully sampled: its RSS is the reference
         reference = np.sqrt((np.abs(ifft2c(study.kspace)) ** 2).sum(axis=1)).astype(np.float32)
     if config.virtual_coils and kspace.shape[1] > config.virtual_coils:
-        kspace = _compress(kspace, mask, config.virtual_coils, study.notes)
+        kspace = _compress(kspace, mask, config.virtual_coils, notes)
     coil_maps = None
     if kspace.shape[1] > 1:
         coil_maps = coil_maps_for(torch.from_numpy(kspace), mask).numpy()
@@ -153,9 +155,7 @@ def _reconstruct(kspace: np.ndarray, mask: np.ndarray, coil_maps: np.ndarray | N
 
 def _process_study(study: Study, config: BatchConfig, entry: dict[str, Any], out: Path) -> None:
     """Reconstruct, judge and write one study (a volume) of the unit."""
-    noted = len(study.notes)
-    kspace, mask, reference, coil_maps = _acquisition(study, config)
-    entry["notes"] += study.notes[noted:]  # what the acquisition step did (e.g. coil compression)
+    kspace, mask, reference, coil_maps = _acquisition(study, config, entry["notes"])
     ratio = float(mask.mean())
     crop = study.meta.get("crop")
     study_metrics: dict[str, Any] = {"source": str(study.source), "format": study.format,

@@ -365,12 +365,14 @@ def report_folders(paths: list[str]) -> tuple[list[Path], list[Path]]:
         folder = Path(text)
         if not folder.is_dir():
             raise FileNotFoundError(f"{folder}: no such folder")
-        found = [folder] if report_kind(folder) else sorted(p for p in folder.iterdir() if p.is_dir() and report_kind(p))
-        if not found:
+        own = report_kind(folder)
+        candidates = [folder] if own else sorted(p for p in folder.iterdir() if p.is_dir())
+        kinds = {candidate: own or report_kind(candidate) for candidate in candidates}  # each folder looked at once
+        if not any(kinds.values()):
             raise ValueError(f"{folder}: not a recon run or batch folder (no metrics.json and config.json, or "
                              "manifest.json), and no such folder inside it")
-        runs += [f for f in found if report_kind(f) == "run"]
-        batches += [f for f in found if report_kind(f) == "batch"]
+        runs += [f for f, kind in kinds.items() if kind == "run"]
+        batches += [f for f, kind in kinds.items() if kind == "batch"]
     if runs and batches:
         raise ValueError("recon report combines runs with runs and batches with batches, not both")
     return runs, batches

@@ -154,18 +154,13 @@ def _prewhiten_from_margin(kspace: np.ndarray, factor: float) -> tuple[np.ndarra
     """Whiten with the noise of the readout's oversampled margin (:mod:`physics.raw`)."""
     import torch
 
-    from physics.raw import noise_from_oversampling, prewhiten, whitening_matrix
+    from physics.raw import whiten_from_oversampling
 
-    data = torch.from_numpy(kspace)
-    samples = noise_from_oversampling(data, factor)
-    if samples is None:
+    result = whiten_from_oversampling(torch.from_numpy(kspace), factor)
+    if result is None:
         return kspace, None
-    try:
-        whitening = whitening_matrix((samples @ samples.conj().T) / samples.shape[1])
-    except ValueError:
-        return kspace, None
-    whitened = prewhiten(data, whitening).numpy().astype(np.complex64)
-    return whitened, f"readout's oversampled margin, {samples.shape[1]} samples per channel"
+    whitened, samples = result
+    return whitened.numpy().astype(np.complex64), f"readout's oversampled margin, {samples} samples per channel"
 
 
 def _prewhiten(path: Path, kspace: np.ndarray, acquisitions: np.ndarray, flags: np.ndarray) -> tuple[np.ndarray, str | None]:
@@ -173,7 +168,7 @@ def _prewhiten(path: Path, kspace: np.ndarray, acquisitions: np.ndarray, flags: 
     ``ACQ_IS_NOISE_MEASUREMENT``, :mod:`physics.raw`); unchanged, and None, without any."""
     import torch
 
-    from physics.raw import noise_covariance, prewhiten, whitening_matrix
+    from physics.raw import whiten
 
     noisy = (flags & np.uint64(1 << (SKIPPED_FLAGS["noise measurement"] - 1))) != 0
     coils = kspace.shape[1]
@@ -186,8 +181,7 @@ def _prewhiten(path: Path, kspace: np.ndarray, acquisitions: np.ndarray, flags: 
         return kspace, None
     samples = torch.from_numpy(np.concatenate(blocks, axis=1))
     try:
-        whitening = whitening_matrix(noise_covariance(samples))
+        whitened = whiten(torch.from_numpy(kspace), samples).numpy().astype(np.complex64)
     except ValueError as error:
         raise InputError(f"{path}: its noise acquisitions cannot whiten the channels: {error}") from None
-    whitened = prewhiten(torch.from_numpy(kspace), whitening).numpy().astype(np.complex64)
     return whitened, f"noise acquisitions, {samples.shape[1]} samples per channel"

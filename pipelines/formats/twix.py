@@ -13,7 +13,7 @@ with the data, in the project's order (``CONVENTIONS.md``, raw scanner data):
 2. the reference (ACS) lines of a separate reference scan fill the imaging scan's
    missing lines where the two have one grid (they were measured);
 3. noise prewhitening from the file's noise scan (:mod:`physics.raw`); without one,
-   none, with a note;
+   from the noise of the oversampled readout margin, with a note;
 4. readout oversampling removed in hybrid space;
 5. the acquired lines are the mask; partial Fourier lines that were not acquired stay
    unmeasured (zero), so every method sees what the scanner measured.
@@ -34,7 +34,8 @@ from pipelines.formats.study import FILE_PROBLEMS, InputError, Study, check_fini
 from pipelines.limits import MemoryBudget, check_size
 
 TWIX_MIN_BYTES = 10 * 1024
-OTHER_COUNTERS = ("Ide", "Idd", "Idc", "Idb", "Ida", "Seg", "Set", "Rep", "Phs", "Eco", "Ave")
+OTHER_COUNTERS = ("Ide", "Idd", "Idc", "Idb", "Ida", "Set", "Rep", "Phs", "Eco")
+"""Counters whose first index is read (averages and segments are averaged by twixtools)."""
 
 
 def _read(path: Path):
@@ -93,30 +94,29 @@ def read_twix(path: str | Path, budget: MemoryBudget | None = None) -> Study:
         raise InputError(f"{path}: an imaging scan of {dims.get('Cha', 0)} channels x {dims.get('Col', 0)} samples x "
                          f"{dims.get('Lin', 0)} lines holds no image")
     check_size(path, (int(np.prod(list(dims.values()), dtype=np.int64)),), budget, what="the twix k-space grid", copies=3)
-    notes = [f"{name}: {dims[name]} indices, the first is used" for name in OTHER_COUNTERS
-             if name not in ("Ave", "Seg") and dims.get(name, 1) > 1]
+    notes = [f"{name}: {dims[name]} indices, the first is used" for name in OTHER_COUNTERS if dims.get(name, 1) > 1]
     kspace = _grid(image).astype(np.complex64)
     corrections = {"averages": int(dims.get("Ave", 1))}
-    kspace, notes = _merge_reference(kspace, measurement, notes, corrections)
+    _merge_reference(kspace, measurement, notes, corrections)
     check_finite(kspace, path, "k-space")
     return _finish(path, kspace, measurement, header, scans[-1], notes, corrections)
 
 
-def _merge_reference(kspace: np.ndarray, measurement: dict, notes: list[str], corrections: dict):
-    """Fill missing lines from a separate reference (ACS) scan of the same grid."""
+def _merge_reference(kspace: np.ndarray, measurement: dict, notes: list[str], corrections: dict) -> None:
+    """Fill missing lines of ``kspace``, in place, from a separate reference (ACS) scan of
+    the same grid."""
     if "refscan" not in measurement:
-        return kspace, notes
+        return
     reference = _grid(measurement["refscan"]).astype(np.complex64)
     if reference.shape != kspace.shape:
         notes.append(f"reference scan of {reference.shape[-2:]} does not share the imaging grid; not used")
-        return kspace, notes
+        return
     missing = ~np.abs(kspace).any(axis=(0, 1, 2))
     filled = missing & np.abs(reference).any(axis=(0, 1, 2))
     kspace[..., filled] = reference[..., filled]
     corrections["reference_lines"] = int(filled.sum())
     if filled.any():
         notes.append(f"{int(filled.sum())} reference (ACS) lines fill lines the imaging scan did not acquire")
-    return kspace, notes
 
 
 def _finish(path: Path, kspace: np.ndarray, measurement: dict, header: dict, scan: dict, notes: list[str],
@@ -124,12 +124,7 @@ def _finish(path: Path, kspace: np.ndarray, measurement: dict, header: dict, sca
     """Prewhitening, oversampling, the mask, the geometry: the study."""
     import torch
 
-    from physics.raw import (
-        noise_covariance,
-        prewhiten,
-        remove_readout_oversampling,
-        whitening_matrix,
-    )
+    from physics.raw import remove_readout_oversampling, whiten
 
     first = scan["mdb"][0].mdh if scan.get("mdb") else None
     centre = int(getattr(first, "ushKSpaceCentreColumn", kspace.shape[2] // 2)) if first is not None else kspace.shape[2] // 2
@@ -137,16 +132,16 @@ def _finish(path: Path, kspace: np.ndarray, measurement: dict, header: dict, sca
         raise InputError(f"{path}: asymmetric echo (k-space centre at readout sample {centre} of {kspace.shape[2]}); "
                          "not supported: reconstruct it with partial-Fourier-aware scanner software")
     data = torch.from_numpy(kspace)
+    factor = float(header.get("Dicom", {}).get("flReadoutOSFactor", 1.0) or 1.0)
     if "noise" in measurement:
         noise = np.asarray(_grid(measurement["noise"]), np.complex64)  # (Sli, Cha, Col, Lin)
         samples = torch.from_numpy(np.moveaxis(noise, 1, 0))
         try:
-            data = prewhiten(data, whitening_matrix(noise_covariance(samples)))
+            data = whiten(data, samples)
         except ValueError as error:
             raise InputError(f"{path}: its noise scan cannot whiten the channels: {error}") from None
         corrections["prewhitened"] = f"noise scan, {samples[0].numel()} samples per channel"
-    factor = float(header.get("Dicom", {}).get("flReadoutOSFactor", 1.0) or 1.0)
-    if "noise" not in measurement:
+    else:
         data = _whiten_from_margin(data, factor, notes, corrections)
     if factor > 1:
         data = remove_readout_oversampling(data, factor)
@@ -165,25 +160,20 @@ def _finish(path: Path, kspace: np.ndarray, measurement: dict, header: dict, sca
 
 def _whiten_from_margin(data, factor: float, notes: list[str], corrections: dict):
     """Without a noise scan: prewhiten with the noise of the readout's oversampled margin
-    (:func:`physics.raw.noise_from_oversampling`), or leave the channels as they are."""
-    from physics.raw import noise_from_oversampling, prewhiten, whitening_matrix
+    (:func:`physics.raw.whiten_from_oversampling`), or leave the channels as they are."""
+    from physics.raw import whiten_from_oversampling
 
-    samples = noise_from_oversampling(data, factor) if data.shape[1] > 1 else None
-    if samples is None:
-        notes.append("no noise scan in the file and no oversampled margin to estimate the noise from: the channels "
-                      "were not prewhitened")
+    result = whiten_from_oversampling(data, factor)
+    if result is None:
+        notes.append("no noise scan in the file and no usable oversampled margin to estimate the noise from: the "
+                     "channels were not prewhitened")
         corrections["prewhitened"] = False
         return data
-    try:
-        whitening = whitening_matrix((samples @ samples.conj().T) / samples.shape[1])
-    except ValueError:
-        notes.append("no noise scan, and the oversampled margin's noise is degenerate: the channels were not prewhitened")
-        corrections["prewhitened"] = False
-        return data
+    data, samples = result
     notes.append(f"no noise scan in the file: the channels were prewhitened with the noise of the readout's "
-                 f"oversampled margin ({samples.shape[1]} samples per channel)")
-    corrections["prewhitened"] = f"readout oversampling margin, {samples.shape[1]} samples per channel"
-    return prewhiten(data, whitening)
+                 f"oversampled margin ({samples} samples per channel)")
+    corrections["prewhitened"] = f"readout oversampling margin, {samples} samples per channel"
+    return data
 
 
 def _affine(scan: dict, shape: tuple[int, ...]) -> np.ndarray | None:
