@@ -7,6 +7,12 @@ present; it is cropped to the header's reconSpace (e.g. 320 x 320), and so are t
 reconstructions before they are scored and written. Test and challenge files carry a
 ``mask`` of sampled columns: their k-space is already undersampled and is
 reconstructed as it is.
+
+Multi-coil files keep the scanner's readout oversampling (encodedSpace x = 640 against
+reconSpace x = 320 for the knee). As for twix and ISMRMRD data, the channels are then
+prewhitened with the noise of the oversampled margin (fastMRI files carry no noise
+scan), and the oversampling is removed in hybrid space; both are recorded in the
+study's corrections and said in a note.
 """
 
 from __future__ import annotations
@@ -22,9 +28,9 @@ from pipelines.limits import MemoryBudget, check_size
 from pipelines.output import atomic_file
 
 
-def recon_space(header: str) -> tuple[int, int] | None:
-    """``(x, y)`` of ``encoding/reconSpace/matrixSize`` in an ISMRMRD XML header."""
-    match = re.search(r"<reconSpace>.*?<matrixSize>\s*<x>(\d+)</x>\s*<y>(\d+)</y>", header, re.S)
+def recon_space(header: str, space: str = "reconSpace") -> tuple[int, int] | None:
+    """``(x, y)`` of ``encoding/<space>/matrixSize`` in an ISMRMRD XML header."""
+    match = re.search(rf"<{space}>.*?<matrixSize>\s*<x>(\d+)</x>\s*<y>(\d+)</y>", header, re.S)
     return (int(match[1]), int(match[2])) if match else None
 
 
@@ -102,6 +108,8 @@ def read_fastmri(path: str | Path, budget: MemoryBudget | None = None) -> Study:
     if kspace.ndim != 4:
         raise InputError(f"{path}: 'kspace' must be (slices, H, W) or (slices, coils, H, W), got {kspace.shape}")
     check_finite(kspace, path, "'kspace'")
+    corrections: dict = {}
+    kspace = _corrected(kspace, header, notes, corrections)
     mask = None
     if columns is not None:
         if columns.shape != (kspace.shape[-1],):
@@ -116,9 +124,35 @@ def read_fastmri(path: str | Path, budget: MemoryBudget | None = None) -> Study:
         reference = center_crop(reference, crop)
     return Study(
         name=path.stem, source=path, format="fastmri", kspace=kspace.astype(np.complex64), mask=mask,
-        reference=reference, meta={"crop": tuple(crop) if crop else None, "attrs": attrs, "header": header},
+        reference=reference, meta={"crop": tuple(crop) if crop else None, "attrs": attrs, "header": header,
+                                  "corrections": corrections},
         notes=notes,
     )
+
+
+def _corrected(kspace: np.ndarray, header: str, notes: list[str], corrections: dict) -> np.ndarray:
+    """Multi-coil k-space whose readout the header declares oversampled: prewhitened with
+    the margin's noise, then the oversampling removed (:mod:`physics.raw`)."""
+    encoded, recon = recon_space(header, "encodedSpace"), recon_space(header)
+    if kspace.shape[1] < 2 or not encoded or not recon or encoded[0] != kspace.shape[-2] or recon[0] >= encoded[0]:
+        return kspace
+    import torch
+
+    from physics.raw import remove_readout_oversampling, whiten_from_oversampling
+
+    factor = encoded[0] / recon[0]
+    data = torch.from_numpy(np.ascontiguousarray(kspace, dtype=np.complex64))
+    whitened = whiten_from_oversampling(data, factor)
+    if whitened is None:
+        notes.append("no noise scan in a fastMRI file, and the oversampled readout margin could not estimate the "
+                     "noise: the channels were not prewhitened")
+    else:
+        data, samples = whitened
+        corrections["prewhitened"] = f"readout oversampling margin, {samples} samples per channel"
+        notes.append(f"no noise scan in a fastMRI file: the channels were prewhitened with the noise of the readout's "
+                     f"oversampled margin ({samples} samples per channel)")
+    corrections["readout_oversampling_removed"] = factor
+    return remove_readout_oversampling(data, factor).numpy()
 
 
 def _checked_header(raw: bytes | str, path: Path, notes: list[str]) -> str:

@@ -82,6 +82,10 @@ def read_twix(path: str | Path, budget: MemoryBudget | None = None) -> Study:
     if "image" not in measurement:
         only = " (only a noise scan)" if "noise" in measurement else ""
         raise InputError(f"{path}: holds no imaging scan{only}")
+    channels = {int(mdb.mdh.UsedChannels) for mdb in scans[-1]["mdb"] if mdb.is_image_scan()}
+    if 0 in channels or len(channels) > 1:
+        raise InputError(f"{path}: its imaging lines declare {sorted(channels)} coil channels; a scan needs the same "
+                         "number, at least 1, on every line")
     image = measurement["image"]
     dims = dict(zip(image.dims, image.shape))
     space = header.get("MeasYaps", {}).get("sKSpace", {})

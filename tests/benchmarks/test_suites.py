@@ -1,6 +1,7 @@
 """The benchmark scripts run end to end (tiny settings; the real runs are in the README)."""
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -170,7 +171,13 @@ def test_raw_benchmark_reports_seconds_memory_and_quality_per_file(tmp_path, cap
     out = tmp_path / "raw.json"
     gre = Path(raw.ROOT) / "tests" / "data" / "twix" / "gre.dat"
     assert raw.main([str(gre), "--masks", "50pct", "--methods", "zero-filled,cs-tv", "--json", str(out)]) == 0
-    (row,) = json.loads(out.read_text())
+    row, *anchor = json.loads(out.read_text())
     assert row["file"] == "gre.dat" and row["peak_mib"] > 50 and row["seconds"] > 0
     assert row["methods"]["cs-tv"]["psnr"] > row["methods"]["zero-filled"]["psnr"]
     assert "| gre.dat | 50pct" in capsys.readouterr().out
+    if shutil.which("bart"):  # BART alone from twixread, with the same mask and reference
+        (bart,) = anchor
+        assert bart["file"] == "gre.dat" and bart["ratio"] == row["ratio"]
+        assert bart["methods"]["bart-chain-tv"]["psnr"] > row["methods"]["zero-filled"]["psnr"]
+    else:
+        assert anchor == []

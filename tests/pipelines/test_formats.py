@@ -202,3 +202,37 @@ def test_discover_groups_dicom_folders_and_lists_files(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputError, match="nothing to reconstruct"):
         discover([tmp_path / "empty"])
+
+
+def test_fastmri_multicoil_oversampled_readout_is_prewhitened_from_its_margin_and_cropped(tmp_path):
+    # a knee-like file: encodedSpace x = 2 x reconSpace x, an object inside the central half of
+    # the readout, and noise correlated across the 4 coils (what a scanner writes)
+    rng = np.random.default_rng(3)
+    image = np.zeros((2, 1, 128, 48), np.complex64)
+    image[:, :, 40:88, 10:38] = 1 + rng.random((2, 1, 48, 28))
+    coils = np.exp(1j * np.linspace(0, 2, 4))[None, :, None, None] * np.array([1, 0.8, 0.6, 1.2])[None, :, None, None]
+    mixing = np.array([[1, 0, 0, 0], [0.7, 0.7, 0, 0], [0.2, 0.3, 0.9, 0], [0, 0, 0.5, 0.8]])
+    white = rng.standard_normal((2, 4, 128, 48)) + 1j * rng.standard_normal((2, 4, 128, 48))
+    noise = np.einsum("cd,ndhw->nchw", mixing, white) * 0.01
+    kspace = (np.fft.fftshift(np.fft.fft2(np.fft.ifftshift(image * coils, axes=(-2, -1)), norm="ortho"), axes=(-2, -1))
+              + noise).astype(np.complex64)
+    header = ("<ismrmrdHeader><encoding><encodedSpace><matrixSize><x>128</x><y>48</y><z>1</z></matrixSize>"
+              "</encodedSpace><reconSpace><matrixSize><x>64</x><y>48</y><z>1</z></matrixSize></reconSpace>"
+              "</encoding></ismrmrdHeader>")
+    with h5py.File(tmp_path / "knee.h5", "w") as handle:
+        handle.create_dataset("kspace", data=kspace)
+        handle.create_dataset("ismrmrd_header", data=header)
+    study = read_fastmri(tmp_path / "knee.h5")
+    assert study.kspace.shape == (2, 4, 64, 48)  # the readout's oversampling removed
+    corrections = study.meta["corrections"]
+    assert corrections["readout_oversampling_removed"] == 2.0 and corrections["prewhitened"].startswith("readout")
+    assert any("prewhitened with the noise of the readout" in note for note in study.notes)
+    # the edge of the cropped field of view holds noise only: whitened, its coils are uncorrelated with equal power
+    edge = np.fft.fftshift(np.fft.ifft2(np.fft.ifftshift(study.kspace, axes=(-2, -1)), norm="ortho"),
+                           axes=(-2, -1))[:, :, :6].transpose(1, 0, 2, 3).reshape(4, -1)
+    covariance = edge @ edge.conj().T / edge.shape[1]
+    assert np.abs(covariance - np.eye(4) * np.trace(covariance).real / 4).max() < 0.25 * np.trace(covariance).real / 4
+    raw_edge = np.fft.fftshift(np.fft.ifft2(np.fft.ifftshift(kspace, axes=(-2, -1)), norm="ortho"),
+                               axes=(-2, -1))[:, :, 32:38].transpose(1, 0, 2, 3).reshape(4, -1)
+    raw = raw_edge @ raw_edge.conj().T / raw_edge.shape[1]
+    assert np.abs(raw - np.eye(4) * np.trace(raw).real / 4).max() > 0.4 * np.trace(raw).real / 4  # it was correlated

@@ -106,3 +106,22 @@ def test_a_noise_scan_whitens_the_channels_and_its_lines_are_not_imaging_lines(t
     (study,), _ = read_input(_relabelled(tmp_path, "with_noise.dat", 4))
     assert study.meta["corrections"]["prewhitened"].startswith("noise scan, 1280 samples")  # 4 lines x 320 samples
     assert study.mask is not None and int(study.mask.any(axis=0).sum()) == 156  # the acquired lines are the mask
+
+
+def test_a_scan_whose_lines_declare_no_coil_channels_is_refused_by_name(tmp_path):
+    import contextlib
+    import io
+
+    import twixtools
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        scans = twixtools.read_twix(str(GRE), verbose=False, keep_acqend=True)
+        lines = scans[-1]["mdb"]
+        for index, mdb in enumerate(lines):
+            if mdb.is_image_scan():  # the same line with its channel data taken out: 0 channels
+                empty = mdb.convert_to_local()
+                empty.data = np.zeros((0, mdb.mdh.SamplesInScan), np.complex64)
+                lines[index] = empty
+        twixtools.write_twix(scans, str(tmp_path / "nocoils.dat"), version_is_ve=lines[0].version_is_ve)
+    with pytest.raises(InputError, match=r"nocoils.dat: its imaging lines declare \[0\] coil channels"):
+        read_input(tmp_path / "nocoils.dat")
