@@ -1,6 +1,7 @@
 """How the methods hold on subjects they never saw: the corpus's held-out subjects.
 
     python -m benchmarks.generalisation CORPUS [--split test] [--masks 10pct,25pct,50pct]
+        (non-Cartesian: --mask-types radial --masks 40spokes, --mask-types spiral --masks 4interleaves)
         [--mask-types cartesian,vd2d] [--coils 1,8] [--slices 4] [--methods ...] [--json out.json]
         (a method NAME@WEIGHTS evaluates a learned model with a trainer's best.pt)
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -23,9 +25,11 @@ import numpy as np
 import torch
 
 import recon
-from masks import make_mask, seed_from_name
+from masks import make_sampling, seed_from_name
 from physics import simulate_coil_maps, simulate_kspace
+from physics.nufft import Trajectory
 from recon import metrics
+from recon.api import as_sampling
 
 DEFAULT_METHODS = ("zero-filled", "cs-l1", "cs-tv", "bart-tv", "gan-drn", "csr-gan")
 
@@ -39,7 +43,8 @@ def measure(images: np.ndarray, name: str, mask_preset: str, mask_type: str, coi
             methods: list[str]) -> dict[str, dict[str, float]]:
     """Mean and worst PSNR/SSIM of each method over ``images`` ``(N, H, W)``."""
     shape = images.shape[-2:]
-    mask = torch.from_numpy(make_mask(mask_preset, shape, mask_type, seed=seed_from_name(name)).array)
+    sampling = as_sampling(make_sampling(mask_preset, shape, mask_type, seed=seed_from_name(name)))
+    mask = sampling  # a bool tensor, or a trajectory for radial/spiral
     maps = simulate_coil_maps(coils, shape).unsqueeze(0) if coils > 1 else None
     generator = torch.Generator().manual_seed(seed_from_name(name))
     kspace, truth = simulate_kspace(torch.from_numpy(images), mask, coil_maps=maps, generator=generator)
@@ -47,18 +52,21 @@ def measure(images: np.ndarray, name: str, mask_preset: str, mask_type: str, coi
     data_range = float(reference.max())
     rows = {}
     for method in methods:
-        scores = []
+        scores, seconds = [], []
         for index in range(len(images)):
             coil_maps = None if maps is None else maps[0].numpy()
             data = kspace[index].numpy() if coils > 1 else kspace[index, 0].numpy()
             name, _, weights = method.partition("@")  # NAME@WEIGHTS: a model with weights not (yet) shipped
             options = {"weights": weights} if weights else {}
-            image = np.abs(recon.reconstruct(data, mask.numpy(), name, coil_maps=coil_maps, **options))
+            started = time.perf_counter()
+            image = np.abs(recon.reconstruct(data, mask if isinstance(mask, Trajectory) else mask.numpy(), name,
+                                             coil_maps=coil_maps, **options))
+            seconds.append(time.perf_counter() - started)
             scores.append(metrics.evaluate(torch.from_numpy(image), torch.from_numpy(reference[index]), data_range))
         psnr, ssim = [s["psnr"] for s in scores], [s["ssim"] for s in scores]
         rows[method] = {"psnr": float(np.mean(psnr)), "psnr_worst": float(np.min(psnr)),
                         "ssim": float(np.mean(ssim)), "ssim_worst": float(np.min(ssim)),
-                        "psnr_slices": [float(p) for p in psnr]}
+                        "psnr_slices": [float(p) for p in psnr], "seconds": float(np.median(seconds))}
     return rows
 
 
@@ -164,9 +172,11 @@ def main(argv: list[str] | None = None) -> int:
                     key = f"{entry['name']} ({entry['contrast']}, {entry['anatomy']}) | {preset} {mask_type} | {coils} coil(s)"
                     rows = measure(images, entry["name"], preset, mask_type, coils, methods)
                     results[key] = rows
-                    print(f"\n**{key}**, {len(images)} slices\n\n| method | PSNR mean | PSNR worst | SSIM mean | SSIM worst |\n|---|---|---|---|---|")
+                    print(f"\n**{key}**, {len(images)} slices\n\n| method | PSNR mean | PSNR worst | SSIM mean | "
+                          "SSIM worst | s/slice |\n|---|---|---|---|---|---|")
                     for method, row in rows.items():
-                        print(f"| {method} | {row['psnr']:.2f} | {row['psnr_worst']:.2f} | {row['ssim']:.4f} | {row['ssim_worst']:.4f} |")
+                        print(f"| {method} | {row['psnr']:.2f} | {row['psnr_worst']:.2f} | {row['ssim']:.4f} | "
+                              f"{row['ssim_worst']:.4f} | {row['seconds']:.2f} |")
                     sys.stdout.flush()
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))

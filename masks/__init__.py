@@ -1,8 +1,10 @@
-"""Undersampling masks: 1-D Cartesian lines and 2-D grid patterns, with ``Npct`` presets.
+"""Undersampling: 1-D Cartesian lines and 2-D grid patterns (:class:`Mask`, ``Npct``
+presets), and non-Cartesian trajectories (:class:`TrajectoryMask`: radial and spiral,
+``Npct``, ``Nspokes`` or ``Ninterleaves`` presets).
 
-``make_mask("10pct", (256, 256), kind="cartesian", seed=0)`` returns a :class:`Mask`.
-A mask generator takes an explicit seed or ``numpy.random.Generator`` and never
-touches global random state.
+``make_mask("10pct", (256, 256), kind="cartesian", seed=0)`` returns a :class:`Mask`;
+``make_sampling`` returns either, by kind. A generator takes an explicit seed or
+``numpy.random.Generator`` and never touches global random state.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from masks.base import (
 )
 from masks.grid import lowres_mask, radial_mask, random2d_mask, vd2d_mask
 from masks.lines import cartesian_mask, equispaced_mask, gaussian1d_mask
+from masks.trajectories import TRAJECTORY_KINDS, TrajectoryMask, make_trajectory
 
 GENERATORS = {
     "cartesian": cartesian_mask,
@@ -29,9 +32,25 @@ GENERATORS = {
     "gaussian1d": gaussian1d_mask,
     "random2d": random2d_mask,
     "vd2d": vd2d_mask,
-    "radial": radial_mask,
+    "radial-raster": radial_mask,
     "lowres": lowres_mask,
 }
+
+
+ALL_KINDS = KINDS + TRAJECTORY_KINDS
+"""Every sampling family: the Cartesian grid masks and the non-Cartesian trajectories."""
+
+
+def is_trajectory(kind: str) -> bool:
+    return kind in TRAJECTORY_KINDS
+
+
+def make_sampling(preset: str | float, shape: tuple[int, int], kind: str | None = None,
+                  seed: int | np.random.Generator = 0, center_fraction: float | None = None) -> Mask | TrajectoryMask:
+    """A :class:`Mask` for grid kinds, a :class:`TrajectoryMask` for trajectory kinds."""
+    if kind in TRAJECTORY_KINDS:
+        return make_trajectory(preset, shape, kind, seed=seed)
+    return make_mask(preset, shape, kind, seed=seed, center_fraction=center_fraction)
 
 
 def make_mask(
@@ -62,6 +81,8 @@ def make_mask(
     returns ``Mask.array`` ``(H, W)`` bool.
     """
     kind = preset_kind(preset, kind)
+    if kind in TRAJECTORY_KINDS:
+        raise ValueError(f"{kind!r} is a non-Cartesian trajectory, not a grid mask: use make_trajectory or make_sampling")
     if kind not in GENERATORS:
         raise ValueError(f"unknown mask type {kind!r}; valid types: {', '.join(KINDS)}")
     if len(shape) != 2 or min(shape) < 2:
@@ -75,7 +96,13 @@ def make_mask(
 
 
 __all__ = [
+    "ALL_KINDS",
     "GENERATORS",
+    "TRAJECTORY_KINDS",
+    "TrajectoryMask",
+    "is_trajectory",
+    "make_sampling",
+    "make_trajectory",
     "KINDS",
     "ONE_D_KINDS",
     "TWO_D_KINDS",

@@ -1,4 +1,4 @@
-"""2-D masks over the whole k-space grid: random, variable-density, radial, low-resolution.
+"""2-D masks over the whole k-space grid: random, variable-density, rasterised radial, low-resolution.
 
 They model acquisitions with two phase-encode directions (3-D Cartesian) or
 non-Cartesian sampling rasterised onto the grid. ``random2d``, ``vd2d`` and
@@ -115,7 +115,9 @@ def radial_mask(
     rng: int | np.random.Generator,
     center_fraction: float | None = None,
 ) -> Mask:
-    """Straight spokes through the k-space centre at uniform angles, rasterised.
+    """Straight spokes through the k-space centre at uniform angles, rasterised onto the
+    Cartesian grid (``radial-raster``; true radial sampling is ``radial``, a trajectory
+    in :mod:`masks.trajectories`).
 
     The number of spokes is the smallest that reaches the target count; the excess
     points farthest from the centre are then dropped so the count is exact.
@@ -143,7 +145,7 @@ def radial_mask(
         order = np.lexsort((gen.random(points.shape[0]), -_radius(shape).ravel()[points]))
         array.ravel()[points[order[:excess]]] = False
     params = {"spokes": low, "angle_offset": offset, "points": count}
-    return Mask(array, "radial", ratio, float(array.mean()), calibration_size(array), params)
+    return Mask(array, "radial-raster", ratio, float(array.mean()), calibration_size(array), params)
 
 
 def lowres_mask(

@@ -7,6 +7,7 @@ import math
 import torch
 
 from physics.fft import fft2c
+from physics.nufft import NUFFT, Trajectory
 
 
 def smooth_phase(
@@ -79,8 +80,8 @@ def simulate_kspace(
     ----------
     image : torch.Tensor
         Magnitude (real) or complex image.
-    mask : torch.Tensor or None
-        Bool sampling mask; None returns fully sampled k-space.
+    mask : torch.Tensor, physics.nufft.Trajectory or None
+        Bool sampling mask, or a non-Cartesian trajectory; None returns fully sampled k-space.
     coil_maps : torch.Tensor, optional
         Coil sensitivities; None simulates a single coil (C = 1).
     noise_snr : float, optional
@@ -100,7 +101,8 @@ def simulate_kspace(
     Shapes
     ------
     image: ``(B, H, W)``; mask: ``(H, W)``; coil_maps: ``(B, C, H, W)`` or ``(C, H, W)``.
-    Returns kspace ``(B, C, H, W)`` and truth ``(B, H, W)``.
+    Returns kspace ``(B, C, H, W)`` (``(B, C, *trajectory.sample_shape)`` for a
+    trajectory) and truth ``(B, H, W)``.
     """
     if generator is None:
         generator = torch.Generator().manual_seed(0)
@@ -114,7 +116,12 @@ def simulate_kspace(
     if coil_maps is not None:
         maps = coil_maps if coil_maps.ndim == 4 else coil_maps.unsqueeze(0)
         coil_images = maps.to(truth.device) * coil_images
-    kspace = fft2c(coil_images)
+    if isinstance(mask, Trajectory):  # non-Cartesian: the NUFFT at the trajectory's samples
+        kspace = NUFFT(mask)(coil_images.reshape(-1, *coil_images.shape[-2:])).reshape(
+            *coil_images.shape[:2], *mask.sample_shape)
+        mask = None
+    else:
+        kspace = fft2c(coil_images)
     if noise_snr is not None:
         reference = float(truth.abs().pow(2).mean().sqrt())
         kspace = add_noise(kspace, noise_snr, generator, reference_rms=reference)

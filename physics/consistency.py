@@ -21,7 +21,7 @@ from torch import nn
 
 from physics.columns import SampledColumns
 from physics.operators import LinearOperator
-from physics.solvers import least_squares
+from physics.solvers import conjugate_gradient, least_squares
 
 EXACT_MAX_ITER = 150
 EXACT_TOL = 2e-5
@@ -122,6 +122,27 @@ def exact_consistency(image: torch.Tensor, measured: torch.Tensor, operator: Lin
     return least_squares(operator, measured, image, max_iter=max_iter, tol=tol, floor=floor)
 
 
+TRAJECTORY_CG_ITER = 8
+"""Conjugate-gradient steps of a cascade stage's data consistency on a trajectory."""
+
+
+def trajectory_correction(image: torch.Tensor, measured: torch.Tensor, operator: LinearOperator,
+                          iterations: int = TRAJECTORY_CG_ITER) -> torch.Tensor:
+    """The change ``d`` that moves ``image`` towards a non-Cartesian measurement: a few
+    CG steps on ``A^H A d = A^H (y - A x)`` from ``d = 0`` (the NUFFT's Toeplitz normal
+    operator). Non-Cartesian data has no hard projection, and a density-compensated
+    gradient step diverges where spokes are sparse (its weights exceed the samples'
+    local overlap), so this is the cascade's step: with many iterations it is the exact
+    least-squares fit of :func:`exact_consistency`.
+
+    Shapes
+    ------
+    image ``(B, H, W)``; measured ``(B, C, *samples)`` -> ``(B, H, W)``.
+    """
+    rhs = operator.adjoint(measured - operator(image))
+    return conjugate_gradient(operator.normal(), rhs, max_iter=iterations, tol=0.0)
+
+
 def coil_energy(operator: LinearOperator) -> torch.Tensor:
     """``sum_c |S_c|^2`` of a multi-coil operator's maps, ``(B, H, W)`` real, computed once
     per operator (a cascade applies it at every stage)."""
@@ -209,6 +230,8 @@ class DataConsistency(nn.Module):
         # Per coil, k' = k + w M (y - k) with k = F S x; back in the image,
         # S^H F^H k' = (S^H S) x + w A^H (y - A x). So any Cartesian operator works,
         # including the hybrid one of a 1-D mask (1-D FFTs, physics.operators.HybridCartesian).
+        if getattr(operator, "cartesian", True) is False:  # a trajectory: CG on the Toeplitz normal operator
+            return image + self.weight.to(image.real.dtype) * trajectory_correction(image, measured, operator)
         correction = operator.adjoint(measured - operator(image))
         if operator.coil_maps is not None:
             image = image * coil_energy(operator)

@@ -20,9 +20,9 @@ from __future__ import annotations
 import functools
 
 import torch
-from torch import nn
 
 from physics.fft import centring_signs, fft1c, fft2c, ifft1c, ifft2c
+from physics.linear import LinearOperator
 
 
 def _mask_buffer(mask: torch.Tensor) -> torch.Tensor:
@@ -32,64 +32,6 @@ def _mask_buffer(mask: torch.Tensor) -> torch.Tensor:
     if mask.ndim < 2:
         raise ValueError(f"mask must be at least (H, W), got shape {tuple(mask.shape)}")
     return mask
-
-
-class LinearOperator(nn.Module):
-    """Base of every linear operator: subclasses implement :meth:`forward` and
-    :meth:`adjoint`; composition, ``.H`` and ``.normal()`` come from here."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def adjoint(self, y: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    @property
-    def H(self) -> LinearOperator:  # noqa: N802 - the usual name of the adjoint
-        return Adjoint(self)
-
-    def normal(self, x: torch.Tensor | None = None):
-        """``A^H A`` as an operator, or applied to ``x`` when it is given."""
-        if x is None:
-            return Composed(self.H, self)
-        return self.adjoint(self.forward(x))
-
-    def __matmul__(self, other: LinearOperator) -> LinearOperator:
-        if not isinstance(other, LinearOperator):
-            return NotImplemented
-        return Composed(self, other)
-
-
-class Adjoint(LinearOperator):
-    """The adjoint of an operator, as an operator."""
-
-    def __init__(self, operator: LinearOperator):
-        super().__init__()
-        self.operator = operator
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.operator.adjoint(x)
-
-    def adjoint(self, y: torch.Tensor) -> torch.Tensor:
-        return self.operator.forward(y)
-
-    @property
-    def H(self) -> LinearOperator:  # noqa: N802
-        return self.operator
-
-
-class Composed(LinearOperator):
-    """``outer @ inner``: ``x -> outer(inner(x))``."""
-
-    def __init__(self, outer: LinearOperator, inner: LinearOperator):
-        super().__init__()
-        self.outer, self.inner = outer, inner
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.outer(self.inner(x))
-
-    def adjoint(self, y: torch.Tensor) -> torch.Tensor:
-        return self.inner.adjoint(self.outer.adjoint(y))
 
 
 def _check_image(image: torch.Tensor, mask: torch.Tensor, name: str) -> None:
@@ -298,15 +240,29 @@ class HybridCartesian(LinearOperator):
         return coil_images[:, 0] if conjugate is None else (conjugate * coil_images).sum(dim=1)
 
 
-def sampling_operator(mask: torch.Tensor, coil_maps: torch.Tensor | None = None) -> LinearOperator:
-    """The Cartesian operator of an acquisition: :class:`SingleCoil` without coil maps,
-    :class:`MultiCoil` with them.
+def sampling_operator(mask, coil_maps: torch.Tensor | None = None) -> LinearOperator:
+    """The operator of an acquisition: :class:`SingleCoil` without coil maps,
+    :class:`MultiCoil` with them, and :class:`physics.nufft.NUFFT` for a non-Cartesian
+    :class:`physics.nufft.Trajectory` in place of the mask.
 
     Shapes
     ------
-    mask ``(H, W)`` bool; coil_maps ``(B, C, H, W)`` complex or None.
+    mask ``(H, W)`` bool, or a trajectory; coil_maps ``(B, C, H, W)`` complex or None.
     """
+    from physics.nufft import NUFFT, Trajectory
+
+    if isinstance(mask, Trajectory):
+        return NUFFT(mask, coil_maps)
     mask = torch.as_tensor(mask)
     if mask.dtype != torch.bool:
         mask = mask.bool()
     return SingleCoil(mask) if coil_maps is None else MultiCoil(mask, coil_maps)
+
+
+def sampling_ratio(mask) -> float:
+    """The fraction of k-space a mask samples, or a trajectory's equivalent fraction of
+    Nyquist (:attr:`physics.nufft.Trajectory.ratio`)."""
+    ratio = getattr(mask, "ratio", None)
+    if ratio is not None:
+        return float(ratio)
+    return float(torch.as_tensor(mask).float().mean())

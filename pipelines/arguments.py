@@ -135,7 +135,9 @@ def _add_run(commands) -> None:
     run.add_argument("--config", help="TOML/JSON/YAML file with run settings; flags override it")
     run.add_argument("--mask", help="preset Npct: N/100 of the k-space grid sampled, centre included (default 10pct); "
                      "lowres-2x or lowres-4x: the central H/F x W/F block, i.e. in-plane super-resolution")
-    run.add_argument("--mask-type", choices=masks.KINDS, help="mask family (default cartesian)")
+    run.add_argument("--mask-type", choices=masks.ALL_KINDS,
+                     help="mask family (default cartesian); radial, radial-uniform, radial-tiny-golden and spiral are "
+                     "non-Cartesian trajectories (NUFFT), their --mask Npct, Nspokes or Ninterleaves")
     run.add_argument("--mask-file", help=".npy bool (H, W) mask to use instead of generating one")
     run.add_argument("--center-fraction", type=number(0, 1), help="override the preset's centre size (0 to 1)")
     run.add_argument("--methods", type=methods, help="comma-separated method names (see `recon methods`; default: all that run here)")
@@ -165,8 +167,9 @@ def _add_mask(commands) -> None:
         epilog="example: recon mask --mask 10pct --mask-type cartesian --shape 256,256 --seed 0 --out mask.png",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    mask.add_argument("--mask", default="10pct", help="preset Npct (default 10pct)")
-    mask.add_argument("--mask-type", choices=masks.KINDS,
+    mask.add_argument("--mask", default="10pct", help="preset Npct (default 10pct); Nspokes or Ninterleaves for "
+                      "trajectories")
+    mask.add_argument("--mask-type", choices=masks.ALL_KINDS,
                       help="mask family (default cartesian; lowres for a lowres-Fx preset)")
     mask.add_argument("--shape", type=shape, default=(256, 256), help="H,W (default 256,256)")
     mask.add_argument("--seed", type=integer(0, 2**32 - 1), default=0)
@@ -256,7 +259,7 @@ def _add_batch(commands) -> None:
     batch.add_argument("--out", required=True, help="output folder")
     batch.add_argument("--mask", default="10pct", help="preset Npct (or lowres-2x, lowres-4x: in-plane super-resolution) for inputs "
                        "that are not already undersampled")
-    batch.add_argument("--mask-type", default="cartesian", choices=masks.KINDS)
+    batch.add_argument("--mask-type", default="cartesian", choices=masks.ALL_KINDS)
     batch.add_argument("--methods", type=methods, help="comma-separated methods (default cs-tv; soup-gan with --slice-factor)")
     batch.add_argument("--format", default="same", choices=FORMAT_CHOICES,
                        help="output format; 'same' writes DICOM for DICOM, NIfTI for NIfTI, h5 for fastMRI/ISMRMRD, cfl for cfl")

@@ -19,6 +19,7 @@ import masks
 import recon
 from physics.acquisition import simulate_kspace
 from physics.fft import ifft2c
+from physics.nufft import Trajectory
 from pipelines.config import BatchConfig
 from pipelines.evaluation import (
     UNGUARDED_NOTE,
@@ -33,10 +34,11 @@ from pipelines.formats import Study, read_input
 from pipelines.formats.fastmri import center_crop
 from pipelines.formats.study import FILE_PROBLEMS, check_simulable
 from pipelines.images import save_png, to_uint8
+from pipelines.noncartesian import trajectory_acquisition, trajectory_of
 from pipelines.output import atomic_file, write_json
 from pipelines.writers import write_output
 from recon import metrics
-from recon.api import coil_maps_for
+from recon.api import as_sampling, coil_maps_for
 from recon.trust import calibration
 
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
@@ -49,6 +51,9 @@ def _acquisition(study: Study, config: BatchConfig, notes: list[str]
     """k-space ``(N, C, H, W)``, mask ``(H, W)``, reference ``(N, H, W)`` or None, and
     ESPIRiT coil maps ``(N, C, H, W)`` for multi-coil data; what it did is added to
     ``notes`` (coil compression)."""
+    trajectory = trajectory_of(study, config)
+    if trajectory is not None:
+        return trajectory_acquisition(study, trajectory, config, notes)
     shape = (study.images if study.simulated else study.kspace).shape[-2:]
     if study.mask is not None:
         mask = np.asarray(study.mask, bool)
@@ -156,7 +161,9 @@ def _reconstruct(kspace: np.ndarray, mask: np.ndarray, coil_maps: np.ndarray | N
 def _process_study(study: Study, config: BatchConfig, entry: dict[str, Any], out: Path) -> None:
     """Reconstruct, judge and write one study (a volume) of the unit."""
     kspace, mask, reference, coil_maps = _acquisition(study, config, entry["notes"])
-    ratio = float(mask.mean())
+    trajectory = isinstance(mask, masks.TrajectoryMask)
+    ratio = mask.ratio if trajectory else float(mask.mean())
+    sampling = as_sampling(mask) if trajectory else mask  # the density compensation computed once
     crop = study.meta.get("crop")
     study_metrics: dict[str, Any] = {"source": str(study.source), "format": study.format,
                                      "kspace": "simulated" if study.simulated else "measured",
@@ -165,9 +172,13 @@ def _process_study(study: Study, config: BatchConfig, entry: dict[str, Any], out
                                      "ratio": ratio, "methods": {}, "notes": list(entry["notes"])}
     if reference is not None and crop:
         reference = center_crop(reference, crop)
-    complex_images, seconds = _reconstruct(kspace, mask, coil_maps, config.methods)
+    if trajectory:
+        study_metrics["mask_type"] = mask.kind
+    complex_images, seconds = _reconstruct(kspace, sampling, coil_maps, config.methods)
     guarded: dict[str, np.ndarray] = {}
-    if config.estimate_folds:
+    if config.estimate_folds and trajectory:
+        study_metrics["notes"].append("no error estimate or guard: the k-space hold-out is Cartesian only")
+    elif config.estimate_folds:
         guarded = _estimate(study_metrics, complex_images, kspace, mask, coil_maps, reference, study.name, config)
         entry["notes"] += [note for note in study_metrics["notes"] if note.startswith("guard")]
     for method_index, method in enumerate(config.methods):
@@ -185,7 +196,7 @@ def _process_study(study: Study, config: BatchConfig, entry: dict[str, Any], out
         _score(record, np.abs(own).astype(np.float32), reference)
     if reference is not None:
         entry["outputs"] += _preview(out, f"{study.name}_reference", reference, reference)
-    _trust(study_metrics["methods"], complex_images, kspace, mask, coil_maps)
+    _trust(study_metrics["methods"], complex_images, kspace, sampling, coil_maps)
     entry["slices"] += len(kspace) * len(config.methods)
     metrics_path = out / f"{study.name}.metrics.json"
     write_json(metrics_path, study_metrics)
@@ -339,7 +350,8 @@ def _trust(records: dict[str, dict], images: dict[str, np.ndarray], kspace, mask
     psnr = {name: record["psnr"] for name, record in records.items() if "psnr" in record}
     outputs = {name: list(torch.from_numpy(stack)) for name, stack in images.items()}
     maps = None if coil_maps is None else torch.from_numpy(coil_maps)
-    checks, _, _ = trust_check(outputs, torch.from_numpy(kspace), torch.from_numpy(np.asarray(mask, bool)), maps, psnr)
+    sampling = mask if isinstance(mask, Trajectory) else torch.from_numpy(np.asarray(mask, bool))
+    checks, _, _ = trust_check(outputs, torch.from_numpy(kspace), sampling, maps, psnr)
     for name, slices in checks.items():
         records[name]["dc_residual_max"] = float(max(c["dc_residual"] for c in slices))
         to_noise = [c["dc_residual_to_noise"] for c in slices if "dc_residual_to_noise" in c]

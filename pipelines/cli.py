@@ -19,6 +19,7 @@ from pathlib import Path
 import masks
 from pipelines.arguments import UsageError, build_parser
 from pipelines.console import printable
+from pipelines.mask_command import command_mask
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
 EXIT_SIGINT, EXIT_SIGTERM = 128 + signal.SIGINT, 128 + signal.SIGTERM
@@ -77,43 +78,17 @@ def _command_run(args: argparse.Namespace) -> int:
     config = _run_config(args)
     result = run(config)
     ratio = result.mask.ratio
-    print(f"mask {config.mask} {result.mask.kind}: achieved ratio {ratio:.4f} ({ratio * 100:.2f} %), "
-          f"centre {result.mask.center[0]}x{result.mask.center[1]}; k-space simulated, "
-          f"{config.coils} coil(s); {result.summary[0]['slices']} slice(s)")
+    if isinstance(result.mask, masks.TrajectoryMask):
+        sampling = f"{result.mask.summary()}; k-space simulated by NUFFT"
+    else:
+        sampling = (f"achieved ratio {ratio:.4f} ({ratio * 100:.2f} %), centre {result.mask.center[0]}x"
+                    f"{result.mask.center[1]}; k-space simulated")
+    print(f"mask {config.mask} {result.mask.kind}: {sampling}, {config.coils} coil(s); "
+          f"{result.summary[0]['slices']} slice(s)")
     print(format_table(result.summary))
     for note in result.notes:
         print(f"note: {printable(note)}")
     print(f"wrote {result.out}/report.html, metrics.json, config.json and images/")
-    return EXIT_OK
-
-
-def _command_mask(args: argparse.Namespace) -> int:
-    import numpy as np
-
-    from pipelines.images import save_png
-    from pipelines.limits import MemoryBudget
-    from pipelines.output import atomic_file
-
-    out = Path(args.out)
-    if out.suffix.lower() not in (".png", ".npy"):
-        raise UsageError(f"--out {out}: use a .png or .npy file name")
-    if out.exists() and not args.force:
-        raise FileExistsError(f"{out} already exists; use --force to overwrite it")
-    # Generators keep float weights and index arrays of the grid's size: about 16 bytes a point.
-    MemoryBudget.of(args.max_memory).check("--shape", args.shape, itemsize=16, what="the mask", copies=1)
-    kind = masks.preset_kind(args.mask, args.mask_type)  # lowres-2x implies --mask-type lowres
-    made = masks.make_mask(args.mask, args.shape, kind, seed=args.seed, center_fraction=args.center_fraction)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_file(out) as tmp:
-        if out.suffix.lower() == ".npy":
-            with open(tmp, "wb") as handle:
-                np.save(handle, made.array)
-        else:
-            save_png(tmp, (made.array * 255).astype(np.uint8))
-    print(
-        f"{made.kind} {args.mask} {made.shape[0]}x{made.shape[1]}: achieved ratio {made.ratio:.4f} "
-        f"({int(made.array.sum())} of {made.array.size} points), centre {made.center[0]}x{made.center[1]} -> {out}"
-    )
     return EXIT_OK
 
 
@@ -310,7 +285,7 @@ def _command_sr(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"run": _command_run, "batch": _command_batch, "report": _command_report, "mask": _command_mask, "methods": _command_methods, "train": _command_train,
+COMMANDS = {"run": _command_run, "batch": _command_batch, "report": _command_report, "mask": command_mask, "methods": _command_methods, "train": _command_train,
             "sr": _command_sr}
 
 

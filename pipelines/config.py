@@ -33,10 +33,13 @@ def check_common(mask: str, mask_type: str, methods: tuple[str, ...] | None, see
                  max_memory: int | None, estimate_folds: int = 0, guard: bool = False) -> None:
     """The checks ``recon run`` and ``recon batch`` share: preset, mask family, method
     names, seed, memory budget and the error estimate (``ValueError`` naming the option)."""
-    masks.parse_preset(mask)
-    masks.preset_kind(mask, None if mask_type == "cartesian" else mask_type)
-    if mask_type not in masks.KINDS:
-        raise ValueError(f"unknown mask type {mask_type!r}; valid types: {', '.join(masks.KINDS)}")
+    if mask_type not in masks.ALL_KINDS:
+        raise ValueError(f"unknown mask type {mask_type!r}; valid types: {', '.join(masks.ALL_KINDS)}")
+    if masks.is_trajectory(mask_type):
+        masks.trajectories.shots_for(mask, mask_type, (256, 256))  # Npct, Nspokes or Ninterleaves
+    else:
+        masks.parse_preset(mask)
+        masks.preset_kind(mask, None if mask_type == "cartesian" else mask_type)
     if methods is not None:
         if not methods:
             raise ValueError("no methods given")

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 import recon
+from physics.nufft import Trajectory
 from physics.operators import sampling_operator
 from recon.classical.superres import is_central_block
 from recon.trust import check as trust
@@ -55,7 +56,9 @@ def trust_check(outputs: dict[str, list[torch.Tensor]], kspace: torch.Tensor, ma
     learned = [name for name in methods if recon.registry.info(name).family == "learned"]
     reference = cs_reference(methods, psnr)
     references = outputs.get(reference) if reference else None
-    if is_central_block(mask):
+    if isinstance(mask, Trajectory):  # no unmeasured grid to compare in: the residual only
+        reference = None
+    elif is_central_block(mask):
         # Super-resolution: what a method added beyond the measured block is its content
         # outside the block, i.e. its difference from zero-filled (A^H y has none there).
         reference = "zero-filled"

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 import recon
-from masks import Mask, calibration_size, make_mask, seed_from_name
+from masks import Mask, TrajectoryMask, calibration_size, make_sampling, seed_from_name
 from physics import simulate_coil_maps, simulate_kspace
 from pipelines import evaluation
 from pipelines.config import RunConfig
@@ -27,7 +27,7 @@ from pipelines.plots import ADDED_CMAP, ERROR_CMAP, colormap
 from pipelines.progress import Progress
 from pipelines.report import write_report
 from recon import metrics
-from recon.api import coil_maps_for
+from recon.api import as_sampling, coil_maps_for, trajectory_coil_maps
 from recon.classical.superres import is_central_block
 from recon.trust import calibration, holdout
 from recon.trust import check as trust
@@ -42,7 +42,7 @@ class RunResult:
 
     records: list[dict[str, Any]]
     summary: list[dict[str, Any]]
-    mask: Mask
+    mask: Mask | TrajectoryMask
     out: Path
     notes: list[str]
 
@@ -94,10 +94,10 @@ def spread(total: int, count: int) -> np.ndarray:
     return np.unique(np.linspace(0, total - 1, count).round().astype(int))
 
 
-def _load_mask(config: RunConfig, shape: tuple[int, int], seed_name: str) -> Mask:
+def _load_mask(config: RunConfig, shape: tuple[int, int], seed_name: str) -> Mask | TrajectoryMask:
     if config.mask_file is None:
         seed = seed_from_name(seed_name, config.seed)
-        return make_mask(config.mask, shape, config.mask_type, seed=seed, center_fraction=config.center_fraction)
+        return make_sampling(config.mask, shape, config.mask_type, seed=seed, center_fraction=config.center_fraction)
     path = Path(config.mask_file)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such mask file")
@@ -115,13 +115,14 @@ def _load_mask(config: RunConfig, shape: tuple[int, int], seed_name: str) -> Mas
     return Mask(array, "file", float(array.mean()), float(array.mean()), calibration_size(array), {"file": str(path)})
 
 
-def _methods(config: RunConfig, coils: int, mask: Mask) -> tuple[list[str], list[str]]:
+def _methods(config: RunConfig, coils: int, mask: Mask | TrajectoryMask) -> tuple[list[str], list[str]]:
     notes = []
     if config.methods is not None:
         for name in config.methods:
             recon.get(name)  # raises a clear error when unavailable here
         return list(config.methods), notes
-    names, superres, block = [], [], is_central_block(mask.array)
+    trajectory = isinstance(mask, TrajectoryMask)
+    names, superres, block = [], [], not trajectory and is_central_block(mask.array)
     for name in recon.registered():
         cls = recon.registry.info(name)
         reason = recon.registry.unavailable_reason(name)
@@ -129,7 +130,7 @@ def _methods(config: RunConfig, coils: int, mask: Mask) -> tuple[list[str], list
             superres.append(name)
         elif reason is not None:
             notes.append(f"{name} skipped: {reason}")
-        elif cls.multicoil_only and coils == 1:
+        elif cls.multicoil_only and coils == 1 and not trajectory:
             notes.append(f"{name} skipped: single-coil data (it equals zero-filled there); use --coils N")
         else:
             names.append(name)
@@ -261,25 +262,29 @@ def _simulate(config: RunConfig, images: np.ndarray, mask: Mask, seed_name: str,
     shape = tuple(images.shape[-2:])
     generator = torch.Generator().manual_seed(seed_from_name(seed_name, config.seed))
     coil_maps = simulate_coil_maps(config.coils, shape).unsqueeze(0) if config.coils > 1 else None
-    kspace, truth = simulate_kspace(torch.from_numpy(images), torch.from_numpy(mask.array), coil_maps=coil_maps,
+    sampling = as_sampling(mask)
+    kspace, truth = simulate_kspace(torch.from_numpy(images), sampling, coil_maps=coil_maps,
                                     noise_snr=config.noise_snr, phase=config.phase, generator=generator)
     recon_maps = None
     if config.coils > 1:
         started = time.perf_counter()
-        recon_maps = coil_maps_for(kspace, mask.array)
-        notes.append(
-            f"ESPIRiT coil maps estimated from the {min(24, *calibration_size(mask.array))}-wide centre "
-            f"in {(time.perf_counter() - started) / len(images):.3f} s/slice (not in the method times)"
-        )
+        if isinstance(mask, TrajectoryMask):
+            recon_maps, source = trajectory_coil_maps(kspace, sampling), "the gridded 24-wide centre"
+        else:
+            recon_maps = coil_maps_for(kspace, mask.array)
+            source = f"the {min(24, *calibration_size(mask.array))}-wide centre"
+        notes.append(f"ESPIRiT coil maps estimated from {source} in {(time.perf_counter() - started) / len(images):.3f} "
+                     "s/slice (not in the method times)")
     return kspace, truth, recon_maps
 
 
-def _reconstruct(config: RunConfig, methods: list[str], ids: list[str], mask: Mask, kspace: torch.Tensor,
+def _reconstruct(config: RunConfig, methods: list[str], ids: list[str], mask: Mask | TrajectoryMask,
+                 kspace: torch.Tensor,
                  coil_maps: torch.Tensor | None, reference: torch.Tensor, data_range: float,
                  progress: bool | str | None) -> tuple[list[dict], dict[str, list[np.ndarray]], dict[str, list[torch.Tensor]]]:
     """Every method on every slice, slice by slice (the progress counts slices); returns
     the records (by method, then slice), the magnitudes and the complex images."""
-    mask_t = torch.from_numpy(mask.array)
+    mask_t = as_sampling(mask)
     reconstructors = {name: recon.get(name) for name in methods}
     by_method: dict[str, list[dict[str, Any]]] = {name: [] for name in methods}
     outputs: dict[str, list[np.ndarray]] = {name: [] for name in methods}
@@ -325,15 +330,21 @@ def run(config: RunConfig, progress: bool | str | None = None) -> RunResult:
     torch_threads = torch.get_num_threads()
     records, outputs, complex_outputs = _reconstruct(config, methods, ids, mask, kspace, recon_maps, reference,
                                                      data_range, progress)
-    mask_t = torch.from_numpy(mask.array)
+    mask_t = as_sampling(mask)
     psnr = {name: float(np.mean([r["psnr"] for r in records if r["method"] == name])) for name in methods}
     checks, trust_maps, compared = trust_check(complex_outputs, kspace, mask_t, recon_maps, psnr)
     for name, slices in checks.items():
         for record, check in zip((r for r in records if r["method"] == name), slices):
             record.update(check)
-    if checks and compared is None:
+    if checks and isinstance(mask, TrajectoryMask):
+        notes.append("trust check: data-consistency residual only (no unmeasured grid for a hallucination map on a "
+                     "trajectory)")
+    elif checks and compared is None:
         notes.append("trust check: no CS method in this run, so no hallucination map (data-consistency residual only)")
-    if config.estimate_folds:
+    if config.estimate_folds and isinstance(mask, TrajectoryMask):
+        notes.append("no error estimate or guard: the k-space hold-out is Cartesian only (a trajectory has no "
+                     "grid lines to hold out)")
+    elif config.estimate_folds:
         _estimate(config, records, outputs, complex_outputs, kspace, mask_t, recon_maps, seed_name, data_range, notes,
                   progress)
     summary = _summary(records, methods)
@@ -357,14 +368,15 @@ def run(config: RunConfig, progress: bool | str | None = None) -> RunResult:
     return RunResult(records, summary, mask, Path(config.out), notes)
 
 
-def _write_images(folder: Path, mask: Mask, ids: list[str], methods: list[str], reference: torch.Tensor,
+def _write_images(folder: Path, mask: Mask | TrajectoryMask, ids: list[str], methods: list[str], reference: torch.Tensor,
                   outputs: dict[str, list[np.ndarray]], trust_maps: dict[str, list[np.ndarray]],
                   data_range: float) -> None:
     """``mask.png`` and, in ``images/``, the reference, every reconstruction, its error map
     and what learned methods added in unmeasured k-space."""
     images = folder / "images"
     images.mkdir()
-    save_png(folder / "mask.png", (mask.array * 255).astype(np.uint8))
+    picture = mask.picture() if isinstance(mask, TrajectoryMask) else (mask.array * 255).astype(np.uint8)
+    save_png(folder / "mask.png", picture)
     for index, slice_id in enumerate(ids):
         safe = slice_id.replace(":", "-").replace("/", "-")
         save_png(images / f"reference_{safe}.png", to_uint8(reference[index].numpy(), data_range))

@@ -8,8 +8,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from masks import calibration_size
+from masks import TrajectoryMask, calibration_size
 from physics.coils import estimate_coil_maps
+from physics.nufft import Trajectory, density_compensation
 from recon import registry
 
 
@@ -54,6 +55,36 @@ def coil_maps_for(kspace: torch.Tensor, mask: np.ndarray) -> torch.Tensor:
     """
     calib = min(24, *calibration_size(np.asarray(mask, dtype=bool)))
     return estimate_coil_maps(kspace, calib_width=calib)
+
+
+def as_sampling(mask: Any):
+    """What a reconstructor takes as its ``mask``: the bool tensor ``(H, W)`` of a grid
+    mask (:class:`masks.Mask` or an array), or the :class:`physics.nufft.Trajectory` of a
+    :class:`masks.TrajectoryMask` (its density compensation computed once here)."""
+    if isinstance(mask, TrajectoryMask):
+        trajectory = Trajectory(torch.from_numpy(np.asarray(mask.coords, np.float32)), tuple(mask.shape),
+                                kind=mask.kind, ratio=mask.ratio, params=dict(mask.params))
+        return trajectory.with_dcf(density_compensation(trajectory))
+    return torch.from_numpy(np.asarray(getattr(mask, "array", mask)).astype(bool))
+
+
+def trajectory_coil_maps(kspace: torch.Tensor, trajectory: Trajectory, calib_width: int = 24) -> torch.Tensor:
+    """ESPIRiT maps for non-Cartesian data: each coil's gridding (density-compensated
+    adjoint) is taken back to a Cartesian k-space, whose ``calib_width`` centre the
+    trajectory samples densely, and ESPIRiT runs on that centre.
+
+    Shapes
+    ------
+    kspace ``(B, C, *samples)`` -> ``(B, C, H, W)``.
+    """
+    from physics.fft import fft2c
+    from physics.nufft import NUFFT
+
+    operator = NUFFT(trajectory)
+    batch, coils = kspace.shape[:2]
+    images = operator.gridding(kspace.reshape(batch * coils, 1, *trajectory.sample_shape))
+    grid = fft2c(images).reshape(batch, coils, *trajectory.image_shape)
+    return estimate_coil_maps(grid, calib_width=min(calib_width, *trajectory.image_shape))
 
 
 def _mask_array(mask: Any) -> np.ndarray:
@@ -120,11 +151,16 @@ def reconstruct(
     Shapes
     ------
     kspace ``(H, W)`` single-coil or ``(C, H, W)`` multi-coil; mask ``(H, W)``;
-    coil_maps ``(C, H, W)``; returns ``(H, W)``.
+    coil_maps ``(C, H, W)``; returns ``(H, W)``. With a non-Cartesian trajectory
+    (:class:`masks.TrajectoryMask` or :class:`physics.nufft.Trajectory`) in place of the
+    mask: kspace ``(*samples)`` or ``(C, *samples)``, ``samples`` the trajectory's
+    ``(shots, samples per shot)``; the image has the trajectory's grid.
 
     Warns (``UserWarning``) when the k-space looks un-centred (energy peak far from
     the centre).
     """
+    if isinstance(mask, (TrajectoryMask, Trajectory)):
+        return _reconstruct_trajectory(kspace, mask, method, coil_maps, **options)
     mask = _mask_array(mask)
     validate_inputs(kspace, mask, coil_maps)
     reconstructor = registry.get(method, **options)
@@ -144,4 +180,37 @@ def reconstruct(
         maps_t = None
     with torch.no_grad():
         image = reconstructor.reconstruct(kspace_t, mask_t, maps_t)
+    return image[0].cpu().numpy().astype(np.complex64)
+
+
+def _reconstruct_trajectory(kspace: np.ndarray, trajectory, method: str, coil_maps: np.ndarray | None,
+                            **options: Any) -> np.ndarray:
+    """:func:`reconstruct` for non-Cartesian k-space (see its docstring)."""
+    if isinstance(trajectory, TrajectoryMask):
+        trajectory = as_sampling(trajectory)
+    elif trajectory.dcf is None:
+        trajectory = trajectory.with_dcf(density_compensation(trajectory))
+    data = np.asarray(kspace)
+    samples = trajectory.sample_shape
+    if not np.issubdtype(data.dtype, np.number):
+        raise ValueError(f"k-space must be numeric, got dtype {data.dtype}")
+    if data.shape[-len(samples):] != samples or data.ndim not in (len(samples), len(samples) + 1):
+        raise ValueError(f"k-space of shape {data.shape} does not match the trajectory's {samples} samples "
+                         "(expected (*samples) or (C, *samples))")
+    if not np.isfinite(data).all():
+        raise ValueError(f"k-space contains {int((~np.isfinite(data)).sum())} NaN or Inf values")
+    if not data.any():
+        raise ValueError("k-space is all zero: nothing to reconstruct")
+    data = data.astype(np.complex64)
+    kspace_t = torch.from_numpy(data[None] if data.ndim > len(samples) else data[None, None])
+    if coil_maps is not None:
+        maps_t = torch.from_numpy(np.asarray(coil_maps, dtype=np.complex64).reshape(1, kspace_t.shape[1],
+                                                                                    *trajectory.image_shape))
+    elif kspace_t.shape[1] > 1:
+        maps_t = trajectory_coil_maps(kspace_t, trajectory)
+    else:
+        maps_t = None
+    reconstructor = registry.get(method, **options)
+    with torch.no_grad():
+        image = reconstructor.reconstruct(kspace_t, trajectory, maps_t)
     return image[0].cpu().numpy().astype(np.complex64)

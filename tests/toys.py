@@ -69,3 +69,51 @@ def fastmri_fixture(path: Path, mask: bool) -> np.ndarray:
             handle.create_dataset("mask", data=columns)
         handle.attrs["acquisition"] = "AXT1"
     return np.abs(image) * 2
+
+
+def radial_ismrmrd(path: Path, folder: Path, spokes: int = 32, coils: int = 4, size: int = 64):
+    """An ISMRMRD file of golden-angle radial k-space: Shepp-Logan coil images of
+    ``ismrmrd_generate_cartesian_shepp_logan`` sampled along ``spokes`` spokes by NUFFT,
+    one acquisition per spoke with its ``traj`` normalised to +-0.5 (Gadgetron's units).
+    Returns the coil-combined truth ``(size, size)`` and the trajectory."""
+    import re
+    import subprocess
+
+    import torch
+
+    from masks import make_trajectory
+    from physics.fft import ifft2c
+    from physics.nufft import NUFFT
+    from pipelines.formats import read_input
+    from recon.api import as_sampling
+
+    cartesian = folder / "cartesian.h5"
+    subprocess.run(["ismrmrd_generate_cartesian_shepp_logan", "-m", str(size), "-c", str(coils), "-o", str(cartesian)],
+                   check=True, capture_output=True)
+    (study,), _ = read_input(cartesian)
+    coil_images = ifft2c(torch.from_numpy(study.kspace))[0]  # (C, H, W)
+    made = make_trajectory(f"{spokes}spokes", (size, size), "radial", seed=0)
+    kspace = NUFFT(as_sampling(made))(coil_images).numpy()  # each coil as a batch item: (C, 1, S, R)
+    with h5py.File(cartesian, "r") as handle:
+        table, xml = handle["dataset/data"], handle["dataset/xml"][0]
+        dtype, template = table.dtype, table[0]
+    xml = xml.decode() if isinstance(xml, bytes) else str(xml)
+    xml = xml.replace("<trajectory>cartesian</trajectory>", "<trajectory>radial</trajectory>")
+    xml = re.sub(r"(<encodedSpace>.*?<matrixSize>\s*<x>)\d+", rf"\g<1>{size}", xml, flags=re.S)
+    rows = np.zeros(spokes, dtype)
+    for spoke in range(spokes):
+        row = template.copy()
+        row["head"]["number_of_samples"] = made.coords.shape[1]
+        row["head"]["active_channels"] = coils
+        row["head"]["trajectory_dimensions"] = 2
+        row["head"]["flags"] = 0
+        row["head"]["idx"]["kspace_encode_step_1"] = spoke
+        row["traj"] = (made.coords[spoke] / size).astype(np.float32).ravel()
+        row["data"] = np.ascontiguousarray(kspace[:, 0, spoke]).view(np.float32).ravel()
+        rows[spoke] = row
+    with h5py.File(path, "w") as handle:
+        group = handle.create_group("dataset")
+        group.create_dataset("data", data=rows)
+        group.create_dataset("xml", data=[xml.encode()], dtype=h5py.string_dtype())
+    truth = np.sqrt((np.abs(coil_images.numpy()) ** 2).sum(axis=0))
+    return truth, made

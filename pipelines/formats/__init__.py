@@ -9,6 +9,7 @@ from pathlib import Path
 
 from pipelines.formats.study import HDF5, InputError, Study
 from pipelines.formats.table import DICOM, INPUTS, SIDE_FILES, UNIT_SUFFIXES
+from pipelines.formats.trajectory_files import SIDECAR_ENDINGS as TRAJECTORY_SIDECARS
 from pipelines.limits import MemoryBudget
 
 __all__ = ["InputError", "Study", "discover", "read_input"]
@@ -33,6 +34,8 @@ def discover(paths: list[str | Path]) -> list[Path]:
             name = file.name.lower()
             if name.endswith(".hdr") and file.with_suffix(".cfl").is_file():
                 continue  # the header of a .cfl unit
+            if name.endswith(TRAJECTORY_SIDECARS):
+                continue  # a non-Cartesian scan's trajectory, read with its k-space
             if name.endswith(UNIT_SUFFIXES):
                 units.append(file)
             elif not name.endswith(SIDE_FILES):

@@ -1,4 +1,6 @@
-"""ISMRMRD raw data (HDF5): Cartesian k-space from the acquisitions, read with h5py.
+"""ISMRMRD raw data (HDF5): k-space from the acquisitions, read with h5py. Cartesian
+data is gridded by its encoding indices; radial, spiral and other trajectories are read
+as shots with their coordinates (:func:`_read_noncartesian`).
 
 Noise scans, navigators and phase-correction lines are skipped (their header flags);
 of repeated scans the first repetition is read, and lines acquired more than once in
@@ -101,17 +103,10 @@ def read_ismrmrd(path: str | Path, group: str | None = None, budget: MemoryBudge
     except (OSError, KeyError, ValueError, TypeError) as error:
         raise InputError(f"{path}: cannot read ISMRMRD file (truncated or corrupt?): {error}") from error
     if "<trajectory>cartesian</trajectory>" not in header.replace(" ", ""):
-        raise InputError(f"{path}: only Cartesian ISMRMRD data is supported")
+        return _read_noncartesian(path, header, acquisitions)
     encoded_x, encoded_y = _matrix(header, "encodedSpace", path)
     recon_x, _ = _matrix(header, "reconSpace", path)
-    flags = acquisitions["head"]["flags"].astype(np.uint64)
-    skip = np.zeros(len(acquisitions), bool)
-    for bit in SKIPPED_FLAGS.values():
-        skip |= (flags & np.uint64(1 << (bit - 1))) != 0
-    repetition = acquisitions["head"]["idx"]["repetition"]
-    if (~skip).any():
-        skip |= repetition != repetition[~skip].min()  # repeated scans: the first repetition
-    kept = acquisitions[~skip]
+    kept, flags = _kept(acquisitions)  # repeated scans: the first repetition
     if len(kept) == 0:
         raise InputError(f"{path}: no imaging acquisitions (only noise / calibration scans)")
     heads = kept["head"]
@@ -148,6 +143,70 @@ def read_ismrmrd(path: str | Path, group: str | None = None, budget: MemoryBudge
     if whitened and whitened.startswith("readout"):
         notes.append(f"no noise acquisitions in the file: the channels were prewhitened with the noise of the {whitened}")
     return Study(name=path.stem, source=path, format="ismrmrd", kspace=kspace, mask=mask, meta=meta, notes=notes)
+
+
+def _kept(acquisitions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The imaging acquisitions (noise, phase-correction and navigator scans skipped;
+    the first repetition of repeated scans), and every acquisition's flags."""
+    flags = acquisitions["head"]["flags"].astype(np.uint64)
+    skip = np.zeros(len(acquisitions), bool)
+    for bit in SKIPPED_FLAGS.values():
+        skip |= (flags & np.uint64(1 << (bit - 1))) != 0
+    repetition = acquisitions["head"]["idx"]["repetition"]
+    if (~skip).any():
+        skip |= repetition != repetition[~skip].min()
+    return acquisitions[~skip], flags
+
+
+def _read_noncartesian(path: Path, header: str, acquisitions: np.ndarray) -> Study:
+    """Radial, spiral or other trajectories: every imaging acquisition is one shot, its
+    ``traj`` its coordinates. Coordinates within +-0.5 (Gadgetron's normalisation) are
+    scaled by the encoded matrix to units of 1/FOV; the grid is reconSpace's matrix.
+
+    Shapes
+    ------
+    ``kspace`` ``(slices, C, shots, samples)``; ``meta["trajectory"]`` ``(shots, samples, 2)``.
+    """
+    kind = re.search(r"<trajectory>\s*(\w+)\s*</trajectory>", header)
+    kept, flags = _kept(acquisitions)
+    if len(kept) == 0:
+        raise InputError(f"{path}: no imaging acquisitions (only noise / calibration scans)")
+    heads = kept["head"]
+    dimensions = {int(d) for d in heads["trajectory_dimensions"]}
+    counts = {int(c) for c in heads["number_of_samples"]}
+    coils = {int(c) for c in heads["active_channels"]}
+    if dimensions != {2}:
+        raise InputError(f"{path}: a {kind[1] if kind else 'non-Cartesian'} acquisition needs 2-D trajectories "
+                         f"(trajectory_dimensions 2), got {sorted(dimensions)}")
+    if len(counts) != 1 or len(coils) != 1 or 0 in coils or 0 in counts:
+        raise InputError(f"{path}: every shot needs the same samples and coils (>= 1), got samples {sorted(counts)} "
+                         f"and coils {sorted(coils)}")
+    (samples,), (channels,) = counts, coils
+    slices = heads["idx"]["slice"].astype(int)
+    shots = np.bincount(slices)
+    if len(set(shots[shots > 0])) != 1 or (shots == 0).any():
+        raise InputError(f"{path}: slices hold different numbers of shots ({shots.tolist()})")
+    trajectory = np.stack([np.asarray(t, np.float32).reshape(samples, 2) for t in kept["traj"][slices == 0]])
+    encoded = _matrix(header, "encodedSpace", path)
+    if np.isfinite(trajectory).all() and np.abs(trajectory).max() <= 0.5 + 1e-3:
+        trajectory = trajectory * np.array(encoded, np.float32)
+    data = np.stack([np.asarray(d, np.float32).view(np.complex64).reshape(channels, samples) for d in kept["data"]])
+    kspace = np.zeros((len(shots), channels, int(shots[0]), samples), np.complex64)
+    for where in range(len(shots)):
+        kspace[where] = np.transpose(data[slices == where], (1, 0, 2))
+    check_finite(kspace, path, "k-space")
+    kspace, whitened = _prewhiten(path, kspace, acquisitions, flags)
+    recon_x, recon_y = _matrix(header, "reconSpace", path)
+    from pipelines.formats.trajectory_files import check_trajectory_file
+
+    check_trajectory_file(trajectory, (recon_x, recon_y), path)
+    notes = [f"{path.name}: {kind[1] if kind else 'non-Cartesian'}, {shots[0]} shots x {samples} samples on a "
+             f"{recon_x}x{recon_y} grid"]
+    if not whitened and channels > 1:
+        notes.append("no noise acquisitions in the file: the channels were not prewhitened")
+    meta = {"header": header, "trajectory": trajectory, "image_shape": (recon_x, recon_y),
+            "corrections": {"prewhitened": whitened or False}}
+    return Study(name=path.stem, source=path, format="ismrmrd", kspace=kspace, meta=meta, notes=notes)
 
 
 def _prewhiten_from_margin(kspace: np.ndarray, factor: float) -> tuple[np.ndarray, str | None]:

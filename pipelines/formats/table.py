@@ -52,7 +52,11 @@ def _nifti(path, budget):
 
 def _npy(path, budget):
     from pipelines.formats.npy import read_npy
+    from pipelines.formats.trajectory_files import read_npy_pair, sidecar
 
+    trajectory = sidecar(path)  # scan.npy + scan.traj.npy: non-Cartesian k-space
+    if trajectory is not None:
+        return [read_npy_pair(path, trajectory, budget)], []
     return [read_npy(path, budget)], []
 
 
@@ -82,7 +86,11 @@ def _is_ismrmrd(path):
 
 def _cfl(path, budget):
     from pipelines.formats.cfl import read_bart
+    from pipelines.formats.trajectory_files import read_cfl_pair, sidecar
 
+    trajectory = sidecar(path)  # scan.cfl + scan_traj.cfl: non-Cartesian k-space
+    if trajectory is not None:
+        return [read_cfl_pair(path, trajectory, budget)], []
     return [read_bart(path, budget)], []
 
 

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from physics.coils import coil_support
+from physics.nufft import Trajectory
 from recon.classical.baselines import TunedWeight
 from recon.registry import MethodUnavailable, Reconstructor, register
 
@@ -65,6 +66,17 @@ def read_cfl(base: str | os.PathLike) -> np.ndarray:
     return data.reshape(dims, order="F")
 
 
+def trajectory_to_bart(coords: np.ndarray) -> np.ndarray:
+    """``(shots, samples, 2)`` coordinates (H, W order, 1/FOV) as BART's ``(3, samples,
+    shots)`` trajectory (x = H, y = W, z = 0)."""
+    coords = np.asarray(coords, np.float32)
+    shots, samples = coords.shape[0], int(np.prod(coords.shape[1:-1]))
+    flat = coords.reshape(shots, samples, 2)
+    out = np.zeros((3, samples, shots), np.complex64)
+    out[0], out[1] = flat[..., 0].T, flat[..., 1].T
+    return out
+
+
 class _BartPics(TunedWeight, Reconstructor):
     """``bart pics`` on each slice. BART normalises the data itself, so
     ``reg_weight`` is BART's own lambda; defaults tuned like the SigPy methods."""
@@ -86,21 +98,31 @@ class _BartPics(TunedWeight, Reconstructor):
         reason = self.unavailable_reason()
         if reason is not None:
             raise MethodUnavailable(f"method {self.name!r} is unavailable: {reason}")
+        trajectory = mask if isinstance(mask, Trajectory) else None
+        shape = tuple(trajectory.image_shape) if trajectory is not None else tuple(kspace.shape[-2:])
         out = []
         with tempfile.TemporaryDirectory(prefix="recon-bart-") as tmp:
+            extra = []
+            if trajectory is not None:  # pics -t: BART's (3, samples, shots) trajectory, same units (1/FOV)
+                write_cfl(f"{tmp}/t", trajectory_to_bart(trajectory.coords.detach().cpu().numpy()))
+                extra = ["-t", f"{tmp}/t", "-e"]  # -e: FISTA step from the maximum eigenvalue
             for index in range(kspace.shape[0]):
-                data = kspace[index].detach().cpu().numpy()  # (C, H, W)
+                data = kspace[index].detach().cpu().numpy()  # (C, H, W), or (C, shots, samples)
                 if coil_maps is None:
-                    maps = np.ones_like(data)
+                    maps = np.ones((data.shape[0], *shape), np.complex64)
                 else:
                     maps = coil_maps[index].detach().cpu().numpy()
-                write_cfl(f"{tmp}/k", np.transpose(data, (1, 2, 0))[:, :, None, :])
+                if trajectory is None:
+                    write_cfl(f"{tmp}/k", np.transpose(data, (1, 2, 0))[:, :, None, :])
+                else:  # (1, samples, shots, C)
+                    write_cfl(f"{tmp}/k", np.transpose(data, (2, 1, 0))[None])
                 write_cfl(f"{tmp}/s", np.transpose(maps, (1, 2, 0))[:, :, None, :])
-                command = ["bart", "pics", "-S", "-n", "-i", str(self.max_iter), *self._regularizer_args(self.weight_for(mask)), f"{tmp}/k", f"{tmp}/s", f"{tmp}/x"]
+                command = ["bart", "pics", "-S", "-n", "-i", str(self.max_iter), *extra,
+                           *self._regularizer_args(self.weight_for(mask)), f"{tmp}/k", f"{tmp}/s", f"{tmp}/x"]
                 result = subprocess.run(command, capture_output=True, text=True)
                 if result.returncode != 0:
                     raise RuntimeError(f"bart pics failed ({result.returncode}): {result.stderr.strip()[-500:]}")
-                out.append(read_cfl(f"{tmp}/x").reshape(data.shape[-2:]))
+                out.append(read_cfl(f"{tmp}/x").reshape(shape))
         image = torch.from_numpy(np.stack(out).astype(np.complex64)).to(kspace.device)
         return image if coil_maps is None else image * coil_support(coil_maps)
 
@@ -111,6 +133,7 @@ class BartL1(_BartPics):
 
     description = "BART pics, L1-wavelet"
     weight_table = ((0.1, 3e-3), (0.5, 3e-3))
+    trajectory_weight_table = ((0.1, 1e-3), (0.5, 1e-3))  # pics -t: docs/results.md, "Non-Cartesian"
 
     def _regularizer_args(self, reg_weight):
         return ["-R", f"W:3:0:{reg_weight}"]
@@ -122,6 +145,7 @@ class BartTV(_BartPics):
 
     description = "BART pics, total variation"
     weight_table = ((0.1, 1e-2), (0.5, 1e-2))
+    trajectory_weight_table = ((0.1, 1e-3), (0.5, 1e-3))
 
     def _regularizer_args(self, reg_weight):
         return ["-R", f"T:3:0:{reg_weight}"]

@@ -21,7 +21,8 @@ import numpy as np
 import torch
 
 from physics.coils import coil_support, compress_coils
-from physics.operators import sampling_operator
+from physics.nufft import Trajectory
+from physics.operators import sampling_operator, sampling_ratio
 from physics.solvers import admm_total_variation, conjugate_gradient
 from recon.registry import Reconstructor, register
 
@@ -41,14 +42,20 @@ def interpolate_weight(table: tuple[tuple[float, float], ...], ratio: float) -> 
 
 
 class TunedWeight:
-    """Mixin: a ``reg_weight`` fixed by the user or looked up from ``weight_table``."""
+    """Mixin: a ``reg_weight`` fixed by the user or looked up from ``weight_table``
+    (``trajectory_weight_table`` for non-Cartesian trajectories, by their equivalent
+    Nyquist fraction)."""
 
     weight_table: tuple[tuple[float, float], ...] = ((0.1, 1e-3), (0.5, 1e-3))
+    trajectory_weight_table: tuple[tuple[float, float], ...] | None = None
 
-    def weight_for(self, mask: torch.Tensor) -> float:
+    def weight_for(self, mask) -> float:
         if self.reg_weight is not None:
             return self.reg_weight
-        return interpolate_weight(self.weight_table, float(mask.float().mean()))
+        table = self.weight_table
+        if isinstance(mask, Trajectory) and self.trajectory_weight_table is not None:
+            table = self.trajectory_weight_table
+        return interpolate_weight(table, sampling_ratio(mask))
 
 
 @register("zero-filled")
@@ -56,11 +63,14 @@ class ZeroFilled(Reconstructor):
     """Adjoint of the forward operator: inverse FFT of the zero-filled k-space,
     coil-combined with the conjugate coil maps for multi-coil data."""
 
-    description = "inverse FFT of the zero-filled k-space (A^H y)"
+    description = "inverse FFT of the zero-filled k-space (A^H y); gridding (A^H D y) for a trajectory"
     family = "baseline"
 
     def reconstruct(self, kspace, mask, coil_maps=None):
-        return sampling_operator(mask, coil_maps).adjoint(kspace)
+        operator = sampling_operator(mask, coil_maps)
+        if isinstance(mask, Trajectory):  # density-compensated adjoint: gridding
+            return operator.gridding(kspace)
+        return operator.adjoint(kspace)
 
 
 class _SigpyMethod(TunedWeight, Reconstructor):
@@ -72,25 +82,30 @@ class _SigpyMethod(TunedWeight, Reconstructor):
         self.reg_weight = None if reg_weight is None else float(reg_weight)
         self.max_iter = self.default_max_iter if max_iter is None else int(max_iter)
 
-    def _app(self, kspace: np.ndarray, coil_maps: np.ndarray, weights: np.ndarray, lamda: float):
+    def _app(self, kspace: np.ndarray, coil_maps: np.ndarray, options: dict, lamda: float):
+        """The SigPy app; ``options`` holds ``weights`` (a mask) or ``coord`` (a trajectory)."""
         raise NotImplementedError
 
     def reconstruct(self, kspace, mask, coil_maps=None):
-        zero_filled = sampling_operator(mask, coil_maps).adjoint(kspace)
-        weights = mask.detach().cpu().numpy().astype(np.float32)
+        operator = sampling_operator(mask, coil_maps)
+        trajectory = isinstance(mask, Trajectory)
+        zero_filled = operator.gridding(kspace) if trajectory else operator.adjoint(kspace)
+        # SigPy's apps take a trajectory as coord (their own NUFFT), a mask as weights
+        options = ({"coord": mask.coords.detach().cpu().numpy().astype(np.float32)} if trajectory
+                   else {"weights": mask.detach().cpu().numpy().astype(np.float32)})
         reg_weight = self.weight_for(mask)
         out = []
         for index in range(kspace.shape[0]):
             item = kspace[index].detach().cpu().numpy().astype(np.complex64)
             if coil_maps is None:
-                maps = np.ones((1, *item.shape[-2:]), dtype=np.complex64)
+                maps = np.ones((1, *zero_filled.shape[-2:]), dtype=np.complex64)
             else:
                 maps = coil_maps[index].detach().cpu().numpy().astype(np.complex64)
             scale = float(zero_filled[index].abs().max())
             if scale == 0:
-                out.append(np.zeros(item.shape[-2:], dtype=np.complex64))
+                out.append(np.zeros(zero_filled.shape[-2:], dtype=np.complex64))
                 continue
-            app = self._app(item, maps, weights, reg_weight * scale)
+            app = self._app(item, maps, options, reg_weight * scale)
             out.append(np.asarray(app.run(), dtype=np.complex64))
         image = torch.from_numpy(np.stack(out)).to(kspace.device)
         return image if coil_maps is None else image * coil_support(coil_maps)
@@ -102,13 +117,13 @@ class L1Wavelet(_SigpyMethod):
 
     description = "compressed sensing, L1 on Daubechies-4 wavelets (SigPy, FISTA)"
     weight_table = ((0.1, 1e-3), (0.5, 3e-3))
+    trajectory_weight_table = ((0.1, 3e-2), (0.5, 3e-2))  # SigPy's NUFFT (coord); docs/results.md
 
-    def _app(self, kspace, coil_maps, weights, lamda):
+    def _app(self, kspace, coil_maps, options, lamda):
         import sigpy.mri.app  # imported here: SigPy takes a second to load
 
-        return sigpy.mri.app.L1WaveletRecon(
-            kspace, coil_maps, lamda, weights=weights, max_iter=self.max_iter, show_pbar=False
-        )
+        return sigpy.mri.app.L1WaveletRecon(kspace, coil_maps, lamda, max_iter=self.max_iter, show_pbar=False,
+                                            **options)
 
 
 @register("cs-tv")
@@ -123,6 +138,9 @@ class TotalVariation(_SigpyMethod):
 
     description = "compressed sensing, total variation (SigPy ADMM; multi-coil: torch ADMM on compressed coils)"
     weight_table = ((0.1, 1e-2), (0.5, 3e-3))
+    # lamda = w * max|A^H y| for trajectories; tuned on 4 training slices of the sample
+    # (golden-angle radial, 10pct and 50pct: docs/results.md, "Non-Cartesian")
+    trajectory_weight_table = ((0.1, 4e-4), (0.5, 1e-4))
     default_max_iter = 50
     # Multi-coil data: coils compressed to at most this many virtual coils, then torch
     # ADMM with preconditioned CG (physics.solvers.admm_total_variation). Measured
@@ -130,25 +148,33 @@ class TotalVariation(_SigpyMethod):
     virtual_coils = 8
     multicoil_iter, multicoil_cg_iter, multicoil_rho = 30, 2, 0.2
 
-    def reconstruct(self, kspace, mask, coil_maps=None):
-        if coil_maps is None:
-            return super().reconstruct(kspace, mask, coil_maps)
-        kspace, coil_maps = compress_coils(kspace, coil_maps, self.virtual_coils)
-        operator = sampling_operator(mask, coil_maps)
-        zero_filled = operator.adjoint(kspace)
-        lamda = self.weight_for(mask) * zero_filled.abs().flatten(1).amax(dim=1)
-        image = admm_total_variation(operator.normal(), zero_filled, lamda, rho=self.multicoil_rho,
-                                     max_iter=self.multicoil_iter, cg_iter=self.multicoil_cg_iter,
-                                     mask=mask)
-        return image * coil_support(coil_maps)
+    # Trajectories (single- and multi-coil): the same torch ADMM on the NUFFT's Toeplitz
+    # normal operator, without a preconditioner, so more CG steps per iteration.
+    trajectory_iter, trajectory_cg_iter, trajectory_rho = 40, 4, 0.2
 
-    def _app(self, kspace, coil_maps, weights, lamda):
+    def reconstruct(self, kspace, mask, coil_maps=None):
+        trajectory = isinstance(mask, Trajectory)
+        if coil_maps is None and not trajectory:
+            return super().reconstruct(kspace, mask, coil_maps)
+        if coil_maps is not None:
+            kspace, coil_maps = compress_coils(kspace, coil_maps, self.virtual_coils)
+        operator = sampling_operator(mask, coil_maps)
+        rhs = operator.adjoint(kspace)
+        start = operator.gridding(kspace) if trajectory else rhs
+        lamda = self.weight_for(mask) * (start.abs().flatten(1).amax(dim=1) if not trajectory
+                                         else rhs.abs().flatten(1).amax(dim=1))
+        iterations = ((self.trajectory_iter, self.trajectory_cg_iter, self.trajectory_rho) if trajectory
+                      else (self.multicoil_iter, self.multicoil_cg_iter, self.multicoil_rho))
+        image = admm_total_variation(operator.normal(), rhs, lamda, rho=iterations[2], max_iter=iterations[0],
+                                     cg_iter=iterations[1], mask=None if trajectory else mask,
+                                     x0=start if trajectory else None)
+        return image if coil_maps is None else image * coil_support(coil_maps)
+
+    def _app(self, kspace, coil_maps, options, lamda):
         import sigpy.mri.app
 
         return sigpy.mri.app.TotalVariationRecon(
-            kspace, coil_maps, lamda, weights=weights, solver="ADMM", rho=1.0,
-            max_iter=self.max_iter, show_pbar=False,
-        )
+            kspace, coil_maps, lamda, solver="ADMM", rho=1.0, max_iter=self.max_iter, show_pbar=False, **options)
 
 
 @register("cg-sense")

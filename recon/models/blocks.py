@@ -10,6 +10,10 @@ from torch import nn
 
 from physics.complex import from_channels, peak, to_channels
 from physics.consistency import exact_consistency, hybrid_form
+from physics.solvers import least_squares
+
+TRAJECTORY_DC_ITER = 3
+"""CGLS steps of the final data consistency on a non-Cartesian trajectory."""
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
@@ -38,17 +42,21 @@ def run_cascade(kspace, operator, refinements, consistency, exact: bool | None =
     kspace ``(B, C, H, W)``; operator single- or multi-coil with a mask ``(H, W)`` or
     ``(B, 1, H, W)`` -> ``(B, H, W)`` complex.
     """
-    image = operator.adjoint(kspace)
+    gridding = getattr(operator, "gridding", None)  # a trajectory: the density-compensated adjoint
+    image = operator.adjoint(kspace) if gridding is None else gridding(kspace)
     # Normalise each image so the network sees a fixed intensity range.
     scale = peak(image)
     x = image / scale
-    measured = kspace / scale[:, None]
+    measured = kspace / scale.reshape(-1, *[1] * (kspace.ndim - 1))
     stage_operator, stage_measured = hybrid_form(operator, measured)  # 1-D masks: 1-D FFTs, same images
     for refine, project in zip(refinements, consistency):
         channels = to_channels(x)
         x = from_channels(channels + refine(channels))
         x = project(x, stage_measured, stage_operator)
-    if operator.coil_maps is not None and (not torch.is_grad_enabled() if exact is None else exact):
+    final = not torch.is_grad_enabled() if exact is None else exact
+    if gridding is not None and final:  # a trajectory: a few CGLS steps on the NUFFT, from x
+        x = least_squares(operator, measured, x, max_iter=TRAJECTORY_DC_ITER, tol=1e-6)
+    elif operator.coil_maps is not None and final:
         x = exact_consistency(x, measured, operator)
     return x * scale
 

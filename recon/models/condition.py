@@ -11,11 +11,11 @@ Features, in order (all about in [0, 1]):
 1. ``sqrt(r)``;
 2. 1-D lines (every phase-encode column fully sampled or not at all: ``cartesian``,
    ``equispaced``, ``gaussian1d``);
-3. 2-D (``random2d``, ``vd2d``, ``radial``, ``lowres``);
+3. 2-D (``random2d``, ``vd2d``, ``radial-raster``, ``lowres``);
 4. centre emphasis: how much denser the central quarter of k-space (of the columns,
    for 1-D masks) is sampled than the whole, ``(r_centre - r) / (1 - r)``; near 0 for
    uniform random masks, large for variable density (``gaussian1d``, ``vd2d``,
-   ``radial``, ``lowres``);
+   ``radial-raster``, ``lowres``);
 5. regularity: for 1-D masks, ``1 - min(1, std / mean)`` of the gaps between sampled
    columns outside the fully sampled centre: 1 for ``equispaced``, lower for random
    lines; 0 for 2-D masks;

@@ -135,7 +135,9 @@ class CsrGanGenerator(nn.Module):
 
     def forward(self, kspace: torch.Tensor, operator: LinearOperator, condition: torch.Tensor | None = None) -> torch.Tensor:
         if condition is None:
-            condition = mask_condition(operator.mask, kspace.shape[0], operator.coil_maps)
+            # a trajectory is read through the grid cells it passes (the rasterised spokes trained on)
+            mask = operator.mask if operator.mask is not None else operator.condition_mask()
+            condition = mask_condition(mask, kspace.shape[0], operator.coil_maps)
         embedding = self.embed(condition.to(kspace.device, torch.float32))
         refinements = [lambda channels, stage=stage: stage(channels, embedding) for stage in self.stages]
         return run_cascade(kspace, operator, refinements, list(self.consistency))

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from physics.coils import compress_coils
-from physics.operators import sampling_operator
+from physics.operators import sampling_operator, sampling_ratio
 from recon.classical.superres import central_block
 from recon.models.spec import SPECS, GanSpec, get_spec
 from recon.registry import Reconstructor, register
@@ -90,7 +90,7 @@ class _Learned(Reconstructor):
     def reconstruct(self, kspace, mask, coil_maps=None):
         if self.superres_only:
             central_block(mask)  # a clear error for a mask that is not a central block
-        generator = load_generator(str(self._choose(float(mask.float().mean())))).to(self.device)
+        generator = load_generator(str(self._choose(sampling_ratio(mask)))).to(self.device)
         if coil_maps is not None:  # the models train on at most VIRTUAL_COILS (compressed) coils
             kspace, coil_maps = compress_coils(kspace, coil_maps, VIRTUAL_COILS)
         operator = sampling_operator(mask, coil_maps).to(self.device)

@@ -353,6 +353,11 @@ class AcquisitionDataset(Dataset):
             family = self.mask_types[which // len(self.ratios)]
             coils = self.coils[item % len(self.coils)]
             phase, snr = False, None
+        return self._acquire(image, ratio, family, coils, phase, snr, rng)
+
+    def _acquire(self, image: np.ndarray, ratio: float, family: str, coils: int, phase: bool, snr: float | None,
+                 rng: np.random.Generator):
+        """The item of one drawn acquisition (see the class docstring)."""
         mask = make_mask(ratio, image.shape, family, seed=rng).array
         generator = torch.Generator().manual_seed(int(rng.integers(2**62)))
         mask_t = torch.from_numpy(mask)

@@ -34,7 +34,8 @@ def validate(generator: torch.nn.Module, dataset: AcquisitionDataset, device: to
     generator.eval()
     scores = []
     with torch.no_grad():
-        for kspace, mask, target, _, coil_maps in DataLoader(dataset, batch_size=batch_size, collate_fn=collate_acquisitions):
+        collate = getattr(dataset, "collate", collate_acquisitions)
+        for kspace, mask, target, _, coil_maps in DataLoader(dataset, batch_size=batch_size, collate_fn=collate):
             operator = getattr(dataset, "operator", acquisition_operator)(mask.to(device), coil_maps.to(device))
             output = generator(kspace.to(device), operator).cpu()
             for out, ref in zip(output, target):

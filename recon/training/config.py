@@ -62,13 +62,16 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         spec = get_spec(self.model)
-        from masks import KINDS
+        from masks import ALL_KINDS
 
         object.__setattr__(self, "coils", (self.coils,) if isinstance(self.coils, int) else tuple(self.coils))
-        unknown = [kind for kind in self.mask_types if kind not in KINDS]
+        unknown = [kind for kind in self.mask_types if kind not in ALL_KINDS]
         if unknown or not self.mask_types:
             raise ValueError(f"--mask-type: unknown family {', '.join(unknown) or repr(self.mask_type)}; "
-                             f"families: {', '.join(KINDS)} (a comma-separated list trains on several)")
+                             f"families: {', '.join(ALL_KINDS)} (a comma-separated list trains on several)")
+        from recon.training.trajectory_data import trajectory_families
+
+        trajectory_families(self.mask_types)  # grid masks or trajectories, not both
         object.__setattr__(self, "slice_factors", tuple(int(f) for f in self.slice_factors))
         if not self.slice_factors or not all(f in (2, 4) for f in self.slice_factors):
             raise ValueError(f"--slice-factors must be 2 and/or 4, got {self.slice_factors}")
@@ -116,7 +119,9 @@ class TrainConfig:
 
     @property
     def mask_types(self) -> tuple[str, ...]:
-        """The mask families, from the comma-separated ``mask_type``."""
+        """The mask families, from the comma-separated ``mask_type``. (The shipped cards'
+        commands say ``radial`` for the rasterised spokes, now ``radial-raster``: ``radial``
+        is a true radial trajectory.)"""
         return tuple(part.strip() for part in self.mask_type.split(",") if part.strip())
 
     def check_generator(self) -> None:

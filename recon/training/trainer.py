@@ -42,6 +42,7 @@ from recon.training.checkpoints import generator_weights, load_matching, truncat
 from recon.training.config import TrainConfig, config_dict, lr_factor, resolve_device
 from recon.training.losses import generator_terms, gradient_penalty
 from recon.training.slice_data import SliceAverageDataset
+from recon.training.trajectory_data import TrajectoryDataset, trajectory_families
 from recon.weights.loading import UnsafeWeightsError, load_state, save_state
 
 
@@ -98,9 +99,11 @@ class Trainer:
             self.val_dataset = SliceAverageDataset(subsample(val_set, config.val_slices), config.slice_factors,
                                                    seed=config.seed + 1, train=False)
             return
-        self.dataset = AcquisitionDataset(train_set, config.ratios, config.mask_types, seed=config.seed, coils=config.coils,
-                                          resample_probability=config.resample, resample_shrink=config.resample_shrink)
-        self.val_dataset = AcquisitionDataset(
+        # trajectory families (radial, spiral): NUFFT k-space, one trajectory per item
+        dataset = TrajectoryDataset if trajectory_families(config.mask_types) else AcquisitionDataset
+        self.dataset = dataset(train_set, config.ratios, config.mask_types, seed=config.seed, coils=config.coils,
+                               resample_probability=config.resample, resample_shrink=config.resample_shrink)
+        self.val_dataset = dataset(
             subsample(val_set, config.val_slices), config.val_ratios or config.ratios, tuple(dict.fromkeys(config.mask_types)),
             seed=config.seed + 1, train=False, coils=validation_coils(config.coils))
 
@@ -157,7 +160,8 @@ class Trainer:
                 sampler.set_epoch(current)
             else:
                 sampler = RandomSampler(self.dataset, generator=torch.Generator().manual_seed(config.seed * 100_003 + current))
-            loader = DataLoader(self.dataset, batch_size=config.batch_size, sampler=sampler, collate_fn=collate_acquisitions,
+            loader = DataLoader(self.dataset, batch_size=config.batch_size, sampler=sampler,
+                                collate_fn=getattr(self.dataset, "collate", collate_acquisitions),
                                 drop_last=len(self.dataset) >= config.batch_size)
             for position, batch in enumerate(loader, start=1):
                 if skip:
@@ -233,6 +237,8 @@ class Trainer:
         elif self.spec.trained_masks == "slices":
             condition = None
         else:
+            if getattr(operator, "cartesian", True) is False:  # a trajectory: the grid cells it passes
+                mask = operator.condition_mask()
             condition = mask_condition(mask, kspace.shape[0], operator.coil_maps).to(self.device)
         real = critic_input(target, target)
         for optimiser, base in ((self.opt_g, self.lr_g), (self.opt_d, self.lr_d)):

@@ -36,7 +36,7 @@ def consistency_residual(image: torch.Tensor, kspace: torch.Tensor, operator: Li
     a batch of one (``sampling_operator(mask, coil_maps[None])``).
     """
     predicted = operator(image[None])[0]
-    measured = kspace * operator.mask.reshape(-1, *kspace.shape[-2:])[0]
+    measured = kspace if operator.mask is None else kspace * operator.mask.reshape(-1, *kspace.shape[-2:])[0]
     return float((predicted - measured).abs().pow(2).sum().sqrt() / measured.abs().pow(2).sum().sqrt().clamp_min(1e-30))
 
 
@@ -56,6 +56,8 @@ def residual_to_noise(image: torch.Tensor, kspace: torch.Tensor, operator: Linea
     """
     from physics.consistency import estimate_noise_std
 
+    if operator.mask is None:  # a trajectory: no outer readout band to read the noise from
+        return None
     mask = operator.mask.reshape(-1, *kspace.shape[-2:])[0].bool()
     sigma = float(estimate_noise_std(kspace[None], mask)[0])
     if kspace.shape[0] < 2 or sigma <= 1e-8 * float(kspace.abs().max()):

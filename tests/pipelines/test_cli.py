@@ -85,7 +85,7 @@ def _npy(tmp_path, name, array):
         (lambda p: ["--input", _npy(p, "nan.npy", np.full((32, 32), np.nan))], "nan.npy: image contains NaN or Inf"),
         (lambda p: ["--mask-file", _npy(p, "m.npy", np.ones((10, 10), bool))], r"m.npy: mask shape \(10, 10\) does not match"),
         (lambda p: ["--input", str(p / "missing.nii.gz")], "missing.nii.gz: no such file"),
-        (lambda p: ["--mask-type", "spiral"], "invalid choice: 'spiral'"),
+        (lambda p: ["--mask-type", "zigzag"], "invalid choice: 'zigzag'"),
     ],
 )
 def test_bad_input_one_line_exit_2_no_output(tmp_path, capsys, make_args, message):

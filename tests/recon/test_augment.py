@@ -32,7 +32,7 @@ def test_items_draw_families_and_coil_counts_and_batch_with_padding():
 
 
 def test_validation_items_cover_every_family_and_ratio():
-    data = AcquisitionDataset(toy_slices(3), (0.2, 0.4), ("cartesian", "radial"), seed=0, train=False, coils=(1, 4))
+    data = AcquisitionDataset(toy_slices(3), (0.2, 0.4), ("cartesian", "radial-raster"), seed=0, train=False, coils=(1, 4))
     assert len(data) == 3 * 2 * 2
     lines = [bool(mask_condition(data[i][1])[0, 2]) for i in range(len(data))]
     assert lines[:6] == [True] * 6 and lines[6:] == [False] * 6

@@ -15,7 +15,7 @@ from recon.registry import Reconstructor
 from recon.trust import calibration, guard, holdout
 
 
-@pytest.mark.parametrize("kind", ["cartesian", "equispaced", "gaussian1d", "random2d", "vd2d", "radial"])
+@pytest.mark.parametrize("kind", ["cartesian", "equispaced", "gaussian1d", "random2d", "vd2d", "radial-raster"])
 def test_folds_partition_the_measured_points_outside_the_centre(kind):
     mask = make_mask("25pct", (96, 96), kind, seed=3).array
     folds = holdout.holdout_folds(mask, 4, seed=1)
