@@ -1,5 +1,5 @@
-"""k-space physics: centred orthonormal FFT, forward operators, data consistency,
-coil maps, noise and acquisition simulation.
+"""k-space physics: centred orthonormal FFT, forward operators (Cartesian and NUFFT),
+data consistency, coil maps, noise and acquisition simulation.
 
 Complex tensors are torch ``complex64``; k-space and coil maps are ``(B, C, H, W)``
 and complex images ``(B, H, W)``. H is the readout axis, W the phase-encode axis.
@@ -25,12 +25,15 @@ from physics.consistency import (
     soft_consistency,
 )
 from physics.fft import fft2c, ifft2c
+from physics.nufft import NUFFT, Trajectory
 from physics.operators import MultiCoil, SingleCoil
 from physics.resolution import SliceAverage
 
 __all__ = [
     "DataConsistency",
     "MultiCoil",
+    "NUFFT",
+    "Trajectory",
     "SingleCoil",
     "SliceAverage",
     "add_noise",

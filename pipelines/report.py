@@ -169,7 +169,7 @@ def _trust_table(runs: list[dict]) -> str:
         energy = f"{row['hallucination_energy']:.4f}" if "hallucination_energy" in row else "n/a"
         lines.append(f'<tr><td>{html.escape(label)}</td><td>{html.escape(row["method"])}</td>'
                      f'<td>{html.escape(str(row.get("guard_reference") or "n/a"))}</td>{guard_cell}<td>{row["dc_residual_max"]:.1e}{noise_note(row)}</td>'
-                     f'<td>{energy}</td><td>{html.escape(row.get("hallucination_reference", "no CS method"))}</td>'
+                     f'<td>{energy}</td><td>{html.escape(row.get("hallucination_reference", "n/a"))}</td>'
                      f'<td class="{"flag" if flagged else ""}">{flagged} / {row["slices"]}</td></tr>')
     lines.append("</tbody></table><p>The <b>guard</b> flags a slice when the learned method's estimated PSNR (k-space hold-out, "
                  "no reference: <code>recon.trust.holdout</code>) does not lead the best CS method's by at least 1.5 dB less the "

@@ -34,6 +34,13 @@ def wall_seconds(rows: list[dict]) -> float:
     return round(total + previous, 2)
 
 
+def phase_threads(command: str) -> int:
+    """The CPU threads a phase trained on (its ``--threads``; the trainer's default, 2
+    on this project's machines, when absent)."""
+    parts = command.split()
+    return int(parts[parts.index("--threads") + 1]) if "--threads" in parts else 2
+
+
 def ship_log(log: Path, name: str) -> str:
     """Copy a training log into ``recon/weights/logs``, unless a shipped log (of an earlier
     phase shared with other weights) already holds the same bytes; returns its file name."""
@@ -112,10 +119,15 @@ def main() -> None:
         help="validate best.pt and the last checkpoint.pt again on the val split (geometric-mean NMSE, "
         "the trainer's criterion since it changed) and ship the better; recorded in the card",
     )
+    parser.add_argument(
+        "--continues-from", metavar="SHIPPED",
+        help="like --continues, for a run initialised from other shipped weights (e.g. gan-drn for gan-drn-trajectory)",
+    )
     args = parser.parse_args()
     shipped_phases = []
-    if args.continues:
-        shipped_phases = json.loads((WEIGHTS_DIR / f"{args.name}.json").read_text())["training_phases"]
+    if args.continues or args.continues_from:
+        source = args.continues_from or args.name
+        shipped_phases = json.loads((WEIGHTS_DIR / f"{source}.json").read_text())["training_phases"]
     best = load_state(args.run / "best.pt", what="checkpoint")
     config = best["config"]
     generator = get_spec(config["model"]).build_generator(dict(config["generator"]))
@@ -180,6 +192,11 @@ def main() -> None:
     if config.get("resample") and config.get("resample_shrink"):
         card["trained_resample_shrink"] = config["resample_shrink"]
     card["total_wall_seconds"] = sum(p["wall_seconds"] for p in phases)
+    card["total_cpu_hours"] = round(sum(p["wall_seconds"] * phase_threads(p["command"]) for p in phases) / 3600, 2)
+    from masks import TRAJECTORY_KINDS
+
+    if all(kind in TRAJECTORY_KINDS for kind in config["mask_type"].split(",") if kind):
+        card["sampling"] = "trajectory"  # recon.models.learned uses these weights for non-Cartesian data
     card["total_steps"] = sum(p["steps"] for p in phases)
     (WEIGHTS_DIR / f"{args.name}.json").write_text(json.dumps(card, indent=1) + "\n")
     shutil.copy(args.run / "val.json", WEIGHTS_DIR / "logs" / f"{args.name}-val.json")

@@ -72,10 +72,10 @@ class _Learned(Reconstructor):
             return None if Path(self.weights).is_file() else f"no weights file {self.weights}"
         return self.unavailable_reason()
 
-    def _choose(self, ratio: float) -> Path:
+    def _choose(self, ratio: float, sampling: str = "grid") -> Path:
         if self.weights is not None:
             return Path(self.weights)
-        options = shipped_weights(self.model)  # the cards are read once per call
+        options = shipped_weights(self.model, sampling=sampling)  # the cards are read once per call
         nearest = nearest_of(options, self.model, ratio)
         if ratio_distance(ratio, options[nearest]) > 0.02:
             low, high = options[nearest]
@@ -90,7 +90,8 @@ class _Learned(Reconstructor):
     def reconstruct(self, kspace, mask, coil_maps=None):
         if self.superres_only:
             central_block(mask)  # a clear error for a mask that is not a central block
-        generator = load_generator(str(self._choose(sampling_ratio(mask)))).to(self.device)
+        sampling = "grid" if getattr(mask, "coords", None) is None else "trajectory"
+        generator = load_generator(str(self._choose(sampling_ratio(mask), sampling))).to(self.device)
         if coil_maps is not None:  # the models train on at most VIRTUAL_COILS (compressed) coils
             kspace, coil_maps = compress_coils(kspace, coil_maps, VIRTUAL_COILS)
         operator = sampling_operator(mask, coil_maps).to(self.device)

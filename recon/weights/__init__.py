@@ -13,17 +13,21 @@ import json
 from pathlib import Path
 
 WEIGHTS_DIR = Path(__file__).resolve().parent
-def shipped_weights(model: str, folder: Path = WEIGHTS_DIR) -> dict[Path, tuple[float, float]]:
-    """``{weights path: (lowest, highest) training ratio}`` for ``model``, read from the cards."""
-    found = {}
+def shipped_weights(model: str, folder: Path = WEIGHTS_DIR, sampling: str = "grid") -> dict[Path, tuple[float, float]]:
+    """``{weights path: (lowest, highest) training ratio}`` for ``model``, read from the cards.
+
+    ``sampling``: ``grid`` (Cartesian masks) or ``trajectory`` (non-Cartesian, cards with
+    ``"sampling": "trajectory"``). With no weights trained for trajectories, trajectories
+    get the grid weights."""
+    found: dict[str, dict[Path, tuple[float, float]]] = {"grid": {}, "trajectory": {}}
     for path in sorted(folder.glob("*.pt")):
         card_path = path.with_suffix(".json")
         if not card_path.is_file():
             continue
         card = json.loads(card_path.read_text())
         if card.get("model") == model:
-            found[path] = (min(card["trained_ratios"]), max(card["trained_ratios"]))
-    return found
+            found[card.get("sampling", "grid")][path] = (min(card["trained_ratios"]), max(card["trained_ratios"]))
+    return found[sampling] or found["grid"]
 
 
 def ratio_distance(ratio: float, trained: tuple[float, float]) -> float:
