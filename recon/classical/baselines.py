@@ -149,10 +149,11 @@ class TotalVariation(_SigpyMethod):
     multicoil_iter, multicoil_cg_iter, multicoil_rho = 30, 2, 0.2
 
     # Trajectories (single- and multi-coil): the same torch ADMM on the NUFFT's Toeplitz
-    # normal operator, without a preconditioner, so more CG steps per iteration; 80
-    # iterations gained 0.8-2.1 dB over 40 on a training slice (docs/results.md). A
-    # circulant preconditioner from the point-spread function was tried and slowed it.
-    trajectory_iter, trajectory_cg_iter, trajectory_rho = 80, 4, 0.2
+    # normal operator, without a preconditioner, so more CG steps per iteration. 80
+    # iterations (weights tuned at 40) were mixed on the held-out subjects, -0.85 to
+    # +0.7 dB at twice the time (docs/results.md); a circulant preconditioner from the
+    # point-spread function was tried and slowed convergence.
+    trajectory_iter, trajectory_cg_iter, trajectory_rho = 40, 4, 0.2
 
     def reconstruct(self, kspace, mask, coil_maps=None):
         trajectory = isinstance(mask, Trajectory)
