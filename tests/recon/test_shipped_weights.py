@@ -151,3 +151,18 @@ def test_loaded_generators_run_channels_last_with_the_same_images(recon_sample_k
         # a copy: load_generator's cached model must stay as every other caller gets it
         plain = copy.deepcopy(generator).to(memory_format=torch.contiguous_format)(kspace, operator)
     assert float((fast - plain).abs().max()) <= 1e-4 * float(plain.abs().max())
+
+
+def test_trajectory_weights_are_chosen_for_trajectories_and_grid_weights_otherwise(tmp_path):
+    import json
+
+    for name, sampling in (("grid", None), ("radial", "trajectory")):
+        (tmp_path / f"{name}.pt").write_bytes(b"")
+        card = {"model": "gan-drn", "trained_ratios": [0.05, 0.6]}
+        if sampling:
+            card["sampling"] = sampling
+        (tmp_path / f"{name}.json").write_text(json.dumps(card))
+    assert list(shipped_weights("gan-drn", tmp_path)) == [tmp_path / "grid.pt"]
+    assert list(shipped_weights("gan-drn", tmp_path, sampling="trajectory")) == [tmp_path / "radial.pt"]
+    (tmp_path / "radial.json").unlink()  # no trajectory weights: trajectories get the grid weights
+    assert list(shipped_weights("gan-drn", tmp_path, sampling="trajectory")) == [tmp_path / "grid.pt"]
