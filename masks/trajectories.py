@@ -87,15 +87,6 @@ class TrajectoryMask:
         canvas[rows.ravel(), cols.ravel()] = 255
         return canvas
 
-    def raster(self) -> np.ndarray:
-        """Bool ``(H, W)``: the grid cells the trajectory passes through (for pictures only)."""
-        height, width = self.shape
-        rows = np.clip(np.rint(self.coords[..., 0] + height // 2).astype(int), 0, height - 1)
-        cols = np.clip(np.rint(self.coords[..., 1] + width // 2).astype(int), 0, width - 1)
-        array = np.zeros(self.shape, bool)
-        array[rows.ravel(), cols.ravel()] = True
-        return array
-
 
 def nyquist_shots(kind: str, shape: tuple[int, int]) -> float:
     """Spokes (radial: ``pi N / 2``) or interleaves (spiral: ``3 N / 16``) that sample the

@@ -5,7 +5,7 @@ The transform is FINUFFT's (type 2 forward, type 1 adjoint, tolerance
 ``NUFFT_TOLERANCE``): on 2 CPU threads it took 14 ms each way for 40 golden-angle spokes
 of 512 samples on a 256² grid, where SigPy's Kaiser-Bessel NUFFT needed 44 / 38 ms for the
 same accuracy (oversampling 2, width 6: 1.1e-5 against a direct DFT); SigPy's default
-(1.25, 4) is 7e-3 off (docs/results.md, "Non-Cartesian operator").
+(1.25, 4) is 7e-3 off (docs/results.md, "Non-Cartesian", "The operator").
 
 Conventions (docs/CONVENTIONS): coordinates ``(..., 2)`` in units of 1/FOV, from
 ``-N/2`` to ``N/2`` per axis, ordered like the image axes ``(H, W)``; k-space
@@ -269,9 +269,10 @@ def radial_density(trajectory: Trajectory) -> torch.Tensor:
 
 def voronoi_density(trajectory: Trajectory) -> torch.Tensor:
     """Density compensation by Voronoi areas (Rasche et al. 1999): each sample's weight is
-    the area of the k-space cell closer to it than to any other sample. Samples at the
-    same location share their cell; cells on the outer edge (unbounded, or larger than
-    the cells inside) are capped at the 99th percentile of the bounded ones.
+    the area of the k-space cell closer to it than to any other sample, in units of
+    (1/FOV)^2. Samples at the same location share their cell; a ring of guard points
+    1/FOV outside the outermost sample bounds the cells on the edge, and a cell left
+    unbounded takes the largest bounded area.
 
     Shapes
     ------

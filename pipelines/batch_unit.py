@@ -34,11 +34,11 @@ from pipelines.formats import Study, read_input
 from pipelines.formats.fastmri import center_crop
 from pipelines.formats.study import FILE_PROBLEMS, check_simulable
 from pipelines.images import save_png, to_uint8
-from pipelines.noncartesian import trajectory_acquisition, trajectory_of
+from pipelines.noncartesian import trajectory_acquisition
 from pipelines.output import atomic_file, write_json
 from pipelines.writers import write_output
 from recon import metrics
-from recon.api import as_sampling, coil_maps_for
+from recon.api import coil_maps_for
 from recon.trust import calibration
 
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
@@ -51,9 +51,9 @@ def _acquisition(study: Study, config: BatchConfig, notes: list[str]
     """k-space ``(N, C, H, W)``, mask ``(H, W)``, reference ``(N, H, W)`` or None, and
     ESPIRiT coil maps ``(N, C, H, W)`` for multi-coil data; what it did is added to
     ``notes`` (coil compression)."""
-    trajectory = trajectory_of(study, config)
-    if trajectory is not None:
-        return trajectory_acquisition(study, trajectory, config, notes)
+    acquired = trajectory_acquisition(study, config, notes)
+    if acquired is not None:  # radial, spiral, ...: k-space (N, C, *samples) and its Trajectory
+        return acquired
     shape = (study.images if study.simulated else study.kspace).shape[-2:]
     if study.mask is not None:
         mask = np.asarray(study.mask, bool)
@@ -161,9 +161,8 @@ def _reconstruct(kspace: np.ndarray, mask: np.ndarray, coil_maps: np.ndarray | N
 def _process_study(study: Study, config: BatchConfig, entry: dict[str, Any], out: Path) -> None:
     """Reconstruct, judge and write one study (a volume) of the unit."""
     kspace, mask, reference, coil_maps = _acquisition(study, config, entry["notes"])
-    trajectory = isinstance(mask, masks.TrajectoryMask)
+    trajectory = isinstance(mask, Trajectory)
     ratio = mask.ratio if trajectory else float(mask.mean())
-    sampling = as_sampling(mask) if trajectory else mask  # the density compensation computed once
     crop = study.meta.get("crop")
     study_metrics: dict[str, Any] = {"source": str(study.source), "format": study.format,
                                      "kspace": "simulated" if study.simulated else "measured",
@@ -174,7 +173,7 @@ def _process_study(study: Study, config: BatchConfig, entry: dict[str, Any], out
         reference = center_crop(reference, crop)
     if trajectory:
         study_metrics["mask_type"] = mask.kind
-    complex_images, seconds = _reconstruct(kspace, sampling, coil_maps, config.methods)
+    complex_images, seconds = _reconstruct(kspace, mask, coil_maps, config.methods)
     guarded: dict[str, np.ndarray] = {}
     if config.estimate_folds and trajectory:
         study_metrics["notes"].append("no error estimate or guard: the k-space hold-out is Cartesian only")
@@ -196,7 +195,7 @@ def _process_study(study: Study, config: BatchConfig, entry: dict[str, Any], out
         _score(record, np.abs(own).astype(np.float32), reference)
     if reference is not None:
         entry["outputs"] += _preview(out, f"{study.name}_reference", reference, reference)
-    _trust(study_metrics["methods"], complex_images, kspace, sampling, coil_maps)
+    _trust(study_metrics["methods"], complex_images, kspace, mask, coil_maps)
     entry["slices"] += len(kspace) * len(config.methods)
     metrics_path = out / f"{study.name}.metrics.json"
     write_json(metrics_path, study_metrics)

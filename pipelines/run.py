@@ -255,14 +255,14 @@ def _estimate(config: RunConfig, records: list[dict[str, Any]], outputs: dict[st
                          f"(slice index->method: {', '.join(swapped)})")
 
 
-def _simulate(config: RunConfig, images: np.ndarray, mask: Mask, seed_name: str, notes: list[str]
-              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+def _simulate(config: RunConfig, images: np.ndarray, mask: Mask | TrajectoryMask, sampling, seed_name: str,
+              notes: list[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """The simulated acquisition: k-space ``(N, C, H, W)``, the complex truth ``(N, H, W)``
-    and, for several coils, the ESPIRiT maps the methods get."""
+    and, for several coils, the ESPIRiT maps the methods get. ``sampling`` is the mask's
+    :func:`recon.api.as_sampling`."""
     shape = tuple(images.shape[-2:])
     generator = torch.Generator().manual_seed(seed_from_name(seed_name, config.seed))
     coil_maps = simulate_coil_maps(config.coils, shape).unsqueeze(0) if config.coils > 1 else None
-    sampling = as_sampling(mask)
     kspace, truth = simulate_kspace(torch.from_numpy(images), sampling, coil_maps=coil_maps,
                                     noise_snr=config.noise_snr, phase=config.phase, generator=generator)
     recon_maps = None
@@ -278,13 +278,11 @@ def _simulate(config: RunConfig, images: np.ndarray, mask: Mask, seed_name: str,
     return kspace, truth, recon_maps
 
 
-def _reconstruct(config: RunConfig, methods: list[str], ids: list[str], mask: Mask | TrajectoryMask,
-                 kspace: torch.Tensor,
-                 coil_maps: torch.Tensor | None, reference: torch.Tensor, data_range: float,
+def _reconstruct(config: RunConfig, methods: list[str], ids: list[str], mask: Mask | TrajectoryMask, sampling,
+                 kspace: torch.Tensor, coil_maps: torch.Tensor | None, reference: torch.Tensor, data_range: float,
                  progress: bool | str | None) -> tuple[list[dict], dict[str, list[np.ndarray]], dict[str, list[torch.Tensor]]]:
     """Every method on every slice, slice by slice (the progress counts slices); returns
     the records (by method, then slice), the magnitudes and the complex images."""
-    mask_t = as_sampling(mask)
     reconstructors = {name: recon.get(name) for name in methods}
     by_method: dict[str, list[dict[str, Any]]] = {name: [] for name in methods}
     outputs: dict[str, list[np.ndarray]] = {name: [] for name in methods}
@@ -296,7 +294,7 @@ def _reconstruct(config: RunConfig, methods: list[str], ids: list[str], mask: Ma
             for name, reconstructor in reconstructors.items():
                 started = time.perf_counter()
                 with torch.no_grad():
-                    image = reconstructor.reconstruct(kspace[index : index + 1], mask_t, maps)[0]
+                    image = reconstructor.reconstruct(kspace[index : index + 1], sampling, maps)[0]
                 seconds = time.perf_counter() - started
                 scores = metrics.evaluate(image, reference[index], data_range=data_range)
                 by_method[name].append({
@@ -324,13 +322,13 @@ def run(config: RunConfig, progress: bool | str | None = None) -> RunResult:
     notes += method_notes
     if not methods:
         raise ValueError("no method to run")
-    kspace, truth, recon_maps = _simulate(config, images, mask, seed_name, notes)
+    mask_t = as_sampling(mask)  # what the methods take: a bool tensor, or a trajectory with its density compensation
+    kspace, truth, recon_maps = _simulate(config, images, mask, mask_t, seed_name, notes)
     reference = truth.abs()
     data_range = float(reference.max())
     torch_threads = torch.get_num_threads()
-    records, outputs, complex_outputs = _reconstruct(config, methods, ids, mask, kspace, recon_maps, reference,
-                                                     data_range, progress)
-    mask_t = as_sampling(mask)
+    records, outputs, complex_outputs = _reconstruct(config, methods, ids, mask, mask_t, kspace, recon_maps,
+                                                     reference, data_range, progress)
     psnr = {name: float(np.mean([r["psnr"] for r in records if r["method"] == name])) for name in methods}
     checks, trust_maps, compared = trust_check(complex_outputs, kspace, mask_t, recon_maps, psnr)
     for name, slices in checks.items():

@@ -164,13 +164,12 @@ class TotalVariation(_SigpyMethod):
         operator = sampling_operator(mask, coil_maps)
         rhs = operator.adjoint(kspace)
         start = operator.gridding(kspace) if trajectory else rhs
-        lamda = self.weight_for(mask) * (start.abs().flatten(1).amax(dim=1) if not trajectory
-                                         else rhs.abs().flatten(1).amax(dim=1))
+        lamda = self.weight_for(mask) * rhs.abs().flatten(1).amax(dim=1)
         iterations = ((self.trajectory_iter, self.trajectory_cg_iter, self.trajectory_rho) if trajectory
                       else (self.multicoil_iter, self.multicoil_cg_iter, self.multicoil_rho))
         image = admm_total_variation(operator.normal(), rhs, lamda, rho=iterations[2], max_iter=iterations[0],
                                      cg_iter=iterations[1], mask=None if trajectory else mask,
-                                     x0=start if trajectory else None)
+                                     x0=start)
         return image if coil_maps is None else image * coil_support(coil_maps)
 
     def _app(self, kspace, coil_maps, options, lamda):
