@@ -39,13 +39,16 @@ import numpy as np
 import torch
 
 import recon
-from masks import make_mask, seed_from_name
+from masks import make_mask, seed_from_name, split_family
 from physics import simulate_coil_maps, simulate_kspace
 from recon import metrics
 from recon.trust import guard, holdout
 from recon.trust.calibration import CALIBRATION_FILE, load_calibration, psnr_for
 
 DEFAULT_METHODS = ("zero-filled", "cs-l1", "cs-tv", "gan-drn", "csr-gan")
+INTERVAL = (0.1, 0.9)
+"""Quantiles of (true - estimated PSNR) on the validation records that bound the stated
+interval: it should hold the truth on 80 % of slices."""
 
 
 def _slices(images: np.ndarray, count: int) -> np.ndarray:
@@ -57,7 +60,8 @@ def measure(images: np.ndarray, name: str, preset: str, mask_type: str, coils: i
             folds: int, noise_snr: float | None = None) -> list[dict]:
     """One record per (slice, method): the truth and the raw hold-out estimate."""
     shape = images.shape[-2:]
-    mask_np = make_mask(preset, shape, mask_type, seed=seed_from_name(name)).array
+    kind, center_fraction = split_family(mask_type)  # vd2d:nocal: no calibration block
+    mask_np = make_mask(preset, shape, kind, seed=seed_from_name(name), center_fraction=center_fraction).array
     mask = torch.from_numpy(mask_np)
     maps = simulate_coil_maps(coils, shape).unsqueeze(0) if coils > 1 else None
     generator = torch.Generator().manual_seed(seed_from_name(name))
@@ -69,8 +73,10 @@ def measure(images: np.ndarray, name: str, preset: str, mask_type: str, coils: i
     block = holdout.block_shape(mask_np) is not None
     for index in range(len(images)):
         fold_masks = holdout.holdout_folds(mask_np, folds, seed=seed_from_name(f"{name}:{index}"))
-        for method in methods:
-            reconstructor = recon.get(method)
+        for label in methods:  # NAME@WEIGHTS: a learned model with weights not (yet) shipped, recorded as NAME@
+            method, _, weights = label.partition("@")
+            reconstructor = recon.get(method, weights=weights) if weights else recon.get(method)
+            method = f"{method}@" if weights else method
             data = kspace[index : index + 1]
             started = time.perf_counter()
             with torch.no_grad():
@@ -107,7 +113,7 @@ def fit(records: list[dict]) -> dict:
     for r in records:
         point = (np.log10(max(np.mean(r["fold_nmse"]), 1e-12)), np.log10(max(r["nmse"], 1e-12)))
         groups.setdefault(f"{r['family']}:{_kind(r)}", []).append(point)
-    lines, residuals = {}, {}
+    lines, residuals, intervals = {}, {}, {}
     for key, points in sorted(groups.items()):
         x, y = np.array(points).T
         if len(points) < 6 or np.ptp(x) < 0.3:
@@ -115,7 +121,11 @@ def fit(records: list[dict]) -> dict:
         b, a = np.polyfit(x, y, 1)
         lines[key] = [float(a), float(b)]
         residuals[key] = float(np.std(y - (a + b * x)))
-    return {"lines": lines, "residual_std_log10": residuals, "points": {k: len(v) for k, v in groups.items()}}
+        # true - estimated PSNR = -10 (log10 NMSE_true - line): its 10th and 90th percentiles
+        gap = -10 * (y - (a + b * x))
+        intervals[key] = [float(np.quantile(gap, INTERVAL[0])), float(np.quantile(gap, INTERVAL[1]))]
+    return {"lines": lines, "residual_std_log10": residuals, "interval_db": intervals,
+            "interval_quantiles": list(INTERVAL), "points": {k: len(v) for k, v in groups.items()}}
 
 
 def merge(earlier: dict, fitted: dict, kinds: set[str]) -> dict:
@@ -123,7 +133,8 @@ def merge(earlier: dict, fitted: dict, kinds: set[str]) -> dict:
     outside ``kinds`` (those of the records ``fitted`` came from), so a calibration on
     super-resolution records alone keeps the 1-D and 2-D lines; ``fitted_on`` records
     both fits."""
-    merged = {name: dict(fitted.get(name, {})) for name in ("lines", "residual_std_log10", "points")}
+    merged = {name: dict(fitted.get(name, {})) for name in ("lines", "residual_std_log10", "interval_db", "points")}
+    merged["interval_quantiles"] = fitted.get("interval_quantiles", list(INTERVAL))
     for name in merged:
         for key, value in earlier.get(name, {}).items():
             if key.split(":")[1] not in kinds:
@@ -144,6 +155,7 @@ def apply(records: list[dict], calibration: dict) -> None:
         estimate = holdout.summarise_folds(r["fold_nmse"], r["method"], r["family"], _kind(r), r["data_range"],
                                            r["mean_energy"], calibration)
         r["est_nmse"], r["est_psnr"], r["est_spread"] = estimate.nmse, estimate.psnr, estimate.psnr_spread
+        r["est_low"], r["est_high"] = estimate.psnr_low, estimate.psnr_high
         r["true_psnr_like_est"] = psnr_for(r["nmse"], r["data_range"], r["mean_energy"])
 
 
@@ -169,9 +181,11 @@ def evaluate(records: list[dict], calibration: dict) -> str:
                  f"({100 * within / len(slices):.0f} %, target >= 80 %)")
     for setting, oks in sorted(per_setting.items()):
         lines.append(f"  {setting}: {sum(oks)}/{len(oks)}")
+    lines += _coverage(records)
+    lines += _families(slices)
     worse_flagged = worse = better_flagged = better = 0
     for rows in slices.values():
-        cs = [r for r in rows if r["family"] == "cs"]
+        cs = [r for r in rows if r["family"] in FALLBACK_FAMILIES]
         for r in (r for r in rows if r["family"] == "learned"):
             verdict = guard.compare(r["est_psnr"], r["est_spread"], [(c["method"], c["est_psnr"], c["est_spread"]) for c in cs])
             true_gap = r["psnr"] - max(c["psnr"] for c in cs)
@@ -189,6 +203,62 @@ def evaluate(records: list[dict], calibration: dict) -> str:
         seconds.setdefault(r["method"], []).append(r["estimate_seconds"] / max(r["seconds"], 1e-6))
     lines.append("estimate cost, in reconstructions: " + ", ".join(f"{m} {np.mean(v):.1f}x" for m, v in seconds.items()))
     return "\n".join(lines)
+
+
+FALLBACK_FAMILIES = ("cs", "baseline")  # what the guard may write instead (pipelines.evaluation)
+
+
+def _coverage(records: list[dict]) -> list[str]:
+    """How often the stated interval holds the truth, and the mean |estimated - true|,
+    per mask kind and per mask family."""
+    lines = ["stated interval [low, high] holds the true PSNR (target >= 80 %); mean |estimated - true| (dB):"]
+    for name, key in (("kind", _kind), ("family", lambda r: r["mask_type"])):
+        groups: dict[str, list[dict]] = {}
+        for r in records:
+            groups.setdefault(key(r), []).append(r)
+        for group, rows in sorted(groups.items()):
+            held = [r["est_low"] <= r["psnr"] <= r["est_high"] for r in rows if np.isfinite(r["est_low"])]
+            error = np.mean([abs(r["est_psnr"] - r["psnr"]) for r in rows])
+            lines.append(f"  {name} {group}: {sum(held)}/{len(held)} ({100 * np.mean(held) if held else float('nan'):.0f} %), "
+                         f"mean |error| {error:.2f} dB, mean width {np.mean([r['est_high'] - r['est_low'] for r in rows]):.1f} dB")
+    return lines
+
+
+def _families(slices: dict[tuple, list[dict]]) -> list[str]:
+    """Per mask family and ratio, mean PSNR: zero-filled, the best CS per slice, each
+    learned method alone and after the guard (where flagged, the true PSNR of what the
+    guard writes); slices below zero-filled after the guard; and false fallbacks."""
+    table: dict[tuple[str, str], dict[str, list[float]]] = {}
+    for (_, _, preset, family, _), rows in slices.items():
+        cell = table.setdefault((family, preset), {})
+        fallbacks = [r for r in rows if r["family"] in FALLBACK_FAMILIES]
+        cs = [r for r in rows if r["family"] == "cs"]
+        zero = [r["psnr"] for r in rows if r["method"] == "zero-filled"]
+        cell.setdefault("zero-filled", []).append(zero[0] if zero else float("nan"))
+        best_cs = max(r["psnr"] for r in cs)
+        cell.setdefault("best CS", []).append(best_cs)
+        for r in (r for r in rows if r["family"] == "learned"):
+            verdict = guard.compare(r["est_psnr"], r["est_spread"],
+                                    [(c["method"], c["est_psnr"], c["est_spread"]) for c in fallbacks])
+            written = next(c["psnr"] for c in fallbacks if c["method"] == verdict.reference) if verdict.flagged else r["psnr"]
+            cell.setdefault(r["method"], []).append(r["psnr"])
+            cell.setdefault(f"{r['method']} guarded", []).append(written)
+            cell.setdefault(f"{r['method']} below zero-filled", []).append(float(zero and written < zero[0] - 0.05))
+            cell.setdefault(f"{r['method']} false fallback", []).append(float(verdict.flagged and r["psnr"] > best_cs))
+    learned = sorted({k for cell in table.values() for k in cell if k not in ("zero-filled", "best CS") and " " not in k})
+    header = "| family | ratio | slices | zero-filled | best CS | " + " | ".join(
+        f"{m} | {m} guarded | {m} below ZF | {m} false fallbacks" for m in learned) + " |"
+    lines = ["per mask family (PSNR dB, means over slices):", header, "|" + "---|" * (header.count("|") - 1)]
+    for (family, preset), cell in sorted(table.items()):
+        row = [family, preset, str(len(cell["best CS"])), f"{np.nanmean(cell['zero-filled']):.2f}", f"{np.mean(cell['best CS']):.2f}"]
+        for m in learned:
+            if m not in cell:
+                row += ["", "", "", ""]
+                continue
+            row += [f"{np.mean(cell[m]):.2f}", f"{np.mean(cell[m + ' guarded']):.2f}", f"{int(sum(cell[m + ' below zero-filled']))}",
+                    f"{int(sum(cell[m + ' false fallback']))}"]
+        lines.append("| " + " | ".join(row) + " |")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:

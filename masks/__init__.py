@@ -21,8 +21,9 @@ from masks.base import (
     parse_preset,
     preset_kind,
     seed_from_name,
+    split_family,
 )
-from masks.grid import lowres_mask, radial_mask, random2d_mask, vd2d_mask
+from masks.grid import lowres_mask, poisson_mask, radial_mask, random2d_mask, vd2d_mask
 from masks.lines import cartesian_mask, equispaced_mask, gaussian1d_mask
 from masks.trajectories import TRAJECTORY_KINDS, TrajectoryMask, make_trajectory
 
@@ -32,6 +33,7 @@ GENERATORS = {
     "gaussian1d": gaussian1d_mask,
     "random2d": random2d_mask,
     "vd2d": vd2d_mask,
+    "poisson": poisson_mask,
     "radial-raster": radial_mask,
     "lowres": lowres_mask,
 }
@@ -108,6 +110,7 @@ __all__ = [
     "TWO_D_KINDS",
     "Mask",
     "calibration_size",
+    "split_family",
     "cartesian_mask",
     "equispaced_mask",
     "gaussian1d_mask",

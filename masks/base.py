@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 ONE_D_KINDS = ("cartesian", "equispaced", "gaussian1d")
-TWO_D_KINDS = ("random2d", "vd2d", "radial-raster", "lowres")
+TWO_D_KINDS = ("random2d", "vd2d", "poisson", "radial-raster", "lowres")
 KINDS = ONE_D_KINDS + TWO_D_KINDS
 
 _PRESET = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*pct\s*$", re.IGNORECASE)
@@ -106,6 +106,20 @@ def parse_preset(preset: str | float) -> float:
     if not 0.0 < ratio <= 1.0:
         raise ValueError(f"mask preset {preset!r} gives ratio {ratio}; it must be in (0, 1]")
     return ratio
+
+
+NO_CALIBRATION = ":nocal"
+"""Suffix of a training family without a calibration block (``vd2d:nocal``): the mask is
+drawn with ``center_fraction=0``."""
+
+
+def split_family(token: str) -> tuple[str, float | None]:
+    """``"vd2d:nocal"`` -> ``("vd2d", 0.0)``; ``"vd2d"`` -> ``("vd2d", None)`` (the
+    family's default centre)."""
+    token = token.strip()
+    if token.endswith(NO_CALIBRATION):
+        return token[: -len(NO_CALIBRATION)], 0.0
+    return token, None
 
 
 def seed_from_name(name: str, seed: int = 0) -> int:

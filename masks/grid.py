@@ -96,6 +96,61 @@ def vd2d_mask(
     return _with_centre(shape, ratio, as_generator(rng), center_fraction, weights, "vd2d", extra)
 
 
+def poisson_mask(
+    shape: tuple[int, int],
+    ratio: float,
+    rng: int | np.random.Generator,
+    center_fraction: float | None = None,
+) -> Mask:
+    """Variable-density Poisson-disc points (the pattern of BART ``poisson`` and of
+    scanners' compressed-sensing protocols), plus a fully sampled centre square.
+
+    The points come from :func:`sigpy.mri.poisson` (Bridson's algorithm, minimum
+    distance growing as ``1 + s r``, corners cropped below 60 %); its count is then made
+    exact by dropping random points outside the centre, or adding points drawn with the
+    pattern's own density ``1 / (1 + s r)``. ``center_fraction=0`` gives no calibration
+    block. SigPy's generator is seeded from ``rng``; global NumPy state is restored by
+    SigPy and never read here.
+
+    Shapes
+    ------
+    returns ``Mask.array`` of ``shape = (H, W)``.
+    """
+    import warnings
+
+    from sigpy.mri import poisson
+
+    gen = as_generator(rng)
+    if center_fraction is None:
+        center_fraction = default_center_fraction_2d(ratio)
+    count = _target_count(shape, ratio)
+    side = min(round(center_fraction * min(shape)), math.isqrt(count))
+    array = np.zeros(shape, dtype=bool)
+    if count < shape[0] * shape[1]:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                drawn = poisson(shape, shape[0] * shape[1] / count, calib=(side, side), dtype=bool,
+                                crop_corner=ratio < 0.6, seed=int(gen.integers(2**31 - 1)), tol=0.1 / max(ratio, 0.01))
+            except ValueError:  # SigPy's slope search missed its tolerance: the count is fixed below anyway
+                drawn = np.zeros(shape, dtype=bool)
+        array |= np.asarray(drawn, dtype=bool)
+    else:
+        array[:] = True
+    array[centre_slice(shape[0], side), centre_slice(shape[1], side)] = True
+    centre = np.zeros(shape, dtype=bool)
+    centre[centre_slice(shape[0], side), centre_slice(shape[1], side)] = True
+    excess = int(array.sum()) - count
+    if excess > 0:
+        removable = np.flatnonzero(array & ~centre)
+        array.ravel()[gen.choice(removable, size=min(excess, removable.size), replace=False)] = False
+    elif excess < 0:
+        free = np.flatnonzero(~array)
+        array.ravel()[weighted_choice(free, 1.0 / (1.0 + 4.0 * _radius(shape).ravel()[free]), -excess, gen)] = True
+    params = {"center_fraction": center_fraction, "center_side": side, "points": count}
+    return Mask(array, "poisson", ratio, float(array.mean()), calibration_size(array), params)
+
+
 def _spokes(shape: tuple[int, int], n_spokes: int, offset: float) -> np.ndarray:
     height, width = shape
     reach = math.hypot(height, width) / 2

@@ -96,8 +96,13 @@ MAX_MEMORY_HELP = ("most memory one input may need, e.g. 4G or 512M; larger inpu
 
 ESTIMATE_HELP = ("k-space hold-out folds of the reference-free error estimate of every method (default 4: "
                  "each method reconstructs K more times); 0 turns the estimate and the guard off")
-GUARD_HELP = ("write the best CS output instead of a learned one on slices where the learned output's "
-              "estimate does not lead the best CS estimate by 1.5 dB less their spread (recorded either way)")
+ADAPT_HELP = ("fine-tune each learned method on this scan's own measured k-space before reconstructing "
+              "(self-supervised on measured points the network does not see, early-stopped on a further hold-out; "
+              "about 2.5 minutes per learned method, the weights shared by every slice); for scans unlike the training data")
+GUARD_HELP = ("on by default for learned methods: write the best CS (or zero-filled) output instead of a learned one "
+              "on slices where the learned output's estimate does not lead that output's by 1.5 dB less their spread "
+              "(cs-tv and zero-filled are added when missing); --no-guard writes the learned output (the verdict is "
+              "recorded either way)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -129,7 +134,7 @@ def _add_run(commands) -> None:
         "metrics.json, config.json and PNGs.",
         epilog="examples:\n  recon run --mask 10pct\n  recon run --mask 50pct --mask-type vd2d --slices all --out runs/vd50\n"
         "  recon run --mask 25pct --coils 8 --noise-snr 30 --methods zero-filled,cs-l1,cg-sense\n"
-        "  recon run --mask 50pct --mask-type vd2d --guard",
+        "  recon run --mask 50pct --mask-type vd2d --no-guard",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     run.add_argument("--config", help="TOML/JSON/YAML file with run settings; flags override it")
@@ -154,8 +159,9 @@ def _add_run(commands) -> None:
     run.add_argument("--force", action="store_true", default=None, help="replace an existing output folder")
     run.add_argument("--estimate-folds", type=integer(0, 16), help=ESTIMATE_HELP)
     run.add_argument("--estimate-slices", type=count_or_all, metavar="N|all",
-                     help="run the error estimate on N of the slices, evenly spread (default 2; all: every slice)")
-    run.add_argument("--guard", action="store_true", default=None, help=GUARD_HELP)
+                     help="run the error estimate (and the guard) on N of the slices, evenly spread (default all)")
+    run.add_argument("--guard", action=argparse.BooleanOptionalAction, default=None, help=GUARD_HELP)
+    run.add_argument("--adapt", action="store_true", default=None, help=ADAPT_HELP)
 
 
 def _add_mask(commands) -> None:
@@ -225,7 +231,7 @@ def _add_train(commands) -> None:
     train.add_argument("--patience", type=integer(1), default=10, help="validations without improvement before stopping")
     train.add_argument("--generator", default="", help="generator options, e.g. width=32,blocks=2,stages=8 or kind=paper")
     train.add_argument("--loss", action="append", default=[], metavar="NAME=WEIGHT",
-                       help="weight of a named loss term (freq, nmse, ssim, l1, adv, fm, perceptual); repeatable, e.g. --loss l1=1 --loss fm=0.01")
+                       help="weight of a named loss term (freq, nmse, lognmse, ssim, l1, adv, fm, perceptual); repeatable, e.g. --loss l1=1 --loss fm=0.01")
     train.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
     train.add_argument("--threads", type=integer(1, 1024), help="torch CPU threads")
     train.add_argument("--coils", default="1",
@@ -251,7 +257,7 @@ def _add_batch(commands) -> None:
         epilog="examples:\n  recon batch scans/ --out recon-batch --mask 10pct --methods cs-tv,gan-drn\n"
         "  recon batch brain.nii.gz series_dir/ raw.h5 --out out --format nifti --workers 2\n"
         "  recon batch scans/ --out out --part 1/4 --resume\n"
-        "  recon batch raw.h5 --out out --methods cs-tv,csr-gan --guard\n"
+        "  recon batch raw.h5 --out out --methods cs-tv,csr-gan --no-guard\n"
         "  recon batch thick_volumes/ --out thin --slice-factor 4 --methods soup-gan,cubic",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -271,7 +277,8 @@ def _add_batch(commands) -> None:
     batch.add_argument("--seed", type=integer(0, 2**32 - 1), default=0)
     batch.add_argument("--max-memory", type=memory, help=MAX_MEMORY_HELP)
     batch.add_argument("--estimate-folds", type=integer(0, 16), default=4, help=ESTIMATE_HELP)
-    batch.add_argument("--guard", action="store_true", help=GUARD_HELP)
+    batch.add_argument("--guard", action=argparse.BooleanOptionalAction, default=None, help=GUARD_HELP)
+    batch.add_argument("--adapt", action="store_true", help=ADAPT_HELP)
     batch.add_argument("--virtual-coils", type=integer(1, 64), metavar="N",
                        help="compress measured multi-coil k-space to N virtual coils after prewhitening and readout "
                        "oversampling: geometric (as BART cc -G) for 1-D masks, SVD otherwise (default: keep every coil)")

@@ -82,10 +82,22 @@ def run_batch(config: BatchConfig, progress: bool | str | None = None, log: Call
     units = discover(list(config.inputs))
     index, count = config.part
     units = [unit for position, unit in enumerate(units) if position % count == index - 1]
+    if config.scheduler:  # workers run in their own folders: send them absolute paths
+        from pipelines.cluster import absolute_config, open_cluster
+
+        config, units = absolute_config(config, units)
+        out = Path(config.out)
     check_writable(out)
-    with FolderLock(out, "recon batch"):
-        remove_temporaries(out)  # left by an interrupted run
-        return _run_locked(config, out, units, progress, log, progress_interval)
+    client = open_cluster(config, units) if config.scheduler else None  # every worker must see the files
+    if config.guard_added:
+        log(f"guard: added {', '.join(config.guard_added)}, what a learned slice falls back to (--no-guard leaves them out)")
+    try:
+        with FolderLock(out, "recon batch"):
+            remove_temporaries(out)  # left by an interrupted run
+            return _run_locked(config, out, units, progress, log, progress_interval, client)
+    finally:
+        if client is not None:
+            client.close()
 
 
 def _plan(config: BatchConfig, out: Path, units: list[Path], manifest: dict) -> tuple[list, list]:
@@ -139,7 +151,7 @@ class _Recorder:
 
 
 def _run_locked(config: BatchConfig, out: Path, units: list[Path], progress: bool | str | None,
-                log: Callable[[str], None], progress_interval: float) -> BatchResult:
+                log: Callable[[str], None], progress_interval: float, client=None) -> BatchResult:
     manifest = load_manifest(out) if config.resume else {"units": {}}
     manifest["config"] = {key: value for key, value in asdict(config).items() if key not in ("resume", "force")}
     todo, skipped = _plan(config, out, units, manifest)
@@ -148,7 +160,7 @@ def _run_locked(config: BatchConfig, out: Path, units: list[Path], progress: boo
     previous = install_signal_handlers()
     pool: list[ProcessPoolExecutor] = []  # the worker pool, when there is one, to stop on the way out
     try:
-        _execute(config, todo, recorder, bar, pool)
+        _execute(config, todo, recorder, bar, pool, client)
     except (Signalled, KeyboardInterrupt) as error:
         signum = error.signum if isinstance(error, Signalled) else signal.SIGINT
         _stop(pool, out)
@@ -176,8 +188,8 @@ def _run_locked(config: BatchConfig, out: Path, units: list[Path], progress: boo
     return recorder.result()
 
 
-def _execute(config: BatchConfig, todo: list, recorder: _Recorder, bar: Progress, pool: list) -> None:
-    """Run the units on a Dask cluster (``--scheduler``), a process pool
+def _execute(config: BatchConfig, todo: list, recorder: _Recorder, bar: Progress, pool: list, client=None) -> None:
+    """Run the units on a Dask cluster (``client``, ``--scheduler``), a process pool
     (``--workers N``) or here, recording each as it finishes; stop at a full disk."""
     payload = asdict(config)
 
@@ -186,16 +198,16 @@ def _execute(config: BatchConfig, todo: list, recorder: _Recorder, bar: Progress
         bar.update(1, f"{recorder.slices()} slices")
         return bool(recorder.disk_full)
 
-    if config.scheduler:
-        from distributed import Client  # optional extra: pip install 'recon-mri[distributed]'
-        from distributed import as_completed as dask_as_completed
+    if client is not None:
+        from pipelines.cluster import run_on_cluster
 
-        with Client(config.scheduler) as client:
-            futures = {client.submit(process_unit, str(unit), payload, 1, pure=False): key for key, unit in todo}
-            for future in dask_as_completed(list(futures)):
-                if finished(futures[future], future.result()):
-                    client.cancel(list(futures))
+        results = run_on_cluster(client, todo, payload, process_unit)
+        try:
+            for key, entry in results:
+                if finished(key, entry):
                     break
+        finally:
+            results.close()
     elif config.workers > 1:
         threads = max(1, (os.cpu_count() or 1) // config.workers)
         pool.append(ProcessPoolExecutor(max_workers=config.workers, initializer=worker_init))

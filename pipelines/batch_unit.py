@@ -23,9 +23,11 @@ from physics.nufft import Trajectory
 from pipelines.config import BatchConfig
 from pipelines.evaluation import (
     UNGUARDED_NOTE,
+    adapt_learned,
     apply_guard,
     estimate_errors,
     guard_applies,
+    guard_reason,
     guard_verdicts,
     no_estimate_note,
     trust_check,
@@ -141,9 +143,10 @@ def _record_failure(entry: dict[str, Any], error: Exception, path: Path, out: Pa
         entry["traceback"] = traceback.format_exc()
 
 
-def _reconstruct(kspace: np.ndarray, mask: np.ndarray, coil_maps: np.ndarray | None, methods: tuple[str, ...]
-                 ) -> tuple[dict[str, np.ndarray], dict[str, float]]:
-    """Every method's complex volume ``(N, H, W)`` and its seconds for the volume."""
+def _reconstruct(kspace: np.ndarray, mask: np.ndarray, coil_maps: np.ndarray | None, methods: tuple[str, ...],
+                 adapted: dict) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+    """Every method's complex volume ``(N, H, W)`` and its seconds for the volume
+    (``adapted``: the learned methods fine-tuned on this scan, ``--adapt``)."""
     volumes: dict[str, np.ndarray] = {}
     seconds: dict[str, float] = {}
     for method in methods:
@@ -152,7 +155,12 @@ def _reconstruct(kspace: np.ndarray, mask: np.ndarray, coil_maps: np.ndarray | N
             tick = time.perf_counter()
             maps = None if coil_maps is None else coil_maps[index]
             data = kspace[index] if kspace.shape[1] > 1 else kspace[index, 0]
-            images.append(recon.reconstruct(data, mask, method, coil_maps=maps))
+            if method in adapted:
+                images.append(adapted[method].reconstruct(
+                    torch.from_numpy(kspace[index : index + 1] * mask), torch.from_numpy(mask),
+                    None if maps is None else torch.from_numpy(maps[None]))[0].numpy())
+            else:
+                images.append(recon.reconstruct(data, mask, method, coil_maps=maps))
             seconds[method] += time.perf_counter() - tick
         volumes[method] = np.stack(images)
     return volumes, seconds
@@ -173,30 +181,39 @@ def _process_study(study: Study, config: BatchConfig, entry: dict[str, Any], out
         reference = center_crop(reference, crop)
     if trajectory:
         study_metrics["mask_type"] = mask.kind
-    complex_images, seconds = _reconstruct(kspace, mask, coil_maps, config.methods)
+    adapted = adapt_learned(list(config.methods_run), torch.from_numpy(kspace), mask if trajectory else torch.from_numpy(mask),
+                            None if coil_maps is None else torch.from_numpy(coil_maps), study_metrics["notes"],
+                            config.seed) if config.adapt else {}
+    for method, model in adapted.items():
+        study_metrics["methods"].setdefault(method, {}).update(model.adaptation.to_dict())
+    complex_images, seconds = _reconstruct(kspace, mask, coil_maps, config.methods_run, adapted)
     guarded: dict[str, np.ndarray] = {}
     if config.estimate_folds and trajectory:
         study_metrics["notes"].append("no error estimate or guard: the k-space hold-out is Cartesian only")
     elif config.estimate_folds:
-        guarded = _estimate(study_metrics, complex_images, kspace, mask, coil_maps, reference, study.name, config)
+        guarded = _estimate(study_metrics, complex_images, kspace, mask, coil_maps, reference, study.name, config, adapted)
         entry["notes"] += [note for note in study_metrics["notes"] if note.startswith("guard")]
-    for method_index, method in enumerate(config.methods):
+    for method_index, method in enumerate(config.methods_run):
         own = center_crop(complex_images[method], crop) if crop else complex_images[method]
         output = own if method not in guarded else (center_crop(guarded[method], crop) if crop else guarded[method])
         description = f"recon {method} {study_metrics['mask']} {study_metrics['mask_type']} ratio {ratio:.3f}"
         if method in guarded:
-            description += " (guard: flagged slices from the best CS output)"
+            description += " (guard: flagged slices from the best CS or zero-filled output)"
         written = write_output(study, method, output, out, config.format, description, method_index)
         entry["outputs"].append(str(written.relative_to(out)))
         entry["outputs"] += _preview(out, f"{study.name}_{method}", np.abs(output).astype(np.float32), reference)
         record = study_metrics["methods"].setdefault(method, {})
         record["seconds_per_slice"] = seconds[method] / len(kspace)
-        # the method's own result is what the metrics score
+        # the method's own result is what the metrics score; the guarded output's get written_*
         _score(record, np.abs(own).astype(np.float32), reference)
+        if "guard_output_slices" in record:
+            written_scores: dict[str, Any] = {}
+            _score(written_scores, np.abs(output).astype(np.float32), reference)
+            record.update({f"written_{key}": value for key, value in written_scores.items()})
     if reference is not None:
         entry["outputs"] += _preview(out, f"{study.name}_reference", reference, reference)
     _trust(study_metrics["methods"], complex_images, kspace, mask, coil_maps)
-    entry["slices"] += len(kspace) * len(config.methods)
+    entry["slices"] += len(kspace) * len(config.methods_run)
     metrics_path = out / f"{study.name}.metrics.json"
     write_json(metrics_path, study_metrics)
     entry["outputs"].append(metrics_path.name)
@@ -229,7 +246,7 @@ def _through_plane_unit(path: Path, config: BatchConfig, entry: dict[str, Any], 
                               "mask": f"slice factor {factor}", "mask_type": "", "ratio": 1 / factor,
                               "slice_factor": factor, "slices_in": len(thick), "slices_out": len(thick) * factor,
                               "methods": {}, "notes": notes}
-    for method_index, method in enumerate(config.methods):
+    for method_index, method in enumerate(config.methods_run):
         tick = time.perf_counter()
         thin = restore(thick, factor, method)
         seconds = time.perf_counter() - tick
@@ -239,7 +256,7 @@ def _through_plane_unit(path: Path, config: BatchConfig, entry: dict[str, Any], 
         entry["outputs"] += _preview(out, f"{study.name}_{method}", np.moveaxis(thin, 1, 0), None)
         record["methods"][method] = {"seconds": seconds, "seconds_per_slice": seconds / len(thin),
                                      "weights": resolved_weights(factor, method)}
-    entry["slices"] += len(thick) * factor * len(config.methods)
+    entry["slices"] += len(thick) * factor * len(config.methods_run)
     metrics_path = out / f"{study.name}.metrics.json"
     write_json(metrics_path, record)
     entry["outputs"].append(metrics_path.name)
@@ -288,8 +305,8 @@ def _preview(out: Path, name: str, magnitude: np.ndarray, reference: np.ndarray 
 
 
 def _estimate(study_metrics: dict[str, Any], images: dict[str, np.ndarray], kspace: np.ndarray, mask: np.ndarray,
-              coil_maps: np.ndarray | None, reference: np.ndarray | None, name: str, config: BatchConfig
-              ) -> dict[str, np.ndarray]:
+              coil_maps: np.ndarray | None, reference: np.ndarray | None, name: str, config: BatchConfig,
+              adapted: dict) -> dict[str, np.ndarray]:
     """The hold-out error estimate of every method and the guard's verdicts, added to
     the study's records. With ``--guard``, returns the volume to write for each learned
     method with flagged slices: its own, with those slices from the best CS output.
@@ -304,7 +321,7 @@ def _estimate(study_metrics: dict[str, Any], images: dict[str, np.ndarray], kspa
     outputs = {method: list(torch.from_numpy(stack)) for method, stack in images.items()}
     maps = None if coil_maps is None else torch.from_numpy(coil_maps)
     estimates = estimate_errors(outputs, torch.from_numpy(kspace), torch.from_numpy(np.asarray(mask, bool)), maps,
-                                config.estimate_folds, name, data_range)
+                                config.estimate_folds, name, data_range, reconstructors=adapted)
     if not estimates:
         study_metrics["notes"].append(no_estimate_note(mask))
         return {}
@@ -326,17 +343,21 @@ def _estimate(study_metrics: dict[str, Any], images: dict[str, np.ndarray], kspa
         record["guard_flagged_slices"] = [v.flagged for v in per_slice]
         record["guard_flagged"] = int(sum(v.flagged for v in per_slice))
         if record["guard_flagged"] and not config.guard:
-            study_metrics["notes"].append(f"guard: {method} is estimably worse than {per_slice[0].reference} on "
-                                          f"{record['guard_flagged']}/{len(per_slice)} slices of {name} (--guard writes the "
-                                          "CS output there)")
+            study_metrics["notes"].append(f"guard (off, --no-guard): {method} is estimably worse than {per_slice[0].reference} "
+                                          f"on {record['guard_flagged']}/{len(per_slice)} slices of {name}")
+        if not config.guard:
+            record["guard_reasons"] = [guard_reason(method, verdict, None) for verdict in per_slice]
     guarded: dict[str, np.ndarray] = {}
     if config.guard:
         for method, replaced in apply_guard(outputs, verdicts).items():
             records[method]["guard_output_slices"] = [cs or method for cs in replaced]
+            records[method]["guard_reasons"] = [guard_reason(method, verdict, cs or method)
+                                                for verdict, cs in zip(verdicts[method], replaced)]
             if any(replaced):
                 guarded[method] = np.stack([t.numpy() for t in outputs[method]])
-                study_metrics["notes"].append(f"guard: {sum(1 for cs in replaced if cs)} {method} slice(s) written from the "
-                                              f"best CS output ({', '.join(sorted({cs for cs in replaced if cs}))})")
+                study_metrics["notes"].append(f"guard: {sum(1 for cs in replaced if cs)} {method} slice(s) written from "
+                                              f"{', '.join(sorted({cs for cs in replaced if cs}))} (--no-guard writes the "
+                                              "learned output)")
     study_metrics["estimate"] = {"folds": config.estimate_folds, "seconds": time.perf_counter() - started,
                                  "data_range": data_range, "ranked": sorted(records, key=lambda m: -records[m]["estimated_psnr"]),
                                  "calibration": calibration.CALIBRATION_FILE.name if calibration.CALIBRATION_FILE.is_file() else None}

@@ -29,6 +29,8 @@ def _run_config(args: argparse.Namespace):
     from pipelines.config import RunConfig, load_config
 
     base = load_config(args.config) if args.config else RunConfig()
+    if args.guard and (args.estimate_folds if args.estimate_folds is not None else base.estimate_folds) == 0:
+        raise UsageError("--guard needs the error estimate: leave --estimate-folds at 2 or more (or use --no-guard)")
     config = base.with_overrides(
         mask=args.mask,
         mask_type=args.mask_type,
@@ -47,6 +49,7 @@ def _run_config(args: argparse.Namespace):
         estimate_folds=args.estimate_folds,
         estimate_slices=args.estimate_slices,
         guard=args.guard,
+        adapt=args.adapt,
     )
     if args.out is None and (args.config is None or base.out == RunConfig.out):
         config = config.with_overrides(out=default_run_folder(config))
@@ -73,7 +76,8 @@ def default_run_folder(config) -> str:
 
 
 def _command_run(args: argparse.Namespace) -> int:
-    from pipelines.run import format_table, run
+    from pipelines.run import run
+    from pipelines.run_summary import format_table
 
     config = _run_config(args)
     result = run(config)
@@ -222,12 +226,19 @@ def _command_batch(args: argparse.Namespace) -> int:
         index, count = (int(part) for part in args.part.split("/"))
     except ValueError as error:
         raise UsageError(f"--part must be i/N, e.g. 1/4, got {args.part!r}") from error
+    if args.guard and args.estimate_folds == 0:
+        raise UsageError("--guard needs the error estimate: leave --estimate-folds at 2 or more (or use --no-guard)")
+    if args.adapt and args.slice_factor:
+        raise UsageError("--adapt fine-tunes k-space reconstructions; it does not apply to --slice-factor")
+    if args.guard and args.slice_factor:
+        raise UsageError("--guard compares k-space reconstructions; it does not apply to --slice-factor")
     config = BatchConfig(
         inputs=tuple(args.inputs), out=args.out, mask=args.mask, mask_type=args.mask_type,
         methods=args.methods or (("soup-gan",) if args.slice_factor else ("cs-tv",)),
         format=args.format, workers=args.workers, part=(index, count), resume=args.resume, force=args.force,
         seed=args.seed, scheduler=args.scheduler, max_memory=args.max_memory, estimate_folds=args.estimate_folds,
-        guard=args.guard, slice_factor=args.slice_factor, virtual_coils=args.virtual_coils,
+        guard=args.guard is not False and args.estimate_folds > 0, slice_factor=args.slice_factor,
+        virtual_coils=args.virtual_coils, adapt=args.adapt,
     )
     try:
         result = run_batch(config, log=lambda line: print(printable(line), file=sys.stderr))

@@ -51,8 +51,24 @@ def check_common(mask: str, mask_type: str, methods: tuple[str, ...] | None, see
         raise ValueError(f"--max-memory must be positive, got {max_memory}")
     if estimate_folds != 0 and not 2 <= estimate_folds <= 16:
         raise ValueError(f"--estimate-folds must be 0 (off) or 2 to 16, got {estimate_folds}")
-    if guard and estimate_folds == 0:
-        raise ValueError("--guard needs the error estimate: leave --estimate-folds at 2 or more")
+
+
+GUARD_REFERENCES = ("cs-tv", "zero-filled")
+"""Added to a guarded run or batch whose methods lack them, so that a learned slice has
+something to fall back to (``pipelines.evaluation.FALLBACK_FAMILIES``)."""
+
+
+def guard_additions(methods: tuple[str, ...], mask: str, mask_type: str) -> tuple[str, ...]:
+    """The :data:`GUARD_REFERENCES` that a guarded run of ``methods`` adds: none without a
+    learned method, on trajectories (no estimate) or on a super-resolution block (no
+    guard); ``cs-tv`` only when no CS method is there, ``zero-filled`` when it is missing."""
+    families = [recon.registry.info(name).family for name in methods]
+    if "learned" not in families or masks.is_trajectory(mask_type):
+        return ()
+    if masks.preset_kind(mask, None if mask_type == "cartesian" else mask_type) == "lowres":
+        return ()
+    added = () if "cs" in families else ("cs-tv",)
+    return added + (() if "zero-filled" in methods else ("zero-filled",))
 
 
 def resolve_lowres(config: Any) -> None:
@@ -100,11 +116,16 @@ class RunConfig:
         turns it (and the guard) off.
     estimate_slices : int
         The estimate (and so the guard) runs on this many of the slices, evenly spread
-        (default 2: each costs every method ``estimate_folds`` more reconstructions); 0
-        runs it on every slice.
+        (default 0: every slice, as the guard needs; each costs every method
+        ``estimate_folds`` more reconstructions).
     guard : bool
-        Where a learned output is estimably worse than the best CS output, write the
-        CS output instead (``recon.trust.guard``).
+        On by default: where a learned output is not estimably better than the best CS
+        (or zero-filled) output, write that output instead (``recon.trust.guard``);
+        ``--no-guard`` turns it off. Explicit ``methods`` with a learned one gain
+        :data:`GUARD_REFERENCES` they lack (:func:`guard_additions`).
+    adapt : bool
+        Fine-tune each learned method on the scan's own measured k-space first
+        (``recon.training.adapt``), the weights shared across its slices.
     """
 
     mask: str = "10pct"
@@ -122,8 +143,9 @@ class RunConfig:
     force: bool = False
     max_memory: int | None = None
     estimate_folds: int = 4
-    estimate_slices: int = 2
-    guard: bool = False
+    estimate_slices: int = 0
+    guard: bool = True
+    adapt: bool = False
 
     def __post_init__(self) -> None:
         resolve_lowres(self)
@@ -173,6 +195,7 @@ _TYPES: dict[str, tuple[tuple[type, ...], str]] = {
     "max_memory": ((int, str), "a size such as '4G' or a number of bytes"),
     "estimate_folds": ((int,), "an integer: 0, or 2 to 16"),
     "guard": ((bool,), "true or false"),
+    "adapt": ((bool,), "true or false"),
 }
 
 
@@ -194,9 +217,10 @@ class BatchConfig:
     scheduler: str | None = None
     max_memory: int | None = None
     estimate_folds: int = 4
-    guard: bool = False
+    guard: bool = True
     slice_factor: int | None = None
     virtual_coils: int | None = None
+    adapt: bool = False
 
     def __post_init__(self) -> None:
         resolve_lowres(self)
@@ -215,6 +239,18 @@ class BatchConfig:
         if self.workers < 1:
             raise ValueError(f"--workers must be >= 1, got {self.workers}")
 
+    @property
+    def guard_added(self) -> tuple[str, ...]:
+        """The references the guard adds to ``methods`` (:func:`guard_additions`)."""
+        if not self.guard or not self.estimate_folds or self.slice_factor is not None:
+            return ()
+        return guard_additions(tuple(self.methods), self.mask, self.mask_type)
+
+    @property
+    def methods_run(self) -> tuple[str, ...]:
+        """``methods`` and the references the guard adds."""
+        return tuple(self.methods) + self.guard_added
+
     def budget(self) -> MemoryBudget:
         return MemoryBudget.of(self.max_memory)
 
@@ -222,7 +258,7 @@ class BatchConfig:
         """What makes an output: a change in any of these redoes a unit on ``--resume``."""
         return {"mask": self.mask, "mask_type": self.mask_type, "methods": list(self.methods),
                 "format": self.format, "seed": self.seed, "version": recon.__version__,
-                "estimate_folds": self.estimate_folds, "guard": self.guard, "slice_factor": self.slice_factor,
+                "estimate_folds": self.estimate_folds, "guard": self.guard, "adapt": self.adapt, "slice_factor": self.slice_factor,
                 "virtual_coils": self.virtual_coils}
 
 
@@ -238,8 +274,6 @@ def check_through_plane(config: BatchConfig) -> None:
         raise ValueError(f"--slice-factor restores thin slices with {', '.join(METHODS)}; not {', '.join(unknown) or 'no method'}")
     if config.format not in ("same", "nifti", "dicom"):
         raise ValueError(f"--slice-factor writes volumes: --format same, nifti or dicom, got {config.format!r}")
-    if config.guard:
-        raise ValueError("--guard compares k-space reconstructions; it does not apply to --slice-factor")
 
 
 def _load_yaml(text: str, path: Path) -> Any:

@@ -88,8 +88,8 @@ def trust_check(outputs: dict[str, list[torch.Tensor]], kspace: torch.Tensor, ma
 
 def estimate_errors(outputs: dict[str, list[torch.Tensor]], kspace: torch.Tensor, mask: torch.Tensor,
                     coil_maps: torch.Tensor | None, folds: int, seed_name: str, data_range: float | None = None,
-                    on_step: Callable[[str], None] | None = None, slice_ids: list[int] | None = None
-                    ) -> dict[str, list[holdout.ErrorEstimate]]:
+                    on_step: Callable[[str], None] | None = None, slice_ids: list[int] | None = None,
+                    reconstructors: dict | None = None) -> dict[str, list[holdout.ErrorEstimate]]:
     """The hold-out error estimate of every method on every slice.
 
     The folds of slice ``i`` are seeded by ``seed_name:i`` (``i`` from ``slice_ids`` when
@@ -111,7 +111,8 @@ def estimate_errors(outputs: dict[str, list[torch.Tensor]], kspace: torch.Tensor
     if folds < 2:
         return {}
     estimates: dict[str, list[holdout.ErrorEstimate]] = {name: [] for name in outputs}
-    reconstructors = {name: recon.get(name) for name in outputs}  # built (weights loaded) once
+    given = reconstructors or {}  # adapted models (--adapt) come built
+    reconstructors = {name: given.get(name) or recon.get(name) for name in outputs}  # built (weights loaded) once
     for index in range(kspace.shape[0]):
         slice_id = index if slice_ids is None else slice_ids[index]
         fold_masks = holdout.holdout_folds(mask_np, folds, seed=seed_from_name(f"{seed_name}:{slice_id}"))
@@ -124,6 +125,44 @@ def estimate_errors(outputs: dict[str, list[torch.Tensor]], kspace: torch.Tensor
             if on_step is not None:
                 on_step(name)
     return estimates
+
+
+def adapt_learned(names: list[str], kspace: torch.Tensor, mask, coil_maps: torch.Tensor | None,
+                  notes: list[str], seed: int = 0) -> dict:
+    """``--adapt``: each learned k-space method of ``names`` fine-tuned on this scan
+    (:func:`recon.training.adapt.adapt_model`), by name; methods it cannot adapt get a
+    note and keep their shipped weights.
+
+    Shapes
+    ------
+    kspace ``(N, C, H, W)``; mask ``(H, W)`` bool tensor (a trajectory gets a note);
+    coil_maps ``(N, C, H, W)`` or None.
+    """
+    from recon.training.adapt import adapt_model
+
+    learned = [name for name in names if recon.registry.info(name).family == "learned"
+               and not recon.registry.info(name).superres_only]
+    if not learned:
+        return {}
+    if kspace.shape[1] > 1 and coil_maps is None:
+        notes.append("--adapt: multi-coil k-space without coil maps; shipped weights used")
+        return {}
+    if isinstance(mask, Trajectory):
+        notes.append("--adapt: not on trajectories (its hold-out splits grid lines or points); shipped weights used")
+        return {}
+    adapted = {}
+    for name in learned:
+        try:
+            adapted[name] = adapt_model(name, kspace, mask, coil_maps, seed=seed)
+        except ValueError as error:
+            notes.append(f"--adapt {name}: {error}; shipped weights used")
+            continue
+        record = adapted[name].adaptation
+        notes.append(f"--adapt {name}: fine-tuned on this scan's measured k-space, {record.steps} steps in "
+                     f"{record.seconds:.0f} s (kept step {record.best_step}); held-out k-space residual "
+                     f"{record.validation_before:.4f} -> {record.validation_after:.4f}, an estimated gain of "
+                     f"{record.gain_db:+.2f} dB")
+    return adapted
 
 
 def no_estimate_note(mask: np.ndarray | torch.Tensor) -> str:
@@ -152,7 +191,7 @@ def guard_verdicts(estimates: dict[str, list[holdout.ErrorEstimate]], mask: np.n
     if mask is not None and not guard_applies(mask):
         return {}
     families = {name: recon.registry.info(name).family for name in estimates}
-    cs = [name for name, family in families.items() if family == "cs"]
+    cs = [name for name, family in families.items() if family in FALLBACK_FAMILIES]
     verdicts: dict[str, list[guard.Verdict]] = {}
     for name in (n for n, family in families.items() if family == "learned"):
         verdicts[name] = [
@@ -161,6 +200,23 @@ def guard_verdicts(estimates: dict[str, list[holdout.ErrorEstimate]], mask: np.n
             for index, estimate in enumerate(estimates[name])
         ]
     return verdicts
+
+
+FALLBACK_FAMILIES = ("cs", "baseline")
+"""What a guarded learned slice may fall back to: the best CS output, or zero-filled where
+its estimate is better still (at high ratios zero-filled can beat every method)."""
+
+def guard_reason(method: str, verdict: guard.Verdict, written: str | None) -> str:
+    """One line for the report: which output a slice got and why (``written``: the
+    method written, None when the guard is off)."""
+    if verdict.reference is None:
+        return f"{method}: nothing to compare with (no CS or zero-filled output)"
+    lead, required = -verdict.gap_db, -verdict.threshold_db
+    judged = (f"estimated lead over {verdict.reference} {lead:+.2f} dB, "
+              f"{'below' if verdict.flagged else 'at least'} the {required:+.2f} dB the guard asks")
+    if written is None:
+        return f"{method} (--no-guard): {judged}"
+    return f"{written}: {method}'s {judged}" if written != method else f"{method}: {judged}"
 
 
 def apply_guard(outputs: dict[str, list], verdicts: dict[str, list[guard.Verdict]]) -> dict[str, list[str | None]]:

@@ -164,7 +164,7 @@ def _trust_table(runs: list[dict]) -> str:
         flagged = row.get("hallucination_flagged", 0)
         guarded = row.get("guard_flagged")
         guard_cell = (f'<td class="{"flag" if guarded else ""}">{guarded} / {row.get("guard_slices", row["slices"])}'
-                      + (f"; {row['guard_replaced']} written from CS (--guard)" if row.get("guard_replaced") else "") + "</td>"
+                      + (f"; {row['guard_replaced']} written from it (the guard; --no-guard keeps them)" if row.get("guard_replaced") else "") + "</td>"
                       if guarded is not None else "<td>n/a (no estimate)</td>")
         energy = f"{row['hallucination_energy']:.4f}" if "hallucination_energy" in row else "n/a"
         lines.append(f'<tr><td>{html.escape(label)}</td><td>{html.escape(row["method"])}</td>'
@@ -172,8 +172,9 @@ def _trust_table(runs: list[dict]) -> str:
                      f'<td>{energy}</td><td>{html.escape(row.get("hallucination_reference", "n/a"))}</td>'
                      f'<td class="{"flag" if flagged else ""}">{flagged} / {row["slices"]}</td></tr>')
     lines.append("</tbody></table><p>The <b>guard</b> flags a slice when the learned method's estimated PSNR (k-space hold-out, "
-                 "no reference: <code>recon.trust.holdout</code>) does not lead the best CS method's by at least 1.5 dB less the "
-                 "two estimates' spread over the folds (<code>recon.trust.guard</code>); <code>--guard</code> then writes the CS output for that slice. The energy column "
+                 "no reference: <code>recon.trust.holdout</code>) does not lead the best CS (or zero-filled) method's by at least 1.5 dB less the "
+                 "two estimates' spread over the folds (<code>recon.trust.guard</code>); by default the run then writes that output for the slice "
+                 "(<code>--no-guard</code> keeps the learned one), and each image says which output was written and why. The energy column "
                  "measures how far the learned image departs from the best CS image in the k-space that was not measured "
                  "(for a lowres mask, super-resolution: from zero-filled, i.e. everything added beyond the measured block); "
                  "the residual is also given against the noise the data show (σ√M, σ estimated from the coils' outer "
@@ -228,7 +229,7 @@ def _image_grid(run: dict, max_slices: int = 3) -> str:
             record = scores.get(method, {})
             label = f"{method}: {record.get('psnr', float('nan')):.2f} dB, SSIM {record.get('ssim', float('nan')):.3f}"
             if record.get("guard_output", method) != method:
-                label += f"; shown and written: {record['guard_output']} (--guard)"
+                label += f"; shown and written: {record['guard_output']} (the guard; --no-guard keeps {method})"
             body = (f'<img alt="{html.escape(method)}" src="{file_data(image)}">'
                     f'<img class="zoom" alt="{html.escape(method)} zoom" src="{_zoom(image)}">'
                     f'<div class="sublabel">error map</div><img alt="{html.escape(method)} error map" src="{file_data(error)}">')
@@ -239,8 +240,9 @@ def _image_grid(run: dict, max_slices: int = 3) -> str:
             if "estimated_psnr" in record:
                 body += (f'<div class="sublabel">estimated (no reference): {record["estimated_psnr"]:.2f} ± '
                          f'{record["estimated_psnr_spread"]:.2f} dB</div>')
-            if record.get("guard_flagged"):
-                body += f'<div class="sublabel flag">guard: estimably worse than {html.escape(str(record["guard_reference"]))}</div>'
+            if "guard_reason" in record:
+                body += (f'<div class="sublabel{" flag" if record.get("guard_flagged") else ""}">guard wrote '
+                         f'{html.escape(record["guard_reason"])}</div>')
             columns.append(_figure(label, body))
         parts.append(f'<h3>{html.escape(run["label"])}, slice {html.escape(slice_id)}</h3><div class="row">{"".join(columns)}</div>')
     return "".join(parts)

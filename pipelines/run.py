@@ -15,7 +15,7 @@ import recon
 from masks import Mask, TrajectoryMask, calibration_size, make_sampling, seed_from_name
 from physics import simulate_coil_maps, simulate_kspace
 from pipelines import evaluation
-from pipelines.config import RunConfig
+from pipelines.config import RunConfig, guard_additions
 from pipelines.datasets import sample
 from pipelines.evaluation import apply_guard, estimate_errors, guard_verdicts, trust_check
 from pipelines.formats import read_input
@@ -26,11 +26,11 @@ from pipelines.output import check_output_dir, staged_dir, write_json
 from pipelines.plots import ADDED_CMAP, ERROR_CMAP, colormap
 from pipelines.progress import Progress
 from pipelines.report import write_report
+from pipelines.run_summary import summarise_records
 from recon import metrics
 from recon.api import as_sampling, coil_maps_for, trajectory_coil_maps
 from recon.classical.superres import is_central_block
 from recon.trust import calibration, holdout
-from recon.trust import check as trust
 
 ERROR_MAP_SCALE = 0.2
 """Error maps show ``|recon - reference|`` on ``[0, 0.2 x data range]``."""
@@ -118,9 +118,12 @@ def _load_mask(config: RunConfig, shape: tuple[int, int], seed_name: str) -> Mas
 def _methods(config: RunConfig, coils: int, mask: Mask | TrajectoryMask) -> tuple[list[str], list[str]]:
     notes = []
     if config.methods is not None:
-        for name in config.methods:
+        added = guard_additions(config.methods, config.mask, config.mask_type) if config.guard and config.estimate_folds else ()
+        if added:
+            notes.append(f"guard: added {', '.join(added)}, what a learned slice falls back to (--no-guard leaves them out)")
+        for name in (*config.methods, *added):
             recon.get(name)  # raises a clear error when unavailable here
-        return list(config.methods), notes
+        return [*config.methods, *added], notes
     trajectory = isinstance(mask, TrajectoryMask)
     names, superres, block = [], [], not trajectory and is_central_block(mask.array)
     for name in recon.registered():
@@ -139,76 +142,10 @@ def _methods(config: RunConfig, coils: int, mask: Mask | TrajectoryMask) -> tupl
     return names, notes
 
 
-def _summary(records: list[dict[str, Any]], methods: list[str]) -> list[dict[str, Any]]:
-    rows = []
-    for name in methods:
-        mine = [r for r in records if r["method"] == name]
-        row = {"method": name, "slices": len(mine)}
-        for key in ("psnr", "ssim", "nmse", "seconds"):
-            values = np.array([r[key] for r in mine], dtype=float)
-            row[key] = float(values.mean())
-            row[f"{key}_std"] = float(values.std())
-        if mine and "dc_residual" in mine[0]:
-            row["dc_residual_max"] = float(max(r["dc_residual"] for r in mine))
-            to_noise = [r["dc_residual_to_noise"] for r in mine if "dc_residual_to_noise" in r]
-            if to_noise:
-                row["dc_residual_to_noise"] = float(np.median(to_noise))
-        estimated = [r for r in mine if "estimated_psnr" in r]  # --estimate-slices: a subset
-        if estimated:
-            row["estimated_slices"] = len(estimated)
-            for key in ("estimated_psnr", "estimated_nmse", "estimated_psnr_spread"):
-                row[key] = float(np.mean([r[key] for r in estimated]))
-        guarded = [r for r in mine if "guard_flagged" in r]
-        if guarded:
-            row["guard_flagged"] = int(sum(r["guard_flagged"] for r in guarded))
-            row["guard_slices"] = len(guarded)
-            row["guard_reference"] = guarded[0]["guard_reference"]
-            row["guard_replaced"] = int(sum(r.get("guard_output", name) != name for r in guarded))
-        if mine and "hallucination_energy" in mine[0]:
-            row["hallucination_reference"] = mine[0]["hallucination_reference"]
-            row["hallucination_energy"] = float(np.mean([r["hallucination_energy"] for r in mine]))
-            row["hallucination_flagged"] = int(sum(r["hallucination_flagged"] for r in mine))
-        rows.append(row)
-    return rows
-
-
-def format_table(summary: list[dict[str, Any]]) -> str:
-    """The printed table: mean (and std) over slices per method."""
-    estimated = all("estimated_psnr" in row for row in summary)
-    lines = [f"{'method':<12} {'PSNR (dB)':>14} {'SSIM':>14} {'NMSE':>10} {'s/slice':>9}"
-             + (f" {'est. PSNR':>15}" if estimated else "")]
-    for row in summary:
-        lines.append(
-            f"{row['method']:<12} {row['psnr']:>7.2f} ±{row['psnr_std']:>5.2f} "
-            f"{row['ssim']:>7.4f} ±{row['ssim_std']:>5.3f} {row['nmse']:>10.5f} {row['seconds']:>9.3f}"
-            + (f" {row['estimated_psnr']:>8.2f} ±{row['estimated_psnr_spread']:>5.2f}" if estimated else "")
-        )
-    partial = [row for row in summary if row.get("estimated_slices", row["slices"]) < row["slices"]]
-    if estimated and partial:
-        lines.append(f"est. PSNR: no reference, mean over the {partial[0]['estimated_slices']} slices the estimate ran on "
-                     "(--estimate-slices)")
-    for row in summary:
-        if "guard_flagged" in row:
-            lines.append(f"guard {row['method']}: estimably worse than {row['guard_reference']} on "
-                         f"{row['guard_flagged']}/{row['guard_slices']} slices"
-                         + (f"; {row['guard_replaced']} written from the CS output (--guard)" if row["guard_replaced"] else ""))
-    for row in summary:
-        if "dc_residual_max" in row:
-            line = f"trust {row['method']}: data-consistency residual <= {row['dc_residual_max']:.1e}"
-            if "dc_residual_to_noise" in row:
-                line += f" ({row['dc_residual_to_noise']:.2f} x the noise level sigma sqrt(M), median)"
-            if "hallucination_energy" in row:
-                line += (f"; energy added in unmeasured k-space vs {row['hallucination_reference']}: "
-                         f"{row['hallucination_energy']:.4f} (flagged above {trust.HALLUCINATION_THRESHOLD}: "
-                         f"{row['hallucination_flagged']}/{row['slices']} slices)")
-            lines.append(line)
-    return "\n".join(lines)
-
-
 def _estimate(config: RunConfig, records: list[dict[str, Any]], outputs: dict[str, list[np.ndarray]],
               complex_outputs: dict[str, list[torch.Tensor]], kspace: torch.Tensor, mask: torch.Tensor,
               coil_maps: torch.Tensor | None, seed_name: str, data_range: float, notes: list[str],
-              progress: bool | str | None = None) -> None:
+              progress: bool | str | None = None, adapted: dict | None = None) -> None:
     """Add the hold-out error estimate and the guard's verdict to the records of the
     slices it runs on (``--estimate-slices``, evenly spread); with ``--guard``, swap
     flagged learned slices of ``outputs`` for the best CS slice."""
@@ -223,7 +160,10 @@ def _estimate(config: RunConfig, records: list[dict[str, Any]], outputs: dict[st
             f"{config.estimate_folds} hold-out reconstructions each)")
     with Progress(len(picks) * len(chosen), desc, "estimates", mode=progress) as bar:
         estimates = estimate_errors(chosen, kspace[picks], mask, maps, config.estimate_folds, seed_name, data_range,
-                                    on_step=lambda name: bar.update(1, name), slice_ids=picks)
+                                    on_step=lambda name: bar.update(1, name), slice_ids=picks, reconstructors=adapted)
+    if adapted:
+        notes.append(f"estimate of {', '.join(adapted)}: with the adapted weights, which were fitted to this scan's "
+                     "measured k-space (one fold of it held out), so the hold-out estimate may be optimistic")
     verdicts = guard_verdicts(estimates, mask.cpu().numpy())
     if not evaluation.guard_applies(mask.cpu().numpy()):
         notes.append(evaluation.UNGUARDED_NOTE)
@@ -238,8 +178,13 @@ def _estimate(config: RunConfig, records: list[dict[str, Any]], outputs: dict[st
             mine[index].update(estimate.to_dict())
             if name in verdicts:
                 mine[index].update(verdicts[name][position].to_dict())
-                if config.guard:
-                    mine[index]["guard_output"] = replaced[name][position] or name
+                written = (replaced[name][position] or name) if config.guard else None
+                if written is not None:
+                    mine[index]["guard_output"] = written
+                    chosen_record = [r for r in records if r["method"] == written][index]
+                    for key in ("psnr", "ssim"):
+                        mine[index][f"written_{key}"] = chosen_record[key]
+                mine[index]["guard_reason"] = evaluation.guard_reason(name, verdicts[name][position], written)
     subset = "" if len(picks) == kspace.shape[0] else (
         f" on {len(picks)} of {kspace.shape[0]} slices (--estimate-slices all for every one)")
     notes.append(f"error estimated without the reference by {config.estimate_folds}-fold k-space hold-out{subset} "
@@ -247,12 +192,12 @@ def _estimate(config: RunConfig, records: list[dict[str, Any]], outputs: dict[st
                  f"{calibration.CALIBRATION_FILE.name if calibration.CALIBRATION_FILE.is_file() else 'none: raw estimates'})")
     if config.guard and subset:
         notes.append(f"guard: judged {len(picks)} of {kspace.shape[0]} slices, those with an estimate; the others keep "
-                     "the learned output (--estimate-slices all judges every slice)")
+                     "the learned output (--estimate-slices all, the default, judges every slice)")
     for name, written in replaced.items():
         swapped = [f"{picks[position]}->{cs}" for position, cs in enumerate(written) if cs]
         if swapped:
-            notes.append(f"guard: {len(swapped)} {name} slice(s) written from the best CS output instead "
-                         f"(slice index->method: {', '.join(swapped)})")
+            notes.append(f"guard: {len(swapped)} {name} slice(s) written from the best CS or zero-filled output instead "
+                         f"(slice index->method: {', '.join(swapped)}; --no-guard writes the learned output)")
 
 
 def _simulate(config: RunConfig, images: np.ndarray, mask: Mask | TrajectoryMask, sampling, seed_name: str,
@@ -280,10 +225,12 @@ def _simulate(config: RunConfig, images: np.ndarray, mask: Mask | TrajectoryMask
 
 def _reconstruct(config: RunConfig, methods: list[str], ids: list[str], mask: Mask | TrajectoryMask, sampling,
                  kspace: torch.Tensor, coil_maps: torch.Tensor | None, reference: torch.Tensor, data_range: float,
-                 progress: bool | str | None) -> tuple[list[dict], dict[str, list[np.ndarray]], dict[str, list[torch.Tensor]]]:
+                 progress: bool | str | None, adapted: dict
+                 ) -> tuple[list[dict], dict[str, list[np.ndarray]], dict[str, list[torch.Tensor]]]:
     """Every method on every slice, slice by slice (the progress counts slices); returns
-    the records (by method, then slice), the magnitudes and the complex images."""
-    reconstructors = {name: recon.get(name) for name in methods}
+    the records (by method, then slice), the magnitudes and the complex images. With
+    ``--adapt``, ``adapted`` holds the learned methods fine-tuned on this scan."""
+    reconstructors = {name: adapted.get(name) or recon.get(name) for name in methods}
     by_method: dict[str, list[dict[str, Any]]] = {name: [] for name in methods}
     outputs: dict[str, list[np.ndarray]] = {name: [] for name in methods}
     complex_outputs: dict[str, list[torch.Tensor]] = {name: [] for name in methods}
@@ -301,6 +248,7 @@ def _reconstruct(config: RunConfig, methods: list[str], ids: list[str], mask: Ma
                     "method": name, "mask": config.mask if config.mask_file is None else "file",
                     "mask_type": mask.kind, "ratio": mask.ratio, "slice": slice_id, "psnr": scores["psnr"],
                     "ssim": scores["ssim"], "nmse": scores["nmse"], "seconds": seconds,
+                    **(adapted[name].adaptation.to_dict() if name in adapted else {}),
                 })
                 outputs[name].append(image.abs().numpy())
                 complex_outputs[name].append(image)
@@ -327,8 +275,9 @@ def run(config: RunConfig, progress: bool | str | None = None) -> RunResult:
     reference = truth.abs()
     data_range = float(reference.max())
     torch_threads = torch.get_num_threads()
+    adapted = evaluation.adapt_learned(methods, kspace, mask_t, recon_maps, notes, config.seed) if config.adapt else {}
     records, outputs, complex_outputs = _reconstruct(config, methods, ids, mask, mask_t, kspace, recon_maps,
-                                                     reference, data_range, progress)
+                                                     reference, data_range, progress, adapted)
     psnr = {name: float(np.mean([r["psnr"] for r in records if r["method"] == name])) for name in methods}
     checks, trust_maps, compared = trust_check(complex_outputs, kspace, mask_t, recon_maps, psnr)
     for name, slices in checks.items():
@@ -339,13 +288,15 @@ def run(config: RunConfig, progress: bool | str | None = None) -> RunResult:
                      "trajectory)")
     elif checks and compared is None:
         notes.append("trust check: no CS method in this run, so no hallucination map (data-consistency residual only)")
+    if config.guard and not config.estimate_folds:
+        notes.append("guard: off, because --estimate-folds 0 turns off the error estimate it needs")
     if config.estimate_folds and isinstance(mask, TrajectoryMask):
         notes.append("no error estimate or guard: the k-space hold-out is Cartesian only (a trajectory has no "
                      "grid lines to hold out)")
     elif config.estimate_folds:
         _estimate(config, records, outputs, complex_outputs, kspace, mask_t, recon_maps, seed_name, data_range, notes,
-                  progress)
-    summary = _summary(records, methods)
+                  progress, adapted)
+    summary = summarise_records(records, methods)
     with staged_dir(config.out, config.force) as staging:
         _write_images(staging, mask, ids, methods, reference, outputs, trust_maps, data_range)
         write_json(staging / "metrics.json", {

@@ -9,10 +9,13 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from masks import make_mask
+from masks import make_mask, seed_from_name, split_family
 from physics.acquisition import simulate_kspace
 from physics.coils import compress_coils, random_coil_maps, resample_coil_maps, simulate_coil_maps
 from recon.models.learned import VIRTUAL_COILS
+
+POISSON_POOL = 24
+"""Poisson-disc masks per (ratio, shape, family) that training draws from (:meth:`AcquisitionDataset._mask`)."""
 
 # Tissue intensities (CSF, grey matter, white matter) drawn uniformly from these ranges.
 CONTRASTS = {
@@ -324,6 +327,7 @@ class AcquisitionDataset(Dataset):
         self.resample_probability = float(resample_probability)
         self.resample_shrink = (float(resample_shrink[0]), float(resample_shrink[1]))
         self.epoch = 0
+        self._poisson_pool: dict[tuple, np.ndarray] = {}
 
     def __len__(self) -> int:
         return len(self.images) * (1 if self.train else len(self.ratios) * len(self.mask_types))
@@ -355,10 +359,24 @@ class AcquisitionDataset(Dataset):
             phase, snr = False, None
         return self._acquire(image, ratio, family, coils, phase, snr, rng)
 
+    def _mask(self, ratio: float, shape: tuple[int, int], family: str, rng: np.random.Generator) -> np.ndarray:
+        """A fresh mask of ``family`` (``kind`` or ``kind:nocal``). Poisson-disc masks take
+        about a second each, so training draws one of :data:`POISSON_POOL` per (ratio,
+        shape, family), each seeded from its key and made once: a resumed run sees the
+        same masks."""
+        kind, center_fraction = split_family(family)
+        if kind != "poisson" or not self.train:
+            return make_mask(ratio, shape, kind, seed=rng, center_fraction=center_fraction).array
+        key = (float(ratio), tuple(shape), family, int(rng.integers(POISSON_POOL)))
+        if key not in self._poisson_pool:
+            seed = seed_from_name(":".join(str(part) for part in key), self.seed)
+            self._poisson_pool[key] = make_mask(ratio, shape, kind, seed=seed, center_fraction=center_fraction).array
+        return self._poisson_pool[key]
+
     def _acquire(self, image: np.ndarray, ratio: float, family: str, coils: int, phase: bool, snr: float | None,
                  rng: np.random.Generator):
         """The item of one drawn acquisition (see the class docstring)."""
-        mask = make_mask(ratio, image.shape, family, seed=rng).array
+        mask = self._mask(ratio, image.shape, family, rng)
         generator = torch.Generator().manual_seed(int(rng.integers(2**62)))
         mask_t = torch.from_numpy(mask)
         maps = None

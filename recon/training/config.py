@@ -62,13 +62,15 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         spec = get_spec(self.model)
-        from masks import ALL_KINDS
+        from masks import ALL_KINDS, TRAJECTORY_KINDS, split_family
 
         object.__setattr__(self, "coils", (self.coils,) if isinstance(self.coils, int) else tuple(self.coils))
-        unknown = [kind for kind in self.mask_types if kind not in ALL_KINDS]
+        unknown = [kind for kind in self.mask_types
+                   if split_family(kind)[0] not in ALL_KINDS or (kind != split_family(kind)[0] and kind.split(":")[0] in TRAJECTORY_KINDS)]
         if unknown or not self.mask_types:
             raise ValueError(f"--mask-type: unknown family {', '.join(unknown) or repr(self.mask_type)}; "
-                             f"families: {', '.join(ALL_KINDS)} (a comma-separated list trains on several)")
+                             f"families: {', '.join(ALL_KINDS)} (a comma-separated list trains on several; a grid family with "
+                             "the suffix :nocal is drawn without a calibration block)")
         from recon.training.trajectory_data import trajectory_families
 
         trajectory_families(self.mask_types)  # grid masks or trajectories, not both

@@ -174,21 +174,52 @@ def test_measured_kspace_without_reference_is_ranked_by_the_estimate(tmp_path):
 
 def test_guard_writes_the_best_cs_output_where_the_learned_one_is_flagged(tmp_path):
     """The sample slice on a 2-D mask at 50pct, where the learned models lose 1.6 dB to CS
-    (tests/pipelines/test_known_answers.py): the guard flags csr-gan and --guard writes
-    the CS slice in its place, while its metrics stay its own."""
+    (tests/pipelines/test_known_answers.py): the guard, on by default, flags csr-gan and
+    writes the CS slice in its place, while its metrics stay its own; --no-guard writes
+    csr-gan's own slice and still records the verdict."""
     from pipelines.datasets import sample
 
     image = np.asarray(sample("test").images[0], np.float32)
     nib.save(nib.Nifti1Image(image[:, :, None], np.eye(4)), tmp_path / "brain.nii.gz")
     out = tmp_path / "out"
     assert main(["batch", str(tmp_path / "brain.nii.gz"), "--out", str(out), "--mask", "50pct", "--mask-type", "vd2d",
-                 "--methods", "cs-l1,cs-tv,csr-gan", "--guard"]) == 0
+                 "--methods", "cs-l1,cs-tv,csr-gan"]) == 0
     study = json.loads((out / "brain.metrics.json").read_text())
     learned = study["methods"]["csr-gan"]
     assert learned["guard_flagged"] == 1 and learned["psnr"] < study["methods"][learned["guard_reference"]]["psnr"]
     assert learned["guard_output_slices"] == [learned["guard_reference"]]
+    assert learned["guard_reasons"][0].startswith(f"{learned['guard_reference']}: csr-gan's estimated lead")
+    assert learned["written_psnr"] == pytest.approx(study["methods"][learned["guard_reference"]]["psnr"])
+    assert "zero-filled" in study["methods"]  # added as a fallback the guard may choose
     written = nib.load(out / "brain_csr-gan.nii.gz").get_fdata()
     reference = nib.load(out / f"brain_{learned['guard_reference']}.nii.gz").get_fdata()
     assert np.allclose(written, reference)
     assert any("guard" in note for note in study["notes"])
     assert (out / "previews" / "brain_reference.png").is_file() and (out / "previews" / "brain_csr-gan.png").is_file()
+    off = tmp_path / "off"
+    assert main(["batch", str(tmp_path / "brain.nii.gz"), "--out", str(off), "--mask", "50pct", "--mask-type", "vd2d",
+                 "--methods", "cs-tv,csr-gan", "--no-guard"]) == 0
+    study = json.loads((off / "brain.metrics.json").read_text())
+    assert set(study["methods"]) == {"cs-tv", "csr-gan"} and "guard_output_slices" not in study["methods"]["csr-gan"]
+    assert study["methods"]["csr-gan"]["guard_reasons"][0].startswith("csr-gan (--no-guard)")
+    assert not np.allclose(nib.load(off / "brain_csr-gan.nii.gz").get_fdata(), nib.load(off / "brain_cs-tv.nii.gz").get_fdata())
+
+
+def test_adapt_fine_tunes_on_the_scan_and_records_it(tmp_path, monkeypatch):
+    """``recon batch --adapt``: the learned method is fine-tuned on the file's own k-space
+    (a short time limit here) and its metrics record the adaptation and its estimated gain."""
+    import recon.training.adapt as adapt
+    from pipelines.datasets import sample
+
+    monkeypatch.setattr(adapt, "ADAPT_SECONDS", 8.0)
+    images = np.asarray(sample("test").images[4:6], np.float32)
+    images = images.reshape(2, 128, 2, 128, 2).mean(axis=(2, 4))
+    nib.save(nib.Nifti1Image(np.moveaxis(images, 0, -1), np.eye(4)), tmp_path / "brain.nii.gz")
+    out = tmp_path / "out"
+    assert main(["batch", str(tmp_path / "brain.nii.gz"), "--out", str(out), "--mask", "25pct",
+                 "--methods", "gan-drn", "--adapt", "--estimate-folds", "2"]) == 0
+    study = json.loads((out / "brain.metrics.json").read_text())
+    record = study["methods"]["gan-drn"]
+    assert record["adapted"] and record["adapt_steps"] > 0 and record["adapt_seconds"] < 30
+    assert record["adapt_validation_after"] <= record["adapt_validation_before"]
+    assert any(note.startswith("--adapt gan-drn: fine-tuned") for note in study["notes"])

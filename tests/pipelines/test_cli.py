@@ -233,7 +233,7 @@ def test_run_and_batch_give_the_same_metrics_for_the_same_slice(tmp_path):
 def test_run_estimates_every_method_and_guards_the_learned_ones(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["run", "--mask", "25pct", "--mask-type", "vd2d", "--slices", "1", "--methods", "zero-filled,cs-tv,csr-gan",
-                 "--estimate-folds", "3", "--guard", "--out", str(out)]) == 0
+                 "--estimate-folds", "3", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "est. PSNR" in printed and "guard csr-gan: estimably worse than cs-tv on" in printed
     data = json.loads((out / "metrics.json").read_text())
@@ -243,7 +243,8 @@ def test_run_estimates_every_method_and_guards_the_learned_ones(tmp_path, capsys
         assert 5 < record["estimated_psnr"] < 90
     learned = records["csr-gan"]
     assert learned["guard_reference"] == "cs-tv" and learned["guard_output"] in ("csr-gan", "cs-tv")
-    assert learned["guard_flagged"] == (learned["guard_output"] == "cs-tv")
+    assert learned["guard_flagged"] == (learned["guard_output"] == "cs-tv")  # the guard is on by default
+    assert learned["guard_reason"].startswith(f"{learned['guard_output']}: ")
     assert "guard_flagged" not in records["cs-tv"]
     summary = {row["method"]: row for row in data["summary"]}
     assert summary["csr-gan"]["guard_flagged"] in (0, 1) and "estimated_psnr" in summary["zero-filled"]
@@ -251,6 +252,8 @@ def test_run_estimates_every_method_and_guards_the_learned_ones(tmp_path, capsys
 
 def test_guard_needs_the_estimate(tmp_path, capsys):
     assert main(["run", "--slices", "1", "--estimate-folds", "0", "--guard", "--out", str(tmp_path / "x")]) == 2
+    assert "--guard needs the error estimate" in capsys.readouterr().err
+    assert main(["batch", str(tmp_path), "--estimate-folds", "0", "--guard", "--out", str(tmp_path / "y")]) == 2
     assert "--guard needs the error estimate" in capsys.readouterr().err
     assert main(["run", "--slices", "1", "--estimate-folds", "1", "--out", str(tmp_path / "x")]) == 2
 

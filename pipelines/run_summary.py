@@ -1,0 +1,82 @@
+"""What ``recon run`` prints and records per method: the summary rows over slices
+(:func:`summarise_records`) and the table of them (:func:`format_table`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from recon.trust import check as trust
+
+
+def summarise_records(records: list[dict[str, Any]], methods: list[str]) -> list[dict[str, Any]]:
+    rows = []
+    for name in methods:
+        mine = [r for r in records if r["method"] == name]
+        row = {"method": name, "slices": len(mine)}
+        for key in ("psnr", "ssim", "nmse", "seconds"):
+            values = np.array([r[key] for r in mine], dtype=float)
+            row[key] = float(values.mean())
+            row[f"{key}_std"] = float(values.std())
+        if mine and "dc_residual" in mine[0]:
+            row["dc_residual_max"] = float(max(r["dc_residual"] for r in mine))
+            to_noise = [r["dc_residual_to_noise"] for r in mine if "dc_residual_to_noise" in r]
+            if to_noise:
+                row["dc_residual_to_noise"] = float(np.median(to_noise))
+        estimated = [r for r in mine if "estimated_psnr" in r]  # --estimate-slices: a subset
+        if estimated:
+            row["estimated_slices"] = len(estimated)
+            for key in ("estimated_psnr", "estimated_nmse", "estimated_psnr_spread"):
+                row[key] = float(np.mean([r[key] for r in estimated]))
+        guarded = [r for r in mine if "guard_flagged" in r]
+        if guarded:
+            row["guard_flagged"] = int(sum(r["guard_flagged"] for r in guarded))
+            row["guard_slices"] = len(guarded)
+            row["guard_reference"] = guarded[0]["guard_reference"]
+            row["guard_replaced"] = int(sum(r.get("guard_output", name) != name for r in guarded))
+            written = [r for r in mine if "written_psnr" in r]
+            if written and len(written) == len(mine):
+                row["written_psnr"] = float(np.mean([r["written_psnr"] for r in written]))
+                row["written_ssim"] = float(np.mean([r["written_ssim"] for r in written]))
+        if mine and "hallucination_energy" in mine[0]:
+            row["hallucination_reference"] = mine[0]["hallucination_reference"]
+            row["hallucination_energy"] = float(np.mean([r["hallucination_energy"] for r in mine]))
+            row["hallucination_flagged"] = int(sum(r["hallucination_flagged"] for r in mine))
+        rows.append(row)
+    return rows
+
+
+def format_table(summary: list[dict[str, Any]]) -> str:
+    """The printed table: mean (and std) over slices per method."""
+    estimated = all("estimated_psnr" in row for row in summary)
+    lines = [f"{'method':<12} {'PSNR (dB)':>14} {'SSIM':>14} {'NMSE':>10} {'s/slice':>9}"
+             + (f" {'est. PSNR':>15}" if estimated else "")]
+    for row in summary:
+        lines.append(
+            f"{row['method']:<12} {row['psnr']:>7.2f} ±{row['psnr_std']:>5.2f} "
+            f"{row['ssim']:>7.4f} ±{row['ssim_std']:>5.3f} {row['nmse']:>10.5f} {row['seconds']:>9.3f}"
+            + (f" {row['estimated_psnr']:>8.2f} ±{row['estimated_psnr_spread']:>5.2f}" if estimated else "")
+        )
+    partial = [row for row in summary if row.get("estimated_slices", row["slices"]) < row["slices"]]
+    if estimated and partial:
+        lines.append(f"est. PSNR: no reference, mean over the {partial[0]['estimated_slices']} slices the estimate ran on "
+                     "(--estimate-slices)")
+    for row in summary:
+        if "guard_flagged" in row:
+            lines.append(f"guard {row['method']}: estimably worse than {row['guard_reference']} on "
+                         f"{row['guard_flagged']}/{row['guard_slices']} slices"
+                         + (f"; {row['guard_replaced']} written from it (--no-guard keeps them)" if row["guard_replaced"] else "")
+                         + (f"; written output {row['written_psnr']:.2f} dB (learned alone {row['psnr']:.2f})"
+                            if "written_psnr" in row else ""))
+    for row in summary:
+        if "dc_residual_max" in row:
+            line = f"trust {row['method']}: data-consistency residual <= {row['dc_residual_max']:.1e}"
+            if "dc_residual_to_noise" in row:
+                line += f" ({row['dc_residual_to_noise']:.2f} x the noise level sigma sqrt(M), median)"
+            if "hallucination_energy" in row:
+                line += (f"; energy added in unmeasured k-space vs {row['hallucination_reference']}: "
+                         f"{row['hallucination_energy']:.4f} (flagged above {trust.HALLUCINATION_THRESHOLD}: "
+                         f"{row['hallucination_flagged']}/{row['slices']} slices)")
+            lines.append(line)
+    return "\n".join(lines)

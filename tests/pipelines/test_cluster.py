@@ -1,0 +1,163 @@
+"""``recon batch --scheduler``: a real Dask scheduler and workers, started as processes on
+the loopback address in a folder unlike the client's (pipelines.cluster)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from pipelines.cli import main
+
+distributed = pytest.importorskip("distributed")
+
+
+def _volume(seed: int, size: int = 96, slices: int = 2) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size] / size - 0.5
+    head = (yy**2 + xx**2 < 0.16).astype(np.float32)
+    return np.stack([head * (1 + 0.2 * rng.random()) + 0.3 * (np.abs(xx) < 0.1 * (k + 1)) * head
+                     for k in range(slices)], axis=-1)
+
+
+class Cluster:
+    """A ``dask scheduler`` and ``dask worker`` processes (with nannies) in ``folder``."""
+
+    def __init__(self, folder: Path, workers: int = 1, hide: Path | None = None):
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+        os.chmod(folder, 0o777)
+        scheduler_file = folder / "scheduler.json"
+        self.processes = [subprocess.Popen(
+            [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", "0",
+             "--no-dashboard", "--scheduler-file", str(scheduler_file)],
+            cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+        deadline = time.time() + 30
+        while not scheduler_file.is_file() and time.time() < deadline:
+            time.sleep(0.1)
+        self.address = json.loads(scheduler_file.read_text())["address"]
+        worker = [sys.executable, "-m", "distributed.cli.dask_worker", self.address, "--nworkers", str(workers),
+                  "--nthreads", "1", "--no-dashboard", "--local-directory", str(folder / "space")]
+        if hide is not None:  # the worker's own mount namespace, an empty tmpfs over `hide`: as on another machine
+            worker = ["unshare", "-m", "sh", "-c", f'mount -t tmpfs tmpfs "{hide}" && exec "$0" "$@"', *worker]
+        self.processes.append(subprocess.Popen(worker, cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        with distributed.Client(self.address, timeout=20) as client:
+            client.wait_for_workers(workers, timeout=60)
+
+    def worker_pids(self) -> list[int]:
+        with distributed.Client(self.address, timeout=20) as client:
+            return list(client.run(os.getpid).values())
+
+    def close(self) -> None:
+        for process in reversed(self.processes):
+            process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+@pytest.fixture
+def cluster_factory(tmp_path):
+    started = []
+
+    def start(**options) -> Cluster:
+        started.append(Cluster(tmp_path / f"worker-folder-{len(started)}", **options))
+        return started[-1]
+
+    yield start
+    for cluster in started:
+        cluster.close()
+
+
+def _inputs(folder: Path, count: int, size: int = 96, slices: int = 2) -> None:
+    (folder / "in").mkdir(parents=True)
+    for index in range(count):
+        nib.save(nib.Nifti1Image(_volume(index, size, slices), np.eye(4)), folder / "in" / f"p{index}.nii.gz")
+
+
+def test_relative_paths_work_on_a_cluster_whose_workers_run_elsewhere(tmp_path, cluster_factory, monkeypatch, capsys):
+    cluster = cluster_factory()
+    client_folder = tmp_path / "client"
+    _inputs(client_folder, 3)
+    monkeypatch.chdir(client_folder)
+    assert main(["batch", "in", "--out", "out", "--methods", "zero-filled", "--scheduler", cluster.address]) == 0
+    manifest = json.loads((client_folder / "out" / "manifest.json").read_text())
+    assert sorted(Path(e["input"]).name for e in manifest["units"].values()) == ["p0.nii.gz", "p1.nii.gz", "p2.nii.gz"]
+    assert all(e["status"] == "done" and Path(e["input"]).is_absolute() for e in manifest["units"].values())
+    for index in range(3):
+        assert (client_folder / "out" / f"p{index}_zero-filled.nii.gz").is_file()
+    printed = capsys.readouterr()
+    assert "3 done, 0 already done" in printed.out
+
+
+def _can_hide_folders() -> bool:
+    """Whether this machine lets a process mount a tmpfs in its own mount namespace."""
+    try:
+        return subprocess.run(["unshare", "-m", "sh", "-c", "mount -t tmpfs tmpfs /mnt"], capture_output=True,
+                              timeout=10).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+@pytest.mark.skipif(not _can_hide_folders(), reason="needs unshare -m and mount (root) to hide a folder from a worker")
+def test_a_worker_that_cannot_see_the_input_stops_the_batch_at_once(tmp_path, cluster_factory, monkeypatch, capsys):
+    client_folder = tmp_path / "private"
+    _inputs(client_folder, 1)
+    cluster = cluster_factory(hide=client_folder)  # the worker sees an empty folder there
+    monkeypatch.chdir(client_folder)
+    started = time.perf_counter()
+    code = main(["batch", "in", "--out", "out", "--methods", "zero-filled", "--scheduler", cluster.address])
+    elapsed = time.perf_counter() - started
+    error = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and elapsed < 10
+    assert len(error) == 1 and "cannot see" in error[0] and str(client_folder / "in") in error[0]
+    assert "filesystem every worker shares" in error[0]
+    assert not (client_folder / "out" / "p0_zero-filled.nii.gz").exists()
+
+
+def test_unreachable_scheduler_is_one_clear_line(tmp_path, monkeypatch, capsys):
+    _inputs(tmp_path, 1)
+    monkeypatch.chdir(tmp_path)
+    started = time.perf_counter()
+    assert main(["batch", "in", "--out", "out", "--methods", "zero-filled", "--scheduler", "tcp://127.0.0.1:9"]) == 2
+    assert time.perf_counter() - started < 15
+    assert "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in capsys.readouterr().err
+
+
+def test_a_worker_killed_mid_batch_loses_nothing(tmp_path, cluster_factory, monkeypatch, capsys):
+    """Two workers; one is killed (SIGKILL) while the batch runs. Its nanny restarts it,
+    the scheduler reruns its unit, and every unit ends done (or, failing that, recorded
+    failed and finished by --resume), with no half-written file."""
+    cluster = cluster_factory(workers=2)
+    client_folder = tmp_path / "client"
+    _inputs(client_folder, 4, size=160, slices=4)
+    monkeypatch.chdir(client_folder)
+    arguments = ["batch", "in", "--out", "out", "--methods", "cs-tv", "--estimate-folds", "0", "--scheduler", cluster.address]
+    codes = []
+    runner = threading.Thread(target=lambda: codes.append(main(arguments)))
+    runner.start()
+    time.sleep(4)  # both workers are busy with a unit
+    victim = cluster.worker_pids()[0]
+    os.kill(victim, signal.SIGKILL)
+    runner.join(timeout=300)
+    assert codes and codes[0] in (0, 3)
+    if codes[0] == 3:
+        assert main(arguments + ["--resume"]) == 0
+    manifest = json.loads((client_folder / "out" / "manifest.json").read_text())
+    assert len(manifest["units"]) == 4 and all(e["status"] == "done" for e in manifest["units"].values())
+    outputs = sorted(p.name for p in (client_folder / "out").glob("*.nii.gz"))
+    assert outputs == [f"p{i}_cs-tv.nii.gz" for i in range(4)]
+    assert not [p for p in (client_folder / "out").rglob("*") if ".tmp" in p.name]
+    for index in range(4):
+        assert nib.load(client_folder / "out" / f"p{index}_cs-tv.nii.gz").get_fdata().shape == (160, 160, 4)
