@@ -2,7 +2,8 @@
 
     python -m benchmarks.generalisation CORPUS [--split test] [--masks 10pct,25pct,50pct]
         (non-Cartesian: --mask-types radial --masks 40spokes, --mask-types spiral --masks 4interleaves)
-        [--mask-types cartesian,vd2d] [--coils 1,8] [--slices 4] [--methods ...] [--json out.json]
+        [--mask-types cartesian,vd2d,poisson,vd2d:nocal] [--coils 1,8] [--slices 4] [--methods ...] [--json out.json]
+        (a family with the suffix :nocal is drawn without a calibration block)
         (a method NAME@WEIGHTS evaluates a learned model with a trainer's best.pt)
 
 CORPUS is a folder built by ``scripts/make_corpus.py``. For each source of the split
@@ -25,7 +26,7 @@ import numpy as np
 import torch
 
 import recon
-from masks import make_sampling, seed_from_name
+from masks import make_sampling, seed_from_name, split_family
 from physics import simulate_coil_maps, simulate_kspace
 from physics.nufft import Trajectory
 from recon import metrics
@@ -43,7 +44,8 @@ def measure(images: np.ndarray, name: str, mask_preset: str, mask_type: str, coi
             methods: list[str]) -> dict[str, dict[str, float]]:
     """Mean and worst PSNR/SSIM of each method over ``images`` ``(N, H, W)``."""
     shape = images.shape[-2:]
-    sampling = as_sampling(make_sampling(mask_preset, shape, mask_type, seed=seed_from_name(name)))
+    kind, center_fraction = split_family(mask_type)  # vd2d:nocal: without a calibration block
+    sampling = as_sampling(make_sampling(mask_preset, shape, kind, seed=seed_from_name(name), center_fraction=center_fraction))
     mask = sampling  # a bool tensor, or a trajectory for radial/spiral
     maps = simulate_coil_maps(coils, shape).unsqueeze(0) if coils > 1 else None
     generator = torch.Generator().manual_seed(seed_from_name(name))

@@ -103,11 +103,15 @@ def measure(images: np.ndarray, name: str, preset: str, mask_type: str, coils: i
 def _kind(record: dict) -> str:
     """The record's mask kind (``1d``, ``2d`` or ``block``; records older than the
     super-resolution hold-out have only ``dimensions``)."""
-    return record.get("kind") or f"{record['dimensions']}d"
+    kind = record.get("kind") or f"{record['dimensions']}d"
+    if record.get("mask_type", "").endswith(":nocal") and kind != "block" and not kind.endswith("-nocal"):
+        kind += "-nocal"  # records measured before mask_kind told masks without a calibration block apart
+    return kind
 
 
-def fit(records: list[dict]) -> dict:
-    """Calibration lines per ``method:Nd`` and ``family:Nd``."""
+def fit(records: list[dict], fixed: dict | None = None) -> dict:
+    """Calibration lines per ``family:kind`` (a line of ``fixed`` is kept as it is), and
+    for each the interval of true - estimated PSNR that held :data:`INTERVAL` of the records."""
     groups: dict[str, list[tuple[float, float]]] = {}
     apply(records, {"lines": {}})
     for r in records:
@@ -116,9 +120,12 @@ def fit(records: list[dict]) -> dict:
     lines, residuals, intervals = {}, {}, {}
     for key, points in sorted(groups.items()):
         x, y = np.array(points).T
-        if len(points) < 6 or np.ptp(x) < 0.3:
+        if key in (fixed or {}):
+            a, b = fixed[key]
+        elif len(points) < 6 or np.ptp(x) < 0.3:
             continue
-        b, a = np.polyfit(x, y, 1)
+        else:
+            b, a = np.polyfit(x, y, 1)
         lines[key] = [float(a), float(b)]
         residuals[key] = float(np.std(y - (a + b * x)))
         # true - estimated PSNR = -10 (log10 NMSE_true - line): its 10th and 90th percentiles
@@ -277,12 +284,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--records", type=Path, help="write the records here (JSON)")
     parser.add_argument("--calibrate", type=Path, metavar="RECORDS", help="fit the calibration from validation records")
     parser.add_argument("--out", type=Path, default=CALIBRATION_FILE, help="where --calibrate writes")
+    parser.add_argument("--keep-kinds", help="with --calibrate: keep the shipped lines of these mask kinds (e.g. 1d,2d) "
+                        "and measure only their intervals")
     parser.add_argument("--evaluate", type=Path, nargs="+", metavar="RECORDS", help="the issue's figures from test records")
     args = parser.parse_args(argv)
     if args.calibrate:
         records = json.loads(args.calibrate.read_text())
-        fitted = fit(records)
+        kept = set(args.keep_kinds.split(",")) if args.keep_kinds else set()
+        shipped = json.loads(args.out.read_text()) if args.out.is_file() else {"lines": {}}
+        fixed = {key: line for key, line in shipped.get("lines", {}).items() if key.split(":")[1] in kept}
+        fitted = fit(records, fixed)
         fitted["fitted_on"] = f"{args.calibrate.name}: validation subjects (benchmarks.trust --split val)"
+        if fixed:
+            fitted["fitted_on"] += (f"; lines {', '.join(sorted(kept))} kept from the earlier fit "
+                                    f"({shipped.get('fitted_on', 'unknown')}), their intervals measured on these records")
         if args.out.is_file():  # lines of mask kinds these records lack are kept from the earlier fit
             fitted = merge(json.loads(args.out.read_text()), fitted, {_kind(r) for r in records})
         args.out.write_text(json.dumps(fitted, indent=1) + "\n")

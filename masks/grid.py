@@ -96,6 +96,29 @@ def vd2d_mask(
     return _with_centre(shape, ratio, as_generator(rng), center_fraction, weights, "vd2d", extra)
 
 
+POISSON_MAX_RATIO = 0.55
+"""Above this ratio a Poisson-disc mask is drawn by density alone (see :func:`poisson_mask`)."""
+POISSON_SEARCH = 14
+"""Most Poisson-disc draws the slope bisection of :func:`poisson_mask` makes."""
+
+
+def _disc_points(shape: tuple[int, int], side: int, slope: float, seed: int) -> np.ndarray:
+    """One Poisson-disc draw: minimum distance ``(1 + slope * r)`` grid points, ``r`` the
+    radius outside the ``side`` square (1 at the edge midpoints), corners beyond r = 1 cut.
+    Bridson's dart throwing is SigPy's (compiled with numba)."""
+    from sigpy.mri.samp import _poisson
+
+    height, width = shape
+    ys, xs = np.mgrid[:height, :width]
+    ry = np.maximum(np.abs(ys - height / 2) - side / 2, 0)
+    rx = np.maximum(np.abs(xs - width / 2) - side / 2, 0)
+    radius = np.sqrt((ry / max(ry.max(), 1e-9)) ** 2 + (rx / max(rx.max(), 1e-9)) ** 2)
+    scale = 1 + radius * slope
+    drawn = _poisson(width, height, 30, np.clip(scale * width / max(shape), 1, None),
+                     np.clip(scale * height / max(shape), 1, None), (side, side), seed)
+    return (np.asarray(drawn) > 0) & (radius < 1)
+
+
 def poisson_mask(
     shape: tuple[int, int],
     ratio: float,
@@ -105,41 +128,38 @@ def poisson_mask(
     """Variable-density Poisson-disc points (the pattern of BART ``poisson`` and of
     scanners' compressed-sensing protocols), plus a fully sampled centre square.
 
-    The points come from :func:`sigpy.mri.poisson` (Bridson's algorithm, minimum
-    distance growing as ``1 + s r``, corners cropped below 60 %); its count is then made
-    exact by dropping random points outside the centre, or adding points drawn with the
-    pattern's own density ``1 / (1 + s r)``. ``center_fraction=0`` gives no calibration
-    block. SigPy's generator is seeded from ``rng``; global NumPy state is restored by
-    SigPy and never read here.
+    The minimum distance between points grows as ``1 + s r`` with the radius; ``s`` is
+    found by bisection (at most :data:`POISSON_SEARCH` draws) so the count comes close
+    to the target, which is then met exactly by dropping random points outside the
+    centre, or adding points drawn with the density ``1 / (1 + 4 r)``. Above
+    :data:`POISSON_MAX_RATIO` the disc spacing would fall under 1.4 grid points, there is
+    no disc pattern left to draw, so all points are drawn with that density.
+    ``center_fraction=0`` gives no calibration block. Randomness comes from ``rng`` only.
 
     Shapes
     ------
     returns ``Mask.array`` of ``shape = (H, W)``.
     """
-    import warnings
-
-    from sigpy.mri import poisson
-
     gen = as_generator(rng)
     if center_fraction is None:
         center_fraction = default_center_fraction_2d(ratio)
     count = _target_count(shape, ratio)
     side = min(round(center_fraction * min(shape)), math.isqrt(count))
-    array = np.zeros(shape, dtype=bool)
-    if count < shape[0] * shape[1]:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            try:
-                drawn = poisson(shape, shape[0] * shape[1] / count, calib=(side, side), dtype=bool,
-                                crop_corner=ratio < 0.6, seed=int(gen.integers(2**31 - 1)), tol=0.1 / max(ratio, 0.01))
-            except ValueError:  # SigPy's slope search missed its tolerance: the count is fixed below anyway
-                drawn = np.zeros(shape, dtype=bool)
-        array |= np.asarray(drawn, dtype=bool)
-    else:
-        array[:] = True
-    array[centre_slice(shape[0], side), centre_slice(shape[1], side)] = True
     centre = np.zeros(shape, dtype=bool)
     centre[centre_slice(shape[0], side), centre_slice(shape[1], side)] = True
+    array = centre.copy()
+    if ratio <= POISSON_MAX_RATIO:
+        seed, low, high = int(gen.integers(2**31 - 1)), 0.0, float(max(shape))
+        best = None
+        for _ in range(POISSON_SEARCH):
+            slope = (low + high) / 2
+            drawn = _disc_points(shape, side, slope, seed) | centre
+            if best is None or abs(int(drawn.sum()) - count) < abs(int(best.sum()) - count):
+                best = drawn
+            if abs(int(drawn.sum()) - count) <= 0.02 * count:
+                break
+            low, high = (slope, high) if drawn.sum() > count else (low, slope)
+        array = best
     excess = int(array.sum()) - count
     if excess > 0:
         removable = np.flatnonzero(array & ~centre)

@@ -50,7 +50,7 @@ def build_batch_report(folders: str | Path | list[str | Path]) -> str:
     parts = ["<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>recon batch report</title>",
              f"<style>{STYLE}</style></head><body><h1>recon batch report</h1>"]
     rows = ['<table class="summary"><thead><tr><th>file</th><th>method</th><th>k-space</th><th>mask</th><th>ratio</th>'
-            "<th>PSNR (dB)</th><th>SSIM</th><th>NMSE</th><th>estimated PSNR (dB), no reference</th><th>s/slice</th>"
+            "<th>PSNR (dB)</th><th>SSIM</th><th>NMSE</th><th>estimated PSNR (dB), no reference [80 % interval]</th><th>s/slice</th>"
             "<th>guard</th><th>DC residual</th><th>added in unmeasured k-space</th></tr></thead><tbody>"]
     unreferenced = 0
     for name, study in studies.items():
@@ -67,8 +67,11 @@ def build_batch_report(folders: str | Path | list[str | Path]) -> str:
             record = study["methods"][method]
             energy = record.get("hallucination_energy")
             flag = energy is not None and energy > HALLUCINATION_THRESHOLD
-            estimate = (f"<td>{record['estimated_psnr']:.2f} ± {record['estimated_psnr_spread']:.2f}</td>"
-                        if "estimated_psnr" in record else "<td>n/a</td>")
+            estimate = "<td>n/a</td>"
+            if "estimated_psnr" in record:
+                low, high = record.get("estimated_psnr_low"), record.get("estimated_psnr_high")
+                interval = f" [{low:.1f}, {high:.1f}]" if low is not None and high is not None else ""
+                estimate = f"<td>{record['estimated_psnr']:.2f} ± {record['estimated_psnr_spread']:.2f}{interval}</td>"
             guarded = record.get("guard_flagged")
             guard_cell = (f'<td class="{"flag" if guarded else ""}">{guarded}/{len(record["guard_flagged_slices"])} slices '
                           f'worse than {html.escape(str(record["guard_reference"]))}</td>' if guarded is not None else "<td>n/a</td>")

@@ -334,6 +334,9 @@ def _estimate(study_metrics: dict[str, Any], images: dict[str, np.ndarray], kspa
         record["estimated_psnr"] = float(np.mean([e.psnr for e in per_slice]))
         record["estimated_nmse"] = float(np.mean([e.nmse for e in per_slice]))
         record["estimated_psnr_spread"] = float(np.mean([e.psnr_spread for e in per_slice]))
+        for key in ("low", "high"):  # None when the calibration states no interval
+            value = float(np.mean([getattr(e, f"psnr_{key}") for e in per_slice]))
+            record[f"estimated_psnr_{key}"] = value if np.isfinite(value) else None
         record["estimated_psnr_slices"] = [e.psnr for e in per_slice]
         record["estimated_psnr_spread_slices"] = [e.psnr_spread for e in per_slice]
     for method, per_slice in verdicts.items():

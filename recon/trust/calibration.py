@@ -53,8 +53,9 @@ class ErrorEstimate:
     def to_dict(self) -> dict:
         return {"estimated_nmse": self.nmse, "estimated_psnr": self.psnr, "estimated_psnr_spread": self.psnr_spread,
                 "estimated_nmse_raw": self.nmse_raw, "estimated_fold_nmse": list(self.fold_nmse),
-                "estimate_calibration": self.calibration, "estimated_psnr_low": self.psnr_low,
-                "estimated_psnr_high": self.psnr_high}
+                "estimate_calibration": self.calibration,
+                "estimated_psnr_low": self.psnr_low if math.isfinite(self.psnr_low) else None,
+                "estimated_psnr_high": self.psnr_high if math.isfinite(self.psnr_high) else None}
 
 
 def load_calibration(path: Path | None = None) -> dict:
@@ -74,7 +75,10 @@ def calibrate(nmse_raw: float, method: str, family: str, kind: int | str, calibr
     of the line used."""
     lines = (calibration if calibration is not None else load_calibration()).get("lines", {})
     kind = f"{kind}d" if isinstance(kind, int) else kind
-    for key in (f"{method}:{kind}", f"{family}:{kind}"):
+    keys = [f"{method}:{kind}", f"{family}:{kind}"]
+    if kind.endswith("-nocal"):  # without a line of its own, the kind with a calibration block
+        keys += [f"{method}:{kind[:-6]}", f"{family}:{kind[:-6]}"]
+    for key in keys:
         if key in lines:
             a, b = lines[key]
             return float(10 ** (a + b * math.log10(max(nmse_raw, 1e-12)))), key

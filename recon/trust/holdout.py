@@ -75,10 +75,22 @@ def mask_dimensions(mask: np.ndarray) -> int:
     return 1 if bool((mask[:, columns]).all()) else 2
 
 
+NO_CALIBRATION_SIDE = 4
+"""A 1-D mask with fewer contiguous centre lines, or a 2-D mask whose fully sampled
+centre is narrower, has no calibration block: kind ``1d-nocal`` / ``2d-nocal``."""
+
+
 def mask_kind(mask: np.ndarray) -> str:
     """``block`` for a super-resolution mask (:func:`block_shape`), else ``1d`` or ``2d``
-    (:func:`mask_dimensions`): the calibration lines are per method family and kind."""
-    return "block" if block_shape(mask) is not None else f"{mask_dimensions(mask)}d"
+    (:func:`mask_dimensions`), with ``-nocal`` when there is no calibration block (its
+    hold-out misses the k-space centre's error, so it is calibrated apart): the
+    calibration lines are per method family and kind."""
+    if block_shape(mask) is not None:
+        return "block"
+    dimensions = mask_dimensions(mask)
+    height, width = calibration_size(mask)
+    narrow = (width if dimensions == 1 else min(height, width)) < NO_CALIBRATION_SIDE
+    return f"{dimensions}d" + ("-nocal" if narrow else "")
 
 
 def _distance(shape: tuple[int, int], dimensions: int) -> np.ndarray:

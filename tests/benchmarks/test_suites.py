@@ -34,9 +34,10 @@ def test_batch_benchmark_measures_both_worker_counts(tmp_path, capsys):
     from benchmarks import batch
 
     out = tmp_path / "batch.json"
-    assert batch.main(["--files", "2", "--slices", "1", "--methods", "zero-filled", "--json", str(out)]) == 0
+    assert batch.main(["--files", "2", "--slices", "1", "--methods", "zero-filled", "--dask", "1", "--json", str(out)]) == 0
     result = json.loads(out.read_text())
-    assert set(result) == {"1", "2"} and all(row["files"] == 2 and row["slices_per_second"] > 0 for row in result.values())
+    assert set(result) == {"--workers 1", "--workers 2", "Dask 1"}
+    assert all(row["files"] == 2 and row["failed"] == 0 and row["slices_per_second"] > 0 for row in result.values())
 
 
 def test_startup_benchmark_times_the_four_commands(tmp_path, capsys):

@@ -127,3 +127,22 @@ def test_lowres_presets_give_the_exact_block_and_the_family():
         make_mask("lowres-2x", (64, 64), "vd2d")
     with pytest.raises(ValueError, match="1 to 16"):
         make_mask("lowres-40x", (64, 64))
+
+
+def test_poisson_disc_without_a_calibration_block_and_denser_at_the_centre():
+    from masks import split_family
+    from masks.grid import _radius
+
+    kind, center_fraction = split_family("poisson:nocal")
+    assert (kind, center_fraction) == ("poisson", 0.0) and split_family("vd2d") == ("vd2d", None)
+    mask = make_mask("25pct", (128, 128), kind, seed=4, center_fraction=center_fraction)
+    assert mask.ratio == pytest.approx(0.25, abs=1e-4) and min(mask.center) < 4
+    radius = _radius((128, 128))
+    assert mask.array[radius < 0.3].mean() > 1.5 * mask.array[(radius > 0.7) & (radius < 1)].mean()
+    # a Poisson-disc pattern: fewer sampled vertical neighbours in the outer ring than
+    # independent draws of the same density would give
+    ring = (radius > 0.7) & (radius < 1)
+    both = ring[1:, :] & ring[:-1, :]
+    density = mask.array[ring].mean()
+    observed = (mask.array[1:, :] & mask.array[:-1, :] & both).sum()
+    assert observed < 0.8 * density**2 * both.sum()

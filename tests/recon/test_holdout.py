@@ -201,3 +201,16 @@ def test_super_resolution_estimate_counts_a_misfit_on_the_measured_block():
     assert shifted.nmse_raw > exact.nmse_raw + 0.005  # 10 % off everywhere: 1 % NMSE on the block alone
     assert calibration.calibrate(0.01, "mpp-gan", "learned", "block", {"lines": {"learned:block": [0.0, 1.0]}}) == (
         pytest.approx(0.01), "learned:block")
+
+
+def test_masks_without_a_calibration_block_have_their_own_kind_and_fall_back_to_its_line():
+    from masks import make_mask
+    from recon.trust.calibration import calibrate
+    from recon.trust.holdout import mask_kind
+
+    assert mask_kind(make_mask("25pct", (64, 64), "vd2d", seed=1).array) == "2d"
+    assert mask_kind(make_mask("25pct", (64, 64), "vd2d", seed=1, center_fraction=0.0).array) == "2d-nocal"
+    assert mask_kind(make_mask("25pct", (64, 64), "cartesian", seed=1, center_fraction=0.0).array) == "1d-nocal"
+    lines = {"lines": {"cs:2d": [0.0, 1.0], "cs:2d-nocal": [1.0, 1.0]}}
+    assert calibrate(0.01, "cs-tv", "cs", "2d-nocal", lines) == (pytest.approx(0.1), "cs:2d-nocal")
+    assert calibrate(0.01, "cg", "learned", "1d-nocal", {"lines": {"learned:1d": [0.0, 1.0]}})[1] == "learned:1d"

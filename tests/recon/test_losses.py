@@ -49,3 +49,13 @@ def test_adversarial_loss_objects_pair_both_sides():
         assert loss({"fake_scores": real, "real_scores": fake}) < loss({"fake_scores": fake, "real_scores": real})
     with pytest.raises(ValueError, match="relativistic"):
         AdversarialLoss("least-squares")
+
+
+def test_log_nmse_loss_is_scale_free_in_the_error():
+    from recon.training.losses import log_nmse_loss
+
+    target = torch.rand(2, 16, 16) + 0.5
+    errors = [log_nmse_loss(target + e, target) for e in (1e-3, 1e-2, 1e-1)]
+    # ten times the error costs the same 2 (log10 of 100x the NMSE) at any error size
+    assert float(errors[1] - errors[0]) == pytest.approx(2.0, abs=1e-3)
+    assert float(errors[2] - errors[1]) == pytest.approx(2.0, abs=1e-3)

@@ -179,3 +179,18 @@ def test_multicoil_training_data_and_a_short_run(tmp_path):
     assert single[0].shape == (1, 48, 48) and single[4].shape == (1, 48, 48)
     summary = train(_config(tmp_path, steps=2, val_every=2, coils=4), data, _slices(2, seed=5), progress=False)
     assert summary["steps"] == 2 and summary["history"][-1]["psnr"] > 0
+
+
+def test_training_families_may_drop_the_calibration_block():
+    from recon.training.augment import AcquisitionDataset, SliceSet
+    from recon.training.config import TrainConfig
+
+    TrainConfig(model="gan-drn", ratios=(0.1,), mask_type="cartesian,vd2d:nocal,poisson:nocal")
+    with pytest.raises(ValueError, match="unknown family"):
+        TrainConfig(model="gan-drn", ratios=(0.1,), mask_type="radial:nocal")
+    images = SliceSet(np.random.default_rng(0).random((2, 48, 48)).astype(np.float32))
+    dataset = AcquisitionDataset(images, (0.3,), ("poisson:nocal",), seed=1)
+    _, mask, *_ = dataset[0]
+    assert abs(float(mask.float().mean()) - 0.3) < 0.01
+    again = AcquisitionDataset(images, (0.3,), ("poisson:nocal",), seed=1)[0][1]
+    assert torch.equal(mask, again)  # pooled Poisson-disc masks are seeded from their key: a resumed run sees the same
