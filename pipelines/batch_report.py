@@ -84,12 +84,19 @@ def build_batch_report(folders: str | Path | list[str | Path]) -> str:
                 + (f'<td class="{"flag" if flag else ""}">{energy:.4f} vs {html.escape(record["hallucination_reference"])}</td>'
                    if energy is not None else "<td>n/a</td>") + "</tr>")
     rows.append("</tbody></table>")
+    reasons = [f"<li>{html.escape(name)}, {html.escape(method)}, slice {index}: {html.escape(reason)}</li>"
+               for name, study in studies.items() for method, record in study["methods"].items()
+               for index, reason in enumerate(record.get("guard_reasons", []))]
+    if reasons:
+        rows.append(f"<details><summary>The guard, per slice: which output was written and why ({len(reasons)} "
+                    f"slices)</summary><ul>{''.join(reasons)}</ul></details>")
     parts.append(f"<h2>Results ({len(studies)} outputs)</h2>" + "".join(rows) +
                  "<p>Methods are listed best first: by PSNR where a reference exists (simulated k-space, or fully sampled "
                  "raw data), else <b>by estimated error</b> (k-space hold-out, no reference: <code>recon.trust.holdout</code>), "
                  f"marked ★. {unreferenced} of {len(studies)} outputs have no reference and are ranked by the estimate. "
-                 "The guard flags slices where a learned output's estimated PSNR does not lead the best CS output's by "
-                 f"1.5 dB less the estimates' spread; learned outputs that add more than {HALLUCINATION_THRESHOLD:.0%} of their "
+                 "The guard flags slices where a learned output's estimated PSNR does not lead the best CS (or "
+                 "zero-filled) output's by 1.5 dB less the estimates' spread, and by default writes that output there "
+                 "(<code>--no-guard</code> keeps the learned one); learned outputs that add more than {HALLUCINATION_THRESHOLD:.0%} of their "
                  "energy in unmeasured k-space relative to the best CS output are marked too.</p>")
     methods = sorted({m for study in studies.values() for m in study["methods"]})
     figures = []

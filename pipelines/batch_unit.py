@@ -25,6 +25,7 @@ from pipelines.evaluation import (
     UNGUARDED_NOTE,
     adapt_learned,
     apply_guard,
+    centre_warning,
     estimate_errors,
     guard_applies,
     guard_reason,
@@ -177,6 +178,9 @@ def _process_study(study: Study, config: BatchConfig, entry: dict[str, Any], out
                                      "mask": config.mask if study.mask is None else "from file",
                                      "mask_type": config.mask_type if study.mask is None else "from file",
                                      "ratio": ratio, "methods": {}, "notes": list(entry["notes"])}
+    if warning := centre_warning(mask):
+        study_metrics["notes"].append(warning)
+        entry["notes"].append(warning)
     if reference is not None and crop:
         reference = center_crop(reference, crop)
     if trajectory:

@@ -165,6 +165,21 @@ def adapt_learned(names: list[str], kspace: torch.Tensor, mask, coil_maps: torch
     return adapted
 
 
+def centre_warning(mask) -> str | None:
+    """A warning when a grid mask misses the k-space centre (its DC sample, or most of
+    the 3x3 points around it): every method then loses the image's mean intensity and
+    its coarsest contrast, which nothing can restore."""
+    if isinstance(mask, Trajectory):
+        return None
+    array = np.asarray(mask.cpu().numpy() if isinstance(mask, torch.Tensor) else mask, dtype=bool)
+    height, width = array.shape
+    centre = array[max(height // 2 - 1, 0) : height // 2 + 2, max(width // 2 - 1, 0) : width // 2 + 2]
+    if array[height // 2, width // 2] and centre.mean() > 0.5:
+        return None
+    return ("warning: the mask misses the k-space centre (the DC sample or most of the 3x3 around it): every method "
+            "loses the image's mean intensity and coarsest contrast, which no reconstruction can restore")
+
+
 def no_estimate_note(mask: np.ndarray | torch.Tensor) -> str:
     """Why a mask gets no hold-out error estimate (:func:`recon.trust.holdout.holdout_units` < 2)."""
     if holdout.mask_kind(np.asarray(mask, dtype=bool)) == "block":

@@ -271,6 +271,8 @@ def run(config: RunConfig, progress: bool | str | None = None) -> RunResult:
     if not methods:
         raise ValueError("no method to run")
     mask_t = as_sampling(mask)  # what the methods take: a bool tensor, or a trajectory with its density compensation
+    if warning := evaluation.centre_warning(mask_t):
+        notes.append(warning)
     kspace, truth, recon_maps = _simulate(config, images, mask, mask_t, seed_name, notes)
     reference = truth.abs()
     data_range = float(reference.max())

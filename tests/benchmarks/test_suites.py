@@ -103,12 +103,16 @@ def test_trust_benchmark_measures_calibrates_and_evaluates_on_a_tiny_corpus(tmp_
     assert len(saved) == 2 * 2 * 3 and all(len(r["fold_nmse"]) == 4 and r["nmse"] > 0 for r in saved)
     calibration = tmp_path / "calibration.json"
     assert trust.main(["--calibrate", str(records), "--out", str(calibration)]) == 0
-    lines = json.loads(calibration.read_text())["lines"]
-    assert set(lines) <= {f"{family}:{d}d" for family in ("baseline", "cs", "learned") for d in (1, 2)}
+    fitted = json.loads(calibration.read_text())
+    assert set(fitted["lines"]) <= {f"{family}:{d}d" for family in ("baseline", "cs", "learned") for d in (1, 2)}
+    for key, (low, high) in fitted["interval_db"].items():  # the 10th and 90th percentiles of true - estimated
+        assert key in fitted["lines"] and low <= high
     capsys.readouterr()
     assert trust.main(["--evaluate", str(records)]) == 0
     printed = capsys.readouterr().out
     assert "Spearman" in printed and "lowest estimated error is truly best" in printed and "guard:" in printed
+    assert "stated interval [low, high] holds the true PSNR" in printed
+    assert "| vd2d | 50pct | 1 |" in printed and "gan-drn guarded" in printed
 
 
 def test_trust_benchmark_on_super_resolution_keeps_the_other_calibration_lines(tmp_path, capsys):
@@ -182,3 +186,15 @@ def test_raw_benchmark_reports_seconds_memory_and_quality_per_file(tmp_path, cap
         assert bart["methods"]["bart-chain-tv"]["psnr"] > row["methods"]["zero-filled"]["psnr"]
     else:
         assert anchor == []
+
+
+def test_adapt_benchmark_compares_shipped_and_adapted_weights(tmp_path, capsys):
+    from benchmarks import adapt
+
+    _tiny_corpus(tmp_path, "test")
+    out = tmp_path / "adapt.json"
+    assert adapt.main([str(tmp_path / "corpus"), "--mask", "25pct", "--slices", "2", "--seconds", "3", "--invert",
+                       "--threads", "1", "--json", str(out)]) == 0
+    row = json.loads(out.read_text())["head"]
+    assert row["slices"] == 2 and row["adaptation"]["adapted"] and row["adaptation"]["adapt_seconds"] < 10
+    assert row["adapted"]["psnr"] > 0 and row["gan-drn"]["psnr"] > 0 and "| head | 2 |" in capsys.readouterr().out

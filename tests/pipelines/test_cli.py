@@ -285,3 +285,14 @@ def test_recon_mask_takes_a_lowres_preset_without_a_family(tmp_path, capsys):
     assert main(["mask", "--mask", "lowres-2x", "--shape", "64,64", "--out", str(tmp_path / "m.npy")]) == 0
     assert "lowres lowres-2x 64x64: achieved ratio 0.2500" in capsys.readouterr().out
     assert main(["mask", "--mask", "lowres-2x", "--mask-type", "vd2d", "--out", str(tmp_path / "n.npy")]) == 2
+
+
+def test_a_mask_that_misses_the_kspace_centre_is_warned_about(tmp_path):
+    for centre, warned in (("0", True), (None, False)):
+        out = tmp_path / f"run-{centre}"
+        argv = ["run", "--mask", "10pct", "--slices", "1", "--methods", "zero-filled", "--estimate-folds", "0",
+                "--out", str(out)] + (["--center-fraction", centre] if centre else [])
+        assert main(argv) == 0
+        config = json.loads((out / "config.json").read_text())
+        mask = config["mask"]
+        assert any("misses the k-space centre" in note for note in config["notes"]) == warned, (mask, config["notes"])

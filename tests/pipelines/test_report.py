@@ -100,6 +100,7 @@ def test_report_shows_the_estimate_the_guard_and_a_readable_provenance(runs):
     assert "settings left at their defaults</summary>" in text  # defaults folded away
     assert "|recon - reference|" in text and "added in unmeasured k-space vs best CS" in text  # two labelled scales
     assert "estimated (no reference):" in text
+    assert "guard wrote " in text and "the guard asks" in text  # per slice: which output, and why
 
 
 def test_one_colour_per_method_and_runs_of_other_coils_never_joined(runs):
