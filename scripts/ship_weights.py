@@ -167,6 +167,7 @@ def main() -> None:
             key: config.get(f"{key}_weight") if config.get(f"{key}_weight") is not None else default
             for key, default in vars(get_spec(config["model"]).loss_weights).items()
         },
+        **({"loss_terms": config["losses"]} if config.get("losses") else {}),  # --loss NAME=WEIGHT, e.g. lognmse
         "lipschitz": config.get("lipschitz") or get_spec(config["model"]).lipschitz,
         "trained_on": f"{os.cpu_count()} CPU cores, torch {torch.__version__}, Python {platform.python_version()}",
         "date": date.today().isoformat(),

@@ -125,15 +125,6 @@ def test_parts_split_the_inputs_and_two_workers_finish_them(tmp_path):
     assert len(list((tmp_path / "w2").glob("*.nii.gz"))) == 3
 
 
-def test_dask_local_cluster(tmp_path):
-    distributed = pytest.importorskip("distributed")
-    nib.save(nib.Nifti1Image(_volume(), np.eye(4)), tmp_path / "vol.nii")
-    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
-        code = main(["batch", str(tmp_path / "vol.nii"), "--out", str(tmp_path / "out"), "--methods", "zero-filled",
-                     "--scheduler", cluster.scheduler_address])
-    assert code == 0 and (tmp_path / "out" / "vol_zero-filled.nii.gz").is_file()
-
-
 def test_batch_trust_check_and_report(tmp_path, capsys):
     nib.save(nib.Nifti1Image(_volume(size=48), np.eye(4)), tmp_path / "vol.nii")
     out = tmp_path / "out"

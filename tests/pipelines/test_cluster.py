@@ -33,18 +33,28 @@ class Cluster:
     """A ``dask scheduler`` and ``dask worker`` processes (with nannies) in ``folder``."""
 
     def __init__(self, folder: Path, workers: int = 1, hide: Path | None = None):
+        self.processes: list[subprocess.Popen] = []
+        try:
+            self._start(folder, workers, hide)
+        except BaseException:
+            self.close()  # never leave a scheduler or worker behind
+            raise
+
+    def _start(self, folder: Path, workers: int, hide: Path | None) -> None:
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
-        os.chmod(folder, 0o777)
         scheduler_file = folder / "scheduler.json"
-        self.processes = [subprocess.Popen(
+        self.processes.append(subprocess.Popen(
             [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", "0",
              "--no-dashboard", "--scheduler-file", str(scheduler_file)],
-            cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
-        deadline = time.time() + 30
-        while not scheduler_file.is_file() and time.time() < deadline:
-            time.sleep(0.1)
-        self.address = json.loads(scheduler_file.read_text())["address"]
+            cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        deadline, self.address = time.time() + 30, None
+        while self.address is None and time.time() < deadline:
+            try:
+                self.address = json.loads(scheduler_file.read_text())["address"]
+            except (OSError, ValueError, KeyError):  # not written yet, or half written
+                time.sleep(0.1)
+        assert self.address, "the Dask scheduler did not start"
         worker = [sys.executable, "-m", "distributed.cli.dask_worker", self.address, "--nworkers", str(workers),
                   "--nthreads", "1", "--no-dashboard", "--local-directory", str(folder / "space")]
         if hide is not None:  # the worker's own mount namespace, an empty tmpfs over `hide`: as on another machine
@@ -53,18 +63,22 @@ class Cluster:
         with distributed.Client(self.address, timeout=20) as client:
             client.wait_for_workers(workers, timeout=60)
 
-    def worker_pids(self) -> list[int]:
+    def busy_worker_pid(self) -> int | None:
+        """The process id of a worker running a task now (None when none is)."""
         with distributed.Client(self.address, timeout=20) as client:
-            return list(client.run(os.getpid).values())
+            pids = client.run(os.getpid)
+            busy = [address for address, tasks in client.processing().items() if tasks]
+        return pids[busy[0]] if busy else None
 
     def close(self) -> None:
         for process in reversed(self.processes):
             process.terminate()
         for process in self.processes:
             try:
-                process.wait(timeout=20)
+                process.wait(timeout=3)
             except subprocess.TimeoutExpired:
                 process.kill()
+                process.wait()
 
 
 @pytest.fixture
@@ -141,14 +155,18 @@ def test_a_worker_killed_mid_batch_loses_nothing(tmp_path, cluster_factory, monk
     failed and finished by --resume), with no half-written file."""
     cluster = cluster_factory(workers=2)
     client_folder = tmp_path / "client"
-    _inputs(client_folder, 4, size=160, slices=4)
+    _inputs(client_folder, 4, size=128, slices=3)
     monkeypatch.chdir(client_folder)
     arguments = ["batch", "in", "--out", "out", "--methods", "cs-tv", "--estimate-folds", "0", "--scheduler", cluster.address]
     codes = []
     runner = threading.Thread(target=lambda: codes.append(main(arguments)))
     runner.start()
-    time.sleep(4)  # both workers are busy with a unit
-    victim = cluster.worker_pids()[0]
+    manifest, victim, deadline = client_folder / "out" / "manifest.json", None, time.time() + 120
+    while victim is None and time.time() < deadline:  # once a unit is done, kill a worker that is running another
+        if manifest.is_file() and json.loads(manifest.read_text())["units"]:
+            victim = cluster.busy_worker_pid()
+        time.sleep(0.2)
+    assert victim is not None, "no worker was busy after the first unit finished"
     os.kill(victim, signal.SIGKILL)
     runner.join(timeout=300)
     assert codes and codes[0] in (0, 3)
@@ -160,4 +178,4 @@ def test_a_worker_killed_mid_batch_loses_nothing(tmp_path, cluster_factory, monk
     assert outputs == [f"p{i}_cs-tv.nii.gz" for i in range(4)]
     assert not [p for p in (client_folder / "out").rglob("*") if ".tmp" in p.name]
     for index in range(4):
-        assert nib.load(client_folder / "out" / f"p{index}_cs-tv.nii.gz").get_fdata().shape == (160, 160, 4)
+        assert nib.load(client_folder / "out" / f"p{index}_cs-tv.nii.gz").get_fdata().shape == (128, 128, 3)
