@@ -138,7 +138,7 @@ def adapt_learned(names: list[str], kspace: torch.Tensor, mask, coil_maps: torch
     kspace ``(N, C, H, W)``; mask ``(H, W)`` bool tensor (a trajectory gets a note);
     coil_maps ``(N, C, H, W)`` or None.
     """
-    from recon.training.adapt import adapt_model
+    from recon.training.adapt import MIN_GAIN_DB, adapt_model
 
     learned = [name for name in names if recon.registry.info(name).family == "learned"
                and not recon.registry.info(name).superres_only]
@@ -158,6 +158,10 @@ def adapt_learned(names: list[str], kspace: torch.Tensor, mask, coil_maps: torch
             notes.append(f"--adapt {name}: {error}; shipped weights used")
             continue
         record = adapted[name].adaptation
+        if record.best_step == 0:
+            notes.append(f"--adapt {name}: {record.steps} steps in {record.seconds:.0f} s did not estimably gain on the "
+                         f"held-out k-space (less than {MIN_GAIN_DB} dB); the shipped weights were kept")
+            continue
         notes.append(f"--adapt {name}: fine-tuned on this scan's measured k-space, {record.steps} steps in "
                      f"{record.seconds:.0f} s (kept step {record.best_step}); held-out k-space residual "
                      f"{record.validation_before:.4f} -> {record.validation_after:.4f}, an estimated gain of "

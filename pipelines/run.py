@@ -161,8 +161,8 @@ def _estimate(config: RunConfig, records: list[dict[str, Any]], outputs: dict[st
     with Progress(len(picks) * len(chosen), desc, "estimates", mode=progress) as bar:
         estimates = estimate_errors(chosen, kspace[picks], mask, maps, config.estimate_folds, seed_name, data_range,
                                     on_step=lambda name: bar.update(1, name), slice_ids=picks, reconstructors=adapted)
-    if adapted:
-        notes.append(f"estimate of {', '.join(adapted)}: with the adapted weights, which were fitted to this scan's "
+    if any(model.adaptation.best_step for model in (adapted or {}).values()):
+        notes.append(f"estimate of {', '.join(n for n, m in adapted.items() if m.adaptation.best_step)}: with the adapted weights, which were fitted to this scan's "
                      "measured k-space (one fold of it held out), so the hold-out estimate may be optimistic")
     verdicts = guard_verdicts(estimates, mask.cpu().numpy())
     if not evaluation.guard_applies(mask.cpu().numpy()):

@@ -211,6 +211,8 @@ def test_adapt_fine_tunes_on_the_scan_and_records_it(tmp_path, monkeypatch):
                  "--methods", "gan-drn", "--adapt", "--estimate-folds", "2"]) == 0
     study = json.loads((out / "brain.metrics.json").read_text())
     record = study["methods"]["gan-drn"]
-    assert record["adapted"] and record["adapt_steps"] > 0 and record["adapt_seconds"] < 30
+    assert "adapted" in record and record["adapt_steps"] > 0 and record["adapt_seconds"] < 30
     assert record["adapt_validation_after"] <= record["adapt_validation_before"]
-    assert any(note.startswith("--adapt gan-drn: fine-tuned") for note in study["notes"])
+    # adapted weights are kept only for an estimated gain of 0.3 dB; either way the notes say what happened
+    assert record["adapted"] == (record["adapt_gain_db"] >= 0.3)
+    assert any(note.startswith("--adapt gan-drn: ") for note in study["notes"])
