@@ -41,6 +41,7 @@ import torch
 import recon
 from masks import make_mask, seed_from_name, split_family
 from physics import simulate_coil_maps, simulate_kspace
+from pipelines.evaluation import FALLBACK_FAMILIES
 from recon import metrics
 from recon.trust import guard, holdout
 from recon.trust.calibration import CALIBRATION_FILE, load_calibration, psnr_for
@@ -210,9 +211,6 @@ def evaluate(records: list[dict], calibration: dict) -> str:
         seconds.setdefault(r["method"], []).append(r["estimate_seconds"] / max(r["seconds"], 1e-6))
     lines.append("estimate cost, in reconstructions: " + ", ".join(f"{m} {np.mean(v):.1f}x" for m, v in seconds.items()))
     return "\n".join(lines)
-
-
-FALLBACK_FAMILIES = ("cs", "baseline")  # what the guard may write instead (pipelines.evaluation)
 
 
 def _coverage(records: list[dict]) -> list[str]:

@@ -312,8 +312,9 @@ def _estimate(study_metrics: dict[str, Any], images: dict[str, np.ndarray], kspa
               coil_maps: np.ndarray | None, reference: np.ndarray | None, name: str, config: BatchConfig,
               adapted: dict) -> dict[str, np.ndarray]:
     """The hold-out error estimate of every method and the guard's verdicts, added to
-    the study's records. With ``--guard``, returns the volume to write for each learned
-    method with flagged slices: its own, with those slices from the best CS output.
+    the study's records. With the guard on (the default), returns the volume to write for
+    each learned method with flagged slices: its own, with those slices from the best CS
+    or zero-filled output.
 
     PSNR estimates use the reference's maximum when there is a reference, else the
     largest magnitude of any method's volume (one range for every method)."""

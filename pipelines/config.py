@@ -30,7 +30,7 @@ MAX_CONFIG_BYTES = 1 << 20
 
 
 def check_common(mask: str, mask_type: str, methods: tuple[str, ...] | None, seed: int,
-                 max_memory: int | None, estimate_folds: int = 0, guard: bool = False) -> None:
+                 max_memory: int | None, estimate_folds: int = 0) -> None:
     """The checks ``recon run`` and ``recon batch`` share: preset, mask family, method
     names, seed, memory budget and the error estimate (``ValueError`` naming the option)."""
     if mask_type not in masks.ALL_KINDS:
@@ -149,7 +149,15 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         resolve_lowres(self)
-        check_common(self.mask, self.mask_type, self.methods, self.seed, self.max_memory, self.estimate_folds, self.guard)
+        check_common(self.mask, self.mask_type, self.methods, self.seed, self.max_memory, self.estimate_folds)
+
+    @property
+    def guard_added(self) -> tuple[str, ...]:
+        """The references the guard adds to explicit ``methods`` (:func:`guard_additions`;
+        the default method list already holds them)."""
+        if not self.guard or not self.estimate_folds or self.methods is None:
+            return ()
+        return guard_additions(tuple(self.methods), self.mask, self.mask_type)
         for name in ("slices", "estimate_slices"):
             value = getattr(self, name)
             if value == "all" or value is None:  # "all" from a config file; None from older callers
@@ -228,7 +236,7 @@ class BatchConfig:
             raise ValueError(f"--virtual-coils must be 1 to 64, got {self.virtual_coils}")
         through_plane = self.slice_factor is not None  # SR of thick-slice volumes, not k-space: recon sr's methods
         check_common(self.mask, self.mask_type, None if through_plane else tuple(self.methods), self.seed, self.max_memory,
-                     self.estimate_folds, self.guard)
+                     self.estimate_folds)
         if through_plane:
             check_through_plane(self)
         if self.format not in FORMATS:

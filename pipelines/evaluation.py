@@ -210,12 +210,12 @@ def guard_verdicts(estimates: dict[str, list[holdout.ErrorEstimate]], mask: np.n
     if mask is not None and not guard_applies(mask):
         return {}
     families = {name: recon.registry.info(name).family for name in estimates}
-    cs = [name for name, family in families.items() if family in FALLBACK_FAMILIES]
+    fallbacks = [name for name, family in families.items() if family in FALLBACK_FAMILIES]
     verdicts: dict[str, list[guard.Verdict]] = {}
     for name in (n for n, family in families.items() if family == "learned"):
         verdicts[name] = [
             guard.compare(estimate.psnr, estimate.psnr_spread,
-                          [(other, estimates[other][index].psnr, estimates[other][index].psnr_spread) for other in cs])
+                          [(other, estimates[other][index].psnr, estimates[other][index].psnr_spread) for other in fallbacks])
             for index, estimate in enumerate(estimates[name])
         ]
     return verdicts
@@ -224,6 +224,7 @@ def guard_verdicts(estimates: dict[str, list[holdout.ErrorEstimate]], mask: np.n
 FALLBACK_FAMILIES = ("cs", "baseline")
 """What a guarded learned slice may fall back to: the best CS output, or zero-filled where
 its estimate is better still (at high ratios zero-filled can beat every method)."""
+
 
 def guard_reason(method: str, verdict: guard.Verdict, written: str | None) -> str:
     """One line for the report: which output a slice got and why (``written``: the
@@ -239,8 +240,8 @@ def guard_reason(method: str, verdict: guard.Verdict, written: str | None) -> st
 
 
 def apply_guard(outputs: dict[str, list], verdicts: dict[str, list[guard.Verdict]]) -> dict[str, list[str | None]]:
-    """Replace, in place, every flagged learned slice of ``outputs`` by its best CS
-    method's slice; returns per learned method the name written for each slice (None
+    """Replace, in place, every flagged learned slice of ``outputs`` by the slice of its
+    verdict's reference (the best CS or zero-filled output); returns per learned method the name written for each slice (None
     where the learned output was kept)."""
     replaced: dict[str, list[str | None]] = {}
     for name, slices in verdicts.items():

@@ -15,7 +15,7 @@ import recon
 from masks import Mask, TrajectoryMask, calibration_size, make_sampling, seed_from_name
 from physics import simulate_coil_maps, simulate_kspace
 from pipelines import evaluation
-from pipelines.config import RunConfig, guard_additions
+from pipelines.config import RunConfig
 from pipelines.datasets import sample
 from pipelines.evaluation import apply_guard, estimate_errors, guard_verdicts, trust_check
 from pipelines.formats import read_input
@@ -118,7 +118,7 @@ def _load_mask(config: RunConfig, shape: tuple[int, int], seed_name: str) -> Mas
 def _methods(config: RunConfig, coils: int, mask: Mask | TrajectoryMask) -> tuple[list[str], list[str]]:
     notes = []
     if config.methods is not None:
-        added = guard_additions(config.methods, config.mask, config.mask_type) if config.guard and config.estimate_folds else ()
+        added = config.guard_added
         if added:
             notes.append(f"guard: added {', '.join(added)}, what a learned slice falls back to (--no-guard leaves them out)")
         for name in (*config.methods, *added):
@@ -147,8 +147,9 @@ def _estimate(config: RunConfig, records: list[dict[str, Any]], outputs: dict[st
               coil_maps: torch.Tensor | None, seed_name: str, data_range: float, notes: list[str],
               progress: bool | str | None = None, adapted: dict | None = None) -> None:
     """Add the hold-out error estimate and the guard's verdict to the records of the
-    slices it runs on (``--estimate-slices``, evenly spread); with ``--guard``, swap
-    flagged learned slices of ``outputs`` for the best CS slice."""
+    slices it runs on (``--estimate-slices``, evenly spread); with the guard on (the
+    default), swap flagged learned slices of ``outputs`` for the best CS or zero-filled
+    slice. ``adapted``: the ``--adapt`` models, whose estimate uses their adapted weights."""
     started = time.perf_counter()
     if holdout.holdout_units(mask.cpu().numpy().astype(bool)) < 2:
         notes.append(evaluation.no_estimate_note(mask.cpu().numpy()))

@@ -65,8 +65,9 @@ class TrainConfig:
         from masks import ALL_KINDS, TRAJECTORY_KINDS, split_family
 
         object.__setattr__(self, "coils", (self.coils,) if isinstance(self.coils, int) else tuple(self.coils))
-        unknown = [kind for kind in self.mask_types
-                   if split_family(kind)[0] not in ALL_KINDS or (kind != split_family(kind)[0] and kind.split(":")[0] in TRAJECTORY_KINDS)]
+        families = [(token, *split_family(token)) for token in self.mask_types]
+        unknown = [token for token, kind, centre in families  # :nocal is for grid families only
+                   if kind not in ALL_KINDS or (centre is not None and kind in TRAJECTORY_KINDS)]
         if unknown or not self.mask_types:
             raise ValueError(f"--mask-type: unknown family {', '.join(unknown) or repr(self.mask_type)}; "
                              f"families: {', '.join(ALL_KINDS)} (a comma-separated list trains on several; a grid family with "

@@ -43,8 +43,13 @@ def nmse_loss(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     ------
     prediction, target: ``(B, H, W)`` (complex or real).
     """
+    return _image_nmse(prediction, target).mean()
+
+
+def _image_nmse(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per-image ``||x_hat - x||^2 / ||x||^2`` of the magnitude images, ``(B,)``."""
     pred, true = prediction.abs(), target.abs()
-    return ((pred - true).pow(2).flatten(1).sum(dim=1) / true.pow(2).flatten(1).sum(dim=1).clamp_min(1e-12)).mean()
+    return (pred - true).pow(2).flatten(1).sum(dim=1) / true.pow(2).flatten(1).sum(dim=1).clamp_min(1e-12)
 
 
 def log_nmse_loss(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -57,9 +62,7 @@ def log_nmse_loss(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tenso
     ------
     prediction, target: ``(B, H, W)`` (complex or real).
     """
-    pred, true = prediction.abs(), target.abs()
-    nmse = (pred - true).pow(2).flatten(1).sum(dim=1) / true.pow(2).flatten(1).sum(dim=1).clamp_min(1e-12)
-    return torch.log10(nmse + 1e-10).mean()
+    return torch.log10(_image_nmse(prediction, target) + 1e-10).mean()
 
 
 def l1_loss(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

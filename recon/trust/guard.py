@@ -14,8 +14,9 @@ on average. On the validation subjects the estimate overstated the learned metho
 lead by 1.46 dB or more in 16 % of the (slice, learned method) pairs (the one-sided 1σ
 point), so the guard asks for that lead. Without it, a learned output 1.6 dB worse
 than CS on a 2-D mask at 50pct went unflagged.
-``recon run`` and ``recon batch`` record the verdict, and with ``--guard`` they write
-the best CS output instead of a flagged one.
+``recon run`` and ``recon batch`` pass the CS outputs and zero-filled as the candidates,
+record the verdict, and by default (``--no-guard`` turns it off) write the reference
+instead of a flagged learned output.
 """
 
 from __future__ import annotations

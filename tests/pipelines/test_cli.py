@@ -296,3 +296,14 @@ def test_a_mask_that_misses_the_kspace_centre_is_warned_about(tmp_path):
         config = json.loads((out / "config.json").read_text())
         mask = config["mask"]
         assert any("misses the k-space centre" in note for note in config["notes"]) == warned, (mask, config["notes"])
+
+
+def test_a_guarded_run_of_a_learned_method_alone_gets_its_fallbacks(tmp_path):
+    out, off = tmp_path / "on", tmp_path / "off"
+    common = ["run", "--mask", "25pct", "--slices", "1", "--methods", "gan-drn", "--estimate-folds", "2"]
+    assert main(common + ["--out", str(out)]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["methods"] == ["gan-drn", "cs-tv", "zero-filled"]
+    assert any(note.startswith("guard: added cs-tv, zero-filled") for note in config["notes"])
+    assert main(common + ["--no-guard", "--out", str(off)]) == 0
+    assert json.loads((off / "config.json").read_text())["methods"] == ["gan-drn"]
