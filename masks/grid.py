@@ -35,6 +35,20 @@ def _radius(shape: tuple[int, int]) -> np.ndarray:
     return np.sqrt(ky[:, None] ** 2 + kx[None, :] ** 2)
 
 
+def _centre_square(shape: tuple[int, int], ratio: float, center_fraction: float | None
+                   ) -> tuple[float, int, int, np.ndarray]:
+    """``(center_fraction, count, side, centre)``: the family's centre fraction (its
+    default when None), the points to sample, and the fully sampled centre square (no
+    larger than the count allows) as a bool ``(H, W)`` array."""
+    if center_fraction is None:
+        center_fraction = default_center_fraction_2d(ratio)
+    count = _target_count(shape, ratio)
+    side = min(round(center_fraction * min(shape)), math.isqrt(count))
+    centre = np.zeros(shape, dtype=bool)
+    centre[centre_slice(shape[0], side), centre_slice(shape[1], side)] = True
+    return center_fraction, count, side, centre
+
+
 def _with_centre(
     shape: tuple[int, int],
     ratio: float,
@@ -44,13 +58,7 @@ def _with_centre(
     kind: str,
     extra: dict,
 ) -> Mask:
-    if center_fraction is None:
-        center_fraction = default_center_fraction_2d(ratio)
-    count = _target_count(shape, ratio)
-    side = round(center_fraction * min(shape))
-    side = min(side, math.isqrt(count))
-    array = np.zeros(shape, dtype=bool)
-    array[centre_slice(shape[0], side), centre_slice(shape[1], side)] = True
+    center_fraction, count, side, array = _centre_square(shape, ratio, center_fraction)
     outer = np.flatnonzero(~array)
     chosen = weighted_choice(outer, weights.ravel()[outer], count - int(array.sum()), gen)
     array.ravel()[chosen] = True
@@ -141,12 +149,7 @@ def poisson_mask(
     returns ``Mask.array`` of ``shape = (H, W)``.
     """
     gen = as_generator(rng)
-    if center_fraction is None:
-        center_fraction = default_center_fraction_2d(ratio)
-    count = _target_count(shape, ratio)
-    side = min(round(center_fraction * min(shape)), math.isqrt(count))
-    centre = np.zeros(shape, dtype=bool)
-    centre[centre_slice(shape[0], side), centre_slice(shape[1], side)] = True
+    center_fraction, count, side, centre = _centre_square(shape, ratio, center_fraction)
     array = centre.copy()
     if ratio <= POISSON_MAX_RATIO:
         seed, low, high = int(gen.integers(2**31 - 1)), 0.0, float(max(shape))
