@@ -21,8 +21,8 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from pipelines.batch import BatchConfig, run_batch
-from pipelines.datasets import sample
+from pipelines.batch.scheduling import BatchConfig, run_batch
+from pipelines.data.sample import sample
 
 
 def main(argv: list[str] | None = None) -> int:

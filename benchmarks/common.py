@@ -8,7 +8,7 @@ from pathlib import Path
 
 import recon
 from pipelines.config import RunConfig
-from pipelines.run import run
+from pipelines.run.workflow import run
 
 
 def available(names) -> list[str]:

@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     phantom = torch.from_numpy(resize(shepp_logan_phantom(), (args.size, args.size)).astype(np.float32))
     cases = {"Shepp-Logan, 8 birdcage coils": (phantom, simulate_coil_maps(8, (args.size, args.size)))}
     if args.corpus:
-        from pipelines.corpus import load_corpus
+        from pipelines.data.corpus import load_corpus
 
         splits = load_corpus(args.corpus)
         odin = next(images for images in splits["test"] if len(images) == 4)  # the ODIN T1w/T2w/PD/FLAIR slice
@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_maps:
         print(maps_table(cases))
     if not args.skip_speed:
-        from pipelines.datasets import sample
+        from pipelines.data.sample import sample
 
         print(speed_table(torch.from_numpy(np.array(sample("test").images[3])), before=not args.skip_before,
                           repeats=args.repeats, ratio=args.ratio))

@@ -32,7 +32,7 @@ from benchmarks.common import single_coil_methods
 from masks import make_mask
 from physics.consistency import hard_projection
 from physics.fft import fft2c, ifft2c
-from pipelines.datasets import sample
+from pipelines.data.sample import sample
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 

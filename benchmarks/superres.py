@@ -41,7 +41,7 @@ from masks import make_mask
 from physics.acquisition import simulate_kspace
 from physics.fft import fft1c
 from physics.operators import sampling_operator
-from pipelines.corpus import load_volumes
+from pipelines.data.corpus import load_volumes
 from recon import metrics
 from recon.training.features import feature_distance
 from recon.trust import check as trust

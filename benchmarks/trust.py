@@ -41,7 +41,7 @@ import torch
 import recon
 from masks import make_mask, seed_from_name, split_family
 from physics import simulate_coil_maps, simulate_kspace
-from pipelines.evaluation import FALLBACK_FAMILIES
+from pipelines.common.evaluation import FALLBACK_FAMILIES
 from recon import metrics
 from recon.trust import guard, holdout
 from recon.trust.calibration import CALIBRATION_FILE, load_calibration, psnr_for

@@ -23,8 +23,8 @@ else:  # Python 3.10: the same parser, packaged as tomli (a dependency there)
 
 import masks
 import recon
+from pipelines.common.limits import MemoryBudget
 from pipelines.formats.table import FORMAT_CHOICES as FORMATS
-from pipelines.limits import MemoryBudget
 
 MAX_CONFIG_BYTES = 1 << 20
 
@@ -55,7 +55,7 @@ def check_common(mask: str, mask_type: str, methods: tuple[str, ...] | None, see
 
 GUARD_REFERENCES = ("cs-tv", "zero-filled")
 """Added to a guarded run or batch whose methods lack them, so that a learned slice has
-something to fall back to (``pipelines.evaluation.FALLBACK_FAMILIES``)."""
+something to fall back to (``pipelines.common.evaluation.FALLBACK_FAMILIES``)."""
 
 
 def guard_additions(methods: tuple[str, ...], mask: str, mask_type: str) -> tuple[str, ...]:
@@ -314,7 +314,7 @@ def _check_value(path: Path, key: str, value: Any) -> Any:
     if key in ("noise_snr", "center_fraction") and not math.isfinite(value):
         raise ValueError(f"{path}: key {key!r} must be finite, got {value}")
     if key == "max_memory":
-        from pipelines.limits import parse_size
+        from pipelines.common.limits import parse_size
 
         return parse_size(str(value))
     return value

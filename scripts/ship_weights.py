@@ -75,7 +75,7 @@ def corpus_manifests(argv: list[str]) -> list[dict]:
 def reselect(run: Path, best: dict, config: dict) -> tuple[dict, dict]:
     """Validate ``best.pt`` and ``checkpoint.pt`` of ``run`` on the validation set the
     trainer used; return the better (by mean log10 NMSE) and a record of the choice."""
-    from pipelines.training_data import load_training_data
+    from pipelines.data.training import load_training_data
     from recon.training.augment import AcquisitionDataset
     from recon.training.batches import validate
 

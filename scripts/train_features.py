@@ -27,7 +27,7 @@ from ship_weights import corpus_manifests  # scripts/ is on the path of a script
 
 from masks import make_mask
 from physics.fft import fft2c, ifft2c
-from pipelines.training_data import load_training_data
+from pipelines.data.training import load_training_data
 from recon.training.augment import augment, mix_images
 from recon.training.features import FeatureNet
 from recon.weights.loading import save_state

@@ -19,7 +19,7 @@ import torch
 import recon
 from masks import make_mask, seed_from_name
 from physics import simulate_kspace
-from pipelines.datasets import sample
+from pipelines.data.sample import sample
 from recon import metrics
 
 GRIDS = {

@@ -27,9 +27,20 @@ RECON_LAYERS = {
     "recon.api": 6,
     "recon.testing": 7, "recon": 7,
 }
+# pipelines' layers, the same way: its rooms and the modules on top of them.
+PIPELINES_LAYERS = {
+    "pipelines.common": 0,
+    "pipelines.formats": 1,
+    "pipelines.data": 2, "pipelines.config": 2,
+    "pipelines.reports": 3,
+    "pipelines.run": 4, "pipelines.batch": 4,
+    "pipelines.cli": 5, "pipelines": 6,
+}
+ROOMS = {"recon": ("classical", "models", "training", "trust"),
+         "pipelines": ("common", "formats", "data", "reports", "run", "batch", "cli")}
 # The one arrow up across packages: the pytest plugin's fixtures read the built-in sample
-# slices through pipelines.datasets, imported inside the fixture.
-ALLOWED_UPWARD = {("recon.testing", "pipelines.datasets")}
+# slices through pipelines.data.sample, imported inside the fixture.
+ALLOWED_UPWARD = {("recon.testing", "pipelines.data.sample")}
 
 
 def _modules() -> dict[str, Path]:
@@ -62,12 +73,12 @@ def _imports(name: str, path: Path) -> set[str]:
 GRAPH = {name: _imports(name, path) for name, path in MODULES.items()}
 
 
-def _room(name: str) -> str:
+def _room(name: str, layers: dict[str, int]) -> str:
     parts = name.split(".")
     for length in range(len(parts), 0, -1):
-        if ".".join(parts[:length]) in RECON_LAYERS:
+        if ".".join(parts[:length]) in layers:
             return ".".join(parts[:length])
-    raise AssertionError(f"{name} is in no layer of RECON_LAYERS: add its room")
+    raise AssertionError(f"{name} is in no layer of its package's layers: add its room")
 
 
 def test_packages_import_downwards_only():
@@ -82,15 +93,16 @@ def test_packages_import_downwards_only():
     assert set(wrong) <= ALLOWED_UPWARD, sorted(set(wrong) - ALLOWED_UPWARD)
 
 
-def test_recon_rooms_import_one_way():
+@pytest.mark.parametrize("package, layers", [("recon", RECON_LAYERS), ("pipelines", PIPELINES_LAYERS)])
+def test_rooms_import_one_way(package, layers):
     wrong = []
     for source, targets in GRAPH.items():
-        if not source.startswith("recon"):
+        if source.split(".")[0] != package:
             continue
-        room = _room(source)
-        for target in (t for t in targets if t.startswith("recon")):
-            other = _room(target)
-            if other != room and RECON_LAYERS[other] >= RECON_LAYERS[room]:
+        room = _room(source, layers)
+        for target in (t for t in targets if t.split(".")[0] == package):
+            other = _room(target, layers)
+            if other != room and layers[other] >= layers[room]:
                 wrong.append(f"{source} -> {target}")
     assert not wrong, wrong
 
@@ -134,9 +146,16 @@ def test_module_stays_short(name):
 
 
 def test_every_room_says_its_job_in_one_line():
-    for room in ("classical", "models", "training", "trust"):
-        doc = ast.get_docstring(ast.parse((ROOT / "recon" / room / "__init__.py").read_text()))
-        assert doc and "\n" not in doc.strip(), room
+    for package, rooms in ROOMS.items():
+        for room in rooms:
+            doc = ast.get_docstring(ast.parse((ROOT / package / room / "__init__.py").read_text()))
+            assert doc and "\n" not in doc.strip(), f"{package}.{room}"
+
+
+def test_pipelines_keeps_only_configs_on_top():
+    # every other module of pipelines/ lives in a room, so its path says what it is for
+    loose = sorted(p.name for p in (ROOT / "pipelines").glob("*.py"))
+    assert loose == ["__init__.py", "config.py"], loose
 
 
 def test_listing_methods_imports_no_torch_and_no_model():

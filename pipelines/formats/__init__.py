@@ -1,16 +1,16 @@
-"""Readers and writers for the formats users hold: DICOM series, NIfTI, ``.npy``,
-fastMRI HDF5, ISMRMRD HDF5 and BART ``.cfl``. Each reader returns
-:class:`~pipelines.formats.study.Study` objects; bad input raises
-:class:`~pipelines.formats.study.InputError` with the file's name and the problem."""
+"""Readers and writers: DICOM series, NIfTI, ``.npy``, fastMRI and ISMRMRD HDF5, BART ``.cfl``, Siemens twix, PNG."""
+
+# Each reader returns pipelines.formats.study.Study objects; bad input raises
+# pipelines.formats.study.InputError with the file's name and the problem.
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from pipelines.common.limits import MemoryBudget
 from pipelines.formats.study import HDF5, InputError, Study
 from pipelines.formats.table import DICOM, INPUTS, SIDE_FILES, UNIT_SUFFIXES
 from pipelines.formats.trajectory_files import SIDECAR_ENDINGS as TRAJECTORY_SIDECARS
-from pipelines.limits import MemoryBudget
 
 __all__ = ["InputError", "Study", "discover", "read_input"]
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pipelines.common.limits import MemoryBudget, check_size
 from pipelines.formats.study import FILE_PROBLEMS, InputError, Study, check_finite
-from pipelines.limits import MemoryBudget, check_size
 from recon.classical.bart import cfl_dims, read_cfl, write_cfl
 
 

@@ -28,8 +28,14 @@ import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
+from pipelines.common.limits import (
+    WORKING_COPIES,
+    MemoryBudget,
+    TooLargeError,
+    check_size,
+    format_size,
+)
 from pipelines.formats.study import FILE_PROBLEMS, InputError, Study, check_finite
-from pipelines.limits import WORKING_COPIES, MemoryBudget, TooLargeError, check_size, format_size
 
 DEFLATED = "1.2.840.10008.1.2.1.99"
 

@@ -21,8 +21,8 @@ import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
 
+from pipelines.common.output import atomic_file
 from pipelines.formats.dicom import numeric_tag
-from pipelines.output import atomic_file
 
 PATIENT_STUDY_TAGS = (
     "SpecificCharacterSet", "PatientName", "PatientID", "PatientBirthDate", "PatientSex", "PatientAge",

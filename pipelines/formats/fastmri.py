@@ -23,9 +23,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from pipelines.common.limits import MemoryBudget, check_size
+from pipelines.common.output import atomic_file
 from pipelines.formats.study import FILE_PROBLEMS, HDF5, InputError, Study, check_finite
-from pipelines.limits import MemoryBudget, check_size
-from pipelines.output import atomic_file
 
 
 def recon_space(header: str, space: str = "reconSpace") -> tuple[int, int] | None:

@@ -24,8 +24,8 @@ import h5py
 import numpy as np
 
 from physics.fft import fft2c, ifft2c
+from pipelines.common.limits import MemoryBudget, check_size
 from pipelines.formats.study import FILE_PROBLEMS, InputError, Study, check_finite
-from pipelines.limits import MemoryBudget, check_size
 
 # ISMRMRD acquisition flags (1-based bit numbers in the standard).
 SKIPPED_FLAGS = {"noise measurement": 19, "phase correction": 22, "navigation": 23}

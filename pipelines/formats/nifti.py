@@ -12,9 +12,9 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
+from pipelines.common.limits import MemoryBudget, check_size
+from pipelines.common.output import atomic_file
 from pipelines.formats.study import FILE_PROBLEMS, InputError, Study, check_finite
-from pipelines.limits import MemoryBudget, check_size
-from pipelines.output import atomic_file
 
 
 def stem(path: Path) -> str:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
+from pipelines.common.limits import MemoryBudget
+from pipelines.formats.images import read_image_stack
 from pipelines.formats.study import FILE_PROBLEMS, InputError, Study
-from pipelines.images import read_image_stack
-from pipelines.limits import MemoryBudget
 
 
 def read_npy(path: Path, budget: MemoryBudget | None = None) -> Study:

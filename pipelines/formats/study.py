@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from pipelines.limits import TooLargeError
+from pipelines.common.limits import TooLargeError
 
 
 class InputError(ValueError):

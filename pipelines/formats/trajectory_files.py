@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pipelines.common.limits import MemoryBudget, check_size
 from pipelines.formats.study import FILE_PROBLEMS, InputError, Study, check_finite
-from pipelines.limits import MemoryBudget, check_size
 
 SIDECAR_ENDINGS = (".traj.npy", "_traj.cfl", "_traj.hdr")
 

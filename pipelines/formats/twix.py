@@ -30,8 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pipelines.common.limits import MemoryBudget, check_size
 from pipelines.formats.study import FILE_PROBLEMS, InputError, Study, check_finite
-from pipelines.limits import MemoryBudget, check_size
 
 TWIX_MIN_BYTES = 10 * 1024
 OTHER_COUNTERS = ("Ide", "Idd", "Idc", "Idb", "Ida", "Set", "Rep", "Phs", "Eco")

@@ -31,7 +31,7 @@ class SliceSet:
 
     ``planes``: for through-plane SR only, the training subjects' volume planes that
     contain z, float32 ``(P, Z, side)`` with z first
-    (:func:`pipelines.corpus.planes_containing_z`); :class:`recon.training.slice_data.SliceAverageDataset`
+    (:func:`pipelines.data.corpus.planes_containing_z`); :class:`recon.training.slice_data.SliceAverageDataset`
     draws half its items from them."""
 
     images: np.ndarray

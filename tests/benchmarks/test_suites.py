@@ -52,7 +52,7 @@ def test_startup_benchmark_times_the_four_commands(tmp_path, capsys):
 
 def _tiny_corpus(tmp_path, split):
     """A corpus of one stand-in head volume in ``split``, at ``tmp_path / "corpus"``."""
-    from pipelines.corpus import Source, build_corpus
+    from pipelines.data.corpus import Source, build_corpus
     from tests.pipelines.test_corpus import _package
 
     package = _package(tmp_path / "pkg")

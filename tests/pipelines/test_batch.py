@@ -10,9 +10,9 @@ import numpy as np
 import pydicom
 import pytest
 
-import pipelines.batch as batch
-import pipelines.writers as writers
-from pipelines.cli import main
+import pipelines.batch.scheduling as batch
+import pipelines.formats.writers as writers
+from pipelines.cli.main import main
 from tests.toys import dicom_series_fixture, fastmri_fixture
 
 
@@ -168,7 +168,7 @@ def test_guard_writes_the_best_cs_output_where_the_learned_one_is_flagged(tmp_pa
     (tests/pipelines/test_known_answers.py): the guard, on by default, flags csr-gan and
     writes the CS slice in its place, while its metrics stay its own; --no-guard writes
     csr-gan's own slice and still records the verdict."""
-    from pipelines.datasets import sample
+    from pipelines.data.sample import sample
 
     image = np.asarray(sample("test").images[0], np.float32)
     nib.save(nib.Nifti1Image(image[:, :, None], np.eye(4)), tmp_path / "brain.nii.gz")
@@ -200,7 +200,7 @@ def test_adapt_fine_tunes_on_the_scan_and_records_it(tmp_path, monkeypatch):
     """``recon batch --adapt``: the learned method is fine-tuned on the file's own k-space
     (a short time limit here) and its metrics record the adaptation and its estimated gain."""
     import recon.training.adapt as adapt
-    from pipelines.datasets import sample
+    from pipelines.data.sample import sample
 
     monkeypatch.setattr(adapt, "ADAPT_SECONDS", 8.0)
     images = np.asarray(sample("test").images[4:6], np.float32)

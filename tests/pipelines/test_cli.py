@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipelines.cli import main
+from pipelines.cli.main import main
 
 
 def test_run_end_to_end_two_slices(tmp_path, capsys):
@@ -158,7 +158,7 @@ def test_train_command_tiny_run_and_resume(tmp_path, capsys):
 
 
 def test_mask_lists_and_ranges():
-    from pipelines.cli import parse_ratios
+    from pipelines.cli.main import parse_ratios
 
     assert parse_ratios("10pct") == pytest.approx((0.1,))
     assert parse_ratios("10pct,50pct") == pytest.approx((0.1, 0.5))
@@ -201,7 +201,7 @@ def test_help_and_version_do_not_load_torch_or_sigpy():
     import subprocess
     import sys
 
-    code = ("import sys\nfrom pipelines.cli import main\n"
+    code = ("import sys\nfrom pipelines.cli.main import main\n"
             "assert main(['--help']) == 0 and main(['--version']) == 0\n"
             "heavy = [m for m in ('torch', 'sigpy', 'scipy', 'nibabel', 'h5py', 'pydicom') if m in sys.modules]\n"
             "assert not heavy, heavy\n")
@@ -259,7 +259,7 @@ def test_guard_needs_the_estimate(tmp_path, capsys):
 
 
 def test_default_run_folder_names_what_changes_the_acquisition():
-    from pipelines.cli import default_run_folder
+    from pipelines.cli.main import default_run_folder
     from pipelines.config import RunConfig
 
     single = default_run_folder(RunConfig(mask="25pct"))
@@ -271,7 +271,7 @@ def test_default_run_folder_names_what_changes_the_acquisition():
 def test_progress_lines_never_repeat_the_final_count():
     import io
 
-    from pipelines.progress import Progress
+    from pipelines.common.progress import Progress
 
     stream = io.StringIO()
     with Progress(3, "recon run: reconstruction", "slices", mode="lines", interval=0.0, stream=stream) as bar:

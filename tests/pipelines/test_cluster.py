@@ -1,5 +1,5 @@
 """``recon batch --scheduler``: a real Dask scheduler and workers, started as processes on
-the loopback address in a folder unlike the client's (pipelines.cluster)."""
+the loopback address in a folder unlike the client's (pipelines.batch.cluster)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from pipelines.cli import main
+from pipelines.cli.main import main
 
 distributed = pytest.importorskip("distributed")
 

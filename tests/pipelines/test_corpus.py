@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipelines.corpus import Source, build_corpus, load_corpus
+from pipelines.data.corpus import Source, build_corpus, load_corpus
+from pipelines.data.training import load_training_data
 from pipelines.formats import InputError
 from pipelines.formats.odin import read_jcamp_arrays, weighted_images
-from pipelines.training_data import load_training_data
 
 
 def _jcamp(path, arrays):
@@ -95,7 +95,7 @@ def test_reserved_packages_are_refused(tmp_path):
 def test_through_plane_training_validates_on_the_val_volume_planes_containing_z(tmp_path):
     # a through-plane model restores planes (z, x) and (z, y) of a thick-slice volume:
     # its validation uses exactly those planes of the val subject's volume
-    from pipelines.corpus import load_volumes, planes_containing_z
+    from pipelines.data.corpus import load_volumes, planes_containing_z
 
     package = _package(tmp_path / "pkg")
     sources = (

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from pipelines.datasets import GAP, SPLITS, sample, split_indices
+from pipelines.data.sample import GAP, SPLITS, sample, split_indices
 
 
 def test_splits_are_fixed_disjoint_and_separated():

@@ -12,7 +12,7 @@ import pytest
 
 from pipelines.formats import read_input
 from pipelines.formats.table import OUTPUTS
-from pipelines.writers import write_output
+from pipelines.formats.writers import write_output
 from recon.classical.bart import read_cfl
 from tests.toys import dicom_series_fixture
 

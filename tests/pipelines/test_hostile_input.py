@@ -15,9 +15,9 @@ import pydicom
 import pytest
 import torch
 
-from pipelines.cli import main
+from pipelines.cli.main import main
+from pipelines.common.limits import MemoryBudget, TooLargeError, parse_size
 from pipelines.formats import InputError, read_input
-from pipelines.limits import MemoryBudget, TooLargeError, parse_size
 from recon.weights.loading import UnsafeWeightsError, load_state
 from tests.toys import PYDICOM_FILES
 
@@ -246,7 +246,7 @@ def test_an_ismrmrd_header_without_a_matrix_size_is_named(tmp_path, capsys):
 def test_a_full_disk_during_recon_run_is_one_line_and_leaves_nothing(tmp_path, monkeypatch, capsys):
     import errno
 
-    from pipelines import run as run_module
+    from pipelines.run.workflow import workflow as run_module
 
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "run" / "report.html"))

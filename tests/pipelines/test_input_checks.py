@@ -9,7 +9,7 @@ import numpy as np
 import pydicom
 import pytest
 
-from pipelines.cli import main
+from pipelines.cli.main import main
 from pipelines.formats import InputError, read_input
 from tests.toys import dicom_series_fixture, fastmri_fixture
 

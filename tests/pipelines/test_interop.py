@@ -12,7 +12,7 @@ import numpy as np
 import pydicom
 import pytest
 
-from pipelines.cli import main
+from pipelines.cli.main import main
 from pipelines.formats import read_input
 from pipelines.formats.dicom_write import write_dicom_series
 from recon.classical.bart import read_cfl
@@ -73,7 +73,7 @@ def test_dicom_to_nifti_keeps_the_scanner_geometry(tmp_path):
 @pytest.mark.skipif(shutil.which("dcm2niix") is None, reason="dcm2niix is not installed (Debian package dcm2niix)")
 def test_dicom_to_nifti_matches_dcm2niix_voxel_for_voxel(tmp_path):
     from pipelines.formats.nifti import write_nifti
-    from pipelines.writers import nifti_meta
+    from pipelines.formats.writers import nifti_meta
 
     oblique_series(tmp_path / "series")
     (tmp_path / "d2n").mkdir()

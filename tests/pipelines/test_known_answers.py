@@ -20,8 +20,8 @@ import torch
 import recon
 from masks import make_mask
 from physics import simulate_kspace
-from pipelines.datasets import sample
-from pipelines.evaluation import estimate_errors, guard_verdicts
+from pipelines.common.evaluation import estimate_errors, guard_verdicts
+from pipelines.data.sample import sample
 from recon import metrics
 
 METHODS = ("cs-l1", "cs-tv", "gan-drn", "csr-gan")
@@ -112,7 +112,7 @@ def test_flags_a_learned_model_on_measured_multicoil_raw_data(tmp_path):
     flag csr-gan. (The two estimates sit within 0.03 dB of each other here: 30.08 dB for
     cs-tv, 30.05 / 30.09 for csr-gan's phase-6 / phase-7 weights, so the plain ranking
     is a coin toss the test used to depend on; the guard's margin is what protects.)"""
-    from pipelines.cli import main
+    from pipelines.cli.main import main
 
     raw = tmp_path / "shepp.h5"
     subprocess.run(["ismrmrd_generate_cartesian_shepp_logan", "-o", str(raw)], check=True, capture_output=True)

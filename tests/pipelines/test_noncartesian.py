@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipelines.cli import main
+from pipelines.cli.main import main
 
 
 def test_recon_run_radial_is_true_radial_with_every_family(tmp_path, capsys):

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from pipelines.cli import main
+from pipelines.cli.main import main
 
 PROBE = """<script>window.__errors=[];window.addEventListener('error',e=>window.__errors.push(String(e.message||e.type)),true);
 const _ce=console.error;console.error=(...a)=>{window.__errors.push(a.join(' '));_ce(...a)};
@@ -104,7 +104,8 @@ def test_report_shows_the_estimate_the_guard_and_a_readable_provenance(runs):
 
 
 def test_one_colour_per_method_and_runs_of_other_coils_never_joined(runs):
-    from pipelines import plots, report
+    from pipelines.reports import plots
+    from pipelines.reports import run_report as report
 
     colours = [plots.method_colour(name) for name in ("zero-filled", "cs-l1", "cs-tv", "gan-drn", "csr-gan", "bart-tv")]
     assert len(set(colours)) == len(colours) and plots.method_colour("cs-tv") == colours[2]

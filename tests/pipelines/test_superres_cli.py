@@ -10,10 +10,10 @@ import pydicom
 import pytest
 
 from masks import make_mask
-from pipelines.cli import main
+from pipelines.cli.main import main
 from pipelines.config import RunConfig
 from pipelines.formats import read_input
-from pipelines.run import _methods
+from pipelines.run.workflow import _methods
 from recon.classical.through_plane import thicken
 from tests.toys import dicom_series_fixture
 
@@ -153,7 +153,7 @@ def test_batch_slice_factor_restores_every_volume_and_resumes(tmp_path, capsys):
 
 
 def test_a_block_too_small_to_fold_gets_a_note_that_says_so():
-    from pipelines.evaluation import no_estimate_note
+    from pipelines.common.evaluation import no_estimate_note
     from recon.trust import holdout
 
     small = make_mask("lowres-4x", (32, 32), "lowres").array

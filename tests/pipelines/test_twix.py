@@ -7,7 +7,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from pipelines.cli import main
+from pipelines.cli.main import main
 from pipelines.formats import InputError, read_input
 
 GRE = Path(__file__).resolve().parents[1] / "data" / "twix" / "gre.dat"

@@ -18,7 +18,7 @@ def _inverted_volume(count: int = 4) -> np.ndarray:
     contrast the shipped models never saw (dark tissue bright, bright tissue dark)."""
     from scipy.ndimage import binary_dilation, binary_fill_holes
 
-    from pipelines.datasets import sample
+    from pipelines.data.sample import sample
 
     images = np.asarray(sample("test").images, dtype=np.float32)
     images = images[np.linspace(2, len(images) - 3, count).round().astype(int)]

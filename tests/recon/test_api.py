@@ -9,7 +9,7 @@ import pytest
 import masks
 import recon
 from physics.fft import fft2c
-from pipelines.datasets import sample
+from pipelines.data.sample import sample
 
 
 @pytest.fixture(scope="module")

@@ -64,7 +64,7 @@ class _Oracle(Reconstructor):
 def _brain(size: int = 128) -> np.ndarray:
     from skimage.transform import resize
 
-    from pipelines.datasets import sample
+    from pipelines.data.sample import sample
 
     return resize(np.asarray(sample("test").images[0], np.float32), (size, size), anti_aliasing=True).astype(np.float32)
 

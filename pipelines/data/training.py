@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pipelines.datasets import sample
-from pipelines.images import read_image_stack
+from pipelines.data.sample import sample
+from pipelines.formats.images import read_image_stack
 from recon.training.augment import SliceSet, combine_slice_sets
 
 
@@ -31,7 +31,7 @@ def load_training_data(data: str, shape: tuple[int, int] = (256, 256), val_fract
 
     ``through_plane`` (a model that restores thin slices, ``soup-gan-z``): when a corpus
     among the sources has val subjects with a contiguous volume, validation runs on
-    those volumes' planes that contain z (:func:`pipelines.corpus.planes_containing_z`),
+    those volumes' planes that contain z (:func:`pipelines.data.corpus.planes_containing_z`),
     thickened along z as ``recon sr`` sees them, instead of on 2-D slices thickened
     along an in-plane axis; the two disagreed on which checkpoint is best."""
     parts = [part.strip() for part in data.split(",") if part.strip()]
@@ -42,7 +42,7 @@ def load_training_data(data: str, shape: tuple[int, int] = (256, 256), val_fract
     else:
         train, val, description = _load_one(data, shape, val_fraction)
     if through_plane:
-        from pipelines.corpus import load_volumes
+        from pipelines.data.corpus import load_volumes
 
         corpora = [part for part in parts if (Path(part) / "manifest.json").is_file()]
         volumes = {name: volume for part in corpora for name, volume in load_volumes(part, "val").items()}
@@ -63,13 +63,13 @@ def load_training_data(data: str, shape: tuple[int, int] = (256, 256), val_fract
 
 
 def _z_planes(volumes: dict[str, np.ndarray]) -> np.ndarray:
-    """The planes containing z of ``volumes`` (:func:`pipelines.corpus.planes_containing_z`),
+    """The planes containing z of ``volumes`` (:func:`pipelines.data.corpus.planes_containing_z`),
     z cut to a multiple of every through-plane factor (each thin slice belongs to a thick
     one) and to the deepest volume's depth, which thinner volumes lack and are left out
     (a plane far thinner than a test volume is mostly border to a deep network); none
     when that leaves fewer than two thick slices of the largest factor (the cubic start
     needs two)."""
-    from pipelines.corpus import planes_containing_z
+    from pipelines.data.corpus import planes_containing_z
     from recon.models.through_plane import FACTORS
 
     step = math.lcm(*FACTORS)
@@ -96,7 +96,7 @@ def _load_one(data: str, shape: tuple[int, int], val_fraction: float) -> tuple[S
     if not folder.is_dir():
         raise FileNotFoundError(f"--data {data}: not 'sample' and not a folder")
     if (folder / "manifest.json").is_file():  # a corpus from scripts/make_corpus.py
-        from pipelines.corpus import load_corpus
+        from pipelines.data.corpus import load_corpus
 
         splits = load_corpus(folder)
         if not splits["train"] or not splits["val"]:

@@ -82,7 +82,7 @@ def _range_text(low, high, low_open: bool = False) -> str:
 
 
 def memory(text: str) -> int:
-    from pipelines.limits import parse_size
+    from pipelines.common.limits import parse_size
 
     try:
         return parse_size(text)
@@ -195,7 +195,7 @@ def _add_train(commands) -> None:
         epilog="examples:\n  recon train --model gan-drn --mask 10pct --steps 2000 --out runs/gan-drn-10pct\n"
         "  recon train --model gan-drn --mask 10pct --out runs/gan-drn-10pct --resume\n"
         "  recon train --model csr-gan --mask 10pct-50pct --init recon/weights/gan-drn.pt --out runs/csr-gan\n"
-        "  torchrun --nproc-per-node 2 -m pipelines.cli train --model gan-drn --mask 10pct --out runs/ddp",
+        "  torchrun --nproc-per-node 2 -m pipelines.cli.main train --model gan-drn --mask 10pct --out runs/ddp",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     train.add_argument("--model", default="gan-drn", help="a registered learned model (`recon methods` lists them; default gan-drn)")

@@ -14,19 +14,19 @@ import torch
 import recon
 from masks import Mask, TrajectoryMask, calibration_size, make_sampling, seed_from_name
 from physics import simulate_coil_maps, simulate_kspace
-from pipelines import evaluation
+from pipelines.common import evaluation
+from pipelines.common.evaluation import apply_guard, estimate_errors, guard_verdicts, trust_check
+from pipelines.common.limits import MemoryBudget
+from pipelines.common.output import check_output_dir, staged_dir, write_json
+from pipelines.common.progress import Progress
 from pipelines.config import RunConfig
-from pipelines.datasets import sample
-from pipelines.evaluation import apply_guard, estimate_errors, guard_verdicts, trust_check
+from pipelines.data.sample import sample
 from pipelines.formats import read_input
+from pipelines.formats.images import save_png, to_uint8
 from pipelines.formats.study import check_simulable
-from pipelines.images import save_png, to_uint8
-from pipelines.limits import MemoryBudget
-from pipelines.output import check_output_dir, staged_dir, write_json
-from pipelines.plots import ADDED_CMAP, ERROR_CMAP, colormap
-from pipelines.progress import Progress
-from pipelines.report import write_report
-from pipelines.run_summary import summarise_records
+from pipelines.reports.plots import ADDED_CMAP, ERROR_CMAP, colormap
+from pipelines.reports.run_report import write_report
+from pipelines.run.summary import summarise_records
 from recon import metrics
 from recon.api import as_sampling, coil_maps_for, trajectory_coil_maps
 from recon.classical.superres import is_central_block

@@ -17,9 +17,9 @@ import sys
 from pathlib import Path
 
 import masks
-from pipelines.arguments import UsageError, build_parser
-from pipelines.console import printable
-from pipelines.mask_command import command_mask
+from pipelines.cli.arguments import UsageError, build_parser
+from pipelines.cli.mask_command import command_mask
+from pipelines.common.console import printable
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
 EXIT_SIGINT, EXIT_SIGTERM = 128 + signal.SIGINT, 128 + signal.SIGTERM
@@ -76,8 +76,8 @@ def default_run_folder(config) -> str:
 
 
 def _command_run(args: argparse.Namespace) -> int:
-    from pipelines.run import run
-    from pipelines.run_summary import format_table
+    from pipelines.run.summary import format_table
+    from pipelines.run.workflow import run
 
     config = _run_config(args)
     result = run(config)
@@ -180,7 +180,7 @@ def _loss_options(items: list[str]) -> dict[str, float]:
 def _command_train(args: argparse.Namespace) -> int:
     import json
 
-    from pipelines.training_data import load_training_data
+    from pipelines.data.training import load_training_data
     from recon.training.config import TrainConfig
     from recon.training.trainer import train
 
@@ -220,7 +220,7 @@ def _command_train(args: argparse.Namespace) -> int:
 
 
 def _command_batch(args: argparse.Namespace) -> int:
-    from pipelines.batch import BatchConfig, BatchStopped, run_batch
+    from pipelines.batch.scheduling import BatchConfig, BatchStopped, run_batch
 
     try:
         index, count = (int(part) for part in args.part.split("/"))
@@ -263,7 +263,7 @@ def _batch_summary(result, out: str) -> None:
 
 
 def _command_report(args: argparse.Namespace) -> int:
-    from pipelines.report import report_folders
+    from pipelines.reports.run_report import report_folders
 
     runs, batches = report_folders(args.runs)
     folders = runs or batches
@@ -274,11 +274,11 @@ def _command_report(args: argparse.Namespace) -> int:
         raise UsageError(f"--out {target} is a folder; give a file name such as {target / 'report.html'}")
     target.parent.mkdir(parents=True, exist_ok=True)
     if batches:
-        from pipelines.batch_report import write_batch_report
+        from pipelines.reports.batch_report import write_batch_report
 
         out = write_batch_report(batches, target)
     else:
-        from pipelines.report import write_report
+        from pipelines.reports.run_report import write_report
 
         out = write_report(runs, target)
     print(f"wrote {printable(out)} ({len(folders)} {'batch' if batches else 'run'} folder(s))")
@@ -286,7 +286,7 @@ def _command_report(args: argparse.Namespace) -> int:
 
 
 def _command_sr(args: argparse.Namespace) -> int:
-    from pipelines.through_plane import SrConfig, super_resolve
+    from pipelines.formats.through_plane import SrConfig, super_resolve
 
     config = SrConfig(input=args.volume, out=args.out, slice_factor=args.slice_factor, method=args.method,
                       weights=args.weights, force=args.force, max_memory=args.max_memory)
@@ -320,7 +320,7 @@ def _usage_errors() -> tuple[type[BaseException], ...]:
 
 
 def _is_locked(error: BaseException) -> bool:
-    lock = sys.modules.get("pipelines.lock")
+    lock = sys.modules.get("pipelines.batch.lock")
     return lock is not None and isinstance(error, lock.FolderLocked)
 
 
@@ -373,5 +373,5 @@ def entry() -> None:
     sys.exit(main())
 
 
-if __name__ == "__main__":  # python -m pipelines.cli (torchrun uses this)
+if __name__ == "__main__":  # python -m pipelines.cli.main (torchrun uses this)
     entry()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipelines.limits import MemoryBudget, check_size
+from pipelines.common.limits import MemoryBudget, check_size
 
 
 def _npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype]:

@@ -20,8 +20,8 @@ import recon
 from physics.acquisition import simulate_kspace
 from physics.fft import ifft2c
 from physics.nufft import Trajectory
-from pipelines.config import BatchConfig
-from pipelines.evaluation import (
+from pipelines.batch.noncartesian import trajectory_acquisition
+from pipelines.common.evaluation import (
     UNGUARDED_NOTE,
     adapt_learned,
     apply_guard,
@@ -33,13 +33,13 @@ from pipelines.evaluation import (
     no_estimate_note,
     trust_check,
 )
+from pipelines.common.output import atomic_file, write_json
+from pipelines.config import BatchConfig
 from pipelines.formats import Study, read_input
 from pipelines.formats.fastmri import center_crop
+from pipelines.formats.images import save_png, to_uint8
 from pipelines.formats.study import FILE_PROBLEMS, check_simulable
-from pipelines.images import save_png, to_uint8
-from pipelines.noncartesian import trajectory_acquisition
-from pipelines.output import atomic_file, write_json
-from pipelines.writers import write_output
+from pipelines.formats.writers import write_output
 from recon import metrics
 from recon.api import coil_maps_for
 from recon.trust import calibration
@@ -240,7 +240,7 @@ def _through_plane_unit(path: Path, config: BatchConfig, entry: dict[str, Any], 
     """``--slice-factor F``: restore the thin slices of one thick-slice volume with each
     method, as ``recon sr`` does, and write them with the thin geometry. Raises for bad
     input (:func:`process_unit` records the reason)."""
-    from pipelines.through_plane import read_thick, write_thin
+    from pipelines.formats.through_plane import read_thick, write_thin
     from recon.models.through_plane import resolved_weights, restore
 
     factor = config.slice_factor
@@ -288,7 +288,7 @@ def _preview(out: Path, name: str, magnitude: np.ndarray, reference: np.ndarray 
     the reference has the same shape, its error map ``NAME_error.png`` (``|x - ref|`` on
     0 to 20 % of the reference's maximum, as ``recon run`` draws them); returns their
     paths relative to ``out``."""
-    from pipelines.plots import ERROR_CMAP, colormap
+    from pipelines.reports.plots import ERROR_CMAP, colormap
 
     folder = out / "previews"
     folder.mkdir(exist_ok=True)
@@ -374,7 +374,7 @@ def _estimate(study_metrics: dict[str, Any], images: dict[str, np.ndarray], kspa
 
 def _trust(records: dict[str, dict], images: dict[str, np.ndarray], kspace, mask, coil_maps) -> None:
     """Add the trust check of every learned method to its record, summarised over the
-    volume (see :mod:`pipelines.evaluation`)."""
+    volume (see :mod:`pipelines.common.evaluation`)."""
     psnr = {name: record["psnr"] for name, record in records.items() if "psnr" in record}
     outputs = {name: list(torch.from_numpy(stack)) for name, stack in images.items()}
     maps = None if coil_maps is None else torch.from_numpy(coil_maps)

@@ -1,7 +1,7 @@
 """``report.html`` of a ``recon batch`` output folder: per file and method, the metrics
 (when a reference exists), seconds per slice and the trust check, per-file strip plots,
 a preview of the middle slice of every output, the failures with their reasons, and
-the provenance. Self-contained like the run report (:mod:`pipelines.report`)."""
+the provenance. Self-contained like the run report (:mod:`pipelines.reports.run_report`)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import json
 from dataclasses import MISSING
 from pathlib import Path
 
-from pipelines import plots
-from pipelines.output import atomic_file
-from pipelines.report import STYLE, file_data, key_value_table, noise_note
+from pipelines.common.output import atomic_file
+from pipelines.reports import plots
+from pipelines.reports.run_report import STYLE, file_data, key_value_table, noise_note
 from recon.trust.check import HALLUCINATION_THRESHOLD
 
 

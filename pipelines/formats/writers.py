@@ -9,13 +9,13 @@ from typing import Any
 
 import numpy as np
 
+from pipelines.common.output import atomic_file, staged_dir
 from pipelines.formats import InputError, Study
 from pipelines.formats.cfl import write_bart
 from pipelines.formats.dicom_write import nifti_geometry, write_dicom_series
 from pipelines.formats.fastmri import write_fastmri
 from pipelines.formats.nifti import write_nifti
 from pipelines.formats.table import SAME
-from pipelines.output import atomic_file, staged_dir
 
 FASTMRI_ATTRS = ("acquisition", "patient_id", "max", "norm", "norm_rss")
 """Input attributes kept in a fastMRI-layout output (``evaluate.py`` and the

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipelines.output import write_json
+from pipelines.common.output import write_json
 
 SIZE = 256
 MAX_PER_AXIS = 24

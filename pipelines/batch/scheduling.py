@@ -23,21 +23,21 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipelines.batch_unit import DISK_FULL, process_unit
-from pipelines.config import BatchConfig
-from pipelines.console import printable
-from pipelines.formats import discover
-from pipelines.interruption import (
+from pipelines.batch.interruption import (
     Signalled,
     install_signal_handlers,
     restore_signal_handlers,
     stop_pool,
     worker_init,
 )
-from pipelines.lock import FolderLock
-from pipelines.manifest import MANIFEST, check_writable, load_manifest, unit_key
-from pipelines.output import remove_temporaries, write_json
-from pipelines.progress import DEFAULT_INTERVAL, Progress
+from pipelines.batch.lock import FolderLock
+from pipelines.batch.manifest import MANIFEST, check_writable, load_manifest, unit_key
+from pipelines.batch.unit import DISK_FULL, process_unit
+from pipelines.common.console import printable
+from pipelines.common.output import remove_temporaries, write_json
+from pipelines.common.progress import DEFAULT_INTERVAL, Progress
+from pipelines.config import BatchConfig
+from pipelines.formats import discover
 
 EXIT_PARTIAL = 3
 """A batch that stopped for a full disk kept what finished, as one with failed inputs
@@ -83,7 +83,7 @@ def run_batch(config: BatchConfig, progress: bool | str | None = None, log: Call
     index, count = config.part
     units = [unit for position, unit in enumerate(units) if position % count == index - 1]
     if config.scheduler:  # workers run in their own folders: send them absolute paths
-        from pipelines.cluster import absolute_config, open_cluster
+        from pipelines.batch.cluster import absolute_config, open_cluster
 
         config, units = absolute_config(config, units)
         out = Path(config.out)
@@ -182,7 +182,7 @@ def _run_locked(config: BatchConfig, out: Path, units: list[Path], progress: boo
                            f"finished and recorded in {out / MANIFEST}; free space and continue with --resume",
                            EXIT_PARTIAL, recorder.result())
     if manifest["units"]:
-        from pipelines.batch_report import write_batch_report
+        from pipelines.reports.batch_report import write_batch_report
 
         write_batch_report(out)
     return recorder.result()
@@ -199,7 +199,7 @@ def _execute(config: BatchConfig, todo: list, recorder: _Recorder, bar: Progress
         return bool(recorder.disk_full)
 
     if client is not None:
-        from pipelines.cluster import run_on_cluster
+        from pipelines.batch.cluster import run_on_cluster
 
         results = run_on_cluster(client, todo, payload, process_unit)
         try:

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-DATA_FILE = Path(__file__).resolve().parent / "data" / "icbm152_2009a_axial.npz"
+DATA_FILE = Path(__file__).resolve().parent / "icbm152_2009a_axial.npz"
 SHAPE = (256, 256)
 GAP = 4
 TEST_BLOCKS = ((56, 63), (100, 107))

@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
+from pipelines.common.limits import MemoryBudget
+from pipelines.common.output import staged_dir
 from pipelines.formats import InputError, Study, read_input
-from pipelines.limits import MemoryBudget
-from pipelines.output import staged_dir
 
 
 @dataclass(frozen=True)
@@ -127,11 +127,11 @@ def read_thick(path: Path, budget: MemoryBudget, factor: int) -> tuple[Study, np
 def write_thin(study: Study, thin: np.ndarray, method: str, factor: int, folder: Path, output_format: str = "same",
                method_index: int = 0) -> Path:
     """Write the thin slices into ``folder`` with the thin geometry, as ``recon batch``
-    writes any output (:func:`pipelines.writers.write_output`, atomically):
+    writes any output (:func:`pipelines.formats.writers.write_output`, atomically):
     ``NAME_METHOD_xF.nii.gz``, or a DICOM series folder ``NAME_METHOD_xF`` for a DICOM
     input. ``output_format`` ``nifti`` converts a DICOM series' thin geometry to a NIfTI
     affine; DICOM output needs a DICOM input. Returns the path written."""
-    from pipelines.writers import write_output
+    from pipelines.formats.writers import write_output
 
     meta = nifti_meta(study.meta, factor, len(thin)) if study.format == "nifti" else dicom_meta(study.meta, factor)
     description = f"recon sr {method} x{factor} through-plane"

@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from pipelines import plots
-from pipelines.output import atomic_file
+from pipelines.common.output import atomic_file
+from pipelines.reports import plots
 
 ROI = (0.3, 0.3, 0.25)  # zoomed region: top and left as fractions of the image, and its side
 LOWER_IS_BETTER = {"nmse", "seconds"}

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 import masks
-from pipelines.arguments import UsageError
+from pipelines.cli.arguments import UsageError
 
 EXIT_OK = 0
 
@@ -17,7 +17,7 @@ def command_mask(args: argparse.Namespace) -> int:
     """Make the mask (or trajectory) ``args`` ask for, save it and say what it achieves:
     a ``.png`` picture, or the ``.npy`` array (a grid mask's bool ``(H, W)``, a
     trajectory's coordinates ``(shots, samples, 2)`` float32 in units of 1/FOV)."""
-    from pipelines.limits import MemoryBudget
+    from pipelines.common.limits import MemoryBudget
 
     out = Path(args.out)
     if out.suffix.lower() not in (".png", ".npy"):
@@ -43,8 +43,8 @@ def command_mask(args: argparse.Namespace) -> int:
 
 def _save(out: Path, array: np.ndarray, picture: np.ndarray) -> None:
     """``array`` as ``.npy`` or ``picture`` as ``.png``, by ``out``'s ending, atomically."""
-    from pipelines.images import save_png
-    from pipelines.output import atomic_file
+    from pipelines.common.output import atomic_file
+    from pipelines.formats.images import save_png
 
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_file(out) as tmp:

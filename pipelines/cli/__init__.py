@@ -1,0 +1,1 @@
+"""The ``recon`` command line: parsing, one library call per command, exit codes."""

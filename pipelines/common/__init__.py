@@ -1,0 +1,1 @@
+"""What every command shares: memory limits, atomic output, progress, console text and the trust estimate as runs use it."""

@@ -1,0 +1,1 @@
+"""The built-in sample, the training corpus and the training data of recon train."""

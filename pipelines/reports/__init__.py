@@ -1,0 +1,1 @@
+"""The HTML reports of runs and batches, with their plots and colour maps."""

@@ -1,0 +1,1 @@
+"""``recon run``: simulate an acquisition, reconstruct with every method, measure and report."""
