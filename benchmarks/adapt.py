@@ -51,7 +51,8 @@ def _score(reconstructor, kspace, mask, truth) -> tuple[float, float, float]:
             time.perf_counter() - started)
 
 
-def measure(images: np.ndarray, name: str, preset: str, family: str, model: str, seconds: float) -> dict:
+def measure(images: np.ndarray, name: str, preset: str, family: str, model: str, seconds: float,
+            steps: int | None = None) -> dict:
     kind, center_fraction = split_family(family)
     mask = torch.from_numpy(make_mask(preset, images.shape[-2:], kind, seed=seed_from_name(name),
                                       center_fraction=center_fraction).array)
@@ -59,7 +60,7 @@ def measure(images: np.ndarray, name: str, preset: str, family: str, model: str,
     row = {"slices": len(images)}
     for label, reconstructor in (("cs-tv", recon.get("cs-tv")), (model, recon.get(model))):
         row[label] = dict(zip(("psnr", "ssim", "seconds"), _score(reconstructor, kspace, mask, truth)))
-    adapted = adapt_model(model, kspace, mask, time_limit=seconds)
+    adapted = adapt_model(model, kspace, mask, time_limit=seconds, max_steps=steps)
     row["adapted"] = dict(zip(("psnr", "ssim", "seconds"), _score(adapted, kspace, mask, truth)))
     row["adaptation"] = adapted.adaptation.to_dict()
     return row
@@ -74,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--slices", type=int, default=16)
     parser.add_argument("--model", default="gan-drn")
     parser.add_argument("--seconds", type=float, default=150.0, help="adaptation time limit")
+    parser.add_argument("--steps", type=int, default=None, help="adaptation step limit (default recon's, 400)")
     parser.add_argument("--invert", action="store_true", help="invert the contrast first")
     parser.add_argument("--sources", help="comma-separated source names (default: all of the split)")
     parser.add_argument("--threads", type=int, default=2)
@@ -92,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         images = images[np.unique(np.linspace(0, len(images) - 1, min(args.slices, len(images))).round().astype(int))]
         if args.invert:
             images = invert_contrast(images)
-        row = measure(images, entry["name"], args.mask, args.mask_type, args.model, args.seconds)
+        row = measure(images, entry["name"], args.mask, args.mask_type, args.model, args.seconds, args.steps)
         results[entry["name"]] = row
         shipped, adapted = row[args.model], row["adapted"]
         print(f"| {entry['name']} | {row['slices']} | {row['cs-tv']['psnr']:.2f} | {shipped['psnr']:.2f} | {adapted['psnr']:.2f} | "

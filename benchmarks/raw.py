@@ -60,7 +60,7 @@ def default_files(folder: Path) -> list[Path]:
 def measure(path: Path, mask: str, methods: list[str], folder: Path) -> dict:
     """One ``recon batch`` of ``path``: its wall seconds, peak memory and metrics."""
     out = folder / f"{path.stem}-{mask}"
-    command = [sys.executable, "-m", "pipelines.cli.main", "batch", str(path), "--mask", mask, "--methods", ",".join(methods),
+    command = [sys.executable, "-m", "pipelines.cli", "batch", str(path), "--mask", mask, "--methods", ",".join(methods),
                "--out", str(out), "--estimate-folds", "0", "--format", "npy"]
     started = time.perf_counter()
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -25,14 +25,14 @@ TARGET = 0.3
 
 
 def time_command(arguments: list[str], repeats: int) -> dict[str, float]:
-    """Median and minimum wall seconds of ``python -m pipelines.cli.main ARGUMENTS``."""
+    """Median and minimum wall seconds of ``python -m pipelines.cli ARGUMENTS``."""
     root = Path(__file__).resolve().parents[1]
     times = []
     with tempfile.TemporaryDirectory() as tmp:
         arguments = [argument.replace("{tmp}", tmp) for argument in arguments]
         for _ in range(repeats):
             started = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "pipelines.cli.main", *arguments], cwd=root, check=True,
+            subprocess.run([sys.executable, "-m", "pipelines.cli", *arguments], cwd=root, check=True,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             times.append(time.perf_counter() - started)
     return {"median": statistics.median(times), "min": min(times)}

@@ -27,10 +27,14 @@ from pipelines.common.limits import MemoryBudget
 from pipelines.formats.table import FORMAT_CHOICES as FORMATS
 
 MAX_CONFIG_BYTES = 1 << 20
+ESTIMATE_METHODS = ("default", "all")
+"""``--estimate-methods``: ``default`` estimates every method but those that run an
+external binary (BART: 4-10 s a slice, 4 more times; they are anchors, not candidates
+the guard needs), ``all`` estimates them too."""
 
 
 def check_common(mask: str, mask_type: str, methods: tuple[str, ...] | None, seed: int,
-                 max_memory: int | None, estimate_folds: int = 0) -> None:
+                 max_memory: int | None, estimate_folds: int = 0, estimate_methods: str = "default") -> None:
     """The checks ``recon run`` and ``recon batch`` share: preset, mask family, method
     names, seed, memory budget and the error estimate (``ValueError`` naming the option)."""
     if mask_type not in masks.ALL_KINDS:
@@ -49,6 +53,8 @@ def check_common(mask: str, mask_type: str, methods: tuple[str, ...] | None, see
         raise ValueError(f"--seed must be in [0, 2^32), got {seed}")
     if max_memory is not None and max_memory < 1:
         raise ValueError(f"--max-memory must be positive, got {max_memory}")
+    if estimate_methods not in ESTIMATE_METHODS:
+        raise ValueError(f"--estimate-methods must be one of {', '.join(ESTIMATE_METHODS)}, got {estimate_methods!r}")
     if estimate_folds != 0 and not 2 <= estimate_folds <= 16:
         raise ValueError(f"--estimate-folds must be 0 (off) or 2 to 16, got {estimate_folds}")
 
@@ -144,12 +150,14 @@ class RunConfig:
     max_memory: int | None = None
     estimate_folds: int = 4
     estimate_slices: int = 0
+    estimate_methods: str = "default"
     guard: bool = True
     adapt: bool = False
 
     def __post_init__(self) -> None:
         resolve_lowres(self)
-        check_common(self.mask, self.mask_type, self.methods, self.seed, self.max_memory, self.estimate_folds)
+        check_common(self.mask, self.mask_type, self.methods, self.seed, self.max_memory, self.estimate_folds,
+                     self.estimate_methods)
 
     @property
     def guard_added(self) -> tuple[str, ...]:
@@ -202,6 +210,7 @@ _TYPES: dict[str, tuple[tuple[type, ...], str]] = {
     "force": ((bool,), "true or false"),
     "max_memory": ((int, str), "a size such as '4G' or a number of bytes"),
     "estimate_folds": ((int,), "an integer: 0, or 2 to 16"),
+    "estimate_methods": ((str,), "default or all"),
     "guard": ((bool,), "true or false"),
     "adapt": ((bool,), "true or false"),
 }
@@ -225,6 +234,7 @@ class BatchConfig:
     scheduler: str | None = None
     max_memory: int | None = None
     estimate_folds: int = 4
+    estimate_methods: str = "default"
     guard: bool = True
     slice_factor: int | None = None
     virtual_coils: int | None = None
@@ -236,7 +246,7 @@ class BatchConfig:
             raise ValueError(f"--virtual-coils must be 1 to 64, got {self.virtual_coils}")
         through_plane = self.slice_factor is not None  # SR of thick-slice volumes, not k-space: recon sr's methods
         check_common(self.mask, self.mask_type, None if through_plane else tuple(self.methods), self.seed, self.max_memory,
-                     self.estimate_folds)
+                     self.estimate_folds, self.estimate_methods)
         if through_plane:
             check_through_plane(self)
         if self.format not in FORMATS:

@@ -1,6 +1,11 @@
 import numpy as np
 import pytest
-import torch
+
+from pipelines.common.runtime import tune_openmp
+
+tune_openmp()  # before torch loads OpenMP: the suite must not crawl on a loaded machine
+
+import torch  # noqa: E402
 
 torch.set_num_threads(2)
 

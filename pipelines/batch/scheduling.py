@@ -155,8 +155,9 @@ def _run_locked(config: BatchConfig, out: Path, units: list[Path], progress: boo
     manifest = load_manifest(out) if config.resume else {"units": {}}
     manifest["config"] = {key: value for key, value in asdict(config).items() if key not in ("resume", "force")}
     todo, skipped = _plan(config, out, units, manifest)
-    recorder = _Recorder(out, manifest, skipped, log)
+    write_json(out / MANIFEST, manifest)  # from the start: a batch stopped before any file finished still has one
     bar = Progress(len(todo), "recon batch", "files", mode=progress, interval=progress_interval)
+    recorder = _Recorder(out, manifest, skipped, lambda line: bar.write(line, log))  # never glued to the bar
     previous = install_signal_handlers()
     pool: list[ProcessPoolExecutor] = []  # the worker pool, when there is one, to stop on the way out
     try:
@@ -164,8 +165,10 @@ def _run_locked(config: BatchConfig, out: Path, units: list[Path], progress: boo
     except (Signalled, KeyboardInterrupt) as error:
         signum = error.signum if isinstance(error, Signalled) else signal.SIGINT
         _stop(pool, out)
-        raise BatchStopped(f"stopped by {signal.Signals(signum).name}: {len(recorder.done)} file(s) finished and "
-                           f"recorded in {out / MANIFEST}; continue with --resume", 128 + signum, recorder.result()) from None
+        finished = (f"{len(recorder.done)} file(s) finished and recorded in {out / MANIFEST}" if recorder.done
+                    else f"no file had finished ({out / MANIFEST} records the batch's settings)")
+        raise BatchStopped(f"stopped by {signal.Signals(signum).name}: {finished}; continue with --resume", 128 + signum,
+                           recorder.result()) from None
     except OSError as error:
         _stop(pool, out)
         if error.errno in DISK_FULL:

@@ -7,8 +7,10 @@ never raises for bad input: the manifest entry it returns says what failed and w
 from __future__ import annotations
 
 import errno
+import os
 import time
 import traceback
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,7 @@ import recon
 from physics.acquisition import simulate_kspace
 from physics.fft import ifft2c
 from physics.nufft import Trajectory
+from pipelines.batch import outputs
 from pipelines.batch.noncartesian import trajectory_acquisition
 from pipelines.common.evaluation import (
     UNGUARDED_NOTE,
@@ -27,25 +30,31 @@ from pipelines.common.evaluation import (
     apply_guard,
     centre_warning,
     estimate_errors,
+    estimated_methods,
     guard_applies,
     guard_reason,
     guard_verdicts,
+    holding,
+    left_out_note,
     no_estimate_note,
+    slice_note,
     trust_check,
 )
-from pipelines.common.output import atomic_file, write_json
+from pipelines.common.output import write_json
+from pipelines.common.runtime import keep_freed_memory
 from pipelines.config import BatchConfig
 from pipelines.formats import Study, read_input
 from pipelines.formats.fastmri import center_crop
-from pipelines.formats.images import save_png, to_uint8
 from pipelines.formats.study import FILE_PROBLEMS, check_simulable
-from pipelines.formats.writers import write_output
-from recon import metrics
+from pipelines.formats.writers import nifti_meta, write_output
+from pipelines.reports.previews import (
+    error_scale,
+    orientation,
+)
 from recon.api import coil_maps_for
 from recon.trust import calibration
 
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
-ERROR_MAP_FRACTION = 0.2
 """Error maps show ``|x - reference|`` on ``[0, 0.2 x the reference's maximum]``."""
 
 
@@ -106,6 +115,7 @@ def process_unit(unit: str, config_dict: dict[str, Any], threads: int | None = N
                             "methods": tuple(config_dict["methods"])})
     if threads:
         torch.set_num_threads(threads)
+    keep_freed_memory()  # a Dask worker's allocator unmaps every large tensor otherwise (5x slower)
     path = Path(unit)
     entry: dict[str, Any] = {"input": str(path), "outputs": [], "notes": [], "slices": 0}
     started = time.perf_counter()
@@ -134,7 +144,7 @@ def _record_failure(entry: dict[str, Any], error: Exception, path: Path, out: Pa
         if error.errno in DISK_FULL:
             entry["disk_full"] = True
             entry["error"] = f"{path}: no space left on device while writing {error.filename or 'its outputs'}"
-            _remove_outputs(out, entry)
+            outputs.remove_outputs(out, entry)
     elif isinstance(error, FILE_PROBLEMS):
         entry["error"] = str(error)
     elif isinstance(error, ValueError):
@@ -151,18 +161,23 @@ def _reconstruct(kspace: np.ndarray, mask: np.ndarray, coil_maps: np.ndarray | N
     volumes: dict[str, np.ndarray] = {}
     seconds: dict[str, float] = {}
     for method in methods:
-        images, seconds[method] = [], 0.0
-        for index in range(len(kspace)):
-            tick = time.perf_counter()
+        def one_slice(index: int, method: str = method) -> np.ndarray:
             maps = None if coil_maps is None else coil_maps[index]
             data = kspace[index] if kspace.shape[1] > 1 else kspace[index, 0]
             if method in adapted:
-                images.append(adapted[method].reconstruct(
+                return adapted[method].reconstruct(
                     torch.from_numpy(kspace[index : index + 1] * mask), torch.from_numpy(mask),
-                    None if maps is None else torch.from_numpy(maps[None]))[0].numpy())
-            else:
-                images.append(recon.reconstruct(data, mask, method, coil_maps=maps))
-            seconds[method] += time.perf_counter() - tick
+                    None if maps is None else torch.from_numpy(maps[None]))[0].numpy()
+            return recon.reconstruct(data, mask, method, coil_maps=maps)
+
+        tick = time.perf_counter()
+        workers = min(len(kspace), os.cpu_count() or 1)
+        if method not in adapted and workers > 1 and getattr(recon.registry.method_class(method), "parallel_slices", False):
+            with ThreadPoolExecutor(max_workers=workers) as pool:  # BART: one process per core
+                images = list(pool.map(one_slice, range(len(kspace))))
+        else:
+            images = [one_slice(index) for index in range(len(kspace))]
+        seconds[method] = time.perf_counter() - tick  # wall time: concurrent slices count once
         volumes[method] = np.stack(images)
     return volumes, seconds
 
@@ -197,43 +212,43 @@ def _process_study(study: Study, config: BatchConfig, entry: dict[str, Any], out
     elif config.estimate_folds:
         guarded = _estimate(study_metrics, complex_images, kspace, mask, coil_maps, reference, study.name, config, adapted)
         entry["notes"] += [note for note in study_metrics["notes"] if note.startswith("guard")]
-    for method_index, method in enumerate(config.methods_run):
+    results = {}
+    for method in config.methods_run:
         own = center_crop(complex_images[method], crop) if crop else complex_images[method]
-        output = own if method not in guarded else (center_crop(guarded[method], crop) if crop else guarded[method])
-        description = f"recon {method} {study_metrics['mask']} {study_metrics['mask_type']} ratio {ratio:.3f}"
-        if method in guarded:
-            description += " (guard: flagged slices from the best CS or zero-filled output)"
-        written = write_output(study, method, output, out, config.format, description, method_index)
-        entry["outputs"].append(str(written.relative_to(out)))
-        entry["outputs"] += _preview(out, f"{study.name}_{method}", np.abs(output).astype(np.float32), reference)
+        results[method] = own, (own if method not in guarded else (center_crop(guarded[method], crop) if crop else guarded[method]))
+    layout = orientation(nifti_meta(study, reference if reference is not None else np.abs(own))["affine"])
+    scale = error_scale([np.abs(np.abs(output[len(output) // 2]) - reference[len(output) // 2]) for method, (_, output)
+                         in results.items() if method != "zero-filled" and reference is not None
+                         and reference.shape == output.shape], float(reference.max()) if reference is not None else 1.0)
+    study_metrics["preview"] = {"slice": len(kspace) // 2, "orientation": layout, "error_scale": scale,
+                                "mask": outputs.mask_picture(out, study.name, mask)}
+    entry["outputs"].append(study_metrics["preview"]["mask"])
+    for method_index, method in enumerate(config.methods_run):
+        own, output = results[method]
         record = study_metrics["methods"].setdefault(method, {})
+        sources = record.get("guard_output_slices") or [method] * len(output)
+        record["holds"] = holding(method, sources)
+        description = f"recon {record['holds']}; {study_metrics['mask']} {study_metrics['mask_type']} ratio {ratio:.3f}"
+        written = write_output(study, method, output, out, config.format, description, method_index,
+                               slice_notes=[slice_note(method, source) for source in sources])
+        entry["outputs"].append(str(written.relative_to(out)))
+        entry["outputs"].append(outputs.sidecar(out, written, study, method, sources, record, description))
+        entry["outputs"] += outputs.preview(out, f"{study.name}_{method}", np.abs(output).astype(np.float32), reference,
+                                     layout, scale)
         record["seconds_per_slice"] = seconds[method] / len(kspace)
         # the method's own result is what the metrics score; the guarded output's get written_*
-        _score(record, np.abs(own).astype(np.float32), reference)
+        outputs.score(record, np.abs(own).astype(np.float32), reference)
         if "guard_output_slices" in record:
             written_scores: dict[str, Any] = {}
-            _score(written_scores, np.abs(output).astype(np.float32), reference)
+            outputs.score(written_scores, np.abs(output).astype(np.float32), reference)
             record.update({f"written_{key}": value for key, value in written_scores.items()})
     if reference is not None:
-        entry["outputs"] += _preview(out, f"{study.name}_reference", reference, reference)
+        entry["outputs"] += outputs.preview(out, f"{study.name}_reference", reference, reference, layout, scale)
     _trust(study_metrics["methods"], complex_images, kspace, mask, coil_maps)
     entry["slices"] += len(kspace) * len(config.methods_run)
     metrics_path = out / f"{study.name}.metrics.json"
     write_json(metrics_path, study_metrics)
     entry["outputs"].append(metrics_path.name)
-
-
-def _score(record: dict[str, Any], magnitude: np.ndarray, reference: np.ndarray | None) -> None:
-    """PSNR, SSIM and NMSE against the reference (when there is one of the same shape),
-    the volume's mean and per slice; the data range is the reference's maximum."""
-    if reference is None or reference.shape != magnitude.shape:
-        return
-    data_range = float(reference.max())
-    scores = [metrics.evaluate(torch.from_numpy(a), torch.from_numpy(b), data_range=data_range)
-              for a, b in zip(magnitude, reference)]
-    for key in ("psnr", "ssim", "nmse"):
-        record[key] = float(np.mean([s[key] for s in scores]))
-        record[f"{key}_slices"] = [float(s[key]) for s in scores]
 
 
 def _through_plane_unit(path: Path, config: BatchConfig, entry: dict[str, Any], out: Path) -> None:
@@ -257,7 +272,7 @@ def _through_plane_unit(path: Path, config: BatchConfig, entry: dict[str, Any], 
         written = write_thin(study, thin, method, factor, out, config.format, method_index)
         entry["outputs"].append(str(written.relative_to(out)))
         # the preview is a reformatted plane across the slices, where through-plane SR shows
-        entry["outputs"] += _preview(out, f"{study.name}_{method}", np.moveaxis(thin, 1, 0), None)
+        entry["outputs"] += outputs.preview(out, f"{study.name}_{method}", np.moveaxis(thin, 1, 0), None)
         record["methods"][method] = {"seconds": seconds, "seconds_per_slice": seconds / len(thin),
                                      "weights": resolved_weights(factor, method)}
     entry["slices"] += len(thick) * factor * len(config.methods_run)
@@ -265,47 +280,6 @@ def _through_plane_unit(path: Path, config: BatchConfig, entry: dict[str, Any], 
     write_json(metrics_path, record)
     entry["outputs"].append(metrics_path.name)
     entry["status"] = "done"
-
-
-def _remove_outputs(out: Path, entry: dict[str, Any]) -> None:
-    """Remove what a failed unit wrote, so nothing the manifest does not record is left."""
-    import shutil
-
-    for relative in entry["outputs"]:
-        target = out / relative
-        if target.is_dir():
-            shutil.rmtree(target, ignore_errors=True)
-        elif target.suffix == ".cfl":
-            target.unlink(missing_ok=True)
-            target.with_suffix(".hdr").unlink(missing_ok=True)
-        else:
-            target.unlink(missing_ok=True)
-    entry["outputs"] = []
-
-
-def _preview(out: Path, name: str, magnitude: np.ndarray, reference: np.ndarray | None) -> list[str]:
-    """A PNG of the middle slice (for the report), scaled like the reference, and, when
-    the reference has the same shape, its error map ``NAME_error.png`` (``|x - ref|`` on
-    0 to 20 % of the reference's maximum, as ``recon run`` draws them); returns their
-    paths relative to ``out``."""
-    from pipelines.reports.plots import ERROR_CMAP, colormap
-
-    folder = out / "previews"
-    folder.mkdir(exist_ok=True)
-    middle = len(magnitude) // 2
-    comparable = reference is not None and reference.shape == magnitude.shape
-    vmax = float((reference if comparable else magnitude).max())
-    path = folder / f"{name}.png"
-    with atomic_file(path) as tmp:
-        save_png(tmp, to_uint8(magnitude[middle], vmax))
-    written = [str(path.relative_to(out))]
-    if comparable and not name.endswith("_reference"):
-        error = np.abs(magnitude[middle] - reference[middle]) / (ERROR_MAP_FRACTION * max(vmax, 1e-12))
-        error_path = folder / f"{name}_error.png"
-        with atomic_file(error_path) as tmp:
-            save_png(tmp, colormap(error, ERROR_CMAP))
-        written.append(str(error_path.relative_to(out)))
-    return written
 
 
 def _estimate(study_metrics: dict[str, Any], images: dict[str, np.ndarray], kspace: np.ndarray, mask: np.ndarray,
@@ -323,7 +297,10 @@ def _estimate(study_metrics: dict[str, Any], images: dict[str, np.ndarray], kspa
         data_range = float(reference.max())
     else:
         data_range = float(max(np.abs(stack).max() for stack in images.values()))
-    outputs = {method: list(torch.from_numpy(stack)) for method, stack in images.items()}
+    names, left_out = estimated_methods(list(images), config.estimate_methods)
+    if left_out:
+        study_metrics["notes"].append(left_out_note(left_out))
+    outputs = {method: list(torch.from_numpy(images[method])) for method in names}
     maps = None if coil_maps is None else torch.from_numpy(coil_maps)
     estimates = estimate_errors(outputs, torch.from_numpy(kspace), torch.from_numpy(np.asarray(mask, bool)), maps,
                                 config.estimate_folds, name, data_range, reconstructors=adapted)

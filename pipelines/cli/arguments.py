@@ -4,6 +4,7 @@ types (every number finite and in range, named in its error)."""
 from __future__ import annotations
 
 import argparse
+import difflib
 import math
 
 import masks
@@ -16,8 +17,35 @@ class UsageError(Exception):
 
 
 class _Parser(argparse.ArgumentParser):
+    """argparse without abbreviations (``--coil 8`` must not pass as ``--coils 8``), whose
+    errors are one line naming the command, with the nearest option for a misspelt one."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> None:  # argparse would print usage and exit
         raise UsageError(f"{self.prog}: {message}")
+
+    def parse_args(self, args=None, namespace=None):
+        parsed, extra = self.parse_known_args(args, namespace)
+        if extra:
+            command = self._command_parser(getattr(parsed, "command", None))
+            unknown = [text for text in extra if text.startswith("-")] or extra
+            hint = ""
+            options = [option for action in command._actions for option in action.option_strings]
+            close = difflib.get_close_matches(unknown[0].split("=")[0], options, n=1)
+            if close:
+                hint = f" (did you mean {close[0]}?)"
+            raise UsageError(f"{command.prog}: unrecognized arguments: {' '.join(extra)}{hint}")
+        return parsed
+
+    def _command_parser(self, command: str | None) -> argparse.ArgumentParser:
+        """The parser of ``command`` (this one when there is none)."""
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction) and command in action.choices:
+                return action.choices[command]
+        return self
 
 
 def shape(text: str) -> tuple[int, int]:
@@ -94,6 +122,10 @@ MAX_MEMORY_HELP = ("most memory one input may need, e.g. 4G or 512M; larger inpu
                    "are read (default: half of this machine's memory)")
 
 
+ESTIMATE_METHODS = ("default", "all")
+ESTIMATE_METHODS_HELP = ("which methods get the error estimate: default, every method but BART's (bart-l1, bart-tv are "
+                         "anchors the guard does not need, and 4 more BART runs a slice cost minutes with 8 coils); "
+                         "all, BART's too")
 ESTIMATE_HELP = ("k-space hold-out folds of the reference-free error estimate of every method (default 4: "
                  "each method reconstructs K more times); 0 turns the estimate and the guard off")
 ADAPT_HELP = ("fine-tune each learned method on this scan's own measured k-space before reconstructing "
@@ -160,6 +192,7 @@ def _add_run(commands) -> None:
     run.add_argument("--estimate-folds", type=integer(0, 16), help=ESTIMATE_HELP)
     run.add_argument("--estimate-slices", type=count_or_all, metavar="N|all",
                      help="run the error estimate (and the guard) on N of the slices, evenly spread (default all)")
+    run.add_argument("--estimate-methods", choices=ESTIMATE_METHODS, help=ESTIMATE_METHODS_HELP)
     run.add_argument("--guard", action=argparse.BooleanOptionalAction, default=None, help=GUARD_HELP)
     run.add_argument("--adapt", action="store_true", default=None, help=ADAPT_HELP)
 
@@ -195,7 +228,7 @@ def _add_train(commands) -> None:
         epilog="examples:\n  recon train --model gan-drn --mask 10pct --steps 2000 --out runs/gan-drn-10pct\n"
         "  recon train --model gan-drn --mask 10pct --out runs/gan-drn-10pct --resume\n"
         "  recon train --model csr-gan --mask 10pct-50pct --init recon/weights/gan-drn.pt --out runs/csr-gan\n"
-        "  torchrun --nproc-per-node 2 -m pipelines.cli.main train --model gan-drn --mask 10pct --out runs/ddp",
+        "  torchrun --nproc-per-node 2 -m pipelines.cli train --model gan-drn --mask 10pct --out runs/ddp",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     train.add_argument("--model", default="gan-drn", help="a registered learned model (`recon methods` lists them; default gan-drn)")
@@ -248,10 +281,10 @@ def _add_batch(commands) -> None:
     """The ``recon batch`` command and its options."""
     batch = commands.add_parser(
         "batch",
-        help="reconstruct files and folders (DICOM, NIfTI, fastMRI, ISMRMRD, BART, .npy)",
+        help="reconstruct files and folders (DICOM, NIfTI, fastMRI, ISMRMRD, Siemens twix, BART, .npy)",
         description="Reconstruct every input with each method and write the results in the chosen format, "
         "with per-file metrics when a reference exists. Magnitude images (DICOM, NIfTI, .npy) get simulated "
-        "k-space; raw data (fastMRI .h5, ISMRMRD .h5, BART .cfl) is reconstructed as measured (undersampled "
+        "k-space; raw data (fastMRI .h5, ISMRMRD .h5, Siemens twix .dat, BART .cfl) is reconstructed as measured (undersampled "
         "with --mask when it is fully sampled). Bad files are logged and skipped (exit code 3); outputs are "
         "written atomically and manifest.json lets --resume skip finished files.",
         epilog="examples:\n  recon batch scans/ --out recon-batch --mask 10pct --methods cs-tv,gan-drn\n"
@@ -274,9 +307,11 @@ def _add_batch(commands) -> None:
     batch.add_argument("--resume", action="store_true", help="skip inputs the manifest records as finished")
     batch.add_argument("--force", action="store_true", help="write into a non-empty output folder")
     batch.add_argument("--scheduler", help="address of a Dask distributed scheduler (pip install 'recon-mri[distributed]')")
-    batch.add_argument("--seed", type=integer(0, 2**32 - 1), default=0)
+    batch.add_argument("--seed", type=integer(0, 2**32 - 1), default=0,
+                       help="seed mixed with each input's name for its mask and simulated k-space (default 0)")
     batch.add_argument("--max-memory", type=memory, help=MAX_MEMORY_HELP)
     batch.add_argument("--estimate-folds", type=integer(0, 16), default=4, help=ESTIMATE_HELP)
+    batch.add_argument("--estimate-methods", choices=ESTIMATE_METHODS, default="default", help=ESTIMATE_METHODS_HELP)
     batch.add_argument("--guard", action=argparse.BooleanOptionalAction, default=None, help=GUARD_HELP)
     batch.add_argument("--adapt", action="store_true", help=ADAPT_HELP)
     batch.add_argument("--virtual-coils", type=integer(1, 64), metavar="N",

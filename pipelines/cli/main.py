@@ -48,6 +48,7 @@ def _run_config(args: argparse.Namespace):
         max_memory=args.max_memory,
         estimate_folds=args.estimate_folds,
         estimate_slices=args.estimate_slices,
+        estimate_methods=args.estimate_methods,
         guard=args.guard,
         adapt=args.adapt,
     )
@@ -237,7 +238,7 @@ def _command_batch(args: argparse.Namespace) -> int:
         methods=args.methods or (("soup-gan",) if args.slice_factor else ("cs-tv",)),
         format=args.format, workers=args.workers, part=(index, count), resume=args.resume, force=args.force,
         seed=args.seed, scheduler=args.scheduler, max_memory=args.max_memory, estimate_folds=args.estimate_folds,
-        guard=args.guard is not False and args.estimate_folds > 0, slice_factor=args.slice_factor,
+        estimate_methods=args.estimate_methods, guard=args.guard is not False and args.estimate_folds > 0, slice_factor=args.slice_factor,
         virtual_coils=args.virtual_coils, adapt=args.adapt,
     )
     try:
@@ -257,6 +258,11 @@ def _batch_summary(result, out: str) -> None:
           f"outputs in {printable(out)}")
     for entry in result.failed:
         print(f"  failed: {printable(entry['error'])}")
+    from pipelines.reports.batch_report import terminal_table
+
+    table = terminal_table(Path(out), result.done)
+    if table:
+        print(table)
     for entry in result.done:
         for note in entry.get("notes", []):
             print(f"  note: {printable(note)}")

@@ -86,10 +86,52 @@ def trust_check(outputs: dict[str, list[torch.Tensor]], kspace: torch.Tensor, ma
     return records, maps, reference
 
 
+def holding(method: str, sources: list[str] | None) -> str:
+    """One line saying what the output named after ``method`` holds: ``sources`` gives,
+    per slice, the method whose image was written there (the guard may have written the
+    best CS or zero-filled output instead of a learned one); None or all ``method``: its own.
+
+    The rule, the same in ``recon run`` and ``recon batch``: an output keeps the learned
+    method's name, and its header, sidecar JSON, preview caption and report say which
+    slices hold another method's image."""
+    if not sources or all(source == method for source in sources):
+        return f"{method} output"
+    others = sorted({source for source in sources if source != method})
+    replaced = [index for index, source in enumerate(sources) if source != method]
+    if len(replaced) == len(sources):
+        return f"{' and '.join(others)} image, not {method} (the guard replaced every {method} slice)"
+    shown = ",".join(str(index) for index in replaced[:12]) + (",..." if len(replaced) > 12 else "")
+    return (f"{method} output; guard wrote {len(replaced)} of {len(sources)} slices from {' and '.join(others)} "
+            f"(slices {shown})")
+
+
+def slice_note(method: str, source: str) -> str:
+    """What one slice of the output named after ``method`` holds (DICOM ImageComments)."""
+    if source == method:
+        return f"{method} reconstruction"
+    return f"{source} image written by the guard in place of {method} (estimated worse on this slice)"
+
+
+def estimated_methods(names: list[str], which: str = "default") -> tuple[list[str], list[str]]:
+    """``(estimated, left_out)`` of ``names`` for ``--estimate-methods``: ``all`` keeps every
+    method; ``default`` leaves out those that run an external binary (BART's), which the
+    guard does not need and which cost most of an 8-coil run's estimate."""
+    if which == "all":
+        return list(names), []
+    external = [name for name in names if name in recon.registry.BUILTIN and recon.registry.info(name).needs == "bart"]
+    return [name for name in names if name not in external], external
+
+
+def left_out_note(left_out: list[str]) -> str:
+    """The note that says which methods have no error estimate, and the flag that adds them."""
+    return (f"error estimate: {', '.join(left_out)} not estimated (external anchors the guard does not need, and the "
+            "slowest methods; --estimate-methods all estimates them)")
+
+
 def estimate_errors(outputs: dict[str, list[torch.Tensor]], kspace: torch.Tensor, mask: torch.Tensor,
                     coil_maps: torch.Tensor | None, folds: int, seed_name: str, data_range: float | None = None,
                     on_step: Callable[[str], None] | None = None, slice_ids: list[int] | None = None,
-                    reconstructors: dict | None = None) -> dict[str, list[holdout.ErrorEstimate]]:
+                    reconstructors: dict | None = None, on_begin: Callable[[str], None] | None = None) -> dict[str, list[holdout.ErrorEstimate]]:
     """The hold-out error estimate of every method on every slice.
 
     The folds of slice ``i`` are seeded by ``seed_name:i`` (``i`` from ``slice_ids`` when
@@ -97,7 +139,8 @@ def estimate_errors(outputs: dict[str, list[torch.Tensor]], kspace: torch.Tensor
     same held-out samples and a rerun, or a run on fewer slices, gives the same figures. A mask
     with fewer measured lines (or points) outside its calibration block than ``folds``
     gets that many folds; with fewer than 2 there is no estimate (empty result).
-    ``on_step(method)`` is called after each (slice, method) estimate (progress).
+    ``on_begin(label)`` is called before and ``on_step(method)`` after each (slice, method)
+    estimate (progress).
 
     Shapes
     ------
@@ -119,6 +162,8 @@ def estimate_errors(outputs: dict[str, list[torch.Tensor]], kspace: torch.Tensor
         maps = None if coil_maps is None else coil_maps[index : index + 1]
         for name, images in outputs.items():
             reconstructor = reconstructors[name]
+            if on_begin is not None:
+                on_begin(f"slice {slice_id} {name}")
             image = images[index][None].to(torch.complex64)
             errors = holdout.fold_errors(reconstructor, kspace[index : index + 1], mask, maps, fold_masks, image)
             estimates[name].append(holdout.summarise(errors, reconstructor, mask_np, image, data_range))

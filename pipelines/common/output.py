@@ -23,6 +23,13 @@ def check_output_dir(out: str | Path, force: bool) -> Path:
     return out
 
 
+def _umask() -> int:
+    """The process's umask (read by setting it and putting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextmanager
 def staged_dir(out: str | Path, force: bool):
     """Yield a temporary folder beside ``out``; on success it replaces ``out`` atomically.
@@ -33,6 +40,7 @@ def staged_dir(out: str | Path, force: bool):
     out = check_output_dir(out, force)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    staging.chmod(0o777 & ~_umask())  # mkdtemp's 0700 would outlive the rename; a folder gets the usual mode
     try:
         yield staging
     except BaseException:

@@ -56,6 +56,25 @@ class Progress:
 
             self.bar = tqdm(total=total, desc=desc, unit=unit.rstrip("s") or unit, file=self.stream)
 
+    def begin(self, label: str) -> None:
+        """Work on ``label`` starts: shown beside the count at once (the first line, in
+        line mode, is printed now rather than after the first item ends)."""
+        self.extra = f"now {label}"
+        if self.bar is not None:
+            self.bar.set_postfix_str(self.extra)
+        elif self.mode == "lines" and (self.printed < 0 or time.monotonic() - self.last >= self.interval):
+            self._line()
+
+    def write(self, text: str, fallback=None) -> None:
+        """Print ``text`` on its own line, above the bar when there is one (never glued
+        to it); else through ``fallback`` (default: the stream)."""
+        if self.bar is not None:
+            self.bar.write(text, file=self.stream)
+        elif fallback is not None:
+            fallback(text)
+        else:
+            print(text, file=self.stream, flush=True)
+
     def update(self, count: int = 1, extra: str = "") -> None:
         """``count`` more items are done; ``extra`` is shown beside the count."""
         self.done += count

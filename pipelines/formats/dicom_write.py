@@ -115,14 +115,15 @@ def output_rescale(images: np.ndarray, slices: list[dict[str, Any]]) -> list[tup
 
 
 def write_dicom_series(folder: str | Path, images: np.ndarray, meta: dict[str, Any], description: str,
-                       series_offset: int = 0) -> list[Path]:
+                       series_offset: int = 0, comments: list[str] | None = None) -> list[Path]:
     """Write ``images`` ``(N, H, W)`` as a derived MR Image Storage series in ``folder``.
 
     The series number is the input's plus 1000 plus ``series_offset`` (one per method,
     so each method's series can be told apart). Rescale slope and intercept come from
     :func:`output_rescale`, so no value is clipped; SliceLocation and
     SpacingBetweenSlices are kept from the input. Each file is written to a temporary
-    name and renamed. Returns the written paths.
+    name and renamed. ``comments`` (one per image) go into each instance's ImageComments
+    and DerivationDescription, after ``description``. Returns the written paths.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -150,6 +151,9 @@ def write_dicom_series(folder: str | Path, images: np.ndarray, meta: dict[str, A
         ds.SeriesTime = ds.ContentTime = now.strftime("%H%M%S")
         ds.InstanceNumber = index + 1
         ds.DerivationDescription = description[:1024]
+        if comments is not None:
+            ds.ImageComments = comments[index][:10240]
+            ds.DerivationDescription = f"{description}; this slice: {comments[index]}"[:1024]
         reference = Dataset()
         reference.ReferencedSOPClassUID = source.SOPClassUID
         reference.ReferencedSOPInstanceUID = info["sop"]

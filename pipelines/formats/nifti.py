@@ -82,11 +82,12 @@ def _dtype_name(image) -> str:
         return str(image.get_data_dtype())
 
 
-def write_nifti(path: str | Path, images: np.ndarray, meta: dict) -> None:
+def write_nifti(path: str | Path, images: np.ndarray, meta: dict, description: str | None = None) -> None:
     """Write ``images`` ``(Z * T, X, Y)`` as float32 NIfTI with the input's affine and header.
 
     The data type is set to float32 and the scaling slope/intercept cleared, so the values
     are stored as they are, never rescaled. Written atomically (temporary file + rename).
+    ``description`` goes into the header's ``descrip`` (cut to its 80 bytes).
     """
     path = Path(path)
     shape = meta["shape"]
@@ -100,6 +101,8 @@ def write_nifti(path: str | Path, images: np.ndarray, meta: dict) -> None:
     header = meta["header"].copy()
     header.set_data_dtype(np.float32)
     header.set_slope_inter(1.0, 0.0)
+    if description is not None:
+        header["descrip"] = description.encode("ascii", "replace")[:79]
     output = nib.Nifti1Image(data, meta["affine"], header=header)
     output.set_data_dtype(np.float32)
     if meta.get("xform_code") is not None:  # geometry from scanner coordinates (DICOM)

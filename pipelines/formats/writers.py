@@ -27,7 +27,7 @@ def output_kind(study: Study, output_format: str) -> str:
 
 
 def write_output(study: Study, method: str, images: np.ndarray, folder: Path, output_format: str, description: str,
-                 method_index: int = 0) -> Path:
+                 method_index: int = 0, slice_notes: list[str] | None = None) -> Path:
     """Write one method's reconstruction of ``study``; returns the path written.
 
     ``images`` ``(N, H, W)`` is complex (``cfl`` keeps it complex, so BART can go on
@@ -35,7 +35,13 @@ def write_output(study: Study, method: str, images: np.ndarray, folder: Path, ou
     layout for ``evaluate.py``: ``OUT/METHOD/INPUT_NAME.h5`` with a ``reconstruction``
     dataset and the input's ``acquisition`` and ``patient_id`` attributes; ISMRMRD
     inputs are written in ISMRMRD's image orientation ``(slices, y, x)``, as
-    ``ismrmrd_recon_cartesian_2d`` writes them.
+    ``ismrmrd_recon_cartesian_2d`` writes them, and so is ``.npy``; NIfTI ``(x, y, slice)``
+    and BART's column-major ``(x, y)`` hold the same image with x (the readout) fastest,
+    as ISMRMRD stores it, so each format's own tools show what that tool shows.
+
+    ``description`` says what the output holds: it goes into the NIfTI ``descrip`` (80
+    bytes), DICOM's SeriesDescription and DerivationDescription, and the HDF5 attributes;
+    ``slice_notes`` (one per slice) into each DICOM instance's ImageComments.
     """
     kind = output_kind(study, output_format)
     folder.mkdir(parents=True, exist_ok=True)
@@ -45,11 +51,12 @@ def write_output(study: Study, method: str, images: np.ndarray, folder: Path, ou
         if study.format != "dicom":
             raise InputError(f"{study.source}: DICOM output needs a DICOM input (its patient, study and geometry); use --format nifti or same")
         with staged_dir(base, force=True) as staging:
-            write_dicom_series(staging, magnitude, study.meta, description, series_offset=method_index)
+            write_dicom_series(staging, magnitude, study.meta, description, series_offset=method_index,
+                               comments=slice_notes)
         return base
     if kind == "nifti":
         path = base.with_name(base.name + ".nii.gz")
-        write_nifti(path, magnitude, nifti_meta(study, magnitude))
+        write_nifti(path, magnitude, nifti_meta(study, magnitude), description=description)
         return path
     if kind == "h5":
         name = study.source.name if study.format in ("fastmri", "ismrmrd") and study.source.is_file() else f"{study.name}.h5"
@@ -64,6 +71,8 @@ def write_output(study: Study, method: str, images: np.ndarray, folder: Path, ou
         write_bart(base, np.asarray(images, np.complex64))
         return base.with_name(base.name + ".cfl")
     path = base.with_name(base.name + ".npy")
+    if study.format == "ismrmrd":  # (slices, y, x), the array ismrmrd_recon_cartesian_2d writes
+        magnitude = np.ascontiguousarray(np.swapaxes(magnitude, -1, -2))
     with atomic_file(path) as tmp:
         np.save(tmp, magnitude)
     return path

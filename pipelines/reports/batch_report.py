@@ -12,7 +12,8 @@ from pathlib import Path
 
 from pipelines.common.output import atomic_file
 from pipelines.reports import plots
-from pipelines.reports.run_report import STYLE, file_data, key_value_table, noise_note
+from pipelines.reports.page import STYLE, file_data, key_value_table, noise_note
+from pipelines.reports.previews import ORIENTED_STYLE, labelled
 from recon.trust.check import HALLUCINATION_THRESHOLD
 
 
@@ -48,7 +49,7 @@ def build_batch_report(folders: str | Path | list[str | Path]) -> str:
     folders = [Path(folder) for folder in (folders if isinstance(folders, list) else [folders])]
     manifests, studies, homes = _load_batches(folders)
     parts = ["<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>recon batch report</title>",
-             f"<style>{STYLE}</style></head><body><h1>recon batch report</h1>"]
+             f"<style>{STYLE}{ORIENTED_STYLE}</style></head><body><h1>recon batch report</h1>"]
     rows = ['<table class="summary"><thead><tr><th>file</th><th>method</th><th>k-space</th><th>mask</th><th>ratio</th>'
             "<th>PSNR (dB)</th><th>SSIM</th><th>NMSE</th><th>estimated PSNR (dB), no reference [80 % interval]</th><th>s/slice</th>"
             "<th>guard</th><th>DC residual</th><th>added in unmeasured k-space</th></tr></thead><tbody>"]
@@ -73,8 +74,11 @@ def build_batch_report(folders: str | Path | list[str | Path]) -> str:
                 interval = f" [{low:.1f}, {high:.1f}]" if low is not None and high is not None else ""
                 estimate = f"<td>{record['estimated_psnr']:.2f} ± {record['estimated_psnr_spread']:.2f}{interval}</td>"
             guarded = record.get("guard_flagged")
+            holds = record.get("holds", f"{method} output")
+            written = "" if holds == f"{method} output" else f"<br>file holds: {html.escape(holds)}"
             guard_cell = (f'<td class="{"flag" if guarded else ""}">{guarded}/{len(record["guard_flagged_slices"])} slices '
-                          f'worse than {html.escape(str(record["guard_reference"]))}</td>' if guarded is not None else "<td>n/a</td>")
+                          f'worse than {html.escape(str(record["guard_reference"]))}{written}</td>' if guarded is not None
+                          else "<td>n/a</td>")
             rows.append(
                 f'<tr><td>{html.escape(name)}</td><td>{html.escape(method)}{" ★" if method == best else ""}</td>'
                 f'<td>{html.escape(study["kspace"])}</td><td>{html.escape(str(study["mask"]))} {html.escape(str(study["mask_type"]))}</td>'
@@ -90,13 +94,17 @@ def build_batch_report(folders: str | Path | list[str | Path]) -> str:
     if reasons:
         rows.append(f"<details><summary>The guard, per slice: which output was written and why ({len(reasons)} "
                     f"slices)</summary><ul>{''.join(reasons)}</ul></details>")
-    parts.append(f"<h2>Results ({len(studies)} outputs)</h2>" + "".join(rows) +
+    count = len({m for study in studies.values() for m in study["methods"]})
+    parts.append(f"<h2>Results ({_plural(len(studies), 'file')}, {_plural(count, 'method')})</h2>" + "".join(rows) +
                  "<p>Methods are listed best first: by PSNR where a reference exists (simulated k-space, or fully sampled "
                  "raw data), else <b>by estimated error</b> (k-space hold-out, no reference: <code>recon.trust.holdout</code>), "
                  f"marked ★. {unreferenced} of {len(studies)} outputs have no reference and are ranked by the estimate. "
                  "The guard flags slices where a learned output's estimated PSNR does not lead the best CS (or "
                  "zero-filled) output's by 1.5 dB less the estimates' spread, and by default writes that output there "
-                 "(<code>--no-guard</code> keeps the learned one); learned outputs that add more than {HALLUCINATION_THRESHOLD:.0%} of their "
+                 "(<code>--no-guard</code> keeps the learned one): the output keeps the learned method's name, and its "
+                 "header, its sidecar <code>.json</code>, the preview's caption and the list below say which slices "
+                 "hold another method's image. Learned outputs that add more than "
+                 f"{HALLUCINATION_THRESHOLD:.0%} of their "
                  "energy in unmeasured k-space relative to the best CS output are marked too.</p>")
     methods = sorted({m for study in studies.values() for m in study["methods"]})
     figures = []
@@ -115,10 +123,13 @@ def build_batch_report(folders: str | Path | list[str | Path]) -> str:
     failed = [entry for entry in units if entry.get("status") != "done"]
     if failed:
         parts.append("<h2>Failed inputs</h2><ul>" + "".join(f"<li>{html.escape(e.get('error', e['input']))}</li>" for e in failed) + "</ul>")
-    parts.append("<h2>Previews (middle slice)</h2><p>Each output's middle slice, and below it the error map "
-                 "|output − reference| on 0 to 20 % of the reference's maximum where there is a reference.</p>")
-    for name in studies:
-        parts.append(f'<h3>{html.escape(name)}</h3><div class="grid">{_previews(homes[name], name.split("/")[-1], methods)}</div>')
+    parts.append("<h2>Previews (middle slice)</h2><p>Each output's middle slice as viewers show it (radiological "
+                 "convention from the file's geometry: the patient's right on the left of an axial or coronal slice; "
+                 "the letters name the patient's side at each edge), the error map |output − reference| on the range "
+                 "given under it where there is a reference, and the sampling mask (k-space axes, not the patient's). "
+                 "A caption names the image a preview holds when the guard wrote another method's output.</p>")
+    for name, study in studies.items():
+        parts.append(f'<h3>{html.escape(name)}</h3><div class="grid">{_previews(homes[name], name.split("/")[-1], study)}</div>')
     for folder, manifest in zip(folders, manifests):
         config = manifest.get("config", {})
         parts.append(f"<h2>Provenance: {html.escape(str(folder))}</h2>"
@@ -127,17 +138,65 @@ def build_batch_report(folders: str | Path | list[str | Path]) -> str:
     return "".join(parts)
 
 
-def _previews(folder: Path, name: str, methods: list[str]) -> str:
+def terminal_table(folder: Path, entries: list[dict], limit: int = 20) -> str:
+    """What ``recon batch`` prints at the end: per finished file (the first ``limit``) and
+    method, PSNR and SSIM where a reference exists, the estimate, and what the output holds
+    when the guard wrote another method's image."""
+    lines = []
+    for entry in entries[:limit]:
+        for relative in (o for o in entry.get("outputs", []) if o.endswith(".metrics.json")):
+            try:
+                study = json.loads((folder / relative).read_text())
+            except (OSError, ValueError):
+                continue
+            lines.append(f"{relative[: -len('.metrics.json')]} ({study.get('kspace', '?')} k-space, {study.get('mask')} "
+                         f"{study.get('mask_type')}, ratio {study.get('ratio', float('nan')):.3f}):")
+            for method, record in study.get("methods", {}).items():
+                scores = (f"PSNR {record['psnr']:6.2f} dB  SSIM {record['ssim']:.4f}" if "psnr" in record
+                          else "no reference")
+                estimate = (f"  est. {record['estimated_psnr']:6.2f} dB" if "estimated_psnr" in record else "")
+                holds = record.get("holds", f"{method} output")
+                written = "" if holds == f"{method} output" else f"  file holds: {holds}"
+                lines.append(f"  {method:<12} {scores}{estimate}{written}")
+    if len(entries) > limit:
+        lines.append(f"... and {len(entries) - limit} more file(s): see report.html")
+    return "\n".join(lines)
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def _previews(folder: Path, name: str, study: dict) -> str:
+    """The study's previews: reference, every method (captioned with what it holds), the mask."""
+    preview = study.get("preview", {})
+    layout, scale = preview.get("orientation"), preview.get("error_scale", 0.2)
+    middle = preview.get("slice")
     figures = []
-    for label in ["reference", *methods]:
-        preview = folder / "previews" / f"{name}_{label}.png"
-        if not preview.is_file():
+    for label in ["reference", *study["methods"]]:
+        image = folder / "previews" / f"{name}_{label}.png"
+        if not image.is_file():
             continue
-        body = f'<img alt="{html.escape(name)} {html.escape(label)}" src="{file_data(preview)}">'
-        error = preview.with_name(f"{name}_{label}_error.png")
+        record = study["methods"].get(label, {})
+        caption = html.escape(label)
+        sources = record.get("guard_output_slices")
+        if sources and middle is not None and middle < len(sources) and sources[middle] != label:
+            caption += (f'<div class="flag">shows {html.escape(sources[middle])}\'s image: the guard wrote it on this '
+                        f"slice ({html.escape(record.get('holds', ''))})</div>")
+        elif record.get("holds", label + " output") != label + " output":
+            caption += f'<div class="sublabel">{html.escape(record["holds"])}</div>'
+        body = labelled(f'<img alt="{html.escape(name)} {html.escape(label)}" src="{file_data(image)}">', layout)
+        error = image.with_name(f"{name}_{label}_error.png")
         if error.is_file():
-            body += f'<div class="sublabel">error map</div><img alt="{html.escape(label)} error map" src="{file_data(error)}">'
-        figures.append(f"<figure><figcaption>{html.escape(label)}</figcaption>{body}</figure>")
+            body += (f'<div class="sublabel">error map, 0 to {scale:.0%} of the reference\'s maximum</div>'
+                     + labelled(f'<img alt="{html.escape(label)} error map" src="{file_data(error)}">', layout))
+        figures.append(f"<figure><figcaption>{caption}</figcaption>{body}</figure>")
+    mask = folder / preview["mask"] if preview.get("mask") else None
+    if mask is not None and mask.is_file():
+        figures.append(f'<figure><figcaption>mask: {html.escape(str(study.get("mask")))} '
+                       f'{html.escape(str(study.get("mask_type")))}, ratio {study.get("ratio", float("nan")):.3f}</figcaption>'
+                       f'<img class="mask" alt="mask {html.escape(name)}" src="{file_data(mask)}">'
+                       '<div class="sublabel">white: sampled; vertical: readout, horizontal: phase encoding</div></figure>')
     return "".join(figures)
 
 

@@ -14,9 +14,7 @@ region of interest), the mask with its achieved ratio, and the provenance.
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import json
 from pathlib import Path
 from typing import Any
@@ -26,19 +24,10 @@ from PIL import Image
 
 from pipelines.common.output import atomic_file
 from pipelines.reports import plots
+from pipelines.reports.page import STYLE, file_data, key_value_table, noise_note, png_data
 
 ROI = (0.3, 0.3, 0.25)  # zoomed region: top and left as fractions of the image, and its side
 LOWER_IS_BETTER = {"nmse", "seconds"}
-
-
-def png_data(pixels: np.ndarray) -> str:
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
-
-
-def file_data(path: Path) -> str:
-    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()
 
 
 def _zoom(path: Path, factor: int = 2) -> str:
@@ -76,6 +65,23 @@ def _label(config: dict) -> str:
     if settings.get("phase"):
         label += ", phase"
     return label
+
+
+def _identity(run: dict) -> str:
+    """The run in one line, at the top of the page: input, mask, coils, k-space, slices, date."""
+    config = run["config"]
+    settings, mask = config.get("config", {}), config.get("mask", {})
+    coils = int(settings.get("coils", 1) or 1)
+    noise = settings.get("noise_snr")
+    parts = [f"<b>input</b> {html.escape(str(config.get('source', '?')))} ({len(config.get('slices', []))} slices)",
+             f"<b>mask</b> {html.escape(str(settings.get('mask', 'file')))} {html.escape(str(mask.get('kind', '')))}, "
+             f"achieved ratio {mask.get('ratio', float('nan')):.4f}",
+             f"<b>coils</b> {coils}" + (f", noise SNR {noise:g} dB" if noise is not None else ", no added noise"),
+             f"<b>k-space</b> {html.escape(str(config.get('kspace', '?')))}",
+             f"<b>methods</b> {len(config.get('methods', []))}"]
+    if config.get("created"):
+        parts.append(f"<b>run</b> {html.escape(str(config['created']))}, recon {html.escape(str(config.get('version', '')))}")
+    return f'<p class="identity">{" · ".join(parts)}</p>'
 
 
 def _strip_plot(runs: list[dict], key: str, ylabel: str) -> str:
@@ -170,8 +176,18 @@ def _trust_table(runs: list[dict]) -> str:
         lines.append(f'<tr><td>{html.escape(label)}</td><td>{html.escape(row["method"])}</td>'
                      f'<td>{html.escape(str(row.get("guard_reference") or "n/a"))}</td>{guard_cell}<td>{row["dc_residual_max"]:.1e}{noise_note(row)}</td>'
                      f'<td>{energy}</td><td>{html.escape(row.get("hallucination_reference", "n/a"))}</td>'
-                     f'<td class="{"flag" if flagged else ""}">{flagged} / {row["slices"]}</td></tr>')
-    lines.append("</tbody></table><p>The <b>guard</b> flags a slice when the learned method's estimated PSNR (k-space hold-out, "
+                     + (f'<td class="{"flag" if flagged else ""}">{flagged} / {row["slices"]}</td></tr>'
+                        if "hallucination_energy" in row else "<td>n/a</td></tr>"))
+    guarded = any("guard_flagged" in row for _, row in rows)
+    measured = any("hallucination_energy" in row for _, row in rows)
+    lines.append("</tbody></table>")
+    if not guarded and not measured:
+        lines.append("<p>The residual measures how well each learned image fits the measured k-space (also against "
+                     "the noise the data show, σ√M, where it could be estimated: about 1 fits the data to the noise). "
+                     "No guard and no energy in unmeasured k-space here: neither the hold-out estimate nor an unmeasured "
+                     "grid exists for this sampling.</p>")
+        return "".join(lines)
+    lines.append("<p>The <b>guard</b> flags a slice when the learned method's estimated PSNR (k-space hold-out, "
                  "no reference: <code>recon.trust.holdout</code>) does not lead the best CS (or zero-filled) method's by at least 1.5 dB less the "
                  "two estimates' spread over the folds (<code>recon.trust.guard</code>); by default the run then writes that output for the slice "
                  "(<code>--no-guard</code> keeps the learned one), and each image says which output was written and why. The energy column "
@@ -181,13 +197,6 @@ def _trust_table(runs: list[dict]) -> str:
                  "k-space, M measured samples): about 1 fits the data to the noise, much more ignores the data; "
                  f"above {HALLUCINATION_THRESHOLD:.0%} of its energy it is marked. It measures departure, not error.</p>")
     return "".join(lines)
-
-
-def noise_note(record: dict) -> str:
-    """The residual against the data's noise level, when it could be estimated."""
-    if "dc_residual_to_noise" not in record:
-        return ""
-    return f" ({record['dc_residual_to_noise']:.2f}× the noise level σ√M)"
 
 
 def _figure(label: str, body: str) -> str:
@@ -212,7 +221,7 @@ def _image_grid(run: dict, max_slices: int = 3) -> str:
              else "added in unmeasured k-space vs best CS (same range)")
     parts = [shown, '<div class="bars">',
              plots.colour_bar(plots.ERROR_CMAP, scale * data_range, f"|recon - reference| (0 to {scale:.0%} of the data range)"),
-             plots.colour_bar(plots.ADDED_CMAP, scale * data_range, added),
+             plots.colour_bar(plots.ADDED_CMAP, scale * data_range, added) if any(folder.glob("*_hallucination.png")) else "",
              "</div>"]
     for slice_id in chosen:
         safe = slice_id.replace(":", "-").replace("/", "-")
@@ -252,6 +261,15 @@ def _mask_section(run: dict) -> str:
     mask = run["config"].get("mask", {})
     mask_png = run["dir"] / "mask.png"
     picture = f'<img class="mask" alt="mask {html.escape(run["label"])}" src="{file_data(mask_png)}">' if mask_png.is_file() else ""
+    if mask.get("shots") is not None:  # a trajectory: no grid, no calibration block
+        params = mask.get("params", {})
+        key = ('<ul class="key"><li>each line: one shot of the trajectory, drawn on the image grid</li>'
+               f'<li>{mask["shots"]} {html.escape(str(mask.get("kind", "")))} shots of {mask.get("samples_per_shot", "?")} '
+               f'samples; Nyquist at the edge of the grid needs {params.get("nyquist_shots", "?")}</li>'
+               '<li>centre of k-space in the middle</li></ul>')
+        return (f"<h2>Trajectory: {html.escape(run['label'])}</h2><div class=\"maskrow\">{picture}{key}</div><p>"
+                f"{mask.get('ratio', float('nan')):.4f} of the shots Nyquist needs (target "
+                f"{mask.get('target_ratio', float('nan')):.2f}), {html.escape(str(params.get('ordering', '')))} ordering</p>")
     centre = mask.get("center") or ["?", "?"]
     key = ('<ul class="key"><li><span class="swatch" style="background:#fff"></span>sampled k-space point</li>'
            '<li><span class="swatch" style="background:#000"></span>not sampled</li>'
@@ -260,35 +278,6 @@ def _mask_section(run: dict) -> str:
     return (f"<h2>Mask: {html.escape(run['label'])}</h2><div class=\"maskrow\">{picture}{key}</div><p>achieved ratio "
             f"{mask.get('ratio', float('nan')):.4f} (target {mask.get('target_ratio', float('nan')):.2f}), family "
             f"{html.escape(str(mask.get('kind', '?')))}</p>")
-
-
-def _flatten(value: Any, prefix: str = "") -> list[tuple[str, str]]:
-    if isinstance(value, dict):
-        return [item for key, inner in value.items() for item in _flatten(inner, f"{prefix}{key}." if prefix or key else "")]
-    if isinstance(value, list) and len(value) > 8:
-        return [(prefix.rstrip("."), f"{len(value)} items: {', '.join(map(str, value[:4]))}, …")]
-    return [(prefix.rstrip("."), str(value))]
-
-
-def key_value_table(data: dict, defaults: dict | None = None) -> str:
-    """A nested dict as a readable two-column table (``a.b.c`` keys). Keys of
-    ``data["config"]`` whose value equals ``defaults`` are folded away under a
-    "defaults" line, so what was chosen stands out."""
-    def rows(items: list[tuple[str, str]]) -> str:
-        return "".join(f"<tr><th>{html.escape(key)}</th><td>{html.escape(text)}</td></tr>" for key, text in items)
-
-    items = _flatten(data)
-    if defaults:
-        default_keys = {f"config.{key}" for key, value in defaults.items()
-                        if key in data.get("config", {}) and data["config"][key] == value}
-        chosen = [(key, text) for key, text in items if key not in default_keys]
-        folded = [(key, text) for key, text in items if key in default_keys]
-        table = f'<table class="provenance"><tbody>{rows(chosen)}</tbody></table>'
-        if folded:
-            table += (f"<details><summary>{len(folded)} settings left at their defaults</summary>"
-                      f'<table class="provenance"><tbody>{rows(folded)}</tbody></table></details>')
-        return table
-    return f'<table class="provenance"><tbody>{rows(items)}</tbody></table>'
 
 
 def _provenance(run: dict) -> str:
@@ -302,22 +291,6 @@ def _provenance(run: dict) -> str:
                             defaults=asdict(RunConfig()))
     notes = "".join(f"<li>{html.escape(str(note))}</li>" for note in config.get("notes", []))
     return (f"<h2>Provenance: {html.escape(run['label'])}</h2>" + table + (f"<h3>Notes</h3><ul>{notes}</ul>" if notes else ""))
-
-
-STYLE = """
-body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}
-table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
-td:nth-child(-n+2),th{text-align:left}td.best{font-weight:bold;background:#eef7ee}td.flag,.flag{background:#fde2e2;font-weight:bold}
-table.provenance td{text-align:left;font-family:monospace;font-size:12px}table.provenance th{font-weight:normal;color:#555}
-.row,.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(150px,1fr));gap:10px;padding-bottom:6px}
-figure{margin:0;min-width:0}figure img{width:100%;max-width:256px;display:block;margin-bottom:3px}
-details summary{cursor:pointer;color:#555;font-size:13px;margin:4px 0}
-figure img.zoom{image-rendering:pixelated}.label{font-size:12px;font-weight:bold;min-height:2.6em;overflow-wrap:anywhere}
-.sublabel{font-size:11px;color:#444;margin-top:2px}.bars{display:flex;gap:24px;flex-wrap:wrap}
-.plots{display:flex;flex-wrap:wrap;gap:16px;align-items:flex-start}.plots svg{max-width:100%;height:auto}
-.maskrow{display:flex;gap:16px;align-items:flex-start}img.mask{width:256px;border:1px solid #888}
-.key{list-style:none;font-size:12px;padding:0}.swatch{display:inline-block;width:12px;height:12px;border:1px solid #888;margin-right:6px}
-"""
 
 
 def _estimate_subset_note(runs: list[dict]) -> str:
@@ -334,6 +307,7 @@ def build_report(run_dirs: list[str | Path]) -> str:
     sections = ["<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>recon comparison report</title>",
                 f"<style>{STYLE}</style></head><body><h1>recon comparison report</h1>"]
     estimated = any("estimated_psnr" in row for run in runs for row in run["metrics"]["summary"])
+    sections += [(f"<h3>{html.escape(run['label'])}</h3>" if len(runs) > 1 else "") + _identity(run) for run in runs]
     sections.append("<h2>Summary</h2>" + _summary_table(runs) +
                     "<p>Mean ± standard deviation over slices; ★ marks the best value of each column per mask "
                     "(zero-filled is not counted for speed). Metrics follow fastMRI: magnitude images, data range = "

@@ -53,13 +53,16 @@ def summarise_records(records: list[dict[str, Any]], methods: list[str]) -> list
 
 def format_table(summary: list[dict[str, Any]]) -> str:
     """The printed table: mean (and std) over slices per method."""
-    estimated = all("estimated_psnr" in row for row in summary)
-    intervals = estimated and all(np.isfinite(row.get("estimated_psnr_low", np.nan)) for row in summary)
+    with_estimate = [row for row in summary if "estimated_psnr" in row]
+    estimated = bool(with_estimate)
+    intervals = estimated and all(np.isfinite(row.get("estimated_psnr_low", np.nan)) for row in with_estimate)
     lines = [f"{'method':<12} {'PSNR (dB)':>14} {'SSIM':>14} {'NMSE':>10} {'s/slice':>9}"
              + (f" {'est. PSNR [80 % interval]':>26}" if intervals else f" {'est. PSNR':>15}" if estimated else "")]
     for row in summary:
         estimate = ""
-        if intervals:
+        if estimated and "estimated_psnr" not in row:
+            estimate = f" {'not estimated':>{26 if intervals else 15}}"
+        elif intervals:
             estimate = (f" {row['estimated_psnr']:>8.2f} [{row['estimated_psnr_low']:5.1f}, "
                         f"{row['estimated_psnr_high']:5.1f}]")
         elif estimated:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import platform
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,15 +26,13 @@ from pipelines.formats import read_input
 from pipelines.formats.images import save_png, to_uint8
 from pipelines.formats.study import check_simulable
 from pipelines.reports.plots import ADDED_CMAP, ERROR_CMAP, colormap
+from pipelines.reports.previews import ERROR_SCALES, error_scale
 from pipelines.reports.run_report import write_report
 from pipelines.run.summary import summarise_records
 from recon import metrics
 from recon.api import as_sampling, coil_maps_for, trajectory_coil_maps
 from recon.classical.superres import is_central_block
 from recon.trust import calibration, holdout
-
-ERROR_MAP_SCALE = 0.2
-"""Error maps show ``|recon - reference|`` on ``[0, 0.2 x data range]``."""
 
 
 @dataclass
@@ -155,13 +154,17 @@ def _estimate(config: RunConfig, records: list[dict[str, Any]], outputs: dict[st
         notes.append(evaluation.no_estimate_note(mask.cpu().numpy()))
         return
     picks = [int(i) for i in spread(kspace.shape[0], config.estimate_slices)]
-    chosen = {name: [images[i] for i in picks] for name, images in complex_outputs.items()}
+    names, left_out = evaluation.estimated_methods(list(complex_outputs), config.estimate_methods)
+    if left_out:
+        notes.append(evaluation.left_out_note(left_out))
+    chosen = {name: [complex_outputs[name][i] for i in picks] for name in names}
     maps = None if coil_maps is None else coil_maps[picks]
     desc = (f"recon run: error estimate ({len(picks)} slices x {len(chosen)} methods, "
             f"{config.estimate_folds} hold-out reconstructions each)")
     with Progress(len(picks) * len(chosen), desc, "estimates", mode=progress) as bar:
         estimates = estimate_errors(chosen, kspace[picks], mask, maps, config.estimate_folds, seed_name, data_range,
-                                    on_step=lambda name: bar.update(1, name), slice_ids=picks, reconstructors=adapted)
+                                    on_step=lambda name: bar.update(1), slice_ids=picks, reconstructors=adapted,
+                                    on_begin=bar.begin)
     if any(model.adaptation.best_step for model in (adapted or {}).values()):
         notes.append(f"estimate of {', '.join(n for n, m in adapted.items() if m.adaptation.best_step)}: with the adapted weights, which were fitted to this scan's "
                      "measured k-space (one fold of it held out), so the hold-out estimate may be optimistic")
@@ -228,7 +231,9 @@ def _reconstruct(config: RunConfig, methods: list[str], ids: list[str], mask: Ma
                  kspace: torch.Tensor, coil_maps: torch.Tensor | None, reference: torch.Tensor, data_range: float,
                  progress: bool | str | None, adapted: dict
                  ) -> tuple[list[dict], dict[str, list[np.ndarray]], dict[str, list[torch.Tensor]]]:
-    """Every method on every slice, slice by slice (the progress counts slices); returns
+    """Every method on every slice, slice by slice (the progress counts slices); a method
+    that runs its slices concurrently (``parallel_slices``: BART's processes) gets them
+    all at once first, and its seconds are the wall time per slice. Returns
     the records (by method, then slice), the magnitudes and the complex images. With
     ``--adapt``, ``adapted`` holds the learned methods fine-tuned on this scan."""
     reconstructors = {name: adapted.get(name) or recon.get(name) for name in methods}
@@ -236,14 +241,25 @@ def _reconstruct(config: RunConfig, methods: list[str], ids: list[str], mask: Ma
     outputs: dict[str, list[np.ndarray]] = {name: [] for name in methods}
     complex_outputs: dict[str, list[torch.Tensor]] = {name: [] for name in methods}
     desc = f"recon run: reconstruction ({len(methods)} methods per slice)"
+    ahead: dict[str, tuple[torch.Tensor, float]] = {}  # methods that run their slices concurrently (BART)
     with Progress(len(ids), desc, "slices", mode=progress) as bar:
+        for name in [name for name, method in reconstructors.items() if getattr(method, "parallel_slices", False)]:
+            bar.begin(f"{name} on all {len(ids)} slices at once")
+            started = time.perf_counter()
+            with torch.no_grad():
+                stack = reconstructors[name].reconstruct(kspace, sampling, coil_maps)
+            ahead[name] = stack, (time.perf_counter() - started) / len(ids)  # wall time per slice
         for index, slice_id in enumerate(ids):
+            bar.begin(slice_id)
             maps = None if coil_maps is None else coil_maps[index : index + 1]
             for name, reconstructor in reconstructors.items():
                 started = time.perf_counter()
-                with torch.no_grad():
-                    image = reconstructor.reconstruct(kspace[index : index + 1], sampling, maps)[0]
-                seconds = time.perf_counter() - started
+                if name in ahead:
+                    image, seconds = ahead[name][0][index], ahead[name][1]
+                else:
+                    with torch.no_grad():
+                        image = reconstructor.reconstruct(kspace[index : index + 1], sampling, maps)[0]
+                    seconds = time.perf_counter() - started
                 scores = metrics.evaluate(image, reference[index], data_range=data_range)
                 by_method[name].append({
                     "method": name, "mask": config.mask if config.mask_file is None else "file",
@@ -253,7 +269,7 @@ def _reconstruct(config: RunConfig, methods: list[str], ids: list[str], mask: Ma
                 })
                 outputs[name].append(image.abs().numpy())
                 complex_outputs[name].append(image)
-            bar.update(1, slice_id)
+            bar.update(1)
     return [record for name in methods for record in by_method[name]], outputs, complex_outputs
 
 
@@ -301,7 +317,10 @@ def run(config: RunConfig, progress: bool | str | None = None) -> RunResult:
                   progress, adapted)
     summary = summarise_records(records, methods)
     with staged_dir(config.out, config.force) as staging:
-        _write_images(staging, mask, ids, methods, reference, outputs, trust_maps, data_range)
+        scale = error_scale([np.abs(outputs[name][index] - reference[index].numpy()) for name in methods
+                             if name != "zero-filled" for index in range(len(ids))], data_range)
+        _write_images(staging, mask, ids, methods, reference, outputs, trust_maps, data_range, scale)
+        _write_sidecars(staging / "images", ids, methods, records)
         write_json(staging / "metrics.json", {
             "conventions": "fastMRI: magnitude images, data range = max of the reference over all slices, "
             "SSIM 7x7 uniform window k1=0.01 k2=0.03, NMSE = ||x-y||^2/||y||^2",
@@ -310,9 +329,13 @@ def run(config: RunConfig, progress: bool | str | None = None) -> RunResult:
         write_json(staging / "config.json", {
             "config": config.to_dict(), "version": recon.__version__, "seed": config.seed, "source": source,
             "kspace": "simulated", "slices": ids, "mask": mask.describe(), "methods": methods, "notes": notes,
-            "error_map_scale": f"|recon - reference| shown on [0, {ERROR_MAP_SCALE} x data range] ({ERROR_CMAP}); "
+            "created": datetime.now().astimezone().isoformat(timespec="seconds"),
+            "coils": config.coils, "noise_snr": config.noise_snr,
+            "error_map_scale": f"|recon - reference| shown on [0, {scale} x data range] ({ERROR_CMAP}; the smallest of "
+            f"{', '.join(f'{s:g}' for s in ERROR_SCALES)} that holds the 99th percentile of the errors of every method but "
+            "zero-filled); "
             f"what learned methods add in unmeasured k-space on the same range ({ADDED_CMAP})",
-            "error_map_fraction": ERROR_MAP_SCALE,
+            "error_map_fraction": scale,
             "environment": {"python": platform.python_version(), "torch": torch.__version__,
                             "numpy": np.__version__, "torch_threads": torch_threads},
         })
@@ -322,7 +345,7 @@ def run(config: RunConfig, progress: bool | str | None = None) -> RunResult:
 
 def _write_images(folder: Path, mask: Mask | TrajectoryMask, ids: list[str], methods: list[str], reference: torch.Tensor,
                   outputs: dict[str, list[np.ndarray]], trust_maps: dict[str, list[np.ndarray]],
-                  data_range: float) -> None:
+                  data_range: float, scale: float) -> None:
     """``mask.png`` and, in ``images/``, the reference, every reconstruction, its error map
     and what learned methods added in unmeasured k-space."""
     images = folder / "images"
@@ -335,8 +358,22 @@ def _write_images(folder: Path, mask: Mask | TrajectoryMask, ids: list[str], met
         for name in methods:
             magnitude = outputs[name][index]
             save_png(images / f"{name}_{safe}.png", to_uint8(magnitude, data_range))
-            error = np.abs(magnitude - reference[index].numpy()) / (ERROR_MAP_SCALE * data_range)
+            error = np.abs(magnitude - reference[index].numpy()) / (scale * data_range)
             save_png(images / f"{name}_{safe}_error.png", colormap(error, ERROR_CMAP))
             if name in trust_maps:
-                hallucination = trust_maps[name][index] / (ERROR_MAP_SCALE * data_range)
+                hallucination = trust_maps[name][index] / (scale * data_range)
                 save_png(images / f"{name}_{safe}_hallucination.png", colormap(hallucination, ADDED_CMAP))
+
+
+def _write_sidecars(folder: Path, ids: list[str], methods: list[str], records: list[dict[str, Any]]) -> None:
+    """``images/METHOD_SLICE.json`` beside each image: what it holds (the guard may have
+    written another method's image under a learned method's name; the same rule as a
+    batch's outputs, :func:`pipelines.common.evaluation.holding`)."""
+    for name in methods:
+        mine = [r for r in records if r["method"] == name]
+        for slice_id, record in zip(ids, mine):
+            safe = slice_id.replace(":", "-").replace("/", "-")
+            source = record.get("guard_output", name)
+            write_json(folder / f"{name}_{safe}.json", {
+                "image": f"{name}_{safe}.png", "slice": slice_id, "method": name, "image_of": source,
+                "holds": evaluation.holding(name, [source]), "guard_reason": record.get("guard_reason")})

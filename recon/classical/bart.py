@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,12 @@ from physics.coils import coil_support
 from physics.nufft import Trajectory
 from recon.classical.baselines import TunedWeight
 from recon.registry import MethodUnavailable, Reconstructor, register
+
+
+def _single_thread_env() -> dict[str, str]:
+    """The environment of a ``bart`` process that shares the cores with others: one
+    OpenMP thread (BART's FFTs gain nothing from more on one 2-D slice)."""
+    return {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
 def write_cfl(base: str | os.PathLike, array: np.ndarray) -> None:
@@ -79,7 +86,11 @@ def trajectory_to_bart(coords: np.ndarray) -> np.ndarray:
 
 class _BartPics(TunedWeight, Reconstructor):
     """``bart pics`` on each slice. BART normalises the data itself, so
-    ``reg_weight`` is BART's own lambda; defaults tuned like the SigPy methods."""
+    ``reg_weight`` is BART's own lambda; defaults tuned like the SigPy methods.
+    Its slices run as concurrent ``bart`` processes, one per core (``parallel_slices``:
+    callers give it every slice at once)."""
+
+    parallel_slices = True
 
     def __init__(self, reg_weight: float | None = None, max_iter: int = 100):
         self.reg_weight = None if reg_weight is None else float(reg_weight)
@@ -100,29 +111,41 @@ class _BartPics(TunedWeight, Reconstructor):
             raise MethodUnavailable(f"method {self.name!r} is unavailable: {reason}")
         trajectory = mask if isinstance(mask, Trajectory) else None
         shape = tuple(trajectory.image_shape) if trajectory is not None else tuple(kspace.shape[-2:])
-        out = []
         with tempfile.TemporaryDirectory(prefix="recon-bart-") as tmp:
             extra = []
             if trajectory is not None:  # pics -t: BART's (3, samples, shots) trajectory, same units (1/FOV)
                 write_cfl(f"{tmp}/t", trajectory_to_bart(trajectory.coords.detach().cpu().numpy()))
                 extra = ["-t", f"{tmp}/t", "-e"]  # -e: FISTA step from the maximum eigenvalue
-            for index in range(kspace.shape[0]):
+            regularizer = self._regularizer_args(self.weight_for(mask))
+
+            def one_slice(index: int) -> np.ndarray:
                 data = kspace[index].detach().cpu().numpy()  # (C, H, W), or (C, shots, samples)
                 if coil_maps is None:
                     maps = np.ones((data.shape[0], *shape), np.complex64)
                 else:
                     maps = coil_maps[index].detach().cpu().numpy()
+                base = f"{tmp}/{index}"
                 if trajectory is None:
-                    write_cfl(f"{tmp}/k", np.transpose(data, (1, 2, 0))[:, :, None, :])
+                    write_cfl(f"{base}k", np.transpose(data, (1, 2, 0))[:, :, None, :])
                 else:  # (1, samples, shots, C)
-                    write_cfl(f"{tmp}/k", np.transpose(data, (2, 1, 0))[None])
-                write_cfl(f"{tmp}/s", np.transpose(maps, (1, 2, 0))[:, :, None, :])
-                command = ["bart", "pics", "-S", "-n", "-i", str(self.max_iter), *extra,
-                           *self._regularizer_args(self.weight_for(mask)), f"{tmp}/k", f"{tmp}/s", f"{tmp}/x"]
-                result = subprocess.run(command, capture_output=True, text=True)
+                    write_cfl(f"{base}k", np.transpose(data, (2, 1, 0))[None])
+                write_cfl(f"{base}s", np.transpose(maps, (1, 2, 0))[:, :, None, :])
+                command = ["bart", "pics", "-S", "-n", "-i", str(self.max_iter), *extra, *regularizer,
+                           f"{base}k", f"{base}s", f"{base}x"]
+                result = subprocess.run(command, capture_output=True, text=True, env=env)
                 if result.returncode != 0:
                     raise RuntimeError(f"bart pics failed ({result.returncode}): {result.stderr.strip()[-500:]}")
-                out.append(read_cfl(f"{tmp}/x").reshape(shape))
+                return read_cfl(f"{base}x").reshape(shape)
+
+            # pics runs on one core here (docs/results.md, "Tour commands in minutes"): one
+            # process per core, each on its own slices
+            workers = max(1, min(kspace.shape[0], os.cpu_count() or 1))
+            env = _single_thread_env() if workers > 1 else None
+            if workers == 1:
+                out = [one_slice(index) for index in range(kspace.shape[0])]
+            else:
+                with ThreadPoolExecutor(max_workers=workers) as pool:
+                    out = list(pool.map(one_slice, range(kspace.shape[0])))
         image = torch.from_numpy(np.stack(out).astype(np.complex64)).to(kspace.device)
         return image if coil_maps is None else image * coil_support(coil_maps)
 

@@ -38,6 +38,8 @@ from recon.models.learned import VIRTUAL_COILS, load_generator
 from recon.registry import Reconstructor, get
 from recon.trust.holdout import holdout_folds, holdout_units
 
+ADAPT_MAX_STEPS = 400
+"""Default step limit of one adaptation (tests bound it by steps, never by seconds)."""
 ADAPT_SECONDS = 150.0
 """Default time limit of one adaptation (a 16-slice 256x256 volume on 2 cores fits in
 3 minutes with the final reconstruction)."""
@@ -130,7 +132,7 @@ def _loss(generator, kspace: torch.Tensor, seen: torch.Tensor, target: torch.Ten
 
 
 def adapt_model(model: str, kspace: torch.Tensor, mask: torch.Tensor, coil_maps: torch.Tensor | None = None,
-                weights: str | None = None, time_limit: float | None = None, max_steps: int = 400,
+                weights: str | None = None, time_limit: float | None = None, max_steps: int | None = None,
                 batch_size: int = 2, lr: float = 1e-4, check_every: int = 10, patience: int = 4,
                 validation_slices: int = 4, seed: int = 0) -> AdaptedReconstructor:
     """Fine-tune ``model``'s weights on the scan ``kspace`` (see the module doc).
@@ -150,6 +152,7 @@ def adapt_model(model: str, kspace: torch.Tensor, mask: torch.Tensor, coil_maps:
     """
     started = time.perf_counter()
     time_limit = ADAPT_SECONDS if time_limit is None else time_limit
+    max_steps = ADAPT_MAX_STEPS if max_steps is None else max_steps
     mask = torch.as_tensor(mask, dtype=torch.bool)
     mask_np = mask.cpu().numpy()
     if holdout_units(mask_np) < 5:

@@ -87,10 +87,10 @@ def test_mixed_folder_bad_files_interruption_and_resume(mixed, tmp_path, capsys,
 def test_a_write_failure_fails_that_file_only(mixed, tmp_path, monkeypatch, capsys):
     real = writers.write_nifti
 
-    def failing(path, images, meta):
+    def failing(path, images, meta, **options):
         if "brain" in str(path):
             raise PermissionError(13, "Permission denied", str(path))
-        return real(path, images, meta)
+        return real(path, images, meta, **options)
 
     monkeypatch.setattr(writers, "write_nifti", failing)
     out = tmp_path / "out"
@@ -202,7 +202,8 @@ def test_adapt_fine_tunes_on_the_scan_and_records_it(tmp_path, monkeypatch):
     import recon.training.adapt as adapt
     from pipelines.data.sample import sample
 
-    monkeypatch.setattr(adapt, "ADAPT_SECONDS", 8.0)
+    monkeypatch.setattr(adapt, "ADAPT_SECONDS", float("inf"))  # bounded by steps: the same on a loaded machine
+    monkeypatch.setattr(adapt, "ADAPT_MAX_STEPS", 6)
     images = np.asarray(sample("test").images[4:6], np.float32)
     images = images.reshape(2, 128, 2, 128, 2).mean(axis=(2, 4))
     nib.save(nib.Nifti1Image(np.moveaxis(images, 0, -1), np.eye(4)), tmp_path / "brain.nii.gz")
@@ -211,7 +212,7 @@ def test_adapt_fine_tunes_on_the_scan_and_records_it(tmp_path, monkeypatch):
                  "--methods", "gan-drn", "--adapt", "--estimate-folds", "2"]) == 0
     study = json.loads((out / "brain.metrics.json").read_text())
     record = study["methods"]["gan-drn"]
-    assert "adapted" in record and record["adapt_steps"] > 0 and record["adapt_seconds"] < 30
+    assert "adapted" in record and record["adapt_steps"] == 6
     assert record["adapt_validation_after"] <= record["adapt_validation_before"]
     # adapted weights are kept only for an estimated gain of 0.3 dB; either way the notes say what happened
     assert record["adapted"] == (record["adapt_gain_db"] >= 0.3)

@@ -39,7 +39,7 @@ def test_sigterm_stops_workers_keeps_manifest_and_exits_143(tmp_path):
     for index in range(8):
         _stack(inputs / f"s{index}.npy", slices=6, size=96, seed=index)
     out = tmp_path / "out"
-    command = [sys.executable, "-m", "pipelines.cli.main", "batch", str(inputs), "--out", str(out),
+    command = [sys.executable, "-m", "pipelines.cli", "batch", str(inputs), "--out", str(out),
                "--methods", "cs-l1", "--workers", "2"]
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 240

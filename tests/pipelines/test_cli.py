@@ -23,9 +23,13 @@ def test_run_end_to_end_two_slices(tmp_path, capsys):
     config = json.loads((out / "config.json").read_text())
     assert config["config"]["mask"] == "10pct" and config["seed"] == 0 and config["kspace"] == "simulated"
     assert config["mask"]["ratio"] == pytest.approx(26 / 256)
-    pngs = sorted(p.name for p in (out / "images").iterdir())
+    pngs = sorted(p.name for p in (out / "images").glob("*.png"))
     assert len(pngs) == 2 * (1 + 2 * 2)
     assert Image.open(out / "images" / pngs[0]).size == (256, 256)
+    # every image says what it holds (a sidecar beside it); no guard here, so each its own method's
+    sidecars = sorted((out / "images").glob("*.json"))
+    assert len(sidecars) == 2 * 2
+    assert all(json.loads(s.read_text())["image_of"] == json.loads(s.read_text())["method"] for s in sidecars)
     # same seed, same numbers: the mask is seeded from the input name
     code = main(["run", "--mask", "10pct", "--slices", "2", "--methods", "zero-filled", "--out", str(out), "--force"])
     assert code == 0

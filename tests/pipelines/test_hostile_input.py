@@ -246,7 +246,7 @@ def test_an_ismrmrd_header_without_a_matrix_size_is_named(tmp_path, capsys):
 def test_a_full_disk_during_recon_run_is_one_line_and_leaves_nothing(tmp_path, monkeypatch, capsys):
     import errno
 
-    from pipelines.run.workflow import workflow as run_module
+    from pipelines.run import workflow as run_module
 
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "run" / "report.html"))

@@ -1,0 +1,84 @@
+"""What one study of a ``recon batch`` unit leaves beside its outputs: the scores, the
+oriented previews and error maps, the mask picture, and the sidecar JSON that says what
+each output holds (the guard may have written another method's image on some slices)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from physics.nufft import Trajectory
+from pipelines.common.output import write_json
+from pipelines.formats import Study
+from pipelines.reports.previews import ERROR_SCALES, write_mask_picture, write_preview
+from recon import metrics
+
+
+def score(record: dict[str, Any], magnitude: np.ndarray, reference: np.ndarray | None) -> None:
+    """PSNR, SSIM and NMSE against the reference (when there is one of the same shape),
+    the volume's mean and per slice; the data range is the reference's maximum."""
+    if reference is None or reference.shape != magnitude.shape:
+        return
+    data_range = float(reference.max())
+    scores = [metrics.evaluate(torch.from_numpy(a), torch.from_numpy(b), data_range=data_range)
+              for a, b in zip(magnitude, reference)]
+    for key in ("psnr", "ssim", "nmse"):
+        record[key] = float(np.mean([s[key] for s in scores]))
+        record[f"{key}_slices"] = [float(s[key]) for s in scores]
+
+
+def remove_outputs(out: Path, entry: dict[str, Any]) -> None:
+    """Remove what a failed unit wrote, so nothing the manifest does not record is left."""
+    import shutil
+
+    for relative in entry["outputs"]:
+        target = out / relative
+        if target.is_dir():
+            shutil.rmtree(target, ignore_errors=True)
+        elif target.suffix == ".cfl":
+            target.unlink(missing_ok=True)
+            target.with_suffix(".hdr").unlink(missing_ok=True)
+        else:
+            target.unlink(missing_ok=True)
+    entry["outputs"] = []
+
+
+def preview(out: Path, name: str, magnitude: np.ndarray, reference: np.ndarray | None,
+             layout: dict | None = None, scale: float = ERROR_SCALES[-1]) -> list[str]:
+    """The middle slice's preview and error map (:func:`pipelines.reports.previews.write_preview`,
+    turned by ``layout``), as paths relative to ``out``."""
+    return [str(path.relative_to(out)) for path in write_preview(out / "previews", name, magnitude, reference, layout, scale)]
+
+
+def mask_picture(out: Path, name: str, mask) -> str:
+    """``previews/NAME_mask.png``: the mask (or the trajectory's picture), relative to ``out``."""
+    if isinstance(mask, Trajectory):  # the samples, on the image grid
+        shape = tuple(mask.image_shape)
+        coords = mask.coords.detach().cpu().numpy().reshape(-1, 2)
+        rows = np.clip(np.floor(coords[:, 0] + shape[0] / 2), 0, shape[0] - 1).astype(int)
+        columns = np.clip(np.floor(coords[:, 1] + shape[1] / 2), 0, shape[1] - 1).astype(int)
+        picture = np.zeros(shape, np.uint8)
+        picture[rows, columns] = 255
+    else:
+        picture = np.asarray(mask, bool).astype(np.uint8) * 255
+    (out / "previews").mkdir(exist_ok=True)
+    return str(write_mask_picture(out / "previews" / f"{name}_mask.png", picture).relative_to(out))
+
+
+def sidecar(out: Path, written: Path, study: Study, method: str, sources: list[str], record: dict[str, Any],
+             description: str) -> str:
+    """``OUTPUT.json`` beside an output: what it holds, per slice (the guard's choice and
+    reason); returns its path relative to ``out``."""
+    name = written.name
+    for suffix in (".nii.gz", ".npy", ".h5", ".cfl"):  # an output file, or a DICOM series' folder
+        name = name[: -len(suffix)] if name.endswith(suffix) else name
+    path = written.with_name(f"{name}.json")
+    reasons = record.get("guard_reasons") or [None] * len(sources)
+    write_json(path, {"output": str(written.relative_to(out)), "input": str(study.source), "method": method,
+                      "holds": record["holds"], "description": description,
+                      "slices": [{"index": index, "image_of": source, "guard_reason": reason}
+                                 for index, (source, reason) in enumerate(zip(sources, reasons))]})
+    return str(path.relative_to(out))
