@@ -14,7 +14,11 @@
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import numpy as np
 import torch
@@ -153,23 +157,47 @@ def estimate_errors(outputs: dict[str, list[torch.Tensor]], kspace: torch.Tensor
     folds = min(folds, holdout.holdout_units(mask_np))
     if folds < 2:
         return {}
-    estimates: dict[str, list[holdout.ErrorEstimate]] = {name: [] for name in outputs}
     given = reconstructors or {}  # adapted models (--adapt) come built
     reconstructors = {name: given.get(name) or recon.get(name) for name in outputs}  # built (weights loaded) once
-    for index in range(kspace.shape[0]):
+    report = threading.Lock()  # the progress callbacks come from the worker threads
+
+    def one_slice(index: int) -> dict[str, holdout.ErrorEstimate]:
         slice_id = index if slice_ids is None else slice_ids[index]
         fold_masks = holdout.holdout_folds(mask_np, folds, seed=seed_from_name(f"{seed_name}:{slice_id}"))
         maps = None if coil_maps is None else coil_maps[index : index + 1]
+        found = {}
         for name, images in outputs.items():
             reconstructor = reconstructors[name]
             if on_begin is not None:
-                on_begin(f"slice {slice_id} {name}")
+                with report:
+                    on_begin(f"slice {slice_id} {name}")
             image = images[index][None].to(torch.complex64)
             errors = holdout.fold_errors(reconstructor, kspace[index : index + 1], mask, maps, fold_masks, image)
-            estimates[name].append(holdout.summarise(errors, reconstructor, mask_np, image, data_range))
+            found[name] = holdout.summarise(errors, reconstructor, mask_np, image, data_range)
             if on_step is not None:
-                on_step(name)
-    return estimates
+                with report:
+                    on_step(name)
+        return found
+
+    per_slice = in_parallel(one_slice, kspace.shape[0])
+    return {name: [found[name] for found in per_slice] for name in outputs}
+
+
+def in_parallel(work: Callable[[int], Any], count: int) -> list[Any]:
+    """``[work(0), ..., work(count - 1)]``, on one thread per core (each with one torch
+    thread) when there are several of both: a slice's reconstructions are too small for
+    torch's own threads to keep two cores busy (docs/results.md, "Tour commands in
+    minutes"). Each call's result does not depend on the thread that ran it."""
+    workers = min(count, os.cpu_count() or 1)
+    if workers < 2:
+        return [work(index) for index in range(count)]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            return list(pool.map(work, range(count)))
+    finally:
+        torch.set_num_threads(threads)
 
 
 def adapt_learned(names: list[str], kspace: torch.Tensor, mask, coil_maps: torch.Tensor | None,
