@@ -221,6 +221,7 @@ def _execute(config: BatchConfig, todo: list, recorder: _Recorder, bar: Progress
         stop_pool(pool.pop())
     else:
         for key, unit in todo:
+            bar.begin(printable(unit.name))
             if finished(key, process_unit(str(unit), payload, None)):
                 break
 

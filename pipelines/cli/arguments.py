@@ -298,7 +298,8 @@ def _add_batch(commands) -> None:
     batch.add_argument("--out", required=True, help="output folder")
     batch.add_argument("--mask", default="10pct", help="preset Npct (or lowres-2x, lowres-4x: in-plane super-resolution) for inputs "
                        "that are not already undersampled")
-    batch.add_argument("--mask-type", default="cartesian", choices=masks.ALL_KINDS)
+    batch.add_argument("--mask-type", default="cartesian", choices=masks.ALL_KINDS,
+                       help="mask family for fully sampled inputs (default cartesian; raw data keeps its own sampling)")
     batch.add_argument("--methods", type=methods, help="comma-separated methods (default cs-tv; soup-gan with --slice-factor)")
     batch.add_argument("--format", default="same", choices=FORMAT_CHOICES,
                        help="output format; 'same' writes DICOM for DICOM, NIfTI for NIfTI, h5 for fastMRI/ISMRMRD, cfl for cfl")

@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -184,11 +183,12 @@ def estimate_errors(outputs: dict[str, list[torch.Tensor]], kspace: torch.Tensor
 
 
 def in_parallel(work: Callable[[int], Any], count: int) -> list[Any]:
-    """``[work(0), ..., work(count - 1)]``, on one thread per core (each with one torch
-    thread) when there are several of both: a slice's reconstructions are too small for
-    torch's own threads to keep two cores busy (docs/results.md, "Tour commands in
-    minutes"). Each call's result does not depend on the thread that ran it."""
-    workers = min(count, os.cpu_count() or 1)
+    """``[work(0), ..., work(count - 1)]``, on as many threads as torch was given (each
+    with one torch thread) when there are several of both: a slice's reconstructions are
+    too small for torch's own threads to keep two cores busy (docs/results.md, "Tour
+    commands in minutes"). A batch worker given one thread runs them in turn. Each call's
+    result does not depend on the thread that ran it."""
+    workers = min(count, torch.get_num_threads())
     if workers < 2:
         return [work(index) for index in range(count)]
     threads = torch.get_num_threads()

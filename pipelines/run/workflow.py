@@ -330,7 +330,6 @@ def run(config: RunConfig, progress: bool | str | None = None) -> RunResult:
             "config": config.to_dict(), "version": recon.__version__, "seed": config.seed, "source": source,
             "kspace": "simulated", "slices": ids, "mask": mask.describe(), "methods": methods, "notes": notes,
             "created": datetime.now().astimezone().isoformat(timespec="seconds"),
-            "coils": config.coils, "noise_snr": config.noise_snr,
             "error_map_scale": f"|recon - reference| shown on [0, {scale} x data range] ({ERROR_CMAP}; the smallest of "
             f"{', '.join(f'{s:g}' for s in ERROR_SCALES)} that holds the 99th percentile of the errors of every method but "
             "zero-filled); "

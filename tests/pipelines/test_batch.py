@@ -187,6 +187,19 @@ def test_guard_writes_the_best_cs_output_where_the_learned_one_is_flagged(tmp_pa
     assert np.allclose(written, reference)
     assert any("guard" in note for note in study["notes"])
     assert (out / "previews" / "brain_reference.png").is_file() and (out / "previews" / "brain_csr-gan.png").is_file()
+    # the file, its sidecar, the report and the terminal say which method's image it holds
+    cs = learned["guard_reference"]
+    descrip = nib.load(out / "brain_csr-gan.nii.gz").header["descrip"].tobytes().decode()
+    assert descrip.startswith(f"recon {cs} image, not csr-gan")
+    sidecar = json.loads((out / "brain_csr-gan.json").read_text())
+    assert sidecar["output"] == "brain_csr-gan.nii.gz" and sidecar["slices"][0]["image_of"] == cs
+    assert sidecar["slices"][0]["guard_reason"].startswith(f"{cs}: csr-gan's estimated lead")
+    own = json.loads((out / f"brain_{cs}.json").read_text())
+    assert own["holds"] == f"{cs} output" and own["slices"][0]["image_of"] == cs
+    report = (out / "report.html").read_text()
+    assert f"shows {cs}'s image: the guard wrote it on this slice" in report and "file holds:" in report
+    assert "previews/brain_mask.png" in json.dumps(study["preview"]) and 'alt="mask brain"' in report
+    assert "{HALLUCINATION_THRESHOLD" not in report and "Results (1 file, 4 methods)" in report
     off = tmp_path / "off"
     assert main(["batch", str(tmp_path / "brain.nii.gz"), "--out", str(off), "--mask", "50pct", "--mask-type", "vd2d",
                  "--methods", "cs-tv,csr-gan", "--no-guard"]) == 0

@@ -311,3 +311,35 @@ def test_a_guarded_run_of_a_learned_method_alone_gets_its_fallbacks(tmp_path):
     assert any(note.startswith("guard: added cs-tv, zero-filled") for note in config["notes"])
     assert main(common + ["--no-guard", "--out", str(off)]) == 0
     assert json.loads((off / "config.json").read_text())["methods"] == ["gan-drn"]
+
+
+@pytest.mark.parametrize("argv, named, hint", [
+    (["run", "--coil", "8"], "recon run: unrecognized arguments: --coil 8", "did you mean --coils?"),  # no abbreviations
+    (["run", "--masks", "10pct"], "recon run: unrecognized arguments: --masks 10pct", "did you mean --mask?"),
+    (["batch", "x.nii.gz", "--out", "o", "--worker", "2"], "recon batch: unrecognized arguments: --worker 2",
+     "did you mean --workers?"),
+])
+def test_an_unknown_or_abbreviated_option_names_the_command_and_the_nearest_option(argv, named, hint, capsys):
+    assert main(argv) == 2
+    error = capsys.readouterr().err.strip()
+    assert named in error and hint in error and len(error.splitlines()) == 1
+
+
+def test_help_names_siemens_twix_and_explains_every_batch_option(capsys):
+    assert main(["--help"]) == 0
+    assert "Siemens twix" in capsys.readouterr().out
+    from pipelines.cli.arguments import build_parser
+
+    batch = build_parser()._subparsers._group_actions[0].choices["batch"]
+    missing = [action.option_strings for action in batch._actions if action.option_strings and not action.help]
+    assert not missing, missing
+
+
+def test_the_run_folder_gets_the_usual_mode(tmp_path):
+    import os
+
+    out = tmp_path / "run"
+    assert main(["run", "--slices", "1", "--methods", "zero-filled", "--estimate-folds", "0", "--out", str(out)]) == 0
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert (out.stat().st_mode & 0o777) == (0o777 & ~umask)
