@@ -37,8 +37,20 @@ def stop_pool(pool: ProcessPoolExecutor) -> None:
             process.join(timeout=5)
 
 
+_pending: list[int] = []  # signals received; kept in case the raise is swallowed
+
+
 def _raise_signal(signum: int, frame: Any) -> None:
+    _pending.append(signum)
     raise Signalled(signum)
+
+
+def raise_pending() -> None:
+    """Raise :class:`Signalled` for a signal that arrived but whose raise was swallowed
+    (a handler that runs inside an at-fork callback, e.g. while a worker pool starts,
+    has its exception ignored by Python); call between units of work."""
+    if _pending:
+        raise Signalled(_pending[0])
 
 
 def install_signal_handlers() -> dict[int, Any]:
@@ -48,6 +60,7 @@ def install_signal_handlers() -> dict[int, Any]:
 
     if threading.current_thread() is not threading.main_thread():
         return {}
+    _pending.clear()
     previous = {}
     for signum in (signal.SIGTERM, signal.SIGINT):
         previous[signum] = signal.signal(signum, _raise_signal)

@@ -26,6 +26,7 @@ from typing import Any
 from pipelines.batch.interruption import (
     Signalled,
     install_signal_handlers,
+    raise_pending,
     restore_signal_handlers,
     stop_pool,
     worker_init,
@@ -155,12 +156,12 @@ def _run_locked(config: BatchConfig, out: Path, units: list[Path], progress: boo
     manifest = load_manifest(out) if config.resume else {"units": {}}
     manifest["config"] = {key: value for key, value in asdict(config).items() if key not in ("resume", "force")}
     todo, skipped = _plan(config, out, units, manifest)
-    write_json(out / MANIFEST, manifest)  # from the start: a batch stopped before any file finished still has one
     bar = Progress(len(todo), "recon batch", "files", mode=progress, interval=progress_interval)
     recorder = _Recorder(out, manifest, skipped, lambda line: bar.write(line, log))  # never glued to the bar
     previous = install_signal_handlers()
     pool: list[ProcessPoolExecutor] = []  # the worker pool, when there is one, to stop on the way out
     try:
+        write_json(out / MANIFEST, manifest)  # from the start: a batch stopped before any file finished still has one
         _execute(config, todo, recorder, bar, pool, client)
     except (Signalled, KeyboardInterrupt) as error:
         signum = error.signum if isinstance(error, Signalled) else signal.SIGINT
@@ -199,6 +200,7 @@ def _execute(config: BatchConfig, todo: list, recorder: _Recorder, bar: Progress
     def finished(key: str, entry: dict[str, Any]) -> bool:
         recorder.record(key, entry)
         bar.update(1, f"{recorder.slices()} slices")
+        raise_pending()  # a SIGTERM / SIGINT whose raise was lost (during a fork) stops the batch here
         return bool(recorder.disk_full)
 
     if client is not None:

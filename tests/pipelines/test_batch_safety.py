@@ -189,3 +189,25 @@ def test_real_full_disk(tiny_disk, tmp_path, capsys):
     recorded = {o for e in manifest["units"].values() for o in e["outputs"]}
     written = {str(p.relative_to(out)) for p in out.glob("*.npy")}
     assert written <= recorded  # no output the manifest does not record
+
+
+def test_a_signal_whose_raise_was_swallowed_still_stops_the_batch():
+    """A SIGTERM that lands in an at-fork callback (a worker pool starting) has its
+    exception ignored by Python; the batch raises it at the next finished unit."""
+    from pipelines.batch import interruption
+
+    previous = interruption.install_signal_handlers()
+    try:
+        interruption.raise_pending()  # nothing pending: no raise
+        try:
+            interruption._raise_signal(signal.SIGTERM, None)
+        except interruption.Signalled:
+            pass  # what Python does with an exception raised inside an at-fork callback
+        with pytest.raises(interruption.Signalled) as raised:
+            interruption.raise_pending()
+        assert raised.value.signum == signal.SIGTERM
+    finally:
+        interruption.restore_signal_handlers(previous)
+    again = interruption.install_signal_handlers()  # a new batch starts with nothing pending
+    assert not interruption._pending
+    interruption.restore_signal_handlers(again)
