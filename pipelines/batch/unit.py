@@ -7,10 +7,8 @@ never raises for bad input: the manifest entry it returns says what failed and w
 from __future__ import annotations
 
 import errno
-import os
 import time
 import traceback
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +33,7 @@ from pipelines.common.evaluation import (
     guard_reason,
     guard_verdicts,
     holding,
+    in_parallel,
     left_out_note,
     no_estimate_note,
     slice_note,
@@ -171,10 +170,8 @@ def _reconstruct(kspace: np.ndarray, mask: np.ndarray, coil_maps: np.ndarray | N
             return recon.reconstruct(data, mask, method, coil_maps=maps)
 
         tick = time.perf_counter()
-        workers = min(len(kspace), os.cpu_count() or 1)
-        if method not in adapted and workers > 1 and getattr(recon.registry.method_class(method), "parallel_slices", False):
-            with ThreadPoolExecutor(max_workers=workers) as pool:  # BART: one process per core
-                images = list(pool.map(one_slice, range(len(kspace))))
+        if method not in adapted and getattr(recon.registry.method_class(method), "parallel_slices", False):
+            images = in_parallel(one_slice, len(kspace))  # BART: a process per torch thread this worker has
         else:
             images = [one_slice(index) for index in range(len(kspace))]
         seconds[method] = time.perf_counter() - tick  # wall time: concurrent slices count once
@@ -216,7 +213,8 @@ def _process_study(study: Study, config: BatchConfig, entry: dict[str, Any], out
     for method in config.methods_run:
         own = center_crop(complex_images[method], crop) if crop else complex_images[method]
         results[method] = own, (own if method not in guarded else (center_crop(guarded[method], crop) if crop else guarded[method]))
-    layout = orientation(nifti_meta(study, reference if reference is not None else np.abs(own))["affine"])
+    first = next(iter(results.values()))[1]
+    layout = orientation(nifti_meta(study, np.abs(first))["affine"])
     scale = error_scale([np.abs(np.abs(output[len(output) // 2]) - reference[len(output) // 2]) for method, (_, output)
                          in results.items() if method != "zero-filled" and reference is not None
                          and reference.shape == output.shape], float(reference.max()) if reference is not None else 1.0)
