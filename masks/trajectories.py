@@ -80,12 +80,19 @@ class TrajectoryMask:
     def picture(self, scale: int = 2) -> np.ndarray:
         """uint8 ``(scale H, scale W)``: the trajectory's samples drawn at ``scale`` times
         the grid's resolution (255 where a sample lies), the picture reports show."""
-        height, width = self.shape
-        rows = np.clip(np.rint((self.coords[..., 0] + height / 2) * scale).astype(int), 0, scale * height - 1)
-        cols = np.clip(np.rint((self.coords[..., 1] + width / 2) * scale).astype(int), 0, scale * width - 1)
-        canvas = np.zeros((scale * height, scale * width), np.uint8)
-        canvas[rows.ravel(), cols.ravel()] = 255
-        return canvas
+        return draw_samples(self.coords, self.shape, scale)
+
+
+def draw_samples(coords: np.ndarray, shape: tuple[int, int], scale: int = 2) -> np.ndarray:
+    """uint8 ``(scale H, scale W)``: trajectory samples ``coords`` ``(..., 2)`` (1/FOV
+    units, H then W) drawn at ``scale`` times the resolution of an ``(H, W)`` grid."""
+    height, width = shape
+    coords = np.asarray(coords)
+    rows = np.clip(np.rint((coords[..., 0] + height / 2) * scale).astype(int), 0, scale * height - 1)
+    cols = np.clip(np.rint((coords[..., 1] + width / 2) * scale).astype(int), 0, scale * width - 1)
+    canvas = np.zeros((scale * height, scale * width), np.uint8)
+    canvas[rows.ravel(), cols.ravel()] = 255
+    return canvas
 
 
 def nyquist_shots(kind: str, shape: tuple[int, int]) -> float:

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from masks.trajectories import draw_samples
 from physics.nufft import Trajectory
 from pipelines.common.output import write_json
 from pipelines.formats import Study
@@ -55,13 +56,8 @@ def preview(out: Path, name: str, magnitude: np.ndarray, reference: np.ndarray |
 
 def mask_picture(out: Path, name: str, mask) -> str:
     """``previews/NAME_mask.png``: the mask (or the trajectory's picture), relative to ``out``."""
-    if isinstance(mask, Trajectory):  # the samples, on the image grid
-        shape = tuple(mask.image_shape)
-        coords = mask.coords.detach().cpu().numpy().reshape(-1, 2)
-        rows = np.clip(np.floor(coords[:, 0] + shape[0] / 2), 0, shape[0] - 1).astype(int)
-        columns = np.clip(np.floor(coords[:, 1] + shape[1] / 2), 0, shape[1] - 1).astype(int)
-        picture = np.zeros(shape, np.uint8)
-        picture[rows, columns] = 255
+    if isinstance(mask, Trajectory):  # the samples, drawn as recon run draws a trajectory
+        picture = draw_samples(mask.coords.detach().cpu().numpy(), tuple(mask.image_shape))
     else:
         picture = np.asarray(mask, bool).astype(np.uint8) * 255
     (out / "previews").mkdir(exist_ok=True)
