@@ -8,6 +8,7 @@ import difflib
 import math
 
 import masks
+from pipelines.config import ESTIMATE_METHODS
 from pipelines.formats.table import FORMAT_CHOICES
 from recon import __version__
 
@@ -122,7 +123,6 @@ MAX_MEMORY_HELP = ("most memory one input may need, e.g. 4G or 512M; larger inpu
                    "are read (default: half of this machine's memory)")
 
 
-ESTIMATE_METHODS = ("default", "all")
 ESTIMATE_METHODS_HELP = ("which methods get the error estimate: default, every method but BART's (bart-l1, bart-tv are "
                          "anchors the guard does not need, and 4 more BART runs a slice cost minutes with 8 coils); "
                          "all, BART's too")
