@@ -247,6 +247,11 @@ def _add_train(commands) -> None:
     train.add_argument("--resample-shrink", default="1.1-2.4",
                        help="with --resample: how much coarser a resampled image's native grid is: a range LOW-HIGH drawn uniformly, or "
                        "one factor, e.g. 2 (a scanner's 2x interpolation, or a 128 image on a 256 grid; default 1.1-2.4)")
+    train.add_argument("--measured", type=number(0, 1), default=0.0,
+                       help="fraction of multi-coil training items simulated as a scanner measures them: correlated "
+                       "coil noise at --measured-snr, prewhitened, maps estimated from the data (default 0)")
+    train.add_argument("--measured-snr", default="15-40",
+                       help="with --measured: the noise level in dB, a range LOW-HIGH drawn uniformly (default 15-40)")
     train.add_argument("--slice-factors", default="2,4",
                        help="through-plane models (soup-gan-z): thick-slice factors drawn per sample (default 2,4)")
     train.add_argument("--steps", type=integer(1), default=2000)

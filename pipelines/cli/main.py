@@ -131,14 +131,15 @@ def _integers(option: str, text: str, low: int, high: int) -> tuple[int, ...]:
     return values
 
 
-def _shrink(text: str) -> tuple[float, float]:
-    """``--resample-shrink``: ``LOW-HIGH``, or one factor ``F`` (``F-F``); TrainConfig checks the range."""
+def _shrink(text: str, option: str = "--resample-shrink") -> tuple[float, float]:
+    """``--resample-shrink`` or ``--measured-snr``: ``LOW-HIGH``, or one value ``F``
+    (``F-F``); TrainConfig checks the range."""
     try:
         parts = tuple(float(part) for part in text.split("-"))
     except ValueError:
         parts = ()
     if len(parts) not in (1, 2):
-        raise UsageError(f"--resample-shrink: expected LOW-HIGH or one factor, got {text!r}")
+        raise UsageError(f"{option}: expected LOW-HIGH or one value, got {text!r}")
     return parts[0], parts[-1]
 
 
@@ -194,7 +195,8 @@ def _command_train(args: argparse.Namespace) -> int:
         coils=_integers("--coils", args.coils, 1, 64), val_ratios=parse_ratios(args.val_mask) if args.val_mask else None,
         mix=tuple(part.strip() for part in args.mix.split(",") if part.strip()), val_slices=args.val_slices,
         slice_factors=_integers("--slice-factors", args.slice_factors, 2, 4), resample=args.resample,
-        resample_shrink=_shrink(args.resample_shrink),
+        resample_shrink=_shrink(args.resample_shrink), measured=args.measured,
+        measured_snr=_shrink(args.measured_snr, "--measured-snr"),
     )
     try:
         config.check_generator()

@@ -11,8 +11,9 @@ from torch.utils.data import Dataset
 
 from masks import make_mask, seed_from_name, split_family
 from physics.acquisition import simulate_kspace
-from physics.coils import compress_coils, random_coil_maps, resample_coil_maps, simulate_coil_maps
+from physics.coils import compress_coils
 from recon.models.learned import VIRTUAL_COILS
+from recon.training.measured import draw_coil_maps, has_calibration, measured_acquisition
 
 POISSON_POOL = 24
 """Poisson-disc masks per (ratio, shape, family) that training draws from (:meth:`AcquisitionDataset._mask`)."""
@@ -231,30 +232,6 @@ def combine_slice_sets(sets: list[SliceSet]) -> SliceSet:
                     np.concatenate([tissue(s, "white_matter") for s in sets]), coil_sets, planes)
 
 
-def draw_coil_maps(coils: int, shape: tuple[int, int], rng: np.random.Generator,
-                   coil_sets: tuple[np.ndarray, ...] = ()) -> torch.Tensor:
-    """Coil maps for one simulated acquisition: a measured set with this many coils
-    (resampled, randomly flipped) a third of the time when there is one, else birdcage
-    maps of a random radius or random smooth maps (:func:`physics.coils.random_coil_maps`).
-
-    Shapes
-    ------
-    returns ``(C, H, W)`` complex64 with a root-sum-of-squares of 1.
-    """
-    matching = [maps for maps in coil_sets if maps.shape[0] == coils]
-    choice = rng.random()
-    if matching and choice < 1 / 3:
-        maps = matching[int(rng.integers(len(matching)))]
-        if rng.random() < 0.5:
-            maps = maps[..., ::-1]
-        if rng.random() < 0.5:
-            maps = maps[..., ::-1, :]
-        return resample_coil_maps(torch.from_numpy(np.ascontiguousarray(maps)), shape)
-    if choice < 2 / 3:
-        return simulate_coil_maps(coils, shape, relative_radius=float(rng.uniform(1.0, 2.0)))
-    return random_coil_maps(coils, shape, torch.Generator().manual_seed(int(rng.integers(2**62))))
-
-
 def collate_acquisitions(items):
     """Batch items with different numbers of coils: k-space and maps are padded with
     all-zero coils up to the batch's largest, which change neither the forward model
@@ -284,9 +261,12 @@ class AcquisitionDataset(Dataset):
     cycling through ``coils``. ``resample_probability`` of the training items are
     resampled to a lower native resolution, ``resample_shrink`` times coarser (a range
     drawn uniformly), and interpolated back (:func:`resample_resolution`). Multi-coil items draw their maps with
-    :func:`draw_coil_maps` and are compressed to at most ``virtual_coils`` coils
+    :func:`recon.training.measured.draw_coil_maps` and are compressed to at most ``virtual_coils`` coils
     (:func:`physics.coils.compress_coils`, exact for the compressed data, as at
-    inference); batch them with :func:`collate_acquisitions`.
+    inference); batch them with :func:`collate_acquisitions`. ``measured`` of the
+    multi-coil items (all of the validation's when above 0) are measured-like instead
+    (:mod:`recon.training.measured`: correlated noise at ``measured_snr`` dB, prewhitened,
+    maps estimated from the data).
 
     Each item: ``kspace (C, H, W)`` complex64, ``mask (1, H, W)`` bool,
     ``target (H, W)`` complex64, the ratio, and ``coil_maps (C, H, W)`` complex64 (an
@@ -307,6 +287,8 @@ class AcquisitionDataset(Dataset):
         virtual_coils: int = VIRTUAL_COILS,
         resample_probability: float = 0.0,
         resample_shrink: tuple[float, float] = (1.1, 2.4),
+        measured: float = 0.0,
+        measured_snr: tuple[float, float] = (15.0, 40.0),
     ):
         self.images = images
         self.ratios = tuple(ratios)
@@ -326,6 +308,9 @@ class AcquisitionDataset(Dataset):
             raise ValueError(f"resample_probability must be in [0, 1], got {resample_probability}")
         self.resample_probability = float(resample_probability)
         self.resample_shrink = (float(resample_shrink[0]), float(resample_shrink[1]))
+        if not 0 <= measured <= 1:
+            raise ValueError(f"measured must be a probability in [0, 1], got {measured}")
+        self.measured, self.measured_snr = float(measured), (float(measured_snr[0]), float(measured_snr[1]))
         self.epoch = 0
         self._poisson_pool: dict[tuple, np.ndarray] = {}
 
@@ -349,6 +334,8 @@ class AcquisitionDataset(Dataset):
             coils = self.coils[int(rng.integers(len(self.coils)))] if len(self.coils) > 1 else self.coils[0]
             phase = rng.random() < self.phase_probability
             snr = float(rng.uniform(*self.noise_snr)) if rng.random() < self.noise_probability else None
+            # Drawn only when asked for, so runs without it keep their random stream.
+            measured = coils > 1 and self.measured > 0 and rng.random() < self.measured
         else:
             index, which = item % len(self.images), item // len(self.images)
             rng = np.random.default_rng([self.seed, 10_000 + item])
@@ -356,8 +343,10 @@ class AcquisitionDataset(Dataset):
             ratio = self.ratios[which % len(self.ratios)]
             family = self.mask_types[which // len(self.ratios)]
             coils = self.coils[item % len(self.coils)]
-            phase, snr = False, None
-        return self._acquire(image, ratio, family, coils, phase, snr, rng)
+            phase, snr, measured = False, None, coils > 1 and self.measured > 0
+        if measured:  # a scanner's noise level, always
+            snr = float(rng.uniform(*self.measured_snr))
+        return self._acquire(image, ratio, family, coils, phase, snr, rng, measured)
 
     def _mask(self, ratio: float, shape: tuple[int, int], family: str, rng: np.random.Generator) -> np.ndarray:
         """A fresh mask of ``family`` (``kind`` or ``kind:nocal``). Poisson-disc masks take
@@ -374,14 +363,20 @@ class AcquisitionDataset(Dataset):
         return self._poisson_pool[key]
 
     def _acquire(self, image: np.ndarray, ratio: float, family: str, coils: int, phase: bool, snr: float | None,
-                 rng: np.random.Generator):
-        """The item of one drawn acquisition (see the class docstring)."""
+                 rng: np.random.Generator, measured: bool = False):
+        """The item of one drawn acquisition (see the class docstring; ``measured``:
+        :func:`recon.training.measured.measured_acquisition`'s, for masks with a
+        calibration region)."""
         mask = self._mask(ratio, image.shape, family, rng)
         generator = torch.Generator().manual_seed(int(rng.integers(2**62)))
         mask_t = torch.from_numpy(mask)
         maps = None
         if coils > 1:
             maps = draw_coil_maps(coils, image.shape, rng, self.images.coil_sets)[None]
+        if measured and has_calibration(mask):
+            _, truth = simulate_kspace(torch.from_numpy(image)[None], None, phase=phase, generator=generator)
+            kspace, target, maps = measured_acquisition(truth[0], mask, maps[0], snr, generator, self.virtual_coils)
+            return kspace[0], mask_t[None], target[0], torch.tensor(ratio, dtype=torch.float32), maps[0]
         kspace, truth = simulate_kspace(
             torch.from_numpy(image)[None], mask_t, coil_maps=maps, noise_snr=snr, phase=phase, generator=generator
         )

@@ -59,6 +59,8 @@ class TrainConfig:
     slice_factors: tuple[int, ...] = (2, 4)
     resample: float = 0.0
     resample_shrink: tuple[float, float] = (1.1, 2.4)
+    measured: float = 0.0
+    measured_snr: tuple[float, float] = (15.0, 40.0)
 
     def __post_init__(self) -> None:
         spec = get_spec(self.model)
@@ -90,6 +92,11 @@ class TrainConfig:
         low, high = self.resample_shrink if len(self.resample_shrink) == 2 else (0.0, 0.0)
         if not 1 <= low <= high <= 8:
             raise ValueError(f"--resample-shrink: expected LOW-HIGH with 1 <= LOW <= HIGH <= 8, got {self.resample_shrink}")
+        if not 0 <= self.measured <= 1:
+            raise ValueError(f"--measured must be a probability in [0, 1], got {self.measured}")
+        object.__setattr__(self, "measured_snr", tuple(float(f) for f in self.measured_snr))
+        if len(self.measured_snr) != 2 or not -10 <= self.measured_snr[0] <= self.measured_snr[1] <= 80:
+            raise ValueError(f"--measured-snr: expected LOW-HIGH dB with -10 <= LOW <= HIGH <= 80, got {self.measured_snr}")
         if self.val_slices is not None and self.val_slices < 1:
             raise ValueError(f"--val-slices must be >= 1, got {self.val_slices}")
         if self.val_ratios is not None and (not self.val_ratios or not all(0 < r <= 1 for r in self.val_ratios)):
@@ -190,6 +197,7 @@ def config_dict(config: TrainConfig) -> dict[str, Any]:
     data["coils"] = list(config.coils)
     data["mix"] = list(config.mix)
     data["slice_factors"] = list(config.slice_factors)
+    data["measured_snr"] = list(config.measured_snr)
     if config.val_ratios is not None:
         data["val_ratios"] = list(config.val_ratios)
     return data

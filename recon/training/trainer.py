@@ -102,10 +102,12 @@ class Trainer:
         # trajectory families (radial, spiral): NUFFT k-space, one trajectory per item
         dataset = TrajectoryDataset if trajectory_families(config.mask_types) else AcquisitionDataset
         self.dataset = dataset(train_set, config.ratios, config.mask_types, seed=config.seed, coils=config.coils,
-                               resample_probability=config.resample, resample_shrink=config.resample_shrink)
+                               resample_probability=config.resample, resample_shrink=config.resample_shrink,
+                               measured=config.measured, measured_snr=config.measured_snr)
         self.val_dataset = dataset(
             subsample(val_set, config.val_slices), config.val_ratios or config.ratios, tuple(dict.fromkeys(config.mask_types)),
-            seed=config.seed + 1, train=False, coils=validation_coils(config.coils))
+            seed=config.seed + 1, train=False, coils=validation_coils(config.coils), measured=config.measured,
+            measured_snr=config.measured_snr)
 
     def _setup_process(self) -> None:
         self.distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1

@@ -17,7 +17,8 @@ from physics.acquisition import simulate_kspace
 from physics.coils import compress_coils
 from physics.nufft import Trajectory
 from physics.nufft_batch import BatchedNUFFT, pack_trajectory
-from recon.training.augment import AcquisitionDataset, draw_coil_maps
+from recon.training.augment import AcquisitionDataset
+from recon.training.measured import draw_coil_maps
 
 
 class TrajectoryDataset(AcquisitionDataset):

@@ -7,11 +7,11 @@ from recon.training.augment import (
     AcquisitionDataset,
     SliceSet,
     collate_acquisitions,
-    draw_coil_maps,
     mix_images,
     resample_resolution,
     shape_images,
 )
+from recon.training.measured import draw_coil_maps
 from tests.toys import toy_slices
 
 
