@@ -1,6 +1,6 @@
 """Why the learned models lose to CS on measured k-space: an ablation on inputs.
 
-``python -m benchmarks.ablation [--slices 6] [--mask 25pct] [--weights-dir DIR]``
+``python -m benchmarks.ablation [--slices 6] [--mask 25pct] [--snr 18.9] [--threads 2] [--json FILE]``
 
 Each row adds one property of measured data to a simulated multi-coil acquisition of
 the sample's test slices (never trained on) and reconstructs it as ``recon`` does a
@@ -11,10 +11,12 @@ from one row to the next, that property costs the learned models more than CS.
 The properties, one at a time from the clean row:
 
 - **estimated maps**: the maps come from the data's centre, not from the simulation;
-- **noise**: complex Gaussian noise in every coil at ``--snr`` dB (20 log10 of the
-  image's RMS over one coil's noise standard deviation; ``gre.dat`` measures 18.9 dB,
-  :func:`physics.statistics.kspace_snr`), correlated between coils as a real array's
-  is and prewhitened with a simulated noise scan, as the readers do;
+- **noise**: white complex Gaussian noise in every coil at ``--snr`` dB (20 log10 of the
+  image's RMS over one coil's noise standard deviation; ``gre.dat`` measures 18.7 dB,
+  :func:`physics.statistics.kspace_snr`);
+- **correlated noise**: the same, correlated between coils as a real array's is
+  (:func:`physics.statistics.random_noise_covariance`) and prewhitened with a simulated
+  noise scan, as the readers do; the reference is the noise-free image of the whitened coils;
 - **RSS reference**: the score's reference is the root-sum-of-squares of the noisy fully
   sampled coil images (the fastMRI multi-coil target), not the noise-free image;
 - **phase**: a smooth background phase;
@@ -48,11 +50,13 @@ ROWS = {
     "clean, true maps": dict(true_maps=True),
     "clean": dict(),
     "+ noise": dict(noise=True),
+    "+ correlated noise, prewhitened": dict(noise=True, correlated=True),
     "+ noise, RSS reference": dict(noise=True, rss_reference=True),
     "+ phase": dict(phase=True),
     "2 birdcage coils": dict(coils=2),
     "2 measured coils (gre.dat)": dict(coils=2, measured=True),
-    "all (gre.dat maps, noise, RSS ref, phase)": dict(coils=2, measured=True, noise=True, rss_reference=True, phase=True),
+    "all (gre.dat maps, correlated noise, RSS ref, phase)": dict(coils=2, measured=True, noise=True, correlated=True,
+                                                                 rss_reference=True, phase=True),
 }
 
 
@@ -79,14 +83,21 @@ def acquire(image: np.ndarray, row: dict, snr: float, seed: int, gre_maps: torch
     coils = row.get("coils", 8)
     maps = resample_coil_maps(gre_maps, shape) if row.get("measured") else simulate_coil_maps(coils, shape)
     kspace = fft2c(maps * truth)
+    reference = truth.abs()
     if row.get("noise"):
         sigma = float(truth.abs().pow(2).mean().sqrt()) / 10 ** (snr / 20)
-        covariance = random_noise_covariance(coils, generator)
-        kspace = kspace + sigma * correlated_noise(covariance, kspace.shape[1:], generator)
-        scan = correlated_noise(covariance, (4096,), generator)
-        kspace = whiten(kspace[None], scan)[0]
-        maps = None  # the whitened array's maps are no longer the simulated ones
-    reference = rss(ifft2c(kspace)[None])[0] if row.get("rss_reference") else truth.abs()
+        if row.get("correlated"):
+            covariance = random_noise_covariance(coils, generator)
+            noisy = kspace + sigma * correlated_noise(covariance, kspace.shape[1:], generator)
+            scan = sigma * correlated_noise(covariance, (4096,), generator)
+            kspace, clean = whiten(torch.stack([noisy, kspace]), scan)
+            maps = None  # the whitened array's maps are no longer the simulated ones
+            reference = rss(ifft2c(clean)[None])[0]  # the noise-free image of the whitened coils
+        else:
+            kspace = kspace + sigma * correlated_noise(torch.eye(coils, dtype=torch.complex128), kspace.shape[1:],
+                                                       generator)
+    if row.get("rss_reference"):
+        reference = rss(ifft2c(kspace)[None])[0]
     return kspace, maps, reference
 
 
@@ -131,9 +142,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--slices", type=int, default=6)
     parser.add_argument("--mask", default="25pct")
     parser.add_argument("--snr", type=float, default=18.9, help="noise level in dB (gre.dat: 18.9)")
+    parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args(argv)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
+    torch.set_num_threads(args.threads)
     results = run(args.slices, args.mask, args.snr)
     print(markdown(results))
     if args.json:

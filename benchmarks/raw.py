@@ -1,11 +1,13 @@
 """Raw scanner data through ``recon batch``: seconds, peak memory and quality per file.
 
-    python -m benchmarks.raw [FILE ...] [--masks 25pct] [--methods zero-filled,cs-tv,...] [--json out.json]
+    python -m benchmarks.raw [FILE ...] [--masks 10pct,25pct] [--mask-types cartesian,poisson]
+        [--methods zero-filled,cs-tv,...] [--adapt] [--json out.json]
 
 Each file (default: twixtools' real ``gre.dat`` in ``tests/data/twix``, and an 8-coil
 Shepp-Logan ISMRMRD file with a noise scan made by ``ismrmrd_generate_cartesian_shepp_logan``
 when ismrmrd-tools is installed) is fully sampled; ``recon batch`` undersamples it
-retrospectively with each ``--masks`` preset and scores every method against the
+retrospectively with each ``--masks`` preset of each ``--mask-types`` family (1-D
+``cartesian`` lines, 2-D ``poisson`` disc) and scores every method against the
 root-sum-of-squares image of the fully sampled scan. BART's ``pics`` (``bart-l1``,
 ``bart-tv``, with the project's ESPIRiT maps) runs inside the batch when the ``bart``
 binary is installed. Each batch runs as its own process, so its wall time and peak
@@ -57,19 +59,20 @@ def default_files(folder: Path) -> list[Path]:
     return files
 
 
-def measure(path: Path, mask: str, methods: list[str], folder: Path) -> dict:
+def measure(path: Path, mask: str, methods: list[str], folder: Path, kind: str = "cartesian", adapt: bool = False) -> dict:
     """One ``recon batch`` of ``path``: its wall seconds, peak memory and metrics."""
-    out = folder / f"{path.stem}-{mask}"
-    command = [sys.executable, "-m", "pipelines.cli", "batch", str(path), "--mask", mask, "--methods", ",".join(methods),
-               "--out", str(out), "--estimate-folds", "0", "--format", "npy"]
+    out = folder / f"{path.stem}-{mask}-{kind}{'-adapt' if adapt else ''}"
+    command = [sys.executable, "-m", "pipelines.cli", "batch", str(path), "--mask", mask, "--mask-type", kind,
+               "--methods", ",".join(methods), "--out", str(out), "--estimate-folds", "0", "--format", "npy",
+               *(["--adapt"] if adapt else [])]
     started = time.perf_counter()
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _, status, usage = os.wait4(process.pid, 0)
     seconds = time.perf_counter() - started
     if os.waitstatus_to_exitcode(status) != 0:
-        return {"file": path.name, "mask": mask, "error": f"recon batch exited {os.waitstatus_to_exitcode(status)}"}
+        return {"file": path.name, "mask": f"{mask} {kind}", "error": f"recon batch exited {os.waitstatus_to_exitcode(status)}"}
     metrics = json.loads((out / f"{path.stem}.metrics.json").read_text())
-    return {"file": path.name, "mask": mask, "seconds": seconds, "peak_mib": usage.ru_maxrss / 1024,
+    return {"file": path.name, "mask": f"{mask} {kind}{' --adapt' if adapt else ''}", "seconds": seconds, "peak_mib": usage.ru_maxrss / 1024,
             "ratio": metrics["ratio"], "notes": metrics.get("notes", []),
             "methods": {name: {key: record.get(key) for key in ("psnr", "ssim", "seconds_per_slice")}
                         for name, record in metrics["methods"].items()}}
@@ -81,14 +84,14 @@ def _bart(*args: str, cwd: Path) -> None:
         raise RuntimeError(f"bart {args[0]} failed: {result.stderr.strip()[-300:]}")
 
 
-def bart_chain(path: Path, mask: str, folder: Path, seed: int = 0, virtual_coils: int = 8) -> dict:
+def bart_chain(path: Path, mask: str, folder: Path, seed: int = 0, virtual_coils: int = 8, kind: str = "cartesian") -> dict:
     """BART alone from the file to the image (see the module's docstring), scored
     against the same reference and with the same mask as ``recon batch``'s."""
     (study,), _ = read_input(path)
-    work = folder / f"bart-{path.stem}-{mask}"
+    work = folder / f"bart-{path.stem}-{mask}-{kind}"
     work.mkdir()
     height, width = study.kspace.shape[-2:]
-    drawn = masks.make_mask(masks.parse_preset(mask), (height, width), "cartesian",
+    drawn = masks.make_mask(masks.parse_preset(mask), (height, width), kind,
                             seed=masks.seed_from_name(study.name, seed))
     pattern = drawn.array
     reference = np.sqrt((np.abs(np.fft.fftshift(np.fft.ifft2(np.fft.ifftshift(study.kspace[0], axes=(-2, -1)),
@@ -124,7 +127,7 @@ def bart_chain(path: Path, mask: str, folder: Path, seed: int = 0, virtual_coils
         image = np.abs(read_cfl(work / name)).reshape(height, width)
         results[name] = {"psnr": psnr(image, reference), "ssim": ssim(image, reference),
                          "seconds_per_slice": maps_seconds + time.perf_counter() - begun}
-    return {"file": path.name, "mask": mask, "seconds": sum(r["seconds_per_slice"] for r in results.values()),
+    return {"file": path.name, "mask": f"{mask} {kind}", "seconds": sum(r["seconds_per_slice"] for r in results.values()),
             "peak_mib": float("nan"), "ratio": float(pattern.mean()), "methods": results}
 
 
@@ -144,7 +147,9 @@ def markdown(rows: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("files", nargs="*", type=Path)
-    parser.add_argument("--masks", default="25pct")
+    parser.add_argument("--masks", default="10pct,25pct")
+    parser.add_argument("--mask-types", default="cartesian,poisson", help="mask families (default cartesian,poisson)")
+    parser.add_argument("--adapt", action="store_true", help="also run the learned methods with --adapt")
     parser.add_argument("--methods", default=",".join(DEFAULT_METHODS))
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args(argv)
@@ -153,11 +158,16 @@ def main(argv: list[str] | None = None) -> int:
         folder = Path(tmp)
         files = args.files or default_files(folder)
         rows = []
+        learned = [name for name in methods if name in ("gan-drn", "csr-gan")]
         for path in files:
-            for mask in args.masks.split(","):
-                rows.append(measure(path, mask, methods, folder))
-                if shutil.which("bart"):
-                    rows.append(bart_chain(path, mask, folder))
+            for kind in args.mask_types.split(","):
+                for mask in args.masks.split(","):
+                    rows.append(measure(path, mask, methods, folder, kind))
+                    if args.adapt and learned:
+                        rows.append(measure(path, mask, learned, folder, kind, adapt=True))
+                    if shutil.which("bart"):
+                        rows.append(bart_chain(path, mask, folder, kind=kind))
+                    print(markdown(rows[-1:]), flush=True)
     print(markdown(rows))
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))

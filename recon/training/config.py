@@ -76,7 +76,8 @@ class TrainConfig:
                              "the suffix :nocal is drawn without a calibration block)")
         from recon.training.trajectory_data import trajectory_families
 
-        trajectory_families(self.mask_types)  # grid masks or trajectories, not both
+        if trajectory_families(self.mask_types) and self.measured:  # grid masks or trajectories, not both
+            raise ValueError("--measured simulates grid (Cartesian) acquisitions; trajectory families are not supported")
         object.__setattr__(self, "slice_factors", tuple(int(f) for f in self.slice_factors))
         if not self.slice_factors or not all(f in (2, 4) for f in self.slice_factors):
             raise ValueError(f"--slice-factors must be 2 and/or 4, got {self.slice_factors}")

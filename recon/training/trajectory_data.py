@@ -25,7 +25,9 @@ class TrajectoryDataset(AcquisitionDataset):
     """:class:`AcquisitionDataset` for trajectory families (``radial``, ``spiral``, ...):
     a ratio is the trajectory's equivalent Nyquist fraction."""
 
-    def _acquire(self, image, ratio, family, coils, phase, snr, rng):
+    def _acquire(self, image, ratio, family, coils, phase, snr, rng, measured=False):
+        if measured:  # TrainConfig refuses --measured with trajectory families
+            raise ValueError("measured-like acquisitions are simulated for grid masks only")
         made = make_trajectory(float(ratio), image.shape, family, seed=rng)
         trajectory = Trajectory(torch.from_numpy(made.coords), tuple(image.shape), kind=made.kind, ratio=made.ratio)
         generator = torch.Generator().manual_seed(int(rng.integers(2**62)))

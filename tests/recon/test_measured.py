@@ -109,3 +109,19 @@ def test_dataset_draws_measured_items_only_when_asked():
     assert bool((first[4].abs().sum(0) == 0).any())  # and measured-like
     with pytest.raises(ValueError, match="measured"):
         AcquisitionDataset(images, (0.25,), measured=1.5)
+
+
+def test_training_runs_on_measured_like_items(tmp_path):
+    from recon.training.config import TrainConfig
+    from recon.training.trainer import train
+
+    data = SliceSet(np.array(sample("val").images[:3]))
+    config = TrainConfig(steps=2, batch_size=2, val_every=2, checkpoint_every=2, generator={"width": 8, "blocks": 1, "stages": 2},
+                         out=str(tmp_path / "run"), ratios=(0.3,), seed=1, threads=1, coils=(1, 4), measured=1.0,
+                         measured_snr=(18.0, 25.0))
+    summary = train(config, data, SliceSet(np.array(sample("val").images[3:4])), progress=False)
+    assert summary["steps"] == 2 and summary["history"][-1]["psnr"] > 0
+    with pytest.raises(ValueError, match="--measured-snr"):
+        TrainConfig(ratios=(0.3,), measured=0.5, measured_snr=(30.0, 20.0))
+    with pytest.raises(ValueError, match="trajectory"):
+        TrainConfig(model="gan-drn", ratios=(0.1,), mask_type="radial", measured=0.5)
