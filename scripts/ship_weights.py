@@ -88,7 +88,8 @@ def reselect(run: Path, best: dict, config: dict) -> tuple[dict, dict]:
     coils = config.get("coils", 1)
     coils = (coils,) if isinstance(coils, int) else tuple(coils)
     dataset = AcquisitionDataset(subsample(val_set, config.get("val_slices")), tuple(config.get("val_ratios") or config["ratios"]),
-                                 families, seed=config["seed"] + 1, train=False, coils=validation_coils(coils))
+                                 families, seed=config["seed"] + 1, train=False, coils=validation_coils(coils),
+                                 measured=config.get("measured", 0.0), measured_snr=tuple(config.get("measured_snr", (15.0, 40.0))))
     last = load_state(run / "checkpoint.pt", what="checkpoint")
     candidates = {"best.pt": best, "checkpoint.pt": {"generator": last["generator"], "step": last["step"]}}
     scores = {}
@@ -187,9 +188,11 @@ def main() -> None:
     manifests = corpus_manifests(command["argv"])
     if manifests:
         card["corpus"] = manifests
-    for key in ("coils", "mix", "val_ratios", "slice_factors", "resample"):
+    for key in ("coils", "mix", "val_ratios", "slice_factors", "resample", "measured"):
         if config.get(key):
             card[f"trained_{key}"] = config[key]
+    if config.get("measured"):
+        card["trained_measured_snr"] = config["measured_snr"]
     if config.get("resample") and config.get("resample_shrink"):
         card["trained_resample_shrink"] = config["resample_shrink"]
     card["total_wall_seconds"] = sum(p["wall_seconds"] for p in phases)
