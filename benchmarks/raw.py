@@ -162,12 +162,13 @@ def main(argv: list[str] | None = None) -> int:
         for path in files:
             for kind in args.mask_types.split(","):
                 for mask in args.masks.split(","):
+                    first = len(rows)
                     rows.append(measure(path, mask, methods, folder, kind))
                     if args.adapt and learned:
                         rows.append(measure(path, mask, learned, folder, kind, adapt=True))
                     if shutil.which("bart"):
                         rows.append(bart_chain(path, mask, folder, kind=kind))
-                    print(markdown(rows[-1:]), flush=True)
+                    print(markdown(rows[first:]), flush=True)
     print(markdown(rows))
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
