@@ -210,3 +210,15 @@ def test_tour_benchmark_runs_a_readme_command(tmp_path, capsys):
     assert tour.main(["--dry-run"]) == 0
     printed = capsys.readouterr().out
     assert "recon run --mask 25pct --coils 8 --noise-snr 30" in printed and "gre.dat --mask 25pct" in printed
+
+
+def test_ablation_benchmark_adds_one_property_per_row(tmp_path, capsys):
+    from benchmarks import ablation
+
+    out = tmp_path / "ablation.json"
+    assert ablation.main(["--slices", "1", "--rows", "2,3", "--snr", "15", "--methods", "zero-filled,cs-tv",
+                          "--threads", "1", "--json", str(out)]) == 0
+    assert "| + noise |" in capsys.readouterr().out
+    clean, noisy = json.loads(out.read_text())
+    assert (clean["row"], noisy["row"]) == ("clean", "+ noise")
+    assert noisy["scores"]["cs-tv"][0] < clean["scores"]["cs-tv"][0]  # 15 dB of noise costs CS too
