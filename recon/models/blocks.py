@@ -26,9 +26,23 @@ def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple
     return x, (height, width)
 
 
+def global_phase(image: torch.Tensor) -> torch.Tensor:
+    """Each image's global phase as a unit complex number: the phase of its sum (1 where
+    the sum is zero).
+
+    Shapes
+    ------
+    image ``(B, H, W)`` complex -> ``(B, 1, 1)`` complex.
+    """
+    total = image.flatten(1).sum(dim=1)
+    magnitude = total.abs()
+    unit = torch.where(magnitude > 0, total / magnitude.clamp_min(1e-30), torch.ones_like(total))
+    return unit[:, None, None]
+
+
 def run_cascade(kspace, operator, refinements, consistency, exact: bool | None = None) -> torch.Tensor:
     """``x <- DC(x + refine(x))`` for each refinement, from ``x = A^H y``, on images
-    normalised to a peak of 1; multi-coil outputs end with the exact least-squares
+    normalised to a peak of 1 and a global phase of 0 (:func:`global_phase`); multi-coil outputs end with the exact least-squares
     data-consistency step (:func:`physics.consistency.exact_consistency`).
 
     ``refinements`` map ``(B, 2, H, W)`` channels to a residual of the same shape;
@@ -44,8 +58,12 @@ def run_cascade(kspace, operator, refinements, consistency, exact: bool | None =
     """
     gridding = getattr(operator, "gridding", None)  # a trajectory: the density-compensated adjoint
     image = operator.adjoint(kspace) if gridding is None else gridding(kspace)
-    # Normalise each image so the network sees a fixed intensity range.
-    scale = peak(image)
+    # Normalise each image so the network sees a fixed intensity range and a fixed global
+    # phase: the phase of its k-space centre (the sum of the image) is taken out and put
+    # back at the end. A magnitude image's centre is real and positive, so simulated
+    # training data are unchanged; a scanner's image (or ESPIRiT maps, whose global phase
+    # is arbitrary) comes with any phase, and an offset of pi/2 cost 3.7 dB (issue 35).
+    scale = peak(image) * global_phase(image)
     x = image / scale
     measured = kspace / scale.reshape(-1, *[1] * (kspace.ndim - 1))
     stage_operator, stage_measured = hybrid_form(operator, measured)  # 1-D masks: 1-D FFTs, same images
