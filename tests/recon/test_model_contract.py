@@ -74,3 +74,20 @@ def test_multicoil_output_fits_the_measurement(name):
     # which for smooth noise-free data is nothing.
     floor = float(noise_floor(kspace * mask, mask)[0] / (kspace * mask).norm())
     assert residual <= max(1e-4, 1.05 * floor) and floor < 1e-3
+
+
+@pytest.mark.parametrize("name", KSPACE_MODELS)
+@pytest.mark.parametrize("coils", [1, 4])
+def test_a_global_phase_passes_through(name, coils):
+    """Scanners and ESPIRiT maps give images any global phase: the output turns with the
+    input (the network sees the image with its global phase taken out)."""
+    generator = _model(name)
+    truth, mask = _data(2, 32, 40, seed=3)
+    maps = simulate_coil_maps(coils, (32, 40))[None] if coils > 1 else None
+    operator = SingleCoil(mask) if maps is None else MultiCoil(mask, maps)
+    kspace = operator(truth)
+    turn = torch.polar(torch.ones(2), torch.tensor([1.3, -2.5]))
+    with torch.no_grad():
+        output = generator(kspace, operator)
+        turned = generator(kspace * turn[:, None, None, None], operator)
+    torch.testing.assert_close(turned, output * turn[:, None, None], atol=1e-4, rtol=1e-4)
