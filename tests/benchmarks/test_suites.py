@@ -175,7 +175,8 @@ def test_raw_benchmark_reports_seconds_memory_and_quality_per_file(tmp_path, cap
 
     out = tmp_path / "raw.json"
     gre = Path(raw.ROOT) / "tests" / "data" / "twix" / "gre.dat"
-    assert raw.main([str(gre), "--masks", "50pct", "--methods", "zero-filled,cs-tv", "--json", str(out)]) == 0
+    assert raw.main([str(gre), "--masks", "50pct", "--mask-types", "cartesian", "--methods", "zero-filled,cs-tv",
+                     "--json", str(out)]) == 0
     row, *anchor = json.loads(out.read_text())
     assert row["file"] == "gre.dat" and row["peak_mib"] > 50 and row["seconds"] > 0
     assert row["methods"]["cs-tv"]["psnr"] > row["methods"]["zero-filled"]["psnr"]

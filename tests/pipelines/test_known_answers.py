@@ -106,12 +106,13 @@ def test_does_not_cry_wolf_on_an_unseen_contrast_it_handles(brain):
 @pytest.mark.skipif(not shutil.which("ismrmrd_generate_cartesian_shepp_logan"), reason="ismrmrd-tools not installed")
 def test_flags_a_learned_model_on_measured_multicoil_raw_data(tmp_path):
     """Real ISMRMRD raw data (8 coils, with the generator's noise), no simulation: on this
-    piecewise-constant phantom cs-tv beats csr-gan by about 0.7 dB (by 9 dB before the
+    piecewise-constant phantom cs-tv beats csr-gan, by 0.11 dB since the learned models
+    take out the image's global phase (issue 35; by 0.7 dB before, by 9 dB before the
     exact multi-coil step stopped at the noise). With only the k-space, the estimate
     must not rank csr-gan ahead of cs-tv by more than their spreads, and the guard must
-    flag csr-gan. (The two estimates sit within 0.03 dB of each other here: 30.08 dB for
-    cs-tv, 30.05 / 30.09 for csr-gan's phase-6 / phase-7 weights, so the plain ranking
-    is a coin toss the test used to depend on; the guard's margin is what protects.)"""
+    flag csr-gan. (The two estimates sit within 0.5 dB of each other here: 30.04 dB for
+    cs-tv, 30.49 for csr-gan, so the plain ranking is a coin toss the test used to
+    depend on; the guard's margin is what protects.)"""
     from pipelines.cli.main import main
 
     raw = tmp_path / "shepp.h5"
@@ -120,7 +121,7 @@ def test_flags_a_learned_model_on_measured_multicoil_raw_data(tmp_path):
     assert main(["batch", str(raw), "--out", str(out), "--mask", "25pct", "--methods", "zero-filled,cs-tv,csr-gan"]) == 0
     study = json.loads((out / "shepp.metrics.json").read_text())
     records = study["methods"]
-    assert records["csr-gan"]["psnr"] <= records["cs-tv"]["psnr"] - 0.5  # premise, from the RSS reference
+    assert records["csr-gan"]["psnr"] < records["cs-tv"]["psnr"]  # premise, from the RSS reference
     lead = records["csr-gan"]["estimated_psnr"] - records["cs-tv"]["estimated_psnr"]
     assert lead <= records["csr-gan"]["estimated_psnr_spread"] + records["cs-tv"]["estimated_psnr_spread"]
     assert study["estimate"]["ranked"][-1] == "zero-filled"
