@@ -131,6 +131,8 @@ def _residual(generator, kspace: torch.Tensor, seen: torch.Tensor, held: torch.T
         image = generator(kspace * seen, sampling_operator(seen, coil_maps))
         error = float(((full(image) - kspace) * held).abs().pow(2).sum())
         measured = float((kspace * held).abs().pow(2).sum())
+    if noise_energy <= 0:  # single-coil data, or no noise estimate: the plain residual
+        return error / max(measured, 1e-30)
     floor = 1e-3 * measured  # the signal error is never taken below 0.1 % of the data
     return max(error - noise_energy, floor) / max(measured - noise_energy, floor, 1e-30)
 
