@@ -39,8 +39,7 @@ import masks
 import recon
 from physics.coils import resample_coil_maps, rss, simulate_coil_maps
 from physics.fft import ifft2c
-from physics.raw import whiten
-from physics.statistics import correlated_noise, random_noise_covariance
+from physics.statistics import add_array_noise, correlated_noise
 from recon import metrics
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -88,10 +87,7 @@ def acquire(image: np.ndarray, row: dict, snr: float, seed: int, gre_maps: torch
     if row.get("noise"):
         sigma = float(truth.abs().pow(2).mean().sqrt()) / 10 ** (snr / 20)
         if row.get("correlated"):
-            covariance = random_noise_covariance(coils, generator)
-            noisy = kspace + sigma * correlated_noise(covariance, kspace.shape[1:], generator)
-            scan = sigma * correlated_noise(covariance, (4096,), generator)
-            kspace, clean = whiten(torch.stack([noisy, kspace]), scan)
+            kspace, clean = add_array_noise(kspace, sigma, generator, scan_samples=4096)
             maps = None  # the whitened array's maps are no longer the simulated ones
             reference = rss(ifft2c(clean)[None])[0]  # the noise-free image of the whitened coils
         else:

@@ -13,7 +13,8 @@ sampled k-space ``(C, H, W)`` alone, so they apply to both.
 - :func:`phase_roughness`: the mean phase step between neighbouring object pixels.
 
 :func:`random_noise_covariance` and :func:`correlated_noise` make noise with a real
-array's channel covariance (correlated neighbours, unequal channel gains).
+array's channel covariance (correlated neighbours, unequal channel gains);
+:func:`add_array_noise` adds it to k-space and prewhitens the result as the readers do.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import torch
 
 from physics.consistency import estimate_noise_std
 from physics.fft import fft2c, ifft2c
+from physics.raw import whiten
 
 
 def _coil_images(kspace: torch.Tensor) -> torch.Tensor:
@@ -181,3 +183,22 @@ def correlated_noise(covariance: torch.Tensor, shape: tuple[int, ...], generator
     white = torch.complex(torch.randn((covariance.shape[0], count), generator=generator, dtype=torch.float64),
                           torch.randn((covariance.shape[0], count), generator=generator, dtype=torch.float64))
     return (lower @ white / math.sqrt(2)).reshape(covariance.shape[0], *shape).to(torch.complex64)
+
+
+def add_array_noise(kspace: torch.Tensor, sigma: float, generator: torch.Generator,
+                    scan_samples: int = 2048) -> tuple[torch.Tensor, torch.Tensor]:
+    """``kspace`` with noise of standard deviation ``sigma`` and a random receive array's
+    channel covariance (:func:`random_noise_covariance`), prewhitened with a simulated
+    noise scan of ``scan_samples`` per channel (:func:`physics.raw.whiten`), as the raw
+    readers prewhiten a scanner's data; and the noise-free ``kspace`` under the same
+    whitening (the reference of what was measured).
+
+    Shapes
+    ------
+    kspace ``(C, H, W)`` noise-free; returns ``(noisy, clean)``, each ``(C, H, W)``.
+    """
+    covariance = random_noise_covariance(kspace.shape[0], generator)
+    noisy = kspace + sigma * correlated_noise(covariance, tuple(kspace.shape[1:]), generator)
+    scan = sigma * correlated_noise(covariance, (scan_samples,), generator)
+    noisy, clean = whiten(torch.stack([noisy, kspace]), scan)  # the same whitening for both
+    return noisy, clean

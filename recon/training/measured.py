@@ -9,8 +9,9 @@ the estimated maps' cropped support and edges (1.6 to 1.8 dB against CS at 25 %)
 
 1. noise in every coil at a scanner's SNR (``snr`` dB, 20 log10 of the image RMS over
    one coil's noise standard deviation; ``gre.dat`` measures 18.7 dB), with a receive
-   array's channel covariance (:func:`physics.statistics.random_noise_covariance`);
-2. prewhitening from a simulated noise scan, as the raw-data readers do;
+   array's channel covariance, and
+2. prewhitening from a simulated noise scan, as the raw-data readers do
+   (:func:`physics.statistics.add_array_noise`, both);
 3. coil compression to the model's coils (:func:`physics.coils.compress_coils`, as the
    models compress at inference);
 4. ESPIRiT maps estimated from the undersampled data's calibration region, as
@@ -36,8 +37,7 @@ from physics.coils import (
     simulate_coil_maps,
 )
 from physics.fft import fft2c, ifft2c
-from physics.raw import whiten
-from physics.statistics import correlated_noise, random_noise_covariance
+from physics.statistics import add_array_noise
 
 NOISE_SCAN_SAMPLES = 2048
 """Samples per channel of the simulated noise scan the data are prewhitened with."""
@@ -88,23 +88,17 @@ def measured_acquisition(truth: torch.Tensor, mask: np.ndarray, coil_maps: torch
     kspace ``(1, V, H, W)`` (zero where not sampled), target ``(1, H, W)`` complex64,
     maps ``(1, V, H, W)``; V = min(C, virtual_coils).
     """
-    coils = coil_maps.shape[0]
-    coil_images = coil_maps * truth
-    full = fft2c(coil_images)
     sigma = float(truth.abs().pow(2).mean().sqrt()) / 10 ** (snr / 20)
-    covariance = random_noise_covariance(coils, generator)
-    noisy = full + sigma * correlated_noise(covariance, tuple(full.shape[1:]), generator)
-    scan = sigma * correlated_noise(covariance, (NOISE_SCAN_SAMPLES,), generator)
-    both = whiten(torch.stack([noisy, full]), scan)  # the same whitening for the data and its noise-free part
+    noisy, clean = add_array_noise(fft2c(coil_maps * truth), sigma, generator, NOISE_SCAN_SAMPLES)
     mask_t = torch.from_numpy(np.asarray(mask, dtype=bool))
-    measured = (both[:1] * mask_t).to(torch.complex64)
+    measured = (noisy[None] * mask_t).to(torch.complex64)
     calibration = min(24, *calibration_size(np.asarray(mask, dtype=bool)))
     if calibration < MIN_CALIBRATION:
         raise ValueError(f"a calibration region of {calibration} lines estimates no maps")
     # Compressing before ESPIRiT instead of after gives the same maps up to the dropped
     # components (ESPIRiT commutes with a unitary coil combination) at a fraction of the time.
     # The noise-free part takes the same projection (compress_coils applies the data's to its second argument).
-    measured, clean = compress_coils(measured, both[1:].to(torch.complex64), virtual_coils)
+    measured, clean = compress_coils(measured, clean[None].to(torch.complex64), virtual_coils)
     maps = estimate_coil_maps(measured, calib_width=calibration)
     target = (maps[0].conj() * ifft2c(clean[0])).sum(0)[None]
     return measured, target.to(torch.complex64), maps
