@@ -1,6 +1,6 @@
 """Why the learned models lose to CS on measured k-space: an ablation on inputs.
 
-``python -m benchmarks.ablation [--slices 6] [--mask 25pct] [--snr 18.7] [--threads 2] [--methods ...] [--rows 1,2] [--json FILE]``
+``python -m benchmarks.ablation [--slices 6] [--mask 25pct] [--snr 18.7] [--threads 2] [--methods ...] [--rows 1,2] [--split test] [--json FILE]``
 
 Each row adds one property of measured data to a simulated multi-coil acquisition of
 the sample's test slices (never trained on) and reconstructs it as ``recon`` does a
@@ -99,10 +99,10 @@ def acquire(image: np.ndarray, row: dict, snr: float, seed: int, gre_maps: torch
 
 
 def run(slices: int, mask_name: str, snr: float, seed: int = 0, methods: tuple[str, ...] = METHODS,
-        rows: list[int] | None = None) -> list[dict]:
+        rows: list[int] | None = None, split: str = "test") -> list[dict]:
     from pipelines.data.sample import sample
 
-    test = sample("test")
+    test = sample(split)
     chosen = np.linspace(0, len(test) - 1, slices).round().astype(int)
     gre_maps = measured_maps(ROOT / "tests" / "data" / "twix" / "gre.dat")
     results = []
@@ -152,13 +152,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="comma-separated; NAME@WEIGHTS runs a learned model with a trainer's best.pt")
     parser.add_argument("--rows", help="comma-separated row numbers (1-based) to run (default: all)")
     parser.add_argument("--json", help="also write the results here")
+    parser.add_argument("--split", default="test", choices=("test", "val"),
+                        help="the sample's slices to use: test (the table), val (for choosing settings)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     methods = tuple(args.methods.split(","))
     if "cs-tv" not in methods:
         parser.error("--methods must include cs-tv (the table's reference)")
     rows = [int(part) for part in args.rows.split(",")] if args.rows else None
-    results = run(args.slices, args.mask, args.snr, methods=methods, rows=rows)
+    results = run(args.slices, args.mask, args.snr, methods=methods, rows=rows, split=args.split)
     print(markdown(results))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))

@@ -188,6 +188,22 @@ def calibration_size(array: np.ndarray) -> tuple[int, int]:
     return h, w
 
 
+def calibration_region(array: np.ndarray, limit: int = 24) -> tuple[int, int]:
+    """``(h, w)`` of the calibration region ESPIRiT uses: the fully sampled centre
+    (:func:`calibration_size`), each side capped at ``limit`` (BART ``ecalib -r``).
+
+    For a 1-D mask that is ``limit`` readout points by the centre's lines, a rectangle,
+    as BART's ``ecalib`` takes it; the square inside it (6 × 6 for 6 centre lines)
+    throws away most of what the centre measured.
+
+    Shapes
+    ------
+    array: ``(H, W)`` bool.
+    """
+    height, width = calibration_size(array)
+    return min(limit, height), min(limit, width)
+
+
 def centre_slice(size: int, extent: int) -> slice:
     """Slice of length ``extent`` centred on index ``size // 2`` (the DC sample)."""
     start = size // 2 - extent // 2

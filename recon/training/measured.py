@@ -28,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from masks import calibration_size
+from masks import calibration_region, calibration_size
 from physics.coils import (
     compress_coils,
     estimate_coil_maps,
@@ -92,9 +92,9 @@ def measured_acquisition(truth: torch.Tensor, mask: np.ndarray, coil_maps: torch
     noisy, clean = add_array_noise(fft2c(coil_maps * truth), sigma, generator, NOISE_SCAN_SAMPLES)
     mask_t = torch.from_numpy(np.asarray(mask, dtype=bool))
     measured = (noisy[None] * mask_t).to(torch.complex64)
-    calibration = min(24, *calibration_size(np.asarray(mask, dtype=bool)))
-    if calibration < MIN_CALIBRATION:
-        raise ValueError(f"a calibration region of {calibration} lines estimates no maps")
+    calibration = calibration_region(np.asarray(mask, dtype=bool))
+    if min(calibration) < MIN_CALIBRATION:
+        raise ValueError(f"a calibration region of {min(calibration)} lines estimates no maps")
     # Compressing before ESPIRiT instead of after gives the same maps up to the dropped
     # components (ESPIRiT commutes with a unitary coil combination) at a fraction of the time.
     # The noise-free part takes the same projection (compress_coils applies the data's to its second argument).

@@ -146,3 +146,13 @@ def test_poisson_disc_without_a_calibration_block_and_denser_at_the_centre():
     density = mask.array[ring].mean()
     observed = (mask.array[1:, :] & mask.array[:-1, :] & both).sum()
     assert observed < 0.8 * density**2 * both.sum()
+
+
+def test_the_calibration_region_caps_each_side_of_the_centre():
+    from masks import calibration_region
+
+    one_d = make_mask(parse_preset("10pct"), (160, 160), "cartesian", seed=1).array
+    height, width = calibration_size(one_d)
+    assert height == 160 and width < 24
+    assert calibration_region(one_d) == (24, width)
+    assert calibration_region(one_d, limit=8) == (8, min(8, width))

@@ -7,6 +7,7 @@ import torch
 from physics.acquisition import simulate_kspace
 from physics.coils import simulate_coil_maps
 from physics.espirit import espirit_maps
+from physics.fft import ifft2c
 
 
 def _phantom(size=96):
@@ -61,3 +62,44 @@ def test_espirit_agrees_with_bart_ecalib():
     assert float(((ours.conj() * theirs).sum(0).abs())[both].mean()) > 0.995
     # The same eigenvalue crop: the supports agree on almost every pixel.
     assert float(((ours.abs().sum(0) > 0) == (theirs.abs().sum(0) > 0)).float().mean()) > 0.97
+
+
+def _agreement(estimated, maps, inside):
+    return float((estimated.conj() * maps).sum(0).abs()[inside].mean())
+
+
+def test_a_one_dimensional_centre_calibrates_on_its_whole_rectangle():
+    # gre.dat (measured, 2 coils) with its 6 centre lines, as a 10 % 1-D mask leaves
+    # them: the 24 x 6 rectangle BART's ecalib takes finds the maps of the full scan with
+    # a third of the error of the 6 x 6 square inside it.
+    from pathlib import Path
+
+    from pipelines.formats import read_input
+
+    study = read_input(Path(__file__).parents[1] / "data" / "twix" / "gre.dat")[0][0]
+    kspace = torch.from_numpy(study.kspace[0])
+    image = ifft2c(kspace).abs().pow(2).sum(0).sqrt()
+    inside = image > 0.2 * image.max()
+    full = espirit_maps(kspace, calib_width=24)
+    lines = torch.zeros(kspace.shape[-2:], dtype=torch.bool)
+    lines[:, kspace.shape[-1] // 2 - 3: kspace.shape[-1] // 2 + 3] = True
+    rectangle = espirit_maps(kspace * lines, calib_width=(24, 6))
+    square = espirit_maps(kspace * lines, calib_width=6)
+    assert rectangle.shape == kspace.shape
+    assert 1 - _agreement(rectangle, full, inside) < 0.5 * (1 - _agreement(square, full, inside))
+    with pytest.raises(ValueError, match="centre is only 3 wide"):
+        espirit_maps(kspace, calib_width=(24, 3))
+
+
+def test_maps_through_compression_match_the_direct_maps():
+    from physics.coils import espirit_through_compression
+
+    image, maps, kspace = _data(coils=12)
+    inside = image.abs() > 0.1
+    direct = espirit_maps(kspace, calib_width=24)
+    compressed = espirit_through_compression(kspace, 24, virtual=6)
+    assert compressed.shape == kspace.shape and compressed.dtype == torch.complex64
+    assert _agreement(compressed[0], maps, inside) > 0.98
+    assert _agreement(compressed[0], direct[0], inside) > 0.98
+    # No more coils than the virtual ones: plain ESPIRiT.
+    torch.testing.assert_close(espirit_through_compression(kspace, 24, virtual=12), direct)
