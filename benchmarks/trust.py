@@ -44,7 +44,7 @@ from physics import simulate_coil_maps, simulate_kspace
 from pipelines.common.evaluation import FALLBACK_FAMILIES
 from recon import metrics
 from recon.trust import guard, holdout
-from recon.trust.calibration import CALIBRATION_FILE, load_calibration, psnr_for
+from recon.trust.calibration import CALIBRATION_FILE, load_calibration, offset_keys, psnr_for
 
 DEFAULT_METHODS = ("zero-filled", "cs-l1", "cs-tv", "gan-drn", "csr-gan")
 INTERVAL = (0.1, 0.9)
@@ -133,20 +133,50 @@ def fit(records: list[dict], fixed: dict | None = None) -> dict:
         gap = -10 * (y - (a + b * x))
         intervals[key] = [float(np.quantile(gap, INTERVAL[0])), float(np.quantile(gap, INTERVAL[1]))]
     return {"lines": lines, "residual_std_log10": residuals, "interval_db": intervals,
-            "interval_quantiles": list(INTERVAL), "points": {k: len(v) for k, v in groups.items()}}
+            "interval_quantiles": list(INTERVAL), "points": {k: len(v) for k, v in groups.items()},
+            "offsets": fit_offsets(records)}
+
+
+OFFSET_MIN_POINTS = 8
+"""Records an offset entry needs (fewer: the next, broader entry, or the kind's line)."""
+
+
+def fit_offsets(records: list[dict]) -> dict:
+    """Offset entries (:mod:`recon.trust.calibration`): per method family, mask family
+    and coil group, and per family and mask family, the median of true - raw PSNR and
+    the interval (10th and 90th percentiles, taken outward) of true - calibrated PSNR."""
+    apply(records, {"lines": {}})  # the raw estimates
+    gaps: dict[str, list[float]] = {}
+    for r in records:
+        raw = psnr_for(float(np.mean(r["fold_nmse"])), r["data_range"], r["mean_energy"])
+        for key in offset_keys(r["family"], r.get("mask_type"), r.get("coils", 1), _kind(r)):
+            gaps.setdefault(key, []).append(r["psnr"] - raw)
+    offsets = {}
+    for key, values in sorted(gaps.items()):
+        if len(values) < OFFSET_MIN_POINTS:
+            continue
+        values_np = np.array(values)
+        median = float(np.median(values_np))
+        low = float(np.quantile(values_np - median, INTERVAL[0], method="lower"))
+        high = float(np.quantile(values_np - median, INTERVAL[1], method="higher"))
+        offsets[key] = {"offset_db": median, "interval_db": [low, high], "points": len(values)}
+    return offsets
 
 
 def merge(earlier: dict, fitted: dict, kinds: set[str]) -> dict:
     """``fitted`` with the lines (and their statistics) of ``earlier`` for the mask kinds
     outside ``kinds`` (those of the records ``fitted`` came from), so a calibration on
-    super-resolution records alone keeps the 1-D and 2-D lines; ``fitted_on`` records
-    both fits."""
-    merged = {name: dict(fitted.get(name, {})) for name in ("lines", "residual_std_log10", "interval_db", "points")}
+    super-resolution records alone keeps the 1-D and 2-D lines, and the offsets of
+    ``earlier`` that ``fitted`` has no new value for; ``fitted_on`` records both fits."""
+    names = ("lines", "residual_std_log10", "interval_db", "points")
+    merged: dict = {name: dict(fitted.get(name, {})) for name in names}
     merged["interval_quantiles"] = fitted.get("interval_quantiles", list(INTERVAL))
-    for name in merged:
+    for name in names:
         for key, value in earlier.get(name, {}).items():
             if key.split(":")[1] not in kinds:
                 merged[name][key] = value
+    # offsets: the new fit's, and the earlier ones of (family, mask family, coils) it lacks
+    merged["offsets"] = {**earlier.get("offsets", {}), **fitted.get("offsets", {})}
     kept = sorted({key.split(":")[1] for key in earlier.get("lines", {})} - kinds)
     merged["fitted_on"] = fitted.get("fitted_on", "")
     if kept:
@@ -161,7 +191,7 @@ def apply(records: list[dict], calibration: dict) -> None:
         r["fold_nmse"] = holdout.raw_estimates([np.array(f) for f in r["residuals"]], np.array(r["unmeasured"]), r["energy"],
                                                r.get("spectrum"), r.get("inside", 0.0))
         estimate = holdout.summarise_folds(r["fold_nmse"], r["method"], r["family"], _kind(r), r["data_range"],
-                                           r["mean_energy"], calibration)
+                                           r["mean_energy"], calibration, r.get("mask_type"), r.get("coils", 1))
         r["est_nmse"], r["est_psnr"], r["est_spread"] = estimate.nmse, estimate.psnr, estimate.psnr_spread
         r["est_low"], r["est_high"] = estimate.psnr_low, estimate.psnr_high
         r["true_psnr_like_est"] = psnr_for(r["nmse"], r["data_range"], r["mean_energy"])
@@ -217,7 +247,8 @@ def _coverage(records: list[dict]) -> list[str]:
     """How often the stated interval holds the truth, and the mean |estimated - true|,
     per mask kind and per mask family."""
     lines = ["stated interval [low, high] holds the true PSNR (target >= 80 %); mean |estimated - true| (dB):"]
-    for name, key in (("kind", _kind), ("family", lambda r: r["mask_type"])):
+    for name, key in (("kind", _kind), ("family", lambda r: r["mask_type"]), ("coils", lambda r: str(r.get("coils", 1))),
+                      ("method family", lambda r: r["family"])):
         groups: dict[str, list[dict]] = {}
         for r in records:
             groups.setdefault(key(r), []).append(r)
@@ -266,6 +297,21 @@ def _families(slices: dict[tuple, list[dict]]) -> list[str]:
     return lines
 
 
+def _sources(args: argparse.Namespace):
+    """``(name, images)`` of every source of ``args.split``: the corpus's (``--sources``
+    picks some) and, with ``--sample``, the built-in sample's slices of that split."""
+    if args.corpus is not None:
+        manifest = json.loads((args.corpus / "manifest.json").read_text())
+        wanted = set(args.sources.split(",")) if args.sources else None
+        for entry in (e for e in manifest["sources"] if e["split"] == args.split and (wanted is None or e["name"] in wanted)):
+            with np.load(args.corpus / entry["file"], allow_pickle=False) as data:
+                yield entry["name"], np.asarray(data["images"], np.float32)
+    if args.sample:
+        from pipelines.data.sample import sample
+
+        yield f"sample-{args.split}", np.array(sample(args.split).images, np.float32)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("corpus", type=Path, nargs="?")
@@ -275,6 +321,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--coils", default="1,8")
     parser.add_argument("--slices", type=int, default=3, help="slices per source (evenly spread)")
     parser.add_argument("--sources", help="comma-separated source names of the split (default: all)")
+    parser.add_argument("--sample", action="store_true",
+                        help="add the built-in sample's slices of --split as a source (sample-SPLIT)")
     parser.add_argument("--methods", default=",".join(DEFAULT_METHODS))
     parser.add_argument("--folds", type=int, default=holdout.DEFAULT_FOLDS)
     parser.add_argument("--noise-snr", type=float)
@@ -305,23 +353,20 @@ def main(argv: list[str] | None = None) -> int:
         records = [r for path in args.evaluate for r in json.loads(path.read_text())]
         print(evaluate(records, load_calibration()))
         return 0
-    if args.corpus is None:
-        parser.error("a corpus folder is needed (or --calibrate / --evaluate)")
+    if args.corpus is None and not args.sample:
+        parser.error("a corpus folder or --sample is needed (or --calibrate / --evaluate)")
     torch.set_num_threads(args.threads)
     warnings.simplefilter("ignore", UserWarning)
-    manifest = json.loads((args.corpus / "manifest.json").read_text())
     records: list[dict] = []
-    wanted = set(args.sources.split(",")) if args.sources else None
-    for entry in (e for e in manifest["sources"] if e["split"] == args.split and (wanted is None or e["name"] in wanted)):
-        with np.load(args.corpus / entry["file"], allow_pickle=False) as data:
-            images = _slices(np.asarray(data["images"], np.float32), args.slices)
+    for name, images in _sources(args):
+        images = _slices(images, args.slices)
         for mask_type in args.mask_types.split(","):
             for preset in args.masks.split(","):
                 for coils in (int(c) for c in args.coils.split(",")):
                     started = time.perf_counter()
-                    records += measure(images, entry["name"], preset, mask_type, coils, args.methods.split(","), args.folds,
+                    records += measure(images, name, preset, mask_type, coils, args.methods.split(","), args.folds,
                                        args.noise_snr)
-                    print(f"{entry['name']} {preset} {mask_type} {coils} coil(s): {time.perf_counter() - started:.0f} s", flush=True)
+                    print(f"{name} {preset} {mask_type} {coils} coil(s): {time.perf_counter() - started:.0f} s", flush=True)
                     if args.records:
                         args.records.write_text(json.dumps(records))
     return 0

@@ -134,8 +134,11 @@ def left_out_note(left_out: list[str]) -> str:
 def estimate_errors(outputs: dict[str, list[torch.Tensor]], kspace: torch.Tensor, mask: torch.Tensor,
                     coil_maps: torch.Tensor | None, folds: int, seed_name: str, data_range: float | None = None,
                     on_step: Callable[[str], None] | None = None, slice_ids: list[int] | None = None,
-                    reconstructors: dict | None = None, on_begin: Callable[[str], None] | None = None) -> dict[str, list[holdout.ErrorEstimate]]:
-    """The hold-out error estimate of every method on every slice.
+                    reconstructors: dict | None = None, on_begin: Callable[[str], None] | None = None,
+                    mask_type: str | None = None) -> dict[str, list[holdout.ErrorEstimate]]:
+    """The hold-out error estimate of every method on every slice, calibrated for the
+    mask's family ``mask_type`` (``cartesian``, ``vd2d:nocal``, ...; None for a mask read
+    from a file: the line of its kind) and the coil count.
 
     The folds of slice ``i`` are seeded by ``seed_name:i`` (``i`` from ``slice_ids`` when
     the slices are a subset of a volume), so every method of a slice is judged on the
@@ -172,7 +175,8 @@ def estimate_errors(outputs: dict[str, list[torch.Tensor]], kspace: torch.Tensor
                     on_begin(f"slice {slice_id} {name}")
             image = images[index][None].to(torch.complex64)
             errors = holdout.fold_errors(reconstructor, kspace[index : index + 1], mask, maps, fold_masks, image)
-            found[name] = holdout.summarise(errors, reconstructor, mask_np, image, data_range)
+            found[name] = holdout.summarise(errors, reconstructor, mask_np, image, data_range, None, mask_type,
+                                            kspace.shape[1])
             if on_step is not None:
                 with report:
                     on_step(name)

@@ -171,7 +171,7 @@ def _estimate(config: RunConfig, records: list[dict[str, Any]], outputs: dict[st
     with Progress(len(picks) * len(chosen), desc, "estimates", mode=progress) as bar:
         estimates = estimate_errors(chosen, kspace[picks], mask, maps, config.estimate_folds, seed_name, data_range,
                                     on_step=lambda name: bar.update(1), slice_ids=picks, reconstructors=adapted,
-                                    on_begin=bar.begin)
+                                    on_begin=bar.begin, mask_type=None if config.mask_file else config.mask_type)
     if any(model.adaptation.best_step for model in (adapted or {}).values()):
         notes.append(f"estimate of {', '.join(n for n, m in adapted.items() if m.adaptation.best_step)}: with the adapted weights, which were fitted to this scan's "
                      "measured k-space (one fold of it held out), so the hold-out estimate may be optimistic")

@@ -324,9 +324,11 @@ def fold_errors(reconstructor, kspace: torch.Tensor, mask: torch.Tensor, coil_ma
 
 
 def summarise(errors: list[float], reconstructor, mask: np.ndarray, image: torch.Tensor,
-              data_range: float | None = None, calibration: dict | None = None) -> ErrorEstimate:
+              data_range: float | None = None, calibration: dict | None = None, mask_type: str | None = None,
+              coils: int = 1) -> ErrorEstimate:
     """Turn the per-fold raw estimates of :func:`fold_errors` into an :class:`ErrorEstimate`
-    (calibrated with the method's line).
+    (calibrated for the method's family, ``mask_type`` and coil count; see
+    :mod:`recon.trust.calibration`).
 
     Shapes
     ------
@@ -335,15 +337,15 @@ def summarise(errors: list[float], reconstructor, mask: np.ndarray, image: torch
     magnitude = image[0].abs()
     peak = float(magnitude.max()) if data_range is None else float(data_range)
     return summarise_folds(errors, reconstructor.name, getattr(reconstructor, "family", "cs"), mask_kind(mask),
-                           peak, float(magnitude.pow(2).mean()), calibration)
+                           peak, float(magnitude.pow(2).mean()), calibration, mask_type, coils)
 
 
 def summarise_folds(errors: list[float], method: str, family: str, kind: int | str, peak: float, mean_energy: float,
-                    calibration: dict | None = None) -> ErrorEstimate:
+                    calibration: dict | None = None, mask_type: str | None = None, coils: int = 1) -> ErrorEstimate:
     """:func:`summarise` from the image's ``peak`` and mean energy ``mean|x|^2`` (what
     ``benchmarks.trust`` stores per record)."""
     raw = float(np.mean(errors))
-    nmse, key = calibrate(raw, method, family, kind, calibration)
+    nmse, key = calibrate(raw, method, family, kind, calibration, mask_type, coils)
     scale = nmse / max(raw, 1e-30)
     fold_psnr = [psnr_for(max(e, 1e-12) * scale, peak, mean_energy) for e in errors]
     psnr = psnr_for(nmse, peak, mean_energy)
@@ -354,7 +356,7 @@ def summarise_folds(errors: list[float], method: str, family: str, kind: int | s
 
 def estimate_error(reconstructor, kspace: torch.Tensor, mask: torch.Tensor, coil_maps: torch.Tensor | None,
                    image: torch.Tensor, folds: int = DEFAULT_FOLDS, seed: int = 0, data_range: float | None = None,
-                   calibration: dict | None = None) -> ErrorEstimate:
+                   calibration: dict | None = None, mask_type: str | None = None) -> ErrorEstimate:
     """Estimate a method's error on one slice from its own k-space (see the module).
 
     Parameters
@@ -370,6 +372,9 @@ def estimate_error(reconstructor, kspace: torch.Tensor, mask: torch.Tensor, coil
         method of a slice, so their estimates are paired).
     data_range : float, optional
         For the PSNR estimate (default: the image's maximum).
+    mask_type : str, optional
+        The mask's family (``cartesian``, ``vd2d:nocal``, ...), which picks its
+        calibration; unknown (a mask from a file): the line of its kind.
 
     Shapes
     ------
@@ -378,4 +383,4 @@ def estimate_error(reconstructor, kspace: torch.Tensor, mask: torch.Tensor, coil
     """
     mask_np = mask.cpu().numpy().astype(bool)
     errors = fold_errors(reconstructor, kspace, mask, coil_maps, holdout_folds(mask_np, folds, seed), image)
-    return summarise(errors, reconstructor, mask_np, image, data_range, calibration)
+    return summarise(errors, reconstructor, mask_np, image, data_range, calibration, mask_type, kspace.shape[1])

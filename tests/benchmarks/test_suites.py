@@ -115,6 +115,20 @@ def test_trust_benchmark_measures_calibrates_and_evaluates_on_a_tiny_corpus(tmp_
     assert "| vd2d | 50pct | 1 |" in printed and "gan-drn guarded" in printed
 
 
+def test_trust_offsets_hold_the_truth_of_the_records_they_were_fitted_on(tmp_path, monkeypatch):
+    from benchmarks import trust
+
+    _, saved = _trust_records(tmp_path, "25pct,50pct", "cartesian", "zero-filled,cs-tv", 1)
+    monkeypatch.setattr(trust, "OFFSET_MIN_POINTS", 2)
+    offsets = trust.fit_offsets(saved)
+    assert set(offsets) == {"baseline:cartesian:1c", "baseline:cartesian", "cs:cartesian:1c", "cs:cartesian"}
+    assert all(entry["points"] == 2 for entry in offsets.values())
+    trust.apply(saved, {"lines": {}, "offsets": offsets})
+    for record in saved:  # two records per entry: the median is their mean, the interval reaches both
+        assert record["est_low"] - 1e-6 <= record["psnr"] <= record["est_high"] + 1e-6
+        assert record["est_high"] - record["est_low"] > 0
+
+
 def test_trust_benchmark_on_super_resolution_keeps_the_other_calibration_lines(tmp_path, capsys):
     from benchmarks import trust
 

@@ -214,3 +214,22 @@ def test_masks_without_a_calibration_block_have_their_own_kind_and_fall_back_to_
     lines = {"lines": {"cs:2d": [0.0, 1.0], "cs:2d-nocal": [1.0, 1.0]}}
     assert calibrate(0.01, "cs-tv", "cs", "2d-nocal", lines) == (pytest.approx(0.1), "cs:2d-nocal")
     assert calibrate(0.01, "cg", "learned", "1d-nocal", {"lines": {"learned:1d": [0.0, 1.0]}})[1] == "learned:1d"
+
+
+def test_offsets_per_mask_family_and_coil_group_come_before_the_lines():
+    from recon.trust.calibration import calibrate, interval_for, offset_keys
+
+    shipped = {"lines": {"cs:1d": [1.0, 1.0]},
+               "offsets": {"cs:equispaced:mc": {"offset_db": 10.0, "interval_db": [-2.0, 3.0], "points": 9},
+                           "cs:equispaced": {"offset_db": -10.0, "interval_db": [-1.0, 1.0], "points": 20},
+                           "learned:vd2d:nocal:1c": {"offset_db": 0.0, "interval_db": [-4.0, 4.0], "points": 8}}}
+    # +10 dB of PSNR: a tenth of the NMSE; the multi-coil entry first, then the family's
+    assert calibrate(0.01, "cs-tv", "cs", "1d", shipped, "equispaced", 8) == (pytest.approx(0.001), "cs:equispaced:mc")
+    assert calibrate(0.01, "cs-tv", "cs", "1d", shipped, "equispaced", 1) == (pytest.approx(0.1), "cs:equispaced")
+    assert interval_for("cs:equispaced:mc", shipped) == (-2.0, 3.0)
+    # no entry for the family, or no family known (a mask from a file): the kind's line
+    assert calibrate(0.01, "cs-tv", "cs", "1d", shipped, "cartesian", 1) == (pytest.approx(0.1), "cs:1d")
+    assert calibrate(0.01, "cs-tv", "cs", "1d", shipped, None, 8)[1] == "cs:1d"
+    # a mask without a calibration block is its family's ":nocal", whatever the family was asked for
+    assert offset_keys("learned", "vd2d", 1, "2d-nocal") == ["learned:vd2d:nocal:1c", "learned:vd2d:nocal"]
+    assert calibrate(0.01, "gan-drn", "learned", "2d-nocal", shipped, "vd2d", 1)[1] == "learned:vd2d:nocal:1c"
