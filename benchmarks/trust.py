@@ -110,11 +110,11 @@ def _kind(record: dict) -> str:
     return kind
 
 
-def fit(records: list[dict], fixed: dict | None = None) -> dict:
+def fit(records: list[dict], fixed: dict | None = None, folds_used: int | None = None) -> dict:
     """Calibration lines per ``family:kind`` (a line of ``fixed`` is kept as it is), and
     for each the interval of true - estimated PSNR that held :data:`INTERVAL` of the records."""
     groups: dict[str, list[tuple[float, float]]] = {}
-    apply(records, {"lines": {}})
+    apply(records, {"lines": {}}, folds_used)
     for r in records:
         point = (np.log10(max(np.mean(r["fold_nmse"]), 1e-12)), np.log10(max(r["nmse"], 1e-12)))
         groups.setdefault(f"{r['family']}:{_kind(r)}", []).append(point)
@@ -134,18 +134,18 @@ def fit(records: list[dict], fixed: dict | None = None) -> dict:
         intervals[key] = [float(np.quantile(gap, INTERVAL[0])), float(np.quantile(gap, INTERVAL[1]))]
     return {"lines": lines, "residual_std_log10": residuals, "interval_db": intervals,
             "interval_quantiles": list(INTERVAL), "points": {k: len(v) for k, v in groups.items()},
-            "offsets": fit_offsets(records)}
+            "offsets": fit_offsets(records, folds_used), **({"folds_used": folds_used} if folds_used else {})}
 
 
 OFFSET_MIN_POINTS = 8
 """Records an offset entry needs (fewer: the next, broader entry, or the kind's line)."""
 
 
-def fit_offsets(records: list[dict]) -> dict:
+def fit_offsets(records: list[dict], folds_used: int | None = None) -> dict:
     """Offset entries (:mod:`recon.trust.calibration`): per method family, mask family
     and coil group, and per family and mask family, the median of true - raw PSNR and
     the interval (10th and 90th percentiles, taken outward) of true - calibrated PSNR."""
-    apply(records, {"lines": {}})  # the raw estimates
+    apply(records, {"lines": {}}, folds_used)  # the raw estimates
     gaps: dict[str, list[float]] = {}
     for r in records:
         raw = psnr_for(float(np.mean(r["fold_nmse"])), r["data_range"], r["mean_energy"])
@@ -184,11 +184,12 @@ def merge(earlier: dict, fitted: dict, kinds: set[str]) -> dict:
     return merged
 
 
-def apply(records: list[dict], calibration: dict) -> None:
+def apply(records: list[dict], calibration: dict, folds_used: int | None = None) -> None:
     """Add the calibrated estimates (``est_nmse``, ``est_psnr``, ``est_spread``) to records
-    (recomputing the raw per-fold estimates from the stored residuals)."""
+    (recomputing the raw per-fold estimates from the stored residuals; ``folds_used``:
+    from the first that many folds only, as a run that reconstructs only those would)."""
     for r in records:
-        r["fold_nmse"] = holdout.raw_estimates([np.array(f) for f in r["residuals"]], np.array(r["unmeasured"]), r["energy"],
+        r["fold_nmse"] = holdout.raw_estimates([np.array(f) for f in r["residuals"][:folds_used]], np.array(r["unmeasured"]), r["energy"],
                                                r.get("spectrum"), r.get("inside", 0.0))
         estimate = holdout.summarise_folds(r["fold_nmse"], r["method"], r["family"], _kind(r), r["data_range"],
                                            r["mean_energy"], calibration, r.get("mask_type"), r.get("coils", 1))
@@ -197,10 +198,10 @@ def apply(records: list[dict], calibration: dict) -> None:
         r["true_psnr_like_est"] = psnr_for(r["nmse"], r["data_range"], r["mean_energy"])
 
 
-def evaluate(records: list[dict], calibration: dict) -> str:
+def evaluate(records: list[dict], calibration: dict, folds_used: int | None = None) -> str:
     from scipy.stats import spearmanr
 
-    apply(records, calibration)
+    apply(records, calibration, folds_used)
     lines = []
     rho = spearmanr([r["est_nmse"] for r in records], [r["nmse"] for r in records]).statistic
     lines.append(f"Spearman(estimated NMSE, true NMSE) over {len(records)} (slice, method) pairs: {rho:.3f} (target >= 0.8)")
@@ -333,13 +334,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep-kinds", help="with --calibrate: keep the shipped lines of these mask kinds (e.g. 1d,2d) "
                         "and measure only their intervals")
     parser.add_argument("--evaluate", type=Path, nargs="+", metavar="RECORDS", help="the issue's figures from test records")
+    parser.add_argument("--calibration", type=Path, help="with --evaluate: this calibration file (default: the shipped one)")
+    parser.add_argument("--folds-used", type=int, help="with --calibrate / --evaluate: estimate from the records' first "
+                        "N folds only (default: the calibration's folds_used with --evaluate, else all)")
     args = parser.parse_args(argv)
     if args.calibrate:
         records = json.loads(args.calibrate.read_text())
         kept = set(args.keep_kinds.split(",")) if args.keep_kinds else set()
         shipped = json.loads(args.out.read_text()) if args.out.is_file() else {"lines": {}}
         fixed = {key: line for key, line in shipped.get("lines", {}).items() if key.split(":")[1] in kept}
-        fitted = fit(records, fixed)
+        fitted = fit(records, fixed, args.folds_used)
         fitted["fitted_on"] = f"{args.calibrate.name}: validation subjects (benchmarks.trust --split val)"
         if fixed:
             fitted["fitted_on"] += (f"; lines {', '.join(sorted(kept))} kept from the earlier fit "
@@ -351,7 +355,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.evaluate:
         records = [r for path in args.evaluate for r in json.loads(path.read_text())]
-        print(evaluate(records, load_calibration()))
+        calibration = load_calibration(args.calibration)
+        print(evaluate(records, calibration, args.folds_used or calibration.get("folds_used")))
         return 0
     if args.corpus is None and not args.sample:
         parser.error("a corpus folder or --sample is needed (or --calibrate / --evaluate)")
