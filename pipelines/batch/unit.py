@@ -326,6 +326,8 @@ def _estimate(study_metrics: dict[str, Any], images: dict[str, np.ndarray], kspa
         record["guard_reference_slices"] = [v.reference for v in per_slice]
         record["guard_flagged_slices"] = [v.flagged for v in per_slice]
         record["guard_flagged"] = int(sum(v.flagged for v in per_slice))
+        if any(v.untrusted for v in per_slice):
+            record["guard_untrusted"] = next(v.untrusted for v in per_slice if v.untrusted)
         if record["guard_flagged"] and not config.guard:
             study_metrics["notes"].append(f"guard (off, --no-guard): {method} is estimably worse than {per_slice[0].reference} "
                                           f"on {record['guard_flagged']}/{len(per_slice)} slices of {name}")

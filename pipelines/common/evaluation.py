@@ -278,12 +278,27 @@ UNGUARDED_NOTE = ("guard: not applied to super-resolution (a lowres mask): on th
                   "caught none of the 6 learned slices at least 1 dB worse than cs-tv (docs/results.md)")
 
 
+NO_CALIBRATION_BLOCK = ("the mask has no calibration block, so the hold-out cannot see the error near the k-space "
+                        "centre (on the held-out subjects its estimate erred by 5 to 8 dB there)")
+UNCALIBRATED = "no calibration of the estimate for this method family, mask family and coil count"
+
+
+def untrusted_reason(estimate: holdout.ErrorEstimate, mask: np.ndarray | torch.Tensor | None) -> str:
+    """Why an estimate cannot judge a learned output ('' when it can): the mask has no
+    calibration block (kind ``-nocal``), or the estimate has no calibration at all."""
+    if mask is not None and holdout.mask_kind(np.asarray(mask, dtype=bool)).endswith("-nocal"):
+        return NO_CALIBRATION_BLOCK
+    return UNCALIBRATED if estimate.calibration == "identity" else ""
+
+
 def guard_verdicts(estimates: dict[str, list[holdout.ErrorEstimate]], mask: np.ndarray | torch.Tensor | None = None
                    ) -> dict[str, list[guard.Verdict]]:
     """The guard's verdict on every learned method and slice (see :mod:`recon.trust.guard`);
     none for a super-resolution mask (:data:`UNGUARDED_NOTE`), whose estimates rank
     methods (Spearman 0.95 on the test subjects) but do not separate a learned slice
-    from CS reliably enough to swap it."""
+    from CS reliably enough to swap it. Where the estimate cannot judge a learned output
+    (:func:`untrusted_reason`), the verdict flags it and says why: the guard never passes
+    what it cannot judge."""
     if mask is not None and not guard_applies(mask):
         return {}
     families = {name: recon.registry.info(name).family for name in estimates}
@@ -292,7 +307,8 @@ def guard_verdicts(estimates: dict[str, list[holdout.ErrorEstimate]], mask: np.n
     for name in (n for n, family in families.items() if family == "learned"):
         verdicts[name] = [
             guard.compare(estimate.psnr, estimate.psnr_spread,
-                          [(other, estimates[other][index].psnr, estimates[other][index].psnr_spread) for other in fallbacks])
+                          [(other, estimates[other][index].psnr, estimates[other][index].psnr_spread) for other in fallbacks],
+                          untrusted=untrusted_reason(estimate, mask))
             for index, estimate in enumerate(estimates[name])
         ]
     return verdicts
@@ -308,6 +324,11 @@ def guard_reason(method: str, verdict: guard.Verdict, written: str | None) -> st
     method written, None when the guard is off)."""
     if verdict.reference is None:
         return f"{method}: nothing to compare with (no CS or zero-filled output)"
+    if verdict.untrusted:
+        judged = f"the estimate cannot judge {method}: {verdict.untrusted}"
+        if written is None:
+            return f"{method} (--no-guard): {judged}"
+        return f"{written} (best estimate): {judged}, so the guard falls back"
     lead, required = -verdict.gap_db, -verdict.threshold_db
     judged = (f"estimated lead over {verdict.reference} {lead:+.2f} dB, "
               f"{'below' if verdict.flagged else 'at least'} the {required:+.2f} dB the guard asks")

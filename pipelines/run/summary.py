@@ -39,6 +39,9 @@ def summarise_records(records: list[dict[str, Any]], methods: list[str]) -> list
             row["guard_slices"] = len(guarded)
             row["guard_reference"] = guarded[0]["guard_reference"]
             row["guard_replaced"] = int(sum(r.get("guard_output", name) != name for r in guarded))
+            untrusted = [r["guard_untrusted"] for r in guarded if r.get("guard_untrusted")]
+            if untrusted:
+                row["guard_untrusted"], row["guard_untrusted_slices"] = untrusted[0], len(untrusted)
             written = [r for r in mine if "written_psnr" in r]
             if written and len(written) == len(mine):
                 row["written_psnr"] = float(np.mean([r["written_psnr"] for r in written]))
@@ -79,7 +82,12 @@ def format_table(summary: list[dict[str, Any]]) -> str:
         lines.append(f"est. PSNR: no reference, mean over the {partial[0]['estimated_slices']} slices the estimate ran on "
                      "(--estimate-slices)")
     for row in summary:
-        if "guard_flagged" in row:
+        if row.get("guard_untrusted"):
+            lines.append(f"guard {row['method']}: not judged on {row['guard_untrusted_slices']}/{row['guard_slices']} "
+                         f"slices ({row['guard_untrusted']}), so they fall back to the best CS estimate"
+                         + (f"; {row['guard_replaced']} written from {row['guard_reference']} (--no-guard keeps them)"
+                            if row["guard_replaced"] else ""))
+        elif "guard_flagged" in row:
             lines.append(f"guard {row['method']}: estimably worse than {row['guard_reference']} on "
                          f"{row['guard_flagged']}/{row['guard_slices']} slices"
                          + (f"; {row['guard_replaced']} written from it (--no-guard keeps them)" if row["guard_replaced"] else "")

@@ -44,23 +44,33 @@ class Verdict:
         learned output looks worse.
     threshold_db : float
         The gap above which it is flagged.
+    untrusted : str
+        Why the estimate cannot judge this output (then it is flagged whatever the gap:
+        the guard never passes a learned output it cannot judge); empty when it can.
     """
 
     flagged: bool
     reference: str | None
     gap_db: float
     threshold_db: float
+    untrusted: str = ""
 
     def to_dict(self) -> dict:
         return {"guard_flagged": self.flagged, "guard_reference": self.reference,
-                "guard_gap_db": self.gap_db, "guard_threshold_db": self.threshold_db}
+                "guard_gap_db": self.gap_db, "guard_threshold_db": self.threshold_db,
+                **({"guard_untrusted": self.untrusted} if self.untrusted else {})}
 
 
-def compare(psnr: float, spread: float, cs: list[tuple[str, float, float]], lead_db: float = REQUIRED_LEAD_DB) -> Verdict:
-    """Compare a learned method's estimate with the CS methods' ``(name, psnr, spread)``."""
+def compare(psnr: float, spread: float, cs: list[tuple[str, float, float]], lead_db: float = REQUIRED_LEAD_DB,
+            untrusted: str = "") -> Verdict:
+    """Compare a learned method's estimate with the CS methods' ``(name, psnr, spread)``.
+    ``untrusted``: why the estimate cannot judge this slice; the output is then flagged
+    (falls back to the best CS estimate) whatever the gap."""
     if not cs:
         return Verdict(False, None, float("nan"), float("nan"))
     name, best_psnr, best_spread = max(cs, key=lambda item: item[1])
     gap = best_psnr - psnr
     threshold = math.sqrt(spread**2 + best_spread**2) - lead_db
+    if untrusted:
+        return Verdict(True, name, float(gap), float(threshold), untrusted)
     return Verdict(bool(gap > threshold), name, float(gap), float(threshold))

@@ -254,6 +254,20 @@ def test_run_estimates_every_method_and_guards_the_learned_ones(tmp_path, capsys
     assert summary["csr-gan"]["guard_flagged"] in (0, 1) and "estimated_psnr" in summary["zero-filled"]
 
 
+def test_the_guard_falls_back_where_the_estimate_cannot_judge(tmp_path, capsys):
+    # no calibration block: the hold-out cannot see the centre's error, so no learned
+    # slice passes, and the run says why
+    out = tmp_path / "run"
+    assert main(["run", "--mask", "25pct", "--mask-type", "cartesian", "--center-fraction", "0", "--slices", "1",
+                 "--methods", "zero-filled,cs-tv,gan-drn", "--estimate-folds", "2", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "guard gan-drn: not judged on 1/1 slices (the mask has no calibration block" in printed
+    records = {r["method"]: r for r in json.loads((out / "metrics.json").read_text())["records"]}
+    learned = records["gan-drn"]
+    assert learned["guard_flagged"] and learned["guard_output"] in ("cs-tv", "zero-filled")
+    assert learned["guard_reason"].startswith(f"{learned['guard_output']} (best estimate): the estimate cannot judge gan-drn")
+
+
 def test_guard_needs_the_estimate(tmp_path, capsys):
     assert main(["run", "--slices", "1", "--estimate-folds", "0", "--guard", "--out", str(tmp_path / "x")]) == 2
     assert "--guard needs the error estimate" in capsys.readouterr().err

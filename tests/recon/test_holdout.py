@@ -129,6 +129,11 @@ def test_guard_flags_only_beyond_the_spread():
     assert not guard.compare(32.3, 3.0, cs).flagged  # estimates too loose to tell
     assert not guard.compare(35.0, 0.3, cs).flagged  # clearly better
     assert not guard.compare(20.0, 0.3, []).flagged  # nothing to compare with
+    # an estimate that cannot judge the output: flagged whatever the gap, and says why
+    untrusted = guard.compare(35.0, 0.3, cs, untrusted="no calibration block")
+    assert untrusted.flagged and untrusted.reference == "cs-tv" and untrusted.untrusted == "no calibration block"
+    assert untrusted.to_dict()["guard_untrusted"] == "no calibration block"
+    assert "guard_untrusted" not in guard.compare(35.0, 0.3, cs).to_dict()
 
 
 def test_super_resolution_blocks_are_recognised_and_folded_as_smaller_copies_of_the_task():
