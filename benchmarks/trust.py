@@ -139,21 +139,30 @@ def fit(records: list[dict], fixed: dict | None = None, folds_used: int | None =
 
 OFFSET_MIN_POINTS = 8
 """Records an offset entry needs (fewer: the next, broader entry, or the kind's line)."""
+OFFSET_MAX_SPREAD_DB = 3.0
+"""An offset entry whose validation sources disagree by more than this (the range of their
+median true - raw PSNR) is left out: a shift that differs that much between subjects does
+not carry to others (equispaced masks: the hold-out cannot see their aliasing, and the
+shift ran from -8 to +7 dB between subjects), so the kind's line serves instead."""
 
 
 def fit_offsets(records: list[dict], folds_used: int | None = None) -> dict:
     """Offset entries (:mod:`recon.trust.calibration`): per method family, mask family
     and coil group, and per family and mask family, the median of true - raw PSNR and
-    the interval (10th and 90th percentiles, taken outward) of true - calibrated PSNR."""
+    the interval (10th and 90th percentiles, taken outward) of true - calibrated PSNR;
+    none where the sources' medians differ by more than :data:`OFFSET_MAX_SPREAD_DB`."""
     apply(records, {"lines": {}}, folds_used)  # the raw estimates
     gaps: dict[str, list[float]] = {}
+    by_source: dict[str, dict[str, list[float]]] = {}
     for r in records:
         raw = psnr_for(float(np.mean(r["fold_nmse"])), r["data_range"], r["mean_energy"])
         for key in offset_keys(r["family"], r.get("mask_type"), r.get("coils", 1), _kind(r)):
             gaps.setdefault(key, []).append(r["psnr"] - raw)
+            by_source.setdefault(key, {}).setdefault(r["source"], []).append(r["psnr"] - raw)
     offsets = {}
     for key, values in sorted(gaps.items()):
-        if len(values) < OFFSET_MIN_POINTS:
+        medians = [float(np.median(v)) for v in by_source[key].values()]
+        if len(values) < OFFSET_MIN_POINTS or max(medians) - min(medians) > OFFSET_MAX_SPREAD_DB:
             continue
         values_np = np.array(values)
         median = float(np.median(values_np))

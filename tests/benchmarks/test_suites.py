@@ -127,6 +127,10 @@ def test_trust_offsets_hold_the_truth_of_the_records_they_were_fitted_on(tmp_pat
     for record in saved:  # two records per entry: the median is their mean, the interval reaches both
         assert record["est_low"] - 1e-6 <= record["psnr"] <= record["est_high"] + 1e-6
         assert record["est_high"] - record["est_low"] > 0
+    # a second source whose shift differs by more than OFFSET_MAX_SPREAD_DB: no offset carries
+    for shift, kept in ((1.0, True), (trust.OFFSET_MAX_SPREAD_DB + 2.0, False)):
+        other = [{**record, "source": "other", "psnr": record["psnr"] + shift} for record in saved]
+        assert bool(trust.fit_offsets(saved + other)) == kept
 
 
 def test_trust_benchmark_on_super_resolution_keeps_the_other_calibration_lines(tmp_path, capsys):

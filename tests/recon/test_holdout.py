@@ -238,3 +238,21 @@ def test_offsets_per_mask_family_and_coil_group_come_before_the_lines():
     # a mask without a calibration block is its family's ":nocal", whatever the family was asked for
     assert offset_keys("learned", "vd2d", 1, "2d-nocal") == ["learned:vd2d:nocal:1c", "learned:vd2d:nocal"]
     assert calibrate(0.01, "gan-drn", "learned", "2d-nocal", shipped, "vd2d", 1)[1] == "learned:vd2d:nocal:1c"
+
+
+def test_the_raw_estimate_follows_an_error_spectrum_that_falls_off_a_cliff():
+    # Held-out lines at distances 8..48: error 1 per line up to 16, none beyond 24 (an
+    # image with no detail there). The unmeasured lines beyond 24 hold no error, so the
+    # estimate is about the 6 unmeasured lines from 9 to 15 plus the fall from 16 to 24;
+    # a power law through all the bins put most of it beyond 24.
+    bins = 64
+    held = [8, 12, 16, 24, 32, 48]
+    counts = np.zeros(bins)
+    energy = np.zeros(bins)
+    counts[held] = 1
+    energy[held] = [1.0, 1.0, 1.0, 1e-8, 1e-8, 1e-8]
+    unmeasured = np.zeros(bins)
+    unmeasured[8:] = 1
+    unmeasured[held] = 0
+    (estimate,) = holdout.nmse_from_residuals([np.stack([counts, energy])], unmeasured, 1.0)
+    assert 6.0 < estimate < 9.0
