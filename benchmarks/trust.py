@@ -19,6 +19,9 @@ per method, and lines with the ratio and the coil count as extra terms, were tri
 the test subjects they ranked the methods no better, with more parameters from four
 validation slices.)
 
+The records behind the shipped calibration and its evaluation are kept, gzipped, in
+``benchmarks/records`` (``--calibrate`` and ``--evaluate`` read ``.json.gz``).
+
 ``--evaluate`` reports the Spearman rank correlation between estimated and true NMSE
 over all (slice, method) pairs, how often the method with the lowest estimated error is
 truly best (or within 0.3 dB of it), and the guard's flags: every slice where a learned
@@ -41,7 +44,7 @@ import torch
 import recon
 from masks import make_mask, seed_from_name, split_family
 from physics import simulate_coil_maps, simulate_kspace
-from pipelines.common.evaluation import FALLBACK_FAMILIES
+from pipelines.common.evaluation import FALLBACK_FAMILIES, UNCALIBRATED
 from recon import metrics
 from recon.trust import guard, holdout
 from recon.trust.calibration import CALIBRATION_FILE, load_calibration, offset_keys, psnr_for
@@ -203,6 +206,7 @@ def apply(records: list[dict], calibration: dict, folds_used: int | None = None)
         estimate = holdout.summarise_folds(r["fold_nmse"], r["method"], r["family"], _kind(r), r["data_range"],
                                            r["mean_energy"], calibration, r.get("mask_type"), r.get("coils", 1))
         r["est_nmse"], r["est_psnr"], r["est_spread"] = estimate.nmse, estimate.psnr, estimate.psnr_spread
+        r["est_calibration"] = estimate.calibration
         r["est_low"], r["est_high"] = estimate.psnr_low, estimate.psnr_high
         r["true_psnr_like_est"] = psnr_for(r["nmse"], r["data_range"], r["mean_energy"])
 
@@ -235,7 +239,8 @@ def evaluate(records: list[dict], calibration: dict, folds_used: int | None = No
     for rows in slices.values():
         cs = [r for r in rows if r["family"] in FALLBACK_FAMILIES]
         for r in (r for r in rows if r["family"] == "learned"):
-            verdict = guard.compare(r["est_psnr"], r["est_spread"], [(c["method"], c["est_psnr"], c["est_spread"]) for c in cs])
+            verdict = guard.compare(r["est_psnr"], r["est_spread"], [(c["method"], c["est_psnr"], c["est_spread"]) for c in cs],
+                                    **_guard_options(r))
             true_gap = r["psnr"] - max(c["psnr"] for c in cs)
             if true_gap <= -1:
                 worse += 1
@@ -251,6 +256,14 @@ def evaluate(records: list[dict], calibration: dict, folds_used: int | None = No
         seconds.setdefault(r["method"], []).append(r["estimate_seconds"] / max(r["seconds"], 1e-6))
     lines.append("estimate cost, in reconstructions: " + ", ".join(f"{m} {np.mean(v):.1f}x" for m, v in seconds.items()))
     return "\n".join(lines)
+
+
+def _guard_options(record: dict) -> dict:
+    """The run's guard options for this record's learned output (as
+    :func:`pipelines.common.evaluation.guard_verdicts`): untrusted without a calibration,
+    a fixed lead without a calibration block."""
+    return {"untrusted": UNCALIBRATED if record.get("est_calibration") == "identity" else "",
+            "strict_lead_db": guard.NO_CALIBRATION_LEAD_DB if _kind(record).endswith("-nocal") else None}
 
 
 def _coverage(records: list[dict]) -> list[str]:
@@ -285,7 +298,7 @@ def _families(slices: dict[tuple, list[dict]]) -> list[str]:
         cell.setdefault("best CS", []).append(best_cs)
         for r in (r for r in rows if r["family"] == "learned"):
             verdict = guard.compare(r["est_psnr"], r["est_spread"],
-                                    [(c["method"], c["est_psnr"], c["est_spread"]) for c in fallbacks])
+                                    [(c["method"], c["est_psnr"], c["est_spread"]) for c in fallbacks], **_guard_options(r))
             written = next(c["psnr"] for c in fallbacks if c["method"] == verdict.reference) if verdict.flagged else r["psnr"]
             cell.setdefault(r["method"], []).append(r["psnr"])
             cell.setdefault(f"{r['method']} guarded", []).append(written)
@@ -305,6 +318,16 @@ def _families(slices: dict[tuple, list[dict]]) -> list[str]:
                     f"{int(sum(cell[m + ' false fallback']))}"]
         lines.append("| " + " | ".join(row) + " |")
     return lines
+
+
+def read_records(path: Path) -> list[dict]:
+    """Records written by ``--records`` (JSON, or gzipped JSON: ``.gz``, as the records
+    behind the shipped calibration are kept in ``benchmarks/records``)."""
+    if path.suffix == ".gz":
+        import gzip
+
+        return json.loads(gzip.decompress(path.read_bytes()))
+    return json.loads(path.read_text())
 
 
 def _sources(args: argparse.Namespace):
@@ -348,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
                         "N folds only (default: the calibration's folds_used with --evaluate, else all)")
     args = parser.parse_args(argv)
     if args.calibrate:
-        records = json.loads(args.calibrate.read_text())
+        records = read_records(args.calibrate)
         kept = set(args.keep_kinds.split(",")) if args.keep_kinds else set()
         shipped = json.loads(args.out.read_text()) if args.out.is_file() else {"lines": {}}
         fixed = {key: line for key, line in shipped.get("lines", {}).items() if key.split(":")[1] in kept}
@@ -363,7 +386,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(fitted["lines"], indent=1))
         return 0
     if args.evaluate:
-        records = [r for path in args.evaluate for r in json.loads(path.read_text())]
+        records = [r for path in args.evaluate for r in read_records(path)]
         calibration = load_calibration(args.calibration)
         print(evaluate(records, calibration, args.folds_used or calibration.get("folds_used")))
         return 0

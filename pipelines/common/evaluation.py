@@ -278,17 +278,22 @@ UNGUARDED_NOTE = ("guard: not applied to super-resolution (a lowres mask): on th
                   "caught none of the 6 learned slices at least 1 dB worse than cs-tv (docs/results.md)")
 
 
-NO_CALIBRATION_BLOCK = ("the mask has no calibration block, so the hold-out cannot see the error near the k-space "
-                        "centre (on the held-out subjects its estimate erred by 5 to 8 dB there)")
 UNCALIBRATED = "no calibration of the estimate for this method family, mask family and coil count"
 
 
-def untrusted_reason(estimate: holdout.ErrorEstimate, mask: np.ndarray | torch.Tensor | None) -> str:
-    """Why an estimate cannot judge a learned output ('' when it can): the mask has no
-    calibration block (kind ``-nocal``), or the estimate has no calibration at all."""
-    if mask is not None and holdout.mask_kind(np.asarray(mask, dtype=bool)).endswith("-nocal"):
-        return NO_CALIBRATION_BLOCK
+def untrusted_reason(estimate: holdout.ErrorEstimate) -> str:
+    """Why an estimate cannot judge a learned output ('' when it can): it has no
+    calibration at all, so its bias is unknown."""
     return UNCALIBRATED if estimate.calibration == "identity" else ""
+
+
+def strict_lead(mask: np.ndarray | torch.Tensor | None) -> float | None:
+    """The lead a learned output needs whatever the folds' spread
+    (:data:`recon.trust.guard.NO_CALIBRATION_LEAD_DB`) on a mask without a calibration
+    block; None elsewhere."""
+    if mask is not None and holdout.mask_kind(np.asarray(mask, dtype=bool)).endswith("-nocal"):
+        return guard.NO_CALIBRATION_LEAD_DB
+    return None
 
 
 def guard_verdicts(estimates: dict[str, list[holdout.ErrorEstimate]], mask: np.ndarray | torch.Tensor | None = None
@@ -298,7 +303,8 @@ def guard_verdicts(estimates: dict[str, list[holdout.ErrorEstimate]], mask: np.n
     methods (Spearman 0.95 on the test subjects) but do not separate a learned slice
     from CS reliably enough to swap it. Where the estimate cannot judge a learned output
     (:func:`untrusted_reason`), the verdict flags it and says why: the guard never passes
-    what it cannot judge."""
+    what it cannot judge; on a mask without a calibration block it asks a fixed lead
+    (:func:`strict_lead`)."""
     if mask is not None and not guard_applies(mask):
         return {}
     families = {name: recon.registry.info(name).family for name in estimates}
@@ -308,7 +314,7 @@ def guard_verdicts(estimates: dict[str, list[holdout.ErrorEstimate]], mask: np.n
         verdicts[name] = [
             guard.compare(estimate.psnr, estimate.psnr_spread,
                           [(other, estimates[other][index].psnr, estimates[other][index].psnr_spread) for other in fallbacks],
-                          untrusted=untrusted_reason(estimate, mask))
+                          untrusted=untrusted_reason(estimate), strict_lead_db=strict_lead(mask))
             for index, estimate in enumerate(estimates[name])
         ]
     return verdicts

@@ -254,18 +254,20 @@ def test_run_estimates_every_method_and_guards_the_learned_ones(tmp_path, capsys
     assert summary["csr-gan"]["guard_flagged"] in (0, 1) and "estimated_psnr" in summary["zero-filled"]
 
 
-def test_the_guard_falls_back_where_the_estimate_cannot_judge(tmp_path, capsys):
-    # no calibration block: the hold-out cannot see the centre's error, so no learned
-    # slice passes, and the run says why
+def test_without_a_calibration_block_the_guard_asks_a_fixed_lead(tmp_path, capsys):
+    # no calibration block: the folds' spread is large, so the learned output must lead
+    # the best fallback's estimate by NO_CALIBRATION_LEAD_DB whatever the spread
+    from recon.trust.guard import NO_CALIBRATION_LEAD_DB
+
     out = tmp_path / "run"
     assert main(["run", "--mask", "25pct", "--mask-type", "cartesian", "--center-fraction", "0", "--slices", "1",
                  "--methods", "zero-filled,cs-tv,gan-drn", "--estimate-folds", "2", "--out", str(out)]) == 0
-    printed = capsys.readouterr().out
-    assert "guard gan-drn: not judged on 1/1 slices (the mask has no calibration block" in printed
     records = {r["method"]: r for r in json.loads((out / "metrics.json").read_text())["records"]}
     learned = records["gan-drn"]
-    assert learned["guard_flagged"] and learned["guard_output"] in ("cs-tv", "zero-filled")
-    assert learned["guard_reason"].startswith(f"{learned['guard_output']} (best estimate): the estimate cannot judge gan-drn")
+    assert learned["guard_threshold_db"] == pytest.approx(-NO_CALIBRATION_LEAD_DB)
+    assert learned["guard_flagged"] == (-learned["guard_gap_db"] < NO_CALIBRATION_LEAD_DB)
+    assert f"the {NO_CALIBRATION_LEAD_DB:+.2f} dB the guard asks" in learned["guard_reason"]
+    assert "guard gan-drn: estimably worse than" in capsys.readouterr().out
 
 
 def test_guard_needs_the_estimate(tmp_path, capsys):

@@ -134,6 +134,10 @@ def test_guard_flags_only_beyond_the_spread():
     assert untrusted.flagged and untrusted.reference == "cs-tv" and untrusted.untrusted == "no calibration block"
     assert untrusted.to_dict()["guard_untrusted"] == "no calibration block"
     assert "guard_untrusted" not in guard.compare(35.0, 0.3, cs).to_dict()
+    # a fixed lead whatever the spread (masks without a calibration block)
+    assert not guard.compare(31.8, 5.0, cs).flagged  # the spread would let it pass
+    assert guard.compare(31.8, 5.0, cs, strict_lead_db=0.5).flagged
+    assert not guard.compare(32.6, 5.0, cs, strict_lead_db=0.5).flagged
 
 
 def test_super_resolution_blocks_are_recognised_and_folded_as_smaller_copies_of_the_task():
