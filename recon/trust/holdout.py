@@ -15,9 +15,12 @@ learned models' conditioning need it, and real unmeasured k-space never lies the
 nothing was measured, at those points' distances from the centre. Per unit (a line,
 or a point; 2-D points averaged in 1-pixel distance rings) the held-out residual energy
 of all folds is taken in each distance bin and interpolated linearly in ``log E`` over
-``log d`` between the bins that hold held-out units, constant beyond the first and the
-last (with fewer than 3 such bins, a power law ``log E(d) = a + b log d`` fitted to
-them). Summed over the *unmeasured* units it estimates the error energy there; each
+``log d`` between the bins that hold held-out units; beyond the first and the last it
+follows the power law ``log E(d) = a + b log d`` fitted to them all, from the bin it
+reaches (with fewer than 3 such bins, that power law alone). Inward matters most: the
+unmeasured lines next to the calibration block hold the largest error, and holding
+the level of the innermost held-out line there instead made the first run's estimates
+5 dB optimistic. Summed over the *unmeasured* units it estimates the error energy there; each
 fold's estimate is that sum scaled by the fold's observed-to-predicted ratio, and
 divided by the image's k-space energy it is a raw NMSE estimate. The mean over folds is
 the raw estimate and their spread the uncertainty. (Until issue 36 one power law was
@@ -255,7 +258,8 @@ def kspace_energy(image: torch.Tensor, coil_maps: torch.Tensor | None) -> float:
 def nmse_from_residuals(residuals: list[np.ndarray], unmeasured: np.ndarray, energy: float) -> list[float]:
     """Raw NMSE estimate of every fold (see the module): the held-out residual energy per
     unit in each distance bin, interpolated in ``log E`` over ``log d`` between the bins
-    that hold held-out units (constant beyond them; a power law when fewer than 3 do),
+    that hold held-out units (beyond them, and when fewer than 3 do, the power law
+    fitted to them),
     summed over the unmeasured units and scaled by each fold's observed-to-predicted ratio.
 
     Shapes
@@ -269,7 +273,15 @@ def nmse_from_residuals(residuals: list[np.ndarray], unmeasured: np.ndarray, ene
     x = np.log(np.arange(len(counts)) + 0.5)
     y = np.log(np.maximum(sums[used] / np.maximum(counts[used], 1e-300), 1e-30))
     if used.sum() >= 3:
-        law = np.exp(np.interp(x, x[used], y))
+        # Between held-out bins: their spectrum. Beyond them, inward (the unmeasured lines
+        # next to the calibration block, where the error is largest) and outward: the
+        # power law through all of them, from the last bin it reaches.
+        slope = float(np.clip(np.polyfit(x[used], y, 1, w=np.sqrt(counts[used]))[0], -8.0, 0.0))
+        logged = np.interp(x, x[used], y)
+        inner, outer = x < x[used][0], x > x[used][-1]
+        logged[inner] = y[0] + slope * (x[inner] - x[used][0])
+        logged[outer] = y[-1] + slope * (x[outer] - x[used][-1])
+        law = np.exp(logged)
     elif used.sum() == 2 and np.ptp(x[used]) > 0:
         slope, intercept = np.polyfit(x[used], y, 1)
         law = np.exp(intercept + float(np.clip(slope, -8.0, 2.0)) * x)
