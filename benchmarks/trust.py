@@ -4,6 +4,7 @@
     python -m benchmarks.trust --calibrate val.json                      # fit and ship the calibration
     python -m benchmarks.trust CORPUS --split test --records test.json   # measure the held-out subjects
     python -m benchmarks.trust --evaluate test.json                      # the issue's figures
+    python -m benchmarks.trust --raw tests/data/twix/gre.dat --records raw.json   # measured scanner data
 
 For every source of the split, 1-D (cartesian) and 2-D (vd2d) masks at 10, 25 and
 50pct, and 1 and 8 coils (or, with ``--mask-types lowres --masks lowres-2x,lowres-4x
@@ -70,12 +71,42 @@ def measure(images: np.ndarray, name: str, preset: str, mask_type: str, coils: i
     maps = simulate_coil_maps(coils, shape).unsqueeze(0) if coils > 1 else None
     generator = torch.Generator().manual_seed(seed_from_name(name))
     kspace, truth = simulate_kspace(torch.from_numpy(images), mask, coil_maps=maps, noise_snr=noise_snr, generator=generator)
-    reference = truth.abs()
+    return _records(kspace, mask_np, maps, truth.abs(), name, preset, mask_type, coils, methods, folds)
+
+
+def measure_raw(path: Path, preset: str, mask_type: str, methods: list[str], folds: int) -> list[dict]:
+    """Records of a fully sampled raw scanner file (twix, ISMRMRD, ...) undersampled
+    retrospectively, as ``recon batch`` does it: the mask seeded by the file's name,
+    ESPIRiT maps from the undersampled centre, and as the truth the root-sum-of-squares
+    image of the full scan (fastMRI's multi-coil target)."""
+    from physics.fft import ifft2c
+    from pipelines.formats import read_input
+    from recon.api import coil_maps_for
+
+    studies, _ = read_input(path)
+    study = studies[0]
+    if study.kspace is None or study.mask is not None:
+        raise ValueError(f"{path}: not fully sampled raw k-space, so there is no reference to judge the estimate by")
+    full = torch.from_numpy(np.ascontiguousarray(study.kspace)).to(torch.complex64)
+    kind, center_fraction = split_family(mask_type)
+    mask_np = make_mask(preset, tuple(full.shape[-2:]), kind, seed=seed_from_name(study.name),
+                        center_fraction=center_fraction).array
+    kspace = full * torch.from_numpy(mask_np)
+    maps = coil_maps_for(kspace, mask_np) if full.shape[1] > 1 else None
+    reference = ifft2c(full).abs().pow(2).sum(dim=1).sqrt()
+    return _records(kspace, mask_np, maps, reference, study.name, preset, mask_type, full.shape[1], methods, folds)
+
+
+def _records(kspace: torch.Tensor, mask_np: np.ndarray, maps: torch.Tensor | None, reference: torch.Tensor, name: str,
+             preset: str, mask_type: str, coils: int, methods: list[str], folds: int) -> list[dict]:
+    """One record per (slice, method) of an acquisition ``(N, C, H, W)`` and its truth
+    ``(N, H, W)``: the method's true PSNR and NMSE and its raw hold-out estimate."""
+    mask = torch.from_numpy(mask_np)
     data_range = float(reference.max())
     records = []
     unmeasured = holdout.unit_counts(mask_np, ~mask_np & ~holdout.calibration_block(mask_np))
     block = holdout.block_shape(mask_np) is not None
-    for index in range(len(images)):
+    for index in range(kspace.shape[0]):
         fold_masks = holdout.holdout_folds(mask_np, folds, seed=seed_from_name(f"{name}:{index}"))
         for label in methods:  # NAME@WEIGHTS: a learned model with weights not (yet) shipped, recorded as NAME@
             method, _, weights = label.partition("@")
@@ -97,7 +128,7 @@ def measure(images: np.ndarray, name: str, preset: str, mask_type: str, coils: i
                             "dimensions": holdout.mask_dimensions(mask_np), "kind": holdout.mask_kind(mask_np),
                             "spectrum": None if spectrum is None else spectrum.tolist(), "inside": inside, "method": method,
                             "family": reconstructor.family, "psnr": scores["psnr"], "nmse": scores["nmse"],
-                            "fold_nmse": errors, "residuals": [r.round(8).tolist() for r in residuals],
+                            "fold_nmse": errors, "residuals": [[[float(f"{v:.6g}") for v in row] for row in r] for r in residuals],
                             "unmeasured": unmeasured.tolist(), "energy": energy, "seconds": seconds, "estimate_seconds": time.perf_counter() - started,
                             "peak": float(image[0].abs().max()), "mean_energy": float(image[0].abs().pow(2).mean()),
                             "data_range": data_range})
@@ -354,6 +385,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--coils", default="1,8")
     parser.add_argument("--slices", type=int, default=3, help="slices per source (evenly spread)")
     parser.add_argument("--sources", help="comma-separated source names of the split (default: all)")
+    parser.add_argument("--raw", type=Path, nargs="+", metavar="FILE",
+                        help="fully sampled raw scanner files (twix, ISMRMRD, ...) to measure instead of a corpus, "
+                        "each undersampled with every --masks x --mask-types (the truth: the full scan's RSS image)")
     parser.add_argument("--sample", action="store_true",
                         help="add the built-in sample's slices of --split as a source (sample-SPLIT)")
     parser.add_argument("--methods", default=",".join(DEFAULT_METHODS))
@@ -390,11 +424,19 @@ def main(argv: list[str] | None = None) -> int:
         calibration = load_calibration(args.calibration)
         print(evaluate(records, calibration, args.folds_used or calibration.get("folds_used")))
         return 0
-    if args.corpus is None and not args.sample:
-        parser.error("a corpus folder or --sample is needed (or --calibrate / --evaluate)")
+    if args.corpus is None and not args.sample and not args.raw:
+        parser.error("a corpus folder, --sample or --raw is needed (or --calibrate / --evaluate)")
     torch.set_num_threads(args.threads)
     warnings.simplefilter("ignore", UserWarning)
     records: list[dict] = []
+    for path in args.raw or []:
+        for mask_type in args.mask_types.split(","):
+            for preset in args.masks.split(","):
+                started = time.perf_counter()
+                records += measure_raw(path, preset, mask_type, args.methods.split(","), args.folds)
+                print(f"{path.name} {preset} {mask_type}: {time.perf_counter() - started:.0f} s", flush=True)
+                if args.records:
+                    args.records.write_text(json.dumps(records))
     for name, images in _sources(args):
         images = _slices(images, args.slices)
         for mask_type in args.mask_types.split(","):

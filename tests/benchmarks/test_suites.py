@@ -133,6 +133,26 @@ def test_trust_offsets_hold_the_truth_of_the_records_they_were_fitted_on(tmp_pat
         assert bool(trust.fit_offsets(saved + other)) == kept
 
 
+def test_trust_benchmark_measures_a_raw_scanner_file(tmp_path, capsys):
+    # gre.dat's k-space is about 1e-6: the stored residuals keep their significant digits
+    # (rounding them to 8 decimals stored zeros, and estimates of 211 dB)
+    from benchmarks import trust
+
+    records = tmp_path / "raw.json"
+    gre = Path(__file__).parents[1] / "data" / "twix" / "gre.dat"
+    assert trust.main(["--raw", str(gre), "--masks", "25pct", "--mask-types", "poisson", "--methods",
+                       "zero-filled,cs-tv", "--threads", "1", "--records", str(records)]) == 0
+    saved = json.loads(records.read_text())
+    assert [(r["source"], r["coils"], r["method"]) for r in saved] == [("gre", 2, "zero-filled"), ("gre", 2, "cs-tv")]
+    trust.apply(saved, {"lines": {}})
+    for record in saved:
+        assert min(record["fold_nmse"]) > 0 and 10 < record["psnr"] < 40
+        assert abs(record["true_psnr_like_est"] - record["psnr"]) < 3  # the RSS reference's range
+    capsys.readouterr()
+    assert trust.main(["--evaluate", str(records)]) == 0
+    assert "family poisson" in capsys.readouterr().out
+
+
 def test_trust_benchmark_on_super_resolution_keeps_the_other_calibration_lines(tmp_path, capsys):
     from benchmarks import trust
 
