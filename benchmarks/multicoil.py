@@ -32,6 +32,7 @@ from physics.acquisition import simulate_kspace
 from physics.coils import random_coil_maps, resample_coil_maps, simulate_coil_maps
 from physics.espirit import espirit_maps
 from recon import metrics
+from recon.api import coil_maps_for
 
 
 def _psnr(image: torch.Tensor, truth: torch.Tensor) -> float:
@@ -92,8 +93,6 @@ def speed_table(image: torch.Tensor, coils: int = 15, shape=(640, 368), ratio: f
     maps = random_coil_maps(coils, shape, torch.Generator().manual_seed(0))
     mask = torch.from_numpy(make_mask(ratio, shape, "cartesian", seed=3).array)
     kspace, truth = simulate_kspace(big, mask, coil_maps=maps[None], noise_snr=40, generator=torch.Generator().manual_seed(1))
-    from recon.api import coil_maps_for
-
     calib = calibration_region(mask.numpy())
     _timed(lambda: coil_maps_for(kspace, mask.numpy()))  # warm-up
     estimated, seconds = _timed(lambda: coil_maps_for(kspace, mask.numpy()))

@@ -45,7 +45,7 @@ import torch
 import recon
 from masks import make_mask, seed_from_name, split_family
 from physics import simulate_coil_maps, simulate_kspace
-from pipelines.common.evaluation import FALLBACK_FAMILIES, UNCALIBRATED
+from pipelines.common.evaluation import FALLBACK_FAMILIES
 from recon import metrics
 from recon.trust import guard, holdout
 from recon.trust.calibration import CALIBRATION_FILE, load_calibration, offset_keys, psnr_for
@@ -271,7 +271,7 @@ def evaluate(records: list[dict], calibration: dict, folds_used: int | None = No
         cs = [r for r in rows if r["family"] in FALLBACK_FAMILIES]
         for r in (r for r in rows if r["family"] == "learned"):
             verdict = guard.compare(r["est_psnr"], r["est_spread"], [(c["method"], c["est_psnr"], c["est_spread"]) for c in cs],
-                                    **_guard_options(r))
+                                    **guard.judging(r["est_calibration"], _kind(r)))
             true_gap = r["psnr"] - max(c["psnr"] for c in cs)
             if true_gap <= -1:
                 worse += 1
@@ -287,14 +287,6 @@ def evaluate(records: list[dict], calibration: dict, folds_used: int | None = No
         seconds.setdefault(r["method"], []).append(r["estimate_seconds"] / max(r["seconds"], 1e-6))
     lines.append("estimate cost, in reconstructions: " + ", ".join(f"{m} {np.mean(v):.1f}x" for m, v in seconds.items()))
     return "\n".join(lines)
-
-
-def _guard_options(record: dict) -> dict:
-    """The run's guard options for this record's learned output (as
-    :func:`pipelines.common.evaluation.guard_verdicts`): untrusted without a calibration,
-    a fixed lead without a calibration block."""
-    return {"untrusted": UNCALIBRATED if record.get("est_calibration") == "identity" else "",
-            "strict_lead_db": guard.NO_CALIBRATION_LEAD_DB if _kind(record).endswith("-nocal") else None}
 
 
 def _coverage(records: list[dict]) -> list[str]:
@@ -329,7 +321,7 @@ def _families(slices: dict[tuple, list[dict]]) -> list[str]:
         cell.setdefault("best CS", []).append(best_cs)
         for r in (r for r in rows if r["family"] == "learned"):
             verdict = guard.compare(r["est_psnr"], r["est_spread"],
-                                    [(c["method"], c["est_psnr"], c["est_spread"]) for c in fallbacks], **_guard_options(r))
+                                    [(c["method"], c["est_psnr"], c["est_spread"]) for c in fallbacks], **guard.judging(r["est_calibration"], _kind(r)))
             written = next(c["psnr"] for c in fallbacks if c["method"] == verdict.reference) if verdict.flagged else r["psnr"]
             cell.setdefault(r["method"], []).append(r["psnr"])
             cell.setdefault(f"{r['method']} guarded", []).append(written)

@@ -278,43 +278,25 @@ UNGUARDED_NOTE = ("guard: not applied to super-resolution (a lowres mask): on th
                   "caught none of the 6 learned slices at least 1 dB worse than cs-tv (docs/results.md)")
 
 
-UNCALIBRATED = "no calibration of the estimate for this method family, mask family and coil count"
-
-
-def untrusted_reason(estimate: holdout.ErrorEstimate) -> str:
-    """Why an estimate cannot judge a learned output ('' when it can): it has no
-    calibration at all, so its bias is unknown."""
-    return UNCALIBRATED if estimate.calibration == "identity" else ""
-
-
-def strict_lead(mask: np.ndarray | torch.Tensor | None) -> float | None:
-    """The lead a learned output needs whatever the folds' spread
-    (:data:`recon.trust.guard.NO_CALIBRATION_LEAD_DB`) on a mask without a calibration
-    block; None elsewhere."""
-    if mask is not None and holdout.mask_kind(np.asarray(mask, dtype=bool)).endswith("-nocal"):
-        return guard.NO_CALIBRATION_LEAD_DB
-    return None
-
-
 def guard_verdicts(estimates: dict[str, list[holdout.ErrorEstimate]], mask: np.ndarray | torch.Tensor | None = None
                    ) -> dict[str, list[guard.Verdict]]:
     """The guard's verdict on every learned method and slice (see :mod:`recon.trust.guard`);
     none for a super-resolution mask (:data:`UNGUARDED_NOTE`), whose estimates rank
     methods (Spearman 0.95 on the test subjects) but do not separate a learned slice
     from CS reliably enough to swap it. Where the estimate cannot judge a learned output
-    (:func:`untrusted_reason`), the verdict flags it and says why: the guard never passes
-    what it cannot judge; on a mask without a calibration block it asks a fixed lead
-    (:func:`strict_lead`)."""
+    the verdict flags it and says why (the guard never passes what it cannot judge); on a
+    mask without a calibration block it asks a fixed lead (:func:`recon.trust.guard.judging`)."""
     if mask is not None and not guard_applies(mask):
         return {}
     families = {name: recon.registry.info(name).family for name in estimates}
     fallbacks = [name for name, family in families.items() if family in FALLBACK_FAMILIES]
+    kind = "" if mask is None else holdout.mask_kind(np.asarray(mask, dtype=bool))
     verdicts: dict[str, list[guard.Verdict]] = {}
     for name in (n for n, family in families.items() if family == "learned"):
         verdicts[name] = [
             guard.compare(estimate.psnr, estimate.psnr_spread,
                           [(other, estimates[other][index].psnr, estimates[other][index].psnr_spread) for other in fallbacks],
-                          untrusted=untrusted_reason(estimate), strict_lead_db=strict_lead(mask))
+                          **guard.judging(estimate.calibration, kind))
             for index, estimate in enumerate(estimates[name])
         ]
     return verdicts

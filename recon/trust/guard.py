@@ -34,6 +34,17 @@ slices 2.5 to 5 dB worse than CS pass; there a learned output must lead the best
 estimate by this much, whatever the spread. On the validation subjects every lead from
 -0.5 to 1 dB caught both such losses with no false fallback (0/30); 0.5 is inside that."""
 
+UNCALIBRATED = "no calibration of the estimate for this method family, mask family and coil count"
+
+
+def judging(calibration: str, kind: str) -> dict:
+    """How :func:`compare` judges a learned output whose estimate used the calibration
+    entry ``calibration`` on a mask of ``kind`` (:func:`recon.trust.holdout.mask_kind`):
+    ``untrusted`` when the estimate had no calibration at all (its bias is unknown), a
+    fixed lead on a mask without a calibration block (:data:`NO_CALIBRATION_LEAD_DB`)."""
+    return {"untrusted": UNCALIBRATED if calibration == "identity" else "",
+            "strict_lead_db": NO_CALIBRATION_LEAD_DB if kind.endswith("-nocal") else None}
+
 
 @dataclass(frozen=True)
 class Verdict:
