@@ -1,5 +1,5 @@
 """Undersampling: 1-D Cartesian lines and 2-D grid patterns (:class:`Mask`, ``Npct``
-presets), and non-Cartesian trajectories (:class:`TrajectoryMask`: radial and spiral,
+presets), the CAIPI lattice of 3-D scans' (ky, kz) plane, and non-Cartesian trajectories (:class:`TrajectoryMask`: radial and spiral,
 ``Npct``, ``Nspokes`` or ``Ninterleaves`` presets).
 
 ``make_mask("10pct", (256, 256), kind="cartesian", seed=0)`` returns a :class:`Mask`;
@@ -24,6 +24,7 @@ from masks.base import (
     seed_from_name,
     split_family,
 )
+from masks.caipi import caipi_mask
 from masks.grid import lowres_mask, poisson_mask, radial_mask, random2d_mask, vd2d_mask
 from masks.lines import cartesian_mask, equispaced_mask, gaussian1d_mask
 from masks.trajectories import TRAJECTORY_KINDS, TrajectoryMask, make_trajectory
@@ -35,6 +36,7 @@ GENERATORS = {
     "random2d": random2d_mask,
     "vd2d": vd2d_mask,
     "poisson": poisson_mask,
+    "caipi": caipi_mask,
     "radial-raster": radial_mask,
     "lowres": lowres_mask,
 }
@@ -113,6 +115,7 @@ __all__ = [
     "calibration_region",
     "calibration_size",
     "split_family",
+    "caipi_mask",
     "cartesian_mask",
     "equispaced_mask",
     "gaussian1d_mask",

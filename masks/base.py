@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 ONE_D_KINDS = ("cartesian", "equispaced", "gaussian1d")
-TWO_D_KINDS = ("random2d", "vd2d", "poisson", "radial-raster", "lowres")
+TWO_D_KINDS = ("random2d", "vd2d", "poisson", "caipi", "radial-raster", "lowres")
 KINDS = ONE_D_KINDS + TWO_D_KINDS
 
 _PRESET = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*pct\s*$", re.IGNORECASE)

@@ -203,7 +203,9 @@ def _add_mask(commands) -> None:
         "mask",
         help="make and save an undersampling mask",
         description="Make a mask, save it as .png or .npy and print its achieved ratio.",
-        epilog="example: recon mask --mask 10pct --mask-type cartesian --shape 256,256 --seed 0 --out mask.png",
+        epilog="examples:\n  recon mask --mask 10pct --mask-type cartesian --shape 256,256 --seed 0 --out mask.png\n"
+        "  recon mask --mask 10pct --mask-type poisson --shape 256,176 --out ky-kz.png   (a 3-D scan's phase-encode plane)\n"
+        "  recon mask --mask 10pct --mask-type caipi --shape 256,176 --out caipi.npy",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     mask.add_argument("--mask", default="10pct", help="preset Npct (default 10pct); Nspokes or Ninterleaves for "

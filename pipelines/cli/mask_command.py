@@ -34,8 +34,11 @@ def command_mask(args: argparse.Namespace) -> int:
     kind = masks.preset_kind(args.mask, args.mask_type)  # lowres-2x implies --mask-type lowres
     made = masks.make_mask(args.mask, args.shape, kind, seed=args.seed, center_fraction=args.center_fraction)
     _save(out, made.array, (made.array * 255).astype(np.uint8))
+    lattice = ""
+    if made.kind == "caipi":
+        lattice = " R {}x{} shift {},".format(*made.params["acceleration"], made.params["shift"])
     print(
-        f"{made.kind} {args.mask} {made.shape[0]}x{made.shape[1]}: achieved ratio {made.ratio:.4f} "
+        f"{made.kind} {args.mask} {made.shape[0]}x{made.shape[1]}:{lattice} achieved ratio {made.ratio:.4f} "
         f"({int(made.array.sum())} of {made.array.size} points), centre {made.center[0]}x{made.center[1]} -> {out}"
     )
     return EXIT_OK

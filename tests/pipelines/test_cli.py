@@ -119,6 +119,17 @@ def test_mask_command(tmp_path, capsys):
     assert main(["mask", "--out", str(tmp_path / "mask.txt")]) == 2
 
 
+def test_mask_command_draws_phase_encode_plane_masks_of_any_aspect(tmp_path, capsys):
+    npy = tmp_path / "poisson.npy"
+    assert main(["mask", "--mask", "10pct", "--mask-type", "poisson", "--shape", "256,176", "--out", str(npy)]) == 0
+    array = np.load(npy)
+    assert array.shape == (256, 176) and abs(array.mean() - 0.1) <= 0.005
+    caipi = tmp_path / "caipi.npy"
+    assert main(["mask", "--mask", "10pct", "--mask-type", "caipi", "--shape", "256,176", "--out", str(caipi)]) == 0
+    assert "R 4x3 shift 1" in capsys.readouterr().out
+    assert np.load(caipi).shape == (256, 176)
+
+
 def test_help_has_examples(capsys):
     for command in (["--help"], ["run", "--help"], ["mask", "--help"], ["train", "--help"], ["methods", "--help"]):
         assert main(command) == 0
