@@ -110,6 +110,9 @@ def espirit_maps(
         top, left = height // 2 - calib[0] // 2, width // 2 - calib[1] // 2
         calibration = item[:, top: top + calib[0], left: left + calib[1]].to(torch.complex64)
         kernels = _calibration_kernels(calibration, kernel, threshold)
+        if kernels.shape[0] == 0:  # nothing measured in the centre (an empty plane of a volume): no sensitivity
+            out.append(torch.zeros((coils, height, width), dtype=torch.complex64, device=item.device))
+            continue
         # Zero-pad each kernel to the coarse grid, centred, and take it to image space.
         padded = torch.zeros((kernels.shape[0], coils, *coarse), dtype=torch.complex64, device=item.device)
         cy, cx = coarse[0] // 2 - kernel[0] // 2, coarse[1] // 2 - kernel[1] // 2

@@ -84,6 +84,9 @@ def resolve_lowres(config: Any) -> None:
         object.__setattr__(config, "mask_type", "lowres")
 
 
+ACQUISITIONS = ("2d", "3d")
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """Configuration of ``recon run``.
@@ -132,6 +135,9 @@ class RunConfig:
     adapt : bool
         Fine-tune each learned method on the scan's own measured k-space first
         (``recon.training.adapt``), the weights shared across its slices.
+    acquisition : str
+        ``2d`` (slice by slice, the default) or ``3d``: a 3-D acquisition of the whole
+        volume, undersampled in the (ky, kz) plane (``pipelines.run.volume``).
     """
 
     mask: str = "10pct"
@@ -153,9 +159,15 @@ class RunConfig:
     estimate_methods: str = "default"
     guard: bool = True
     adapt: bool = False
+    acquisition: str = "2d"
 
     def __post_init__(self) -> None:
         resolve_lowres(self)
+        if self.acquisition not in ACQUISITIONS:
+            raise ValueError(f"--acquisition must be one of {', '.join(ACQUISITIONS)}, got {self.acquisition!r}")
+        if self.acquisition == "3d" and (masks.is_trajectory(self.mask_type) or self.mask_type == "lowres"):
+            raise ValueError("--acquisition 3d takes a grid mask of the (ky, kz) plane (poisson, vd2d, random2d, caipi, "
+                             "a 1-D family along kz, or --mask-file), not a trajectory or lowres")
         check_common(self.mask, self.mask_type, self.methods, self.seed, self.max_memory, self.estimate_folds,
                      self.estimate_methods)
 
@@ -213,6 +225,7 @@ _TYPES: dict[str, tuple[tuple[type, ...], str]] = {
     "estimate_methods": ((str,), "default or all"),
     "guard": ((bool,), "true or false"),
     "adapt": ((bool,), "true or false"),
+    "acquisition": ((str,), "2d or 3d"),
 }
 
 

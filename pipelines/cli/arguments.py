@@ -166,7 +166,9 @@ def _add_run(commands) -> None:
         "metrics.json, config.json and PNGs.",
         epilog="examples:\n  recon run --mask 10pct\n  recon run --mask 50pct --mask-type vd2d --slices all --out runs/vd50\n"
         "  recon run --mask 25pct --coils 8 --noise-snr 30 --methods zero-filled,cs-l1,cg-sense\n"
-        "  recon run --mask 50pct --mask-type vd2d --no-guard",
+        "  recon run --mask 50pct --mask-type vd2d --no-guard\n"
+        "  recon run --acquisition 3d --mask 10pct --mask-type poisson   (a 3-D scan of the sample volume, 8 coils)\n"
+        "  recon run --input head.nii.gz --acquisition 3d --mask 25pct --mask-type caipi",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     run.add_argument("--config", help="TOML/JSON/YAML file with run settings; flags override it")
@@ -195,6 +197,10 @@ def _add_run(commands) -> None:
     run.add_argument("--estimate-methods", choices=ESTIMATE_METHODS, help=ESTIMATE_METHODS_HELP)
     run.add_argument("--guard", action=argparse.BooleanOptionalAction, default=None, help=GUARD_HELP)
     run.add_argument("--adapt", action="store_true", default=None, help=ADAPT_HELP)
+    run.add_argument("--acquisition", choices=("2d", "3d"),
+                     help="2d: slice by slice (default); 3d: one 3-D acquisition of the whole volume (the sample's, or "
+                     "--input's), readout along the header's frequency axis (else the slices' rows), the mask over the "
+                     "(ky, kz) plane; every readout position's plane is reconstructed (default --coils 8 --noise-snr 30)")
 
 
 def _add_mask(commands) -> None:

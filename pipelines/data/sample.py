@@ -106,6 +106,17 @@ def _load(split: str) -> SampleSlices:
         )
 
 
+def sample_volume() -> np.ndarray:
+    """The whole T1-weighted template as one volume, float32 ``(125, 233, 197)`` in
+    [0, 1] (axial slices z 24-148, rows anterior to posterior, columns left to right),
+    unpadded: the built-in sample of a 3-D acquisition (``recon run --acquisition 3d``).
+
+    It holds the slices of every split, training's included: a demonstration of the 3-D
+    path, not a benchmark (``benchmarks/volume.py`` judges held-out subjects)."""
+    with np.load(DATA_FILE) as data:
+        return data["t1"].astype(np.float32) / 255.0
+
+
 def sample(split: str = "test") -> SampleSlices:
     """The sample dataset's slices for ``split`` (``train``, ``val`` or ``test``).
 

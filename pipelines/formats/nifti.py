@@ -70,9 +70,20 @@ def read_nifti(path: str | Path, budget: MemoryBudget | None = None) -> Study:
         raise InputError(f"{path}: image is all zero")
     return Study(
         name=stem(path), source=path, format="nifti", images=images,
-        meta={"affine": image.affine, "header": image.header.copy(), "shape": tuple(shape)},
+        meta={"affine": image.affine, "header": image.header.copy(), "shape": tuple(shape),
+              "frequency_axis": _frequency_axis(image.header)},
         notes=[f"{path}: complex NIfTI; its magnitude and phase are used as the image"] if complex_data else [],
     )
+
+
+def _frequency_axis(header) -> int | None:
+    """The axis of the slice stack ``(Z, X, Y)`` that the header's ``dim_info`` calls
+    frequency-encoded (the readout of a 3-D acquisition), or None when it does not say."""
+    try:
+        frequency = header.get_dim_info()[0]
+    except (AttributeError, TypeError, ValueError):
+        return None
+    return {0: 1, 1: 2, 2: 0}.get(frequency)
 
 
 def _dtype_name(image) -> str:

@@ -25,6 +25,7 @@ from PIL import Image
 from pipelines.common.output import atomic_file
 from pipelines.reports import plots
 from pipelines.reports.page import STYLE, file_data, key_value_table, noise_note, png_data
+from pipelines.reports.volume_report import plane_grid
 
 ROI = (0.3, 0.3, 0.25)  # zoomed region: top and left as fractions of the image, and its side
 LOWER_IS_BETTER = {"nmse", "seconds"}
@@ -204,6 +205,8 @@ def _figure(label: str, body: str) -> str:
 
 
 def _image_grid(run: dict, max_slices: int = 3) -> str:
+    if run["config"].get("acquisition") == "3d":
+        return plane_grid(run, _methods(run))
     folder = run["dir"] / "images"
     slices = run["config"].get("slices", [])
     if not folder.is_dir() or not slices:

@@ -28,13 +28,14 @@ from pipelines.common.limits import MemoryBudget
 from pipelines.common.output import check_output_dir, staged_dir, write_json
 from pipelines.common.progress import Progress
 from pipelines.config import RunConfig
-from pipelines.data.sample import sample
+from pipelines.data.sample import sample, sample_volume
 from pipelines.formats import read_input
-from pipelines.formats.images import save_png, to_uint8
 from pipelines.formats.study import check_simulable
-from pipelines.reports.plots import ADDED_CMAP, ERROR_CMAP, colormap
+from pipelines.reports.plots import ADDED_CMAP, ERROR_CMAP
 from pipelines.reports.previews import ERROR_SCALES, error_scale
 from pipelines.reports.run_report import write_report
+from pipelines.run import volume
+from pipelines.run.images import write_images, write_sidecars
 from pipelines.run.summary import summarise_records
 from recon import metrics
 from recon.api import as_sampling, coil_maps_for, trajectory_coil_maps
@@ -63,6 +64,9 @@ def _load_images(config: RunConfig, notes: list[str]) -> tuple[np.ndarray, list[
     commands give the same metrics for the same slice, mask and method. Slices with less
     than 5 % of the volume's peak are left out (they hold no anatomy to compare).
     """
+    three_d = config.acquisition == "3d"
+    if config.input is None and three_d:
+        return volume.readout_planes(sample_volume(), None, notes)[:2] + ("sample:volume", "sample:volume")
     if config.input is None:
         data = sample("test")
         images, ids, source, seed_name = np.array(data.images), list(data.ids), "sample:test", "sample:test"
@@ -80,6 +84,9 @@ def _load_images(config: RunConfig, notes: list[str]) -> tuple[np.ndarray, list[
             notes.append(f"{path}: holds {len(studies)} series; recon run uses the first, {study.name}")
         check_simulable(study.images, path)
         stack, seed_name = study.images, study.name
+        if three_d:
+            planes, ids, _ = volume.readout_planes(stack, study.meta.get("frequency_axis"), notes)
+            return planes, ids, str(config.input), seed_name
         magnitude = np.abs(stack)
         keep = np.flatnonzero(magnitude.reshape(len(stack), -1).max(axis=1) >= 0.05 * magnitude.max())
         images = stack[keep]
@@ -216,6 +223,9 @@ def _simulate(config: RunConfig, images: np.ndarray, mask: Mask | TrajectoryMask
     """The simulated acquisition: k-space ``(N, C, H, W)``, the complex truth ``(N, H, W)``
     and, for several coils, the ESPIRiT maps the methods get. ``sampling`` is the mask's
     :func:`recon.api.as_sampling`."""
+    if config.acquisition == "3d":
+        return volume.simulate(images, mask, config.coils, config.noise_snr, config.phase,
+                               seed_from_name(seed_name, config.seed), notes)
     shape = tuple(images.shape[-2:])
     generator = torch.Generator().manual_seed(seed_from_name(seed_name, config.seed))
     coil_maps = simulate_coil_maps(config.coils, shape).unsqueeze(0) if config.coils > 1 else None
@@ -326,16 +336,23 @@ def run(config: RunConfig, progress: bool | str | None = None) -> RunResult:
     with staged_dir(config.out, config.force) as staging:
         scale = error_scale([np.abs(outputs[name][index] - reference[index].numpy()) for name in methods
                              if name != "zero-filled" for index in range(len(ids))], data_range)
-        _write_images(staging, mask, ids, methods, reference, outputs, trust_maps, data_range, scale)
-        _write_sidecars(staging / "images", ids, methods, records)
+        extra: dict[str, Any] = {}
+        if config.acquisition == "3d":  # three orthogonal planes, not every readout position's
+            first = int(ids[0][1:])
+            extra["planes"] = volume.write_planes(staging, methods, reference.numpy(), outputs, data_range, scale, first)
+            extra["volume"] = volume.plane_scores(outputs, reference.numpy(), data_range, first)
+        else:
+            write_images(staging, mask, ids, methods, reference, outputs, trust_maps, data_range, scale)
+            write_sidecars(staging / "images", ids, methods, records)
         write_json(staging / "metrics.json", {
             "conventions": "fastMRI: magnitude images, data range = max of the reference over all slices, "
             "SSIM 7x7 uniform window k1=0.01 k2=0.03, NMSE = ||x-y||^2/||y||^2",
-            "data_range": data_range, "kspace": "simulated", "records": records, "summary": summary,
+            "data_range": data_range, "kspace": "simulated", "records": records, "summary": summary, **extra,
         })
         write_json(staging / "config.json", {
             "config": config.to_dict(), "version": recon.__version__, "seed": config.seed, "source": source,
-            "kspace": "simulated", "slices": ids, "mask": mask.describe(), "methods": methods, "notes": notes,
+            "kspace": "simulated", "acquisition": config.acquisition, "slices": ids, "mask": mask.describe(),
+            "methods": methods, "notes": notes,
             "created": datetime.now().astimezone().isoformat(timespec="seconds"),
             "error_map_scale": f"|recon - reference| shown on [0, {scale} x data range] ({ERROR_CMAP}; the smallest of "
             f"{', '.join(f'{s:g}' for s in ERROR_SCALES)} that holds the 99th percentile of the errors of every method but "
@@ -347,39 +364,3 @@ def run(config: RunConfig, progress: bool | str | None = None) -> RunResult:
         })
         write_report([staging], staging / "report.html")
     return RunResult(records, summary, mask, Path(config.out), notes)
-
-
-def _write_images(folder: Path, mask: Mask | TrajectoryMask, ids: list[str], methods: list[str], reference: torch.Tensor,
-                  outputs: dict[str, list[np.ndarray]], trust_maps: dict[str, list[np.ndarray]],
-                  data_range: float, scale: float) -> None:
-    """``mask.png`` and, in ``images/``, the reference, every reconstruction, its error map
-    and what learned methods added in unmeasured k-space."""
-    images = folder / "images"
-    images.mkdir()
-    picture = mask.picture() if isinstance(mask, TrajectoryMask) else (mask.array * 255).astype(np.uint8)
-    save_png(folder / "mask.png", picture)
-    for index, slice_id in enumerate(ids):
-        safe = slice_id.replace(":", "-").replace("/", "-")
-        save_png(images / f"reference_{safe}.png", to_uint8(reference[index].numpy(), data_range))
-        for name in methods:
-            magnitude = outputs[name][index]
-            save_png(images / f"{name}_{safe}.png", to_uint8(magnitude, data_range))
-            error = np.abs(magnitude - reference[index].numpy()) / (scale * data_range)
-            save_png(images / f"{name}_{safe}_error.png", colormap(error, ERROR_CMAP))
-            if name in trust_maps:
-                hallucination = trust_maps[name][index] / (scale * data_range)
-                save_png(images / f"{name}_{safe}_hallucination.png", colormap(hallucination, ADDED_CMAP))
-
-
-def _write_sidecars(folder: Path, ids: list[str], methods: list[str], records: list[dict[str, Any]]) -> None:
-    """``images/METHOD_SLICE.json`` beside each image: what it holds (the guard may have
-    written another method's image under a learned method's name; the same rule as a
-    batch's outputs, :func:`pipelines.common.evaluation.holding`)."""
-    for name in methods:
-        mine = [r for r in records if r["method"] == name]
-        for slice_id, record in zip(ids, mine):
-            safe = slice_id.replace(":", "-").replace("/", "-")
-            source = record.get("guard_output", name)
-            write_json(folder / f"{name}_{safe}.json", {
-                "image": f"{name}_{safe}.png", "slice": slice_id, "method": name, "image_of": source,
-                "holds": evaluation.holding(name, [source]), "guard_reason": record.get("guard_reason")})
