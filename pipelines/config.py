@@ -252,9 +252,12 @@ class BatchConfig:
     slice_factor: int | None = None
     virtual_coils: int | None = None
     adapt: bool = False
+    acquisition: str = "2d"
 
     def __post_init__(self) -> None:
         resolve_lowres(self)
+        if self.acquisition not in ACQUISITIONS:
+            raise ValueError(f"--acquisition must be one of {', '.join(ACQUISITIONS)}, got {self.acquisition!r}")
         if self.virtual_coils is not None and not 1 <= self.virtual_coils <= 64:
             raise ValueError(f"--virtual-coils must be 1 to 64, got {self.virtual_coils}")
         through_plane = self.slice_factor is not None  # SR of thick-slice volumes, not k-space: recon sr's methods
@@ -290,7 +293,7 @@ class BatchConfig:
         return {"mask": self.mask, "mask_type": self.mask_type, "methods": list(self.methods),
                 "format": self.format, "seed": self.seed, "version": recon.__version__,
                 "estimate_folds": self.estimate_folds, "guard": self.guard, "adapt": self.adapt, "slice_factor": self.slice_factor,
-                "virtual_coils": self.virtual_coils}
+                "virtual_coils": self.virtual_coils, "acquisition": self.acquisition}
 
 
 def check_through_plane(config: BatchConfig) -> None:

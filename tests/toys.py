@@ -117,3 +117,111 @@ def radial_ismrmrd(path: Path, folder: Path, spokes: int = 32, coils: int = 4, s
         group.create_dataset("xml", data=[xml.encode()], dtype=h5py.string_dtype())
     truth = np.sqrt((np.abs(coil_images.numpy()) ** 2).sum(axis=0))
     return truth, made
+
+
+def kspace_3d(shape=(32, 40, 24), coils: int = 4, oversampling: int = 1):
+    """Fully sampled 3-D k-space ``(C, X * oversampling, Y, Z)`` of an ellipsoid head
+    with a brighter core seen by 3-D birdcage coils, and its RSS truth ``(X, Y, Z)``
+    (readout oversampling: the object sits in the central ``X`` of a wider readout FOV)."""
+    import torch
+
+    from physics.volume import birdcage_maps_3d, from_hybrid, simulate_hybrid
+
+    grid = np.meshgrid(*[np.linspace(-1, 1, n) for n in shape], indexing="ij")
+    head = (0.6 * (sum((a / 0.8) ** 2 for a in grid) < 1) + 0.4 * (sum((a / 0.35) ** 2 for a in grid) < 1)).astype(np.float32)
+    wide = np.zeros((shape[0] * oversampling, *shape[1:]), np.float32)
+    start = (wide.shape[0] - shape[0]) // 2
+    wide[start : start + shape[0]] = head
+    maps = birdcage_maps_3d(coils, wide.shape)
+    hybrid = simulate_hybrid(torch.from_numpy(wide), maps)
+    return from_hybrid(hybrid).numpy(), head
+
+
+def ismrmrd_3d(path: Path, folder: Path, kspace: np.ndarray, readout_recon: int, drop: np.ndarray | None = None,
+               partitions: int | None = None):
+    """An ISMRMRD file of 3-D Cartesian k-space ``(C, X, Y, Z)``: one acquisition per
+    (ky, kz) with its ``kspace_encode_step_1/2``, the table's layout taken from
+    ``ismrmrd_generate_cartesian_shepp_logan``; ``drop`` (Y, Z) bool leaves points out;
+    ``partitions`` overrides the header's encoded z."""
+    import re
+    import subprocess
+
+    coils, readout, rows, depth = kspace.shape
+    template_file = folder / "template.h5"
+    subprocess.run(["ismrmrd_generate_cartesian_shepp_logan", "-m", "16", "-c", str(coils), "-o", str(template_file)],
+                   check=True, capture_output=True)
+    with h5py.File(template_file, "r") as handle:
+        table, xml = handle["dataset/data"], handle["dataset/xml"][0]
+        dtype, template = table.dtype, table[0]
+    xml = xml.decode() if isinstance(xml, bytes) else str(xml)
+    space = (f"<matrixSize><x>{readout}</x><y>{rows}</y><z>{partitions or depth}</z></matrixSize>")
+    xml = re.sub(r"(<encodedSpace>\s*)<matrixSize>.*?</matrixSize>", rf"\g<1>{space}", xml, flags=re.S)
+    xml = re.sub(r"(<reconSpace>\s*)<matrixSize>.*?</matrixSize>",
+                 rf"\g<1><matrixSize><x>{readout_recon}</x><y>{rows}</y><z>{depth}</z></matrixSize>", xml, flags=re.S)
+    points = [(y, z) for z in range(depth) for y in range(rows) if drop is None or not drop[y, z]]
+    table_rows = np.zeros(len(points), np.dtype([(name, dtype[name]) for name in dtype.names if name != "data"]
+                                              + [("data", h5py.vlen_dtype(np.float32))]))
+    for index, (y, z) in enumerate(points):
+        row = template.copy()
+        row["head"]["number_of_samples"] = readout
+        row["head"]["active_channels"] = coils
+        row["head"]["flags"] = 0
+        row["head"]["idx"]["kspace_encode_step_1"] = y
+        row["head"]["idx"]["kspace_encode_step_2"] = z
+        row["head"]["idx"]["slice"] = 0
+        for name in dtype.names:
+            if name != "data":
+                table_rows[index][name] = row[name]
+        table_rows[index]["data"] = np.ascontiguousarray(kspace[:, :, y, z]).astype(np.complex64).view(np.float32).ravel()
+    with h5py.File(path, "w") as handle:
+        group = handle.create_group("dataset")
+        group.create_dataset("data", data=table_rows)
+        group.create_dataset("xml", data=[xml.encode()], dtype=h5py.string_dtype())
+
+
+def twix_3d(path: Path, partitions: int = 8, lines: int | None = None, drop_partition: int | None = None,
+            declared: int | None = None, partial_fourier: bool = False):
+    """A 3-D twix file made from the tests' real ``gre.dat``: each imaging line repeated
+    over ``partitions`` partitions (``Counter[3]``), its samples weighted by the kz
+    spectrum of a Gaussian slab profile (no kz is zero), so the object is ``gre.dat``'s
+    image times a Gaussian along z. ``lines`` keeps the first lines
+    only; ``declared`` sets the protocol's ``lPartitions``; ``drop_partition`` leaves one
+    partition out; ``partial_fourier`` declares kz partial Fourier."""
+    import contextlib
+    import io
+
+    import twixtools
+    from twixtools.mdb import Mdb_local
+
+    gre = Path(__file__).resolve().parent / "data" / "twix" / "gre.dat"
+    with contextlib.redirect_stdout(io.StringIO()):
+        scans = twixtools.read_twix(str(gre), verbose=False, keep_acqend=True)
+    scan = scans[-1]
+    profile = np.exp(-0.5 * ((np.arange(partitions) - partitions // 2) / (partitions / 6)) ** 2)
+    weights = np.fft.fftshift(np.fft.fft(np.fft.ifftshift(profile), norm="ortho"))
+    imaging = [mdb for mdb in scan["mdb"] if mdb.is_image_scan()]
+    others = [mdb for mdb in scan["mdb"] if not mdb.is_image_scan()]
+    kept = imaging if lines is None else [mdb for mdb in imaging if mdb.mdh.Counter.Lin < lines]
+    made = []
+    for partition in range(partitions):
+        if partition == drop_partition:
+            continue
+        for mdb in kept:
+            copied = Mdb_local(version_is_ve=mdb.version_is_ve)
+            copied.mdh = type(mdb.mdh).from_buffer_copy(bytes(mdb.mdh))
+            if mdb.version_is_ve:
+                copied.channel_hdr = [type(h).from_buffer_copy(bytes(h)) for h in mdb.channel_hdr]
+            copied.mdh.Counter.Par = partition
+            copied.mdh.CenterPar = partitions // 2
+            copied.data = (mdb.data * weights[partition]).astype(np.complex64)
+            made.append(copied)
+    scan["mdb"] = others[:-1] + made + others[-1:]  # the noise scan first, the end of acquisition last
+    text = scan["hdr_str"].tobytes()  # the protocol as written: same-length edits keep its offsets
+    for key, value in (("lPartitions", declared or partitions), ("lImagesPerSlab", declared or partitions),
+                       ("ucSlicePartialFourier", 4 if partial_fourier else 16)):
+        text = text.replace(b"sKSpace.%s\t = \t16" % key.encode(), b"sKSpace.%s\t = \t%02d" % (key.encode(), value))
+    text = text.replace(b"sKSpace.ucDimension\t = \t2", b"sKSpace.ucDimension\t = \t4")
+    scan["hdr_str"] = np.frombuffer(text, dtype=scan["hdr_str"].dtype).copy()
+    with contextlib.redirect_stdout(io.StringIO()):
+        twixtools.write_twix(scans, str(path), version_is_ve=imaging[0].version_is_ve)
+    return path

@@ -45,6 +45,7 @@ from pipelines.config import BatchConfig
 from pipelines.formats import Study, read_input
 from pipelines.formats.fastmri import center_crop
 from pipelines.formats.study import FILE_PROBLEMS, check_simulable
+from pipelines.formats.volume3d import as_3d
 from pipelines.formats.writers import nifti_meta, write_output
 from pipelines.reports.previews import (
     error_scale,
@@ -71,6 +72,8 @@ def _acquisition(study: Study, config: BatchConfig, notes: list[str]
     else:  # one mask per volume, seeded by the input's name: every method sees the same
         seed = masks.seed_from_name(study.name, config.seed)
         mask = masks.make_mask(masks.parse_preset(config.mask), tuple(shape), config.mask_type, seed=seed).array
+        if study.meta.get("support") is not None:  # elliptical scanning: the corners were never acquired
+            mask = mask & study.meta["support"]
     if study.simulated:
         check_simulable(study.images, study.source)
         generator = torch.Generator().manual_seed(masks.seed_from_name(study.name, config.seed))
@@ -125,6 +128,8 @@ def process_unit(unit: str, config_dict: dict[str, Any], threads: int | None = N
         else:
             studies, notes = read_input(path, config.budget())
             entry["notes"] += notes
+            if config.acquisition == "3d":
+                studies = [as_3d(study) for study in studies]
             for study in studies:
                 _process_study(study, config, entry, out)
             entry["status"] = "done"

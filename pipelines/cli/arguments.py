@@ -328,6 +328,10 @@ def _add_batch(commands) -> None:
     batch.add_argument("--estimate-methods", choices=ESTIMATE_METHODS, default="default", help=ESTIMATE_METHODS_HELP)
     batch.add_argument("--guard", action=argparse.BooleanOptionalAction, default=None, help=GUARD_HELP)
     batch.add_argument("--adapt", action="store_true", help=ADAPT_HELP)
+    batch.add_argument("--acquisition", choices=("2d", "3d"), default="2d",
+                       help="3d: take a BART .cfl's z dimension as kz of one 3-D acquisition (twix and ISMRMRD files say "
+                       "so themselves: partitions, kspace_encode_step_2); its (ky, kz) planes are reconstructed in hybrid "
+                       "space, the mask drawn over the (ky, kz) plane")
     batch.add_argument("--virtual-coils", type=integer(1, 64), metavar="N",
                        help="compress measured multi-coil k-space to N virtual coils after prewhitening and readout "
                        "oversampling: geometric (as BART cc -G) for 1-D masks, SVD otherwise (default: keep every coil)")

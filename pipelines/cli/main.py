@@ -255,7 +255,7 @@ def _command_batch(args: argparse.Namespace) -> int:
         format=args.format, workers=args.workers, part=(index, count), resume=args.resume, force=args.force,
         seed=args.seed, scheduler=args.scheduler, max_memory=args.max_memory, estimate_folds=args.estimate_folds,
         estimate_methods=args.estimate_methods, guard=args.guard is not False and args.estimate_folds > 0, slice_factor=args.slice_factor,
-        virtual_coils=args.virtual_coils, adapt=args.adapt,
+        virtual_coils=args.virtual_coils, adapt=args.adapt, acquisition=args.acquisition,
     )
     try:
         result = run_batch(config, log=lambda line: print(printable(line), file=sys.stderr))

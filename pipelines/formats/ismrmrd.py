@@ -63,8 +63,9 @@ def _check_declared(path: Path, heads: np.ndarray, header: str, budget: MemoryBu
     check_size(path, (int((samples * channels).sum()),), budget, what="the acquisitions' samples", copies=2)
     _, encoded_y = _matrix(header, "encodedSpace", path)
     grid = (int(heads["idx"]["slice"].max()) + 1, int(channels.max()), int(samples.max()),
-            max(encoded_y, int(heads["idx"]["kspace_encode_step_1"].max()) + 1))
-    check_size(path, grid, budget, what="the k-space grid (slices, coils, readout, phase encodes)")
+            max(encoded_y, int(heads["idx"]["kspace_encode_step_1"].max()) + 1),
+            max(_depth(header), int(heads["idx"]["kspace_encode_step_2"].max()) + 1))
+    check_size(path, grid, budget, what="the k-space grid (slices, coils, readout, phase encodes, partitions)")
 
 
 def read_ismrmrd(path: str | Path, group: str | None = None, budget: MemoryBudget | None = None) -> Study:
@@ -110,6 +111,8 @@ def read_ismrmrd(path: str | Path, group: str | None = None, budget: MemoryBudge
     if len(kept) == 0:
         raise InputError(f"{path}: no imaging acquisitions (only noise / calibration scans)")
     heads = kept["head"]
+    if _depth(header) > 1 or int(heads["idx"]["kspace_encode_step_2"].max()) > 0:
+        return _read_3d(path, header, kept, acquisitions, flags, (encoded_y, _depth(header)), recon_x)
     if int(heads["idx"]["kspace_encode_step_1"].max()) >= encoded_y:
         raise InputError(f"{path}: an acquisition's phase-encode index exceeds the header's encoded matrix ({encoded_y})")
     coils = int(heads["active_channels"].max())
@@ -143,6 +146,46 @@ def read_ismrmrd(path: str | Path, group: str | None = None, budget: MemoryBudge
     if whitened and whitened.startswith("readout"):
         notes.append(f"no noise acquisitions in the file: the channels were prewhitened with the noise of the {whitened}")
     return Study(name=path.stem, source=path, format="ismrmrd", kspace=kspace, mask=mask, meta=meta, notes=notes)
+
+
+def _depth(header: str) -> int:
+    """The encoded matrix's z (partitions of a 3-D scan; 1 for 2-D)."""
+    match = re.search(r"<encodedSpace>.*?<matrixSize>.*?<z>(\d+)</z>", header, re.S)
+    return int(match[1]) if match else 1
+
+
+def _read_3d(path: Path, header: str, kept: np.ndarray, acquisitions: np.ndarray, flags: np.ndarray,
+             grid: tuple[int, int], recon_x: int) -> Study:
+    """A 3-D Cartesian scan: each acquisition placed by ``kspace_encode_step_1`` (ky) and
+    ``kspace_encode_step_2`` (kz) on the encoded (y, z) matrix, then
+    :func:`pipelines.formats.volume3d.hybrid_study`. A kz outside the matrix, or slices
+    of several slabs, are refused by name."""
+    from pipelines.formats.volume3d import hybrid_study
+
+    heads = kept["head"]
+    rows, depth = grid
+    if int(heads["idx"]["kspace_encode_step_2"].max()) >= depth:
+        raise InputError(f"{path}: an acquisition's kz index ({int(heads['idx']['kspace_encode_step_2'].max())}) is "
+                         f"outside the header's encoded matrix ({depth} partitions)")
+    if int(heads["idx"]["kspace_encode_step_1"].max()) >= rows:
+        raise InputError(f"{path}: an acquisition's ky index exceeds the header's encoded matrix ({rows})")
+    if int(heads["idx"]["slice"].max()) > 0:
+        raise InputError(f"{path}: a 3-D scan of several slabs (slice index > 0); this reader takes one slab")
+    coils, samples = int(heads["active_channels"].max()), int(heads["number_of_samples"].max())
+    kspace = np.zeros((coils, samples, rows, depth), np.complex64)
+    counts = np.zeros((rows, depth), np.float32)
+    for head, data in zip(heads, kept["data"]):
+        line, partition = int(head["idx"]["kspace_encode_step_1"]), int(head["idx"]["kspace_encode_step_2"])
+        count, channels = int(head["number_of_samples"]), int(head["active_channels"])
+        kspace[:channels, :count, line, partition] += np.asarray(data, np.float32).view(np.complex64).reshape(channels, count)
+        counts[line, partition] += 1
+    kspace /= np.maximum(counts, 1)[None, None]
+    noisy = (flags & np.uint64(1 << (SKIPPED_FLAGS["noise measurement"] - 1))) != 0
+    blocks = [np.asarray(d, np.float32).view(np.complex64).reshape(int(h["active_channels"]), int(h["number_of_samples"]))
+              for h, d in zip(acquisitions["head"][noisy], acquisitions["data"][noisy]) if int(h["active_channels"]) == coils]
+    noise = np.concatenate(blocks, axis=1) if blocks else None
+    return hybrid_study(path, path.stem, "ismrmrd", kspace, noise=noise, oversampling=samples / recon_x,
+                        meta={"header": header})
 
 
 def _kept(acquisitions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -50,12 +50,14 @@ def _read(path: Path):
         return scans, twixtools.map_twix(scans)
 
 
-def _grid(array) -> np.ndarray:
-    """``(Sli, Cha, Col, Lin)`` of a twix array, other counters at index 0."""
-    index = tuple(slice(None) if name in ("Sli", "Lin", "Cha", "Col") else 0 for name in array.dims)
-    data = np.asarray(array[index])  # (Sli, Lin, Cha, Col): the dims left, in twixtools' order
-    order = [name for name in array.dims if name in ("Sli", "Lin", "Cha", "Col")]
-    return np.transpose(data, [order.index(name) for name in ("Sli", "Cha", "Col", "Lin")])
+def _grid(array, outer: str = "Sli") -> np.ndarray:
+    """``(outer, Cha, Col, Lin)`` of a twix array (``outer`` slices, or partitions of a
+    3-D scan), other counters at index 0."""
+    kept = (outer, "Lin", "Cha", "Col")
+    index = tuple(slice(None) if name in kept else 0 for name in array.dims)
+    data = np.asarray(array[index])  # the dims left, in twixtools' order
+    order = [name for name in array.dims if name in kept]
+    return np.transpose(data, [order.index(name) for name in (outer, "Cha", "Col", "Lin")])
 
 
 def read_twix(path: str | Path, budget: MemoryBudget | None = None) -> Study:
@@ -92,13 +94,19 @@ def read_twix(path: str | Path, budget: MemoryBudget | None = None) -> Study:
     if int(space.get("ucTrajectory", 1)) != 1:
         raise InputError(f"{path}: non-Cartesian trajectory (sKSpace.ucTrajectory {space.get('ucTrajectory')}); "
                          "this reader takes Cartesian scans")
-    if dims.get("Par", 1) > 1:
-        raise InputError(f"{path}: 3-D acquisition ({dims['Par']} partitions); this reader takes 2-D multi-slice scans")
     if dims.get("Cha", 0) < 1 or dims.get("Col", 0) < 2 or dims.get("Lin", 0) < 2:
         raise InputError(f"{path}: an imaging scan of {dims.get('Cha', 0)} channels x {dims.get('Col', 0)} samples x "
                          f"{dims.get('Lin', 0)} lines holds no image")
     check_size(path, (int(np.prod(list(dims.values()), dtype=np.int64)),), budget, what="the twix k-space grid", copies=3)
     notes = [f"{name}: {dims[name]} indices, the first is used" for name in OTHER_COUNTERS if dims.get(name, 1) > 1]
+    if dims.get("Par", 1) > 1:
+        from pipelines.formats.twix3d import read_3d
+
+        noise = _grid(measurement["noise"]) if "noise" in measurement else None
+        study = read_3d(path, _grid(image, "Par"), dims, noise, header, scans[-1], notes)
+        readout, _, rows, depth = study.kspace.shape
+        study.meta["affine"] = _affine(scans[-1], (1, 1, readout, rows), depth=depth)  # (read, phase, partition)
+        return study
     kspace = _grid(image).astype(np.complex64)
     corrections = {"averages": int(dims.get("Ave", 1))}
     _merge_reference(kspace, measurement, notes, corrections)
@@ -180,13 +188,15 @@ def _whiten_from_margin(data, factor: float, notes: list[str], corrections: dict
     return data
 
 
-def _affine(scan: dict, shape: tuple[int, ...]) -> np.ndarray | None:
+def _affine(scan: dict, shape: tuple[int, ...], depth: int | None = None) -> np.ndarray | None:
     """The NIfTI affine (RAS+) of ``data[readout, phase, slice]`` from twixtools' slice
     geometry: the voxel at the grid's centre lies at the slice's offset; the readout, phase
     and slice directions are the protocol's (``prs_to_pcs``, in patient coordinates,
     DICOM's LPS; the slice direction is the slice normal), and x and y are negated for
     RAS. The in-plane signs are not checked against a scanner's own DICOM of the same
-    scan. None when the file has no geometry."""
+    scan. ``depth``: a 3-D slab's partitions, whose central one lies at the offset (the
+    partition step is the protocol's voxel size along the slab normal). None when the
+    file has no geometry."""
     geometry = scan.get("geometry") or []
     if not geometry:
         return None
@@ -201,8 +211,8 @@ def _affine(scan: dict, shape: tuple[int, ...]) -> np.ndarray | None:
     readout, phase = shape[2], shape[3]
     lps = np.eye(4)
     lps[:3, :3] = rotation * step
-    centre = np.array([readout // 2, phase // 2, 0.0])
+    centre = np.array([readout // 2, phase // 2, 0.0 if depth is None else depth // 2])
     lps[:3, 3] = np.asarray(first.offset, float) - lps[:3, :3] @ centre
-    if len(geometry) > 1:  # several slices: the slice axis steps from the first offset to the next
+    if len(geometry) > 1 and depth is None:  # several slices: the slice axis steps from the first offset to the next
         lps[:3, 2] = np.asarray(geometry[1].offset, float) - np.asarray(first.offset, float)
     return np.diag([-1.0, -1.0, 1.0, 1.0]) @ lps

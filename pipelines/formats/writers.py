@@ -44,6 +44,10 @@ def write_output(study: Study, method: str, images: np.ndarray, folder: Path, ou
     ``slice_notes`` (one per slice) into each DICOM instance's ImageComments.
     """
     kind = output_kind(study, output_format)
+    if study.meta.get("acquisition") == "3d" and kind in ("nifti", "cfl"):
+        # a 3-D volume (readout, ky, kz) is written with those voxel axes, as the scanner's geometry has them
+        images = np.moveaxis(images, -1, 0)
+        slice_notes = None
     folder.mkdir(parents=True, exist_ok=True)
     base = folder / f"{study.name}_{method}"
     magnitude = np.abs(images).astype(np.float32)

@@ -1,0 +1,99 @@
+"""Measured 3-D Cartesian k-space: ISMRMRD with kspace_encode_step_2, BART .cfl with a z
+dimension and Siemens twix with partitions, read into hybrid (ky, kz) planes."""
+
+import shutil
+
+import numpy as np
+import pytest
+
+from pipelines.formats import InputError, read_input
+from tests.toys import ismrmrd_3d, kspace_3d
+
+needs_ismrmrd = pytest.mark.skipif(shutil.which("ismrmrd_generate_cartesian_shepp_logan") is None,
+                                   reason="ismrmrd-tools (ismrmrd_generate_cartesian_shepp_logan) is not installed")
+
+
+def _rss(study) -> np.ndarray:
+    from physics.fft import ifft2c
+
+    return np.sqrt((np.abs(ifft2c(study.kspace)) ** 2).sum(axis=1))
+
+
+@needs_ismrmrd
+def test_ismrmrd_3d_reads_hybrid_planes_with_the_acquired_pattern(tmp_path):
+    kspace, head = kspace_3d((32, 40, 24), coils=4, oversampling=2)
+    noise = np.random.default_rng(0).standard_normal((2, *kspace.shape)) * 1e-3  # scanner data carries noise: the
+    kspace = (kspace + noise[0] + 1j * noise[1]).astype(np.complex64)  # margin's noise whitens the coils
+    drop = np.ones((40, 24), bool)
+    drop[::2, ::2] = False
+    drop[16:24, 8:16] = False  # a CAIPI-like lattice plus a calibration block
+    path = tmp_path / "scan3d.h5"
+    ismrmrd_3d(path, tmp_path, kspace * ~drop[None, None], readout_recon=32, drop=drop)
+    (study,), notes = read_input(path)
+    assert study.kspace.shape == (32, 4, 40, 24) and study.meta["acquisition"] == "3d"
+    assert np.array_equal(study.mask, ~drop)
+    assert study.meta["corrections"]["readout_oversampling_removed"] == 2
+    assert any("3-D acquisition" in note for note in notes)
+    full = tmp_path / "full3d.h5"
+    ismrmrd_3d(full, tmp_path, kspace, readout_recon=32)
+    (complete,), _ = read_input(full)
+    assert complete.mask is None
+    assert complete.meta["corrections"]["prewhitened"].startswith("readout oversampling margin")
+    np.testing.assert_allclose(_rss(complete), head, atol=0.05 * head.max())
+    assert np.abs(_rss(complete) - head).mean() < 0.01
+
+
+@needs_ismrmrd
+def test_ismrmrd_3d_with_a_kz_outside_the_matrix_is_named(tmp_path):
+    kspace, _ = kspace_3d((16, 20, 12), coils=2)
+    path = tmp_path / "bad.h5"
+    ismrmrd_3d(path, tmp_path, kspace, readout_recon=16, partitions=8)
+    with pytest.raises(InputError, match=r"bad.h5: .*kz index \(11\) is outside the header's encoded matrix \(8"):
+        read_input(path)
+
+
+def test_bart_cfl_with_a_z_dimension_reads_as_3d_with_acquisition_3d(tmp_path):
+    from pipelines.formats.volume3d import as_3d
+    from recon.classical.bart import write_cfl
+
+    kspace, head = kspace_3d((24, 28, 20), coils=3)
+    write_cfl(tmp_path / "vol", np.transpose(kspace, (1, 2, 3, 0)))  # BART (X, Y, Z, C)
+    (study,), _ = read_input(tmp_path / "vol.cfl")
+    assert study.kspace.shape == (20, 3, 24, 28)  # read as 2-D slices unless asked
+    volume = as_3d(study)
+    assert volume.kspace.shape == (24, 3, 28, 20) and volume.mask is None
+    np.testing.assert_allclose(_rss(volume), head, atol=2e-3)
+
+
+def test_twix_3d_reads_partitions_and_batch_reconstructs_it(tmp_path):
+    import json
+
+    import nibabel as nib
+
+    from pipelines.cli.main import main
+    from tests.toys import twix_3d
+
+    path = twix_3d(tmp_path / "scan3d.dat", partitions=32)
+    (study,), notes = read_input(path)
+    assert study.kspace.shape == (160, 2, 160, 32) and study.mask is None  # readout oversampling removed, fully sampled
+    assert study.meta["corrections"]["prewhitened"].startswith("readout oversampling margin")  # gre.dat has no noise scan
+    out = tmp_path / "out"
+    assert main(["batch", str(path), "--mask", "25pct", "--mask-type", "poisson", "--methods", "zero-filled",
+                 "--estimate-folds", "0", "--out", str(out)]) == 0
+    written = nib.load(out / "scan3d_zero-filled.nii.gz")
+    assert written.shape == (160, 160, 32)  # (readout, ky, kz): the scanner's volume axes
+    assert np.allclose(written.affine, study.meta["affine"])
+    metrics = json.loads((out / "scan3d.metrics.json").read_text())
+    assert abs(metrics["ratio"] - 0.25) < 0.01 and 10 < metrics["methods"]["zero-filled"]["psnr"] < 60
+
+
+@pytest.mark.parametrize(("options", "problem"), [
+    ({"declared": 6}, r"8 partitions in the data, but the protocol declares 6"),
+    ({"partial_fourier": True}, r"partial Fourier along kz"),
+])
+def test_bad_3d_twix_files_are_one_clear_line(tmp_path, options, problem):
+    from tests.toys import twix_3d
+
+    path = twix_3d(tmp_path / "bad3d.dat", partitions=8, **options)
+    with pytest.raises(InputError, match=rf"bad3d.dat: {problem}"):
+        read_input(path)
