@@ -159,12 +159,21 @@ def _record_failure(entry: dict[str, Any], error: Exception, path: Path, out: Pa
 
 
 def _reconstruct(kspace: np.ndarray, mask: np.ndarray, coil_maps: np.ndarray | None, methods: tuple[str, ...],
-                 adapted: dict) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+                 adapted: dict, three_d: bool = False) -> tuple[dict[str, np.ndarray], dict[str, float]]:
     """Every method's complex volume ``(N, H, W)`` and its seconds for the volume
-    (``adapted``: the learned methods fine-tuned on this scan, ``--adapt``)."""
+    (``adapted``: the learned methods fine-tuned on this scan, ``--adapt``). Of a 3-D
+    acquisition (``three_d``: ``kspace`` holds hybrid planes), BART runs once on the whole
+    volume with its own 3-D maps, the anchor (:func:`recon.classical.bart.pics_volume`)."""
+    from recon.classical.bart import REGULARIZERS_3D, pics_volume
+
     volumes: dict[str, np.ndarray] = {}
     seconds: dict[str, float] = {}
     for method in methods:
+        if three_d and method in REGULARIZERS_3D and method not in adapted:
+            tick = time.perf_counter()
+            image, _ = pics_volume(torch.from_numpy(kspace), mask, method, calibration=masks.calibration_region(mask))
+            volumes[method], seconds[method] = image.numpy(), time.perf_counter() - tick
+            continue
         def one_slice(index: int, method: str = method) -> np.ndarray:
             maps = None if coil_maps is None else coil_maps[index]
             data = kspace[index] if kspace.shape[1] > 1 else kspace[index, 0]
@@ -207,7 +216,8 @@ def _process_study(study: Study, config: BatchConfig, entry: dict[str, Any], out
                             config.seed) if config.adapt else {}
     for method, model in adapted.items():
         study_metrics["methods"].setdefault(method, {}).update(model.adaptation.to_dict())
-    complex_images, seconds = _reconstruct(kspace, mask, coil_maps, config.methods_run, adapted)
+    complex_images, seconds = _reconstruct(kspace, mask, coil_maps, config.methods_run, adapted,
+                                           three_d=study.meta.get("acquisition") == "3d")
     guarded: dict[str, np.ndarray] = {}
     if config.estimate_folds and trajectory:
         study_metrics["notes"].append("no error estimate or guard: the k-space hold-out is Cartesian only")

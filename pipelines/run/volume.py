@@ -82,6 +82,21 @@ def simulate(volume: np.ndarray, mask: Mask, coils: int, noise_snr: float | None
     return kspace, truth, recon_maps
 
 
+def bart_anchor(method: str, kspace: torch.Tensor, mask: Mask) -> torch.Tensor:
+    """``bart-l1`` / ``bart-tv`` of a 3-D acquisition: BART's 3-D ESPIRiT and 3-D
+    ``pics`` on the whole volume (:func:`recon.classical.bart.pics_volume`), not plane
+    by plane with our maps; zero where BART's maps are (``ecalib``'s crop).
+
+    Shapes
+    ------
+    kspace ``(X, C, Y, Z)`` -> ``(X, Y, Z)``.
+    """
+    from recon.classical.bart import pics_volume
+
+    image, _ = pics_volume(kspace, mask.array, method, calibration=calibration_region(mask.array))
+    return image
+
+
 def cut(volume: np.ndarray, axis: int) -> np.ndarray:
     """The central plane of ``volume`` across ``axis`` (0: the (y, z) plane at the middle
     readout position)."""

@@ -264,7 +264,10 @@ def _reconstruct(config: RunConfig, methods: list[str], ids: list[str], mask: Ma
             bar.begin(f"{name} on all {len(ids)} slices at once")
             started = time.perf_counter()
             with torch.no_grad():
-                stack = reconstructors[name].reconstruct(kspace, sampling, coil_maps)
+                if config.acquisition == "3d":  # BART's own 3-D ESPIRiT and 3-D pics on the whole volume: the anchor
+                    stack = volume.bart_anchor(name, kspace, mask)
+                else:
+                    stack = reconstructors[name].reconstruct(kspace, sampling, coil_maps)
             ahead[name] = stack, (time.perf_counter() - started) / len(ids)  # wall time per slice
         for index, slice_id in enumerate(ids):
             bar.begin(slice_id)

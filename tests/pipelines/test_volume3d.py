@@ -70,3 +70,17 @@ def test_3d_masks_cover_the_plane_not_the_readout(tmp_path, kind):
                  "--coils", "2", "--methods", "zero-filled", "--estimate-folds", "0", "--out", str(out)]) == 0
     config = json.loads((out / "config.json").read_text())
     assert config["mask"]["kind"] == kind and config["mask"]["shape"] == [24, 28]
+
+
+@pytest.mark.skipif(__import__("shutil").which("bart") is None, reason="BART is not installed")
+def test_bart_is_the_3d_anchor_on_the_whole_volume(tmp_path, capsys):
+    volume = _head((24, 40, 36))
+    np.save(tmp_path / "v.npy", volume)
+    out = tmp_path / "run"
+    assert main(["run", "--input", str(tmp_path / "v.npy"), "--acquisition", "3d", "--mask", "25pct", "--mask-type",
+                 "poisson", "--coils", "4", "--methods", "zero-filled,bart-tv", "--estimate-folds", "0",
+                 "--out", str(out)]) == 0
+    capsys.readouterr()
+    metrics = json.loads((out / "metrics.json").read_text())
+    scores = metrics["volume"]
+    assert scores["bart-tv"]["volume_psnr"] > scores["zero-filled"]["volume_psnr"] + 3
