@@ -97,3 +97,44 @@ def test_bad_3d_twix_files_are_one_clear_line(tmp_path, options, problem):
     path = twix_3d(tmp_path / "bad3d.dat", partitions=8, **options)
     with pytest.raises(InputError, match=rf"bad3d.dat: {problem}"):
         read_input(path)
+
+
+def test_a_plane_of_a_3d_scan_gives_what_the_2d_path_gives_for_that_plane(tmp_path):
+    """Known answer: a fully sampled 3-D scan, retrospectively undersampled over (ky, kz),
+    reconstructs each readout position's plane exactly as the 2-D path reconstructs that
+    plane given as a single-slice file (same name, so the same seeded mask)."""
+    import nibabel as nib
+    import torch
+
+    from physics.volume import to_hybrid
+    from pipelines.cli.main import main
+    from recon.classical.bart import write_cfl
+
+    kspace, _ = kspace_3d((16, 40, 36), coils=3)
+    noise = np.random.default_rng(1).standard_normal((2, *kspace.shape)) * 1e-3
+    kspace = (kspace + noise[0] + 1j * noise[1]).astype(np.complex64)
+    (tmp_path / "3d").mkdir()
+    (tmp_path / "2d").mkdir()
+    write_cfl(tmp_path / "3d" / "scan", np.transpose(kspace, (1, 2, 3, 0)))  # BART (X, Y, Z, C)
+    position = 8
+    plane = to_hybrid(torch.from_numpy(kspace))[position].numpy()  # (C, ky, kz)
+    write_cfl(tmp_path / "2d" / "scan", np.transpose(plane, (1, 2, 0))[:, :, None, :])  # a 2-D slice (ky, kz)
+    common = ["--mask", "25pct", "--mask-type", "poisson", "--methods", "zero-filled,cs-tv", "--estimate-folds", "0",
+              "--format", "nifti"]
+    assert main(["batch", str(tmp_path / "3d" / "scan.cfl"), "--acquisition", "3d", *common, "--out", str(tmp_path / "o3")]) == 0
+    assert main(["batch", str(tmp_path / "2d" / "scan.cfl"), *common, "--out", str(tmp_path / "o2")]) == 0
+    for method in ("zero-filled", "cs-tv"):
+        volume = np.asarray(nib.load(tmp_path / "o3" / f"scan_{method}.nii.gz").dataobj)  # (X, ky, kz)
+        single = np.asarray(nib.load(tmp_path / "o2" / f"scan_{method}.nii.gz").dataobj)[..., 0]  # (ky, kz)
+        np.testing.assert_allclose(volume[position], single, rtol=1e-4, atol=1e-5 * single.max())
+
+
+@needs_ismrmrd
+def test_a_3d_volume_over_the_memory_budget_is_refused_before_allocation(tmp_path):
+    from pipelines.common.limits import MemoryBudget, TooLargeError
+
+    kspace, _ = kspace_3d((16, 20, 12), coils=2)
+    path = tmp_path / "big.h5"
+    ismrmrd_3d(path, tmp_path, kspace, readout_recon=16, partitions=4000)  # declares 4000 partitions
+    with pytest.raises(TooLargeError, match=r"big.h5: .*partitions\) declares shape \(1, 2, 16, 20, 4000\).*memory budget"):
+        read_input(path, MemoryBudget(50_000_000))
