@@ -200,7 +200,8 @@ def _add_run(commands) -> None:
     run.add_argument("--acquisition", choices=("2d", "3d"),
                      help="2d: slice by slice (default); 3d: one 3-D acquisition of the whole volume (the sample's, or "
                      "--input's), readout along the header's frequency axis (else the slices' rows), the mask over the "
-                     "(ky, kz) plane; every readout position's plane is reconstructed (default --coils 8 --noise-snr 30)")
+                     "(ky, kz) plane; every readout position's plane is reconstructed (default --coils 8 --noise-snr 30 "
+                     "--estimate-slices 8; the guard judges the volume as one)")
 
 
 def _add_mask(commands) -> None:

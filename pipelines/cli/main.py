@@ -25,14 +25,8 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
 EXIT_SIGINT, EXIT_SIGTERM = 128 + signal.SIGINT, 128 + signal.SIGTERM
 
 
-THREE_D_SNR = 30.0
-"""``recon run --acquisition 3d`` simulates noise at this SNR (dB) unless ``--noise-snr``
-says otherwise: a scanner's 3-D data always carries noise, and noise-free 10 % (ky, kz)
-planes through estimated maps make the learned models' exact consistency step diverge
-(docs/results.md, "3-D acquisitions")."""
-
-
 def _run_config(args: argparse.Namespace):
+    from pipelines.cli import three_d_defaults
     from pipelines.config import RunConfig, load_config
 
     base = load_config(args.config) if args.config else RunConfig()
@@ -50,15 +44,16 @@ def _run_config(args: argparse.Namespace):
         methods=args.methods,
         input=args.input,
         slices=args.slices,
-        coils=args.coils if args.coils is not None or not three_d or args.config else 8,
-        noise_snr=args.noise_snr if args.noise_snr is not None or not three_d or args.config else THREE_D_SNR,
+        coils=args.coils if args.coils is not None or not three_d or args.config else three_d_defaults.COILS,
+        noise_snr=args.noise_snr if args.noise_snr is not None or not three_d or args.config else three_d_defaults.SNR,
         phase=args.phase,
         seed=args.seed,
         out=args.out,
         force=args.force,
         max_memory=args.max_memory,
         estimate_folds=args.estimate_folds,
-        estimate_slices=args.estimate_slices,
+        estimate_slices=args.estimate_slices if args.estimate_slices is not None or not three_d or args.config
+        else three_d_defaults.ESTIMATE_PLANES,
         estimate_methods=args.estimate_methods,
         guard=args.guard,
         adapt=args.adapt,

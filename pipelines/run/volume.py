@@ -97,6 +97,44 @@ def bart_anchor(method: str, kspace: torch.Tensor, mask: Mask) -> torch.Tensor:
     return image
 
 
+def whole_volume(verdicts: dict[str, list]) -> dict[str, list]:
+    """The guard's verdicts on a 3-D volume: one for the whole volume, copied to each
+    judged plane. A volume mixing methods from one readout position to the next would
+    show stripes along x, so a learned volume is written from its reference when most of
+    its judged planes are flagged (the most frequent reference), else kept whole."""
+    from collections import Counter
+    from dataclasses import replace
+
+    decided = {}
+    for name, per_plane in verdicts.items():
+        flagged = [verdict for verdict in per_plane if verdict.flagged]
+        if 2 * len(flagged) > len(per_plane):
+            reference = Counter(v.reference for v in flagged).most_common(1)[0][0]
+            decided[name] = [replace(v, flagged=True, reference=reference) for v in per_plane]
+        else:
+            decided[name] = [replace(v, flagged=False) for v in per_plane]
+    return decided
+
+
+def spread_guard(outputs: dict[str, list], records: list[dict[str, Any]], replaced: dict[str, list]) -> list[str]:
+    """Write a flagged 3-D volume (:func:`whole_volume`) from its reference on every
+    readout position, not only the judged ones, and say so in every plane's record;
+    returns the notes."""
+    notes = []
+    for name, written in replaced.items():
+        reference = next((cs for cs in written if cs), None)
+        if reference is None:
+            continue
+        outputs[name] = list(outputs[reference])
+        scores = {r["slice"]: r for r in records if r["method"] == reference}
+        for record in (r for r in records if r["method"] == name):
+            record["guard_output"] = reference
+            record["written_psnr"], record["written_ssim"] = scores[record["slice"]]["psnr"], scores[record["slice"]]["ssim"]
+        notes.append(f"guard: the whole {name} volume is written from {reference} (most of its judged planes were "
+                     "flagged; a 3-D volume is judged as one, --no-guard writes the learned output)")
+    return notes
+
+
 def cut(volume: np.ndarray, axis: int) -> np.ndarray:
     """The central plane of ``volume`` across ``axis`` (0: the (y, z) plane at the middle
     readout position)."""

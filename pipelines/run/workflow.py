@@ -183,6 +183,8 @@ def _estimate(config: RunConfig, records: list[dict[str, Any]], outputs: dict[st
         notes.append(f"estimate of {', '.join(n for n, m in adapted.items() if m.adaptation.best_step)}: with the adapted weights, which were fitted to this scan's "
                      "measured k-space (one fold of it held out), so the hold-out estimate may be optimistic")
     verdicts = guard_verdicts(estimates, mask.cpu().numpy())
+    if config.acquisition == "3d":  # one verdict for the volume
+        verdicts = volume.whole_volume(verdicts)
     if not evaluation.guard_applies(mask.cpu().numpy()):
         notes.append(evaluation.UNGUARDED_NOTE)
     chosen_outputs = {name: [images[i] for i in picks] for name, images in outputs.items()}
@@ -203,12 +205,14 @@ def _estimate(config: RunConfig, records: list[dict[str, Any]], outputs: dict[st
                     for key in ("psnr", "ssim"):
                         mine[index][f"written_{key}"] = chosen_record[key]
                 mine[index]["guard_reason"] = evaluation.guard_reason(name, verdicts[name][position], written)
+    if config.acquisition == "3d" and config.guard:
+        notes += volume.spread_guard(outputs, records, replaced)
     subset = "" if len(picks) == kspace.shape[0] else (
         f" on {len(picks)} of {kspace.shape[0]} slices (--estimate-slices all for every one)")
     notes.append(f"error estimated without the reference by {config.estimate_folds}-fold k-space hold-out{subset} "
                  f"in {time.perf_counter() - started:.1f} s (recon.trust.holdout; calibration "
                  f"{calibration.CALIBRATION_FILE.name if calibration.CALIBRATION_FILE.is_file() else 'none: raw estimates'})")
-    if config.guard and subset:
+    if config.guard and subset and config.acquisition != "3d":
         notes.append(f"guard: judged {len(picks)} of {kspace.shape[0]} slices, those with an estimate; the others keep "
                      "the learned output (--estimate-slices all, the default, judges every slice)")
     for name, written in replaced.items():

@@ -84,3 +84,32 @@ def test_bart_is_the_3d_anchor_on_the_whole_volume(tmp_path, capsys):
     metrics = json.loads((out / "metrics.json").read_text())
     scores = metrics["volume"]
     assert scores["bart-tv"]["volume_psnr"] > scores["zero-filled"]["volume_psnr"] + 3
+
+
+def test_the_guard_judges_a_3d_volume_as_one():
+    from recon.trust.guard import Verdict
+    from pipelines.run.volume import spread_guard, whole_volume
+
+    flag = Verdict(True, "cs-tv", 2.0, 0.5)
+    keep = Verdict(False, "cs-tv", -1.0, 0.5)
+    decided = whole_volume({"gan-drn": [flag, flag, keep], "csr-gan": [flag, keep, keep]})
+    assert all(v.flagged and v.reference == "cs-tv" for v in decided["gan-drn"])
+    assert not any(v.flagged for v in decided["csr-gan"])
+    outputs = {"gan-drn": ["g0", "g1", "g2", "g3"], "cs-tv": ["c0", "c1", "c2", "c3"]}
+    records = [{"method": m, "slice": f"x{i}", "psnr": float(i), "ssim": 0.5} for m in outputs for i in range(4)]
+    notes = spread_guard(outputs, records, {"gan-drn": ["cs-tv", "cs-tv"]})  # judged on 2 of the 4 planes
+    assert outputs["gan-drn"] == ["c0", "c1", "c2", "c3"] and "whole gan-drn volume" in notes[0]
+    assert all(r["guard_output"] == "cs-tv" for r in records if r["method"] == "gan-drn")
+
+
+def test_run_3d_with_a_learned_method_writes_one_method_per_volume(tmp_path, capsys):
+    volume = _head((36, 16, 40))
+    np.save(tmp_path / "v.npy", volume)
+    out = tmp_path / "run"
+    assert main(["run", "--input", str(tmp_path / "v.npy"), "--acquisition", "3d", "--mask", "25pct", "--mask-type",
+                 "poisson", "--coils", "4", "--methods", "gan-drn", "--estimate-folds", "2", "--out", str(out)]) == 0
+    capsys.readouterr()
+    metrics = json.loads((out / "metrics.json").read_text())
+    learned = [r for r in metrics["records"] if r["method"] == "gan-drn"]
+    assert len({r.get("guard_output", "gan-drn") for r in learned}) == 1  # never a mix of methods along the readout
+    assert sum("estimated_psnr" in r for r in learned) == min(8, len(learned))  # the default 8 judged planes
