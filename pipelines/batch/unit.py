@@ -22,6 +22,7 @@ from physics.fft import ifft2c
 from physics.nufft import Trajectory
 from pipelines.batch import outputs
 from pipelines.batch.noncartesian import trajectory_acquisition
+from pipelines.batch.volume import restack, simulated_acquisition
 from pipelines.common.evaluation import (
     UNGUARDED_NOTE,
     adapt_learned,
@@ -47,10 +48,8 @@ from pipelines.formats.fastmri import center_crop
 from pipelines.formats.study import FILE_PROBLEMS, check_simulable
 from pipelines.formats.volume3d import as_3d
 from pipelines.formats.writers import nifti_meta, write_output
-from pipelines.reports.previews import (
-    error_scale,
-    orientation,
-)
+from pipelines.reports.previews import error_scale, orientation
+from pipelines.run.volume import whole_volume
 from recon.api import coil_maps_for
 from recon.trust import calibration
 
@@ -74,6 +73,8 @@ def _acquisition(study: Study, config: BatchConfig, notes: list[str]
         mask = masks.make_mask(masks.parse_preset(config.mask), tuple(shape), config.mask_type, seed=seed).array
         if study.meta.get("support") is not None:  # elliptical scanning: the corners were never acquired
             mask = mask & study.meta["support"]
+    if study.simulated and config.acquisition == "3d":
+        return simulated_acquisition(study, config, notes)
     if study.simulated:
         check_simulable(study.images, study.source)
         generator = torch.Generator().manual_seed(masks.seed_from_name(study.name, config.seed))
@@ -203,7 +204,9 @@ def _process_study(study: Study, config: BatchConfig, entry: dict[str, Any], out
                                      "kspace": "simulated" if study.simulated else "measured",
                                      "mask": config.mask if study.mask is None else "from file",
                                      "mask_type": config.mask_type if study.mask is None else "from file",
-                                     "ratio": ratio, "methods": {}, "notes": list(entry["notes"])}
+                                     "ratio": ratio, "methods": {}, "notes": list(entry["notes"]),
+                                     "acquisition": "3d" if config.acquisition == "3d" or "readout" in study.meta
+                                     or study.meta.get("acquisition") == "3d" else "2d"}
     if warning := centre_warning(mask):
         study_metrics["notes"].append(warning)
         entry["notes"].append(warning)
@@ -242,8 +245,10 @@ def _process_study(study: Study, config: BatchConfig, entry: dict[str, Any], out
         sources = record.get("guard_output_slices") or [method] * len(output)
         record["holds"] = holding(method, sources)
         description = f"recon {record['holds']}; {study_metrics['mask']} {study_metrics['mask_type']} ratio {ratio:.3f}"
-        written = write_output(study, method, output, out, config.format, description, method_index,
-                               slice_notes=[slice_note(method, source) for source in sources])
+        notes = [slice_note(method, source) for source in sources]
+        if "readout" in study.meta:  # a simulated 3-D acquisition: back on the input's grid, one method a volume
+            output, notes = restack(study, output), [notes[0]] * study.images.shape[0]
+        written = write_output(study, method, output, out, config.format, description, method_index, slice_notes=notes)
         entry["outputs"].append(str(written.relative_to(out)))
         entry["outputs"].append(outputs.sidecar(out, written, study, method, sources, record, description))
         entry["outputs"] += outputs.preview(out, f"{study.name}_{method}", np.abs(output).astype(np.float32), reference,
@@ -322,6 +327,8 @@ def _estimate(study_metrics: dict[str, Any], images: dict[str, np.ndarray], kspa
         study_metrics["notes"].append(no_estimate_note(mask))
         return {}
     verdicts = guard_verdicts(estimates, mask)
+    if study_metrics.get("acquisition") == "3d":  # one verdict for the volume (pipelines.run.volume.whole_volume)
+        verdicts = whole_volume(verdicts)
     if not guard_applies(mask):
         study_metrics["notes"].append(UNGUARDED_NOTE)
     records = study_metrics["methods"]
