@@ -97,6 +97,7 @@ def least_squares(
     tol: float = 5e-5,
     stall: float = 0.01,
     floor: torch.Tensor | None = None,
+    max_change: float | None = None,
 ) -> torch.Tensor:
     """Least-squares fit ``min ||A x - y||`` by CGLS from ``x0`` (conjugate gradient on
     the normal equations, written so the data residual ``y - A x`` is known at every
@@ -108,6 +109,10 @@ def least_squares(
     of ``A`` amplifies); an item that has stopped is no longer updated. The solve ends
     when every item has stopped, when the largest residual relative to its target fell
     by less than ``stall`` (relative) over the last 10 iterations, or after ``max_iter``.
+    ``max_change``: an item also stops, at its last iterate, when the step would take
+    ``||x - x0||`` past ``max_change * ||x0||``: CGLS's semi-convergence, where the fit
+    goes on only through the operator's ill-conditioned directions (estimated coil maps
+    that cannot explain noise-free data exactly; issue 37).
 
     Shapes
     ------
@@ -124,19 +129,26 @@ def least_squares(
     gamma = _norms(gradient)
     ratio = _norms(data_residual).sqrt() / norm_y / target
     history = [float(ratio.max())]
+    start_norm = _norms(x0).sqrt()
+    frozen = torch.zeros_like(ratio, dtype=torch.bool)
     for _ in range(max_iter):
         if history[-1] <= 1 or (len(history) > 10 and history[-1] > (1 - stall) * history[-11]):
             break
         q = operator(direction)
-        alpha = gamma / _norms(q).clamp_min(1e-30) * (ratio > 1)  # items at their target stay where they are
-        x = x + _per_item(alpha, x) * direction
+        alpha = gamma / _norms(q).clamp_min(1e-30) * (ratio > 1) * ~frozen  # items at their target stay where they are
+        step = x + _per_item(alpha, x) * direction
+        if max_change is not None:
+            frozen = frozen | (_norms(step - x0).sqrt() > max_change * start_norm)
+            alpha = alpha * ~frozen
+            step = x + _per_item(alpha, x) * direction
+        x = step
         data_residual = data_residual - _per_item(alpha, q) * q
         gradient = operator.adjoint(data_residual)
         gamma_new = _norms(gradient)
         direction = gradient + _per_item(gamma_new / gamma.clamp_min(1e-30), gradient) * direction
         gamma = gamma_new
         ratio = _norms(data_residual).sqrt() / norm_y / target
-        history.append(float(ratio.max()))
+        history.append(float((ratio * ~frozen).max()))
     return x
 
 

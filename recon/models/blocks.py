@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from physics.complex import from_channels, peak, to_channels
-from physics.consistency import exact_consistency, hybrid_form
+from physics.consistency import EXACT_MAX_CHANGE, exact_consistency, hybrid_form
 from physics.solvers import least_squares
 
 TRAJECTORY_DC_ITER = 3
@@ -75,7 +75,7 @@ def run_cascade(kspace, operator, refinements, consistency, exact: bool | None =
     if gridding is not None and final:  # a trajectory: a few CGLS steps on the NUFFT, from x
         x = least_squares(operator, measured, x, max_iter=TRAJECTORY_DC_ITER, tol=1e-6)
     elif operator.coil_maps is not None and final:
-        x = exact_consistency(x, measured, operator)
+        x = exact_consistency(x, measured, operator, max_change=EXACT_MAX_CHANGE)
     return x * scale
 
 

@@ -156,3 +156,17 @@ def test_exact_consistency_treats_each_batch_item_by_its_own_noise():
     together = exact_consistency(start.repeat(2, 1, 1), torch.cat([clean, noisy]), MultiCoil(mask, maps.repeat(2, 1, 1, 1)))
     for index in range(2):
         torch.testing.assert_close(together[index], alone[index][0], atol=1e-4, rtol=1e-3)
+
+
+def test_least_squares_stops_before_changing_the_start_by_more_than_max_change():
+    mask = torch.zeros(32, 32, dtype=torch.bool)
+    mask[:, ::4] = True
+    mask[:, 14:18] = True
+    maps = simulate_coil_maps(4, (32, 32)).unsqueeze(0)
+    operator = MultiCoil(mask, maps)
+    measured = operator(_random((1, 32, 32), 3))
+    start = _random((1, 32, 32), 4)
+    limited = least_squares(operator, measured, start, max_iter=50, tol=1e-7, max_change=0.1)
+    assert float((limited - start).norm()) <= 0.1 * float(start.norm()) + 1e-6
+    free = least_squares(operator, measured, start, max_iter=50, tol=1e-7)
+    assert float((free - start).norm()) > 0.1 * float(start.norm())  # the limit is what stopped it
