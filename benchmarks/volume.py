@@ -59,7 +59,9 @@ def run(volume_path: Path, mask_name: str, methods: list[str], bart_weights: lis
     notes: list[str] = []
     (study,), _ = read_input(volume_path)
     planes, ids, _ = volume3d.readout_planes(study.images, study.meta.get("frequency_axis"), notes)
-    mask = masks.make_mask(mask_name, planes.shape[1:], "poisson", seed=masks.seed_from_name(study.name, 0))
+    ratio = masks.parse_preset(mask_name)
+    mask = masks.make_mask(mask_name, planes.shape[1:], "poisson", seed=masks.seed_from_name(study.name, 0),
+                           center_fraction=volume3d.centre_fraction(None, planes.shape[1:], "poisson", ratio))
     started = time.perf_counter()
     kspace, truth, maps = volume3d.simulate(planes, mask, 8, snr, False, masks.seed_from_name(study.name, 0), notes)
     simulation_seconds = time.perf_counter() - started

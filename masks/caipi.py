@@ -57,7 +57,8 @@ def caipi_mask(
     """CAIPI lattice plus a fully sampled centre block (the reference lines).
 
     The centre block starts at the 2-D families' default side (``sqrt(0.1 ratio)`` of
-    the shorter axis; ``center_fraction`` overrides it, 0 for none). The total
+    the shorter axis; ``center_fraction`` overrides it, 0 for none), at most half the
+    target count. The total
     acceleration ``R`` is the smallest integer whose lattice, with that block, stays at
     or under the target count; the block then grows until the count is met (so the
     achieved ratio matches within one ring of the block). Without a block the lattice
@@ -73,7 +74,7 @@ def caipi_mask(
         as_generator(rng)
     count = min(shape[0] * shape[1], max(1, round(ratio * shape[0] * shape[1])))
     fraction = math.sqrt(0.1 * ratio) if center_fraction is None else center_fraction
-    side = min(round(fraction * min(shape)), min(shape))
+    side = min(round(fraction * min(shape)), math.isqrt(count // 2))  # the block leaves room for the lattice
     if side == 0:
         factors = min(factor_pairs(shape), key=lambda pair: abs(math.log(pair[0] * pair[1] * ratio)))
         array = caipi_lattice(shape, factors, factors[1] // 2)

@@ -49,7 +49,7 @@ from pipelines.formats.study import FILE_PROBLEMS, check_simulable
 from pipelines.formats.volume3d import as_3d
 from pipelines.formats.writers import nifti_meta, write_output
 from pipelines.reports.previews import error_scale, orientation
-from pipelines.run.volume import whole_volume
+from pipelines.run.volume import centre_fraction, whole_volume
 from recon.api import coil_maps_for
 from recon.trust import calibration
 
@@ -69,8 +69,9 @@ def _acquisition(study: Study, config: BatchConfig, notes: list[str]
     if study.mask is not None:
         mask = np.asarray(study.mask, bool)
     else:  # one mask per volume, seeded by the input's name: every method sees the same
-        seed = masks.seed_from_name(study.name, config.seed)
-        mask = masks.make_mask(masks.parse_preset(config.mask), tuple(shape), config.mask_type, seed=seed).array
+        seed, ratio = masks.seed_from_name(study.name, config.seed), masks.parse_preset(config.mask)
+        fraction = centre_fraction(None, tuple(shape), config.mask_type, ratio) if study.meta.get("acquisition") == "3d" else None
+        mask = masks.make_mask(ratio, tuple(shape), config.mask_type, seed=seed, center_fraction=fraction).array
         if study.meta.get("support") is not None:  # elliptical scanning: the corners were never acquired
             mask = mask & study.meta["support"]
     if study.simulated and config.acquisition == "3d":

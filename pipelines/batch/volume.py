@@ -11,7 +11,7 @@ import masks
 from pipelines.cli import three_d_defaults
 from pipelines.config import BatchConfig
 from pipelines.formats import Study
-from pipelines.run.volume import readout_planes, simulate
+from pipelines.run.volume import centre_fraction, readout_planes, simulate
 
 
 def simulated_acquisition(study: Study, config: BatchConfig, notes: list[str]
@@ -25,7 +25,9 @@ def simulated_acquisition(study: Study, config: BatchConfig, notes: list[str]
     first = int(ids[0][1:])
     study.meta["readout"] = {"axis": axis, "first": first, "size": study.images.shape[axis]}
     seed = masks.seed_from_name(study.name, config.seed)
-    mask = masks.make_mask(masks.parse_preset(config.mask), volume.shape[1:], config.mask_type, seed=seed)
+    ratio = masks.parse_preset(config.mask)
+    mask = masks.make_mask(ratio, volume.shape[1:], config.mask_type, seed=seed,
+                           center_fraction=centre_fraction(None, volume.shape[1:], config.mask_type, ratio))
     notes.append(f"simulated 3-D acquisition: {three_d_defaults.COILS} birdcage coils, noise at "
                  f"{three_d_defaults.SNR:g} dB, mask over the (ky, kz) plane")
     kspace, truth, maps = simulate(np.abs(volume) if not np.iscomplexobj(volume) else volume, mask,

@@ -35,6 +35,25 @@ AXES = ("x", "y", "z")
 """Names of the volume's axes: x the readout, (y, z) the phase-encode plane."""
 
 
+REFERENCE_LINES = 24
+"""A 3-D protocol's reference (ACS) block: at least this many points along ky and kz, as
+vendors' CAIPIRINHA and compressed-sensing 3-D protocols acquire by default."""
+
+
+def centre_fraction(requested: float | None, shape: tuple[int, int], kind: str, ratio: float) -> float | None:
+    """The centre fraction of a (ky, kz) mask: ``requested`` when given (``--center-fraction``),
+    else for the 2-D families the larger of the family's default and
+    :data:`REFERENCE_LINES` points (maps from a 12 x 12 block cost the learned models up
+    to 13 dB on the sample's planes, docs/results.md "3-D acquisitions"); None (the
+    family's own default) for 1-D families along kz."""
+    from masks import TWO_D_KINDS
+    from masks.grid import default_center_fraction_2d
+
+    if requested is not None or kind not in TWO_D_KINDS or kind == "lowres":
+        return requested
+    return min(1.0, max(default_center_fraction_2d(ratio), REFERENCE_LINES / min(shape)))
+
+
 def readout_planes(stack: np.ndarray, frequency_axis: int | None, notes: list[str]) -> tuple[np.ndarray, list[str], int]:
     """The volume ``(X, Y, Z)`` with the readout first, its planes' ids and the stack
     axis used as the readout. ``stack`` is a reader's slice stack ``(N, H, W)``;

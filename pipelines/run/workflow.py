@@ -19,6 +19,7 @@ from masks import (
     calibration_region,
     calibration_size,
     make_sampling,
+    parse_preset,
     seed_from_name,
 )
 from physics import simulate_coil_maps, simulate_kspace
@@ -110,7 +111,10 @@ def spread(total: int, count: int) -> np.ndarray:
 def _load_mask(config: RunConfig, shape: tuple[int, int], seed_name: str) -> Mask | TrajectoryMask:
     if config.mask_file is None:
         seed = seed_from_name(seed_name, config.seed)
-        return make_sampling(config.mask, shape, config.mask_type, seed=seed, center_fraction=config.center_fraction)
+        fraction = config.center_fraction
+        if config.acquisition == "3d":
+            fraction = volume.centre_fraction(fraction, shape, config.mask_type, parse_preset(config.mask))
+        return make_sampling(config.mask, shape, config.mask_type, seed=seed, center_fraction=fraction)
     path = Path(config.mask_file)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such mask file")
