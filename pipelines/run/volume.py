@@ -14,6 +14,7 @@ central planes of each method's volume.
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -43,7 +44,7 @@ vendors' CAIPIRINHA and compressed-sensing 3-D protocols acquire by default."""
 def centre_fraction(requested: float | None, shape: tuple[int, int], kind: str, ratio: float) -> float | None:
     """The centre fraction of a (ky, kz) mask: ``requested`` when given (``--center-fraction``),
     else for the 2-D families the larger of the family's default and
-    :data:`REFERENCE_LINES` points (maps from a 12 x 12 block cost the learned models up
+    :data:`REFERENCE_LINES` points, the block holding at most half the samples (maps from a 12 x 12 block cost the learned models up
     to 13 dB on the sample's planes, docs/results.md "3-D acquisitions"); None (the
     family's own default) for 1-D families along kz."""
     from masks import TWO_D_KINDS
@@ -51,7 +52,8 @@ def centre_fraction(requested: float | None, shape: tuple[int, int], kind: str, 
 
     if requested is not None or kind not in TWO_D_KINDS or kind == "lowres":
         return requested
-    return min(1.0, max(default_center_fraction_2d(ratio), REFERENCE_LINES / min(shape)))
+    largest = math.sqrt(ratio * shape[0] * shape[1] / 2) / min(shape)  # the block holds at most half the samples
+    return min(1.0, largest, max(default_center_fraction_2d(ratio), REFERENCE_LINES / min(shape)))
 
 
 def readout_planes(stack: np.ndarray, frequency_axis: int | None, notes: list[str]) -> tuple[np.ndarray, list[str], int]:

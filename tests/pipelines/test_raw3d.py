@@ -139,3 +139,21 @@ def test_a_3d_volume_over_the_memory_budget_is_refused_before_allocation(tmp_pat
     ismrmrd_3d(path, tmp_path, kspace, readout_recon=16, partitions=4000)  # declares 4000 partitions
     with pytest.raises(TooLargeError, match=r"big.h5: .*partitions\) declares shape \(1, 2, 16, 20, 4000\).*memory budget"):
         read_input(path, MemoryBudget(50_000_000))
+
+
+def test_batch_judges_a_3d_file_as_one_volume_on_spread_planes(tmp_path):
+    import json
+
+    from pipelines.cli.main import main
+    from recon.classical.bart import write_cfl
+
+    kspace, _ = kspace_3d((20, 40, 40), coils=4)
+    noise = np.random.default_rng(2).standard_normal((2, *kspace.shape)) * 1e-3
+    write_cfl(tmp_path / "vol", np.transpose(kspace + noise[0] + 1j * noise[1], (1, 2, 3, 0)))
+    out = tmp_path / "out"
+    assert main(["batch", str(tmp_path / "vol.cfl"), "--acquisition", "3d", "--mask", "25pct", "--mask-type", "poisson",
+                 "--methods", "gan-drn", "--estimate-folds", "2", "--out", str(out)]) == 0
+    metrics = json.loads((out / "vol.metrics.json").read_text())
+    assert len(metrics["estimate_planes"]) == 8
+    record = metrics["methods"]["gan-drn"]
+    assert len(record["estimated_psnr_slices"]) == 8 and len(set(record["guard_output_slices"])) == 1

@@ -87,8 +87,8 @@ def test_bart_is_the_3d_anchor_on_the_whole_volume(tmp_path, capsys):
 
 
 def test_the_guard_judges_a_3d_volume_as_one():
-    from recon.trust.guard import Verdict
     from pipelines.run.volume import spread_guard, whole_volume
+    from recon.trust.guard import Verdict
 
     flag = Verdict(True, "cs-tv", 2.0, 0.5)
     keep = Verdict(False, "cs-tv", -1.0, 0.5)
