@@ -42,6 +42,12 @@ DEFLATED = "1.2.840.10008.1.2.1.99"
 ENHANCED_MR = "1.2.840.10008.5.1.4.1.1.4.1"
 
 
+FREQUENCY_AXIS = {"ROW": 1, "COL": 2}
+"""The slice stack's frequency-encoded axis (the readout of a 3-D acquisition) by
+InPlanePhaseEncodingDirection: ROW, the phase encodes run along each row, so the readout
+runs down the columns, the stack's H; COL, the readout runs along the rows, W."""
+
+
 def _deflated_start(path: Path) -> int | None:
     """Offset of the deflated data set when ``path`` is a Part 10 file in the Deflated
     Explicit VR Little Endian transfer syntax, else None (read from the raw bytes: the
@@ -342,5 +348,6 @@ def read_dicom(paths: list[Path], name: str, source: Path, budget: MemoryBudget 
         if len(series) > 1:
             notes.append(f"{source}: holds {len(series)} series; series {uid} is read as {label}")
         studies.append(Study(name=label, source=source, format="dicom", images=images,
-                             meta={"dataset": first, "slices": slices, "series_uid": uid}))
+                             meta={"dataset": first, "slices": slices, "series_uid": uid,
+                                   "frequency_axis": FREQUENCY_AXIS.get(str(first.get("InPlanePhaseEncodingDirection", "")))}))
     return studies, notes

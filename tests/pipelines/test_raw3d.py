@@ -157,3 +157,18 @@ def test_batch_judges_a_3d_file_as_one_volume_on_spread_planes(tmp_path):
     assert len(metrics["estimate_planes"]) == 8
     record = metrics["methods"]["gan-drn"]
     assert len(record["estimated_psnr_slices"]) == 8 and len(set(record["guard_output_slices"])) == 1
+
+
+def test_elliptical_scanning_corners_are_support_not_undersampling(tmp_path):
+    from pipelines.formats.volume3d import hybrid_study
+
+    kspace, _ = kspace_3d((16, 32, 32), coils=2)
+    ky, kz = np.meshgrid(np.linspace(-1, 1, 32), np.linspace(-1, 1, 32), indexing="ij")
+    ellipse = ky**2 + kz**2 <= 1
+    study = hybrid_study(tmp_path / "e.dat", "e", "twix", kspace * ellipse, support=ellipse)
+    assert study.mask is None and np.array_equal(study.meta["support"], ellipse)  # fully sampled within the ellipse
+    assert any("elliptical scanning" in note for note in study.notes)
+    holes = ellipse.copy()
+    holes[::2, ::2] = False
+    undersampled = hybrid_study(tmp_path / "e.dat", "e", "twix", kspace * holes, support=ellipse)
+    assert np.array_equal(undersampled.mask, holes)

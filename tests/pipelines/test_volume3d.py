@@ -129,3 +129,21 @@ def test_batch_3d_of_a_nifti_volume_writes_it_back_on_the_input_grid(tmp_path):
     assert np.abs(image - head).mean() < 0.25 * np.abs(head).mean()  # the head, where it was
     metrics = json.loads((out / "head.metrics.json").read_text())
     assert metrics["acquisition"] == "3d" and metrics["methods"]["cs-tv"]["psnr"] > metrics["methods"]["zero-filled"]["psnr"]
+
+
+@pytest.mark.parametrize(("direction", "axis"), [("ROW", 1), ("COL", 2)])
+def test_a_dicom_series_names_its_readout_axis(tmp_path, direction, axis):
+    import pydicom
+
+    from pipelines.formats import read_input
+    from tests.toys import dicom_series_fixture
+
+    dicom_series_fixture(tmp_path / "series", count=4)
+    for path in (tmp_path / "series").iterdir():
+        dataset = pydicom.dcmread(path)
+        dataset.InPlanePhaseEncodingDirection = direction
+        dataset.save_as(path)
+    (study,), _ = read_input(tmp_path / "series")
+    assert study.meta["frequency_axis"] == axis
+    volume, _, used = readout_planes(study.images, study.meta["frequency_axis"], [])
+    assert used == axis and volume.shape[0] == study.images.shape[axis]
