@@ -53,10 +53,14 @@ def _nifti(path, budget):
 def _npy(path, budget):
     from pipelines.formats.npy import read_npy
     from pipelines.formats.trajectory_files import read_npy_pair, sidecar
+    from pipelines.formats.volume3d import read_npy_kspace
 
     trajectory = sidecar(path)  # scan.npy + scan.traj.npy: non-Cartesian k-space
     if trajectory is not None:
         return [read_npy_pair(path, trajectory, budget)], []
+    volume = read_npy_kspace(path, budget)  # a complex (C, kx, ky, kz) array without a trajectory: 3-D k-space
+    if volume is not None:
+        return [volume], []
     return [read_npy(path, budget)], []
 
 

@@ -99,3 +99,25 @@ def as_3d(study: Study) -> Study:
     if study.mask is not None:  # a (X, Y) pattern of a multi-slice read: the same in every kz, so (Y, Z) is Y x all
         kspace = kspace * study.mask[None, :, :, None]
     return hybrid_study(study.source, study.name, study.format, kspace, meta=dict(study.meta), notes=list(study.notes))
+
+
+def read_npy_kspace(path: Path, budget=None) -> Study | None:
+    """A ``.npy`` of 3-D k-space: complex ``(C, kx, ky, kz)`` (coils, readout, the two
+    phase encodes), centred and orthonormal as ``physics.fft``, unacquired (ky, kz)
+    points zero; read as :func:`hybrid_study` reads any 3-D scan. None for any other
+    ``.npy`` (an image stack). The header's shape is checked against ``budget`` before
+    the array is read; the file is never unpickled."""
+    from pipelines.common.limits import check_size
+    from pipelines.formats.images import _npy_header
+
+    try:
+        shape, dtype = _npy_header(path)
+    except ValueError as error:
+        raise InputError(str(error)) from None
+    if len(shape) != 4 or dtype.kind != "c":
+        return None
+    if min(shape) < 1 or min(shape[2:]) < 4:
+        raise InputError(f"{path}: 3-D k-space (C, kx, ky, kz) of {shape} is too small")
+    check_size(path, shape, budget, what="the 3-D k-space (C, kx, ky, kz)", copies=3)
+    kspace = np.load(path, allow_pickle=False).astype(np.complex64)
+    return hybrid_study(path, path.stem, "npy", kspace)

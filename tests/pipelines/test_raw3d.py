@@ -172,3 +172,11 @@ def test_elliptical_scanning_corners_are_support_not_undersampling(tmp_path):
     holes[::2, ::2] = False
     undersampled = hybrid_study(tmp_path / "e.dat", "e", "twix", kspace * holes, support=ellipse)
     assert np.array_equal(undersampled.mask, holes)
+
+
+def test_a_complex_4d_npy_is_3d_kspace(tmp_path):
+    kspace, head = kspace_3d((16, 24, 20), coils=2)
+    np.save(tmp_path / "k3d.npy", kspace.astype(np.complex64))
+    (study,), notes = read_input(tmp_path / "k3d.npy")
+    assert study.kspace.shape == (16, 2, 24, 20) and study.meta["acquisition"] == "3d"
+    np.testing.assert_allclose(_rss(study), head, atol=2e-3)
