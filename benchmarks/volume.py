@@ -2,6 +2,7 @@
 
     python -m benchmarks.volume [--volume ch2.nii.gz] [--masks 10pct,25pct]
         [--methods zero-filled,cs-l1,cs-tv,gan-drn,csr-gan] [--bart-weights 0.003,0.01,0.03]
+        [--bart-methods bart-tv,bart-l1]
         [--snr 30] [--threads 2] [--json out.json]
 
 The volume (default: Colin27, ``ch2.nii.gz`` of Debian's ``mricron-data``, a held-out
@@ -49,7 +50,8 @@ def _scores(volume: np.ndarray, truth: np.ndarray, data_range: float) -> dict:
             "nmse": float(((volume - truth) ** 2).sum() / (truth**2).sum()), "plane_psnr": planes}
 
 
-def run(volume_path: Path, mask_name: str, methods: list[str], bart_weights: list[float], snr: float) -> dict:
+def run(volume_path: Path, mask_name: str, methods: list[str], bart_weights: list[float], snr: float,
+        bart_methods: tuple[str, ...] = ("bart-tv", "bart-l1"), save=lambda rows: None) -> dict:
     import masks
     import recon
     from pipelines.formats import read_input
@@ -81,7 +83,8 @@ def run(volume_path: Path, mask_name: str, methods: list[str], bart_weights: lis
                         "seconds_with_maps": seconds + (maps_seconds if method != "zero-filled" else 0.0),
                         "peak_mb": _peak_mb()}
         print(f"  {mask_name} {method}: {rows[method]['psnr']:.2f} dB, {seconds:.0f} s", file=sys.stderr, flush=True)
-    for method in ("bart-tv", "bart-l1"):
+        save(rows)
+    for method in bart_methods:
         for weight in bart_weights:
             tick = time.perf_counter()
             image, steps = pics_volume(kspace, mask.array, method, reg_weight=weight,
@@ -91,6 +94,7 @@ def run(volume_path: Path, mask_name: str, methods: list[str], bart_weights: lis
                           "bart_steps": steps, "peak_mb": _peak_mb(resource.RUSAGE_CHILDREN)}
             print(f"  {mask_name} {name}: {rows[name]['psnr']:.2f} dB, {rows[name]['seconds']:.0f} s", file=sys.stderr,
                   flush=True)
+            save(rows)
     floor = rows.get("zero-filled", {}).get("plane_psnr")
     for row in rows.values():
         if floor is not None:
@@ -106,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--masks", default="10pct,25pct")
     parser.add_argument("--methods", default="zero-filled,cs-l1,cs-tv,gan-drn,csr-gan")
     parser.add_argument("--bart-weights", default="0.003,0.01,0.03")
+    parser.add_argument("--bart-methods", default="bart-tv,bart-l1")
     parser.add_argument("--snr", type=float, default=30.0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", type=Path)
@@ -114,11 +119,17 @@ def main(argv: list[str] | None = None) -> int:
     if not args.volume.is_file():
         print(f"{args.volume}: no such volume (scripts/make_corpus.py caches Colin27's ch2.nii.gz)", file=sys.stderr)
         return 2
-    results = []
+    results: list[dict] = []
+
+    def save(rows: dict) -> None:  # after each method: a long run keeps what it finished
+        if args.json:
+            args.json.write_text(json.dumps([*results, {"mask": mask_name, "partial": rows}], indent=1))
+
     for mask_name in args.masks.split(","):
         results.append(run(args.volume, mask_name, args.methods.split(","),
-                           [float(w) for w in args.bart_weights.split(",") if w], args.snr))
-        if args.json:  # after each mask: a long run keeps what it finished
+                           [float(w) for w in args.bart_weights.split(",") if w], args.snr,
+                           tuple(m for m in args.bart_methods.split(",") if m), save))
+        if args.json:
             args.json.write_text(json.dumps(results, indent=1))
     for result in results:
         print(f"\n{result['mask']['params']['preset']} poisson on {result['shape']} (8 coils, {result['snr_db']:g} dB), "

@@ -203,9 +203,10 @@ def pics_volume(hybrid: torch.Tensor, mask: np.ndarray, method: str, reg_weight:
         raise ValueError(f"no 3-D BART anchor for {method!r}; valid: {', '.join(REGULARIZERS_3D)}")
     weight = reg_weight if reg_weight is not None else get(method).weight_for(torch.from_numpy(np.asarray(mask, bool)))
     kspace = from_hybrid(hybrid.to(torch.complex64) * torch.from_numpy(np.asarray(mask, bool)))  # (C, X, Y, Z)
+    odd = [axis for axis in (1, 2, 3) if kspace.shape[axis] % 2]
     seconds: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="recon-bart3d-") as tmp:
-        write_cfl(f"{tmp}/k", np.moveaxis(kspace.numpy(), 0, -1))
+        write_cfl(f"{tmp}/k", np.moveaxis(_even(kspace.numpy(), odd), 0, -1))
         del kspace
         region = (min(24, hybrid.shape[0]), *calibration)
         kernel = [max(2, min(6, side // 2)) for side in region]
@@ -218,5 +219,30 @@ def pics_volume(hybrid: torch.Tensor, mask: np.ndarray, method: str, reg_weight:
             if result.returncode != 0:
                 raise RuntimeError(f"bart {step} failed ({result.returncode}): {result.stderr.strip()[-500:]}")
             seconds[step] = time.perf_counter() - started
-        volume = read_cfl(f"{tmp}/x").reshape(hybrid.shape[0], *hybrid.shape[2:])
+        padded = [hybrid.shape[0], *hybrid.shape[2:]]
+        for axis in odd:
+            padded[axis - 1] += 1
+        volume = _odd_again(read_cfl(f"{tmp}/x").reshape(padded), [axis - 1 for axis in odd])
     return torch.from_numpy(volume.astype(np.complex64)), seconds
+
+
+def _even(kspace: np.ndarray, axes: list[int]) -> np.ndarray:
+    """``kspace`` with one unmeasured (zero) sample put before the first along each of
+    ``axes`` (odd sizes): ``bart pics`` reconstructs wrongly on odd grids (Colin27's
+    181 x 217 planes: below zero-filled, while ``bart fft`` agrees with ours), and one more
+    sample at the low end keeps the k-space centre where ``N // 2`` of the even grid puts it."""
+    pad = [(1, 0) if axis in axes else (0, 0) for axis in range(kspace.ndim)]
+    return np.pad(kspace, pad) if axes else kspace
+
+
+def _odd_again(image: np.ndarray, axes: list[int]) -> np.ndarray:
+    """The image of an :func:`_even` grid back on the odd grid: its k-space without the
+    added sample (centred, orthonormal FFTs along each of ``axes``)."""
+    from physics.fft import fft1c, ifft1c
+
+    data = torch.from_numpy(np.ascontiguousarray(image.astype(np.complex64)))
+    for axis in axes:
+        moved = data.movedim(axis, -1)
+        spectrum = fft1c(moved, dim=-1)[..., 1:]  # orthonormal both ways: the measured samples, unscaled
+        data = ifft1c(spectrum.contiguous(), dim=-1).movedim(-1, axis)
+    return data.numpy()
