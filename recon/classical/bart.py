@@ -125,8 +125,10 @@ class _BartPics(TunedWeight, Reconstructor):
                 else:
                     maps = coil_maps[index].detach().cpu().numpy()
                 base = f"{tmp}/{index}"
-                if trajectory is None:
-                    write_cfl(f"{base}k", np.transpose(data, (1, 2, 0))[:, :, None, :])
+                odd = [axis for axis in (1, 2) if trajectory is None and shape[axis - 1] % 2]
+                if trajectory is None:  # odd grids padded to even (see _even), the maps resampled onto them
+                    write_cfl(f"{base}k", np.transpose(_even(data, odd), (1, 2, 0))[:, :, None, :])
+                    maps = _maps_on_even(maps, odd)
                 else:  # (1, samples, shots, C)
                     write_cfl(f"{base}k", np.transpose(data, (2, 1, 0))[None])
                 write_cfl(f"{base}s", np.transpose(maps, (1, 2, 0))[:, :, None, :])
@@ -135,7 +137,8 @@ class _BartPics(TunedWeight, Reconstructor):
                 result = subprocess.run(command, capture_output=True, text=True, env=env)
                 if result.returncode != 0:
                     raise RuntimeError(f"bart pics failed ({result.returncode}): {result.stderr.strip()[-500:]}")
-                return read_cfl(f"{base}x").reshape(shape)
+                padded = [size + (axis + 1 in odd) for axis, size in enumerate(shape)]
+                return _odd_again(read_cfl(f"{base}x").reshape(padded), [axis - 1 for axis in odd])
 
             # pics runs on one core here (docs/results.md, "Tour commands in minutes"): one
             # process per core, each on its own slices
@@ -233,6 +236,21 @@ def _even(kspace: np.ndarray, axes: list[int]) -> np.ndarray:
     sample at the low end keeps the k-space centre where ``N // 2`` of the even grid puts it."""
     pad = [(1, 0) if axis in axes else (0, 0) for axis in range(kspace.ndim)]
     return np.pad(kspace, pad) if axes else kspace
+
+
+def _maps_on_even(maps: np.ndarray, axes: list[int]) -> np.ndarray:
+    """Coil maps ``(C, H, W)`` resampled onto the :func:`_even` grid: their k-space with
+    the sample put before the first along each of ``axes``, keeping their values (a
+    sensitivity is not an image: the orthonormal transform's size factor is undone)."""
+    from physics.fft import fft1c, ifft1c
+
+    data = torch.from_numpy(np.ascontiguousarray(maps.astype(np.complex64)))
+    for axis in axes:
+        moved = data.movedim(axis, -1)
+        size = moved.shape[-1]
+        spectrum = torch.nn.functional.pad(fft1c(moved, dim=-1), (1, 0))
+        data = (ifft1c(spectrum.contiguous(), dim=-1) * ((size + 1) / size) ** 0.5).movedim(-1, axis)
+    return data.numpy()
 
 
 def _odd_again(image: np.ndarray, axes: list[int]) -> np.ndarray:

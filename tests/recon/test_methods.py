@@ -135,3 +135,21 @@ def test_multicoil_cs_is_restricted_to_the_coil_support(brain_slice):
     tv = recon.reconstruct(kspace[0].numpy(), mask, "cs-tv")
     assert metrics.ssim(tv, brain_slice) > metrics.ssim(zero_filled, brain_slice)
     assert metrics.psnr(tv, brain_slice) > metrics.psnr(zero_filled, brain_slice) + 2
+
+
+@pytest.mark.skipif(not HAS_BART, reason="BART is not installed")
+def test_bart_on_an_odd_grid_matches_the_even_grid_conventions():
+    """bart pics reconstructs wrongly on odd grids; the adapter pads them to even and back
+    (25.1 dB before, 32.1 after, on a 255 x 233 slice with cs-tv at 32.8)."""
+    from physics import MultiCoil, simulate_coil_maps
+
+    grid = np.meshgrid(np.linspace(-1, 1, 45), np.linspace(-1, 1, 39), indexing="ij")
+    truth = torch.from_numpy(((grid[0] ** 2 + grid[1] ** 2 < 0.6) * 1.0 + (np.abs(grid[0]) < 0.2) * 0.5).astype(np.float32))
+    mask = torch.zeros(45, 39, dtype=torch.bool)
+    mask[:, ::2] = True
+    mask[:, 14:25] = True
+    maps = simulate_coil_maps(4, (45, 39)).unsqueeze(0)
+    kspace = MultiCoil(mask, maps)(truth.to(torch.complex64)[None])
+    image = recon.get("bart-tv").reconstruct(kspace, mask, maps)[0].abs()
+    assert image.shape == (45, 39)
+    assert float((image - truth).pow(2).mean().sqrt()) < 0.05
