@@ -87,7 +87,7 @@ def run(volume_path: Path, mask_name: str, methods: list[str], bart_weights: lis
     for method in bart_methods:
         for weight in bart_weights:
             tick = time.perf_counter()
-            image, steps = pics_volume(kspace, mask.array, method, reg_weight=weight,
+            image, steps = pics_volume(kspace, mask.array, method, reg_weight=weight, max_iter=100,
                                        calibration=masks.calibration_region(mask.array))
             name = f"{method}-3d@{weight:g}"
             rows[name] = {**_scores(image.abs().numpy(), reference, data_range), "seconds": time.perf_counter() - tick,
