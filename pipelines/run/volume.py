@@ -42,11 +42,12 @@ vendors' CAIPIRINHA and compressed-sensing 3-D protocols acquire by default."""
 
 
 def centre_fraction(requested: float | None, shape: tuple[int, int], kind: str, ratio: float) -> float | None:
-    """The centre fraction of a (ky, kz) mask: ``requested`` when given (``--center-fraction``),
-    else for the 2-D families the larger of the family's default and
-    :data:`REFERENCE_LINES` points, the block holding at most half the samples (maps from a 12 x 12 block cost the learned models up
-    to 13 dB on the sample's planes, docs/results.md "3-D acquisitions"); None (the
-    family's own default) for 1-D families along kz."""
+    """The centre fraction of a (ky, kz) mask: ``requested`` when given
+    (``--center-fraction``), else for the 2-D families the larger of the family's default
+    and :data:`REFERENCE_LINES` points, the block holding at most half the samples (maps
+    from the families' 12 x 12 block on the sample's planes made the learned models'
+    exact step diverge: docs/results.md, "3-D acquisitions"); None (the family's own
+    default) for 1-D families along kz."""
     from masks import TWO_D_KINDS
     from masks.grid import default_center_fraction_2d
 
