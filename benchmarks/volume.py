@@ -8,7 +8,7 @@
 The volume (default: Colin27, ``ch2.nii.gz`` of Debian's ``mricron-data``, a held-out
 *test* subject of the corpus, from ``scripts/make_corpus.py``'s cache) is read as
 ``recon run --input`` reads it; the readout runs along its first voxel axis (its header
-names no frequency axis). :func:`pipelines.run.volume.simulate` makes the hybrid k-space
+names no frequency axis). :func:`pipelines.common.volume.simulate` makes the hybrid k-space
 of a 3-D acquisition (3-D birdcage coils, white noise at ``--snr`` dB) and the ESPIRiT
 maps of every readout position. Each method reconstructs every (ky, kz) plane; BART runs
 on the whole volume with its own 3-D ESPIRiT and 3-D regularisation, at each of
@@ -54,8 +54,8 @@ def run(volume_path: Path, mask_name: str, methods: list[str], bart_weights: lis
         bart_methods: tuple[str, ...] = ("bart-tv", "bart-l1"), save=lambda rows: None) -> dict:
     import masks
     import recon
+    from pipelines.common import volume as volume3d
     from pipelines.formats import read_input
-    from pipelines.run import volume as volume3d
     from recon.classical.bart import pics_volume
 
     notes: list[str] = []

@@ -137,7 +137,7 @@ class RunConfig:
         (``recon.training.adapt``), the weights shared across its slices.
     acquisition : str
         ``2d`` (slice by slice, the default) or ``3d``: a 3-D acquisition of the whole
-        volume, undersampled in the (ky, kz) plane (``pipelines.run.volume``).
+        volume, undersampled in the (ky, kz) plane (``pipelines.common.volume``, ``pipelines.run.volume``).
     """
 
     mask: str = "10pct"

@@ -11,7 +11,6 @@ import numpy as np
 import torch
 
 from physics.nufft import Trajectory
-from pipelines.cli.three_d_defaults import ESTIMATE_PLANES
 from pipelines.common.evaluation import (
     UNGUARDED_NOTE,
     apply_guard,
@@ -24,8 +23,8 @@ from pipelines.common.evaluation import (
     no_estimate_note,
     trust_check,
 )
+from pipelines.common.volume import ESTIMATE_PLANES, whole_volume
 from pipelines.config import BatchConfig
-from pipelines.run.volume import whole_volume
 from recon.trust import calibration
 
 
@@ -63,7 +62,7 @@ def estimate(study_metrics: dict[str, Any], images: dict[str, np.ndarray], kspac
         study_metrics["notes"].append(no_estimate_note(mask))
         return {}
     verdicts = guard_verdicts(estimates, mask)
-    if three_d:  # one verdict for the volume (pipelines.run.volume.whole_volume)
+    if three_d:  # one verdict for the volume (pipelines.common.volume.whole_volume)
         verdicts = whole_volume(verdicts)
     if not guard_applies(mask):
         study_metrics["notes"].append(UNGUARDED_NOTE)

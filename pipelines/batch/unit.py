@@ -33,6 +33,7 @@ from pipelines.common.evaluation import (
 )
 from pipelines.common.output import write_json
 from pipelines.common.runtime import keep_freed_memory
+from pipelines.common.volume import centre_fraction
 from pipelines.config import BatchConfig
 from pipelines.formats import Study, read_input
 from pipelines.formats.fastmri import center_crop
@@ -40,7 +41,6 @@ from pipelines.formats.study import FILE_PROBLEMS, check_simulable
 from pipelines.formats.volume3d import as_3d
 from pipelines.formats.writers import nifti_meta, write_output
 from pipelines.reports.previews import error_scale, orientation
-from pipelines.run.volume import centre_fraction
 from recon.api import coil_maps_for
 
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)

@@ -1,6 +1,6 @@
 """``recon batch --acquisition 3d`` of image volumes (NIfTI, DICOM series, ``.npy``): a
 3-D multi-coil acquisition simulated from each volume, as ``recon run --acquisition 3d``
-simulates it (:mod:`pipelines.run.volume`), and the reconstructions written back on the
+simulates it (:mod:`pipelines.common.volume`), and the reconstructions written back on the
 input's own voxel grid and geometry."""
 
 from __future__ import annotations
@@ -8,17 +8,17 @@ from __future__ import annotations
 import numpy as np
 
 import masks
-from pipelines.cli import three_d_defaults
+from pipelines.common.volume import COILS, SNR, centre_fraction, readout_planes, simulate
 from pipelines.config import BatchConfig
 from pipelines.formats import Study
-from pipelines.run.volume import centre_fraction, readout_planes, simulate
 
 
 def simulated_acquisition(study: Study, config: BatchConfig, notes: list[str]
                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Hybrid k-space ``(X, C, Y, Z)``, the (ky, kz) mask, the magnitude reference
     ``(X, Y, Z)`` and ESPIRiT maps of a 3-D acquisition of ``study``'s volume, with
-    :data:`three_d_defaults.COILS` coils and noise at :data:`three_d_defaults.SNR` dB.
+    :data:`pipelines.common.volume.COILS` coils and noise at
+    :data:`pipelines.common.volume.SNR` dB.
     Where the readout planes sit in the input is kept in ``study.meta["readout"]`` for
     :func:`restack`."""
     volume, ids, axis = readout_planes(study.images, study.meta.get("frequency_axis"), notes)
@@ -28,10 +28,10 @@ def simulated_acquisition(study: Study, config: BatchConfig, notes: list[str]
     ratio = masks.parse_preset(config.mask)
     mask = masks.make_mask(ratio, volume.shape[1:], config.mask_type, seed=seed,
                            center_fraction=centre_fraction(None, volume.shape[1:], config.mask_type, ratio))
-    notes.append(f"simulated 3-D acquisition: {three_d_defaults.COILS} birdcage coils, noise at "
-                 f"{three_d_defaults.SNR:g} dB, mask over the (ky, kz) plane")
+    notes.append(f"simulated 3-D acquisition: {COILS} birdcage coils, noise at "
+                 f"{SNR:g} dB, mask over the (ky, kz) plane")
     kspace, truth, maps = simulate(np.abs(volume) if not np.iscomplexobj(volume) else volume, mask,
-                                   three_d_defaults.COILS, three_d_defaults.SNR, False, seed, notes)
+                                   COILS, SNR, False, seed, notes)
     return kspace.numpy(), mask.array, truth.abs().numpy(), maps.numpy()
 
 

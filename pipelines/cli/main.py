@@ -26,7 +26,7 @@ EXIT_SIGINT, EXIT_SIGTERM = 128 + signal.SIGINT, 128 + signal.SIGTERM
 
 
 def _run_config(args: argparse.Namespace):
-    from pipelines.cli import three_d_defaults
+    from pipelines.common import volume as three_d_defaults
     from pipelines.config import RunConfig, load_config
 
     base = load_config(args.config) if args.config else RunConfig()

@@ -1,21 +1,11 @@
-"""``recon run --acquisition 3d``: a 3-D multi-coil acquisition simulated from a volume.
-
-The volume's readout axis (the one its header calls frequency-encoded, else the slice
-stack's H, the readout of its 2-D slices) becomes x; the scanner would undersample the
-other two, the (ky, kz) phase-encode plane, with one 2-D mask. The k-space is simulated
-in hybrid space (:mod:`physics.volume`), and each readout position's (ky, kz) plane is
-then a 2-D problem that every method solves as it solves a slice: the run's "slices"
-are these planes. ESPIRiT maps are estimated per plane from the (ky, kz) calibration
-block of the hybrid data, as BART's ``ecalib`` on hybrid slices does: the readout is
-fully sampled, so per-position calibration loses nothing a 3-D kernel would see along x
-and costs one small 2-D calibration per plane. The report shows the three orthogonal
-central planes of each method's volume.
+"""``recon run --acquisition 3d``: what a run does with a 3-D acquisition beyond what
+:mod:`pipelines.common.volume` shares with the batch: BART's whole-volume anchor, the
+guard's whole-volume verdict spread over every plane's record, and the three orthogonal
+central planes of each method's volume with their metrics and pictures.
 """
 
 from __future__ import annotations
 
-import math
-import time
 from pathlib import Path
 from typing import Any
 
@@ -23,85 +13,12 @@ import numpy as np
 import torch
 
 from masks import Mask, calibration_region
-from physics.volume import birdcage_maps_3d, simulate_hybrid, smooth_phase_3d
 from pipelines.formats.images import save_png, to_uint8
 from pipelines.reports.plots import ERROR_CMAP, colormap
 from recon import metrics
-from recon.api import coil_maps_for
 
-READOUT_KEEP = 0.05
-"""Readout positions below this fraction of the volume's peak are outside the simulated
-field of view (the 2-D run's rule for slices without anatomy)."""
 AXES = ("x", "y", "z")
 """Names of the volume's axes: x the readout, (y, z) the phase-encode plane."""
-
-
-REFERENCE_LINES = 24
-"""A 3-D protocol's reference (ACS) block: at least this many points along ky and kz, as
-vendors' CAIPIRINHA and compressed-sensing 3-D protocols acquire by default."""
-
-
-def centre_fraction(requested: float | None, shape: tuple[int, int], kind: str, ratio: float) -> float | None:
-    """The centre fraction of a (ky, kz) mask: ``requested`` when given
-    (``--center-fraction``), else for the 2-D families the larger of the family's default
-    and :data:`REFERENCE_LINES` points, the block holding at most half the samples (maps
-    from the families' 12 x 12 block on the sample's planes made the learned models'
-    exact step diverge: docs/results.md, "3-D acquisitions"); None (the family's own
-    default) for 1-D families along kz."""
-    from masks import TWO_D_KINDS
-    from masks.grid import default_center_fraction_2d
-
-    if requested is not None or kind not in TWO_D_KINDS or kind == "lowres":
-        return requested
-    largest = math.sqrt(ratio * shape[0] * shape[1] / 2) / min(shape)  # the block holds at most half the samples
-    return min(1.0, largest, max(default_center_fraction_2d(ratio), REFERENCE_LINES / min(shape)))
-
-
-def readout_planes(stack: np.ndarray, frequency_axis: int | None, notes: list[str]) -> tuple[np.ndarray, list[str], int]:
-    """The volume ``(X, Y, Z)`` with the readout first, its planes' ids and the stack
-    axis used as the readout. ``stack`` is a reader's slice stack ``(N, H, W)``;
-    ``frequency_axis`` the stack axis its header calls frequency-encoded (None: H).
-
-    Shapes
-    ------
-    stack ``(N, H, W)`` -> ``(X, Y, Z)``: X the readout axis, then the other two in order.
-    """
-    axis = 1 if frequency_axis is None else int(frequency_axis)
-    names = ("slice stack N", "H (rows)", "W (columns)")
-    how = "its header's frequency-encoding axis" if frequency_axis is not None else "the default, rows of the slices"
-    volume = np.moveaxis(stack, axis, 0)
-    peaks = np.abs(volume).reshape(len(volume), -1).max(axis=1)
-    inside = np.flatnonzero(peaks >= READOUT_KEEP * peaks.max())
-    first, last = int(inside[0]), int(inside[-1]) + 1
-    notes.append(f"3-D acquisition: readout along {names[axis]} ({how}); each (ky, kz) plane of {volume.shape[1]} x "
-                 f"{volume.shape[2]} is reconstructed as a 2-D problem (hybrid space)")
-    if (first, last) != (0, len(volume)):
-        notes.append(f"readout field of view: positions {first}-{last - 1} of {len(volume)}, those with at least "
-                     f"{READOUT_KEEP:.0%} of the volume's peak (the empty margin holds nothing to score)")
-    volume = volume[first:last]
-    return np.ascontiguousarray(volume), [f"x{index:03d}" for index in range(first, last)], axis
-
-
-def simulate(volume: np.ndarray, mask: Mask, coils: int, noise_snr: float | None, phase: bool, seed: int,
-             notes: list[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """The undersampled hybrid k-space ``(X, C, Y, Z)``, the complex truth ``(X, Y, Z)``
-    and the ESPIRiT maps ``(X, C, Y, Z)`` (None for one coil) of a 3-D acquisition."""
-    generator = torch.Generator().manual_seed(seed)
-    truth = torch.from_numpy(np.ascontiguousarray(volume)).to(torch.complex64)
-    if phase:
-        truth = truth * torch.polar(torch.ones(truth.shape), smooth_phase_3d(tuple(truth.shape), generator))
-    maps = birdcage_maps_3d(coils, tuple(truth.shape)) if coils > 1 else None
-    kspace = simulate_hybrid(truth, maps, noise_snr, generator)
-    del maps
-    kspace *= torch.from_numpy(mask.array)
-    if coils == 1:
-        return kspace, truth, None
-    started = time.perf_counter()
-    recon_maps = coil_maps_for(kspace, mask.array)
-    notes.append("ESPIRiT coil maps estimated per readout position from the {} x {} (ky, kz) centre in {:.3f} s/plane "
-                 "(not in the method times)".format(*calibration_region(mask.array),
-                                                    (time.perf_counter() - started) / len(kspace)))
-    return kspace, truth, recon_maps
 
 
 def bart_anchor(method: str, kspace: torch.Tensor, mask: Mask) -> torch.Tensor:
@@ -117,25 +34,6 @@ def bart_anchor(method: str, kspace: torch.Tensor, mask: Mask) -> torch.Tensor:
 
     image, _ = pics_volume(kspace, mask.array, method, calibration=calibration_region(mask.array))
     return image
-
-
-def whole_volume(verdicts: dict[str, list]) -> dict[str, list]:
-    """The guard's verdicts on a 3-D volume: one for the whole volume, copied to each
-    judged plane. A volume mixing methods from one readout position to the next would
-    show stripes along x, so a learned volume is written from its reference when most of
-    its judged planes are flagged (the most frequent reference), else kept whole."""
-    from collections import Counter
-    from dataclasses import replace
-
-    decided = {}
-    for name, per_plane in verdicts.items():
-        flagged = [verdict for verdict in per_plane if verdict.flagged]
-        if 2 * len(flagged) > len(per_plane):
-            reference = Counter(v.reference for v in flagged).most_common(1)[0][0]
-            decided[name] = [replace(v, flagged=True, reference=reference) for v in per_plane]
-        else:
-            decided[name] = [replace(v, flagged=False) for v in per_plane]
-    return decided
 
 
 def spread_guard(outputs: dict[str, list], records: list[dict[str, Any]], replaced: dict[str, list]) -> list[str]:

@@ -24,6 +24,7 @@ from masks import (
 )
 from physics import simulate_coil_maps, simulate_kspace
 from pipelines.common import evaluation
+from pipelines.common import volume as common_volume
 from pipelines.common.evaluation import apply_guard, estimate_errors, guard_verdicts, trust_check
 from pipelines.common.limits import MemoryBudget
 from pipelines.common.output import check_output_dir, staged_dir, write_json
@@ -67,7 +68,7 @@ def _load_images(config: RunConfig, notes: list[str]) -> tuple[np.ndarray, list[
     """
     three_d = config.acquisition == "3d"
     if config.input is None and three_d:
-        return volume.readout_planes(sample_volume(), None, notes)[:2] + ("sample:volume", "sample:volume")
+        return common_volume.readout_planes(sample_volume(), None, notes)[:2] + ("sample:volume", "sample:volume")
     if config.input is None:
         data = sample("test")
         images, ids, source, seed_name = np.array(data.images), list(data.ids), "sample:test", "sample:test"
@@ -86,7 +87,7 @@ def _load_images(config: RunConfig, notes: list[str]) -> tuple[np.ndarray, list[
         check_simulable(study.images, path)
         stack, seed_name = study.images, study.name
         if three_d:
-            planes, ids, _ = volume.readout_planes(stack, study.meta.get("frequency_axis"), notes)
+            planes, ids, _ = common_volume.readout_planes(stack, study.meta.get("frequency_axis"), notes)
             return planes, ids, str(config.input), seed_name
         magnitude = np.abs(stack)
         keep = np.flatnonzero(magnitude.reshape(len(stack), -1).max(axis=1) >= 0.05 * magnitude.max())
@@ -113,7 +114,7 @@ def _load_mask(config: RunConfig, shape: tuple[int, int], seed_name: str) -> Mas
         seed = seed_from_name(seed_name, config.seed)
         fraction = config.center_fraction
         if config.acquisition == "3d":
-            fraction = volume.centre_fraction(fraction, shape, config.mask_type, parse_preset(config.mask))
+            fraction = common_volume.centre_fraction(fraction, shape, config.mask_type, parse_preset(config.mask))
         return make_sampling(config.mask, shape, config.mask_type, seed=seed, center_fraction=fraction)
     path = Path(config.mask_file)
     if not path.is_file():
@@ -188,7 +189,7 @@ def _estimate(config: RunConfig, records: list[dict[str, Any]], outputs: dict[st
                      "measured k-space (one fold of it held out), so the hold-out estimate may be optimistic")
     verdicts = guard_verdicts(estimates, mask.cpu().numpy())
     if config.acquisition == "3d":  # one verdict for the volume
-        verdicts = volume.whole_volume(verdicts)
+        verdicts = common_volume.whole_volume(verdicts)
     if not evaluation.guard_applies(mask.cpu().numpy()):
         notes.append(evaluation.UNGUARDED_NOTE)
     chosen_outputs = {name: [images[i] for i in picks] for name, images in outputs.items()}
@@ -232,7 +233,7 @@ def _simulate(config: RunConfig, images: np.ndarray, mask: Mask | TrajectoryMask
     and, for several coils, the ESPIRiT maps the methods get. ``sampling`` is the mask's
     :func:`recon.api.as_sampling`."""
     if config.acquisition == "3d":
-        return volume.simulate(images, mask, config.coils, config.noise_snr, config.phase,
+        return common_volume.simulate(images, mask, config.coils, config.noise_snr, config.phase,
                                seed_from_name(seed_name, config.seed), notes)
     shape = tuple(images.shape[-2:])
     generator = torch.Generator().manual_seed(seed_from_name(seed_name, config.seed))

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from pipelines.cli.main import main
-from pipelines.run.volume import readout_planes
+from pipelines.common.volume import readout_planes
 
 
 def _head(shape=(20, 40, 36)) -> np.ndarray:
@@ -87,7 +87,8 @@ def test_bart_is_the_3d_anchor_on_the_whole_volume(tmp_path, capsys):
 
 
 def test_the_guard_judges_a_3d_volume_as_one():
-    from pipelines.run.volume import spread_guard, whole_volume
+    from pipelines.common.volume import whole_volume
+    from pipelines.run.volume import spread_guard
     from recon.trust.guard import Verdict
 
     flag = Verdict(True, "cs-tv", 2.0, 0.5)
