@@ -56,6 +56,8 @@ def _acquisition(study: Study, config: BatchConfig, notes: list[str]
     if acquired is not None:  # radial, spiral, ...: k-space (N, C, *samples) and its Trajectory
         return acquired
     shape = (study.images if study.simulated else study.kspace).shape[-2:]
+    if study.simulated and config.acquisition == "3d":
+        return simulated_acquisition(study, config, notes)
     if study.mask is not None:
         mask = np.asarray(study.mask, bool)
     else:  # one mask per volume, seeded by the input's name: every method sees the same
@@ -64,8 +66,6 @@ def _acquisition(study: Study, config: BatchConfig, notes: list[str]
         mask = masks.make_mask(ratio, tuple(shape), config.mask_type, seed=seed, center_fraction=fraction).array
         if study.meta.get("support") is not None:  # elliptical scanning: the corners were never acquired
             mask = mask & study.meta["support"]
-    if study.simulated and config.acquisition == "3d":
-        return simulated_acquisition(study, config, notes)
     if study.simulated:
         check_simulable(study.images, study.source)
         generator = torch.Generator().manual_seed(masks.seed_from_name(study.name, config.seed))
@@ -211,7 +211,7 @@ def _process_study(study: Study, config: BatchConfig, entry: dict[str, Any], out
     for method, model in adapted.items():
         study_metrics["methods"].setdefault(method, {}).update(model.adaptation.to_dict())
     complex_images, seconds = _reconstruct(kspace, mask, coil_maps, config.methods_run, adapted,
-                                           three_d=study.meta.get("acquisition") == "3d")
+                                           three_d=study_metrics["acquisition"] == "3d")
     guarded: dict[str, np.ndarray] = {}
     if config.estimate_folds and trajectory:
         study_metrics["notes"].append("no error estimate or guard: the k-space hold-out is Cartesian only")
