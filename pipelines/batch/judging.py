@@ -21,6 +21,7 @@ from pipelines.common.evaluation import (
     guard_verdicts,
     left_out_note,
     no_estimate_note,
+    spread,
     trust_check,
 )
 from pipelines.common.volume import ESTIMATE_PLANES, whole_volume
@@ -51,7 +52,7 @@ def estimate(study_metrics: dict[str, Any], images: dict[str, np.ndarray], kspac
     three_d = study_metrics.get("acquisition") == "3d"
     picks = np.arange(len(kspace))
     if three_d:  # the volume is judged as one, on evenly spread readout planes
-        picks = np.unique(np.linspace(0, len(kspace) - 1, min(ESTIMATE_PLANES, len(kspace))).round().astype(int))
+        picks = spread(len(kspace), ESTIMATE_PLANES)
         study_metrics["estimate_planes"] = picks.tolist()
     outputs = {method: [torch.from_numpy(images[method][i]) for i in picks] for method in names}
     maps = None if coil_maps is None else torch.from_numpy(coil_maps[picks])

@@ -339,3 +339,11 @@ def apply_guard(outputs: dict[str, list], verdicts: dict[str, list[guard.Verdict
             else:
                 replaced[name].append(None)
     return replaced
+
+
+def spread(total: int, count: int) -> np.ndarray:
+    """``count`` evenly spread indices of ``total`` items (all of them when ``count`` is 0
+    or at least ``total``): the slices or readout planes an estimate runs on."""
+    if not count or count >= total:
+        return np.arange(total)
+    return np.unique(np.linspace(0, total - 1, count).round().astype(int))

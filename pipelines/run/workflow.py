@@ -25,7 +25,13 @@ from masks import (
 from physics import simulate_coil_maps, simulate_kspace
 from pipelines.common import evaluation
 from pipelines.common import volume as common_volume
-from pipelines.common.evaluation import apply_guard, estimate_errors, guard_verdicts, trust_check
+from pipelines.common.evaluation import (
+    apply_guard,
+    estimate_errors,
+    guard_verdicts,
+    spread,
+    trust_check,
+)
 from pipelines.common.limits import MemoryBudget
 from pipelines.common.output import check_output_dir, staged_dir, write_json
 from pipelines.common.progress import Progress
@@ -99,14 +105,6 @@ def _load_images(config: RunConfig, notes: list[str]) -> tuple[np.ndarray, list[
         picks = spread(len(images), config.slices)
         images, ids = images[picks], [ids[i] for i in picks]
     return images, ids, source, seed_name
-
-
-def spread(total: int, count: int) -> np.ndarray:
-    """``count`` evenly spread indices of ``total`` items (all of them when ``count`` is 0
-    or at least ``total``)."""
-    if not count or count >= total:
-        return np.arange(total)
-    return np.unique(np.linspace(0, total - 1, count).round().astype(int))
 
 
 def _load_mask(config: RunConfig, shape: tuple[int, int], seed_name: str) -> Mask | TrajectoryMask:
