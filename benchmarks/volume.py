@@ -55,6 +55,7 @@ def run(volume_path: Path, mask_name: str, methods: list[str], bart_weights: lis
     import masks
     import recon
     from pipelines.common import volume as volume3d
+    from pipelines.common.planes import reconstruct_planes
     from pipelines.formats import read_input
     from recon.classical.bart import pics_volume
 
@@ -74,9 +75,7 @@ def run(volume_path: Path, mask_name: str, methods: list[str], bart_weights: lis
     for method in methods:
         reconstructor = recon.get(method)
         tick = time.perf_counter()
-        with torch.no_grad():
-            images = [reconstructor.reconstruct(kspace[i : i + 1], torch.from_numpy(mask.array), maps[i : i + 1])[0]
-                      for i in range(len(kspace))]
+        images = reconstruct_planes(reconstructor, kspace, torch.from_numpy(mask.array), maps)  # as recon run does
         seconds = time.perf_counter() - tick
         magnitude = torch.stack(images).abs().numpy()
         rows[method] = {**_scores(magnitude, reference, data_range), "seconds": seconds,

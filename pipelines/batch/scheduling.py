@@ -214,8 +214,9 @@ def _execute(config: BatchConfig, todo: list, recorder: _Recorder, bar: Progress
         finally:
             results.close()
     elif config.workers > 1:
-        threads = max(1, (os.cpu_count() or 1) // config.workers)
-        pool.append(ProcessPoolExecutor(max_workers=config.workers, initializer=worker_init))
+        workers = min(config.workers, len(todo))  # fewer units than workers: each unit gets more cores
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        pool.append(ProcessPoolExecutor(max_workers=workers, initializer=worker_init))
         futures = {pool[0].submit(process_unit, str(unit), payload, threads): key for key, unit in todo}
         for future in as_completed(futures):
             if finished(futures[future], future.result()):

@@ -32,6 +32,7 @@ from pipelines.common.evaluation import (
     slice_note,
 )
 from pipelines.common.output import write_json
+from pipelines.common.planes import on_cluster, reconstruct_planes
 from pipelines.common.runtime import keep_freed_memory
 from pipelines.common.volume import centre_fraction
 from pipelines.config import BatchConfig
@@ -151,11 +152,14 @@ def _record_failure(entry: dict[str, Any], error: Exception, path: Path, out: Pa
 
 
 def _reconstruct(kspace: np.ndarray, mask: np.ndarray, coil_maps: np.ndarray | None, methods: tuple[str, ...],
-                 adapted: dict, three_d: bool = False) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+                 adapted: dict, three_d: bool = False, notes: list[str] | None = None
+                 ) -> tuple[dict[str, np.ndarray], dict[str, float]]:
     """Every method's complex volume ``(N, H, W)`` and its seconds for the volume
     (``adapted``: the learned methods fine-tuned on this scan, ``--adapt``). Of a 3-D
     acquisition (``three_d``: ``kspace`` holds hybrid planes), BART runs once on the whole
-    volume with its own 3-D maps, the anchor (:func:`recon.classical.bart.pics_volume`)."""
+    volume with its own 3-D maps, the anchor (:func:`recon.classical.bart.pics_volume`),
+    and the other methods' planes go to the Dask cluster the unit runs on, else to this
+    worker's cores (:mod:`pipelines.common.planes`; ``notes`` says which)."""
     from recon.classical.bart import REGULARIZERS_3D, pics_volume
 
     volumes: dict[str, np.ndarray] = {}
@@ -178,6 +182,12 @@ def _reconstruct(kspace: np.ndarray, mask: np.ndarray, coil_maps: np.ndarray | N
         tick = time.perf_counter()
         if method not in adapted and getattr(recon.registry.method_class(method), "parallel_slices", False):
             images = in_parallel(one_slice, len(kspace))  # BART: a process per torch thread this worker has
+        elif three_d:  # the planes on the Dask cluster this unit runs on, else on this worker's cores
+            images = None if method in adapted else on_cluster(method, kspace, mask, coil_maps, notes)
+            if images is None:  # (kspace holds zeros where the mask has none: no copy)
+                images = [image.numpy() for image in reconstruct_planes(
+                    adapted.get(method) or recon.get(method), torch.from_numpy(kspace), torch.from_numpy(mask),
+                    None if coil_maps is None else torch.from_numpy(coil_maps))]
         else:
             images = [one_slice(index) for index in range(len(kspace))]
         seconds[method] = time.perf_counter() - tick  # wall time: concurrent slices count once
@@ -211,7 +221,7 @@ def _process_study(study: Study, config: BatchConfig, entry: dict[str, Any], out
     for method, model in adapted.items():
         study_metrics["methods"].setdefault(method, {}).update(model.adaptation.to_dict())
     complex_images, seconds = _reconstruct(kspace, mask, coil_maps, config.methods_run, adapted,
-                                           three_d=study_metrics["acquisition"] == "3d")
+                                           three_d=study_metrics["acquisition"] == "3d", notes=study_metrics["notes"])
     guarded: dict[str, np.ndarray] = {}
     if config.estimate_folds and trajectory:
         study_metrics["notes"].append("no error estimate or guard: the k-space hold-out is Cartesian only")

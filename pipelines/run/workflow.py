@@ -34,6 +34,7 @@ from pipelines.common.evaluation import (
 )
 from pipelines.common.limits import MemoryBudget
 from pipelines.common.output import check_output_dir, staged_dir, write_json
+from pipelines.common.planes import reconstruct_planes
 from pipelines.common.progress import Progress
 from pipelines.config import RunConfig
 from pipelines.data.sample import sample, sample_volume
@@ -257,7 +258,9 @@ def _reconstruct(config: RunConfig, methods: list[str], ids: list[str], mask: Ma
                  ) -> tuple[list[dict], dict[str, list[np.ndarray]], dict[str, list[torch.Tensor]]]:
     """Every method on every slice, slice by slice (the progress counts slices); a method
     that runs its slices concurrently (``parallel_slices``: BART's processes) gets them
-    all at once first, and its seconds are the wall time per slice. Returns
+    all at once first, and its seconds are the wall time per slice; so does every method
+    of a 3-D acquisition, its planes on all cores (:mod:`pipelines.common.planes`; BART
+    on the whole volume). Returns
     the records (by method, then slice), the magnitudes and the complex images. With
     ``--adapt``, ``adapted`` holds the learned methods fine-tuned on this scan."""
     reconstructors = {name: adapted.get(name) or recon.get(name) for name in methods}
@@ -266,13 +269,17 @@ def _reconstruct(config: RunConfig, methods: list[str], ids: list[str], mask: Ma
     complex_outputs: dict[str, list[torch.Tensor]] = {name: [] for name in methods}
     desc = f"recon run: reconstruction ({len(methods)} methods per slice)"
     ahead: dict[str, tuple[torch.Tensor, float]] = {}  # methods that run their slices concurrently (BART)
+    three_d = config.acquisition == "3d"  # every method ahead, its planes on all cores at once
     with Progress(len(ids), desc, "slices", mode=progress) as bar:
-        for name in [name for name, method in reconstructors.items() if getattr(method, "parallel_slices", False)]:
-            bar.begin(f"{name} on all {len(ids)} slices at once")
+        for name in [name for name, method in reconstructors.items()
+                     if three_d or getattr(method, "parallel_slices", False)]:
+            bar.begin(f"{name} on all {len(ids)} {'planes' if three_d else 'slices'} at once")
             started = time.perf_counter()
             with torch.no_grad():
-                if config.acquisition == "3d":  # BART's own 3-D ESPIRiT and 3-D pics on the whole volume: the anchor
+                if three_d and getattr(reconstructors[name], "parallel_slices", False):  # BART 3-D: the anchor
                     stack = volume.bart_anchor(name, kspace, mask)
+                elif three_d:
+                    stack = reconstruct_planes(reconstructors[name], kspace, sampling, coil_maps)
                 else:
                     stack = reconstructors[name].reconstruct(kspace, sampling, coil_maps)
             ahead[name] = stack, (time.perf_counter() - started) / len(ids)  # wall time per slice

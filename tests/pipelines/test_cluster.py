@@ -179,3 +179,20 @@ def test_a_worker_killed_mid_batch_loses_nothing(tmp_path, cluster_factory, monk
     assert not [p for p in (client_folder / "out").rglob("*") if ".tmp" in p.name]
     for index in range(4):
         assert nib.load(client_folder / "out" / f"p{index}_cs-tv.nii.gz").get_fdata().shape == (128, 128, 3)
+
+
+def test_a_3d_unit_sends_its_planes_to_the_cluster(tmp_path, cluster_factory, monkeypatch):
+    cluster = cluster_factory(workers=2)
+    grid = np.meshgrid(*[np.linspace(-1, 1, n) for n in (20, 24, 20)], indexing="ij")
+    head = (sum((axis / 0.8) ** 2 for axis in grid) < 1).astype(np.float32)
+    (tmp_path / "in").mkdir()
+    nib.save(nib.Nifti1Image(head, np.eye(4)), tmp_path / "in" / "head.nii.gz")
+    monkeypatch.chdir(tmp_path)
+    options = ["--acquisition", "3d", "--mask", "25pct", "--mask-type", "poisson", "--methods", "cg-sense",
+               "--estimate-folds", "0"]
+    assert main(["batch", "in", "--out", "here", *options]) == 0
+    assert main(["batch", "in", "--out", "there", *options, "--scheduler", cluster.address]) == 0
+    notes = json.loads((tmp_path / "there" / "head.metrics.json").read_text())["notes"]
+    assert any("3-D planes on the Dask cluster" in note for note in notes), notes
+    here, there = (np.asarray(nib.load(tmp_path / f / "head_cg-sense.nii.gz").dataobj) for f in ("here", "there"))
+    assert np.allclose(here, there, atol=1e-3 * here.max())  # the same planes, wherever they ran

@@ -167,3 +167,23 @@ def test_bart_3d_anchor_on_odd_grids():
     assert image.shape == (15, 33, 27)
     error = np.abs(np.abs(image.numpy()) - head)
     assert 10 * np.log10(1 / (error**2).mean()) > 25
+
+
+def test_planes_on_all_cores_give_each_plane_its_own_image():
+    import torch
+
+    import recon
+    from pipelines.common.planes import on_cluster, reconstruct_planes
+
+    rng = np.random.default_rng(3)
+    kspace = torch.from_numpy((rng.standard_normal((5, 2, 16, 12)) + 1j * rng.standard_normal((5, 2, 16, 12)))
+                              .astype(np.complex64))
+    maps = torch.from_numpy(rng.standard_normal((5, 2, 16, 12)).astype(np.complex64))
+    mask = torch.from_numpy(rng.random((16, 12)) < 0.5)
+    kspace = kspace * mask
+    torch.set_num_threads(2)
+    images = reconstruct_planes(recon.get("cg-sense"), kspace, mask, maps)
+    for index, image in enumerate(images):  # in order, each plane's own, as one at a time gives it
+        alone = recon.get("cg-sense").reconstruct(kspace[index : index + 1], mask, maps[index : index + 1])[0]
+        assert torch.allclose(image, alone, atol=1e-4 * float(alone.abs().max()))
+    assert on_cluster("cg-sense", kspace.numpy(), mask.numpy(), maps.numpy()) is None  # not on a Dask worker
