@@ -14,7 +14,7 @@ from masks.trajectories import draw_samples
 from physics.nufft import Trajectory
 from pipelines.common.output import write_json
 from pipelines.formats import Study
-from pipelines.reports.previews import ERROR_SCALES, write_mask_picture, write_preview
+from pipelines.reports.previews import ERROR_SCALES, PLANES, write_mask_picture, write_preview
 from recon import metrics
 
 
@@ -52,6 +52,23 @@ def preview(out: Path, name: str, magnitude: np.ndarray, reference: np.ndarray |
     """The middle slice's preview and error map (:func:`pipelines.reports.previews.write_preview`,
     turned by ``layout``), as paths relative to ``out``."""
     return [str(path.relative_to(out)) for path in write_preview(out / "previews", name, magnitude, reference, layout, scale)]
+
+
+def plane_previews(out: Path, name: str, magnitude: np.ndarray, reference: np.ndarray | None,
+                   scale: float = ERROR_SCALES[-1]) -> list[str]:
+    """A 3-D volume's two other central orthogonal planes and their error maps, in
+    :data:`PLANES`' folders as stored (no turn: the geometry names one plane), as paths
+    relative to ``out``.
+
+    Shapes
+    ------
+    magnitude ``(N, H, W)``; reference the same or None.
+    """
+    written = []
+    for axis, folder in enumerate(PLANES, start=1):
+        across = None if reference is None else np.moveaxis(reference, axis, 0)
+        written += write_preview(out / "previews" / folder, name, np.moveaxis(magnitude, axis, 0), across, None, scale)
+    return [str(path.relative_to(out)) for path in written]
 
 
 def mask_picture(out: Path, name: str, mask) -> str:

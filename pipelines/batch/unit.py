@@ -237,6 +237,8 @@ def _process_study(study: Study, config: BatchConfig, entry: dict[str, Any], out
     scale = error_scale([np.abs(np.abs(output[len(output) // 2]) - reference[len(output) // 2]) for method, (_, output)
                          in results.items() if method != "zero-filled" and reference is not None
                          and reference.shape == output.shape], float(reference.max()) if reference is not None else 1.0)
+    three_d = study_metrics["acquisition"] == "3d"
+    shown = None if reference is None else restack(study, reference)  # the previews' reference: on the written grid
     study_metrics["preview"] = {"slice": len(kspace) // 2, "orientation": layout, "error_scale": scale,
                                 "mask": outputs.mask_picture(out, study.name, mask)}
     entry["outputs"].append(study_metrics["preview"]["mask"])
@@ -252,8 +254,10 @@ def _process_study(study: Study, config: BatchConfig, entry: dict[str, Any], out
         written = write_output(study, method, output, out, config.format, description, method_index, slice_notes=notes)
         entry["outputs"].append(str(written.relative_to(out)))
         entry["outputs"].append(outputs.sidecar(out, written, study, method, sources, record, description))
-        entry["outputs"] += outputs.preview(out, f"{study.name}_{method}", np.abs(output).astype(np.float32), reference,
-                                     layout, scale)
+        magnitude = np.abs(output).astype(np.float32)
+        entry["outputs"] += outputs.preview(out, f"{study.name}_{method}", magnitude, shown, layout, scale)
+        if three_d:  # three orthogonal central planes
+            entry["outputs"] += outputs.plane_previews(out, f"{study.name}_{method}", magnitude, shown, scale)
         record["seconds_per_slice"] = seconds[method] / len(kspace)
         # the method's own result is what the metrics score; the guarded output's get written_*
         outputs.score(record, np.abs(own).astype(np.float32), reference)
@@ -262,7 +266,9 @@ def _process_study(study: Study, config: BatchConfig, entry: dict[str, Any], out
             outputs.score(written_scores, np.abs(output).astype(np.float32), reference)
             record.update({f"written_{key}": value for key, value in written_scores.items()})
     if reference is not None:
-        entry["outputs"] += outputs.preview(out, f"{study.name}_reference", reference, reference, layout, scale)
+        entry["outputs"] += outputs.preview(out, f"{study.name}_reference", shown, shown, layout, scale)
+        if three_d:
+            entry["outputs"] += outputs.plane_previews(out, f"{study.name}_reference", shown, shown, scale)
     trust(study_metrics["methods"], complex_images, kspace, mask, coil_maps)
     entry["slices"] += len(kspace) * len(config.methods_run)
     metrics_path = out / f"{study.name}.metrics.json"

@@ -1,6 +1,7 @@
 """``report.html`` of a ``recon batch`` output folder: per file and method, the metrics
 (when a reference exists), seconds per slice and the trust check, per-file strip plots,
-a preview of the middle slice of every output, the failures with their reasons, and
+a preview of the middle slice of every output (of a 3-D acquisition, three orthogonal
+central planes), the failures with their reasons, and
 the provenance. Self-contained like the run report (:mod:`pipelines.reports.run_report`)."""
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 from pipelines.common.output import atomic_file
 from pipelines.reports import plots
 from pipelines.reports.page import STYLE, file_data, key_value_table, noise_note
-from pipelines.reports.previews import ORIENTED_STYLE, labelled
+from pipelines.reports.previews import ORIENTED_STYLE, PLANES, labelled
 from recon.trust.check import HALLUCINATION_THRESHOLD
 
 
@@ -129,7 +130,7 @@ def build_batch_report(folders: str | Path | list[str | Path]) -> str:
                  "given under it where there is a reference, and the sampling mask (k-space axes, not the patient's). "
                  "A caption names the image a preview holds when the guard wrote another method's output.</p>")
     for name, study in studies.items():
-        parts.append(f'<h3>{html.escape(name)}</h3><div class="grid">{_previews(homes[name], name.split("/")[-1], study)}</div>')
+        parts.append(f'<h3>{html.escape(name)}</h3>{_previews(homes[name], name.split("/")[-1], study)}')
     for folder, manifest in zip(folders, manifests):
         config = manifest.get("config", {})
         parts.append(f"<h2>Provenance: {html.escape(str(folder))}</h2>"
@@ -168,13 +169,27 @@ def _plural(count: int, word: str) -> str:
 
 
 def _previews(folder: Path, name: str, study: dict) -> str:
-    """The study's previews: reference, every method (captioned with what it holds), the mask."""
+    """The study's previews: reference, every method (captioned with what it holds), the
+    mask; a 3-D acquisition's two other central planes under them."""
+    parts = [f'<div class="grid">{_figures(folder, name, study, "")}</div>']
+    if study.get("acquisition") == "3d":
+        for axis, plane in enumerate(PLANES, start=1):
+            figures = _figures(folder, name, study, plane)
+            if figures:
+                parts.append(f'<p class="sublabel">the central plane across the stack\'s {"NHW"[axis]} axis (as '
+                             f'stored)</p><div class="grid">{figures}</div>')
+    return "".join(parts)
+
+
+def _figures(folder: Path, name: str, study: dict, plane: str) -> str:
+    """The figures of one plane's previews (``plane``: "" for the middle slice, with the
+    mask, else a folder of :data:`pipelines.batch.outputs.PLANES`, shown as stored)."""
     preview = study.get("preview", {})
-    layout, scale = preview.get("orientation"), preview.get("error_scale", 0.2)
+    layout, scale = (None if plane else preview.get("orientation")), preview.get("error_scale", 0.2)
     middle = preview.get("slice")
     figures = []
     for label in ["reference", *study["methods"]]:
-        image = folder / "previews" / f"{name}_{label}.png"
+        image = folder / "previews" / plane / f"{name}_{label}.png"
         if not image.is_file():
             continue
         record = study["methods"].get(label, {})
@@ -191,7 +206,7 @@ def _previews(folder: Path, name: str, study: dict) -> str:
             body += (f'<div class="sublabel">error map, 0 to {scale:.0%} of the reference\'s maximum</div>'
                      + labelled(f'<img alt="{html.escape(label)} error map" src="{file_data(error)}">', layout))
         figures.append(f"<figure><figcaption>{caption}</figcaption>{body}</figure>")
-    mask = folder / preview["mask"] if preview.get("mask") else None
+    mask = folder / preview["mask"] if preview.get("mask") and not plane else None
     if mask is not None and mask.is_file():
         figures.append(f'<figure><figcaption>mask: {html.escape(str(study.get("mask")))} '
                        f'{html.escape(str(study.get("mask_type")))}, ratio {study.get("ratio", float("nan")):.3f}</figcaption>'

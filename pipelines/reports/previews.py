@@ -24,6 +24,10 @@ ERROR_SCALES = (0.01, 0.02, 0.05, 0.1, 0.2)
 """The error maps' ranges, as fractions of the data range: the smallest one that holds
 the 99th percentile of the errors shown (the largest, 20 %, as before otherwise)."""
 
+PLANES = ("plane1", "plane2")
+"""``previews/plane1/``, ``previews/plane2/``: a 3-D volume's central planes across the
+stack's H and W axes (its middle slice across N is the preview itself)."""
+
 _LAYOUT = {  # plane: (screen left -> right, screen top -> bottom)
     "axial": (("R", "L"), ("A", "P")),
     "coronal": (("R", "L"), ("S", "I")),

@@ -130,6 +130,14 @@ def test_batch_3d_of_a_nifti_volume_writes_it_back_on_the_input_grid(tmp_path):
     assert np.abs(image - head).mean() < 0.25 * np.abs(head).mean()  # the head, where it was
     metrics = json.loads((out / "head.metrics.json").read_text())
     assert metrics["acquisition"] == "3d" and metrics["methods"]["cs-tv"]["psnr"] > metrics["methods"]["zero-filled"]["psnr"]
+    from PIL import Image
+
+    for folder in ("", "plane1", "plane2"):  # three orthogonal planes, the reference's the same plane as the method's
+        shown = [Image.open(out / "previews" / folder / f"head_{label}.png").size for label in ("reference", "cs-tv")]
+        assert shown[0] == shown[1] and (out / "previews" / folder / "head_cs-tv_error.png").is_file()
+    assert {tuple(sorted(Image.open(out / "previews" / f / "head_cs-tv.png").size)) for f in ("", "plane1", "plane2")
+            } == {(28, 36), (28, 40), (36, 40)}  # one across each axis of the (36, 28, 40) volume
+    assert "central plane across" in (out / "report.html").read_text()
 
 
 @pytest.mark.parametrize(("direction", "axis"), [("ROW", 1), ("COL", 2)])
