@@ -180,13 +180,16 @@ def ismrmrd_3d(path: Path, folder: Path, kspace: np.ndarray, readout_recon: int,
 
 
 def twix_3d(path: Path, partitions: int = 8, lines: int | None = None, drop_partition: int | None = None,
-            declared: int | None = None, partial_fourier: bool = False):
+            declared: int | None = None, partial_fourier: bool = False, reference: int | None = None):
     """A 3-D twix file made from the tests' real ``gre.dat``: each imaging line repeated
     over ``partitions`` partitions (``Counter[3]``), its samples weighted by the kz
     spectrum of a Gaussian slab profile (no kz is zero), so the object is ``gre.dat``'s
     image times a Gaussian along z. ``lines`` keeps the first lines
     only; ``declared`` sets the protocol's ``lPartitions``; ``drop_partition`` leaves one
-    partition out; ``partial_fourier`` declares kz partial Fourier."""
+    partition out; ``partial_fourier`` declares kz partial Fourier; ``reference`` makes it
+    a 2 x 2 accelerated scan (even lines of even partitions) with a separate reference
+    scan (``PATREFSCAN``) of the central ``reference`` x ``reference`` (line, partition)
+    block, as Siemens' 3-D iPAT with a separate reference scan writes it."""
     import contextlib
     import io
 
@@ -202,20 +205,30 @@ def twix_3d(path: Path, partitions: int = 8, lines: int | None = None, drop_part
     imaging = [mdb for mdb in scan["mdb"] if mdb.is_image_scan()]
     others = [mdb for mdb in scan["mdb"] if not mdb.is_image_scan()]
     kept = imaging if lines is None else [mdb for mdb in imaging if mdb.mdh.Counter.Lin < lines]
-    made = []
+    made, references = [], []
     for partition in range(partitions):
         if partition == drop_partition:
             continue
         for mdb in kept:
-            copied = Mdb_local(version_is_ve=mdb.version_is_ve)
-            copied.mdh = type(mdb.mdh).from_buffer_copy(bytes(mdb.mdh))
-            if mdb.version_is_ve:
-                copied.channel_hdr = [type(h).from_buffer_copy(bytes(h)) for h in mdb.channel_hdr]
-            copied.mdh.Counter.Par = partition
-            copied.mdh.CenterPar = partitions // 2
-            copied.data = (mdb.data * weights[partition]).astype(np.complex64)
-            made.append(copied)
-    scan["mdb"] = others[:-1] + made + others[-1:]  # the noise scan first, the end of acquisition last
+            line = mdb.mdh.Counter.Lin
+            central = reference is not None and -(reference // 2) <= line - mdb.mdh.CenterLin < reference // 2 \
+                and -(reference // 2) <= partition - partitions // 2 < reference // 2
+            for target, wanted in ((made, reference is None or (line % 2 == 0 and partition % 2 == 0)),
+                                   (references, central)):
+                if not wanted:
+                    continue
+                copied = Mdb_local(version_is_ve=mdb.version_is_ve)
+                copied.mdh = type(mdb.mdh).from_buffer_copy(bytes(mdb.mdh))
+                if mdb.version_is_ve:
+                    copied.channel_hdr = [type(h).from_buffer_copy(bytes(h)) for h in mdb.channel_hdr]
+                copied.mdh.Counter.Par = partition
+                copied.mdh.CenterPar = partitions // 2
+                if target is references:
+                    copied.add_flag("PATREFSCAN")
+                copied.data = (mdb.data * weights[partition]).astype(np.complex64)
+                target.append(copied)
+    # the noise scan first, the reference scan before the imaging scan, the end of acquisition last
+    scan["mdb"] = others[:-1] + references + made + others[-1:]
     text = scan["hdr_str"].tobytes()  # the protocol as written: same-length edits keep its offsets
     for key, value in (("lPartitions", declared or partitions), ("lImagesPerSlab", declared or partitions),
                        ("ucSlicePartialFourier", 4 if partial_fourier else 16)):

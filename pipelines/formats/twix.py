@@ -100,10 +100,12 @@ def read_twix(path: str | Path, budget: MemoryBudget | None = None) -> Study:
     check_size(path, (int(np.prod(list(dims.values()), dtype=np.int64)),), budget, what="the twix k-space grid", copies=3)
     notes = [f"{name}: {dims[name]} indices, the first is used" for name in OTHER_COUNTERS if dims.get(name, 1) > 1]
     if dims.get("Par", 1) > 1:
-        from pipelines.formats.twix3d import read_3d
+        from pipelines.formats.twix3d import complete_grid, read_3d
 
         noise = _grid(measurement["noise"]) if "noise" in measurement else None
-        study = read_3d(path, _grid(image, "Par"), dims, noise, header, scans[-1], notes)
+        grid, merged = complete_grid(_grid(image, "Par").astype(np.complex64), header, scans[-1], notes), {}
+        _merge_reference(grid, measurement, notes, merged, outer="Par")
+        study = read_3d(path, grid, dims, noise, header, scans[-1], notes, merged)
         readout, _, rows, depth = study.kspace.shape
         study.meta["affine"] = _affine(scans[-1], (1, 1, readout, rows), depth=depth)  # (read, phase, partition)
         return study
@@ -114,21 +116,39 @@ def read_twix(path: str | Path, budget: MemoryBudget | None = None) -> Study:
     return _finish(path, kspace, measurement, header, scans[-1], notes, corrections)
 
 
-def _merge_reference(kspace: np.ndarray, measurement: dict, notes: list[str], corrections: dict) -> None:
-    """Fill missing lines of ``kspace``, in place, from a separate reference (ACS) scan of
-    the same grid."""
+def _merge_reference(kspace: np.ndarray, measurement: dict, notes: list[str], corrections: dict,
+                     outer: str = "Sli") -> None:
+    """Fill what the imaging scan did not acquire, in place, from a separate reference
+    (ACS) scan: whole phase-encode lines of a 2-D scan (``outer`` "Sli"), (line,
+    partition) positions of a 3-D one (``outer`` "Par"). The reference's counters index
+    the imaging grid, so a reference that stops at its last acquired line or partition
+    is placed where its counters say; one with other coils or readout, or counters
+    beyond the grid, is not used (a note says so).
+
+    Shapes
+    ------
+    kspace ``(outer, C, Col, Lin)``.
+    """
     if "refscan" not in measurement:
         return
-    reference = _grid(measurement["refscan"]).astype(np.complex64)
-    if reference.shape != kspace.shape:
-        notes.append(f"reference scan of {reference.shape[-2:]} does not share the imaging grid; not used")
+    reference = _grid(measurement["refscan"], outer).astype(np.complex64)
+    if reference.shape[1:3] != kspace.shape[1:3] or reference.shape[0] > kspace.shape[0] \
+            or reference.shape[3] > kspace.shape[3]:
+        notes.append(f"reference scan of {reference.shape} ({outer}, Cha, Col, Lin) does not fit the imaging grid "
+                     f"{kspace.shape}; not used")
         return
-    missing = ~np.abs(kspace).any(axis=(0, 1, 2))
-    filled = missing & np.abs(reference).any(axis=(0, 1, 2))
-    kspace[..., filled] = reference[..., filled]
-    corrections["reference_lines"] = int(filled.sum())
+    placed = np.zeros_like(kspace)
+    placed[: reference.shape[0], ..., : reference.shape[3]] = reference
+    axes = (0, 1, 2) if outer == "Sli" else (1, 2)  # per line, or per (partition, line) position
+    filled = ~np.abs(kspace).any(axis=axes) & np.abs(placed).any(axis=axes)
+    if outer == "Sli":
+        kspace[..., filled] = placed[..., filled]
+    else:
+        np.moveaxis(kspace, 0, 2)[..., filled] = np.moveaxis(placed, 0, 2)[..., filled]
+    what = "lines" if outer == "Sli" else "(line, partition) positions"
+    corrections["reference_lines" if outer == "Sli" else "reference_positions"] = int(filled.sum())
     if filled.any():
-        notes.append(f"{int(filled.sum())} reference (ACS) lines fill lines the imaging scan did not acquire")
+        notes.append(f"{int(filled.sum())} reference (ACS) {what} fill {what} the imaging scan did not acquire")
 
 
 def _finish(path: Path, kspace: np.ndarray, measurement: dict, header: dict, scan: dict, notes: list[str],

@@ -19,9 +19,10 @@ from pipelines.formats.study import InputError, Study
 
 
 def read_3d(path: Path, grid: np.ndarray, dims: dict, noise_grid: np.ndarray | None, header: dict, scan: dict,
-            notes: list[str]) -> Study:
+            notes: list[str], merged: dict | None = None) -> Study:
     """The study of a 3-D twix scan (see the module docstring) from the reader's grids:
-    ``grid`` ``(Par, Cha, Col, Lin)``, ``noise_grid`` ``(Sli, Cha, Col, Lin)`` or None.
+    ``grid`` ``(Par, Cha, Col, Lin)`` (a separate reference scan already merged in, what
+    ``merged`` records), ``noise_grid`` ``(Sli, Cha, Col, Lin)`` or None.
 
     Shapes
     ------
@@ -33,7 +34,7 @@ def read_3d(path: Path, grid: np.ndarray, dims: dict, noise_grid: np.ndarray | N
     from pipelines.formats.volume3d import hybrid_study
 
     space = header.get("MeasYaps", {}).get("sKSpace", {})
-    partitions = int(dims["Par"])
+    partitions = grid.shape[0]
     declared = int(space.get("lPartitions", partitions) or partitions)
     oversampling = float(space.get("dSliceOversamplingForDialog", 0.0) or 0.0)
     expected = int(round(declared * (1 + oversampling)))
@@ -52,7 +53,7 @@ def read_3d(path: Path, grid: np.ndarray, dims: dict, noise_grid: np.ndarray | N
     kspace = np.transpose(grid, (1, 2, 3, 0)).astype(np.complex64)  # (C, Col, Lin, Par)
     acquired = np.abs(kspace).max(axis=(0, 1)) > 0
     support = acquired if int(space.get("ucEnableEllipticalScanning", 0) or 0) else None
-    corrections: dict = {"averages": int(dims.get("Ave", 1))}
+    corrections: dict = {"averages": int(dims.get("Ave", 1)), **(merged or {})}
     if oversampling > 0 and acquired.all():  # crop the slab's central partitions in image space
         data = torch.from_numpy(np.ascontiguousarray(np.swapaxes(kspace, -1, -2)))  # (C, Col, Par, Lin)
         kspace = np.ascontiguousarray(np.swapaxes(remove_readout_oversampling(data, partitions / declared).numpy(), -1, -2))
@@ -68,3 +69,29 @@ def read_3d(path: Path, grid: np.ndarray, dims: dict, noise_grid: np.ndarray | N
     factor = float(header.get("Dicom", {}).get("flReadoutOSFactor", 1.0) or 1.0)
     return hybrid_study(path, path.stem, "twix", kspace, noise=noise, oversampling=factor, support=support,
                         meta={"corrections": corrections}, notes=notes)
+
+
+def complete_grid(grid: np.ndarray, header: dict, scan: dict, notes: list[str]) -> np.ndarray:
+    """``grid`` with the lines and partitions the protocol's matrix has beyond the last
+    acquired ones, as zeros: twixtools sizes the grid by the highest counter, so a 2 x 2
+    accelerated scan that skips the last line or partition comes one short, and its
+    k-space centre is no longer the grid's. Padded only where the centre the scan's
+    lines declare (``CenterLin``, ``CenterPar``) is then the grid's centre.
+
+    Shapes
+    ------
+    grid ``(Par, Cha, Col, Lin)``.
+    """
+    space = header.get("MeasYaps", {}).get("sKSpace", {})
+    first = next((mdb.mdh for mdb in scan.get("mdb", []) if mdb.is_image_scan()), None)
+    if first is None:
+        return grid
+    lines = int(space.get("lPhaseEncodingLines", 0) or 0) * (1 + float(space.get("dPhaseOversamplingForDialog", 0) or 0))
+    partitions = int(space.get("lPartitions", 0) or 0) * (1 + float(space.get("dSliceOversamplingForDialog", 0) or 0))
+    pad = [(0, 0)] * 4
+    for axis, size, centre, name in ((3, round(lines), int(first.CenterLin), "lines"),
+                                     (0, round(partitions), int(first.CenterPar), "partitions")):
+        if grid.shape[axis] < size and centre == size // 2:
+            pad[axis] = (0, size - grid.shape[axis])
+            notes.append(f"{name}: the protocol's {size}, the last {size - grid.shape[axis]} not acquired")
+    return np.pad(grid, pad) if any(p != (0, 0) for p in pad) else grid

@@ -87,6 +87,23 @@ def test_twix_3d_reads_partitions_and_batch_reconstructs_it(tmp_path):
     assert abs(metrics["ratio"] - 0.25) < 0.01 and 10 < metrics["methods"]["zero-filled"]["psnr"] < 60
 
 
+def test_a_separate_3d_reference_scan_fills_its_central_block(tmp_path):
+    from tests.toys import twix_3d
+
+    full = read_input(twix_3d(tmp_path / "full.dat", partitions=16))[0][0]
+    (study,), notes = read_input(twix_3d(tmp_path / "ipat.dat", partitions=16, reference=8))
+    mask = study.mask
+    assert mask is not None and mask[::2, ::2].all() and not mask[1::2, 1::2][:30].any()  # 2 x 2 outside the block
+    centre = np.s_[76:84, 4:12]  # the 8 x 8 (line, partition) block around line 80, partition 8
+    assert mask[centre].all() and mask.sum() == mask[::2, ::2].size + 8 * 8 - 4 * 4
+    assert study.meta["corrections"]["reference_positions"] == 8 * 8 - 4 * 4
+    assert any("48 reference (ACS) (line, partition) positions fill" in note for note in study.notes + notes)
+    # the same samples as the full scan's, to its prewhitening (estimated from each file's data: one coil mixing)
+    ours, theirs = (np.moveaxis(k[:, :, mask], 1, 0).reshape(2, -1) for k in (study.kspace, full.kspace))
+    mixing = np.linalg.lstsq(theirs.T, ours.T, rcond=None)[0]
+    assert np.abs(theirs.T @ mixing - ours.T).max() < 1e-4 * np.abs(ours).max()
+
+
 @pytest.mark.parametrize(("options", "problem"), [
     ({"declared": 6}, r"8 partitions in the data, but the protocol declares 6"),
     ({"partial_fourier": True}, r"partial Fourier along kz"),
