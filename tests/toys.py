@@ -238,3 +238,20 @@ def twix_3d(path: Path, partitions: int = 8, lines: int | None = None, drop_part
     with contextlib.redirect_stdout(io.StringIO()):
         twixtools.write_twix(scans, str(path), version_is_ve=imaging[0].version_is_ve)
     return path
+
+
+def twix_even_lines(path: Path) -> Path:
+    """The tests' ``gre.dat`` with its odd lines left out, as a 2 x accelerated scan
+    writes it: the last line (159 of 160) is not acquired."""
+    import contextlib
+    import io
+
+    import twixtools
+
+    gre = Path(__file__).resolve().parent / "data" / "twix" / "gre.dat"
+    with contextlib.redirect_stdout(io.StringIO()):
+        scans = twixtools.read_twix(str(gre), verbose=False, keep_acqend=True)
+    scans[-1]["mdb"] = [mdb for mdb in scans[-1]["mdb"] if not mdb.is_image_scan() or mdb.mdh.Counter.Lin % 2 == 0]
+    with contextlib.redirect_stdout(io.StringIO()):
+        twixtools.write_twix(scans, str(path), version_is_ve=scans[-1]["mdb"][0].version_is_ve)
+    return path

@@ -100,20 +100,57 @@ def read_twix(path: str | Path, budget: MemoryBudget | None = None) -> Study:
     check_size(path, (int(np.prod(list(dims.values()), dtype=np.int64)),), budget, what="the twix k-space grid", copies=3)
     notes = [f"{name}: {dims[name]} indices, the first is used" for name in OTHER_COUNTERS if dims.get(name, 1) > 1]
     if dims.get("Par", 1) > 1:
-        from pipelines.formats.twix3d import complete_grid, read_3d
+        from pipelines.formats.twix3d import read_3d
 
         noise = _grid(measurement["noise"]) if "noise" in measurement else None
-        grid, merged = complete_grid(_grid(image, "Par").astype(np.complex64), header, scans[-1], notes), {}
+        grid, merged = _complete_grid(_grid(image, "Par").astype(np.complex64), header, scans[-1], notes), {}
         _merge_reference(grid, measurement, notes, merged, outer="Par")
         study = read_3d(path, grid, dims, noise, header, scans[-1], notes, merged)
         readout, _, rows, depth = study.kspace.shape
         study.meta["affine"] = _affine(scans[-1], (1, 1, readout, rows), depth=depth)  # (read, phase, partition)
         return study
-    kspace = _grid(image).astype(np.complex64)
+    kspace = _complete_grid(_grid(image).astype(np.complex64), header, scans[-1], notes, partitions=False)
     corrections = {"averages": int(dims.get("Ave", 1))}
     _merge_reference(kspace, measurement, notes, corrections)
     check_finite(kspace, path, "k-space")
     return _finish(path, kspace, measurement, header, scans[-1], notes, corrections)
+
+
+MAX_MISSING = 8
+"""The most trailing lines (or partitions) :func:`_complete_grid` adds: an accelerated
+scan skips at most its acceleration factor less one."""
+
+
+def _complete_grid(grid: np.ndarray, header: dict, scan: dict, notes: list[str], partitions: bool = True) -> np.ndarray:
+    """``grid`` with the lines (and with ``partitions``, the partitions of a 3-D scan)
+    that the protocol's matrix has beyond the last acquired ones, as zeros: twixtools
+    sizes the grid by the highest counter, so an accelerated scan that skips the last
+    line or partition comes one short, and its k-space centre is no longer the grid's.
+    Padded only where the centre the scan's lines declare (``CenterLin``,
+    ``CenterPar``) is then the grid's centre, and by at most :data:`MAX_MISSING` (a
+    header cannot make the reader allocate more).
+
+    Shapes
+    ------
+    grid ``(Par, Cha, Col, Lin)``, or ``(Sli, Cha, Col, Lin)`` without ``partitions``.
+    """
+    space = header.get("MeasYaps", {}).get("sKSpace", {})
+    first = next((mdb.mdh for mdb in scan.get("mdb", []) if mdb.is_image_scan()), None)
+    if first is None:
+        return grid
+    try:
+        lines = round(int(space.get("lPhaseEncodingLines", 0) or 0)
+                      * (1 + float(space.get("dPhaseOversamplingForDialog", 0) or 0)))
+        depth = round(int(space.get("lPartitions", 0) or 0) * (1 + float(space.get("dSliceOversamplingForDialog", 0) or 0)))
+    except (TypeError, ValueError, OverflowError):  # a protocol without usable sizes: the grid as the counters make it
+        return grid
+    pad = [(0, 0)] * 4
+    for axis, size, centre, name in ((3, lines, int(first.CenterLin), "lines"),
+                                     (0, depth if partitions else 0, int(first.CenterPar), "partitions")):
+        if grid.shape[axis] < size <= grid.shape[axis] + MAX_MISSING and centre == size // 2:
+            pad[axis] = (0, size - grid.shape[axis])
+            notes.append(f"{name}: the protocol's {size}, the last {size - grid.shape[axis]} not acquired")
+    return np.pad(grid, pad) if any(p != (0, 0) for p in pad) else grid
 
 
 def _merge_reference(kspace: np.ndarray, measurement: dict, notes: list[str], corrections: dict,

@@ -70,28 +70,3 @@ def read_3d(path: Path, grid: np.ndarray, dims: dict, noise_grid: np.ndarray | N
     return hybrid_study(path, path.stem, "twix", kspace, noise=noise, oversampling=factor, support=support,
                         meta={"corrections": corrections}, notes=notes)
 
-
-def complete_grid(grid: np.ndarray, header: dict, scan: dict, notes: list[str]) -> np.ndarray:
-    """``grid`` with the lines and partitions the protocol's matrix has beyond the last
-    acquired ones, as zeros: twixtools sizes the grid by the highest counter, so a 2 x 2
-    accelerated scan that skips the last line or partition comes one short, and its
-    k-space centre is no longer the grid's. Padded only where the centre the scan's
-    lines declare (``CenterLin``, ``CenterPar``) is then the grid's centre.
-
-    Shapes
-    ------
-    grid ``(Par, Cha, Col, Lin)``.
-    """
-    space = header.get("MeasYaps", {}).get("sKSpace", {})
-    first = next((mdb.mdh for mdb in scan.get("mdb", []) if mdb.is_image_scan()), None)
-    if first is None:
-        return grid
-    lines = int(space.get("lPhaseEncodingLines", 0) or 0) * (1 + float(space.get("dPhaseOversamplingForDialog", 0) or 0))
-    partitions = int(space.get("lPartitions", 0) or 0) * (1 + float(space.get("dSliceOversamplingForDialog", 0) or 0))
-    pad = [(0, 0)] * 4
-    for axis, size, centre, name in ((3, round(lines), int(first.CenterLin), "lines"),
-                                     (0, round(partitions), int(first.CenterPar), "partitions")):
-        if grid.shape[axis] < size and centre == size // 2:
-            pad[axis] = (0, size - grid.shape[axis])
-            notes.append(f"{name}: the protocol's {size}, the last {size - grid.shape[axis]} not acquired")
-    return np.pad(grid, pad) if any(p != (0, 0) for p in pad) else grid

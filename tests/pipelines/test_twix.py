@@ -25,6 +25,19 @@ def test_a_real_twix_scan_reads_with_oversampling_removed_and_its_geometry():
     assert abs(abs(np.dot(affine[:3, 2] / 4.0, normal)) - 1) < 1e-6
 
 
+def test_an_accelerated_scan_that_skips_the_last_line_keeps_the_protocols_grid(tmp_path):
+    from tests.toys import twix_even_lines
+
+    (full,), _ = read_input(GRE)
+    (study,), notes = read_input(twix_even_lines(tmp_path / "r2.dat"))
+    assert study.kspace.shape == full.kspace.shape and "lines: the protocol's 160, the last 1 not acquired" in notes
+    assert study.mask is not None and study.mask.sum(axis=0).nonzero()[0].tolist() == list(range(0, 160, 2))
+    assert study.mask[:, 80].all()  # the centre line is the grid's centre, where fft2c puts it
+    ours, theirs = (np.moveaxis(k[0][:, :, ::2], 0, -1).reshape(-1, 2) for k in (study.kspace, full.kspace))
+    mixing = np.linalg.lstsq(theirs, ours, rcond=None)[0]  # the same lines, to each file's own prewhitening
+    assert np.abs(theirs @ mixing - ours).max() < 1e-4 * np.abs(ours).max()
+
+
 def test_recon_batch_reconstructs_a_twix_file_to_nifti_with_a_report(tmp_path):
     out = tmp_path / "out"
     assert main(["batch", str(GRE), "--mask", "25pct", "--out", str(out), "--methods", "zero-filled,cs-tv",
