@@ -60,8 +60,8 @@ def caipi_mask(
     the shorter axis; ``center_fraction`` overrides it, 0 for none), at most half the
     target count. The total
     acceleration ``R`` is the smallest integer whose lattice, with that block, stays at
-    or under the target count; the block then grows until the count is met (so the
-    achieved ratio matches within one ring of the block). Without a block the lattice
+    or under the target count; the block then grows a row or column at a time, the last
+    one in part (its points nearest the centre), until the count is met exactly. Without a block the lattice
     alone is returned with ``R = round(1 / ratio)``: a lattice cannot hit every count.
     The shift is ``R_z // 2`` (2 x 2 shift 1, the classic CAIPIRINHA pattern). It is
     deterministic; ``rng`` is accepted for a uniform interface.
@@ -87,11 +87,25 @@ def caipi_mask(
         raise ValueError(f"a {ratio:.1%} CAIPI mask of {shape[0]}x{shape[1]} would need an acceleration above "
                          f"{CAIPI_MAX_FACTOR}")
     height, width = side, side
-    while int((lattice | _block(shape, height, width)).sum()) < count and (height < shape[0] or width < shape[1]):
-        grow_rows = height < shape[0] and (height <= width * shape[0] / shape[1] or width >= shape[1])
-        height, width = (height + 1, width) if grow_rows else (height, width + 1)
     array = lattice | _block(shape, height, width)
+    while int(array.sum()) < count and (height < shape[0] or width < shape[1]):
+        grow_rows = height < shape[0] and (height <= width * shape[0] / shape[1] or width >= shape[1])
+        grown = lattice | _block(shape, *((height + 1, width) if grow_rows else (height, width + 1)))
+        if int(grown.sum()) > count:  # the last row or column only in part: its points nearest the centre
+            array = _nearest_centre(array, grown & ~array, count - int(array.sum()))
+            break
+        array, (height, width) = grown, ((height + 1, width) if grow_rows else (height, width + 1))
     return _mask(array, ratio, factors, factors[1] // 2, (height, width), count)
+
+
+def _nearest_centre(array: np.ndarray, candidates: np.ndarray, wanted: int) -> np.ndarray:
+    """``array`` plus the ``wanted`` points of ``candidates`` nearest the k-space centre."""
+    ky, kz = np.nonzero(candidates)
+    distance = np.hypot(ky - array.shape[0] // 2, kz - array.shape[1] // 2)
+    order = np.argsort(distance, kind="stable")[:wanted]
+    result = array.copy()
+    result[ky[order], kz[order]] = True
+    return result
 
 
 def _block(shape: tuple[int, int], height: int, width: int) -> np.ndarray:
