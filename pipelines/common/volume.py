@@ -27,8 +27,9 @@ COILS = 8
 """A 3-D head acquisition is multi-coil: 8 simulated birdcage coils (``--coils``)."""
 SNR = 30.0
 """Noise at this SNR in dB (``--noise-snr``): a scanner's 3-D data always carries noise,
-and noise-free (ky, kz) planes through estimated maps make the learned models' exact
-consistency step lose 8-10 dB (docs/results.md, "3-D acquisitions")."""
+and on noise-free (ky, kz) planes the learned models' exact consistency step fits the
+data through ESPIRiT maps that cannot explain it, losing up to 14.5 dB on a plane (with
+the simulation's true maps it gains 0.4-1.9 dB: docs/results.md, "3-D acquisitions")."""
 ESTIMATE_PLANES = 8
 """The error estimate (and the guard) runs on this many evenly spread readout planes
 (``--estimate-slices``): the guard judges the volume as one (:func:`whole_volume`), and
