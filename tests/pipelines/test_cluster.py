@@ -94,14 +94,22 @@ def cluster_factory(tmp_path):
         cluster.close()
 
 
+@pytest.fixture(scope="module")
+def two_workers(tmp_path_factory):
+    """One scheduler with two one-thread workers, shared by the tests that only submit."""
+    cluster = Cluster(tmp_path_factory.mktemp("shared-cluster"), workers=2)
+    yield cluster
+    cluster.close()
+
+
 def _inputs(folder: Path, count: int, size: int = 96, slices: int = 2) -> None:
     (folder / "in").mkdir(parents=True)
     for index in range(count):
         nib.save(nib.Nifti1Image(_volume(index, size, slices), np.eye(4)), folder / "in" / f"p{index}.nii.gz")
 
 
-def test_relative_paths_work_on_a_cluster_whose_workers_run_elsewhere(tmp_path, cluster_factory, monkeypatch, capsys):
-    cluster = cluster_factory()
+def test_relative_paths_work_on_a_cluster_whose_workers_run_elsewhere(tmp_path, two_workers, monkeypatch, capsys):
+    cluster = two_workers
     client_folder = tmp_path / "client"
     _inputs(client_folder, 3)
     monkeypatch.chdir(client_folder)
@@ -181,8 +189,8 @@ def test_a_worker_killed_mid_batch_loses_nothing(tmp_path, cluster_factory, monk
         assert nib.load(client_folder / "out" / f"p{index}_cs-tv.nii.gz").get_fdata().shape == (128, 128, 3)
 
 
-def test_a_3d_unit_sends_its_planes_to_the_cluster(tmp_path, cluster_factory, monkeypatch):
-    cluster = cluster_factory(workers=2)
+def test_a_3d_unit_sends_its_planes_to_the_cluster(tmp_path, two_workers, monkeypatch):
+    cluster = two_workers
     grid = np.meshgrid(*[np.linspace(-1, 1, n) for n in (20, 24, 20)], indexing="ij")
     head = (sum((axis / 0.8) ** 2 for axis in grid) < 1).astype(np.float32)
     (tmp_path / "in").mkdir()
