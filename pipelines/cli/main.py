@@ -323,6 +323,7 @@ class _Terminated(BaseException):
 
 
 def _on_sigterm(signum, frame) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM while unwinding would be a traceback
     raise _Terminated()
 
 

@@ -370,3 +370,17 @@ def test_the_run_folder_gets_the_usual_mode(tmp_path):
     umask = os.umask(0o022)
     os.umask(umask)
     assert (out.stat().st_mode & 0o777) == (0o777 & ~umask)
+
+
+def test_a_second_sigterm_while_unwinding_is_ignored():
+    import signal
+
+    from pipelines.cli import main as cli
+
+    previous = signal.signal(signal.SIGTERM, cli._on_sigterm)
+    try:
+        with pytest.raises(cli._Terminated):
+            cli._on_sigterm(signal.SIGTERM, None)
+        assert signal.getsignal(signal.SIGTERM) == signal.SIG_IGN  # the cleanup is not cut short by a traceback
+    finally:
+        signal.signal(signal.SIGTERM, previous)
