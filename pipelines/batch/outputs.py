@@ -20,7 +20,9 @@ from recon import metrics
 
 def score(record: dict[str, Any], magnitude: np.ndarray, reference: np.ndarray | None) -> None:
     """PSNR, SSIM and NMSE against the reference (when there is one of the same shape),
-    the volume's mean and per slice; the data range is the reference's maximum."""
+    the mean over slices and per slice, and the whole volume's PSNR and NMSE (fastMRI's
+    volume figures: one error over every voxel); the data range is the reference's
+    maximum."""
     if reference is None or reference.shape != magnitude.shape:
         return
     data_range = float(reference.max())
@@ -29,6 +31,10 @@ def score(record: dict[str, Any], magnitude: np.ndarray, reference: np.ndarray |
     for key in ("psnr", "ssim", "nmse"):
         record[key] = float(np.mean([s[key] for s in scores]))
         record[f"{key}_slices"] = [float(s[key]) for s in scores]
+    whole, target = torch.from_numpy(np.ascontiguousarray(magnitude)), torch.from_numpy(np.ascontiguousarray(reference))
+    record["volume_psnr"] = float(metrics.psnr(whole, target, data_range=data_range))
+    if float(target.abs().sum()) > 0:
+        record["volume_nmse"] = float(metrics.nmse(whole, target))
 
 
 def remove_outputs(out: Path, entry: dict[str, Any]) -> None:

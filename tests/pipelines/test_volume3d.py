@@ -130,6 +130,9 @@ def test_batch_3d_of_a_nifti_volume_writes_it_back_on_the_input_grid(tmp_path):
     assert np.abs(image - head).mean() < 0.25 * np.abs(head).mean()  # the head, where it was
     metrics = json.loads((out / "head.metrics.json").read_text())
     assert metrics["acquisition"] == "3d" and metrics["methods"]["cs-tv"]["psnr"] > metrics["methods"]["zero-filled"]["psnr"]
+    scores = metrics["methods"]["cs-tv"]  # per plane, and the volume's (one error over every voxel)
+    assert len(scores["psnr_slices"]) == len(scores["ssim_slices"]) > 1 and 0 < scores["volume_nmse"] < 1
+    assert min(scores["psnr_slices"]) <= scores["volume_psnr"] <= max(scores["psnr_slices"])
     from PIL import Image
 
     for folder in ("", "plane1", "plane2"):  # three orthogonal planes, the reference's the same plane as the method's
