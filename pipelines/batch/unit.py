@@ -32,7 +32,7 @@ from pipelines.common.evaluation import (
     slice_note,
 )
 from pipelines.common.output import write_json
-from pipelines.common.planes import on_cluster, reconstruct_planes
+from pipelines.common.planes import on_cluster, plane_maps, reconstruct_planes
 from pipelines.common.runtime import keep_freed_memory
 from pipelines.common.volume import centre_fraction
 from pipelines.config import BatchConfig
@@ -42,7 +42,6 @@ from pipelines.formats.study import FILE_PROBLEMS, check_simulable
 from pipelines.formats.volume3d import as_3d
 from pipelines.formats.writers import nifti_meta, write_output
 from pipelines.reports.previews import error_scale, orientation
-from recon.api import coil_maps_for
 
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 """Error maps show ``|x - reference|`` on ``[0, 0.2 x the reference's maximum]``."""
@@ -80,7 +79,7 @@ def _acquisition(study: Study, config: BatchConfig, notes: list[str]
         kspace = _compress(kspace, mask, config.virtual_coils, notes)
     coil_maps = None
     if kspace.shape[1] > 1:
-        coil_maps = coil_maps_for(torch.from_numpy(kspace), mask).numpy()
+        coil_maps = plane_maps(torch.from_numpy(kspace), mask).numpy()  # slices or planes on every core
     return kspace, mask, reference, coil_maps
 
 

@@ -91,7 +91,7 @@ def simulate(volume: np.ndarray, mask, coils: int, noise_snr: float | None, phas
 
     from masks import calibration_region
     from physics.volume import birdcage_maps_3d, simulate_hybrid, smooth_phase_3d
-    from recon.api import coil_maps_for
+    from pipelines.common.planes import plane_maps
 
     generator = torch.Generator().manual_seed(seed)
     truth = torch.from_numpy(np.ascontiguousarray(volume)).to(torch.complex64)
@@ -104,7 +104,7 @@ def simulate(volume: np.ndarray, mask, coils: int, noise_snr: float | None, phas
     if coils == 1:
         return kspace, truth, None
     started = time.perf_counter()
-    recon_maps = coil_maps_for(kspace, mask.array)
+    recon_maps = plane_maps(kspace, mask.array)
     notes.append("ESPIRiT coil maps estimated per readout position from the {} x {} (ky, kz) centre in {:.3f} s/plane "
                  "(not in the method times)".format(*calibration_region(mask.array),
                                                     (time.perf_counter() - started) / len(kspace)))
