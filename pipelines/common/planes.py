@@ -64,14 +64,13 @@ def plane_maps(kspace: torch.Tensor, mask: np.ndarray) -> torch.Tensor:
 
 
 def _chunk(method: str, kspace: np.ndarray, mask: np.ndarray, coil_maps: np.ndarray | None) -> np.ndarray:
-    """One cluster task: ``method`` on each plane of a chunk (``recon.reconstruct``)."""
+    """One cluster task: ``method`` (built once, its weights loaded once) on each plane
+    of a chunk, as :func:`reconstruct_planes` runs them here."""
     import recon
 
-    images = []
-    for index in range(len(kspace)):
-        data = kspace[index] if kspace.shape[1] > 1 else kspace[index, 0]
-        images.append(recon.reconstruct(data, mask, method, coil_maps=None if coil_maps is None else coil_maps[index]))
-    return np.stack(images).astype(np.complex64)
+    images = reconstruct_planes(recon.get(method), torch.from_numpy(kspace), torch.from_numpy(np.asarray(mask, bool)),
+                                None if coil_maps is None else torch.from_numpy(coil_maps))
+    return torch.stack(images).numpy().astype(np.complex64)
 
 
 def on_cluster(method: str, kspace: np.ndarray, mask: np.ndarray, coil_maps: np.ndarray | None,
