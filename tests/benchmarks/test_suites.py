@@ -5,6 +5,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from benchmarks import quality, speed
 
@@ -91,15 +92,22 @@ def _trust_records(tmp_path, masks: str, mask_types: str, methods: str, slices: 
     _tiny_corpus(tmp_path, "val")
     records = tmp_path / "records.json"
     assert trust.main([str(tmp_path / "corpus"), "--split", "val", "--masks", masks, "--mask-types", mask_types,
-                       "--coils", "1", "--slices", str(slices), "--methods", methods, "--threads", "1",
+                       "--coils", "1", "--slices", str(slices), "--methods", methods, "--threads", "2",
                        "--records", str(records)]) == 0
     return records, json.loads(records.read_text())
 
 
-def test_trust_benchmark_measures_calibrates_and_evaluates_on_a_tiny_corpus(tmp_path, capsys):
+@pytest.fixture(scope="module")
+def trust_records(tmp_path_factory):
+    """One tiny corpus's trust records, shared by the tests that read them (a minute of work)."""
+    folder = tmp_path_factory.mktemp("trust")
+    return (folder, *_trust_records(folder, "25pct,50pct", "cartesian,vd2d", "zero-filled,cs-tv,gan-drn", 1))
+
+
+def test_trust_benchmark_measures_calibrates_and_evaluates_on_a_tiny_corpus(trust_records, capsys):
     from benchmarks import trust
 
-    records, saved = _trust_records(tmp_path, "25pct,50pct", "cartesian,vd2d", "zero-filled,cs-tv,gan-drn", 1)
+    tmp_path, records, saved = trust_records
     assert len(saved) == 2 * 2 * 3 and all(len(r["fold_nmse"]) == 4 and r["nmse"] > 0 for r in saved)
     calibration = tmp_path / "calibration.json"
     assert trust.main(["--calibrate", str(records), "--out", str(calibration)]) == 0
@@ -115,10 +123,11 @@ def test_trust_benchmark_measures_calibrates_and_evaluates_on_a_tiny_corpus(tmp_
     assert "| vd2d | 50pct | 1 |" in printed and "gan-drn guarded" in printed
 
 
-def test_trust_offsets_hold_the_truth_of_the_records_they_were_fitted_on(tmp_path, monkeypatch):
+def test_trust_offsets_hold_the_truth_of_the_records_they_were_fitted_on(trust_records, monkeypatch):
     from benchmarks import trust
 
-    _, saved = _trust_records(tmp_path, "25pct,50pct", "cartesian", "zero-filled,cs-tv", 1)
+    saved = [dict(record) for record in trust_records[2]
+             if record["mask_type"] == "cartesian" and record["method"] in ("zero-filled", "cs-tv")]
     monkeypatch.setattr(trust, "OFFSET_MIN_POINTS", 2)
     offsets = trust.fit_offsets(saved)
     assert set(offsets) == {"baseline:cartesian:1c", "baseline:cartesian", "cs:cartesian:1c", "cs:cartesian"}
