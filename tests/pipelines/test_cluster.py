@@ -163,7 +163,7 @@ def test_a_worker_killed_mid_batch_loses_nothing(tmp_path, cluster_factory, monk
     failed and finished by --resume), with no half-written file."""
     cluster = cluster_factory(workers=2)
     client_folder = tmp_path / "client"
-    _inputs(client_folder, 4, size=128, slices=3)
+    _inputs(client_folder, 4, size=96, slices=3)
     monkeypatch.chdir(client_folder)
     arguments = ["batch", "in", "--out", "out", "--methods", "cs-tv", "--estimate-folds", "0", "--scheduler", cluster.address]
     codes = []
@@ -186,7 +186,7 @@ def test_a_worker_killed_mid_batch_loses_nothing(tmp_path, cluster_factory, monk
     assert outputs == [f"p{i}_cs-tv.nii.gz" for i in range(4)]
     assert not [p for p in (client_folder / "out").rglob("*") if ".tmp" in p.name]
     for index in range(4):
-        assert nib.load(client_folder / "out" / f"p{index}_cs-tv.nii.gz").get_fdata().shape == (128, 128, 3)
+        assert nib.load(client_folder / "out" / f"p{index}_cs-tv.nii.gz").get_fdata().shape == (96, 96, 3)
 
 
 def test_a_3d_unit_sends_its_planes_to_the_cluster(tmp_path, two_workers, monkeypatch):
