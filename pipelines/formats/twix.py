@@ -174,14 +174,13 @@ def _merge_reference(kspace: np.ndarray, measurement: dict, notes: list[str], co
         notes.append(f"reference scan of {reference.shape} ({outer}, Cha, Col, Lin) does not fit the imaging grid "
                      f"{kspace.shape}; not used")
         return
-    placed = np.zeros_like(kspace)
-    placed[: reference.shape[0], ..., : reference.shape[3]] = reference
+    region = kspace[: reference.shape[0], ..., : reference.shape[3]]  # a view: where the reference's counters reach
     axes = (0, 1, 2) if outer == "Sli" else (1, 2)  # per line, or per (partition, line) position
-    filled = ~np.abs(kspace).any(axis=axes) & np.abs(placed).any(axis=axes)
+    filled = ~np.abs(region).any(axis=axes) & np.abs(reference).any(axis=axes)
     if outer == "Sli":
-        kspace[..., filled] = placed[..., filled]
+        region[..., filled] = reference[..., filled]
     else:
-        np.moveaxis(kspace, 0, 2)[..., filled] = np.moveaxis(placed, 0, 2)[..., filled]
+        np.moveaxis(region, 0, 2)[..., filled] = np.moveaxis(reference, 0, 2)[..., filled]
     what = "lines" if outer == "Sli" else "(line, partition) positions"
     corrections["reference_lines" if outer == "Sli" else "reference_positions"] = int(filled.sum())
     if filled.any():
