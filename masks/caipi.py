@@ -90,11 +90,12 @@ def caipi_mask(
     array = lattice | _block(shape, height, width)
     while int(array.sum()) < count and (height < shape[0] or width < shape[1]):
         grow_rows = height < shape[0] and (height <= width * shape[0] / shape[1] or width >= shape[1])
-        grown = lattice | _block(shape, *((height + 1, width) if grow_rows else (height, width + 1)))
+        bigger = (height + 1, width) if grow_rows else (height, width + 1)
+        grown = lattice | _block(shape, *bigger)
         if int(grown.sum()) > count:  # the last row or column only in part: its points nearest the centre
             array = _nearest_centre(array, grown & ~array, count - int(array.sum()))
             break
-        array, (height, width) = grown, ((height + 1, width) if grow_rows else (height, width + 1))
+        array, (height, width) = grown, bigger
     return _mask(array, ratio, factors, factors[1] // 2, (height, width), count)
 
 
