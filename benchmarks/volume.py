@@ -3,14 +3,17 @@
     python -m benchmarks.volume [--volume ch2.nii.gz] [--masks 10pct,25pct]
         [--methods zero-filled,cs-l1,cs-tv,gan-drn,csr-gan] [--bart-weights 0.003,0.01,0.03]
         [--bart-methods bart-tv,bart-l1]
-        [--snr 30] [--threads 2] [--json out.json]
+        [--snr 30] [--threads 2] [--json out.json] [--weights gan-drn=runs/x/best.pt]
 
 The volume (default: Colin27, ``ch2.nii.gz`` of Debian's ``mricron-data``, a held-out
 *test* subject of the corpus, from ``scripts/make_corpus.py``'s cache) is read as
 ``recon run --input`` reads it; the readout runs along its first voxel axis (its header
 names no frequency axis). :func:`pipelines.common.volume.simulate` makes the hybrid k-space
 of a 3-D acquisition (3-D birdcage coils, white noise at ``--snr`` dB) and the ESPIRiT
-maps of every readout position. Each method reconstructs every (ky, kz) plane; BART runs
+maps of every readout position. Each method reconstructs every (ky, kz) plane, built as
+``recon run`` builds it for a 3-D acquisition (a learned model with its weights for
+planes, :func:`pipelines.common.evaluation.build_method`; ``--weights NAME=PATH`` tries
+other weights, a row ``NAME@PATH``); BART runs
 on the whole volume with its own 3-D ESPIRiT and 3-D regularisation, at each of
 ``--bart-weights`` (its best is the anchor). Reported per method: the volume's PSNR,
 SSIM and NMSE (fastMRI's conventions, the RSS-free truth: the simulated magnitude), the
@@ -51,10 +54,12 @@ def _scores(volume: np.ndarray, truth: np.ndarray, data_range: float) -> dict:
 
 
 def run(volume_path: Path, mask_name: str, methods: list[str], bart_weights: list[float], snr: float,
-        bart_methods: tuple[str, ...] = ("bart-tv", "bart-l1"), save=lambda rows: None) -> dict:
+        bart_methods: tuple[str, ...] = ("bart-tv", "bart-l1"), save=lambda rows: None,
+        weights: dict[str, str] | None = None) -> dict:
     import masks
     import recon
     from pipelines.common import volume as volume3d
+    from pipelines.common.evaluation import build_method
     from pipelines.common.planes import reconstruct_planes
     from pipelines.formats import read_input
     from recon.classical.bart import pics_volume
@@ -72,8 +77,9 @@ def run(volume_path: Path, mask_name: str, methods: list[str], bart_weights: lis
     reference = truth.abs().numpy()
     data_range = float(reference.max())
     rows: dict[str, dict] = {}
-    for method in methods:
-        reconstructor = recon.get(method)
+    runs = [(method, build_method(method, planes=True)) for method in methods]
+    runs += [(f"{name}@{path}", recon.get(name, weights=path)) for name, path in (weights or {}).items()]
+    for method, reconstructor in runs:
         tick = time.perf_counter()
         images = reconstruct_planes(reconstructor, kspace, torch.from_numpy(mask.array), maps)  # as recon run does
         seconds = time.perf_counter() - tick
@@ -113,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--snr", type=float, default=30.0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--weights", action="append", default=[], metavar="NAME=PATH",
+                        help="also run learned model NAME with these weights (a best.pt or a shipped .pt)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     if not args.volume.is_file():
@@ -127,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     for mask_name in args.masks.split(","):
         results.append(run(args.volume, mask_name, args.methods.split(","),
                            [float(w) for w in args.bart_weights.split(",") if w], args.snr,
-                           tuple(m for m in args.bart_methods.split(",") if m), save))
+                           tuple(m for m in args.bart_methods.split(",") if m), save,
+                           dict(item.split("=", 1) for item in args.weights)))
         if args.json:
             args.json.write_text(json.dumps(results, indent=1))
     for result in results:

@@ -124,6 +124,11 @@ def main() -> None:
         "--continues-from", metavar="SHIPPED",
         help="like --continues, for a run initialised from other shipped weights (e.g. gan-drn for gan-drn-trajectory)",
     )
+    parser.add_argument(
+        "--sampling", choices=("grid", "trajectory", "plane"),
+        help="what the weights serve (default: trajectory when every trained family is a trajectory, else grid); "
+        "plane: the (ky, kz) planes of 3-D acquisitions, which recon run and recon batch reconstruct with them",
+    )
     args = parser.parse_args()
     shipped_phases = []
     if args.continues or args.continues_from:
@@ -199,7 +204,9 @@ def main() -> None:
     card["total_cpu_hours"] = round(sum(p["wall_seconds"] * phase_threads(p["command"]) for p in phases) / 3600, 2)
     from masks import TRAJECTORY_KINDS
 
-    if all(kind in TRAJECTORY_KINDS for kind in config["mask_type"].split(",") if kind):
+    if args.sampling in ("trajectory", "plane"):
+        card["sampling"] = args.sampling  # recon.models.learned uses these weights for that sampling only
+    elif args.sampling is None and all(kind in TRAJECTORY_KINDS for kind in config["mask_type"].split(",") if kind):
         card["sampling"] = "trajectory"  # recon.models.learned uses these weights for non-Cartesian data
     card["total_steps"] = sum(p["steps"] for p in phases)
     (WEIGHTS_DIR / f"{args.name}.json").write_text(json.dumps(card, indent=1) + "\n")

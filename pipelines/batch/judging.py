@@ -57,7 +57,7 @@ def estimate(study_metrics: dict[str, Any], images: dict[str, np.ndarray], kspac
     outputs = {method: [torch.from_numpy(images[method][i]) for i in picks] for method in names}
     maps = None if coil_maps is None else torch.from_numpy(coil_maps[picks])
     estimates = estimate_errors(outputs, torch.from_numpy(kspace[picks]), torch.from_numpy(np.asarray(mask, bool)), maps,
-                                config.estimate_folds, name, data_range, reconstructors=adapted,
+                                config.estimate_folds, name, data_range, reconstructors=adapted, planes=three_d,
                                 mask_type=None if study_metrics["mask_type"] == "from file" else study_metrics["mask_type"])
     if not estimates:
         study_metrics["notes"].append(no_estimate_note(mask))

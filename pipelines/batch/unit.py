@@ -26,6 +26,7 @@ from pipelines.batch.noncartesian import trajectory_acquisition
 from pipelines.batch.volume import restack, simulated_acquisition
 from pipelines.common.evaluation import (
     adapt_learned,
+    build_method,
     centre_warning,
     holding,
     in_parallel,
@@ -185,7 +186,7 @@ def _reconstruct(kspace: np.ndarray, mask: np.ndarray, coil_maps: np.ndarray | N
             images = None if method in adapted else on_cluster(method, kspace, mask, coil_maps, notes)
             if images is None:  # (kspace holds zeros where the mask has none: no copy)
                 images = [image.numpy() for image in reconstruct_planes(
-                    adapted.get(method) or recon.get(method), torch.from_numpy(kspace), torch.from_numpy(mask),
+                    adapted.get(method) or build_method(method, planes=True), torch.from_numpy(kspace), torch.from_numpy(mask),
                     None if coil_maps is None else torch.from_numpy(coil_maps))]
         else:
             images = [one_slice(index) for index in range(len(kspace))]

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import inspect
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -131,11 +132,20 @@ def left_out_note(left_out: list[str]) -> str:
             "slowest methods; --estimate-methods all estimates them)")
 
 
+def build_method(name: str, planes: bool = False) -> Any:
+    """``recon.get(name)``; with ``planes`` (the (ky, kz) planes of a 3-D acquisition) a
+    learned model is built to prefer the weights trained for such planes (cards with
+    ``"sampling": "plane"``; the grid weights when it has none)."""
+    if planes and "planes" in inspect.signature(recon.registry.method_class(name)).parameters:
+        return recon.get(name, planes=True)
+    return recon.get(name)
+
+
 def estimate_errors(outputs: dict[str, list[torch.Tensor]], kspace: torch.Tensor, mask: torch.Tensor,
                     coil_maps: torch.Tensor | None, folds: int, seed_name: str, data_range: float | None = None,
                     on_step: Callable[[str], None] | None = None, slice_ids: list[int] | None = None,
                     reconstructors: dict | None = None, on_begin: Callable[[str], None] | None = None,
-                    mask_type: str | None = None) -> dict[str, list[holdout.ErrorEstimate]]:
+                    mask_type: str | None = None, planes: bool = False) -> dict[str, list[holdout.ErrorEstimate]]:
     """The hold-out error estimate of every method on every slice, calibrated for the
     mask's family ``mask_type`` (``cartesian``, ``vd2d:nocal``, ...; None for a mask read
     from a file: the line of its kind) and the coil count.
@@ -146,7 +156,8 @@ def estimate_errors(outputs: dict[str, list[torch.Tensor]], kspace: torch.Tensor
     with fewer measured lines (or points) outside its calibration block than ``folds``
     gets that many folds; with fewer than 2 there is no estimate (empty result).
     ``on_begin(label)`` is called before and ``on_step(method)`` after each (slice, method)
-    estimate (progress).
+    estimate (progress). ``planes``: the slices are a 3-D acquisition's (ky, kz) planes
+    (:func:`build_method`).
 
     Shapes
     ------
@@ -160,30 +171,31 @@ def estimate_errors(outputs: dict[str, list[torch.Tensor]], kspace: torch.Tensor
     if folds < 2:
         return {}
     given = reconstructors or {}  # adapted models (--adapt) come built
-    reconstructors = {name: given.get(name) or recon.get(name) for name in outputs}  # built (weights loaded) once
+    reconstructors = {name: given.get(name) or build_method(name, planes) for name in outputs}  # built once
     report = threading.Lock()  # the progress callbacks come from the worker threads
 
-    def one_slice(index: int) -> dict[str, holdout.ErrorEstimate]:
-        slice_id = index if slice_ids is None else slice_ids[index]
-        fold_masks = holdout.holdout_folds(mask_np, folds, seed=seed_from_name(f"{seed_name}:{slice_id}"))
+    names = list(outputs)
+    ids = list(range(kspace.shape[0])) if slice_ids is None else list(slice_ids)
+    fold_masks = [holdout.holdout_folds(mask_np, folds, seed=seed_from_name(f"{seed_name}:{slice_id}"))
+                  for slice_id in ids]  # every method of a slice is judged on the same folds
+
+    def one_estimate(unit: int) -> holdout.ErrorEstimate:  # one (slice, method): on 1 slice the methods share the cores
+        index, name = unit // len(names), names[unit % len(names)]
         maps = None if coil_maps is None else coil_maps[index : index + 1]
-        found = {}
-        for name, images in outputs.items():
-            reconstructor = reconstructors[name]
-            if on_begin is not None:
-                with report:
-                    on_begin(f"slice {slice_id} {name}")
-            image = images[index][None].to(torch.complex64)
-            errors = holdout.fold_errors(reconstructor, kspace[index : index + 1], mask, maps, fold_masks, image)
-            found[name] = holdout.summarise(errors, reconstructor, mask_np, image, data_range, None, mask_type,
-                                            kspace.shape[1])
-            if on_step is not None:
-                with report:
-                    on_step(name)
+        reconstructor = reconstructors[name]
+        if on_begin is not None:
+            with report:
+                on_begin(f"slice {ids[index]} {name}")
+        image = outputs[name][index][None].to(torch.complex64)
+        errors = holdout.fold_errors(reconstructor, kspace[index : index + 1], mask, maps, fold_masks[index], image)
+        found = holdout.summarise(errors, reconstructor, mask_np, image, data_range, None, mask_type, kspace.shape[1])
+        if on_step is not None:
+            with report:
+                on_step(name)
         return found
 
-    per_slice = in_parallel(one_slice, kspace.shape[0])
-    return {name: [found[name] for found in per_slice] for name in outputs}
+    found = in_parallel(one_estimate, kspace.shape[0] * len(names))
+    return {name: found[column :: len(names)] for column, name in enumerate(names)}
 
 
 def in_parallel(work: Callable[[int], Any], count: int) -> list[Any]:

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from pipelines.common.evaluation import in_parallel
+from pipelines.common.evaluation import build_method, in_parallel
 
 CHUNKS_PER_THREAD = 2
 """Chunks of planes per cluster thread: fewer moves less data, more balances the load."""
@@ -66,9 +66,7 @@ def plane_maps(kspace: torch.Tensor, mask: np.ndarray) -> torch.Tensor:
 def _chunk(method: str, kspace: np.ndarray, mask: np.ndarray, coil_maps: np.ndarray | None) -> np.ndarray:
     """One cluster task: ``method`` (built once, its weights loaded once) on each plane
     of a chunk, as :func:`reconstruct_planes` runs them here."""
-    import recon
-
-    images = reconstruct_planes(recon.get(method), torch.from_numpy(kspace), torch.from_numpy(np.asarray(mask, bool)),
+    images = reconstruct_planes(build_method(method, planes=True), torch.from_numpy(kspace), torch.from_numpy(np.asarray(mask, bool)),
                                 None if coil_maps is None else torch.from_numpy(coil_maps))
     return torch.stack(images).numpy().astype(np.complex64)
 

@@ -27,6 +27,7 @@ from pipelines.common import evaluation
 from pipelines.common import volume as common_volume
 from pipelines.common.evaluation import (
     apply_guard,
+    build_method,
     estimate_errors,
     guard_verdicts,
     spread,
@@ -182,7 +183,8 @@ def _estimate(config: RunConfig, records: list[dict[str, Any]], outputs: dict[st
     with Progress(len(picks) * len(chosen), desc, "estimates", mode=progress) as bar:
         estimates = estimate_errors(chosen, kspace[picks], mask, maps, config.estimate_folds, seed_name, data_range,
                                     on_step=lambda name: bar.update(1), slice_ids=picks, reconstructors=adapted,
-                                    on_begin=bar.begin, mask_type=None if config.mask_file else config.mask_type)
+                                    on_begin=bar.begin, mask_type=None if config.mask_file else config.mask_type,
+                                    planes=config.acquisition == "3d")
     if any(model.adaptation.best_step for model in (adapted or {}).values()):
         notes.append(f"estimate of {', '.join(n for n, m in adapted.items() if m.adaptation.best_step)}: with the adapted weights, which were fitted to this scan's "
                      "measured k-space (one fold of it held out), so the hold-out estimate may be optimistic")
@@ -263,13 +265,13 @@ def _reconstruct(config: RunConfig, methods: list[str], ids: list[str], mask: Ma
     on the whole volume). Returns
     the records (by method, then slice), the magnitudes and the complex images. With
     ``--adapt``, ``adapted`` holds the learned methods fine-tuned on this scan."""
-    reconstructors = {name: adapted.get(name) or recon.get(name) for name in methods}
+    three_d = config.acquisition == "3d"  # every method ahead, its planes on all cores at once
+    reconstructors = {name: adapted.get(name) or build_method(name, three_d) for name in methods}
     by_method: dict[str, list[dict[str, Any]]] = {name: [] for name in methods}
     outputs: dict[str, list[np.ndarray]] = {name: [] for name in methods}
     complex_outputs: dict[str, list[torch.Tensor]] = {name: [] for name in methods}
     desc = f"recon run: reconstruction ({len(methods)} methods per slice)"
     ahead: dict[str, tuple[torch.Tensor, float]] = {}  # methods that run their slices concurrently (BART)
-    three_d = config.acquisition == "3d"  # every method ahead, its planes on all cores at once
     with Progress(len(ids), desc, "slices", mode=progress) as bar:
         for name in [name for name, method in reconstructors.items()
                      if three_d or getattr(method, "parallel_slices", False)]:

@@ -57,9 +57,12 @@ class _Learned(Reconstructor):
     model = ""
     family = "learned"
 
-    def __init__(self, weights: str | None = None, device: str = "cpu"):
+    def __init__(self, weights: str | None = None, device: str = "cpu", planes: bool = False):
+        """``planes``: the data are the (ky, kz) planes of a 3-D acquisition, so the
+        weights trained for them (cards with ``"sampling": "plane"``) are preferred."""
         self.weights = weights
         self.device = torch.device(device)
+        self.planes = planes
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
@@ -72,9 +75,12 @@ class _Learned(Reconstructor):
             return None if Path(self.weights).is_file() else f"no weights file {self.weights}"
         return self.unavailable_reason()
 
-    def _choose(self, ratio: float, sampling: str = "grid") -> Path:
+    def _choose(self, ratio: float, sampling: str | None = None) -> Path:
+        """The weights for a mask of this ratio; ``sampling`` None: ``plane`` for a
+        reconstructor of 3-D planes, else ``grid``."""
         if self.weights is not None:
             return Path(self.weights)
+        sampling = sampling or ("plane" if self.planes else "grid")
         options = shipped_weights(self.model, sampling=sampling)  # the cards are read once per call
         nearest = nearest_of(options, self.model, ratio)
         if ratio_distance(ratio, options[nearest]) > 0.02:
@@ -90,7 +96,7 @@ class _Learned(Reconstructor):
     def reconstruct(self, kspace, mask, coil_maps=None):
         if self.superres_only:
             central_block(mask)  # a clear error for a mask that is not a central block
-        sampling = "grid" if getattr(mask, "coords", None) is None else "trajectory"
+        sampling = None if getattr(mask, "coords", None) is None else "trajectory"
         generator = load_generator(str(self._choose(sampling_ratio(mask), sampling))).to(self.device)
         if coil_maps is not None:  # the models train on at most VIRTUAL_COILS (compressed) coils
             kspace, coil_maps = compress_coils(kspace, coil_maps, VIRTUAL_COILS)

@@ -16,10 +16,11 @@ WEIGHTS_DIR = Path(__file__).resolve().parent
 def shipped_weights(model: str, folder: Path = WEIGHTS_DIR, sampling: str = "grid") -> dict[Path, tuple[float, float]]:
     """``{weights path: (lowest, highest) training ratio}`` for ``model``, read from the cards.
 
-    ``sampling``: ``grid`` (Cartesian masks) or ``trajectory`` (non-Cartesian, cards with
-    ``"sampling": "trajectory"``). With no weights trained for trajectories, trajectories
-    get the grid weights."""
-    found: dict[str, dict[Path, tuple[float, float]]] = {"grid": {}, "trajectory": {}}
+    ``sampling``: ``grid`` (Cartesian masks), ``trajectory`` (non-Cartesian, cards with
+    ``"sampling": "trajectory"``) or ``plane`` (the (ky, kz) planes of a 3-D acquisition,
+    cards with ``"sampling": "plane"``). With no weights trained for trajectories or
+    planes, those get the grid weights."""
+    found: dict[str, dict[Path, tuple[float, float]]] = {"grid": {}, "trajectory": {}, "plane": {}}
     for path in sorted(folder.glob("*.pt")):
         card_path = path.with_suffix(".json")
         if not card_path.is_file():

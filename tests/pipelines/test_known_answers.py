@@ -20,7 +20,7 @@ import torch
 import recon
 from masks import make_mask
 from physics import simulate_kspace
-from pipelines.common.evaluation import estimate_errors, guard_verdicts
+from pipelines.common.evaluation import estimate_errors, guard_verdicts, in_parallel
 from pipelines.data.sample import sample
 from recon import metrics
 
@@ -49,11 +49,12 @@ def _judge(image: np.ndarray, preset: str, kind: str, snr: float | None = None) 
     kspace, truth = simulate_kspace(torch.from_numpy(image)[None], mask, noise_snr=snr,
                                     generator=torch.Generator().manual_seed(1))
     data_range = float(truth.abs().max())
-    outputs, psnr = {}, {}
-    for name in METHODS:
-        with torch.no_grad():
-            outputs[name] = [recon.get(name).reconstruct(kspace, mask)[0]]
-        psnr[name] = metrics.psnr(outputs[name][0].abs(), truth[0].abs(), data_range)
+    def one(index: int) -> torch.Tensor:
+        with torch.no_grad():  # grad mode is per thread
+            return recon.get(METHODS[index]).reconstruct(kspace, mask)[0]
+
+    outputs = {name: [image] for name, image in zip(METHODS, in_parallel(one, len(METHODS)))}  # as the run does
+    psnr = {name: metrics.psnr(outputs[name][0].abs(), truth[0].abs(), data_range) for name in METHODS}
     verdicts = guard_verdicts(estimate_errors(outputs, kspace, mask, None, 4, "known-answer", data_range))
     best_cs = max(psnr["cs-l1"], psnr["cs-tv"])
     return {name: (psnr[name] - best_cs, slices[0].flagged) for name, slices in verdicts.items()}

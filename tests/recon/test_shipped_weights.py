@@ -156,10 +156,10 @@ def test_loaded_generators_run_channels_last_with_the_same_images(recon_sample_k
     assert float((fast - plain).abs().max()) <= 1e-4 * float(plain.abs().max())
 
 
-def test_trajectory_weights_are_chosen_for_trajectories_and_grid_weights_otherwise(tmp_path):
+def test_trajectory_and_plane_weights_are_chosen_for_their_sampling_and_grid_weights_otherwise(tmp_path):
     import json
 
-    for name, sampling in (("grid", None), ("radial", "trajectory")):
+    for name, sampling in (("grid", None), ("radial", "trajectory"), ("planes", "plane")):
         (tmp_path / f"{name}.pt").write_bytes(b"")
         card = {"model": "gan-drn", "trained_ratios": [0.05, 0.6]}
         if sampling:
@@ -167,8 +167,27 @@ def test_trajectory_weights_are_chosen_for_trajectories_and_grid_weights_otherwi
         (tmp_path / f"{name}.json").write_text(json.dumps(card))
     assert list(shipped_weights("gan-drn", tmp_path)) == [tmp_path / "grid.pt"]
     assert list(shipped_weights("gan-drn", tmp_path, sampling="trajectory")) == [tmp_path / "radial.pt"]
+    assert list(shipped_weights("gan-drn", tmp_path, sampling="plane")) == [tmp_path / "planes.pt"]
     (tmp_path / "radial.json").unlink()  # no trajectory weights: trajectories get the grid weights
+    (tmp_path / "planes.json").unlink()
     assert list(shipped_weights("gan-drn", tmp_path, sampling="trajectory")) == [tmp_path / "grid.pt"]
+    assert list(shipped_weights("gan-drn", tmp_path, sampling="plane")) == [tmp_path / "grid.pt"]
+
+
+def test_a_reconstructor_of_3d_planes_prefers_the_plane_weights(tmp_path, monkeypatch):
+    import json
+
+    from recon.models import learned
+
+    for name, sampling in (("grid", None), ("planes", "plane")):
+        (tmp_path / f"{name}.pt").write_bytes(b"")
+        card = {"model": "gan-drn", "trained_ratios": [0.08, 0.3], **({"sampling": sampling} if sampling else {})}
+        (tmp_path / f"{name}.json").write_text(json.dumps(card))
+    monkeypatch.setattr(learned, "shipped_weights", lambda model, sampling="grid": shipped_weights(model, tmp_path,
+                                                                                                     sampling))
+    assert recon.get("gan-drn", planes=True)._choose(0.1) == tmp_path / "planes.pt"
+    assert recon.get("gan-drn")._choose(0.1) == tmp_path / "grid.pt"
+    assert recon.get("gan-drn", planes=True)._choose(0.1, "trajectory") == tmp_path / "grid.pt"
 
 
 # The trajectory fine-tune of GAN-DRN (issue 27), on the same test slice, seed 11: its gain
