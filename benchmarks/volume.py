@@ -5,7 +5,8 @@
         [--bart-methods bart-tv,bart-l1]
         [--snr 30] [--threads 2] [--json out.json] [--weights gan-drn=runs/x/best.pt]
 
-The volume (default: Colin27, ``ch2.nii.gz`` of Debian's ``mricron-data``, a held-out
+The volume (``sample``: the built-in sample's 3-D default, the ICBM152 2009a template;
+default: Colin27, ``ch2.nii.gz`` of Debian's ``mricron-data``, a held-out
 *test* subject of the corpus, from ``scripts/make_corpus.py``'s cache) is read as
 ``recon run --input`` reads it; the readout runs along its first voxel axis (its header
 names no frequency axis). :func:`pipelines.common.volume.simulate` makes the hybrid k-space
@@ -65,13 +66,19 @@ def run(volume_path: Path, mask_name: str, methods: list[str], bart_weights: lis
     from recon.classical.bart import pics_volume
 
     notes: list[str] = []
-    (study,), _ = read_input(volume_path)
-    planes, ids, _ = volume3d.readout_planes(study.images, study.meta.get("frequency_axis"), notes)
+    if str(volume_path) == "sample":  # the built-in sample's 3-D default, as recon run --acquisition 3d takes it
+        from pipelines.data.sample import sample_volume
+
+        name, (planes, ids, _) = "sample:volume", volume3d.readout_planes(sample_volume(), None, notes)
+    else:
+        (study,), _ = read_input(volume_path)
+        name = study.name
+        planes, ids, _ = volume3d.readout_planes(study.images, study.meta.get("frequency_axis"), notes)
     ratio = masks.parse_preset(mask_name)
-    mask = masks.make_mask(mask_name, planes.shape[1:], "poisson", seed=masks.seed_from_name(study.name, 0),
+    mask = masks.make_mask(mask_name, planes.shape[1:], "poisson", seed=masks.seed_from_name(name, 0),
                            center_fraction=volume3d.centre_fraction(None, planes.shape[1:], "poisson", ratio))
     started = time.perf_counter()
-    kspace, truth, maps = volume3d.simulate(planes, mask, 8, snr, False, masks.seed_from_name(study.name, 0), notes)
+    kspace, truth, maps = volume3d.simulate(planes, mask, 8, snr, False, masks.seed_from_name(name, 0), notes)
     simulation_seconds = time.perf_counter() - started
     maps_seconds = float(notes[-1].split(" in ")[1].split(" s/plane")[0]) * len(kspace)
     reference = truth.abs().numpy()
@@ -123,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="also run learned model NAME with these weights (a best.pt or a shipped .pt)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    if not args.volume.is_file():
+    if str(args.volume) != "sample" and not args.volume.is_file():
         print(f"{args.volume}: no such volume (scripts/make_corpus.py caches Colin27's ch2.nii.gz)", file=sys.stderr)
         return 2
     results: list[dict] = []

@@ -33,7 +33,7 @@ from pipelines.common.evaluation import (
     slice_note,
 )
 from pipelines.common.output import write_json
-from pipelines.common.planes import on_cluster, plane_maps, reconstruct_planes
+from pipelines.common.planes import on_cluster, plane_maps, reconstruct_planes, weights_notes
 from pipelines.common.runtime import keep_freed_memory
 from pipelines.common.volume import centre_fraction
 from pipelines.config import BatchConfig
@@ -164,6 +164,8 @@ def _reconstruct(kspace: np.ndarray, mask: np.ndarray, coil_maps: np.ndarray | N
 
     volumes: dict[str, np.ndarray] = {}
     seconds: dict[str, float] = {}
+    if three_d and notes is not None:
+        notes += weights_notes([method for method in methods if method not in adapted], float(np.mean(mask)))
     for method in methods:
         if three_d and method in REGULARIZERS_3D and method not in adapted:
             tick = time.perf_counter()

@@ -49,6 +49,29 @@ def reconstruct_planes(reconstructor: Any, kspace: torch.Tensor, mask: Any, coil
     return in_parallel(one_plane, len(kspace))
 
 
+def weights_notes(methods: list[str] | tuple[str, ...], ratio: float) -> list[str]:
+    """Which weights each learned method of ``methods`` takes on a 3-D acquisition's
+    planes at this mask ``ratio``: those trained for (ky, kz) planes, or the 2-D slices'."""
+    import warnings
+
+    import recon
+    from recon.weights import shipped_weights
+
+    notes = []
+    for name in methods:
+        info = recon.registry.info(name)
+        if info.family != "learned" or info.superres_only:
+            continue
+        with warnings.catch_warnings():  # a ratio outside the trained range is warned of when it runs
+            warnings.simplefilter("ignore")
+            path = build_method(name, planes=True).weights_for(ratio)
+        if path in shipped_weights(name, sampling="plane"):
+            notes.append(f"{name}: weights {path.name}, trained on the (ky, kz) planes of 3-D acquisitions")
+        else:
+            notes.append(f"{name}: weights {path.name}, trained on 2-D slices (none are trained for 3-D planes)")
+    return notes
+
+
 def plane_maps(kspace: torch.Tensor, mask: np.ndarray) -> torch.Tensor:
     """ESPIRiT maps of every plane (or slice), two planes at a time as
     :func:`reconstruct_planes` runs them: the same maps as one batched call

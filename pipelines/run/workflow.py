@@ -35,7 +35,7 @@ from pipelines.common.evaluation import (
 )
 from pipelines.common.limits import MemoryBudget
 from pipelines.common.output import check_output_dir, staged_dir, write_json
-from pipelines.common.planes import reconstruct_planes
+from pipelines.common.planes import reconstruct_planes, weights_notes
 from pipelines.common.progress import Progress
 from pipelines.config import RunConfig
 from pipelines.data.sample import sample, sample_volume
@@ -327,6 +327,8 @@ def run(config: RunConfig, progress: bool | str | None = None) -> RunResult:
     if warning := evaluation.centre_warning(mask_t):
         notes.append(warning)
     kspace, truth, recon_maps = _simulate(config, images, mask, mask_t, seed_name, notes)
+    if config.acquisition == "3d":
+        notes += weights_notes(methods, float(mask.array.mean()))
     reference = truth.abs()
     data_range = float(reference.max())
     torch_threads = torch.get_num_threads()

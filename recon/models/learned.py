@@ -93,6 +93,10 @@ class _Learned(Reconstructor):
             )
         return nearest
 
+    def weights_for(self, ratio: float) -> Path:
+        """The weights file this reconstructor uses on a Cartesian mask of ``ratio``."""
+        return self._choose(ratio)
+
     def reconstruct(self, kspace, mask, coil_maps=None):
         if self.superres_only:
             central_block(mask)  # a clear error for a mask that is not a central block

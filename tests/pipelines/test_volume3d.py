@@ -114,6 +114,8 @@ def test_run_3d_with_a_learned_method_writes_one_method_per_volume(tmp_path, cap
     learned = [r for r in metrics["records"] if r["method"] == "gan-drn"]
     assert len({r.get("guard_output", "gan-drn") for r in learned}) == 1  # never a mix of methods along the readout
     assert sum("estimated_psnr" in r for r in learned) == min(8, len(learned))  # the default 8 judged planes
+    notes = json.loads((out / "config.json").read_text())["notes"]
+    assert any(note.startswith("gan-drn: weights ") for note in notes)  # which weights the planes got
 
 
 def test_batch_3d_of_a_nifti_volume_writes_it_back_on_the_input_grid(tmp_path):
