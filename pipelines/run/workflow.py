@@ -157,6 +157,9 @@ def _methods(config: RunConfig, coils: int, mask: Mask | TrajectoryMask) -> tupl
             names.append(name)
     if superres:
         notes.append(f"{', '.join(superres)} skipped: super-resolution methods, for lowres masks (--mask lowres-2x)")
+    if config.acquisition == "3d" and {"bart-l1", "bart-tv"} <= set(names):  # one anchor: each takes minutes in 3-D
+        names.remove("bart-l1")
+        notes.append("bart-l1 left out: a 3-D run's BART anchor is bart-tv, on the whole volume (--methods adds bart-l1)")
     return names, notes
 
 

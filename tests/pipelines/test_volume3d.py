@@ -1,6 +1,7 @@
 """3-D acquisitions: ``recon run --acquisition 3d`` on a NIfTI volume and the sample."""
 
 import json
+import shutil
 
 import nibabel as nib
 import numpy as np
@@ -84,6 +85,20 @@ def test_bart_is_the_3d_anchor_on_the_whole_volume(tmp_path, capsys):
     metrics = json.loads((out / "metrics.json").read_text())
     scores = metrics["volume"]
     assert scores["bart-tv"]["volume_psnr"] > scores["zero-filled"]["volume_psnr"] + 3
+
+
+@pytest.mark.skipif(not shutil.which("bart"), reason="bart not installed")
+def test_a_3d_run_by_default_has_one_bart_anchor():
+    from masks import make_mask
+    from pipelines.config import RunConfig
+    from pipelines.run.workflow import _methods
+
+    mask = make_mask("25pct", (32, 24), "poisson", seed=0)
+    names, notes = _methods(RunConfig(acquisition="3d", coils=4), 4, mask)
+    assert "bart-tv" in names and "bart-l1" not in names and any(n.startswith("bart-l1 left out") for n in notes)
+    assert {"bart-l1", "bart-tv"} <= set(_methods(RunConfig(coils=4), 4, mask)[0])  # 2-D runs keep both
+    names, _ = _methods(RunConfig(acquisition="3d", coils=4, methods=("bart-l1", "bart-tv")), 4, mask)
+    assert "bart-l1" in names  # asked for, it runs
 
 
 def test_the_guard_judges_a_3d_volume_as_one():
