@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import inspect
 import threading
+import warnings
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -196,6 +197,12 @@ def estimate_errors(outputs: dict[str, list[torch.Tensor]], kspace: torch.Tensor
 
     found = in_parallel(one_estimate, kspace.shape[0] * len(names))
     return {name: found[column :: len(names)] for column, name in enumerate(names)}
+
+
+# SigPy's soft threshold (cs-l1) is a lazily compiled numba ufunc: two threads that call
+# it first at once both compile it, and numba warns on the user's terminal that the
+# second compilation "has no effect". It is harmless, so it is silenced here alone.
+warnings.filterwarnings("ignore", message="Compilation requested for previously compiled argument types")
 
 
 def in_parallel(work: Callable[[int], Any], count: int) -> list[Any]:

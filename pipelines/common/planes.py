@@ -21,6 +21,8 @@ changes torch's summation order).
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -32,19 +34,26 @@ CHUNKS_PER_THREAD = 2
 """Chunks of planes per cluster thread: fewer moves less data, more balances the load."""
 
 
-def reconstruct_planes(reconstructor: Any, kspace: torch.Tensor, mask: Any, coil_maps: torch.Tensor | None
-                       ) -> list[torch.Tensor]:
-    """Each plane's complex image, the planes on this process's cores at once.
+def reconstruct_planes(reconstructor: Any, kspace: torch.Tensor, mask: Any, coil_maps: torch.Tensor | None,
+                       on_plane: Callable[[], None] | None = None) -> list[torch.Tensor]:
+    """Each plane's complex image, the planes on this process's cores at once;
+    ``on_plane()`` is called after each plane (from its thread, one call at a time).
 
     Shapes
     ------
     kspace ``(X, C, Y, Z)``; mask ``(Y, Z)`` bool tensor; coil_maps ``(X, C, Y, Z)`` or
     None -> X images ``(Y, Z)``.
     """
+    done = threading.Lock()
+
     def one_plane(index: int) -> torch.Tensor:
         maps = None if coil_maps is None else coil_maps[index : index + 1]
         with torch.no_grad():  # grad mode is per thread
-            return reconstructor.reconstruct(kspace[index : index + 1], mask, maps)[0]
+            image = reconstructor.reconstruct(kspace[index : index + 1], mask, maps)[0]
+        if on_plane is not None:
+            with done:
+                on_plane()
+        return image
 
     return in_parallel(one_plane, len(kspace))
 

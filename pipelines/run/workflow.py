@@ -274,8 +274,11 @@ def _reconstruct(config: RunConfig, methods: list[str], ids: list[str], mask: Ma
     outputs: dict[str, list[np.ndarray]] = {name: [] for name in methods}
     complex_outputs: dict[str, list[torch.Tensor]] = {name: [] for name in methods}
     desc = f"recon run: reconstruction ({len(methods)} methods per slice)"
+    total, unit = len(ids), "slices"
+    if three_d:  # the methods run one after another, each on every plane: the count is of planes
+        desc, total, unit = f"recon run: reconstruction ({len(methods)} methods x {len(ids)} planes)", len(ids) * len(methods), "planes"
     ahead: dict[str, tuple[torch.Tensor, float]] = {}  # methods that run their slices concurrently (BART)
-    with Progress(len(ids), desc, "slices", mode=progress) as bar:
+    with Progress(total, desc, unit, mode=progress) as bar:
         for name in [name for name, method in reconstructors.items()
                      if three_d or getattr(method, "parallel_slices", False)]:
             bar.begin(f"{name} on all {len(ids)} {'planes' if three_d else 'slices'} at once")
@@ -283,8 +286,9 @@ def _reconstruct(config: RunConfig, methods: list[str], ids: list[str], mask: Ma
             with torch.no_grad():
                 if three_d and getattr(reconstructors[name], "parallel_slices", False):  # BART 3-D: the anchor
                     stack = volume.bart_anchor(name, kspace, mask)
+                    bar.update(len(ids))
                 elif three_d:
-                    stack = reconstruct_planes(reconstructors[name], kspace, sampling, coil_maps)
+                    stack = reconstruct_planes(reconstructors[name], kspace, sampling, coil_maps, lambda: bar.update(1))
                 else:
                     stack = reconstructors[name].reconstruct(kspace, sampling, coil_maps)
             ahead[name] = stack, (time.perf_counter() - started) / len(ids)  # wall time per slice
@@ -308,7 +312,8 @@ def _reconstruct(config: RunConfig, methods: list[str], ids: list[str], mask: Ma
                 })
                 outputs[name].append(image.abs().numpy())
                 complex_outputs[name].append(image)
-            bar.update(1)
+            if not three_d:
+                bar.update(1)
     return [record for name in methods for record in by_method[name]], outputs, complex_outputs
 
 

@@ -38,8 +38,9 @@ def test_run_3d_on_a_nifti_volume(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["run", "--input", str(path), "--acquisition", "3d", "--mask", "25pct", "--mask-type", "poisson",
                  "--coils", "4", "--methods", "zero-filled,cs-tv", "--estimate-folds", "0", "--out", str(out)]) == 0
-    printed = capsys.readouterr().out
-    assert "readout plane(s) of a 3-D acquisition" in printed
+    captured = capsys.readouterr()
+    assert "readout plane(s) of a 3-D acquisition" in captured.out
+    assert "reconstruction (2 methods x 16 planes)" in captured.err and "32/32 planes" in captured.err  # counts planes
     config = json.loads((out / "config.json").read_text())
     assert config["acquisition"] == "3d" and config["config"]["noise_snr"] == 30.0
     # the NIfTI stack is (Z, X, Y) = (36, 20, 40): the readout is X (20 positions, 16 inside the head), the plane
