@@ -21,3 +21,22 @@ def brain_slice() -> np.ndarray:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
+
+
+@pytest.fixture
+def plane_weights(tmp_path, monkeypatch):
+    """A weights folder with gan-drn's grid weights ``grid.pt`` and weights for 3-D
+    planes ``planes.pt`` (empty files and their cards), which the learned models then
+    choose from in place of the shipped ones; returns the folder."""
+    import json
+
+    from recon.models import learned
+    from recon.weights import shipped_weights
+
+    for name, sampling in (("grid", None), ("planes", "plane")):
+        (tmp_path / f"{name}.pt").write_bytes(b"")
+        card = {"model": "gan-drn", "trained_ratios": [0.08, 0.3], **({"sampling": sampling} if sampling else {})}
+        (tmp_path / f"{name}.json").write_text(json.dumps(card))
+    monkeypatch.setattr(learned, "shipped_weights",
+                        lambda model, sampling="grid": shipped_weights(model, tmp_path, sampling))
+    return tmp_path

@@ -134,20 +134,12 @@ def test_run_3d_with_a_learned_method_writes_one_method_per_volume(tmp_path, cap
     assert any(note.startswith("gan-drn: weights ") for note in notes)  # which weights the planes got
 
 
-def test_the_note_names_the_weights_a_3d_plane_gets(tmp_path, monkeypatch):
+def test_the_note_names_the_weights_a_3d_plane_gets(plane_weights):
     from pipelines.common.planes import weights_notes
-    from recon.models import learned
-    from recon.weights import shipped_weights
 
-    for name, sampling in (("grid", None), ("planes", "plane")):
-        (tmp_path / f"{name}.pt").write_bytes(b"")
-        card = {"model": "gan-drn", "trained_ratios": [0.08, 0.3], **({"sampling": sampling} if sampling else {})}
-        (tmp_path / f"{name}.json").write_text(json.dumps(card))
-    monkeypatch.setattr(learned, "shipped_weights", lambda model, sampling="grid": shipped_weights(model, tmp_path,
-                                                                                                     sampling))
     assert weights_notes(["cs-tv", "gan-drn"], 0.1) == [
         "gan-drn: weights planes.pt, trained on the (ky, kz) planes of 3-D acquisitions"]
-    (tmp_path / "planes.json").unlink()  # none for planes: the grid weights, and the note says so
+    (plane_weights / "planes.json").unlink()  # none for planes: the grid weights, and the note says so
     assert weights_notes(["gan-drn"], 0.1) == [
         "gan-drn: weights grid.pt, trained on 2-D slices (none are trained for 3-D planes)"]
 

@@ -174,20 +174,10 @@ def test_trajectory_and_plane_weights_are_chosen_for_their_sampling_and_grid_wei
     assert list(shipped_weights("gan-drn", tmp_path, sampling="plane")) == [tmp_path / "grid.pt"]
 
 
-def test_a_reconstructor_of_3d_planes_prefers_the_plane_weights(tmp_path, monkeypatch):
-    import json
-
-    from recon.models import learned
-
-    for name, sampling in (("grid", None), ("planes", "plane")):
-        (tmp_path / f"{name}.pt").write_bytes(b"")
-        card = {"model": "gan-drn", "trained_ratios": [0.08, 0.3], **({"sampling": sampling} if sampling else {})}
-        (tmp_path / f"{name}.json").write_text(json.dumps(card))
-    monkeypatch.setattr(learned, "shipped_weights", lambda model, sampling="grid": shipped_weights(model, tmp_path,
-                                                                                                     sampling))
-    assert recon.get("gan-drn", planes=True)._choose(0.1) == tmp_path / "planes.pt"
-    assert recon.get("gan-drn")._choose(0.1) == tmp_path / "grid.pt"
-    assert recon.get("gan-drn", planes=True)._choose(0.1, "trajectory") == tmp_path / "grid.pt"
+def test_a_reconstructor_of_3d_planes_prefers_the_plane_weights(plane_weights):
+    assert recon.get("gan-drn", planes=True)._choose(0.1) == plane_weights / "planes.pt"
+    assert recon.get("gan-drn")._choose(0.1) == plane_weights / "grid.pt"
+    assert recon.get("gan-drn", planes=True)._choose(0.1, "trajectory") == plane_weights / "grid.pt"
 
 
 # The trajectory fine-tune of GAN-DRN (issue 27), on the same test slice, seed 11: its gain
