@@ -270,3 +270,24 @@ def test_ablation_benchmark_adds_one_property_per_row(tmp_path, capsys):
     clean, noisy = json.loads(out.read_text())
     assert (clean["row"], noisy["row"]) == ("clean", "+ noise")
     assert noisy["scores"]["cs-tv"][0] < clean["scores"]["cs-tv"][0]  # 15 dB of noise costs CS too
+
+
+def test_volume_benchmark_scores_each_method_and_other_weights_on_a_small_volume(tmp_path, capsys):
+    import nibabel as nib
+
+    from benchmarks import volume
+
+    grid = np.meshgrid(*[np.linspace(-1, 1, n) for n in (24, 40, 36)], indexing="ij")
+    head = 0.6 * (sum((axis / 0.8) ** 2 for axis in grid) < 1) + 0.4 * (sum((axis / 0.4) ** 2 for axis in grid) < 1)
+    nib.save(nib.Nifti1Image(head.astype(np.float32), np.eye(4)), tmp_path / "head.nii.gz")
+    weights = str(Path(volume.__file__).resolve().parents[1] / "recon" / "weights" / "gan-drn.pt")
+    out = tmp_path / "volume.json"
+    assert volume.main(["--volume", str(tmp_path / "head.nii.gz"), "--masks", "25pct", "--methods", "zero-filled,cs-tv",
+                        "--bart-methods", "", "--weights", f"gan-drn={weights}", "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())[0]["methods"]
+    assert list(rows) == ["zero-filled", "cs-tv", f"gan-drn@{weights}"]
+    planes = len(rows["zero-filled"]["plane_psnr"])
+    for name in ("cs-tv", f"gan-drn@{weights}"):
+        assert len(rows[name]["plane_psnr"]) == planes and rows[name]["psnr"] > rows["zero-filled"]["psnr"]
+        assert rows[name]["planes_below_zero_filled"] <= planes and rows[name]["seconds_with_maps"] > rows[name]["seconds"]
+    assert "zero-filled" in capsys.readouterr().out
