@@ -24,7 +24,7 @@ from pipelines.common.evaluation import (
     spread,
     trust_check,
 )
-from pipelines.common.volume import ESTIMATE_PLANES, whole_volume
+from pipelines.common.volume import ESTIMATE_NOTE, ESTIMATE_PLANES, whole_volume
 from pipelines.config import BatchConfig
 from recon.trust import calibration
 
@@ -62,6 +62,8 @@ def estimate(study_metrics: dict[str, Any], images: dict[str, np.ndarray], kspac
     if not estimates:
         study_metrics["notes"].append(no_estimate_note(mask))
         return {}
+    if three_d:
+        study_metrics["notes"].append(ESTIMATE_NOTE)
     verdicts = guard_verdicts(estimates, mask)
     if three_d:  # one verdict for the volume (pipelines.common.volume.whole_volume)
         verdicts = whole_volume(verdicts)

@@ -37,6 +37,11 @@ every plane would cost each method its hold-out reconstructions again."""
 READOUT_KEEP = 0.05
 """Readout positions below this fraction of the volume's peak are outside the simulated
 field of view (the 2-D run's rule for slices without anatomy)."""
+ESTIMATE_NOTE = ("error estimate of a 3-D acquisition: its calibration was fitted on 2-D slices, and on noisy "
+                 "(ky, kz) planes it reads low (the sample's 3-D default at 10 %: 2.7-5.9 dB below the true PSNR, "
+                 "outside its intervals; the ranking held): take its figures as a ranking, not as dB "
+                 "(docs/results.md, \"3-D acquisitions (issue 37): third part\")")
+"""What a 3-D run's or batch's estimate can be trusted with, said beside it."""
 REFERENCE_LINES = 24
 """A 3-D protocol's reference (ACS) block: at least this many points along ky and kz, as
 vendors' CAIPIRINHA and compressed-sensing 3-D protocols acquire by default."""

@@ -194,6 +194,7 @@ def _estimate(config: RunConfig, records: list[dict[str, Any]], outputs: dict[st
     verdicts = guard_verdicts(estimates, mask.cpu().numpy())
     if config.acquisition == "3d":  # one verdict for the volume
         verdicts = common_volume.whole_volume(verdicts)
+        notes.append(common_volume.ESTIMATE_NOTE)
     if not evaluation.guard_applies(mask.cpu().numpy()):
         notes.append(evaluation.UNGUARDED_NOTE)
     chosen_outputs = {name: [images[i] for i in picks] for name, images in outputs.items()}
