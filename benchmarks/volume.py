@@ -85,7 +85,7 @@ def run(volume_path: Path, mask_name: str, methods: list[str], bart_weights: lis
     data_range = float(reference.max())
     rows: dict[str, dict] = {}
     runs = [(method, build_method(method, planes=True)) for method in methods]
-    runs += [(f"{name}@{path}", recon.get(name, weights=path)) for name, path in (weights or {}).items()]
+    runs += [(f"{model}@{path}", recon.get(model, weights=path)) for model, path in (weights or {}).items()]
     for method, reconstructor in runs:
         tick = time.perf_counter()
         images = reconstruct_planes(reconstructor, kspace, torch.from_numpy(mask.array), maps)  # as recon run does

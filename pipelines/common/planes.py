@@ -61,10 +61,10 @@ def reconstruct_planes(reconstructor: Any, kspace: torch.Tensor, mask: Any, coil
 def weights_notes(methods: list[str] | tuple[str, ...], ratio: float) -> list[str]:
     """Which weights each learned method of ``methods`` takes on a 3-D acquisition's
     planes at this mask ``ratio``: those trained for (ky, kz) planes, or the 2-D slices'."""
-    import json
     import warnings
 
     import recon
+    from recon.weights import sampling_of
 
     notes = []
     for name in methods:
@@ -74,8 +74,7 @@ def weights_notes(methods: list[str] | tuple[str, ...], ratio: float) -> list[st
         with warnings.catch_warnings():  # a ratio outside the trained range is warned of when it runs
             warnings.simplefilter("ignore")
             path = build_method(name, planes=True).weights_for(ratio)
-        card = path.with_suffix(".json")  # shipped_weights falls back to the grid weights: the card says which
-        if card.is_file() and json.loads(card.read_text()).get("sampling") == "plane":
+        if sampling_of(path) == "plane":  # (shipped_weights falls back to the grid weights: the card says which)
             notes.append(f"{name}: weights {path.name}, trained on the (ky, kz) planes of 3-D acquisitions")
         else:
             notes.append(f"{name}: weights {path.name}, trained on 2-D slices (none are trained for 3-D planes)")

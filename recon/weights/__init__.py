@@ -31,6 +31,13 @@ def shipped_weights(model: str, folder: Path = WEIGHTS_DIR, sampling: str = "gri
     return found[sampling] or found["grid"]
 
 
+def sampling_of(path: Path) -> str:
+    """What the weights at ``path`` were trained for, from their card: ``grid``,
+    ``trajectory`` or ``plane`` (``grid`` when the card says nothing or is missing)."""
+    card_path = Path(path).with_suffix(".json")
+    return json.loads(card_path.read_text()).get("sampling", "grid") if card_path.is_file() else "grid"
+
+
 def ratio_distance(ratio: float, trained: tuple[float, float]) -> float:
     """How far ``ratio`` lies outside the trained range (0 inside it)."""
     return max(trained[0] - ratio, 0.0, ratio - trained[1])
