@@ -146,12 +146,16 @@ def _kind(record: dict) -> str:
 
 def fit(records: list[dict], fixed: dict | None = None, folds_used: int | None = None) -> dict:
     """Calibration lines per ``family:kind`` (a line of ``fixed`` is kept as it is), and
-    for each the interval of true - estimated PSNR that held :data:`INTERVAL` of the records."""
+    for each the interval of true - estimated PSNR that held :data:`INTERVAL` of the
+    records, each source's records against the line fitted on the others when they can
+    fit one."""
     groups: dict[str, list[tuple[float, float]]] = {}
+    sources: dict[str, list[str]] = {}
     apply(records, {"lines": {}}, folds_used)
     for r in records:
         point = (np.log10(max(np.mean(r["fold_nmse"]), 1e-12)), np.log10(max(r["nmse"], 1e-12)))
         groups.setdefault(f"{r['family']}:{_kind(r)}", []).append(point)
+        sources.setdefault(f"{r['family']}:{_kind(r)}", []).append(r["source"])
     lines, residuals, intervals = {}, {}, {}
     for key, points in sorted(groups.items()):
         x, y = np.array(points).T
@@ -163,9 +167,17 @@ def fit(records: list[dict], fixed: dict | None = None, folds_used: int | None =
             b, a = np.polyfit(x, y, 1)
         lines[key] = [float(a), float(b)]
         residuals[key] = float(np.std(y - (a + b * x)))
-        # true - estimated PSNR = -10 (log10 NMSE_true - line): its 10th and 90th percentiles
+        # true - estimated PSNR = -10 (log10 NMSE_true - line), each source's against the
+        # line of the other sources (when the line was fitted here and they can fit one)
+        source = np.array(sources[key])
         gap = -10 * (y - (a + b * x))
-        intervals[key] = [float(np.quantile(gap, INTERVAL[0])), float(np.quantile(gap, INTERVAL[1]))]
+        if key not in (fixed or {}):
+            for name in set(sources[key]):
+                rest = source != name
+                if rest.sum() >= 6 and np.ptp(x[rest]) >= 0.3:
+                    b_rest, a_rest = np.polyfit(x[rest], y[rest], 1)
+                    gap[~rest] = -10 * (y[~rest] - (a_rest + b_rest * x[~rest]))
+        intervals[key] = _interval(gap)
     return {"lines": lines, "residual_std_log10": residuals, "interval_db": intervals,
             "interval_quantiles": list(INTERVAL), "points": {k: len(v) for k, v in groups.items()},
             "offsets": fit_offsets(records, folds_used), **({"folds_used": folds_used} if folds_used else {})}
@@ -183,8 +195,10 @@ shift ran from -8 to +7 dB between subjects), so the kind's line serves instead.
 def fit_offsets(records: list[dict], folds_used: int | None = None) -> dict:
     """Offset entries (:mod:`recon.trust.calibration`): per method family, mask family
     and coil group, and per family and mask family, the median of true - raw PSNR and
-    the interval (10th and 90th percentiles, taken outward) of true - calibrated PSNR;
-    none where the sources' medians differ by more than :data:`OFFSET_MAX_SPREAD_DB`."""
+    the interval (10th and 90th percentiles, taken outward) of true - calibrated PSNR,
+    each source's gaps taken against the median of the other sources' (leave one source
+    out: the interval must hold for a subject the fit never saw); none where the
+    sources' medians differ by more than :data:`OFFSET_MAX_SPREAD_DB`."""
     apply(records, {"lines": {}}, folds_used)  # the raw estimates
     gaps: dict[str, list[float]] = {}
     by_source: dict[str, dict[str, list[float]]] = {}
@@ -195,15 +209,22 @@ def fit_offsets(records: list[dict], folds_used: int | None = None) -> dict:
             by_source.setdefault(key, {}).setdefault(r["source"], []).append(r["psnr"] - raw)
     offsets = {}
     for key, values in sorted(gaps.items()):
-        medians = [float(np.median(v)) for v in by_source[key].values()]
-        if len(values) < OFFSET_MIN_POINTS or max(medians) - min(medians) > OFFSET_MAX_SPREAD_DB:
+        medians = {name: float(np.median(v)) for name, v in by_source[key].items()}
+        if len(values) < OFFSET_MIN_POINTS or max(medians.values()) - min(medians.values()) > OFFSET_MAX_SPREAD_DB:
             continue
-        values_np = np.array(values)
-        median = float(np.median(values_np))
-        low = float(np.quantile(values_np - median, INTERVAL[0], method="lower"))
-        high = float(np.quantile(values_np - median, INTERVAL[1], method="higher"))
-        offsets[key] = {"offset_db": median, "interval_db": [low, high], "points": len(values)}
+        median = float(np.median(values))
+        # each source's gaps against the offset of the others: the interval then holds a
+        # subject whose shift the fit never saw, as a user's will be
+        remaining = [np.array(v) - (float(np.median(np.concatenate([w for other, w in by_source[key].items() if other != name])))
+                                    if len(medians) > 1 else median) for name, v in by_source[key].items()]
+        offsets[key] = {"offset_db": median, "interval_db": _interval(np.concatenate(remaining)), "points": len(values),
+                        "sources": len(medians)}
     return offsets
+
+
+def _interval(gaps: np.ndarray) -> list[float]:
+    """The :data:`INTERVAL` quantiles of true - estimated PSNR, taken outward."""
+    return [float(np.quantile(gaps, INTERVAL[0], method="lower")), float(np.quantile(gaps, INTERVAL[1], method="higher"))]
 
 
 def merge(earlier: dict, fitted: dict, kinds: set[str]) -> dict:

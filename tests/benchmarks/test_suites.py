@@ -142,6 +142,20 @@ def test_trust_offsets_hold_the_truth_of_the_records_they_were_fitted_on(trust_r
         assert bool(trust.fit_offsets(saved + other)) == kept
 
 
+def test_trust_offset_intervals_hold_a_subject_the_fit_never_saw(trust_records, monkeypatch):
+    # each source is judged by the others' offset: two sources 2 dB apart give an interval
+    # that reaches 2 dB either way (the plain residuals about the pooled median: 1 dB)
+    from benchmarks import trust
+
+    saved = [dict(record) for record in trust_records[2] if record["mask_type"] == "cartesian" and record["method"] == "cs-tv"]
+    monkeypatch.setattr(trust, "OFFSET_MIN_POINTS", 2)
+    shift = 2.0
+    other = [{**record, "source": "other", "psnr": record["psnr"] + shift} for record in saved]
+    entry = trust.fit_offsets(saved + other)["cs:cartesian:1c"]
+    low, high = entry["interval_db"]
+    assert entry["sources"] == 2 and low <= -shift + 0.5 and high >= shift - 0.5
+
+
 def test_trust_benchmark_measures_a_raw_scanner_file(tmp_path, capsys):
     # gre.dat's k-space is about 1e-6: the stored residuals keep their significant digits
     # (rounding them to 8 decimals stored zeros, and estimates of 211 dB)
