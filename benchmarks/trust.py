@@ -43,11 +43,13 @@ import numpy as np
 import torch
 
 import recon
-from masks import make_mask, seed_from_name, split_family
+from masks import make_mask, make_sampling, seed_from_name, split_family
 from physics import simulate_coil_maps, simulate_kspace
 from pipelines.common.evaluation import FALLBACK_FAMILIES
 from recon import metrics
+from recon.api import as_sampling
 from recon.trust import guard, holdout
+from recon.trust import holdout_trajectory as trajectories
 from recon.trust.calibration import CALIBRATION_FILE, load_calibration, offset_keys, psnr_for
 
 DEFAULT_METHODS = ("zero-filled", "cs-l1", "cs-tv", "gan-drn", "csr-gan")
@@ -66,8 +68,9 @@ def measure(images: np.ndarray, name: str, preset: str, mask_type: str, coils: i
     """One record per (slice, method): the truth and the raw hold-out estimate."""
     shape = images.shape[-2:]
     kind, center_fraction = split_family(mask_type)  # vd2d:nocal: no calibration block
-    mask_np = make_mask(preset, shape, kind, seed=seed_from_name(name), center_fraction=center_fraction).array
-    mask = torch.from_numpy(mask_np)
+    made = make_sampling(preset, shape, kind, seed=seed_from_name(name), center_fraction=center_fraction)
+    mask = as_sampling(made)  # a bool grid mask, or a trajectory (radial, spiral: its shots are held out)
+    mask_np = mask if isinstance(mask, trajectories.Trajectory) else made.array
     maps = simulate_coil_maps(coils, shape).unsqueeze(0) if coils > 1 else None
     generator = torch.Generator().manual_seed(seed_from_name(name))
     kspace, truth = simulate_kspace(torch.from_numpy(images), mask, coil_maps=maps, noise_snr=noise_snr, generator=generator)
@@ -100,12 +103,17 @@ def measure_raw(path: Path, preset: str, mask_type: str, methods: list[str], fol
 def _records(kspace: torch.Tensor, mask_np: np.ndarray, maps: torch.Tensor | None, reference: torch.Tensor, name: str,
              preset: str, mask_type: str, coils: int, methods: list[str], folds: int) -> list[dict]:
     """One record per (slice, method) of an acquisition ``(N, C, H, W)`` and its truth
-    ``(N, H, W)``: the method's true PSNR and NMSE and its raw hold-out estimate."""
-    mask = torch.from_numpy(mask_np)
+    ``(N, H, W)``: the method's true PSNR and NMSE and its raw hold-out estimate
+    (``mask_np`` may be a trajectory: its records are of kind ``trajectory``)."""
+    trajectory = isinstance(mask_np, trajectories.Trajectory)
+    mask = mask_np if trajectory else torch.from_numpy(mask_np)
     data_range = float(reference.max())
     records = []
-    unmeasured = holdout.unit_counts(mask_np, ~mask_np & ~holdout.calibration_block(mask_np))
-    block = holdout.block_shape(mask_np) is not None
+    if trajectory:
+        unmeasured, block = trajectories.grid_counts(tuple(mask_np.image_shape)), False
+    else:
+        unmeasured = holdout.unit_counts(mask_np, ~mask_np & ~holdout.calibration_block(mask_np))
+        block = holdout.block_shape(mask_np) is not None
     for index in range(kspace.shape[0]):
         fold_masks = holdout.holdout_folds(mask_np, folds, seed=seed_from_name(f"{name}:{index}"))
         for label in methods:  # NAME@WEIGHTS: a learned model with weights not (yet) shipped, recorded as NAME@
@@ -119,13 +127,15 @@ def _records(kspace: torch.Tensor, mask_np: np.ndarray, maps: torch.Tensor | Non
             seconds = time.perf_counter() - started
             scores = metrics.evaluate(image[0].abs(), reference[index], data_range)
             started = time.perf_counter()
-            residuals = holdout.fold_residuals(reconstructor, data, mask, maps, fold_masks)
+            residuals = (trajectories.fold_residuals if trajectory else holdout.fold_residuals)(reconstructor, data, mask,
+                                                                                                 maps, fold_masks)
             energy = holdout.kspace_energy(image, maps)
             spectrum = holdout.measured_spectrum(data, mask_np) if block else None
             inside = holdout.block_misfit(image, data, mask, maps) if block else 0.0
             errors = holdout.raw_estimates(residuals, unmeasured, energy, spectrum, inside)
             records.append({"source": name, "slice": index, "mask": preset, "mask_type": mask_type, "coils": coils,
-                            "dimensions": holdout.mask_dimensions(mask_np), "kind": holdout.mask_kind(mask_np),
+                            "dimensions": None if trajectory else holdout.mask_dimensions(mask_np),
+                            "kind": holdout.mask_kind(mask_np),
                             "spectrum": None if spectrum is None else spectrum.tolist(), "inside": inside, "method": method,
                             "family": reconstructor.family, "psnr": scores["psnr"], "nmse": scores["nmse"],
                             "fold_nmse": errors, "residuals": [[[float(f"{v:.6g}") for v in row] for row in r] for r in residuals],

@@ -56,7 +56,8 @@ def estimate(study_metrics: dict[str, Any], images: dict[str, np.ndarray], kspac
         study_metrics["estimate_planes"] = picks.tolist()
     outputs = {method: [torch.from_numpy(images[method][i]) for i in picks] for method in names}
     maps = None if coil_maps is None else torch.from_numpy(coil_maps[picks])
-    estimates = estimate_errors(outputs, torch.from_numpy(kspace[picks]), torch.from_numpy(np.asarray(mask, bool)), maps,
+    sampling = mask if isinstance(mask, Trajectory) else torch.from_numpy(np.asarray(mask, bool))
+    estimates = estimate_errors(outputs, torch.from_numpy(kspace[picks]), sampling, maps,
                                 config.estimate_folds, name, data_range, reconstructors=adapted, planes=three_d,
                                 mask_type=None if study_metrics["mask_type"] == "from file" else study_metrics["mask_type"])
     if not estimates:

@@ -225,9 +225,7 @@ def _process_study(study: Study, config: BatchConfig, entry: dict[str, Any], out
     complex_images, seconds = _reconstruct(kspace, mask, coil_maps, config.methods_run, adapted,
                                            three_d=study_metrics["acquisition"] == "3d", notes=study_metrics["notes"])
     guarded: dict[str, np.ndarray] = {}
-    if config.estimate_folds and trajectory:
-        study_metrics["notes"].append("no error estimate or guard: the k-space hold-out is Cartesian only")
-    elif config.estimate_folds:
+    if config.estimate_folds:
         guarded = estimate(study_metrics, complex_images, kspace, mask, coil_maps, reference, study.name, config, adapted)
         entry["notes"] += [note for note in study_metrics["notes"] if note.startswith("guard")]
     results = {}

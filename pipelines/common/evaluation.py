@@ -167,8 +167,8 @@ def estimate_errors(outputs: dict[str, list[torch.Tensor]], kspace: torch.Tensor
     """
     from masks import seed_from_name
 
-    mask_np = mask.cpu().numpy().astype(bool)
-    folds = min(folds, holdout.holdout_units(mask_np))
+    sampling = holdout_sampling(mask)
+    folds = min(folds, holdout.holdout_units(sampling))
     if folds < 2:
         return {}
     given = reconstructors or {}  # adapted models (--adapt) come built
@@ -177,7 +177,7 @@ def estimate_errors(outputs: dict[str, list[torch.Tensor]], kspace: torch.Tensor
 
     names = list(outputs)
     ids = list(range(kspace.shape[0])) if slice_ids is None else list(slice_ids)
-    fold_masks = [holdout.holdout_folds(mask_np, folds, seed=seed_from_name(f"{seed_name}:{slice_id}"))
+    fold_masks = [holdout.holdout_folds(sampling, folds, seed=seed_from_name(f"{seed_name}:{slice_id}"))
                   for slice_id in ids]  # every method of a slice is judged on the same folds
 
     def one_estimate(unit: int) -> holdout.ErrorEstimate:  # one (slice, method): on 1 slice the methods share the cores
@@ -189,7 +189,7 @@ def estimate_errors(outputs: dict[str, list[torch.Tensor]], kspace: torch.Tensor
                 on_begin(f"slice {ids[index]} {name}")
         image = outputs[name][index][None].to(torch.complex64)
         errors = holdout.fold_errors(reconstructor, kspace[index : index + 1], mask, maps, fold_masks[index], image)
-        found = holdout.summarise(errors, reconstructor, mask_np, image, data_range, None, mask_type, kspace.shape[1])
+        found = holdout.summarise(errors, reconstructor, sampling, image, data_range, None, mask_type, kspace.shape[1])
         if on_step is not None:
             with report:
                 on_step(name)
@@ -280,17 +280,25 @@ def centre_warning(mask) -> str | None:
             "loses the image's mean intensity and coarsest contrast, which no reconstruction can restore")
 
 
-def no_estimate_note(mask: np.ndarray | torch.Tensor) -> str:
+def holdout_sampling(mask: np.ndarray | torch.Tensor | Trajectory) -> np.ndarray | Trajectory:
+    """What :mod:`recon.trust.holdout` takes: a grid mask as a bool array, a trajectory as it is."""
+    return mask if isinstance(mask, Trajectory) else np.asarray(mask.cpu() if torch.is_tensor(mask) else mask, dtype=bool)
+
+
+def no_estimate_note(mask: np.ndarray | torch.Tensor | Trajectory) -> str:
     """Why a mask gets no hold-out error estimate (:func:`recon.trust.holdout.holdout_units` < 2)."""
+    if isinstance(mask, Trajectory):
+        return (f"no error estimate: the trajectory's {mask.coords.shape[0]} shots are too few to hold out two folds"
+                if mask.coords.ndim == 3 else "no error estimate: the trajectory's samples are not grouped in shots")
     if holdout.mask_kind(np.asarray(mask, dtype=bool)) == "block":
         return "no error estimate: the lowres block is too small for two hold-out folds"
     return "no error estimate: the mask measures too few lines or points outside its calibration block to hold any out"
 
 
-def guard_applies(mask: np.ndarray | torch.Tensor) -> bool:
+def guard_applies(mask: np.ndarray | torch.Tensor | Trajectory) -> bool:
     """Whether the guard judges methods on this mask: not on a super-resolution block
     (:data:`UNGUARDED_NOTE` says why)."""
-    return holdout.mask_kind(np.asarray(mask, dtype=bool)) != "block"
+    return holdout.mask_kind(holdout_sampling(mask)) != "block"
 
 
 UNGUARDED_NOTE = ("guard: not applied to super-resolution (a lowres mask): on the held-out subjects its verdicts "
@@ -309,7 +317,7 @@ def guard_verdicts(estimates: dict[str, list[holdout.ErrorEstimate]], mask: np.n
         return {}
     families = {name: recon.registry.info(name).family for name in estimates}
     fallbacks = [name for name, family in families.items() if family in FALLBACK_FAMILIES]
-    kind = "" if mask is None else holdout.mask_kind(np.asarray(mask, dtype=bool))
+    kind = "" if mask is None else holdout.mask_kind(holdout_sampling(mask))
     verdicts: dict[str, list[guard.Verdict]] = {}
     for name in (n for n, family in families.items() if family == "learned"):
         verdicts[name] = [

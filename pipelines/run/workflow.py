@@ -172,8 +172,9 @@ def _estimate(config: RunConfig, records: list[dict[str, Any]], outputs: dict[st
     default), swap flagged learned slices of ``outputs`` for the best CS or zero-filled
     slice. ``adapted``: the ``--adapt`` models, whose estimate uses their adapted weights."""
     started = time.perf_counter()
-    if holdout.holdout_units(mask.cpu().numpy().astype(bool)) < 2:
-        notes.append(evaluation.no_estimate_note(mask.cpu().numpy()))
+    sampling = evaluation.holdout_sampling(mask)  # a grid mask, or a trajectory (its shots held out)
+    if holdout.holdout_units(sampling) < 2:
+        notes.append(evaluation.no_estimate_note(sampling))
         return
     picks = [int(i) for i in spread(kspace.shape[0], config.estimate_slices)]
     names, left_out = evaluation.estimated_methods(list(complex_outputs), config.estimate_methods)
@@ -191,11 +192,11 @@ def _estimate(config: RunConfig, records: list[dict[str, Any]], outputs: dict[st
     if any(model.adaptation.best_step for model in (adapted or {}).values()):
         notes.append(f"estimate of {', '.join(n for n, m in adapted.items() if m.adaptation.best_step)}: with the adapted weights, which were fitted to this scan's "
                      "measured k-space (one fold of it held out), so the hold-out estimate may be optimistic")
-    verdicts = guard_verdicts(estimates, mask.cpu().numpy())
+    verdicts = guard_verdicts(estimates, sampling)
     if config.acquisition == "3d":  # one verdict for the volume
         verdicts = common_volume.whole_volume(verdicts)
         notes.append(common_volume.ESTIMATE_NOTE)
-    if not evaluation.guard_applies(mask.cpu().numpy()):
+    if not evaluation.guard_applies(sampling):
         notes.append(evaluation.UNGUARDED_NOTE)
     chosen_outputs = {name: [images[i] for i in picks] for name, images in outputs.items()}
     replaced = apply_guard(chosen_outputs, verdicts) if config.guard else {}
@@ -356,10 +357,7 @@ def run(config: RunConfig, progress: bool | str | None = None) -> RunResult:
         notes.append("trust check: no CS method in this run, so no hallucination map (data-consistency residual only)")
     if config.guard and not config.estimate_folds:
         notes.append("guard: off, because --estimate-folds 0 turns off the error estimate it needs")
-    if config.estimate_folds and isinstance(mask, TrajectoryMask):
-        notes.append("no error estimate or guard: the k-space hold-out is Cartesian only (a trajectory has no "
-                     "grid lines to hold out)")
-    elif config.estimate_folds:
+    if config.estimate_folds:
         _estimate(config, records, outputs, complex_outputs, kspace, mask_t, recon_maps, seed_name, data_range, notes,
                   progress, adapted)
     summary = summarise_records(records, methods)

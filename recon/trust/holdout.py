@@ -44,6 +44,9 @@ when a calibration holds one; without any line the raw estimate is used.
 
 **Super-resolution** (a ``lowres`` mask: one central block, nothing outside it to hold
 out): each fold is the same task at a smaller scale, see :mod:`recon.trust.holdout_block`.
+**Trajectories** (radial, spiral): whole shots are held out, see
+:mod:`recon.trust.holdout_trajectory`; the functions here take a
+:class:`physics.nufft.Trajectory` in place of the mask.
 
 Cost: K + 1 reconstructions per slice and method (the full one and one per fold).
 """
@@ -57,7 +60,9 @@ import torch
 
 from masks.base import calibration_size
 from physics.operators import sampling_operator
+from recon.trust import holdout_trajectory as trajectories
 from recon.trust.calibration import ErrorEstimate, calibrate, interval_for, psnr_for
+from recon.trust.extrapolation import kspace_energy, nmse_from_residuals
 from recon.trust.holdout_block import (
     block_bins,
     block_folds,
@@ -89,7 +94,9 @@ def mask_kind(mask: np.ndarray) -> str:
     """``block`` for a super-resolution mask (:func:`block_shape`), else ``1d`` or ``2d``
     (:func:`mask_dimensions`), with ``-nocal`` when there is no calibration block (its
     hold-out misses the k-space centre's error, so it is calibrated apart): the
-    calibration lines are per method family and kind."""
+    calibration lines are per method family and kind; a trajectory's is ``trajectory``."""
+    if isinstance(mask, trajectories.Trajectory):
+        return trajectories.KIND
     if block_shape(mask) is not None:
         return "block"
     dimensions = mask_dimensions(mask)
@@ -137,8 +144,10 @@ def _units(mask: np.ndarray) -> tuple[np.ndarray, int]:
 
 def holdout_units(mask: np.ndarray) -> int:
     """How many lines (1-D masks) or points (2-D masks) outside the calibration block
-    the mask measures, or the folds a super-resolution block allows: the most folds a
-    hold-out can have."""
+    the mask measures, or the folds a super-resolution block allows (a trajectory: half
+    its shots): the most folds a hold-out can have."""
+    if isinstance(mask, trajectories.Trajectory):
+        return trajectories.holdout_units(mask)
     mask = np.asarray(mask, dtype=bool)
     if block_shape(mask) is not None:
         return len(block_grids(mask))
@@ -152,10 +161,14 @@ def holdout_folds(mask: np.ndarray, folds: int = DEFAULT_FOLDS, seed: int = 0) -
     Units (lines or points) are sorted by distance from the centre, cut into runs of
     ``folds`` neighbours, and each run deals one unit to every fold in random order.
 
+    A trajectory's folds are sets of shots (:func:`recon.trust.holdout_trajectory.shot_folds`).
+
     Shapes
     ------
-    mask ``(H, W)`` bool; returns ``folds`` bool arrays ``(H, W)``.
+    mask ``(H, W)`` bool; returns ``folds`` bool arrays ``(H, W)`` (a trajectory: ``(shots,)``).
     """
+    if isinstance(mask, trajectories.Trajectory):
+        return trajectories.shot_folds(mask, folds, seed)
     mask = np.asarray(mask, dtype=bool)
     if folds < 2:
         raise ValueError(f"hold-out needs at least 2 folds, got {folds}")
@@ -244,58 +257,6 @@ def fold_residuals(reconstructor, kspace: torch.Tensor, mask: torch.Tensor, coil
     return result
 
 
-def kspace_energy(image: torch.Tensor, coil_maps: torch.Tensor | None) -> float:
-    """``||F S x||^2``: the energy the NMSE estimate is relative to.
-
-    Shapes
-    ------
-    image ``(1, H, W)``; coil_maps ``(1, C, H, W)`` or None.
-    """
-    full = sampling_operator(torch.ones(image.shape[-2:], dtype=torch.bool), coil_maps)
-    return float(full(image.to(torch.complex64)).abs().pow(2).sum())
-
-
-def nmse_from_residuals(residuals: list[np.ndarray], unmeasured: np.ndarray, energy: float) -> list[float]:
-    """Raw NMSE estimate of every fold (see the module): the held-out residual energy per
-    unit in each distance bin, interpolated in ``log E`` over ``log d`` between the bins
-    that hold held-out units (beyond them, and when fewer than 3 do, the power law
-    fitted to them), summed over the unmeasured units and scaled by each fold's
-    observed-to-predicted ratio.
-
-    Shapes
-    ------
-    residuals: per fold ``(2, bins)`` (:func:`fold_residuals`); unmeasured ``(bins,)``
-    unit counts (:func:`unit_counts`).
-    """
-    counts = np.sum([r[0] for r in residuals], axis=0)
-    sums = np.sum([r[1] for r in residuals], axis=0)
-    used = counts > 0
-    x = np.log(np.arange(len(counts)) + 0.5)
-    y = np.log(np.maximum(sums[used] / counts[used], 1e-30))  # used: counts > 0
-    if used.sum() >= 3:
-        # Between held-out bins: their spectrum. Beyond them, inward (the unmeasured lines
-        # next to the calibration block, where the error is largest) and outward: the
-        # power law through all of them, from the last bin it reaches.
-        slope = float(np.clip(np.polyfit(x[used], y, 1, w=np.sqrt(counts[used]))[0], -8.0, 0.0))
-        logged = np.interp(x, x[used], y)
-        inner, outer = x < x[used][0], x > x[used][-1]
-        logged[inner] = y[0] + slope * (x[inner] - x[used][0])
-        logged[outer] = y[-1] + slope * (x[outer] - x[used][-1])
-        law = np.exp(logged)
-    elif used.sum() == 2 and np.ptp(x[used]) > 0:
-        slope, intercept = np.polyfit(x[used], y, 1)
-        law = np.exp(intercept + float(np.clip(slope, -8.0, 2.0)) * x)
-    else:
-        law = np.full(len(counts), float(np.exp(y.mean())) if used.any() else 0.0)
-    total = float((law * unmeasured).sum())
-    estimates = []
-    for counts_k, sums_k in residuals:
-        predicted = float((law * counts_k).sum())
-        ratio = float(sums_k.sum()) / predicted if predicted > 0 else 1.0
-        estimates.append(total * ratio / max(energy, 1e-30))
-    return estimates
-
-
 def raw_estimates(residuals: list[np.ndarray], unmeasured: np.ndarray, energy: float,
                   spectrum: np.ndarray | None = None, inside: float = 0.0) -> list[float]:
     """Raw NMSE estimate of every fold: :func:`nmse_from_block` for a super-resolution
@@ -313,8 +274,11 @@ def fold_errors(reconstructor, kspace: torch.Tensor, mask: torch.Tensor, coil_ma
     Shapes
     ------
     kspace ``(1, C, H, W)``; mask ``(H, W)`` bool; coil_maps ``(1, C, H, W)`` or None;
-    image ``(1, H, W)``, the method's reconstruction from all the data.
+    image ``(1, H, W)``, the method's reconstruction from all the data. A trajectory in
+    place of the mask: :func:`recon.trust.holdout_trajectory.fold_errors`.
     """
+    if isinstance(mask, trajectories.Trajectory):
+        return trajectories.fold_errors(reconstructor, kspace, mask, coil_maps, folds, image)
     mask_np = mask.cpu().numpy().astype(bool)
     residuals = fold_residuals(reconstructor, kspace, mask, coil_maps, folds)
     unmeasured = unit_counts(mask_np, ~mask_np & ~calibration_block(mask_np))
@@ -382,6 +346,6 @@ def estimate_error(reconstructor, kspace: torch.Tensor, mask: torch.Tensor, coil
     kspace ``(1, C, H, W)``; mask ``(H, W)`` bool; coil_maps ``(1, C, H, W)`` or None;
     image ``(1, H, W)``.
     """
-    mask_np = mask.cpu().numpy().astype(bool)
-    errors = fold_errors(reconstructor, kspace, mask, coil_maps, holdout_folds(mask_np, folds, seed), image)
-    return summarise(errors, reconstructor, mask_np, image, data_range, calibration, mask_type, kspace.shape[1])
+    sampling = mask if isinstance(mask, trajectories.Trajectory) else mask.cpu().numpy().astype(bool)
+    errors = fold_errors(reconstructor, kspace, mask, coil_maps, holdout_folds(sampling, folds, seed), image)
+    return summarise(errors, reconstructor, sampling, image, data_range, calibration, mask_type, kspace.shape[1])

@@ -14,7 +14,7 @@ from pipelines.cli.main import main
 def test_recon_run_radial_is_true_radial_with_every_family(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["run", "--mask", "10pct", "--mask-type", "radial", "--slices", "1", "--methods",
-                 "zero-filled,cs-tv,gan-drn", "--out", str(out)]) == 0
+                 "zero-filled,cs-tv,gan-drn", "--estimate-folds", "2", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "40 spokes of 512 samples" in printed and "simulated by NUFFT" in printed
     metrics = json.loads((out / "metrics.json").read_text())
@@ -23,7 +23,12 @@ def test_recon_run_radial_is_true_radial_with_every_family(tmp_path, capsys):
     assert psnr["cs-tv"] > psnr["zero-filled"] + 8 and psnr["gan-drn"] > psnr["zero-filled"] + 8
     config = json.loads((out / "config.json").read_text())
     assert config["mask"]["kind"] == "radial" and config["mask"]["shots"] == 40
-    assert any("Cartesian only" in note for note in config["notes"])  # no hold-out estimate, and it says so
+    # the hold-out runs on trajectories too: spokes held out, every method estimated and the guard judging
+    assert not any("Cartesian only" in note for note in config["notes"])
+    assert all(r["estimated_psnr"] > 0 for r in metrics["records"])
+    estimated = {r["method"]: r["estimated_psnr"] for r in metrics["records"]}
+    assert estimated["cs-tv"] > estimated["zero-filled"] + 3 and estimated["gan-drn"] > estimated["zero-filled"] + 3
+    assert "guard_flagged" in next(r for r in metrics["records"] if r["method"] == "gan-drn")
     picture = np.asarray(Image.open(out / "mask.png"))
     assert picture.shape == (512, 512)  # the trajectory drawn at twice the grid's resolution
     records = [r for r in metrics["records"] if r["method"] == "gan-drn"]
@@ -82,6 +87,8 @@ def test_recon_batch_reads_a_radial_ismrmrd_file_and_reconstructs_it(tmp_path):
     assert scores["cs-tv"] > scores["zero-filled"] + 2 and scores["cs-tv"] > 25, scores
     metrics = json.loads((out / "radial.metrics.json").read_text())
     assert metrics["kspace"] == "measured" and metrics["mask_type"] == "from file"
+    estimated = {name: metrics["methods"][name]["estimated_psnr"] for name in ("zero-filled", "cs-tv")}
+    assert estimated["cs-tv"] > estimated["zero-filled"]  # the file's spokes held out, as for a simulated trajectory
     # coordinates beyond the declared grid: refused by name, no image
     import h5py
 
