@@ -115,7 +115,8 @@ def _records(kspace: torch.Tensor, mask_np: np.ndarray, maps: torch.Tensor | Non
         unmeasured = holdout.unit_counts(mask_np, ~mask_np & ~holdout.calibration_block(mask_np))
         block = holdout.block_shape(mask_np) is not None
     for index in range(kspace.shape[0]):
-        fold_masks = holdout.holdout_folds(mask_np, folds, seed=seed_from_name(f"{name}:{index}"))
+        fold_masks = holdout.holdout_folds(mask_np, min(folds, holdout.holdout_units(mask_np)),  # as recon run does
+                                           seed=seed_from_name(f"{name}:{index}"))
         for label in methods:  # NAME@WEIGHTS: a learned model with weights not (yet) shipped, recorded as NAME@
             method, _, weights = label.partition("@")
             reconstructor = recon.get(method, weights=weights) if weights else recon.get(method)
