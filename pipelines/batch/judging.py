@@ -46,7 +46,7 @@ def estimate(study_metrics: dict[str, Any], images: dict[str, np.ndarray], kspac
         data_range = float(reference.max())
     else:
         data_range = float(max(np.abs(stack).max() for stack in images.values()))
-    names, left_out = estimated_methods(list(images), config.estimate_methods)
+    names, left_out = estimated_methods(list(images), config.estimate_methods, trajectory=isinstance(mask, Trajectory))
     if left_out:
         study_metrics["notes"].append(left_out_note(left_out))
     three_d = study_metrics.get("acquisition") == "3d"
