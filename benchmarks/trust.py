@@ -7,7 +7,8 @@
     python -m benchmarks.trust --raw tests/data/twix/gre.dat --records raw.json   # measured scanner data
 
 For every source of the split, 1-D (cartesian) and 2-D (vd2d) masks at 10, 25 and
-50pct, and 1 and 8 coils (or, with ``--mask-types lowres --masks lowres-2x,lowres-4x
+50pct, and 1 and 8 coils (``--mask-types radial,spiral``: trajectories, whole shots held
+out, :mod:`recon.trust.holdout_trajectory`; or, with ``--mask-types lowres --masks lowres-2x,lowres-4x
 --methods zero-filled,bicubic,cs-tv,soup-gan,med-gan,esrgan,mpp-gan``, super-resolution), every method reconstructs evenly spread slices (k-space
 simulated as ``benchmarks.generalisation`` does), and :mod:`recon.trust.holdout` estimates
 its error from the k-space alone. Records keep the true NMSE/PSNR and the raw per-fold
