@@ -296,8 +296,8 @@ def holdout_sampling(mask: np.ndarray | torch.Tensor | Trajectory) -> np.ndarray
 def no_estimate_note(mask: np.ndarray | torch.Tensor | Trajectory) -> str:
     """Why a mask gets no hold-out error estimate (:func:`recon.trust.holdout.holdout_units` < 2)."""
     if isinstance(mask, Trajectory):
-        return (f"no error estimate: the trajectory's {mask.coords.shape[0]} shots are too few to hold out two folds "
-                "of at most a third of them each (6 shots at least)"
+        return (f"no error estimate: the trajectory's {mask.coords.shape[0]} shots are too few to hold out 4 folds of "
+                "2 (8 shots at least)"
                 if mask.coords.ndim == 3 else "no error estimate: the trajectory's samples are not grouped in shots")
     if holdout.mask_kind(np.asarray(mask, dtype=bool)) == "block":
         return "no error estimate: the lowres block is too small for two hold-out folds"

@@ -145,7 +145,7 @@ def _units(mask: np.ndarray) -> tuple[np.ndarray, int]:
 def holdout_units(mask: np.ndarray) -> int:
     """How many lines (1-D masks) or points (2-D masks) outside the calibration block
     the mask measures, or the folds a super-resolution block allows (a trajectory: half
-    its shots): the most folds a hold-out can have."""
+    its shots, none under 8): the most folds a hold-out can have."""
     if isinstance(mask, trajectories.Trajectory):
         return trajectories.holdout_units(mask)
     mask = np.asarray(mask, dtype=bool)

@@ -74,13 +74,19 @@ def shot_folds(trajectory: Trajectory, folds: int, seed: int = 0) -> list[np.nda
 
 
 def holdout_units(trajectory: Trajectory) -> int:
-    """The most folds a hold-out can have: a third of the shots, so a fold holds out at
-    most a third of them (on the validation subjects, a spiral of 5 interleaves held out
-    2 of 5 in each of 2 folds and its raw estimate read 7 to 33 dB low, by amounts no
-    calibration could carry; at 12 interleaves and 4 folds, 0 to 8 dB); none when the
-    samples are not grouped in shots (coordinates ``(samples, 2)``). Fewer than 2: no
-    estimate (the run says why)."""
-    return int(trajectory.coords.shape[0]) // 3 if trajectory.coords.ndim == 3 else 0
+    """The most folds a hold-out can have: half the shots (each fold holds out 2 at
+    least) when there are 8 or more, so the default 4 folds each hold out a quarter;
+    none with fewer, since fewer folds would hold out more of each (on the validation
+    subjects, a spiral of 5 interleaves in 2 folds of 2 of 5 read 5 to 33 dB low for the
+    methods, by amounts no calibration could carry; at 12 interleaves in 4 folds, 0 to
+    8 dB), and none when the samples are not grouped in shots (coordinates
+    ``(samples, 2)``). Fewer than 2: no estimate (the run says why)."""
+    shots = int(trajectory.coords.shape[0])
+    return shots // 2 if trajectory.coords.ndim == 3 and shots >= MIN_SHOTS else 0
+
+
+MIN_SHOTS = 8
+"""Shots a trajectory needs for a hold-out estimate: 4 folds of 2."""
 
 
 def subset(trajectory: Trajectory, shots: np.ndarray, compensated: bool = True) -> Trajectory:

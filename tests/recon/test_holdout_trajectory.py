@@ -46,8 +46,9 @@ def test_shot_folds_are_disjoint_cover_every_shot_and_spread_over_the_angles(kin
 
 def test_units_and_grid_counts():
     trajectory = as_sampling(make_trajectory("10spokes", (48, 64), "radial", seed=0))
-    assert holdout.holdout_units(trajectory) == 3 and holdout.mask_kind(trajectory) == "trajectory"
-    assert holdout.holdout_units(as_sampling(make_trajectory("5interleaves", (48, 64), "spiral"))) == 1  # no estimate
+    assert holdout.holdout_units(trajectory) == 5 and holdout.mask_kind(trajectory) == "trajectory"
+    assert holdout.holdout_units(as_sampling(make_trajectory("7interleaves", (48, 64), "spiral"))) == 0  # no estimate
+    assert holdout.holdout_units(as_sampling(make_trajectory("8interleaves", (48, 64), "spiral"))) == 4
     flat = Trajectory(trajectory.coords.reshape(-1, 2), (48, 64))  # samples not grouped in shots
     assert holdout.holdout_units(flat) == 0
     assert trajectories.grid_counts((48, 64)).sum() == 48 * 64
