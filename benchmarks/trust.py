@@ -110,11 +110,8 @@ def _records(kspace: torch.Tensor, mask_np: np.ndarray, maps: torch.Tensor | Non
     mask = mask_np if trajectory else torch.from_numpy(mask_np)
     data_range = float(reference.max())
     records = []
-    if trajectory:
-        unmeasured, block = trajectories.grid_counts(tuple(mask_np.image_shape)), False
-    else:
-        unmeasured = holdout.unit_counts(mask_np, ~mask_np & ~holdout.calibration_block(mask_np))
-        block = holdout.block_shape(mask_np) is not None
+    unmeasured = holdout.unmeasured_units(mask_np)
+    block = not trajectory and holdout.block_shape(mask_np) is not None
     for index in range(kspace.shape[0]):
         fold_masks = holdout.holdout_folds(mask_np, min(folds, holdout.holdout_units(mask_np)),  # as recon run does
                                            seed=seed_from_name(f"{name}:{index}"))
@@ -129,8 +126,7 @@ def _records(kspace: torch.Tensor, mask_np: np.ndarray, maps: torch.Tensor | Non
             seconds = time.perf_counter() - started
             scores = metrics.evaluate(image[0].abs(), reference[index], data_range)
             started = time.perf_counter()
-            residuals = (trajectories.fold_residuals if trajectory else holdout.fold_residuals)(reconstructor, data, mask,
-                                                                                                 maps, fold_masks)
+            residuals = holdout.fold_residuals(reconstructor, data, mask, maps, fold_masks)
             energy = holdout.kspace_energy(image, maps)
             spectrum = holdout.measured_spectrum(data, mask_np) if block else None
             inside = holdout.block_misfit(image, data, mask, maps) if block else 0.0

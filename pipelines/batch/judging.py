@@ -56,8 +56,7 @@ def estimate(study_metrics: dict[str, Any], images: dict[str, np.ndarray], kspac
         study_metrics["estimate_planes"] = picks.tolist()
     outputs = {method: [torch.from_numpy(images[method][i]) for i in picks] for method in names}
     maps = None if coil_maps is None else torch.from_numpy(coil_maps[picks])
-    sampling = mask if isinstance(mask, Trajectory) else torch.from_numpy(np.asarray(mask, bool))
-    estimates = estimate_errors(outputs, torch.from_numpy(kspace[picks]), sampling, maps,
+    estimates = estimate_errors(outputs, torch.from_numpy(kspace[picks]), _sampling(mask), maps,
                                 config.estimate_folds, name, data_range, reconstructors=adapted, planes=three_d,
                                 mask_type=None if study_metrics["mask_type"] == "from file" else study_metrics["mask_type"])
     if not estimates:
@@ -126,8 +125,7 @@ def trust(records: dict[str, dict], images: dict[str, np.ndarray], kspace, mask,
     psnr = {name: record["psnr"] for name, record in records.items() if "psnr" in record}
     outputs = {name: list(torch.from_numpy(stack)) for name, stack in images.items()}
     maps = None if coil_maps is None else torch.from_numpy(coil_maps)
-    sampling = mask if isinstance(mask, Trajectory) else torch.from_numpy(np.asarray(mask, bool))
-    checks, _, _ = trust_check(outputs, torch.from_numpy(kspace), sampling, maps, psnr)
+    checks, _, _ = trust_check(outputs, torch.from_numpy(kspace), _sampling(mask), maps, psnr)
     for name, slices in checks.items():
         records[name]["dc_residual_max"] = float(max(c["dc_residual"] for c in slices))
         to_noise = [c["dc_residual_to_noise"] for c in slices if "dc_residual_to_noise" in c]
@@ -139,3 +137,6 @@ def trust(records: dict[str, dict], images: dict[str, np.ndarray], kspace, mask,
             records[name]["hallucination_flagged"] = int(sum(c["hallucination_flagged"] for c in slices))
 
 
+def _sampling(mask) -> torch.Tensor | Trajectory:
+    """What the methods and the hold-out take: a grid mask as a bool tensor, a trajectory as it is."""
+    return mask if isinstance(mask, Trajectory) else torch.from_numpy(np.asarray(mask, bool))

@@ -31,8 +31,8 @@ def nmse_from_residuals(residuals: list[np.ndarray], unmeasured: np.ndarray, ene
 
     Shapes
     ------
-    residuals: per fold ``(2, bins)`` (:func:`fold_residuals`); unmeasured ``(bins,)``
-    unit counts (:func:`unit_counts`).
+    residuals: per fold ``(2, bins)`` (:func:`recon.trust.holdout.fold_residuals`); unmeasured
+    ``(bins,)`` unit counts (:func:`recon.trust.holdout.unmeasured_units`).
     """
     counts = np.sum([r[0] for r in residuals], axis=0)
     sums = np.sum([r[1] for r in residuals], axis=0)

@@ -226,6 +226,22 @@ def unit_counts(mask: np.ndarray, select: np.ndarray) -> np.ndarray:
     return np.bincount(distance[np.asarray(select, bool)], minlength=bins).astype(float)
 
 
+def unmeasured_units(mask) -> np.ndarray:
+    """Per distance bin, the units whose error the estimate sums: the lines or points
+    outside the calibration block that were not measured (:func:`unit_counts`), or
+    every grid point of a trajectory's image
+    (:func:`recon.trust.holdout_trajectory.grid_counts`).
+
+    Shapes
+    ------
+    mask ``(H, W)`` bool, or a trajectory; returns ``(bins,)`` float64.
+    """
+    if isinstance(mask, trajectories.Trajectory):
+        return trajectories.grid_counts(tuple(mask.image_shape))
+    mask = np.asarray(mask, dtype=bool)
+    return unit_counts(mask, ~mask & ~calibration_block(mask))
+
+
 def fold_residuals(reconstructor, kspace: torch.Tensor, mask: torch.Tensor, coil_maps: torch.Tensor | None,
                    folds: list[np.ndarray]) -> list[np.ndarray]:
     """Reconstruct without each fold and measure the prediction error on it.
@@ -237,8 +253,11 @@ def fold_residuals(reconstructor, kspace: torch.Tensor, mask: torch.Tensor, coil
 
     Shapes
     ------
-    kspace ``(1, C, H, W)``; mask ``(H, W)`` bool; coil_maps ``(1, C, H, W)`` or None.
+    kspace ``(1, C, H, W)``; mask ``(H, W)`` bool; coil_maps ``(1, C, H, W)`` or None. A
+    trajectory in place of the mask: :func:`recon.trust.holdout_trajectory.fold_residuals`.
     """
+    if isinstance(mask, trajectories.Trajectory):
+        return trajectories.fold_residuals(reconstructor, kspace, mask, coil_maps, folds)
     mask_np = mask.cpu().numpy().astype(bool)
     distance = _unit_distance(mask_np)
     bins = int(distance.max()) + 1
@@ -274,17 +293,15 @@ def fold_errors(reconstructor, kspace: torch.Tensor, mask: torch.Tensor, coil_ma
     Shapes
     ------
     kspace ``(1, C, H, W)``; mask ``(H, W)`` bool; coil_maps ``(1, C, H, W)`` or None;
-    image ``(1, H, W)``, the method's reconstruction from all the data. A trajectory in
-    place of the mask: :func:`recon.trust.holdout_trajectory.fold_errors`.
+    image ``(1, H, W)``, the method's reconstruction from all the data; or a trajectory
+    in place of the mask.
     """
-    if isinstance(mask, trajectories.Trajectory):
-        return trajectories.fold_errors(reconstructor, kspace, mask, coil_maps, folds, image)
-    mask_np = mask.cpu().numpy().astype(bool)
     residuals = fold_residuals(reconstructor, kspace, mask, coil_maps, folds)
-    unmeasured = unit_counts(mask_np, ~mask_np & ~calibration_block(mask_np))
-    if block_shape(mask_np) is None:
+    sampling = mask if isinstance(mask, trajectories.Trajectory) else mask.cpu().numpy().astype(bool)
+    unmeasured = unmeasured_units(sampling)
+    if isinstance(sampling, trajectories.Trajectory) or block_shape(sampling) is None:
         return raw_estimates(residuals, unmeasured, kspace_energy(image, coil_maps))
-    return raw_estimates(residuals, unmeasured, kspace_energy(image, coil_maps), measured_spectrum(kspace, mask_np),
+    return raw_estimates(residuals, unmeasured, kspace_energy(image, coil_maps), measured_spectrum(kspace, sampling),
                          block_misfit(image, kspace, mask, coil_maps))
 
 

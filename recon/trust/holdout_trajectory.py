@@ -30,7 +30,6 @@ import numpy as np
 import torch
 
 from physics.nufft import NUFFT, Trajectory, density_compensation
-from recon.trust.extrapolation import kspace_energy, nmse_from_residuals
 
 KIND = "trajectory"
 """The mask kind (:func:`recon.trust.holdout.mask_kind`) of every trajectory."""
@@ -142,16 +141,3 @@ def fold_residuals(reconstructor, kspace: torch.Tensor, trajectory: Trajectory, 
         result.append(np.stack([np.bincount(where.ravel(), minlength=bins).astype(float),
                                 np.bincount(where.ravel(), weights=residual.ravel().astype(float), minlength=bins)]))
     return result
-
-
-def fold_errors(reconstructor, kspace: torch.Tensor, trajectory: Trajectory, coil_maps: torch.Tensor | None,
-                folds: list[np.ndarray], image: torch.Tensor) -> list[float]:
-    """Raw NMSE estimate of every fold (see the module).
-
-    Shapes
-    ------
-    kspace ``(1, C, shots, samples)``; coil_maps ``(1, C, H, W)`` or None; image
-    ``(1, H, W)``, the method's reconstruction from all the shots.
-    """
-    residuals = fold_residuals(reconstructor, kspace, trajectory, coil_maps, folds)
-    return nmse_from_residuals(residuals, grid_counts(tuple(trajectory.image_shape)), kspace_energy(image, coil_maps))
