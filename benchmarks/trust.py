@@ -46,12 +46,14 @@ import torch
 import recon
 from masks import make_mask, make_sampling, seed_from_name, split_family
 from physics import simulate_coil_maps, simulate_kspace
+from physics.fft import ifft2c
 from pipelines.common.evaluation import FALLBACK_FAMILIES
 from recon import metrics
 from recon.api import as_sampling
 from recon.trust import guard, holdout
 from recon.trust import holdout_trajectory as trajectories
 from recon.trust.calibration import CALIBRATION_FILE, load_calibration, offset_keys, psnr_for
+from recon.trust.noise_floor import out_of_span_floor
 
 DEFAULT_METHODS = ("zero-filled", "cs-l1", "cs-tv", "gan-drn", "csr-gan")
 INTERVAL = (0.1, 0.9)
@@ -65,8 +67,13 @@ def _slices(images: np.ndarray, count: int) -> np.ndarray:
 
 
 def measure(images: np.ndarray, name: str, preset: str, mask_type: str, coils: int, methods: list[str],
-            folds: int, noise_snr: float | None = None) -> list[dict]:
-    """One record per (slice, method): the truth and the raw hold-out estimate."""
+            folds: int, noise_snr: list[float] | None = None) -> list[dict]:
+    """One record per (slice, method): the truth and the raw hold-out estimate. With
+    ``noise_snr`` (dB, one per slice in turn) each slice gets acquisition noise and two
+    records per method from the same reconstructions: regime ``noisy`` (judged against the
+    noise-free image, the coil noise no combined image holds taken out of the residuals)
+    and, on a grid, ``measured`` (judged against the full noisy scan's image, RSS over
+    coils, as a scanner's data is; residuals whole)."""
     shape = images.shape[-2:]
     kind, center_fraction = split_family(mask_type)  # vd2d:nocal: no calibration block
     made = make_sampling(preset, shape, kind, seed=seed_from_name(name), center_fraction=center_fraction)
@@ -74,8 +81,23 @@ def measure(images: np.ndarray, name: str, preset: str, mask_type: str, coils: i
     mask_np = mask if isinstance(mask, trajectories.Trajectory) else made.array
     maps = simulate_coil_maps(coils, shape).unsqueeze(0) if coils > 1 else None
     generator = torch.Generator().manual_seed(seed_from_name(name))
-    kspace, truth = simulate_kspace(torch.from_numpy(images), mask, coil_maps=maps, noise_snr=noise_snr, generator=generator)
-    return _records(kspace, mask_np, maps, truth.abs(), name, preset, mask_type, coils, methods, folds)
+    if not noise_snr:
+        kspace, truth = simulate_kspace(torch.from_numpy(images), mask, coil_maps=maps, generator=generator)
+        return _records(kspace, mask_np, maps, {"clean": truth.abs()}, name, preset, mask_type, coils, methods, folds)
+    records = []
+    for index in range(len(images)):
+        snr = noise_snr[index % len(noise_snr)]
+        image = torch.from_numpy(images[index : index + 1])
+        if isinstance(mask, trajectories.Trajectory):
+            kspace, truth = simulate_kspace(image, mask, coil_maps=maps, noise_snr=snr, generator=generator)
+            references = {"noisy": truth.abs()}
+        else:
+            full, truth = simulate_kspace(image, None, coil_maps=maps, noise_snr=snr, generator=generator)
+            kspace = full * torch.from_numpy(mask_np)
+            references = {"noisy": truth.abs(), "measured": ifft2c(full).abs().pow(2).sum(dim=1).sqrt()}
+        records += _records(kspace, mask_np, maps, references, name, preset, mask_type, coils, methods, folds,
+                            first=index, snr=snr)
+    return records
 
 
 def measure_raw(path: Path, preset: str, mask_type: str, methods: list[str], folds: int) -> list[dict]:
@@ -83,7 +105,6 @@ def measure_raw(path: Path, preset: str, mask_type: str, methods: list[str], fol
     retrospectively, as ``recon batch`` does it: the mask seeded by the file's name,
     ESPIRiT maps from the undersampled centre, and as the truth the root-sum-of-squares
     image of the full scan (fastMRI's multi-coil target)."""
-    from physics.fft import ifft2c
     from pipelines.formats import read_input
     from recon.api import coil_maps_for
 
@@ -98,48 +119,59 @@ def measure_raw(path: Path, preset: str, mask_type: str, methods: list[str], fol
     kspace = full * torch.from_numpy(mask_np)
     maps = coil_maps_for(kspace, mask_np) if full.shape[1] > 1 else None
     reference = ifft2c(full).abs().pow(2).sum(dim=1).sqrt()
-    return _records(kspace, mask_np, maps, reference, study.name, preset, mask_type, full.shape[1], methods, folds)
+    return _records(kspace, mask_np, maps, {"measured": reference}, study.name, preset, mask_type, full.shape[1],
+                    methods, folds)
 
 
-def _records(kspace: torch.Tensor, mask_np: np.ndarray, maps: torch.Tensor | None, reference: torch.Tensor, name: str,
-             preset: str, mask_type: str, coils: int, methods: list[str], folds: int) -> list[dict]:
-    """One record per (slice, method) of an acquisition ``(N, C, H, W)`` and its truth
-    ``(N, H, W)``: the method's true PSNR and NMSE and its raw hold-out estimate
-    (``mask_np`` may be a trajectory: its records are of kind ``trajectory``)."""
+def _records(kspace: torch.Tensor, mask_np: np.ndarray, maps: torch.Tensor | None, references: dict[str, torch.Tensor],
+             name: str, preset: str, mask_type: str, coils: int, methods: list[str], folds: int, first: int = 0,
+             snr: float | None = None) -> list[dict]:
+    """One record per (slice, method, regime) of an acquisition ``(N, C, H, W)`` and its
+    truth ``(N, H, W)`` per regime (:data:`recon.trust.calibration.REGIMES`): the method's
+    true PSNR and NMSE and its raw hold-out estimate (``mask_np`` may be a trajectory: its
+    records are of kind ``trajectory``). Slice ``i`` is numbered ``first + i``."""
     trajectory = isinstance(mask_np, trajectories.Trajectory)
     mask = mask_np if trajectory else torch.from_numpy(mask_np)
-    data_range = float(reference.max())
     records = []
     unmeasured = holdout.unmeasured_units(mask_np)
     block = not trajectory and holdout.block_shape(mask_np) is not None
     for index in range(kspace.shape[0]):
+        number = first + index
         fold_masks = holdout.holdout_folds(mask_np, min(folds, holdout.holdout_units(mask_np)),  # as recon run does
-                                           seed=seed_from_name(f"{name}:{index}"))
+                                           seed=seed_from_name(f"{name}:{number}"))
+        data = kspace[index : index + 1]
+        floor = 0.0 if trajectory or block else out_of_span_floor(data, mask_np, maps)
         for label in methods:  # NAME@WEIGHTS: a learned model with weights not (yet) shipped, recorded as NAME@
             method, _, weights = label.partition("@")
             reconstructor = recon.get(method, weights=weights) if weights else recon.get(method)
             method = f"{method}@" if weights else method
-            data = kspace[index : index + 1]
             started = time.perf_counter()
             with torch.no_grad():
                 image = reconstructor.reconstruct(data, mask, maps)
             seconds = time.perf_counter() - started
-            scores = metrics.evaluate(image[0].abs(), reference[index], data_range)
             started = time.perf_counter()
-            residuals = holdout.fold_residuals(reconstructor, data, mask, maps, fold_masks)
+            whole = holdout.fold_residuals(reconstructor, data, mask, maps, fold_masks)
             energy = holdout.kspace_energy(image, maps)
             spectrum = holdout.measured_spectrum(data, mask_np) if block else None
             inside = holdout.block_misfit(image, data, mask, maps) if block else 0.0
-            errors = holdout.raw_estimates(residuals, unmeasured, energy, spectrum, inside)
-            records.append({"source": name, "slice": index, "mask": preset, "mask_type": mask_type, "coils": coils,
-                            "dimensions": None if trajectory else holdout.mask_dimensions(mask_np),
-                            "kind": holdout.mask_kind(mask_np),
-                            "spectrum": None if spectrum is None else spectrum.tolist(), "inside": inside, "method": method,
-                            "family": reconstructor.family, "psnr": scores["psnr"], "nmse": scores["nmse"],
-                            "fold_nmse": errors, "residuals": [[[float(f"{v:.6g}") for v in row] for row in r] for r in residuals],
-                            "unmeasured": unmeasured.tolist(), "energy": energy, "seconds": seconds, "estimate_seconds": time.perf_counter() - started,
-                            "peak": float(image[0].abs().max()), "mean_energy": float(image[0].abs().pow(2).mean()),
-                            "data_range": data_range})
+            estimate_seconds = time.perf_counter() - started
+            for regime, reference in references.items():
+                residuals = holdout.without_noise_floor(whole, mask_np, floor) if regime == "noisy" and floor else whole
+                errors = holdout.raw_estimates(residuals, unmeasured, energy, spectrum, inside)
+                data_range = float(reference.max())
+                scores = metrics.evaluate(image[0].abs(), reference[index], data_range)
+                records.append({"source": name, "slice": number, "mask": preset, "mask_type": mask_type, "coils": coils,
+                                "regime": regime, "snr": snr, "noise_floor": floor if regime == "noisy" else 0.0,
+                                "dimensions": None if trajectory else holdout.mask_dimensions(mask_np),
+                                "kind": holdout.mask_kind(mask_np),
+                                "spectrum": None if spectrum is None else spectrum.tolist(), "inside": inside, "method": method,
+                                "family": reconstructor.family, "psnr": scores["psnr"], "nmse": scores["nmse"],
+                                "fold_nmse": errors,
+                                "residuals": [[[float(f"{v:.6g}") for v in row] for row in r] for r in residuals],
+                                "unmeasured": unmeasured.tolist(), "energy": energy, "seconds": seconds,
+                                "estimate_seconds": estimate_seconds,
+                                "peak": float(image[0].abs().max()), "mean_energy": float(image[0].abs().pow(2).mean()),
+                                "data_range": data_range})
     return records
 
 
@@ -160,7 +192,7 @@ def fit(records: list[dict], fixed: dict | None = None, folds_used: int | None =
     groups: dict[str, list[tuple[float, float]]] = {}
     sources: dict[str, list[str]] = {}
     apply(records, {"lines": {}}, folds_used)
-    for r in records:
+    for r in (r for r in records if r.get("regime", "clean") == "clean"):  # noisy data: offsets of their own only
         point = (np.log10(max(np.mean(r["fold_nmse"]), 1e-12)), np.log10(max(r["nmse"], 1e-12)))
         groups.setdefault(f"{r['family']}:{_kind(r)}", []).append(point)
         sources.setdefault(f"{r['family']}:{_kind(r)}", []).append(r["source"])
@@ -212,7 +244,8 @@ def fit_offsets(records: list[dict], folds_used: int | None = None) -> dict:
     by_source: dict[str, dict[str, list[float]]] = {}
     for r in records:
         raw = psnr_for(float(np.mean(r["fold_nmse"])), r["data_range"], r["mean_energy"])
-        for key in offset_keys(r["family"], r.get("mask_type"), r.get("coils", 1), _kind(r)):
+        keys = offset_keys(r["family"], r.get("mask_type"), r.get("coils", 1), _kind(r), r.get("regime", "clean"))
+        for key in keys[:1] if r.get("regime", "clean") != "clean" else keys:  # noisy data fit their own entry alone
             gaps.setdefault(key, []).append(r["psnr"] - raw)
             by_source.setdefault(key, {}).setdefault(r["source"], []).append(r["psnr"] - raw)
     offsets = {}
@@ -264,7 +297,8 @@ def apply(records: list[dict], calibration: dict, folds_used: int | None = None)
         r["fold_nmse"] = holdout.raw_estimates([np.array(f) for f in r["residuals"][:folds_used]], np.array(r["unmeasured"]), r["energy"],
                                                r.get("spectrum"), r.get("inside", 0.0))
         estimate = holdout.summarise_folds(r["fold_nmse"], r["method"], r["family"], _kind(r), r["data_range"],
-                                           r["mean_energy"], calibration, r.get("mask_type"), r.get("coils", 1))
+                                           r["mean_energy"], calibration, r.get("mask_type"), r.get("coils", 1),
+                                           r.get("regime", "clean"))
         r["est_nmse"], r["est_psnr"], r["est_spread"] = estimate.nmse, estimate.psnr, estimate.psnr_spread
         r["est_calibration"] = estimate.calibration
         r["est_low"], r["est_high"] = estimate.psnr_low, estimate.psnr_high
@@ -413,7 +447,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="add the built-in sample's slices of --split as a source (sample-SPLIT)")
     parser.add_argument("--methods", default=",".join(DEFAULT_METHODS))
     parser.add_argument("--folds", type=int, default=holdout.DEFAULT_FOLDS)
-    parser.add_argument("--noise-snr", type=float)
+    parser.add_argument("--noise-snr", help="comma-separated SNRs in dB, one per slice in turn: acquisition noise, "
+                        "and records of regimes noisy and measured (recon.trust.calibration.REGIMES)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--records", type=Path, help="write the records here (JSON)")
     parser.add_argument("--calibrate", type=Path, metavar="RECORDS", help="fit the calibration from validation records")
@@ -465,7 +500,7 @@ def main(argv: list[str] | None = None) -> int:
                 for coils in (int(c) for c in args.coils.split(",")):
                     started = time.perf_counter()
                     records += measure(images, name, preset, mask_type, coils, args.methods.split(","), args.folds,
-                                       args.noise_snr)
+                                       [float(v) for v in args.noise_snr.split(",")] if args.noise_snr else None)
                     print(f"{name} {preset} {mask_type} {coils} coil(s): {time.perf_counter() - started:.0f} s", flush=True)
                     if args.records:
                         args.records.write_text(json.dumps(records))

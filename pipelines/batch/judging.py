@@ -29,6 +29,15 @@ from pipelines.config import BatchConfig
 from recon.trust import calibration
 
 
+def _regime(study_metrics: dict[str, Any]) -> str:
+    """What the study's data and reference are (:data:`recon.trust.calibration.REGIMES`): a
+    scanner's k-space is ``measured``; a simulated 3-D acquisition carries noise
+    (:data:`pipelines.common.volume.SNR`) and is judged against the noise-free volume."""
+    if study_metrics["kspace"] == "measured":
+        return "measured"
+    return "noisy" if study_metrics.get("acquisition") == "3d" else "clean"
+
+
 def estimate(study_metrics: dict[str, Any], images: dict[str, np.ndarray], kspace: np.ndarray, mask: np.ndarray,
               coil_maps: np.ndarray | None, reference: np.ndarray | None, name: str, config: BatchConfig,
               adapted: dict) -> dict[str, np.ndarray]:
@@ -58,7 +67,8 @@ def estimate(study_metrics: dict[str, Any], images: dict[str, np.ndarray], kspac
     maps = None if coil_maps is None else torch.from_numpy(coil_maps[picks])
     estimates = estimate_errors(outputs, torch.from_numpy(kspace[picks]), _sampling(mask), maps,
                                 config.estimate_folds, name, data_range, reconstructors=adapted, planes=three_d,
-                                mask_type=None if study_metrics["mask_type"] == "from file" else study_metrics["mask_type"])
+                                mask_type=None if study_metrics["mask_type"] == "from file" else study_metrics["mask_type"],
+                                regime=_regime(study_metrics))
     if not estimates:
         study_metrics["notes"].append(no_estimate_note(mask))
         return {}

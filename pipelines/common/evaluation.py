@@ -154,7 +154,8 @@ def estimate_errors(outputs: dict[str, list[torch.Tensor]], kspace: torch.Tensor
                     coil_maps: torch.Tensor | None, folds: int, seed_name: str, data_range: float | None = None,
                     on_step: Callable[[str], None] | None = None, slice_ids: list[int] | None = None,
                     reconstructors: dict | None = None, on_begin: Callable[[str], None] | None = None,
-                    mask_type: str | None = None, planes: bool = False) -> dict[str, list[holdout.ErrorEstimate]]:
+                    mask_type: str | None = None, planes: bool = False,
+                    regime: str = "clean") -> dict[str, list[holdout.ErrorEstimate]]:
     """The hold-out error estimate of every method on every slice, calibrated for the
     mask's family ``mask_type`` (``cartesian``, ``vd2d:nocal``, ...; None for a mask read
     from a file: the line of its kind) and the coil count.
@@ -166,7 +167,9 @@ def estimate_errors(outputs: dict[str, list[torch.Tensor]], kspace: torch.Tensor
     gets that many folds; with fewer than 2 there is no estimate (empty result).
     ``on_begin(label)`` is called before and ``on_step(method)`` after each (slice, method)
     estimate (progress). ``planes``: the slices are a 3-D acquisition's (ky, kz) planes
-    (:func:`build_method`).
+    (:func:`build_method`). ``regime``: what the data and its reference are
+    (:data:`recon.trust.calibration.REGIMES`: ``noisy`` for a simulation with noise,
+    ``measured`` for a scanner's k-space).
 
     Shapes
     ------
@@ -196,8 +199,10 @@ def estimate_errors(outputs: dict[str, list[torch.Tensor]], kspace: torch.Tensor
             with report:
                 on_begin(f"slice {ids[index]} {name}")
         image = outputs[name][index][None].to(torch.complex64)
-        errors = holdout.fold_errors(reconstructor, kspace[index : index + 1], mask, maps, fold_masks[index], image)
-        found = holdout.summarise(errors, reconstructor, sampling, image, data_range, None, mask_type, kspace.shape[1])
+        errors = holdout.fold_errors(reconstructor, kspace[index : index + 1], mask, maps, fold_masks[index], image,
+                                     clean_reference=regime == "noisy")
+        found = holdout.summarise(errors, reconstructor, sampling, image, data_range, None, mask_type, kspace.shape[1],
+                                  regime)
         if on_step is not None:
             with report:
                 on_step(name)

