@@ -268,11 +268,13 @@ def _interval(gaps: np.ndarray) -> list[float]:
     return [float(np.quantile(gaps, INTERVAL[0], method="lower")), float(np.quantile(gaps, INTERVAL[1], method="higher"))]
 
 
-def merge(earlier: dict, fitted: dict, kinds: set[str]) -> dict:
+def merge(earlier: dict, fitted: dict, kinds: set[str], mask_families: set[str] = frozenset()) -> dict:
     """``fitted`` with the lines (and their statistics) of ``earlier`` for the mask kinds
     outside ``kinds`` (those of the records ``fitted`` came from), so a calibration on
     super-resolution records alone keeps the 1-D and 2-D lines, and the offsets of
-    ``earlier`` that ``fitted`` has no new value for; ``fitted_on`` records both fits."""
+    ``earlier`` for the mask families outside ``mask_families`` (those of the records: an
+    offset the new fit left out, its sources disagreeing, stays out); ``fitted_on``
+    records both fits."""
     names = ("lines", "residual_std_log10", "interval_db", "points")
     merged: dict = {name: dict(fitted.get(name, {})) for name in names}
     merged["interval_quantiles"] = fitted.get("interval_quantiles", list(INTERVAL))
@@ -280,8 +282,10 @@ def merge(earlier: dict, fitted: dict, kinds: set[str]) -> dict:
         for key, value in earlier.get(name, {}).items():
             if key.split(":")[1] not in kinds:
                 merged[name][key] = value
-    # offsets: the new fit's, and the earlier ones of (family, mask family, coils) it lacks
-    merged["offsets"] = {**earlier.get("offsets", {}), **fitted.get("offsets", {})}
+    # offsets: the new fit's, and the earlier ones of the mask families its records lack
+    kept_offsets = {key: value for key, value in earlier.get("offsets", {}).items()
+                    if key.split(":")[1] not in mask_families}
+    merged["offsets"] = {**kept_offsets, **fitted.get("offsets", {})}
     kept = sorted({key.split(":")[1] for key in earlier.get("lines", {})} - kinds)
     merged["fitted_on"] = fitted.get("fitted_on", "")
     if kept:
@@ -314,7 +318,8 @@ def evaluate(records: list[dict], calibration: dict, folds_used: int | None = No
     lines.append(f"Spearman(estimated NMSE, true NMSE) over {len(records)} (slice, method) pairs: {rho:.3f} (target >= 0.8)")
     slices: dict[tuple, list[dict]] = {}
     for r in records:
-        slices.setdefault((r["source"], r["slice"], r["mask"], r["mask_type"], r["coils"]), []).append(r)
+        slices.setdefault((r["source"], r["slice"], r["mask"], r["mask_type"], r["coils"], r.get("regime", "clean")),
+                          []).append(r)
     within = 0
     per_setting: dict[str, list[float]] = {}
     for key, rows in slices.items():
@@ -322,7 +327,7 @@ def evaluate(records: list[dict], calibration: dict, folds_used: int | None = No
         best = max(r["psnr"] for r in rows)
         ok = chosen["psnr"] >= best - 0.3
         within += ok
-        per_setting.setdefault(f"{key[2]} {key[3]} {key[4]}c", []).append(ok)
+        per_setting.setdefault(f"{key[2]} {key[3]} {key[4]}c" + ("" if key[5] == "clean" else f" {key[5]}"), []).append(ok)
     lines.append(f"lowest estimated error is truly best or within 0.3 dB: {within}/{len(slices)} slices "
                  f"({100 * within / len(slices):.0f} %, target >= 80 %)")
     for setting, oks in sorted(per_setting.items()):
@@ -357,7 +362,7 @@ def _coverage(records: list[dict]) -> list[str]:
     per mask kind and per mask family."""
     lines = ["stated interval [low, high] holds the true PSNR (target >= 80 %); mean |estimated - true| (dB):"]
     for name, key in (("kind", _kind), ("family", lambda r: r["mask_type"]), ("coils", lambda r: str(r.get("coils", 1))),
-                      ("method family", lambda r: r["family"])):
+                      ("method family", lambda r: r["family"]), ("regime", lambda r: r.get("regime", "clean"))):
         groups: dict[str, list[dict]] = {}
         for r in records:
             groups.setdefault(key(r), []).append(r)
@@ -374,7 +379,7 @@ def _families(slices: dict[tuple, list[dict]]) -> list[str]:
     learned method alone and after the guard (where flagged, the true PSNR of what the
     guard writes); slices below zero-filled after the guard; and false fallbacks."""
     table: dict[tuple[str, str], dict[str, list[float]]] = {}
-    for (_, _, preset, family, _), rows in slices.items():
+    for (_, _, preset, family, *_), rows in slices.items():
         cell = table.setdefault((family, preset), {})
         fallbacks = [r for r in rows if r["family"] in FALLBACK_FAMILIES]
         cs = [r for r in rows if r["family"] == "cs"]
@@ -471,7 +476,8 @@ def main(argv: list[str] | None = None) -> int:
             fitted["fitted_on"] += (f"; lines {', '.join(sorted(kept))} kept from the earlier fit "
                                     f"({shipped.get('fitted_on', 'unknown')}), their intervals measured on these records")
         if args.out.is_file():  # lines of mask kinds these records lack are kept from the earlier fit
-            fitted = merge(json.loads(args.out.read_text()), fitted, {_kind(r) for r in records})
+            fitted = merge(json.loads(args.out.read_text()), fitted, {_kind(r) for r in records},
+                           {r.get("mask_type", "").split(":")[0] for r in records})
         args.out.write_text(json.dumps(fitted, indent=1) + "\n")
         print(json.dumps(fitted["lines"], indent=1))
         return 0

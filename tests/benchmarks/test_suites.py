@@ -156,6 +156,38 @@ def test_trust_offset_intervals_hold_a_subject_the_fit_never_saw(trust_records, 
     assert entry["sources"] == 2 and low <= -shift + 0.5 and high >= shift - 0.5
 
 
+def test_trust_benchmark_with_noise_records_the_noisy_and_measured_regimes_from_one_reconstruction(tmp_path, capsys):
+    from benchmarks import trust
+
+    _tiny_corpus(tmp_path, "val")
+    records = tmp_path / "noisy.json"
+    assert trust.main([str(tmp_path / "corpus"), "--split", "val", "--masks", "25pct", "--mask-types", "poisson",
+                       "--coils", "4", "--slices", "2", "--noise-snr", "20,30", "--methods", "zero-filled",
+                       "--threads", "2", "--records", str(records)]) == 0
+    saved = json.loads(records.read_text())
+    assert [(r["slice"], r["snr"], r["regime"]) for r in saved] == [
+        (0, 20.0, "noisy"), (0, 20.0, "measured"), (1, 30.0, "noisy"), (1, 30.0, "measured")]
+    for noisy, measured in (saved[:2], saved[2:]):
+        assert noisy["seconds"] == measured["seconds"]  # one reconstruction, two references
+        assert noisy["noise_floor"] > 0 and measured["noise_floor"] == 0
+        # judged against the clean image, the noise-free residuals are the smaller
+        assert np.mean(noisy["fold_nmse"]) < np.mean(measured["fold_nmse"])
+    # the noisy regimes fit entries of their own, never the clean ones
+    fitted = trust.fit_offsets([{**r, "source": f"{r['source']}{i % 2}"} for i, r in enumerate(saved * 4)])
+    assert fitted and all(key.endswith(("-noisy", "-measured")) for key in fitted)
+
+
+def test_trust_calibration_merge_keeps_no_stale_offset_of_a_refitted_mask_family():
+    from benchmarks import trust
+
+    entry = {"offset_db": 1.0, "interval_db": [-1.0, 1.0], "points": 9}
+    earlier = {"lines": {}, "offsets": {"cs:equispaced": entry, "cs:radial:1c": entry, "cs:cartesian:1c": entry}}
+    fitted = {"lines": {}, "offsets": {"cs:cartesian:1c": {**entry, "offset_db": 2.0}}}
+    merged = trust.merge(earlier, fitted, {"1d"}, {"cartesian", "equispaced"})
+    # equispaced was refitted and left out (its sources disagreed): it stays out
+    assert merged["offsets"] == {"cs:radial:1c": entry, "cs:cartesian:1c": {**entry, "offset_db": 2.0}}
+
+
 def test_trust_benchmark_measures_a_raw_scanner_file(tmp_path, capsys):
     # gre.dat's k-space is about 1e-6: the stored residuals keep their significant digits
     # (rounding them to 8 decimals stored zeros, and estimates of 211 dB)
