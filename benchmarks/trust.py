@@ -245,7 +245,8 @@ def fit_offsets(records: list[dict], folds_used: int | None = None) -> dict:
     for r in records:
         raw = psnr_for(float(np.mean(r["fold_nmse"])), r["data_range"], r["mean_energy"])
         keys = offset_keys(r["family"], r.get("mask_type"), r.get("coils", 1), _kind(r), r.get("regime", "clean"))
-        for key in keys[:1] if r.get("regime", "clean") != "clean" else keys:  # noisy data fit their own entry alone
+        regime = r.get("regime", "clean")
+        for key in keys if regime == "clean" else [k for k in keys if k.endswith(f"-{regime}")]:  # noisy: their own
             gaps.setdefault(key, []).append(r["psnr"] - raw)
             by_source.setdefault(key, {}).setdefault(r["source"], []).append(r["psnr"] - raw)
     offsets = {}

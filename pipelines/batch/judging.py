@@ -65,10 +65,11 @@ def estimate(study_metrics: dict[str, Any], images: dict[str, np.ndarray], kspac
         study_metrics["estimate_planes"] = picks.tolist()
     outputs = {method: [torch.from_numpy(images[method][i]) for i in picks] for method in names}
     maps = None if coil_maps is None else torch.from_numpy(coil_maps[picks])
+    regime = _regime(study_metrics)
     estimates = estimate_errors(outputs, torch.from_numpy(kspace[picks]), _sampling(mask), maps,
                                 config.estimate_folds, name, data_range, reconstructors=adapted, planes=three_d,
                                 mask_type=None if study_metrics["mask_type"] == "from file" else study_metrics["mask_type"],
-                                regime=_regime(study_metrics))
+                                regime=regime)
     if not estimates:
         study_metrics["notes"].append(no_estimate_note(mask))
         return {}
@@ -89,6 +90,7 @@ def estimate(study_metrics: dict[str, Any], images: dict[str, np.ndarray], kspac
             value = float(np.mean([getattr(e, f"psnr_{key}") for e in per_slice]))
             record[f"estimated_psnr_{key}"] = value if np.isfinite(value) else None
         record["estimated_psnr_slices"] = [e.psnr for e in per_slice]
+        record["estimate_calibration"] = per_slice[0].calibration  # the entry (and regime) that calibrated it
         record["estimated_psnr_spread_slices"] = [e.psnr_spread for e in per_slice]
     for method, per_slice in verdicts.items():
         record = records[method]
@@ -125,6 +127,7 @@ def estimate(study_metrics: dict[str, Any], images: dict[str, np.ndarray], kspac
                                               "learned output)")
     study_metrics["estimate"] = {"folds": config.estimate_folds, "seconds": time.perf_counter() - started,
                                  "data_range": data_range, "ranked": sorted(records, key=lambda m: -records[m]["estimated_psnr"]),
+                                 "regime": regime,
                                  "calibration": calibration.CALIBRATION_FILE.name if calibration.CALIBRATION_FILE.is_file() else None}
     return guarded
 

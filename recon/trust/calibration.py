@@ -108,12 +108,15 @@ def offset_keys(family: str, mask_type: str | None, coils: int, kind: str = "", 
     family is ``mask_type``'s (``vd2d:nocal`` -> ``vd2d``), with ``:nocal`` when the mask
     has no calibration block (``kind`` ending in ``-nocal``, whatever the family's
     default centre). A ``regime`` other than ``clean`` (:data:`REGIMES`) tries its own
-    entry first (``cs:poisson:mc-noisy``)."""
+    entries first: the mask family's (``cs:poisson:mc-noisy``), then the mask kind's
+    (``cs:2d:mc-noisy``), which also serves a mask read from a file (no family known)."""
+    group = coil_group(coils)
+    own = [] if regime == "clean" else [f"{family}:{kind}:{group}-{regime}"] if kind else []
     if not mask_type:
-        return []
+        return own
     name = mask_type.split(":")[0] + (":nocal" if kind.endswith("-nocal") else "")
-    keys = [f"{family}:{name}:{coil_group(coils)}", f"{family}:{name}"]
-    return keys if regime == "clean" else [f"{family}:{name}:{coil_group(coils)}-{regime}", *keys]
+    keys = [f"{family}:{name}:{group}", f"{family}:{name}"]
+    return keys if regime == "clean" else [f"{family}:{name}:{group}-{regime}", *own, *keys]
 
 
 def calibrate(nmse_raw: float, method: str, family: str, kind: int | str, calibration: dict | None = None,

@@ -70,7 +70,10 @@ def test_a_noisy_simulation_judged_against_its_clean_image_is_estimated_without_
 
 
 def test_noisy_and_measured_data_take_their_own_offsets_first():
-    assert offset_keys("cs", "poisson", 8, "2d", "noisy") == ["cs:poisson:mc-noisy", "cs:poisson:mc", "cs:poisson"]
+    assert offset_keys("cs", "poisson", 8, "2d", "noisy") == ["cs:poisson:mc-noisy", "cs:2d:mc-noisy", "cs:poisson:mc",
+                                                              "cs:poisson"]
+    assert offset_keys("cs", None, 8, "1d", "measured") == ["cs:1d:mc-measured"]  # a mask read from a file
+    assert offset_keys("cs", None, 8, "1d") == []
     assert offset_keys("cs", "poisson", 8, "2d") == ["cs:poisson:mc", "cs:poisson"]
     shipped = {"lines": {}, "offsets": {"cs:poisson:mc-measured": {"offset_db": 10.0, "interval_db": [-1.0, 1.0]},
                                         "cs:poisson:mc": {"offset_db": 0.0, "interval_db": [-1.0, 1.0]}}}
