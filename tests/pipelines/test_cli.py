@@ -265,6 +265,18 @@ def test_run_estimates_every_method_and_guards_the_learned_ones(tmp_path, capsys
     assert summary["csr-gan"]["guard_flagged"] in (0, 1) and "estimated_psnr" in summary["zero-filled"]
 
 
+def test_a_run_with_noise_is_estimated_as_noisy_data_against_its_clean_image(tmp_path, capsys):
+    # simulated noise, judged against the noise-free image: the estimate takes out the coil
+    # noise no combined image holds and uses the offsets fitted on noisy validation data
+    out = tmp_path / "run"
+    assert main(["run", "--mask", "25pct", "--mask-type", "poisson", "--coils", "4", "--noise-snr", "25", "--slices", "1",
+                 "--methods", "zero-filled,cs-tv", "--estimate-folds", "2", "--out", str(out)]) == 0
+    records = {r["method"]: r for r in json.loads((out / "metrics.json").read_text())["records"]}
+    assert records["cs-tv"]["estimate_calibration"] == "cs:poisson:mc-noisy"
+    assert records["zero-filled"]["estimate_calibration"] == "baseline:poisson:mc-noisy"
+    capsys.readouterr()
+
+
 def test_without_a_calibration_block_the_guard_asks_a_fixed_lead(tmp_path, capsys):
     # no calibration block: the folds' spread is large, so the learned output must lead
     # the best fallback's estimate by NO_CALIBRATION_LEAD_DB whatever the spread
