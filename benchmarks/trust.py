@@ -218,9 +218,40 @@ def fit(records: list[dict], fixed: dict | None = None, folds_used: int | None =
                     b_rest, a_rest = np.polyfit(x[rest], y[rest], 1)
                     gap[~rest] = -10 * (y[~rest] - (a_rest + b_rest * x[~rest]))
         intervals[key] = _interval(gap)
-    return {"lines": lines, "residual_std_log10": residuals, "interval_db": intervals,
-            "interval_quantiles": list(INTERVAL), "points": {k: len(v) for k, v in groups.items()},
-            "offsets": fit_offsets(records, folds_used), **({"folds_used": folds_used} if folds_used else {})}
+    fitted = {"lines": lines, "residual_std_log10": residuals, "interval_db": intervals,
+              "interval_quantiles": list(INTERVAL), "points": {k: len(v) for k, v in groups.items()},
+              "offsets": fit_offsets(records, folds_used), **({"folds_used": folds_used} if folds_used else {})}
+    if leads := guard_leads(records, fitted, folds_used):
+        fitted["guard_lead_db"] = leads
+    return fitted
+
+
+GUARD_LEAD_QUANTILE = 0.84
+"""The rule of :data:`recon.trust.guard.REQUIRED_LEAD_DB`: the lead a learned output's
+estimate must show is how far the estimate overstated the learned lead over the best CS
+on this share of the validation slices (one-sided 1 sigma)."""
+
+
+def guard_leads(records: list[dict], fitted: dict, folds_used: int | None = None) -> dict[str, float]:
+    """Per noisy regime (``noisy``, ``measured``) of the records, the guard's required lead:
+    the :data:`GUARD_LEAD_QUANTILE` of (estimated - true) lead of each learned method over
+    the CS method with the best estimate, on masks with a calibration block, the estimates
+    calibrated by ``fitted``. Clean data keep :data:`recon.trust.guard.REQUIRED_LEAD_DB`."""
+    noisy = [r for r in records if r.get("regime", "clean") != "clean" and not _kind(r).endswith("-nocal")]
+    apply(noisy, fitted, folds_used)
+    slices: dict[tuple, list[dict]] = {}
+    for r in noisy:
+        slices.setdefault((r["source"], r["slice"], r["mask"], r["mask_type"], r["coils"], r["regime"]), []).append(r)
+    overstated: dict[str, list[float]] = {}
+    for key, rows in slices.items():
+        cs = [r for r in rows if r["family"] in FALLBACK_FAMILIES]
+        if not cs:
+            continue
+        best = max(cs, key=lambda r: r["est_psnr"])
+        for r in (r for r in rows if r["family"] == "learned"):
+            overstated.setdefault(key[5], []).append((r["est_psnr"] - best["est_psnr"]) - (r["psnr"] - best["psnr"]))
+    return {regime: round(float(np.quantile(values, GUARD_LEAD_QUANTILE)), 2)
+            for regime, values in sorted(overstated.items()) if len(values) >= OFFSET_MIN_POINTS}
 
 
 OFFSET_MIN_POINTS = 8
@@ -288,6 +319,8 @@ def merge(earlier: dict, fitted: dict, kinds: set[str], mask_families: set[str] 
                     if key.split(":")[1] not in mask_families}
     merged["offsets"] = {**kept_offsets, **fitted.get("offsets", {})}
     kept = sorted({key.split(":")[1] for key in earlier.get("lines", {})} - kinds)
+    if "guard_lead_db" in fitted or "guard_lead_db" in earlier:
+        merged["guard_lead_db"] = {**earlier.get("guard_lead_db", {}), **fitted.get("guard_lead_db", {})}
     merged["fitted_on"] = fitted.get("fitted_on", "")
     if kept:
         merged["fitted_on"] += f"; lines {', '.join(kept)} from the earlier fit ({earlier.get('fitted_on', 'unknown')})"
@@ -334,13 +367,13 @@ def evaluate(records: list[dict], calibration: dict, folds_used: int | None = No
     for setting, oks in sorted(per_setting.items()):
         lines.append(f"  {setting}: {sum(oks)}/{len(oks)}")
     lines += _coverage(records)
-    lines += _families(slices)
+    lines += _families(slices, calibration)
     worse_flagged = worse = better_flagged = better = 0
     for rows in slices.values():
         cs = [r for r in rows if r["family"] in FALLBACK_FAMILIES]
         for r in (r for r in rows if r["family"] == "learned"):
             verdict = guard.compare(r["est_psnr"], r["est_spread"], [(c["method"], c["est_psnr"], c["est_spread"]) for c in cs],
-                                    **guard.judging(r["est_calibration"], _kind(r)))
+                                    **guard.judging(r["est_calibration"], _kind(r), calibration))
             true_gap = r["psnr"] - max(c["psnr"] for c in cs)
             if true_gap <= -1:
                 worse += 1
@@ -375,7 +408,7 @@ def _coverage(records: list[dict]) -> list[str]:
     return lines
 
 
-def _families(slices: dict[tuple, list[dict]]) -> list[str]:
+def _families(slices: dict[tuple, list[dict]], calibration: dict) -> list[str]:
     """Per mask family and ratio, mean PSNR: zero-filled, the best CS per slice, each
     learned method alone and after the guard (where flagged, the true PSNR of what the
     guard writes); slices below zero-filled after the guard; and false fallbacks."""
@@ -390,7 +423,8 @@ def _families(slices: dict[tuple, list[dict]]) -> list[str]:
         cell.setdefault("best CS", []).append(best_cs)
         for r in (r for r in rows if r["family"] == "learned"):
             verdict = guard.compare(r["est_psnr"], r["est_spread"],
-                                    [(c["method"], c["est_psnr"], c["est_spread"]) for c in fallbacks], **guard.judging(r["est_calibration"], _kind(r)))
+                                    [(c["method"], c["est_psnr"], c["est_spread"]) for c in fallbacks],
+                                    **guard.judging(r["est_calibration"], _kind(r), calibration))
             written = next(c["psnr"] for c in fallbacks if c["method"] == verdict.reference) if verdict.flagged else r["psnr"]
             cell.setdefault(r["method"], []).append(r["psnr"])
             cell.setdefault(f"{r['method']} guarded", []).append(written)

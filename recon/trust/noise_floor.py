@@ -29,15 +29,19 @@ from physics.fft import ifft2c
 
 CORNER_RADIUS = 0.5
 """Samples beyond this radius (in units of the grid's extent, 0.5 at the edge's middle)
-measure the floor: only the corners of a Cartesian grid, where an image's own energy is
-lowest."""
+measure the floor: the corners of a Cartesian grid, where an image's own energy is
+lowest. A mask that leaves the corners out (an elliptical Poisson-disc plane of a 3-D
+scan) lends its outermost :data:`OUTER_SHARE` of measured samples instead, down to
+:data:`MIN_RADIUS`."""
 MIN_CORNER_SAMPLES = 64
+OUTER_SHARE = 0.05
+MIN_RADIUS = 0.4
 
 
 def out_of_span_floor(kspace: torch.Tensor, mask: np.ndarray, coil_maps: torch.Tensor | None) -> float:
     """Energy per k-space sample (summed over coils) outside the coil maps' span, on the
-    measured corner samples; 0.0 for a single coil, without maps, or with fewer than
-    :data:`MIN_CORNER_SAMPLES` measured corner samples.
+    measured corner samples (or the outermost ones, :data:`CORNER_RADIUS`); 0.0 for a
+    single coil, without maps, or with fewer than :data:`MIN_CORNER_SAMPLES` of them.
 
     Shapes
     ------
@@ -48,7 +52,13 @@ def out_of_span_floor(kspace: torch.Tensor, mask: np.ndarray, coil_maps: torch.T
     height, width = mask.shape
     ky = (np.arange(height) - height // 2) / height
     kx = (np.arange(width) - width // 2) / width
-    corner = np.asarray(mask, bool) & (np.hypot(ky[:, None], kx[None, :]) > CORNER_RADIUS)
+    measured = np.asarray(mask, bool)
+    radius = np.hypot(ky[:, None], kx[None, :])
+    corner = measured & (radius > CORNER_RADIUS)
+    if corner.sum() < MIN_CORNER_SAMPLES and measured.any():  # the corners were not sampled: the outermost samples
+        wanted = max(MIN_CORNER_SAMPLES, int(OUTER_SHARE * measured.sum()))
+        edge = float(np.sort(radius[measured])[::-1][min(wanted, int(measured.sum())) - 1])
+        corner = measured & (radius >= max(edge, MIN_RADIUS))
     count = int(corner.sum())
     if count < MIN_CORNER_SAMPLES:
         return 0.0
