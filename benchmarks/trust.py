@@ -28,7 +28,10 @@ The records behind the shipped calibration and its evaluation are kept, gzipped,
 over all (slice, method) pairs, how often the method with the lowest estimated error is
 truly best (or within 0.3 dB of it), and the guard's flags: every slice where a learned
 method is at least 1 dB worse than the best CS should be flagged, and at most 10 % of
-those where it is better.
+those where it is better (:mod:`benchmarks.trust_report`). ``--noise-snr 20,30`` gives each
+slice acquisition noise in turn and records two regimes from the same reconstructions:
+``noisy`` (judged against the noise-free image) and ``measured`` (against the full noisy
+scan's image), each calibrated apart (:data:`recon.trust.calibration.REGIMES`).
 """
 
 from __future__ import annotations
@@ -50,7 +53,7 @@ from physics.fft import ifft2c
 from pipelines.common.evaluation import FALLBACK_FAMILIES
 from recon import metrics
 from recon.api import as_sampling
-from recon.trust import guard, holdout
+from recon.trust import holdout
 from recon.trust import holdout_trajectory as trajectories
 from recon.trust.calibration import CALIBRATION_FILE, load_calibration, offset_keys, psnr_for
 from recon.trust.noise_floor import out_of_span_floor
@@ -67,8 +70,10 @@ def _slices(images: np.ndarray, count: int) -> np.ndarray:
 
 
 def measure(images: np.ndarray, name: str, preset: str, mask_type: str, coils: int, methods: list[str],
-            folds: int, noise_snr: list[float] | None = None) -> list[dict]:
-    """One record per (slice, method): the truth and the raw hold-out estimate. With
+            folds: int, noise_snr: list[float] | None = None, espirit: bool = False) -> list[dict]:
+    """One record per (slice, method): the truth and the raw hold-out estimate
+    (``espirit``: multi-coil methods get ESPIRiT maps from the measured centre, as
+    ``recon run`` gives them, instead of the true maps of the simulation). With
     ``noise_snr`` (dB, one per slice in turn) each slice gets acquisition noise and two
     records per method from the same reconstructions: regime ``noisy`` (judged against the
     noise-free image, the coil noise no combined image holds taken out of the residuals)
@@ -83,7 +88,8 @@ def measure(images: np.ndarray, name: str, preset: str, mask_type: str, coils: i
     generator = torch.Generator().manual_seed(seed_from_name(name))
     if not noise_snr:
         kspace, truth = simulate_kspace(torch.from_numpy(images), mask, coil_maps=maps, generator=generator)
-        return _records(kspace, mask_np, maps, {"clean": truth.abs()}, name, preset, mask_type, coils, methods, folds)
+        return _records(kspace, mask_np, _maps(kspace, mask_np, maps, espirit), {"clean": truth.abs()}, name, preset,
+                        mask_type, coils, methods, folds)
     records = []
     for index in range(len(images)):
         snr = noise_snr[index % len(noise_snr)]
@@ -95,9 +101,19 @@ def measure(images: np.ndarray, name: str, preset: str, mask_type: str, coils: i
             full, truth = simulate_kspace(image, None, coil_maps=maps, noise_snr=snr, generator=generator)
             kspace = full * torch.from_numpy(mask_np)
             references = {"noisy": truth.abs(), "measured": ifft2c(full).abs().pow(2).sum(dim=1).sqrt()}
-        records += _records(kspace, mask_np, maps, references, name, preset, mask_type, coils, methods, folds,
-                            first=index, snr=snr)
+        records += _records(kspace, mask_np, _maps(kspace, mask_np, maps, espirit), references, name, preset, mask_type,
+                            coils, methods, folds, first=index, snr=snr)
     return records
+
+
+def _maps(kspace: torch.Tensor, mask_np, maps: torch.Tensor | None, espirit: bool) -> torch.Tensor | None:
+    """The coil maps the methods get: ESPIRiT's from the measured centre (``espirit``, a grid
+    mask, several coils), else the simulation's own."""
+    if not espirit or maps is None or isinstance(mask_np, trajectories.Trajectory):
+        return maps
+    from recon.api import coil_maps_for
+
+    return coil_maps_for(kspace, mask_np)
 
 
 def measure_raw(path: Path, preset: str, mask_type: str, methods: list[str], folds: int) -> list[dict]:
@@ -343,109 +359,6 @@ def apply(records: list[dict], calibration: dict, folds_used: int | None = None)
         r["true_psnr_like_est"] = psnr_for(r["nmse"], r["data_range"], r["mean_energy"])
 
 
-def evaluate(records: list[dict], calibration: dict, folds_used: int | None = None) -> str:
-    from scipy.stats import spearmanr
-
-    apply(records, calibration, folds_used)
-    lines = []
-    rho = spearmanr([r["est_nmse"] for r in records], [r["nmse"] for r in records]).statistic
-    lines.append(f"Spearman(estimated NMSE, true NMSE) over {len(records)} (slice, method) pairs: {rho:.3f} (target >= 0.8)")
-    slices: dict[tuple, list[dict]] = {}
-    for r in records:
-        slices.setdefault((r["source"], r["slice"], r["mask"], r["mask_type"], r["coils"], r.get("regime", "clean")),
-                          []).append(r)
-    within = 0
-    per_setting: dict[str, list[float]] = {}
-    for key, rows in slices.items():
-        chosen = min(rows, key=lambda r: r["est_nmse"])
-        best = max(r["psnr"] for r in rows)
-        ok = chosen["psnr"] >= best - 0.3
-        within += ok
-        per_setting.setdefault(f"{key[2]} {key[3]} {key[4]}c" + ("" if key[5] == "clean" else f" {key[5]}"), []).append(ok)
-    lines.append(f"lowest estimated error is truly best or within 0.3 dB: {within}/{len(slices)} slices "
-                 f"({100 * within / len(slices):.0f} %, target >= 80 %)")
-    for setting, oks in sorted(per_setting.items()):
-        lines.append(f"  {setting}: {sum(oks)}/{len(oks)}")
-    lines += _coverage(records)
-    lines += _families(slices, calibration)
-    worse_flagged = worse = better_flagged = better = 0
-    for rows in slices.values():
-        cs = [r for r in rows if r["family"] in FALLBACK_FAMILIES]
-        for r in (r for r in rows if r["family"] == "learned"):
-            verdict = guard.compare(r["est_psnr"], r["est_spread"], [(c["method"], c["est_psnr"], c["est_spread"]) for c in cs],
-                                    **guard.judging(r["est_calibration"], _kind(r), calibration))
-            true_gap = r["psnr"] - max(c["psnr"] for c in cs)
-            if true_gap <= -1:
-                worse += 1
-                worse_flagged += verdict.flagged
-            elif true_gap > 0:
-                better += 1
-                better_flagged += verdict.flagged
-    lines.append(f"guard: flagged {worse_flagged}/{worse} (slice, learned method) pairs at least 1 dB worse than the best CS "
-                 f"(target all); {better_flagged}/{better} of those better than the best CS "
-                 f"({100 * better_flagged / max(better, 1):.0f} %, target <= 10 %)")
-    seconds: dict[str, list[float]] = {}
-    for r in records:
-        seconds.setdefault(r["method"], []).append(r["estimate_seconds"] / max(r["seconds"], 1e-6))
-    lines.append("estimate cost, in reconstructions: " + ", ".join(f"{m} {np.mean(v):.1f}x" for m, v in seconds.items()))
-    return "\n".join(lines)
-
-
-def _coverage(records: list[dict]) -> list[str]:
-    """How often the stated interval holds the truth, and the mean |estimated - true|,
-    per mask kind and per mask family."""
-    lines = ["stated interval [low, high] holds the true PSNR (target >= 80 %); mean |estimated - true| (dB):"]
-    for name, key in (("kind", _kind), ("family", lambda r: r["mask_type"]), ("coils", lambda r: str(r.get("coils", 1))),
-                      ("method family", lambda r: r["family"]), ("regime", lambda r: r.get("regime", "clean"))):
-        groups: dict[str, list[dict]] = {}
-        for r in records:
-            groups.setdefault(key(r), []).append(r)
-        for group, rows in sorted(groups.items()):
-            held = [r["est_low"] <= r["psnr"] <= r["est_high"] for r in rows if np.isfinite(r["est_low"])]
-            error = np.mean([abs(r["est_psnr"] - r["psnr"]) for r in rows])
-            lines.append(f"  {name} {group}: {sum(held)}/{len(held)} ({100 * np.mean(held) if held else float('nan'):.0f} %), "
-                         f"mean |error| {error:.2f} dB, mean width {np.mean([r['est_high'] - r['est_low'] for r in rows]):.1f} dB")
-    return lines
-
-
-def _families(slices: dict[tuple, list[dict]], calibration: dict) -> list[str]:
-    """Per mask family and ratio, mean PSNR: zero-filled, the best CS per slice, each
-    learned method alone and after the guard (where flagged, the true PSNR of what the
-    guard writes); slices below zero-filled after the guard; and false fallbacks."""
-    table: dict[tuple[str, str], dict[str, list[float]]] = {}
-    for (_, _, preset, family, *_), rows in slices.items():
-        cell = table.setdefault((family, preset), {})
-        fallbacks = [r for r in rows if r["family"] in FALLBACK_FAMILIES]
-        cs = [r for r in rows if r["family"] == "cs"]
-        zero = [r["psnr"] for r in rows if r["method"] == "zero-filled"]
-        cell.setdefault("zero-filled", []).append(zero[0] if zero else float("nan"))
-        best_cs = max(r["psnr"] for r in cs)
-        cell.setdefault("best CS", []).append(best_cs)
-        for r in (r for r in rows if r["family"] == "learned"):
-            verdict = guard.compare(r["est_psnr"], r["est_spread"],
-                                    [(c["method"], c["est_psnr"], c["est_spread"]) for c in fallbacks],
-                                    **guard.judging(r["est_calibration"], _kind(r), calibration))
-            written = next(c["psnr"] for c in fallbacks if c["method"] == verdict.reference) if verdict.flagged else r["psnr"]
-            cell.setdefault(r["method"], []).append(r["psnr"])
-            cell.setdefault(f"{r['method']} guarded", []).append(written)
-            cell.setdefault(f"{r['method']} below zero-filled", []).append(float(zero and written < zero[0] - 0.05))
-            cell.setdefault(f"{r['method']} false fallback", []).append(float(verdict.flagged and r["psnr"] > best_cs))
-    learned = sorted({k for cell in table.values() for k in cell if k not in ("zero-filled", "best CS") and " " not in k})
-    header = "| family | ratio | slices | zero-filled | best CS | " + " | ".join(
-        f"{m} | {m} guarded | {m} below ZF | {m} false fallbacks" for m in learned) + " |"
-    lines = ["per mask family (PSNR dB, means over slices):", header, "|" + "---|" * (header.count("|") - 1)]
-    for (family, preset), cell in sorted(table.items()):
-        row = [family, preset, str(len(cell["best CS"])), f"{np.nanmean(cell['zero-filled']):.2f}", f"{np.mean(cell['best CS']):.2f}"]
-        for m in learned:
-            if m not in cell:
-                row += ["", "", "", ""]
-                continue
-            row += [f"{np.mean(cell[m]):.2f}", f"{np.mean(cell[m + ' guarded']):.2f}", f"{int(sum(cell[m + ' below zero-filled']))}",
-                    f"{int(sum(cell[m + ' false fallback']))}"]
-        lines.append("| " + " | ".join(row) + " |")
-    return lines
-
-
 def read_records(path: Path) -> list[dict]:
     """Records written by ``--records`` (JSON, or gzipped JSON: ``.gz``, as the records
     behind the shipped calibration are kept in ``benchmarks/records``)."""
@@ -489,6 +402,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--folds", type=int, default=holdout.DEFAULT_FOLDS)
     parser.add_argument("--noise-snr", help="comma-separated SNRs in dB, one per slice in turn: acquisition noise, "
                         "and records of regimes noisy and measured (recon.trust.calibration.REGIMES)")
+    parser.add_argument("--espirit", action="store_true",
+                        help="multi-coil methods get ESPIRiT maps from the measured centre (as recon run), not the true maps")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--records", type=Path, help="write the records here (JSON)")
     parser.add_argument("--calibrate", type=Path, metavar="RECORDS", help="fit the calibration from validation records")
@@ -519,6 +434,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.evaluate:
         records = [r for path in args.evaluate for r in read_records(path)]
         calibration = load_calibration(args.calibration)
+        from benchmarks.trust_report import evaluate
+
         print(evaluate(records, calibration, args.folds_used or calibration.get("folds_used")))
         return 0
     if args.corpus is None and not args.sample and not args.raw:
@@ -541,7 +458,8 @@ def main(argv: list[str] | None = None) -> int:
                 for coils in (int(c) for c in args.coils.split(",")):
                     started = time.perf_counter()
                     records += measure(images, name, preset, mask_type, coils, args.methods.split(","), args.folds,
-                                       [float(v) for v in args.noise_snr.split(",")] if args.noise_snr else None)
+                                       [float(v) for v in args.noise_snr.split(",")] if args.noise_snr else None,
+                                       args.espirit)
                     print(f"{name} {preset} {mask_type} {coils} coil(s): {time.perf_counter() - started:.0f} s", flush=True)
                     if args.records:
                         args.records.write_text(json.dumps(records))
