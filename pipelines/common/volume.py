@@ -40,7 +40,7 @@ field of view (the 2-D run's rule for slices without anatomy)."""
 ESTIMATE_NOTE = ("error estimate of a 3-D acquisition: its calibration was fitted on noisy 2-D slices with true coil "
                  "maps, and on (ky, kz) planes with ESPIRiT maps it reads high (the sample's 3-D default at 10 %: "
                  "1.8-3.8 dB above the true PSNR, 4 of 5 methods outside their intervals; the ranking held): take its "
-                 "figures as a ranking, not as dB, and the guard's fallback as a cautious one (docs/results.md, "
+                 "figures as a ranking, not as dB (docs/results.md, "
                  "\"Trust that holds (issue 36): fourth part\")")
 """What a 3-D run's or batch's estimate can be trusted with, said beside it."""
 REFERENCE_LINES = 24
