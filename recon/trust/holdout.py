@@ -35,7 +35,7 @@ data everything is per coil, with the method's own coil maps, and sums run over 
 When the error is judged against a noise-free object (a simulation's added noise, regime
 ``noisy``), the coil noise that no coil-combined image holds is taken out of every
 held-out residual first (:mod:`recon.trust.noise_floor`): on 8-coil data at 30 dB it made
-the raw estimate 5-9 dB pessimistic on Poisson-disc masks.
+the raw estimate about 8 dB pessimistic on Poisson-disc masks and 3 dB on cartesian ones.
 
 **Bias.** Each fold reconstructs from fewer samples than the real reconstruction, so
 the raw estimate is pessimistic, and by a different amount for each kind of method.

@@ -4,11 +4,13 @@ A held-out k-space sample of coil c is ``y_c = (F S_c x)(k) + n_c``. The fold's 
 ``|A x_k - y|^2`` summed over coils carries the acquisition noise of every coil, about
 ``C sigma^2`` per sample. An image made with the coil maps lives in their span, one
 complex value per pixel, so only a ``1 / C`` share of white coil noise (and none outside
-the maps' support) can ever appear in it, or in the reference it is judged against
-(fastMRI's RSS of the full scan, or the noise-free truth of a simulation). The rest,
-``sigma^2 (C - f)`` per sample with ``f`` the maps' support fraction, is an error the
-hold-out counts and the image never makes: on measured 2-coil data (twix ``gre.dat``)
-it made the raw estimate 2-3 dB pessimistic, and on 8-coil data at 30 dB SNR more.
+the maps' support) can ever appear in it. The rest, ``sigma^2 (C - f)`` per sample with
+``f`` the maps' support fraction, is an error the hold-out counts and the image never
+makes when the truth is the noise-free object: on 8-coil data simulated at 30 dB it made
+the raw estimate about 8 dB pessimistic on Poisson-disc masks. Judged against a measured
+full scan instead, whose RSS image carries the noise of every coil, it is part of the
+error, and :func:`recon.trust.holdout.fold_residuals` keeps it (taking it off made the
+8-coil Shepp-Logan file's estimates 5-9 dB optimistic).
 
 It is measured, not assumed, on the acquisition's own outer k-space: the measured
 samples beyond half the k-space radius (the corners of the grid), brought to the image
