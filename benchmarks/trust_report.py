@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from benchmarks.trust import _kind, apply
+from benchmarks.trust_fit import _kind, apply
 from pipelines.common.evaluation import FALLBACK_FAMILIES
 from recon.trust import guard
 

@@ -33,7 +33,7 @@ subjects. Measured data take the lead that rule gives on their own validation re
 the estimate's gap is unbiased and the lead about 0 dB; 1.5 dB made the guard fall back on
 half of the test slices where the learned output was better. (Noisy simulations keep
 this lead: theirs, 3.24 dB, proved too cautious on the test subjects;
-``benchmarks.trust.OWN_LEAD_REGIMES``.)"""
+``benchmarks.trust_fit.OWN_LEAD_REGIMES``.)"""
 NO_CALIBRATION_LEAD_DB = 0.5
 """On a mask without a calibration block the folds' spread is large (the centre's error
 dominates and varies from fold to fold) and the spread-less-lead threshold let learned

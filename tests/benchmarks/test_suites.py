@@ -124,11 +124,11 @@ def test_trust_benchmark_measures_calibrates_and_evaluates_on_a_tiny_corpus(trus
 
 
 def test_trust_offsets_hold_the_truth_of_the_records_they_were_fitted_on(trust_records, monkeypatch):
-    from benchmarks import trust
+    from benchmarks import trust, trust_fit
 
     saved = [dict(record) for record in trust_records[2]
              if record["mask_type"] == "cartesian" and record["method"] in ("zero-filled", "cs-tv")]
-    monkeypatch.setattr(trust, "OFFSET_MIN_POINTS", 2)
+    monkeypatch.setattr(trust_fit, "OFFSET_MIN_POINTS", 2)
     offsets = trust.fit_offsets(saved)
     assert set(offsets) == {"baseline:cartesian:1c", "baseline:cartesian", "cs:cartesian:1c", "cs:cartesian"}
     assert all(entry["points"] == 2 for entry in offsets.values())
@@ -137,7 +137,7 @@ def test_trust_offsets_hold_the_truth_of_the_records_they_were_fitted_on(trust_r
         assert record["est_low"] - 1e-6 <= record["psnr"] <= record["est_high"] + 1e-6
         assert record["est_high"] - record["est_low"] > 0
     # a second source whose shift differs by more than OFFSET_MAX_SPREAD_DB: no offset carries
-    for shift, kept in ((1.0, True), (trust.OFFSET_MAX_SPREAD_DB + 2.0, False)):
+    for shift, kept in ((1.0, True), (trust_fit.OFFSET_MAX_SPREAD_DB + 2.0, False)):
         other = [{**record, "source": "other", "psnr": record["psnr"] + shift} for record in saved]
         assert bool(trust.fit_offsets(saved + other)) == kept
 
@@ -145,10 +145,10 @@ def test_trust_offsets_hold_the_truth_of_the_records_they_were_fitted_on(trust_r
 def test_trust_offset_intervals_hold_a_subject_the_fit_never_saw(trust_records, monkeypatch):
     # each source is judged by the others' offset: two sources 2 dB apart give an interval
     # that reaches 2 dB either way (the plain residuals about the pooled median: 1 dB)
-    from benchmarks import trust
+    from benchmarks import trust, trust_fit
 
     saved = [dict(record) for record in trust_records[2] if record["mask_type"] == "cartesian" and record["method"] == "cs-tv"]
-    monkeypatch.setattr(trust, "OFFSET_MIN_POINTS", 2)
+    monkeypatch.setattr(trust_fit, "OFFSET_MIN_POINTS", 2)
     shift = 2.0
     other = [{**record, "source": "other", "psnr": record["psnr"] + shift} for record in saved]
     entry = trust.fit_offsets(saved + other)["cs:cartesian:1c"]
