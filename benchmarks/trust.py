@@ -56,7 +56,7 @@ from recon.api import as_sampling
 from recon.trust import holdout
 from recon.trust import holdout_trajectory as trajectories
 from recon.trust.calibration import CALIBRATION_FILE, load_calibration
-from recon.trust.noise_floor import out_of_span_floor
+from recon.trust.noise_floor import judged_noise_free, out_of_span_floor
 
 DEFAULT_METHODS = ("zero-filled", "cs-l1", "cs-tv", "gan-drn", "csr-gan")
 def _slices(images: np.ndarray, count: int) -> np.ndarray:
@@ -167,12 +167,13 @@ def _records(kspace: torch.Tensor, mask_np: np.ndarray, maps: torch.Tensor | Non
             inside = holdout.block_misfit(image, data, mask, maps) if block else 0.0
             estimate_seconds = time.perf_counter() - started
             for regime, reference in references.items():
-                residuals = holdout.without_noise_floor(whole, mask_np, floor) if regime == "noisy" and floor else whole
+                taken = floor if judged_noise_free(regime) else 0.0  # the coil noise no combined image holds
+                residuals = holdout.without_noise_floor(whole, mask_np, taken) if taken else whole
                 errors = holdout.raw_estimates(residuals, unmeasured, energy, spectrum, inside)
                 data_range = float(reference.max())
                 scores = metrics.evaluate(image[0].abs(), reference[index], data_range)
                 records.append({"source": name, "slice": number, "mask": preset, "mask_type": mask_type, "coils": coils,
-                                "regime": regime, "snr": snr, "noise_floor": floor if regime == "noisy" else 0.0,
+                                "regime": regime, "snr": snr, "noise_floor": taken,
                                 "dimensions": None if trajectory else holdout.mask_dimensions(mask_np),
                                 "kind": holdout.mask_kind(mask_np),
                                 "spectrum": None if spectrum is None else spectrum.tolist(), "inside": inside, "method": method,

@@ -200,7 +200,7 @@ def estimate_errors(outputs: dict[str, list[torch.Tensor]], kspace: torch.Tensor
                 on_begin(f"slice {ids[index]} {name}")
         image = outputs[name][index][None].to(torch.complex64)
         errors = holdout.fold_errors(reconstructor, kspace[index : index + 1], mask, maps, fold_masks[index], image,
-                                     clean_reference=regime == "noisy")
+                                     regime)
         found = holdout.summarise(errors, reconstructor, sampling, image, data_range, None, mask_type, kspace.shape[1],
                                   regime)
         if on_step is not None:

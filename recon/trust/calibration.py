@@ -103,6 +103,13 @@ offsets of their own (fitted on validation subjects with noise added) before the
 ``clean`` ones."""
 
 
+def regime_of(key: str) -> str:
+    """The regime of a calibration entry (``cs:poisson:mc-measured`` -> ``measured``;
+    ``clean`` for an entry of no regime of its own)."""
+    suffix = key.rsplit("-", 1)[-1]
+    return suffix if suffix in REGIMES and key.endswith(f"-{suffix}") else "clean"
+
+
 def offset_keys(family: str, mask_type: str | None, coils: int, kind: str = "", regime: str = "clean") -> list[str]:
     """The offset entries that may calibrate an estimate, most specific first. The mask
     family is ``mask_type``'s (``vd2d:nocal`` -> ``vd2d``), with ``:nocal`` when the mask

@@ -52,13 +52,12 @@ def judging(calibration: str, kind: str, fitted: dict | None = None) -> dict:
     and for an entry of the noisy or measured regimes (``cs:poisson:mc-measured``) the
     lead the calibration ``fitted`` (default: the shipped one) derived for that regime by
     the rule of :data:`REQUIRED_LEAD_DB` (its ``guard_lead_db``)."""
-    from recon.trust.calibration import load_calibration
+    from recon.trust.calibration import load_calibration, regime_of
 
-    regime = calibration.rsplit("-", 1)[-1] if calibration.endswith(("-noisy", "-measured")) else "clean"
     leads = (fitted if fitted is not None else load_calibration()).get("guard_lead_db", {})
     return {"untrusted": UNCALIBRATED if calibration == "identity" else "",
             "strict_lead_db": NO_CALIBRATION_LEAD_DB if kind.endswith("-nocal") else None,
-            "lead_db": float(leads.get(regime, REQUIRED_LEAD_DB))}
+            "lead_db": float(leads.get(regime_of(calibration), REQUIRED_LEAD_DB))}
 
 
 @dataclass(frozen=True)

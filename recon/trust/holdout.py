@@ -77,7 +77,7 @@ from recon.trust.holdout_block import (
     measured_spectrum,
     nmse_from_block,
 )
-from recon.trust.noise_floor import out_of_span_floor, subtract_floor
+from recon.trust.noise_floor import judged_noise_free, out_of_span_floor, subtract_floor
 
 DEFAULT_FOLDS = 4
 
@@ -248,17 +248,18 @@ def unmeasured_units(mask) -> np.ndarray:
 
 
 def fold_residuals(reconstructor, kspace: torch.Tensor, mask: torch.Tensor, coil_maps: torch.Tensor | None,
-                   folds: list[np.ndarray], clean_reference: bool = False) -> list[np.ndarray]:
+                   folds: list[np.ndarray], regime: str = "clean") -> list[np.ndarray]:
     """Reconstruct without each fold and measure the prediction error on it.
 
     Returns per fold a ``(2, bins)`` array: the number of held-out units and their
     residual energy ``sum |A x_k - y|^2`` (over readout points and coils) in each
     distance bin (see :func:`unit_counts`); for a super-resolution block,
     :func:`recon.trust.holdout_block.block_residuals` (a third row: the measured energy).
-    ``clean_reference``: the error is judged against the noise-free object (noise that a
-    simulation added), so the coil noise no combined image holds is taken out of the
-    residuals (:mod:`recon.trust.noise_floor`); otherwise (measured data, judged against
-    its full scan, noise and all) the residuals are kept whole.
+    ``regime`` (:data:`recon.trust.calibration.REGIMES`): when the error is judged against
+    the noise-free object (``noisy``: noise that a simulation added), the coil noise no
+    combined image holds is taken out of the residuals (:mod:`recon.trust.noise_floor`);
+    otherwise (measured data, judged against its full scan, noise and all) the residuals
+    are kept whole.
 
     Shapes
     ------
@@ -282,7 +283,9 @@ def fold_residuals(reconstructor, kspace: torch.Tensor, mask: torch.Tensor, coil
         residual = ((full(estimate.to(torch.complex64)) - kspace) * held_t).abs().pow(2).sum(dim=(0, 1)).cpu().numpy()
         energy = np.bincount(distance[held], weights=residual[held], minlength=bins)
         result.append(np.stack([unit_counts(mask_np, held), energy]))
-    return without_noise_floor(result, mask_np, out_of_span_floor(kspace, mask_np, coil_maps)) if clean_reference else result
+    if not judged_noise_free(regime):
+        return result
+    return without_noise_floor(result, mask_np, out_of_span_floor(kspace, mask_np, coil_maps))
 
 
 def without_noise_floor(residuals: list[np.ndarray], mask: np.ndarray, floor: float) -> list[np.ndarray]:
@@ -307,7 +310,7 @@ def raw_estimates(residuals: list[np.ndarray], unmeasured: np.ndarray, energy: f
 
 
 def fold_errors(reconstructor, kspace: torch.Tensor, mask: torch.Tensor, coil_maps: torch.Tensor | None,
-                folds: list[np.ndarray], image: torch.Tensor, clean_reference: bool = False) -> list[float]:
+                folds: list[np.ndarray], image: torch.Tensor, regime: str = "clean") -> list[float]:
     """Raw NMSE estimate of every fold (:func:`fold_residuals`, then
     :func:`raw_estimates`).
 
@@ -317,7 +320,7 @@ def fold_errors(reconstructor, kspace: torch.Tensor, mask: torch.Tensor, coil_ma
     image ``(1, H, W)``, the method's reconstruction from all the data; or a trajectory
     in place of the mask.
     """
-    residuals = fold_residuals(reconstructor, kspace, mask, coil_maps, folds, clean_reference)
+    residuals = fold_residuals(reconstructor, kspace, mask, coil_maps, folds, regime)
     sampling = mask if isinstance(mask, trajectories.Trajectory) else mask.cpu().numpy().astype(bool)
     unmeasured = unmeasured_units(sampling)
     if isinstance(sampling, trajectories.Trajectory) or block_shape(sampling) is None:
@@ -391,6 +394,5 @@ def estimate_error(reconstructor, kspace: torch.Tensor, mask: torch.Tensor, coil
     image ``(1, H, W)``.
     """
     sampling = mask if isinstance(mask, trajectories.Trajectory) else mask.cpu().numpy().astype(bool)
-    errors = fold_errors(reconstructor, kspace, mask, coil_maps, holdout_folds(sampling, folds, seed), image,
-                         regime == "noisy")
+    errors = fold_errors(reconstructor, kspace, mask, coil_maps, holdout_folds(sampling, folds, seed), image, regime)
     return summarise(errors, reconstructor, sampling, image, data_range, calibration, mask_type, kspace.shape[1], regime)

@@ -40,6 +40,12 @@ OUTER_SHARE = 0.05
 MIN_RADIUS = 0.4
 
 
+def judged_noise_free(regime: str) -> bool:
+    """Whether data of ``regime`` (:data:`recon.trust.calibration.REGIMES`) carry noise
+    their truth does not (``noisy``): then the floor comes out of the hold-out residuals."""
+    return regime == "noisy"
+
+
 def out_of_span_floor(kspace: torch.Tensor, mask: np.ndarray, coil_maps: torch.Tensor | None) -> float:
     """Energy per k-space sample (summed over coils) outside the coil maps' span, on the
     measured corner samples (or the outermost ones, :data:`CORNER_RADIUS`); 0.0 for a

@@ -95,3 +95,15 @@ def test_noisy_and_measured_data_take_their_own_offsets_first():
                                                                                           "cs:poisson:mc-measured")
     # a regime without an entry of its own falls back to the clean one
     assert calibrate(0.01, "cs-tv", "cs", "2d", shipped, "poisson", 8, "noisy")[1] == "cs:poisson:mc"
+
+
+
+def test_the_guard_takes_the_lead_of_the_regime_its_estimate_was_calibrated_in():
+    from recon.trust import guard
+
+    fitted = {"guard_lead_db": {"measured": 0.2}}
+    assert guard.judging("learned:poisson:mc-measured", "2d", fitted)["lead_db"] == 0.2
+    assert guard.judging("learned:1d:1c-measured", "1d", fitted)["lead_db"] == 0.2
+    # no lead of its own (noisy), or no regime at all (a clean entry, a -nocal line): the clean lead
+    for key, kind in (("learned:poisson:mc-noisy", "2d"), ("learned:poisson:mc", "2d"), ("learned:1d-nocal", "1d-nocal")):
+        assert guard.judging(key, kind, fitted)["lead_db"] == guard.REQUIRED_LEAD_DB
