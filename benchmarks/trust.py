@@ -151,7 +151,8 @@ def _records(kspace: torch.Tensor, mask_np: np.ndarray, maps: torch.Tensor | Non
         fold_masks = holdout.holdout_folds(mask_np, min(folds, holdout.holdout_units(mask_np)),  # as recon run does
                                            seed=seed_from_name(f"{name}:{number}"))
         data = kspace[index : index + 1]
-        floor = 0.0 if trajectory or block else out_of_span_floor(data, mask_np, maps)
+        noisy = any(judged_noise_free(regime) for regime in references) and not (trajectory or block)
+        floor = out_of_span_floor(data, mask_np, maps) if noisy else 0.0  # only a noisy regime takes it off
         for label in methods:  # NAME@WEIGHTS: a learned model with weights not (yet) shipped, recorded as NAME@
             method, _, weights = label.partition("@")
             reconstructor = recon.get(method, weights=weights) if weights else recon.get(method)
