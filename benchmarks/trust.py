@@ -56,7 +56,7 @@ from recon.api import as_sampling
 from recon.trust import holdout
 from recon.trust import holdout_trajectory as trajectories
 from recon.trust.calibration import CALIBRATION_FILE, load_calibration
-from recon.trust.noise_floor import judged_noise_free, out_of_span_floor
+from recon.trust.noise_floor import judged_noise_free, noise_floor
 
 DEFAULT_METHODS = ("zero-filled", "cs-l1", "cs-tv", "gan-drn", "csr-gan")
 def _slices(images: np.ndarray, count: int) -> np.ndarray:
@@ -71,7 +71,7 @@ def measure(images: np.ndarray, name: str, preset: str, mask_type: str, coils: i
     ``recon run`` gives them, instead of the true maps of the simulation). With
     ``noise_snr`` (dB, one per slice in turn) each slice gets acquisition noise and two
     records per method from the same reconstructions: regime ``noisy`` (judged against the
-    noise-free image, the coil noise no combined image holds taken out of the residuals)
+    noise-free image, the held-out samples' coil noise taken out of the residuals)
     and, on a grid, ``measured`` (judged against the full noisy scan's image, RSS over
     coils, as a scanner's data is; residuals whole)."""
     shape = images.shape[-2:]
@@ -134,15 +134,65 @@ def measure_raw(path: Path, preset: str, mask_type: str, methods: list[str], fol
                     methods, folds)
 
 
+PLANE_SNR_DB = 30.0
+"""The noise of a simulated 3-D acquisition: ``recon run --acquisition 3d``'s default."""
+
+
+def read_volume(path: str) -> tuple[str, np.ndarray]:
+    """``(name, volume (X, Y, Z))`` with the readout first, as ``recon run --acquisition 3d
+    [--input PATH]`` takes it: ``sample`` is the built-in template."""
+    from pipelines.common.volume import readout_planes
+
+    if path == "sample":
+        from pipelines.data.sample import sample_volume
+
+        return "sample:volume", readout_planes(sample_volume(), None, [])[0]
+    from pipelines.formats import read_input
+
+    study = read_input(Path(path))[0][0]
+    return study.name, readout_planes(study.images, study.meta.get("frequency_axis"), [])[0]
+
+
+def measure_planes(path: str, preset: str, mask_type: str, methods: list[str], folds: int, planes: int,
+                   coils: int = 8, snr: float = PLANE_SNR_DB) -> list[dict]:
+    """Records of the (ky, kz) planes of a simulated 3-D acquisition of a volume, made as
+    ``recon run --acquisition 3d`` makes and judges it (:func:`pipelines.common.volume.simulate`:
+    3-D birdcage coils, noise at ``snr`` dB, ESPIRiT maps per readout position; the mask
+    of ``_load_mask``; the estimate's ``planes`` evenly spread planes, the learned models
+    with their plane weights), regime ``noisy``, mask family ``FAMILY@planes``."""
+    from pipelines.common import volume as common_volume
+    from pipelines.common.evaluation import build_method, spread
+    from recon.trust.calibration import on_planes
+
+    name, volume = read_volume(path)
+    kind, center_fraction = split_family(mask_type)
+    shape = volume.shape[1:]
+    fraction = common_volume.centre_fraction(center_fraction, shape, kind, float(preset.rstrip("pct")) / 100)
+    made = make_sampling(preset, shape, kind, seed=seed_from_name(name), center_fraction=fraction)
+    kspace, truth, maps = common_volume.simulate(volume, made, coils, snr, False, seed_from_name(name), [])
+    picks = [int(i) for i in spread(len(volume), planes, middles=True)]
+    reference = truth.abs()
+    records = []
+    for index in picks:
+        builders = {label: (lambda label=label: build_method(label, planes=True)) for label in methods}
+        records += _records(kspace[index : index + 1], made.array, None if maps is None else maps[index : index + 1],
+                            {"noisy": reference[index : index + 1]}, name, preset, on_planes(mask_type), coils, methods,
+                            folds, first=index, snr=snr, data_range=float(reference.max()), builders=builders)
+    return records
+
+
 def _records(kspace: torch.Tensor, mask_np: np.ndarray, maps: torch.Tensor | None, references: dict[str, torch.Tensor],
              name: str, preset: str, mask_type: str, coils: int, methods: list[str], folds: int, first: int = 0,
-             snr: float | None = None) -> list[dict]:
+             snr: float | None = None, data_range: float | None = None, builders: dict | None = None) -> list[dict]:
     """One record per (slice, method, regime) of an acquisition ``(N, C, H, W)`` and its
     truth ``(N, H, W)`` per regime (:data:`recon.trust.calibration.REGIMES`): the method's
     true PSNR and NMSE and its raw hold-out estimate (``mask_np`` may be a trajectory: its
-    records are of kind ``trajectory``). Slice ``i`` is numbered ``first + i``."""
+    records are of kind ``trajectory``). Slice ``i`` is numbered ``first + i``. ``data_range``:
+    the PSNR's peak (default: each reference slice's maximum; a volume's planes take the
+    volume's); ``builders``: per method, what builds it (default ``recon.get``)."""
     trajectory = isinstance(mask_np, trajectories.Trajectory)
     mask = mask_np if trajectory else torch.from_numpy(mask_np)
+    peak = data_range
     records = []
     unmeasured = holdout.unmeasured_units(mask_np)
     block = not trajectory and holdout.block_shape(mask_np) is not None
@@ -152,10 +202,11 @@ def _records(kspace: torch.Tensor, mask_np: np.ndarray, maps: torch.Tensor | Non
                                            seed=seed_from_name(f"{name}:{number}"))
         data = kspace[index : index + 1]
         noisy = any(judged_noise_free(regime) for regime in references) and not (trajectory or block)
-        floor = out_of_span_floor(data, mask_np, maps) if noisy else 0.0  # only a noisy regime takes it off
+        floor = noise_floor(data, mask_np, maps) if noisy else 0.0  # only a noisy regime takes it off
         for label in methods:  # NAME@WEIGHTS: a learned model with weights not (yet) shipped, recorded as NAME@
             method, _, weights = label.partition("@")
-            reconstructor = recon.get(method, weights=weights) if weights else recon.get(method)
+            reconstructor = (builders[label]() if builders and label in builders else
+                             recon.get(method, weights=weights) if weights else recon.get(method))
             method = f"{method}@" if weights else method
             started = time.perf_counter()
             with torch.no_grad():
@@ -168,10 +219,10 @@ def _records(kspace: torch.Tensor, mask_np: np.ndarray, maps: torch.Tensor | Non
             inside = holdout.block_misfit(image, data, mask, maps) if block else 0.0
             estimate_seconds = time.perf_counter() - started
             for regime, reference in references.items():
-                taken = floor if judged_noise_free(regime) else 0.0  # the coil noise no combined image holds
+                taken = floor if judged_noise_free(regime) else 0.0  # the held-out coil noise
                 residuals = holdout.without_noise_floor(whole, mask_np, taken) if taken else whole
                 errors = holdout.raw_estimates(residuals, unmeasured, energy, spectrum, inside)
-                data_range = float(reference.max())
+                data_range = float(reference.max()) if peak is None else peak
                 scores = metrics.evaluate(image[0].abs(), reference[index], data_range)
                 records.append({"source": name, "slice": number, "mask": preset, "mask_type": mask_type, "coils": coils,
                                 "regime": regime, "snr": snr, "noise_floor": taken,
@@ -225,6 +276,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--raw", type=Path, nargs="+", metavar="FILE",
                         help="fully sampled raw scanner files (twix, ISMRMRD, ...) to measure instead of a corpus, "
                         "each undersampled with every --masks x --mask-types (the truth: the full scan's RSS image)")
+    parser.add_argument("--planes", nargs="+", metavar="VOLUME",
+                        help="3-D acquisitions simulated from these volumes (NIfTI, DICOM, or 'sample' for the "
+                             "built-in template), judged on their (ky, kz) planes as recon run --acquisition 3d does")
+    parser.add_argument("--plane-count", type=int, default=8, help="with --planes: planes per volume (evenly spread)")
     parser.add_argument("--sample", action="store_true",
                         help="add the built-in sample's slices of --split as a source (sample-SPLIT)")
     parser.add_argument("--methods", default=",".join(DEFAULT_METHODS))
@@ -255,7 +310,8 @@ def main(argv: list[str] | None = None) -> int:
             fitted["fitted_on"] += (f"; lines {', '.join(sorted(kept))} kept from the earlier fit "
                                     f"({shipped.get('fitted_on', 'unknown')}), their intervals measured on these records")
         if args.out.is_file():  # lines of mask kinds these records lack are kept from the earlier fit
-            fitted = merge(json.loads(args.out.read_text()), fitted, {_kind(r) for r in records},
+            fitted = merge(json.loads(args.out.read_text()), fitted,
+                           {_kind(r) for r in records if r.get("regime", "clean") == "clean"},  # lines: clean only
                            {r.get("mask_type", "").split(":")[0] for r in records})
         args.out.write_text(json.dumps(fitted, indent=1) + "\n")
         print(json.dumps(fitted["lines"], indent=1))
@@ -267,8 +323,8 @@ def main(argv: list[str] | None = None) -> int:
 
         print(evaluate(records, calibration, args.folds_used or calibration.get("folds_used")))
         return 0
-    if args.corpus is None and not args.sample and not args.raw:
-        parser.error("a corpus folder, --sample or --raw is needed (or --calibrate / --evaluate)")
+    if args.corpus is None and not args.sample and not args.raw and not args.planes:
+        parser.error("a corpus folder, --sample, --raw or --planes is needed (or --calibrate / --evaluate)")
     torch.set_num_threads(args.threads)
     warnings.simplefilter("ignore", UserWarning)
     records: list[dict] = []
@@ -278,6 +334,15 @@ def main(argv: list[str] | None = None) -> int:
                 started = time.perf_counter()
                 records += measure_raw(path, preset, mask_type, args.methods.split(","), args.folds)
                 print(f"{path.name} {preset} {mask_type}: {time.perf_counter() - started:.0f} s", flush=True)
+                if args.records:
+                    args.records.write_text(json.dumps(records))
+    for path in args.planes or []:
+        for mask_type in args.mask_types.split(","):
+            for preset in args.masks.split(","):
+                started = time.perf_counter()
+                records += measure_planes(path, preset, mask_type, args.methods.split(","), args.folds,
+                                          args.plane_count)
+                print(f"{path} planes {preset} {mask_type}: {time.perf_counter() - started:.0f} s", flush=True)
                 if args.records:
                     args.records.write_text(json.dumps(records))
     for name, images in _sources(args):

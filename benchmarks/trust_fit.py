@@ -9,7 +9,7 @@ import numpy as np
 
 from pipelines.common.evaluation import FALLBACK_FAMILIES
 from recon.trust import holdout
-from recon.trust.calibration import offset_keys, psnr_for
+from recon.trust.calibration import PLANES, offset_keys, psnr_for
 
 INTERVAL = (0.1, 0.9)
 """Quantiles of (true - estimated PSNR) on the validation records that bound the stated
@@ -74,12 +74,15 @@ estimate must show is how far the estimate overstated the learned lead over the 
 on this share of the validation slices (one-sided 1 sigma)."""
 
 
-OWN_LEAD_REGIMES = ("measured",)
-"""The regimes whose guard takes the lead its own validation records give. ``noisy`` was
-given its own too (3.24 dB) and the held-out test subjects with noise showed it too
-cautious: it fell back on 54 % of the slices where the learned output was better (90/166),
-and on every plane of the sample's 3-D default, where the learned models were 0.8 dB
-better; so noisy simulations keep the clean lead (docs/results.md, issue 36, fourth part)."""
+OWN_LEAD_REGIMES = ("measured", "noisy@planes")
+"""The regimes whose guard takes the lead its own validation records give
+(:func:`recon.trust.guard.lead_regime`). ``noisy`` 2-D slices were given their own too
+(3.24 dB) and the held-out test subjects with noise showed it too cautious: it fell back
+on 54 % of the slices where the learned output was better (90/166); so noisy slices keep
+the clean lead (docs/results.md, issue 36, fourth part). The (ky, kz) planes of a 3-D
+acquisition (``noisy@planes``), calibrated on planes, have an estimate whose learned lead
+errs by 0.9 dB (sd) about -0.5 dB on the validation volumes: the clean 1.5 dB fell back on
+11 of their 15 volumes where the learned output was better (fifth part)."""
 
 
 def guard_leads(records: list[dict], fitted: dict, folds_used: int | None = None) -> dict[str, float]:
@@ -87,11 +90,14 @@ def guard_leads(records: list[dict], fitted: dict, folds_used: int | None = None
     the :data:`GUARD_LEAD_QUANTILE` of (estimated - true) lead of each learned method over
     the CS method with the best estimate, on masks with a calibration block, the estimates
     calibrated by ``fitted``. Other data keep :data:`recon.trust.guard.REQUIRED_LEAD_DB`."""
-    noisy = [r for r in records if r.get("regime", "clean") in OWN_LEAD_REGIMES and not _kind(r).endswith("-nocal")]
+    def regime(r: dict) -> str:
+        return r.get("regime", "clean") + (PLANES if r.get("mask_type", "").endswith(PLANES) else "")
+
+    noisy = [r for r in records if regime(r) in OWN_LEAD_REGIMES and not _kind(r).endswith("-nocal")]
     apply(noisy, fitted, folds_used)
     slices: dict[tuple, list[dict]] = {}
     for r in noisy:
-        slices.setdefault((r["source"], r["slice"], r["mask"], r["mask_type"], r["coils"], r["regime"]), []).append(r)
+        slices.setdefault((r["source"], r["slice"], r["mask"], r["mask_type"], r["coils"], regime(r)), []).append(r)
     overstated: dict[str, list[float]] = {}
     for key, rows in slices.items():
         cs = [r for r in rows if r["family"] in FALLBACK_FAMILIES]
@@ -126,6 +132,8 @@ def fit_offsets(records: list[dict], folds_used: int | None = None) -> dict:
     for r in records:
         raw = psnr_for(float(np.mean(r["fold_nmse"])), r["data_range"], r["mean_energy"])
         keys = offset_keys(r["family"], r.get("mask_type"), r.get("coils", 1), _kind(r), r.get("regime", "clean"))
+        if r.get("mask_type", "").endswith(PLANES):  # a 3-D acquisition's planes fit their own entry alone
+            keys = keys[:1]
         regime = r.get("regime", "clean")
         for key in keys if regime == "clean" else [k for k in keys if k.endswith(f"-{regime}")]:  # noisy: their own
             gaps.setdefault(key, []).append(r["psnr"] - raw)

@@ -10,6 +10,7 @@ import numpy as np
 from benchmarks.trust_fit import _kind, apply
 from pipelines.common.evaluation import FALLBACK_FAMILIES
 from recon.trust import guard
+from recon.trust.calibration import PLANES
 
 
 def evaluate(records: list[dict], calibration: dict, folds_used: int | None = None) -> str:
@@ -38,11 +39,15 @@ def evaluate(records: list[dict], calibration: dict, folds_used: int | None = No
     lines += _coverage(records)
     lines += _families(slices, calibration)
     worse_flagged = worse = better_flagged = better = 0
-    for rows in slices.values():
+    volumes: dict[tuple, list[tuple]] = {}  # a 3-D acquisition's planes: (flagged, learned PSNR, CS PSNRs) per plane
+    for key, rows in slices.items():
         cs = [r for r in rows if r["family"] in FALLBACK_FAMILIES]
         for r in (r for r in rows if r["family"] == "learned"):
             verdict = guard.compare(r["est_psnr"], r["est_spread"], [(c["method"], c["est_psnr"], c["est_spread"]) for c in cs],
                                     **guard.judging(r["est_calibration"], _kind(r), calibration))
+            if key[3].endswith(PLANES):
+                volumes.setdefault((key[0], *key[2:], r["method"]), []).append(
+                    (verdict.flagged, r["psnr"], {c["method"]: c["psnr"] for c in cs}))
             true_gap = r["psnr"] - max(c["psnr"] for c in cs)
             if true_gap <= -1:
                 worse += 1
@@ -53,11 +58,29 @@ def evaluate(records: list[dict], calibration: dict, folds_used: int | None = No
     lines.append(f"guard: flagged {worse_flagged}/{worse} (slice, learned method) pairs at least 1 dB worse than the best CS "
                  f"(target all); {better_flagged}/{better} of those better than the best CS "
                  f"({100 * better_flagged / max(better, 1):.0f} %, target <= 10 %)")
+    if volumes:
+        lines.append(_volumes(volumes))
     seconds: dict[str, list[float]] = {}
     for r in records:
         seconds.setdefault(r["method"], []).append(r["estimate_seconds"] / max(r["seconds"], 1e-6))
     lines.append("estimate cost, in reconstructions: " + ", ".join(f"{m} {np.mean(v):.1f}x" for m, v in seconds.items()))
     return "\n".join(lines)
+
+
+def _volumes(volumes: dict[tuple, list[tuple]]) -> str:
+    """The guard as ``recon run --acquisition 3d`` applies it: a learned volume is written
+    from CS when most of its judged planes are flagged
+    (:func:`pipelines.common.volume.whole_volume`); its true gap is the mean of its planes'
+    PSNR against the best CS method's mean."""
+    worse_flagged = worse = better_flagged = better = 0
+    for planes in volumes.values():
+        flagged = 2 * sum(plane[0] for plane in planes) > len(planes)
+        best = max(np.mean([plane[2][method] for plane in planes]) for method in planes[0][2])
+        gap = np.mean([plane[1] for plane in planes]) - best
+        worse, worse_flagged = worse + (gap <= -1), worse_flagged + (gap <= -1 and flagged)
+        better, better_flagged = better + (gap > 0), better_flagged + (gap > 0 and flagged)
+    return (f"guard per 3-D volume (most judged planes flagged): flagged {worse_flagged}/{worse} volumes at least 1 dB "
+            f"worse than the best CS; {better_flagged}/{better} of those better ({100 * better_flagged / max(better, 1):.0f} %)")
 
 
 def _coverage(records: list[dict]) -> list[str]:

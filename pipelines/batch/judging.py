@@ -24,7 +24,7 @@ from pipelines.common.evaluation import (
     spread,
     trust_check,
 )
-from pipelines.common.volume import ESTIMATE_NOTE, ESTIMATE_PLANES, whole_volume
+from pipelines.common.volume import ESTIMATE_PLANES, estimate_note, whole_volume
 from pipelines.config import BatchConfig
 from recon.trust import calibration
 
@@ -61,7 +61,7 @@ def estimate(study_metrics: dict[str, Any], images: dict[str, np.ndarray], kspac
     three_d = study_metrics.get("acquisition") == "3d"
     picks = np.arange(len(kspace))
     if three_d:  # the volume is judged as one, on evenly spread readout planes
-        picks = spread(len(kspace), ESTIMATE_PLANES)
+        picks = spread(len(kspace), ESTIMATE_PLANES, middles=True)
         study_metrics["estimate_planes"] = picks.tolist()
     outputs = {method: [torch.from_numpy(images[method][i]) for i in picks] for method in names}
     maps = None if coil_maps is None else torch.from_numpy(coil_maps[picks])
@@ -74,7 +74,7 @@ def estimate(study_metrics: dict[str, Any], images: dict[str, np.ndarray], kspac
         study_metrics["notes"].append(no_estimate_note(mask))
         return {}
     if three_d:
-        study_metrics["notes"].append(ESTIMATE_NOTE)
+        study_metrics["notes"].append(estimate_note(estimates))
     verdicts = guard_verdicts(estimates, mask)
     if three_d:  # one verdict for the volume (pipelines.common.volume.whole_volume)
         verdicts = whole_volume(verdicts)

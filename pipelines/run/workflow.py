@@ -176,7 +176,7 @@ def _estimate(config: RunConfig, records: list[dict[str, Any]], outputs: dict[st
     if holdout.holdout_units(sampling) < 2:
         notes.append(evaluation.no_estimate_note(sampling))
         return
-    picks = [int(i) for i in spread(kspace.shape[0], config.estimate_slices)]
+    picks = [int(i) for i in spread(kspace.shape[0], config.estimate_slices, middles=config.acquisition == "3d")]
     names, left_out = evaluation.estimated_methods(list(complex_outputs), config.estimate_methods,
                                                    trajectory=not isinstance(sampling, np.ndarray))
     if left_out:
@@ -197,7 +197,7 @@ def _estimate(config: RunConfig, records: list[dict[str, Any]], outputs: dict[st
     verdicts = guard_verdicts(estimates, sampling)
     if config.acquisition == "3d":  # one verdict for the volume
         verdicts = common_volume.whole_volume(verdicts)
-        notes.append(common_volume.ESTIMATE_NOTE)
+        notes.append(common_volume.estimate_note(estimates))
     if not evaluation.guard_applies(sampling):
         notes.append(evaluation.UNGUARDED_NOTE)
     chosen_outputs = {name: [images[i] for i in picks] for name, images in outputs.items()}

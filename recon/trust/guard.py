@@ -31,7 +31,8 @@ percentile of how far the estimate overstated the learned lead on the validation
 subjects. Measured data take the lead that rule gives on their own validation records
 (the calibration's ``guard_lead_db``, fitted by ``benchmarks.trust --calibrate``): there
 the estimate's gap is unbiased and the lead about 0 dB; 1.5 dB made the guard fall back on
-half of the test slices where the learned output was better. (Noisy simulations keep
+half of the test slices where the learned output was better. So do the (ky, kz) planes of a
+simulated 3-D acquisition (``noisy@planes``), calibrated on planes. (Noisy 2-D slices keep
 this lead: theirs, 3.24 dB, proved too cautious on the test subjects;
 ``benchmarks.trust_fit.OWN_LEAD_REGIMES``.)"""
 NO_CALIBRATION_LEAD_DB = 0.5
@@ -51,13 +52,23 @@ def judging(calibration: str, kind: str, fitted: dict | None = None) -> dict:
     fixed lead on a mask without a calibration block (:data:`NO_CALIBRATION_LEAD_DB`),
     and for an entry of the noisy or measured regimes (``cs:poisson:mc-measured``) the
     lead the calibration ``fitted`` (default: the shipped one) derived for that regime by
-    the rule of :data:`REQUIRED_LEAD_DB` (its ``guard_lead_db``)."""
-    from recon.trust.calibration import load_calibration, regime_of
+    the rule of :data:`REQUIRED_LEAD_DB` (its ``guard_lead_db``, :func:`lead_regime`)."""
+    from recon.trust.calibration import load_calibration
 
     leads = (fitted if fitted is not None else load_calibration()).get("guard_lead_db", {})
     return {"untrusted": UNCALIBRATED if calibration == "identity" else "",
             "strict_lead_db": NO_CALIBRATION_LEAD_DB if kind.endswith("-nocal") else None,
-            "lead_db": float(leads.get(regime_of(calibration), REQUIRED_LEAD_DB))}
+            "lead_db": float(leads.get(lead_regime(calibration), REQUIRED_LEAD_DB))}
+
+
+def lead_regime(calibration: str) -> str:
+    """Which ``guard_lead_db`` of the calibration judges an estimate calibrated by the entry
+    ``calibration``: its regime (``cs:poisson:mc-measured`` -> ``measured``), with
+    ``@planes`` for a 3-D acquisition's planes (``cs:poisson@planes:mc-noisy`` ->
+    ``noisy@planes``)."""
+    from recon.trust.calibration import PLANES, regime_of
+
+    return regime_of(calibration) + (PLANES if PLANES in calibration else "")
 
 
 @dataclass(frozen=True)

@@ -33,8 +33,8 @@ validation and test subjects fell from 4.1 to 2.5 dB. A plain inverse-density
 weighting, tried first of all, missed most of the error of 1-D masks.) For multi-coil
 data everything is per coil, with the method's own coil maps, and sums run over coils.
 When the error is judged against a noise-free object (a simulation's added noise, regime
-``noisy``), the coil noise that no coil-combined image holds is taken out of every
-held-out residual first (:mod:`recon.trust.noise_floor`): on 8-coil data at 30 dB it made
+``noisy``), the held-out samples' coil noise, which the fold never saw, is taken out of
+every held-out residual first (:mod:`recon.trust.noise_floor`): on 8-coil data at 30 dB it made
 the raw estimate about 8 dB pessimistic on Poisson-disc masks and 3 dB on cartesian ones.
 
 **Bias.** Each fold reconstructs from fewer samples than the real reconstruction, so
@@ -77,7 +77,7 @@ from recon.trust.holdout_block import (
     measured_spectrum,
     nmse_from_block,
 )
-from recon.trust.noise_floor import judged_noise_free, out_of_span_floor, subtract_floor
+from recon.trust.noise_floor import judged_noise_free, noise_floor, subtract_floor
 
 DEFAULT_FOLDS = 4
 
@@ -256,8 +256,8 @@ def fold_residuals(reconstructor, kspace: torch.Tensor, mask: torch.Tensor, coil
     distance bin (see :func:`unit_counts`); for a super-resolution block,
     :func:`recon.trust.holdout_block.block_residuals` (a third row: the measured energy).
     ``regime`` (:data:`recon.trust.calibration.REGIMES`): when the error is judged against
-    the noise-free object (``noisy``: noise that a simulation added), the coil noise no
-    combined image holds is taken out of the residuals (:mod:`recon.trust.noise_floor`);
+    the noise-free object (``noisy``: noise that a simulation added), the held-out
+    samples' coil noise is taken out of the residuals (:mod:`recon.trust.noise_floor`);
     otherwise (measured data, judged against its full scan, noise and all) the residuals
     are kept whole.
 
@@ -285,11 +285,11 @@ def fold_residuals(reconstructor, kspace: torch.Tensor, mask: torch.Tensor, coil
         result.append(np.stack([unit_counts(mask_np, held), energy]))
     if not judged_noise_free(regime):
         return result
-    return without_noise_floor(result, mask_np, out_of_span_floor(kspace, mask_np, coil_maps))
+    return without_noise_floor(result, mask_np, noise_floor(kspace, mask_np, coil_maps))
 
 
 def without_noise_floor(residuals: list[np.ndarray], mask: np.ndarray, floor: float) -> list[np.ndarray]:
-    """:func:`fold_residuals` less ``floor`` (:func:`recon.trust.noise_floor.out_of_span_floor`)
+    """:func:`fold_residuals` less ``floor`` (:func:`recon.trust.noise_floor.noise_floor`)
     per held-out sample: a line of a 1-D mask holds ``H`` samples, a point of a 2-D mask one.
 
     Shapes
@@ -386,7 +386,7 @@ def estimate_error(reconstructor, kspace: torch.Tensor, mask: torch.Tensor, coil
     regime : str
         What the data and its reference are (:data:`recon.trust.calibration.REGIMES`):
         ``noisy`` (simulated noise, judged against the noise-free object) also takes the
-        coil noise no combined image holds out of the residuals (:func:`fold_residuals`).
+        held-out samples' coil noise out of the residuals (:func:`fold_residuals`).
 
     Shapes
     ------

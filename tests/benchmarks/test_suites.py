@@ -337,3 +337,28 @@ def test_volume_benchmark_scores_each_method_and_other_weights_on_a_small_volume
         assert len(rows[name]["plane_psnr"]) == planes and rows[name]["psnr"] > rows["zero-filled"]["psnr"]
         assert rows[name]["planes_below_zero_filled"] <= planes and rows[name]["seconds_with_maps"] > rows[name]["seconds"]
     assert "zero-filled" in capsys.readouterr().out
+
+
+def test_trust_benchmark_on_3d_planes_records_them_as_recon_run_judges_them_and_fits_their_own_entries(tmp_path):
+    import nibabel as nib
+
+    from benchmarks import trust
+
+    grid = np.meshgrid(*[np.linspace(-1, 1, n) for n in (24, 40, 36)], indexing="ij")
+    head = 0.6 * (sum((axis / 0.8) ** 2 for axis in grid) < 1) + 0.4 * (sum((axis / 0.4) ** 2 for axis in grid) < 1)
+    nib.save(nib.Nifti1Image(head.astype(np.float32), np.eye(4)), tmp_path / "head.nii.gz")
+    records = tmp_path / "planes.json"
+    assert trust.main(["--planes", str(tmp_path / "head.nii.gz"), "--masks", "25pct", "--mask-types", "poisson",
+                       "--methods", "zero-filled,cs-tv", "--plane-count", "3", "--threads", "1",
+                       "--records", str(records)]) == 0
+    saved = json.loads(records.read_text())
+    assert len(saved) == 6 and {(r["mask_type"], r["regime"], r["coils"]) for r in saved} == {("poisson@planes", "noisy", 8)}
+    assert len({r["slice"] for r in saved}) == 3
+    assert len({r["data_range"] for r in saved}) == 1  # the volume's peak, as the 3-D report's planes
+    # the planes fit their own entry alone, never the slice entries a 2-D acquisition uses
+    fitted = trust.fit_offsets([{**r, "source": f"{r['source']}{i % 2}"} for i, r in enumerate(saved * 4)])
+    assert set(fitted) == {"baseline:poisson@planes:mc-noisy", "cs:poisson@planes:mc-noisy"}
+    # and the guard's lead of their own (a learned twin of cs-tv: estimated as far ahead as it is)
+    twin = [{**r, "method": "gan-drn", "family": "learned"} for r in saved if r["method"] == "cs-tv"]
+    fitted = trust.fit([{**r, "source": f"{r['source']}{i % 2}"} for i, r in enumerate((saved + twin) * 4)])
+    assert set(fitted["guard_lead_db"]) == {"noisy@planes"} and abs(fitted["guard_lead_db"]["noisy@planes"]) < 0.01

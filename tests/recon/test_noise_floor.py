@@ -11,7 +11,7 @@ import recon
 from masks import make_mask
 from physics import simulate_coil_maps, simulate_kspace
 from recon.trust import holdout, noise_floor
-from recon.trust.calibration import calibrate, offset_keys
+from recon.trust.calibration import calibrate, offset_keys, on_planes
 
 
 def _brain(size: int = 128) -> torch.Tensor:
@@ -51,6 +51,8 @@ def test_the_floor_is_the_coil_noise_outside_the_maps_span(kind):
     floor = noise_floor.out_of_span_floor(kspace, mask.numpy(), maps)
     # white coil noise keeps 1/C of its energy inside the span where the maps are, none elsewhere
     assert floor == pytest.approx(sigma2 * (coils - support), rel=0.15)
+    # what the hold-out subtracts is all of a held-out sample's noise, every coil's
+    assert noise_floor.noise_floor(kspace, mask.numpy(), maps) == pytest.approx(sigma2 * coils, rel=0.15)
     # without noise, the image's own corners are inside the span: next to nothing
     clean, clean_mask, maps, _, _ = _acquisition(coils, None, kind="poisson" if kind == "elliptical" else kind)
     clean_mask = _elliptical(clean_mask) if kind == "elliptical" else clean_mask
@@ -60,6 +62,7 @@ def test_the_floor_is_the_coil_noise_outside_the_maps_span(kind):
     # one coil, or no maps: nothing is outside the span
     single, mask, _, _, _ = _acquisition(1, snr, kind="cartesian")
     assert noise_floor.out_of_span_floor(single, mask.numpy(), None) == 0.0
+    assert noise_floor.noise_floor(single, mask.numpy(), None) == 0.0
 
 
 def test_the_floor_is_taken_off_each_held_out_sample_never_below_a_twentieth():
@@ -97,6 +100,21 @@ def test_noisy_and_measured_data_take_their_own_offsets_first():
     assert calibrate(0.01, "cs-tv", "cs", "2d", shipped, "poisson", 8, "noisy")[1] == "cs:poisson:mc"
 
 
+def test_the_planes_of_a_3d_acquisition_take_their_own_entry_first_then_the_slices():
+    assert on_planes("poisson") == "poisson@planes" == on_planes("poisson@planes") and on_planes(None) is None
+    assert offset_keys("cs", "vd2d:nocal@planes", 8, "2d-nocal", "noisy") == [
+        "cs:vd2d:nocal@planes:mc-noisy", "cs:vd2d:nocal:mc-noisy", "cs:2d-nocal:mc-noisy", "cs:vd2d:nocal:mc",
+        "cs:vd2d:nocal"]
+    shipped = {"lines": {}, "offsets": {"learned:poisson@planes:mc-noisy": {"offset_db": 10.0, "interval_db": [-1, 1]},
+                                        "learned:poisson:mc-noisy": {"offset_db": 0.0, "interval_db": [-1, 1]}}}
+    assert calibrate(0.01, "gan-drn", "learned", "2d", shipped, "poisson@planes", 8, "noisy") == (
+        pytest.approx(0.001), "learned:poisson@planes:mc-noisy")
+    assert calibrate(0.01, "gan-drn", "learned", "2d", shipped, "poisson", 8, "noisy")[1] == "learned:poisson:mc-noisy"
+    del shipped["offsets"]["learned:poisson@planes:mc-noisy"]  # none of their own: the slices'
+    assert calibrate(0.01, "gan-drn", "learned", "2d", shipped, "poisson@planes", 8, "noisy")[1] == (
+        "learned:poisson:mc-noisy")
+
+
 
 def test_the_guard_takes_the_lead_of_the_regime_its_estimate_was_calibrated_in():
     from recon.trust import guard
@@ -107,3 +125,8 @@ def test_the_guard_takes_the_lead_of_the_regime_its_estimate_was_calibrated_in()
     # no lead of its own (noisy), or no regime at all (a clean entry, a -nocal line): the clean lead
     for key, kind in (("learned:poisson:mc-noisy", "2d"), ("learned:poisson:mc", "2d"), ("learned:1d-nocal", "1d-nocal")):
         assert guard.judging(key, kind, fitted)["lead_db"] == guard.REQUIRED_LEAD_DB
+    # the planes of a 3-D acquisition take their own, never the slices' noisy one
+    fitted = {"guard_lead_db": {"noisy": 3.0, "noisy@planes": 0.1}}
+    assert guard.lead_regime("learned:poisson@planes:mc-noisy") == "noisy@planes"
+    assert guard.judging("learned:poisson@planes:mc-noisy", "2d", fitted)["lead_db"] == 0.1
+    assert guard.judging("learned:poisson:mc-noisy", "2d", fitted)["lead_db"] == 3.0
