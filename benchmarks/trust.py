@@ -159,7 +159,10 @@ def measure_planes(path: str, preset: str, mask_type: str, methods: list[str], f
     ``recon run --acquisition 3d`` makes and judges it (:func:`pipelines.common.volume.simulate`:
     3-D birdcage coils, noise at ``snr`` dB, ESPIRiT maps per readout position; the mask
     of ``_load_mask``; the estimate's ``planes`` evenly spread planes, the learned models
-    with their plane weights), regime ``noisy``, mask family ``FAMILY@planes``."""
+    with their plane weights), mask family ``FAMILY@planes``, in the regimes ``noisy``
+    (judged against the noise-free volume) and ``measured`` (against the full scan's RSS
+    image, as a scanner's 3-D k-space retrospectively undersampled is judged; the measured
+    peak is that of the judged planes)."""
     from pipelines.common import volume as common_volume
     from pipelines.common.evaluation import build_method, spread
     from recon.trust.calibration import on_planes
@@ -169,27 +172,35 @@ def measure_planes(path: str, preset: str, mask_type: str, methods: list[str], f
     shape = volume.shape[1:]
     fraction = common_volume.centre_fraction(center_fraction, shape, kind, float(preset.rstrip("pct")) / 100)
     made = make_sampling(preset, shape, kind, seed=seed_from_name(name), center_fraction=fraction)
-    kspace, truth, maps = common_volume.simulate(volume, made, coils, snr, False, seed_from_name(name), [])
     picks = [int(i) for i in spread(len(volume), planes, middles=True)]
+    scan: dict[int, torch.Tensor] = {}  # the full scan's RSS image of each judged plane
+
+    def full_scan(hybrid: torch.Tensor) -> None:
+        scan.update({index: ifft2c(hybrid[index]).abs().pow(2).sum(dim=0).sqrt() for index in picks})
+
+    kspace, truth, maps = common_volume.simulate(volume, made, coils, snr, False, seed_from_name(name), [], full_scan)
     reference = truth.abs()
+    peaks = {"noisy": float(reference.max()), "measured": float(max(image.max() for image in scan.values()))}
     records = []
     for index in picks:
         builders = {label: (lambda label=label: build_method(label, planes=True)) for label in methods}
         records += _records(kspace[index : index + 1], made.array, None if maps is None else maps[index : index + 1],
-                            {"noisy": reference[index : index + 1]}, name, preset, on_planes(mask_type), coils, methods,
-                            folds, first=index, snr=snr, data_range=float(reference.max()), builders=builders)
+                            {"noisy": reference[index][None], "measured": scan[index][None]}, name, preset,
+                            on_planes(mask_type), coils, methods, folds, first=index, snr=snr, data_range=peaks,
+                            builders=builders)
     return records
 
 
 def _records(kspace: torch.Tensor, mask_np: np.ndarray, maps: torch.Tensor | None, references: dict[str, torch.Tensor],
              name: str, preset: str, mask_type: str, coils: int, methods: list[str], folds: int, first: int = 0,
-             snr: float | None = None, data_range: float | None = None, builders: dict | None = None) -> list[dict]:
+             snr: float | None = None, data_range: dict[str, float] | None = None,
+             builders: dict | None = None) -> list[dict]:
     """One record per (slice, method, regime) of an acquisition ``(N, C, H, W)`` and its
     truth ``(N, H, W)`` per regime (:data:`recon.trust.calibration.REGIMES`): the method's
     true PSNR and NMSE and its raw hold-out estimate (``mask_np`` may be a trajectory: its
     records are of kind ``trajectory``). Slice ``i`` is numbered ``first + i``. ``data_range``:
-    the PSNR's peak (default: each reference slice's maximum; a volume's planes take the
-    volume's); ``builders``: per method, what builds it (default ``recon.get``)."""
+    the PSNR's peak per regime (default: each reference slice's maximum; a volume's planes
+    take the volume's); ``builders``: per method, what builds it (default ``recon.get``)."""
     trajectory = isinstance(mask_np, trajectories.Trajectory)
     mask = mask_np if trajectory else torch.from_numpy(mask_np)
     peak = data_range
@@ -222,7 +233,7 @@ def _records(kspace: torch.Tensor, mask_np: np.ndarray, maps: torch.Tensor | Non
                 taken = floor if judged_noise_free(regime) else 0.0  # the held-out coil noise
                 residuals = holdout.without_noise_floor(whole, mask_np, taken) if taken else whole
                 errors = holdout.raw_estimates(residuals, unmeasured, energy, spectrum, inside)
-                data_range = float(reference.max()) if peak is None else peak
+                data_range = float(reference.max()) if peak is None else peak[regime]
                 scores = metrics.evaluate(image[0].abs(), reference[index], data_range)
                 records.append({"source": name, "slice": number, "mask": preset, "mask_type": mask_type, "coils": coils,
                                 "regime": regime, "snr": snr, "noise_floor": taken,

@@ -74,7 +74,7 @@ estimate must show is how far the estimate overstated the learned lead over the 
 on this share of the validation slices (one-sided 1 sigma)."""
 
 
-OWN_LEAD_REGIMES = ("measured", "noisy@planes")
+OWN_LEAD_REGIMES = ("measured", "noisy@planes", "measured@planes")
 """The regimes whose guard takes the lead its own validation records give
 (:func:`recon.trust.guard.lead_regime`). ``noisy`` 2-D slices were given their own too
 (3.24 dB) and the held-out test subjects with noise showed it too cautious: it fell back
@@ -132,8 +132,8 @@ def fit_offsets(records: list[dict], folds_used: int | None = None) -> dict:
     for r in records:
         raw = psnr_for(float(np.mean(r["fold_nmse"])), r["data_range"], r["mean_energy"])
         keys = offset_keys(r["family"], r.get("mask_type"), r.get("coils", 1), _kind(r), r.get("regime", "clean"))
-        if r.get("mask_type", "").endswith(PLANES):  # a 3-D acquisition's planes fit their own entry alone
-            keys = keys[:1]
+        if r.get("mask_type", "").endswith(PLANES):  # a 3-D acquisition's planes fit their own entries alone
+            keys = [key for key in keys if PLANES in key]
         regime = r.get("regime", "clean")
         for key in keys if regime == "clean" else [k for k in keys if k.endswith(f"-{regime}")]:  # noisy: their own
             gaps.setdefault(key, []).append(r["psnr"] - raw)

@@ -118,9 +118,11 @@ elliptical mask, maps from a (ky, kz) block; on the sample's 3-D default the sli
 offsets made the learned estimates 1.8-3.8 dB high), and tried before the slice entries."""
 
 
-def on_planes(mask_type: str | None) -> str | None:
-    """``mask_type`` as the family of a 3-D acquisition's (ky, kz) planes (:data:`PLANES`)."""
-    return f"{mask_type}{PLANES}" if mask_type and not mask_type.endswith(PLANES) else mask_type
+def on_planes(mask_type: str | None) -> str:
+    """``mask_type`` as the family of a 3-D acquisition's (ky, kz) planes (:data:`PLANES`;
+    a mask read from the data, None, becomes ``@planes``: its kind's plane entry)."""
+    mask_type = mask_type or ""
+    return mask_type if mask_type.endswith(PLANES) else f"{mask_type}{PLANES}"
 
 
 def offset_keys(family: str, mask_type: str | None, coils: int, kind: str = "", regime: str = "clean") -> list[str]:
@@ -130,12 +132,15 @@ def offset_keys(family: str, mask_type: str | None, coils: int, kind: str = "", 
     default centre). A ``regime`` other than ``clean`` (:data:`REGIMES`) tries its own
     entries first: the mask family's (``cs:poisson:mc-noisy``), then the mask kind's
     (``cs:2d:mc-noisy``), which also serves a mask read from a file (no family known).
-    A family on 3-D planes (``poisson@planes``) tries its planes' own entry
-    (``cs:poisson@planes:mc-noisy``), then the slice entries."""
+    A family on 3-D planes (``poisson@planes``) tries its planes' own entries, the mask
+    family's then the kind's (``cs:poisson@planes:mc-noisy``, ``cs:2d@planes:mc-noisy``,
+    which also serves a mask read from the data, ``@planes``), then the slice entries."""
     if mask_type and mask_type.endswith(PLANES):
-        base = mask_type[: -len(PLANES)]
-        name = base.split(":")[0] + (":nocal" if kind.endswith("-nocal") else "")
-        return [f"{family}:{name}{PLANES}:{coil_group(coils)}-{regime}", *offset_keys(family, base, coils, kind, regime)]
+        base = mask_type[: -len(PLANES)] or None
+        group = f"{coil_group(coils)}-{regime}"
+        name = (base or "").split(":")[0] + (":nocal" if kind.endswith("-nocal") else "")
+        planes = ([f"{family}:{name}{PLANES}:{group}"] if base else []) + [f"{family}:{kind}{PLANES}:{group}"]
+        return [*planes, *offset_keys(family, base, coils, kind, regime)]
     group = coil_group(coils)
     own = [] if regime == "clean" else [f"{family}:{kind}:{group}-{regime}"] if kind else []
     if not mask_type:

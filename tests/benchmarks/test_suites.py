@@ -343,6 +343,7 @@ def test_trust_benchmark_on_3d_planes_records_them_as_recon_run_judges_them_and_
     import nibabel as nib
 
     from benchmarks import trust
+    from recon.trust.calibration import REGIMES
 
     grid = np.meshgrid(*[np.linspace(-1, 1, n) for n in (24, 40, 36)], indexing="ij")
     head = 0.6 * (sum((axis / 0.8) ** 2 for axis in grid) < 1) + 0.4 * (sum((axis / 0.4) ** 2 for axis in grid) < 1)
@@ -352,13 +353,19 @@ def test_trust_benchmark_on_3d_planes_records_them_as_recon_run_judges_them_and_
                        "--methods", "zero-filled,cs-tv", "--plane-count", "3", "--threads", "1",
                        "--records", str(records)]) == 0
     saved = json.loads(records.read_text())
-    assert len(saved) == 6 and {(r["mask_type"], r["regime"], r["coils"]) for r in saved} == {("poisson@planes", "noisy", 8)}
+    assert len(saved) == 12 and {(r["mask_type"], r["coils"]) for r in saved} == {("poisson@planes", 8)}
     assert len({r["slice"] for r in saved}) == 3
-    assert len({r["data_range"] for r in saved}) == 1  # the volume's peak, as the 3-D report's planes
-    # the planes fit their own entry alone, never the slice entries a 2-D acquisition uses
+    for regime in ("noisy", "measured"):  # against the noise-free volume, and against the full scan's RSS image
+        mine = [r for r in saved if r["regime"] == regime]
+        assert len(mine) == 6 and len({r["data_range"] for r in mine}) == 1  # one peak for the volume's planes
+    noisy, measured = ([r for r in saved if r["regime"] == regime and r["method"] == "cs-tv"] for regime in REGIMES[1:])
+    assert all(n["seconds"] == m["seconds"] and n["psnr"] != m["psnr"] for n, m in zip(noisy, measured))  # one reconstruction
+    # the planes fit their own entries alone, never the slice entries a 2-D acquisition uses
     fitted = trust.fit_offsets([{**r, "source": f"{r['source']}{i % 2}"} for i, r in enumerate(saved * 4)])
-    assert set(fitted) == {"baseline:poisson@planes:mc-noisy", "cs:poisson@planes:mc-noisy"}
-    # and the guard's lead of their own (a learned twin of cs-tv: estimated as far ahead as it is)
+    assert set(fitted) == {f"{family}:{name}@planes:mc-{regime}" for family in ("baseline", "cs")
+                           for name in ("poisson", "2d") for regime in ("noisy", "measured")}
+    # and the guard's leads of their own (a learned twin of cs-tv: estimated as far ahead as it is)
     twin = [{**r, "method": "gan-drn", "family": "learned"} for r in saved if r["method"] == "cs-tv"]
     fitted = trust.fit([{**r, "source": f"{r['source']}{i % 2}"} for i, r in enumerate((saved + twin) * 4)])
-    assert set(fitted["guard_lead_db"]) == {"noisy@planes"} and abs(fitted["guard_lead_db"]["noisy@planes"]) < 0.01
+    assert set(fitted["guard_lead_db"]) == {"noisy@planes", "measured@planes"}
+    assert all(abs(lead) < 0.01 for lead in fitted["guard_lead_db"].values())

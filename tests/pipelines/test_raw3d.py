@@ -174,8 +174,10 @@ def test_batch_judges_a_3d_file_as_one_volume_on_spread_planes(tmp_path):
     assert len(metrics["estimate_planes"]) == 8
     record = metrics["methods"]["gan-drn"]
     assert len(record["estimated_psnr_slices"]) == 8 and len(set(record["guard_output_slices"])) == 1
-    # measured planes have no plane calibration: the note says its dB are the slices'
-    assert any(note.startswith("error estimate of a 3-D acquisition: calibrated on 2-D slices") for note in metrics["notes"])
+    # a scanner's planes (judged against the full scan) take the measured regime's plane entries, and the note says so
+    assert any(note.startswith("error estimate of a 3-D acquisition: calibrated on the (ky, kz) planes")
+               for note in metrics["notes"])
+    assert record["estimate_calibration"].endswith("@planes:mc-measured")
 
 
 def test_elliptical_scanning_corners_are_support_not_undersampling(tmp_path):

@@ -101,10 +101,12 @@ def test_noisy_and_measured_data_take_their_own_offsets_first():
 
 
 def test_the_planes_of_a_3d_acquisition_take_their_own_entry_first_then_the_slices():
-    assert on_planes("poisson") == "poisson@planes" == on_planes("poisson@planes") and on_planes(None) is None
+    assert on_planes("poisson") == "poisson@planes" == on_planes("poisson@planes") and on_planes(None) == "@planes"
     assert offset_keys("cs", "vd2d:nocal@planes", 8, "2d-nocal", "noisy") == [
-        "cs:vd2d:nocal@planes:mc-noisy", "cs:vd2d:nocal:mc-noisy", "cs:2d-nocal:mc-noisy", "cs:vd2d:nocal:mc",
-        "cs:vd2d:nocal"]
+        "cs:vd2d:nocal@planes:mc-noisy", "cs:2d-nocal@planes:mc-noisy", "cs:vd2d:nocal:mc-noisy", "cs:2d-nocal:mc-noisy",
+        "cs:vd2d:nocal:mc", "cs:vd2d:nocal"]
+    # a 3-D scan's own (acquired) mask: its kind's plane entry, then its kind's slice entry
+    assert offset_keys("cs", on_planes(None), 8, "2d", "measured") == ["cs:2d@planes:mc-measured", "cs:2d:mc-measured"]
     shipped = {"lines": {}, "offsets": {"learned:poisson@planes:mc-noisy": {"offset_db": 10.0, "interval_db": [-1, 1]},
                                         "learned:poisson:mc-noisy": {"offset_db": 0.0, "interval_db": [-1, 1]}}}
     assert calibrate(0.01, "gan-drn", "learned", "2d", shipped, "poisson@planes", 8, "noisy") == (
