@@ -158,8 +158,8 @@ def measure_planes(path: str, preset: str, mask_type: str, methods: list[str], f
     """Records of the (ky, kz) planes of a simulated 3-D acquisition of a volume, made as
     ``recon run --acquisition 3d`` makes and judges it (:func:`pipelines.common.volume.simulate`:
     3-D birdcage coils, noise at ``snr`` dB, ESPIRiT maps per readout position; the mask
-    of ``_load_mask``; the estimate's ``planes`` evenly spread planes, the learned models
-    with their plane weights), mask family ``FAMILY@planes``, in the regimes ``noisy``
+    of ``_load_mask``; the estimate's ``planes`` planes, the middles of as many equal runs;
+    the learned models with their plane weights), mask family ``FAMILY@planes``, in the regimes ``noisy``
     (judged against the noise-free volume) and ``measured`` (against the full scan's RSS
     image, as a scanner's 3-D k-space retrospectively undersampled is judged; the measured
     peak is that of the judged planes)."""
@@ -290,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--planes", nargs="+", metavar="VOLUME",
                         help="3-D acquisitions simulated from these volumes (NIfTI, DICOM, or 'sample' for the "
                              "built-in template), judged on their (ky, kz) planes as recon run --acquisition 3d does")
-    parser.add_argument("--plane-count", type=int, default=8, help="with --planes: planes per volume (evenly spread)")
+    parser.add_argument("--plane-count", type=int, default=8, help="with --planes: planes per volume (the middles of equal runs, as the run)")
     parser.add_argument("--sample", action="store_true",
                         help="add the built-in sample's slices of --split as a source (sample-SPLIT)")
     parser.add_argument("--methods", default=",".join(DEFAULT_METHODS))

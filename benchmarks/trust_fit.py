@@ -82,7 +82,8 @@ on 54 % of the slices where the learned output was better (90/166); so noisy sli
 the clean lead (docs/results.md, issue 36, fourth part). The (ky, kz) planes of a 3-D
 acquisition (``noisy@planes``), calibrated on planes, have an estimate whose learned lead
 errs by 0.9 dB (sd) about -0.5 dB on the validation volumes: the clean 1.5 dB fell back on
-11 of their 15 volumes where the learned output was better (fifth part)."""
+11 of their 15 volumes where the learned output was better; judged against the full scan
+(``measured@planes``), its lead is its own as on measured slices (fifth part)."""
 
 
 def guard_leads(records: list[dict], fitted: dict, folds_used: int | None = None) -> dict[str, float]:
