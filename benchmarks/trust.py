@@ -41,7 +41,9 @@ import json
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -156,13 +158,14 @@ def read_volume(path: str) -> tuple[str, np.ndarray]:
 def measure_planes(path: str, preset: str, mask_type: str, methods: list[str], folds: int, planes: int,
                    coils: int = 8, snr: float = PLANE_SNR_DB) -> list[dict]:
     """Records of the (ky, kz) planes of a simulated 3-D acquisition of a volume, made as
-    ``recon run --acquisition 3d`` makes and judges it (:func:`pipelines.common.volume.simulate`:
-    3-D birdcage coils, noise at ``snr`` dB, ESPIRiT maps per readout position; the mask
-    of ``_load_mask``; the estimate's ``planes`` planes, the middles of as many equal runs;
-    the learned models with their plane weights), mask family ``FAMILY@planes``, in the regimes ``noisy``
-    (judged against the noise-free volume) and ``measured`` (against the full scan's RSS
-    image, as a scanner's 3-D k-space retrospectively undersampled is judged; the measured
-    peak is that of the judged planes)."""
+    ``recon run --acquisition 3d`` makes and judges it
+    (:func:`pipelines.common.volume.simulate`: 3-D birdcage coils, noise at ``snr`` dB,
+    ESPIRiT maps per readout position; the mask of ``_load_mask``; the estimate's
+    ``planes`` planes, the middles of as many equal runs; the learned models with their
+    plane weights), mask family ``FAMILY@planes``, in the regimes ``noisy`` (judged
+    against the noise-free volume) and ``measured`` (against the full scan's RSS image,
+    as a scanner's 3-D k-space retrospectively undersampled is judged; the measured peak
+    is that of the judged planes)."""
     from pipelines.common import volume as common_volume
     from pipelines.common.evaluation import build_method, spread
     from recon.trust.calibration import on_planes
@@ -183,27 +186,26 @@ def measure_planes(path: str, preset: str, mask_type: str, methods: list[str], f
     peaks = {"noisy": float(reference.max()), "measured": float(max(image.max() for image in scan.values()))}
     records = []
     for index in picks:
-        builders = {label: (lambda label=label: build_method(label, planes=True)) for label in methods}
         records += _records(kspace[index : index + 1], made.array, None if maps is None else maps[index : index + 1],
                             {"noisy": reference[index][None], "measured": scan[index][None]}, name, preset,
-                            on_planes(mask_type), coils, methods, folds, first=index, snr=snr, data_range=peaks,
-                            builders=builders)
+                            on_planes(mask_type), coils, methods, folds, first=index, snr=snr, peaks=peaks,
+                            build=lambda label: build_method(label, planes=True))
     return records
 
 
 def _records(kspace: torch.Tensor, mask_np: np.ndarray, maps: torch.Tensor | None, references: dict[str, torch.Tensor],
              name: str, preset: str, mask_type: str, coils: int, methods: list[str], folds: int, first: int = 0,
-             snr: float | None = None, data_range: dict[str, float] | None = None,
-             builders: dict | None = None) -> list[dict]:
+             snr: float | None = None, peaks: dict[str, float] | None = None,
+             build: Callable[[str], Any] | None = None) -> list[dict]:
     """One record per (slice, method, regime) of an acquisition ``(N, C, H, W)`` and its
     truth ``(N, H, W)`` per regime (:data:`recon.trust.calibration.REGIMES`): the method's
     true PSNR and NMSE and its raw hold-out estimate (``mask_np`` may be a trajectory: its
-    records are of kind ``trajectory``). Slice ``i`` is numbered ``first + i``. ``data_range``:
-    the PSNR's peak per regime (default: each reference slice's maximum; a volume's planes
-    take the volume's); ``builders``: per method, what builds it (default ``recon.get``)."""
+    records are of kind ``trajectory``). Slice ``i`` is numbered ``first + i``. ``peaks``:
+    the PSNR's data range per regime (default: each reference slice's maximum; a volume's
+    planes take the volume's); ``build``: what builds a method from its name (default
+    ``recon.get``)."""
     trajectory = isinstance(mask_np, trajectories.Trajectory)
     mask = mask_np if trajectory else torch.from_numpy(mask_np)
-    peak = data_range
     records = []
     unmeasured = holdout.unmeasured_units(mask_np)
     block = not trajectory and holdout.block_shape(mask_np) is not None
@@ -216,7 +218,7 @@ def _records(kspace: torch.Tensor, mask_np: np.ndarray, maps: torch.Tensor | Non
         floor = noise_floor(data, mask_np, maps) if noisy else 0.0  # only a noisy regime takes it off
         for label in methods:  # NAME@WEIGHTS: a learned model with weights not (yet) shipped, recorded as NAME@
             method, _, weights = label.partition("@")
-            reconstructor = (builders[label]() if builders and label in builders else
+            reconstructor = (build(label) if build else
                              recon.get(method, weights=weights) if weights else recon.get(method))
             method = f"{method}@" if weights else method
             started = time.perf_counter()
@@ -233,7 +235,7 @@ def _records(kspace: torch.Tensor, mask_np: np.ndarray, maps: torch.Tensor | Non
                 taken = floor if judged_noise_free(regime) else 0.0  # the held-out coil noise
                 residuals = holdout.without_noise_floor(whole, mask_np, taken) if taken else whole
                 errors = holdout.raw_estimates(residuals, unmeasured, energy, spectrum, inside)
-                data_range = float(reference.max()) if peak is None else peak[regime]
+                data_range = float(reference.max()) if peaks is None else peaks[regime]
                 scores = metrics.evaluate(image[0].abs(), reference[index], data_range)
                 records.append({"source": name, "slice": number, "mask": preset, "mask_type": mask_type, "coils": coils,
                                 "regime": regime, "snr": snr, "noise_floor": taken,

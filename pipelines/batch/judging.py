@@ -60,7 +60,7 @@ def estimate(study_metrics: dict[str, Any], images: dict[str, np.ndarray], kspac
         study_metrics["notes"].append(left_out_note(left_out))
     three_d = study_metrics.get("acquisition") == "3d"
     picks = np.arange(len(kspace))
-    if three_d:  # the volume is judged as one, on evenly spread readout planes
+    if three_d:  # the volume is judged as one, on the middles of equal runs of readout planes
         picks = spread(len(kspace), ESTIMATE_PLANES, middles=True)
         study_metrics["estimate_planes"] = picks.tolist()
     outputs = {method: [torch.from_numpy(images[method][i]) for i in picks] for method in names}

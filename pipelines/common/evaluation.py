@@ -168,9 +168,9 @@ def estimate_errors(outputs: dict[str, list[torch.Tensor]], kspace: torch.Tensor
     gets that many folds; with fewer than 2 there is no estimate (empty result).
     ``on_begin(label)`` is called before and ``on_step(method)`` after each (slice, method)
     estimate (progress). ``planes``: the slices are a 3-D acquisition's (ky, kz) planes
-    (:func:`build_method`; their calibration: :func:`recon.trust.calibration.on_planes`). ``regime``: what the data and its reference are
-    (:data:`recon.trust.calibration.REGIMES`: ``noisy`` for a simulation with noise,
-    ``measured`` for a scanner's k-space).
+    (:func:`build_method`; their calibration: :func:`recon.trust.calibration.on_planes`).
+    ``regime``: what the data and its reference are (:data:`recon.trust.calibration.REGIMES`:
+    ``noisy`` for a simulation with noise, ``measured`` for a scanner's k-space).
 
     Shapes
     ------

@@ -32,7 +32,7 @@ subjects. Measured data take the lead that rule gives on their own validation re
 (the calibration's ``guard_lead_db``, fitted by ``benchmarks.trust --calibrate``): there
 the estimate's gap is unbiased and the lead about 0 dB; 1.5 dB made the guard fall back on
 half of the test slices where the learned output was better. So do the (ky, kz) planes of a
-simulated 3-D acquisition (``noisy@planes``), calibrated on planes. (Noisy 2-D slices keep
+3-D acquisition, calibrated on planes (``noisy@planes``, ``measured@planes``: :func:`lead_regime`). (Noisy 2-D slices keep
 this lead: theirs, 3.24 dB, proved too cautious on the test subjects;
 ``benchmarks.trust_fit.OWN_LEAD_REGIMES``.)"""
 NO_CALIBRATION_LEAD_DB = 0.5

@@ -40,6 +40,8 @@ lowest. A mask that leaves the corners out (an elliptical Poisson-disc plane of 
 scan) lends its outermost :data:`OUTER_SHARE` of measured samples instead, down to
 :data:`MIN_RADIUS`."""
 MIN_CORNER_SAMPLES = 64
+COVERED = 1e-6
+"""A pixel the maps cover: ``sum_c |S_c|^2`` above this (ESPIRiT's maps are zero outside the object)."""
 OUTER_SHARE = 0.05
 MIN_RADIUS = 0.4
 
@@ -76,9 +78,9 @@ def out_of_span_floor(kspace: torch.Tensor, mask: np.ndarray, coil_maps: torch.T
         return 0.0
     images = ifft2c(kspace[0] * torch.from_numpy(corner).to(kspace.device))  # (C, H, W)
     maps = coil_maps[0].to(images.dtype)
-    weight = maps.abs().pow(2).sum(dim=0)
+    weight = _coverage(maps)
     inside = (maps.conj() * images).sum(dim=0).abs().pow(2) / weight.clamp_min(1e-12)
-    inside = torch.where(weight > 1e-6, inside, torch.zeros_like(inside))
+    inside = torch.where(weight > COVERED, inside, torch.zeros_like(inside))
     outside = float(images.abs().pow(2).sum() - inside.sum())
     return max(outside, 0.0) / count
 
@@ -96,8 +98,14 @@ def noise_floor(kspace: torch.Tensor, mask: np.ndarray, coil_maps: torch.Tensor 
     if outside <= 0:
         return 0.0
     coils = kspace.shape[1]
-    covered = float((coil_maps[0].abs().pow(2).sum(dim=0) > 1e-6).float().mean())
+    covered = float((_coverage(coil_maps[0]) > COVERED).float().mean())
     return outside * coils / (coils - covered)
+
+
+def _coverage(maps: torch.Tensor) -> torch.Tensor:
+    """``sum_c |S_c|^2`` per pixel of maps ``(C, H, W)``: where it exceeds :data:`COVERED`,
+    the maps' span holds one dimension of the coil noise."""
+    return maps.abs().pow(2).sum(dim=0)
 
 
 def subtract_floor(energy: np.ndarray, points: np.ndarray, floor: float, keep: float = 0.05) -> np.ndarray:

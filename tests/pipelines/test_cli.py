@@ -266,8 +266,8 @@ def test_run_estimates_every_method_and_guards_the_learned_ones(tmp_path, capsys
 
 
 def test_a_run_with_noise_is_estimated_as_noisy_data_against_its_clean_image(tmp_path, capsys):
-    # simulated noise, judged against the noise-free image: the estimate takes out the coil
-    # noise no combined image holds and uses the offsets fitted on noisy validation data
+    # simulated noise, judged against the noise-free image: the estimate takes the held-out
+    # samples' coil noise out and uses the offsets fitted on noisy validation data
     out = tmp_path / "run"
     assert main(["run", "--mask", "25pct", "--mask-type", "poisson", "--coils", "4", "--noise-snr", "25", "--slices", "1",
                  "--methods", "zero-filled,cs-tv", "--estimate-folds", "2", "--out", str(out)]) == 0

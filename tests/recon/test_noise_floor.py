@@ -117,7 +117,6 @@ def test_the_planes_of_a_3d_acquisition_take_their_own_entry_first_then_the_slic
         "learned:poisson:mc-noisy")
 
 
-
 def test_the_guard_takes_the_lead_of_the_regime_its_estimate_was_calibrated_in():
     from recon.trust import guard
 
