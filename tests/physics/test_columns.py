@@ -13,7 +13,9 @@ def _random(shape, generator):
 
 @pytest.mark.parametrize("width", [24, 23])  # the DFT block serves even and odd widths alike
 @pytest.mark.parametrize("coils", [None, 4])
-def test_sampled_columns_is_the_hybrid_operator_on_its_columns(width, coils):
+@pytest.mark.parametrize("by_matrix", [True, False])  # a product with a DFT block, or an FFT and a selection
+def test_sampled_columns_is_the_hybrid_operator_on_its_columns(width, coils, by_matrix, monkeypatch):
+    monkeypatch.setattr("physics.columns.MATRIX_FRACTION", 1.0 if by_matrix else 0.0)
     g = torch.Generator().manual_seed(width)
     columns = torch.tensor([0, 3, 4, 9, width // 2 + 1, width - 1])
     mask = torch.zeros(16, width, dtype=torch.bool)
@@ -23,7 +25,7 @@ def test_sampled_columns_is_the_hybrid_operator_on_its_columns(width, coils):
     hybrid = operator.hybrid()
     kspace = operator(_random((1, 16, width), g))
     compact, measured = hybrid_form(operator, kspace)
-    assert isinstance(compact, SampledColumns)
+    assert isinstance(compact, SampledColumns) and compact.by_matrix == by_matrix
     x = _random((2, 16, width), g)
     torch.testing.assert_close(compact(x), hybrid(x)[..., columns], atol=1e-5, rtol=1e-5)
     data = _random((2, coils or 1, 16, width), g) * mask

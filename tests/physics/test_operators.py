@@ -41,9 +41,11 @@ def _operators(height, width, coils, generator, dtype):
         # 1-D masks in hybrid space (readout in image space), single- and multi-coil
         (HybridCartesian(mask[:1], maps), image, multi),
         (HybridCartesian(mask[:1]), image, kspace),
-        # the same keeping only the sampled columns (every other one)
+        # the same keeping only the sampled columns: every other one (an FFT and a
+        # selection), and a single one (a product with a block of the DFT matrix)
         (SampledColumns(torch.arange(0, width, 2), width, maps), image, (2, coils, height, (width + 1) // 2)),
         (SampledColumns(torch.arange(0, width, 2), width), image, (2, 1, height, (width + 1) // 2)),
+        (SampledColumns(torch.tensor([width // 2]), width, maps), image, (2, coils, height, 1)),
         # through-plane thick slices: per-item factors dividing H
         (SliceAverage([2 if height % 2 == 0 else 1, 3 if height % 3 == 0 else 1]), image, kspace),
         # non-Cartesian: the NUFFT at random points (3 shots x 5 samples), single- and multi-coil
