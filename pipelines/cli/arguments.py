@@ -269,6 +269,8 @@ def _add_train(commands) -> None:
     train.add_argument("--lr-d", type=number(0, 1, low_open=True), help="critic learning rate (default: the model's; gan-drn 1e-4, csr-gan 2e-4)")
     train.add_argument("--lr-schedule", choices=("constant", "cosine"), default="constant",
                        help="constant, or cosine decay to 5%% of the learning rates over --steps")
+    train.add_argument("--lr-warmup", type=integer(0), default=0,
+                       help="ramp the learning rates up linearly over the first N steps (default 0; for fine-tunes)")
     train.add_argument("--n-critic", type=integer(0, 100), default=1, help="critic updates per generator update")
     train.add_argument("--lipschitz", choices=("gp", "clip", "spectral"),
                        help="critic constraint (default: the model's; gan-drn gp, csr-gan spectral)")

@@ -197,7 +197,8 @@ def _command_train(args: argparse.Namespace) -> int:
 
     config = TrainConfig(
         model=args.model, ratios=parse_ratios(args.mask), mask_type=args.mask_type, steps=args.steps,
-        batch_size=args.batch_size, lr_g=args.lr_g, lr_d=args.lr_d, lr_schedule=args.lr_schedule, time_limit=args.time_limit, n_critic=args.n_critic,
+        batch_size=args.batch_size, lr_g=args.lr_g, lr_d=args.lr_d, lr_schedule=args.lr_schedule, lr_warmup=args.lr_warmup,
+        time_limit=args.time_limit, n_critic=args.n_critic,
         lipschitz=args.lipschitz, adversarial_weight=args.adversarial_weight, ssim_weight=args.ssim_weight, val_every=args.val_every,
         patience=args.patience, generator=_generator_options(args.generator), losses=_loss_options(args.loss), device=args.device,
         seed=args.seed, out=args.out, resume=args.resume, init=args.init, threads=args.threads,

@@ -29,6 +29,7 @@ class TrainConfig:
     lr_g: float | None = None
     lr_d: float | None = None
     lr_schedule: str = "constant"
+    lr_warmup: int = 0
     n_critic: int = 1
     lipschitz: str | None = None
     gp_weight: float = 10.0
@@ -104,6 +105,8 @@ class TrainConfig:
             raise ValueError(f"validation ratios must be in (0, 1], got {self.val_ratios}")
         if self.steps < 1 or self.batch_size < 1 or self.n_critic < 0:
             raise ValueError("steps and batch size must be >= 1 and n_critic >= 0")
+        if self.lr_warmup < 0:
+            raise ValueError(f"--lr-warmup: expected a number of steps >= 0, got {self.lr_warmup}")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
         if self.lipschitz not in (None, "gp", "clip", "spectral"):
@@ -156,16 +159,20 @@ MIX_SOURCES = ("shapes", "photos")
 COSINE_FLOOR = 0.05
 
 
-def lr_factor(schedule: str, step: int, steps: int) -> float:
+def lr_factor(schedule: str, step: int, steps: int, warmup: int = 0) -> float:
     """Learning-rate multiplier for the step about to be taken (0-based ``step``).
 
-    ``constant`` is 1; ``cosine`` decays from 1 to ``COSINE_FLOOR`` over ``steps``. It is a
-    pure function of the step, so ``--resume`` needs no scheduler state to continue exactly.
+    ``constant`` is 1; ``cosine`` decays from 1 to ``COSINE_FLOOR`` over ``steps``. A
+    ``warmup`` of N steps ramps the factor linearly from 1/N to 1 over the first N steps:
+    a fine-tune's fresh Adam moments otherwise take full-size steps in every parameter at
+    once. It is a pure function of the step, so ``--resume`` needs no scheduler state to
+    continue exactly.
     """
+    ramp = min(1.0, (step + 1) / warmup) if warmup > 0 else 1.0
     if schedule == "constant":
-        return 1.0
+        return ramp
     progress = min(max(step / max(steps, 1), 0.0), 1.0)
-    return COSINE_FLOOR + (1.0 - COSINE_FLOOR) * 0.5 * (1.0 + math.cos(math.pi * progress))
+    return ramp * (COSINE_FLOOR + (1.0 - COSINE_FLOOR) * 0.5 * (1.0 + math.cos(math.pi * progress)))
 
 
 def check_device(name: str) -> None:

@@ -245,7 +245,8 @@ class Trainer:
         real = critic_input(target, target)
         for optimiser, base in ((self.opt_g, self.lr_g), (self.opt_d, self.lr_d)):
             for group in optimiser.param_groups:
-                group["lr"] = base * lr_factor(self.config.lr_schedule, self.step, self.config.steps)
+                group["lr"] = base * lr_factor(self.config.lr_schedule, self.step, self.config.steps,
+                                                       self.config.lr_warmup)
         if self.spec.on_step is not None:
             self.spec.on_step(self.step, unwrap(self.generator))
         loss_d = torch.zeros(())
@@ -265,6 +266,10 @@ class Trainer:
         if writer and self.step == 0:
             writer.writerow(["step", "epoch", *(f"loss_{name}" for name in columns), "seconds"])
         self.bar = tqdm(total=config.steps, initial=self.step, disable=not show, desc=f"train {config.model}")
+        if self.main_process and self.step == 0 and config.init and not config.resume:
+            # a fine-tune is validated before its first step: best.pt starts as the weights it
+            # came from, so a run that only makes them worse on validation returns them unchanged
+            self.validate_and_keep()
         try:
             while self.step < config.steps:
                 self.epoch, self.used_in_epoch, batch = next(stream)

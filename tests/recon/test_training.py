@@ -79,6 +79,9 @@ def test_cosine_schedule_sets_the_optimiser_learning_rates(tmp_path):
     assert factors[0] == 1.0 and factors[-1] == pytest.approx(COSINE_FLOOR)
     assert all(a > b for a, b in zip(factors, factors[1:]))
     assert lr_factor("constant", 7, 10) == 1.0
+    ramp = [lr_factor("constant", step, 10, warmup=4) for step in range(6)]
+    assert ramp == pytest.approx([0.25, 0.5, 0.75, 1.0, 1.0, 1.0])
+    assert lr_factor("cosine", 1, 10, warmup=4) == pytest.approx(0.5 * lr_factor("cosine", 1, 10))
     config = _config(tmp_path, steps=4, val_every=100, lr_schedule="cosine")
     train(config, _slices(), _slices(2, seed=1), progress=False)
     state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
@@ -145,7 +148,16 @@ def test_init_from_weights(tmp_path):
     best = tmp_path / "a" / "run" / "best.pt"
     summary = train(_config(tmp_path / "b", steps=1, val_every=1, lr_g=1e-12, init=str(best)), data, val, progress=False)
     first = torch.load(best, weights_only=True)["val"]["nmse"]
+    assert summary["history"][0]["step"] == 0  # a fine-tune is validated before its first step
     assert summary["history"][0]["nmse"] == pytest.approx(first, rel=1e-3)
+    # a fine-tune that only makes the weights worse returns them unchanged as best.pt
+    ruined = train(_config(tmp_path / "d", steps=2, val_every=1, lr_g=0.5, init=str(best)), data, val, progress=False)
+    assert [row["step"] for row in ruined["history"]] == [0, 1, 2]
+    assert all(row["nmse"] > ruined["history"][0]["nmse"] for row in ruined["history"][1:])
+    kept = torch.load(tmp_path / "d" / "run" / "best.pt", weights_only=True)
+    assert kept["step"] == 0
+    for name, value in torch.load(best, weights_only=True)["generator"].items():
+        torch.testing.assert_close(kept["generator"][name], value)
     with pytest.raises(FileNotFoundError, match="--init"):
         train(_config(tmp_path / "c", steps=1, init=str(tmp_path / "missing.pt")), data, val, progress=False)
 
