@@ -170,3 +170,51 @@ def test_least_squares_stops_before_changing_the_start_by_more_than_max_change()
     assert float((limited - start).norm()) <= 0.1 * float(start.norm()) + 1e-6
     free = least_squares(operator, measured, start, max_iter=50, tol=1e-7)
     assert float((free - start).norm()) > 0.1 * float(start.norm())  # the limit is what stopped it
+
+
+def test_least_squares_stalls_per_item_by_its_own_window():
+    """Each batch item stops by its own stall window, as it would alone."""
+    mask = torch.zeros(32, 32, dtype=torch.bool)
+    mask[:, ::3] = True
+    maps = simulate_coil_maps(4, (32, 32)).unsqueeze(0).repeat(2, 1, 1, 1)
+    operator = MultiCoil(mask, maps)
+    measured = operator(_random((1, 32, 32), 3).repeat(2, 1, 1)) + 0.05 * _random((2, 4, 32, 32), 5) * mask
+    start = _random((1, 32, 32), 4).repeat(2, 1, 1)
+    # a stall rate no CGLS meets: each item stops after exactly its window of iterations
+    both = least_squares(operator, measured, start, max_iter=50, tol=1e-9, stall=1.0, window=torch.tensor([2, 5]))
+    for item, window in enumerate((2, 5)):
+        alone = least_squares(MultiCoil(mask, maps[:1]), measured[item:item + 1], start[:1], max_iter=50, tol=1e-9,
+                              stall=1.0, window=window)
+        torch.testing.assert_close(both[item], alone[0], atol=1e-5, rtol=1e-4)
+        capped = least_squares(MultiCoil(mask, maps[:1]), measured[item:item + 1], start[:1], max_iter=window, tol=1e-9,
+                               stall=0.0)
+        torch.testing.assert_close(alone, capped, atol=1e-5, rtol=1e-4)
+    assert float((both[0] - both[1]).norm()) > 1e-3 * float(both[1].norm())
+
+
+def test_exact_consistency_stops_sooner_on_noisy_data_where_the_maps_cannot_explain_it(monkeypatch):
+    """Noisy data and maps that are not the data's: the residual stalls above the noise
+    floor, and the steps CGLS takes after the stall fit the noise (semi-convergence);
+    the short noisy window keeps the image closer to the truth."""
+    import physics.consistency as consistency
+
+    mask = torch.zeros(64, 64, dtype=torch.bool)
+    mask[:, ::3] = True
+    mask[:, 28:36] = True
+    maps = simulate_coil_maps(8, (64, 64)).unsqueeze(0)
+    truth = _phantom()
+    clean = MultiCoil(mask, maps)(truth)
+    sigma = 0.01 * float(clean.abs().pow(2).sum() / mask.sum() / 8) ** 0.5
+    measured = clean + sigma / 2**0.5 * _random(clean.shape, 6) * mask
+    # each coil's map takes in a tenth of another's: maps no image can fit exactly
+    wrong = maps + 0.1 * _random((1, 8, 64, 64), 9).real.sign() * maps.roll(7, dims=1)
+    operator = MultiCoil(mask, wrong)
+    start = truth + 0.03 * _random((1, 64, 64), 8)
+
+    def error(image):
+        return float((image - truth).norm() / truth.norm())
+
+    short = exact_consistency(start, measured, operator)
+    monkeypatch.setattr(consistency, "EXACT_NOISY_WINDOW", consistency.EXACT_STALL_WINDOW)
+    long = exact_consistency(start, measured, operator)
+    assert error(short) < error(long) - 0.002
