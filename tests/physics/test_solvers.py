@@ -50,13 +50,18 @@ def _phantom(size: int = 64) -> torch.Tensor:
     return image.to(torch.complex64)[None]
 
 
+def _lines(step: int, centre: tuple[int, int], size: int = 64, coils: int = 8):
+    """A 1-D mask (every ``step``-th column and the ``centre`` columns) and birdcage maps."""
+    mask = torch.zeros(size, size, dtype=torch.bool)
+    mask[:, ::step] = True
+    mask[:, centre[0]:centre[1]] = True
+    return mask, simulate_coil_maps(coils, (size, size)).unsqueeze(0)
+
+
 def test_exact_consistency_beats_the_per_coil_projection():
     from physics import DataConsistency
 
-    mask = torch.zeros(64, 64, dtype=torch.bool)
-    mask[:, ::3] = True
-    mask[:, 28:36] = True
-    maps = simulate_coil_maps(8, (64, 64)).unsqueeze(0)
+    mask, maps = _lines(3, (28, 36))
     operator = MultiCoil(mask, maps)
     measured = operator(_phantom())
     guess = _random((1, 64, 64), 7)
@@ -80,10 +85,7 @@ def test_exact_consistency_stops_at_the_noise_instead_of_amplifying_it():
     near the start's."""
     from physics.consistency import estimate_noise_std
 
-    mask = torch.zeros(64, 64, dtype=torch.bool)
-    mask[:, ::4] = True
-    mask[:, 29:35] = True
-    maps = simulate_coil_maps(8, (64, 64)).unsqueeze(0)
+    mask, maps = _lines(4, (29, 35))
     operator = MultiCoil(mask, maps)
     truth = _phantom()
     clean = operator(truth)
@@ -142,10 +144,7 @@ def test_admm_total_variation_matches_sigpy_and_its_preconditioned_form_converge
 def test_exact_consistency_treats_each_batch_item_by_its_own_noise():
     """A noisy and a noise-free slice in one batch get what each gets alone: the noise
     stop of one must not let the other stop early, nor the other make it fit noise."""
-    mask = torch.zeros(64, 64, dtype=torch.bool)
-    mask[:, ::4] = True
-    mask[:, 29:35] = True
-    maps = simulate_coil_maps(8, (64, 64)).unsqueeze(0)
+    mask, maps = _lines(4, (29, 35))
     truth = _phantom()
     clean = MultiCoil(mask, maps)(truth)
     generator = torch.Generator().manual_seed(3)
@@ -198,10 +197,7 @@ def test_exact_consistency_stops_sooner_on_noisy_data_where_the_maps_cannot_expl
     the short noisy window keeps the image closer to the truth."""
     import physics.consistency as consistency
 
-    mask = torch.zeros(64, 64, dtype=torch.bool)
-    mask[:, ::3] = True
-    mask[:, 28:36] = True
-    maps = simulate_coil_maps(8, (64, 64)).unsqueeze(0)
+    mask, maps = _lines(3, (28, 36))
     truth = _phantom()
     clean = MultiCoil(mask, maps)(truth)
     sigma = 0.01 * float(clean.abs().pow(2).sum() / mask.sum() / 8) ** 0.5
