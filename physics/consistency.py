@@ -21,7 +21,7 @@ from torch import nn
 
 from physics.columns import SampledColumns
 from physics.operators import LinearOperator
-from physics.solvers import squared_norms, conjugate_gradient, least_squares
+from physics.solvers import conjugate_gradient, least_squares, squared_norms
 
 EXACT_MAX_ITER = 150
 EXACT_TOL = 2e-5
