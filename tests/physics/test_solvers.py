@@ -214,3 +214,27 @@ def test_exact_consistency_stops_sooner_on_noisy_data_where_the_maps_cannot_expl
     monkeypatch.setattr(consistency, "EXACT_NOISY_WINDOW", consistency.EXACT_STALL_WINDOW)
     long = exact_consistency(start, measured, operator)
     assert error(short) < error(long) - 0.002
+
+
+def test_noise_free_data_keep_the_long_stall_window(monkeypatch):
+    """A noise-free slice's noise estimate is small but not zero (its smallest coil
+    eigenvalue); it must not count as noisy, or the exact step would stop early."""
+    import numpy as np
+
+    import physics.consistency as consistency
+    from physics.espirit import espirit_maps
+    from pipelines.data.sample import sample
+
+    truth = torch.from_numpy(np.array(sample("test").images[5])).to(torch.complex64)[None]
+    mask = torch.zeros(256, 256, dtype=torch.bool)
+    mask[:, ::4] = True
+    mask[:, 118:138] = True
+    measured = MultiCoil(mask, simulate_coil_maps(8, (256, 256)).unsqueeze(0))(truth)
+    operator = MultiCoil(mask, espirit_maps(measured[0], calib_width=(256, 20)).unsqueeze(0))  # as a scan gets them
+    start = truth + 0.05 * float(truth.abs().max()) * _random((1, 256, 256), 8)
+    default = exact_consistency(start, measured, operator, max_iter=40)
+    monkeypatch.setattr(consistency, "EXACT_NOISY_WINDOW", 1)  # a window that stops at the first stall
+    torch.testing.assert_close(exact_consistency(start, measured, operator, max_iter=40), default)
+    noisy = measured + 0.02 * float(measured.abs().max()) * _random(measured.shape, 9) * mask
+    assert bool((consistency.noise_floor(noisy, mask) > consistency.EXACT_NOISY_FLOOR
+                 * noisy.abs().pow(2).sum().sqrt()).all())  # the same slice with noise counts as noisy
