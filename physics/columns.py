@@ -27,14 +27,18 @@ from physics.operators import LinearOperator
 
 MAX_FRACTION = 1 / 3
 """Above this fraction of sampled columns :meth:`SampledColumns.of` declines and the full
-hybrid operator is used: the data-space savings no longer pay for the selection."""
+hybrid operator is used (the limit set when the transform was always a matrix product;
+not measured again since the FFT path)."""
 
 MATRIX_FRACTION = 0.15
 """Up to this fraction of sampled columns the transform is a matrix product with the
 ``(W, K)`` block of the DFT matrix; above it, the full 1-D FFT and a selection of the
-columns. Measured on 2 cores (8 coils, 640x368 and 256x256, complex64): at K/W = 0.25
-the product takes 7.6 ms and the FFT path 5.0 ms per forward; at K/W = 0.05-0.10 the
-product is 1.5-3x faster. The two give the same values to float rounding."""
+columns. Measured on 2 idle cores (one forward and one adjoint, complex64): 8 coils at
+640x368, 16-17 ms by the product against 10-12 ms by the FFT at K/W = 0.10-0.25, but
+18 against 29 ms at 0.05; 8 coils at 256x256, the FFT ahead from 0.10; one coil at
+256x256, the product ahead up to 0.20 by 0.05 ms or less. On one thread the FFT of 368
+points (a factor 23) is slower, and at 640x368 the product stays ahead up to 0.20.
+The two give the same values to float rounding."""
 
 
 class _Parts(NamedTuple):
