@@ -30,7 +30,7 @@ EXACT_STALL_WINDOW = 10
 iterations (:func:`physics.solvers.least_squares`, ``window``), on noise-free data."""
 EXACT_NOISY_FLOOR = 5e-3
 """Data are noisy for the exact step where the residual the noise explains
-(:func:`noise_floor`) is at least this fraction of the measured data's norm: 0.4-0.8 %
+(:func:`noise_floor`) is at least this fraction of the measured data's norm: 0.4-0.7 %
 at 50 dB SNR and 1.2-2 % at 40 dB on the sample's test slices (8 birdcage coils, 15
 random maps, ODIN's array; 10 and 25 %), against 4e-5 to 2e-3 on noise-free data, whose
 smallest coil eigenvalue is not exactly zero (15 coils compressed to 8 read highest)."""

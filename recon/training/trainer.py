@@ -243,10 +243,10 @@ class Trainer:
                 mask = operator.condition_mask()
             condition = mask_condition(mask, kspace.shape[0], operator.coil_maps).to(self.device)
         real = critic_input(target, target)
+        config = self.config
         for optimiser, base in ((self.opt_g, self.lr_g), (self.opt_d, self.lr_d)):
             for group in optimiser.param_groups:
-                group["lr"] = base * lr_factor(self.config.lr_schedule, self.step, self.config.steps,
-                                                       self.config.lr_warmup)
+                group["lr"] = base * lr_factor(config.lr_schedule, self.step, config.steps, config.lr_warmup)
         if self.spec.on_step is not None:
             self.spec.on_step(self.step, unwrap(self.generator))
         loss_d = torch.zeros(())
