@@ -189,21 +189,21 @@ def measure_planes(path: str, preset: str, mask_type: str, methods: list[str], f
         records += _records(kspace[index : index + 1], made.array, None if maps is None else maps[index : index + 1],
                             {"noisy": reference[index][None], "measured": scan[index][None]}, name, preset,
                             on_planes(mask_type), coils, methods, folds, first=index, snr=snr, peaks=peaks,
-                            build=lambda label: build_method(label, planes=True))
+                            build=lambda method: build_method(method, planes=True))
     return records
 
 
 def _records(kspace: torch.Tensor, mask_np: np.ndarray, maps: torch.Tensor | None, references: dict[str, torch.Tensor],
              name: str, preset: str, mask_type: str, coils: int, methods: list[str], folds: int, first: int = 0,
              snr: float | None = None, peaks: dict[str, float] | None = None,
-             build: Callable[[str], Any] | None = None) -> list[dict]:
+             build: Callable[[str], Any] = recon.get) -> list[dict]:
     """One record per (slice, method, regime) of an acquisition ``(N, C, H, W)`` and its
     truth ``(N, H, W)`` per regime (:data:`recon.trust.calibration.REGIMES`): the method's
     true PSNR and NMSE and its raw hold-out estimate (``mask_np`` may be a trajectory: its
     records are of kind ``trajectory``). Slice ``i`` is numbered ``first + i``. ``peaks``:
     the PSNR's data range per regime (default: each reference slice's maximum; a volume's
     planes take the volume's); ``build``: what builds a method from its name (default
-    ``recon.get``)."""
+    ``recon.get``; a ``NAME@WEIGHTS`` label is built by ``recon.get`` with its weights)."""
     trajectory = isinstance(mask_np, trajectories.Trajectory)
     mask = mask_np if trajectory else torch.from_numpy(mask_np)
     records = []
@@ -218,8 +218,7 @@ def _records(kspace: torch.Tensor, mask_np: np.ndarray, maps: torch.Tensor | Non
         floor = noise_floor(data, mask_np, maps) if noisy else 0.0  # only a noisy regime takes it off
         for label in methods:  # NAME@WEIGHTS: a learned model with weights not (yet) shipped, recorded as NAME@
             method, _, weights = label.partition("@")
-            reconstructor = (build(label) if build else
-                             recon.get(method, weights=weights) if weights else recon.get(method))
+            reconstructor = recon.get(method, weights=weights) if weights else build(method)
             method = f"{method}@" if weights else method
             started = time.perf_counter()
             with torch.no_grad():
