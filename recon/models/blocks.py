@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from physics.complex import from_channels, peak, to_channels
-from physics.consistency import EXACT_MAX_CHANGE, exact_consistency, hybrid_form
+from physics.consistency import EXACT_MAX_CHANGE, coil_energy, exact_consistency, hybrid_form
 from physics.solvers import least_squares
 
 TRAJECTORY_DC_ITER = 3
@@ -40,7 +40,52 @@ def global_phase(image: torch.Tensor) -> torch.Tensor:
     return unit[:, None, None]
 
 
-def run_cascade(kspace, operator, refinements, consistency, exact: bool | None = None) -> torch.Tensor:
+def stage_reach(blocks: int, kernel: int = 3, half_resolution: bool = True) -> int:
+    """How far (in full-resolution pixels) a cascade stage's output depends on its input:
+    the head, ``2 * blocks`` convolutions of ``kernel`` and the tail. At half resolution:
+    the strided 4x4 head reaches 2 pixels, each body convolution ``kernel // 2`` half-
+    resolution pixels, the 2x2 transposed tail 1."""
+    body = 2 * blocks * (kernel // 2)
+    return 2 + 2 * body + 1 if half_resolution else (2 + 2 * blocks) * (kernel // 2)
+
+
+WINDOW_ALIGN = 8
+"""A support window starts on a multiple of this (the strides of every stage divide it),
+so a stage sees the pixels on the same grid as in the whole frame."""
+
+
+def support_window(operator, reach: int) -> tuple[slice, slice] | None:
+    """Rows and columns of the smallest window, widened by ``reach`` and started on a
+    multiple of :data:`WINDOW_ALIGN`, that holds every pixel where a Cartesian multi-coil
+    operator's maps are non-zero (ESPIRiT maps are zero outside the object); None for
+    any other operator, or when the window is the whole frame.
+
+    The cascade's data consistency sets every pixel outside the maps' support to zero
+    (``S^H S x`` and ``A^H r`` vanish there), so a stage whose output reaches ``reach``
+    pixels sees zeros beyond the window either way, and its output inside the support is
+    the same when it runs on the window alone (to float rounding).
+
+    Shapes
+    ------
+    the operator's maps ``(B, C, H, W)``.
+    """
+    if operator.coil_maps is None or getattr(operator, "cartesian", True) is False:
+        return None
+    covered = coil_energy(operator).flatten(0, -3).amax(dim=0) > 0  # (H, W), any batch item
+    height, width = covered.shape
+    rows, columns = covered.any(dim=1).nonzero(), covered.any(dim=0).nonzero()
+    if rows.numel() == 0:
+        return None
+    top = max(0, int(rows[0]) - reach) // WINDOW_ALIGN * WINDOW_ALIGN
+    left = max(0, int(columns[0]) - reach) // WINDOW_ALIGN * WINDOW_ALIGN
+    bottom, right = min(height, int(rows[-1]) + 1 + reach), min(width, int(columns[-1]) + 1 + reach)
+    if (top, left, bottom, right) == (0, 0, height, width):
+        return None
+    return slice(top, bottom), slice(left, right)
+
+
+def run_cascade(kspace, operator, refinements, consistency, exact: bool | None = None,
+                reach: int | None = None) -> torch.Tensor:
     """``x <- DC(x + refine(x))`` for each refinement, from ``x = A^H y``, on images
     normalised to a peak of 1 and a global phase of 0 (:func:`global_phase`); multi-coil outputs end with the exact least-squares
     data-consistency step (:func:`physics.consistency.exact_consistency`).
@@ -50,6 +95,11 @@ def run_cascade(kspace, operator, refinements, consistency, exact: bool | None =
     when no gradient is being recorded, i.e. at inference and validation) adds the exact
     multi-coil step; training steps keep the per-coil projection of every stage, so no
     gradient flows through the conjugate-gradient iterations.
+
+    ``reach``: how far each refinement's output depends on its input (:func:`stage_reach`),
+    for refinements that are local; with it, a Cartesian multi-coil cascade refines only
+    the window around the coil maps' support (:func:`support_window`), which gives the
+    same images.
 
     Shapes
     ------
@@ -67,9 +117,15 @@ def run_cascade(kspace, operator, refinements, consistency, exact: bool | None =
     x = image / scale
     measured = kspace / scale.reshape(-1, *[1] * (kspace.ndim - 1))
     stage_operator, stage_measured = hybrid_form(operator, measured)  # 1-D masks: 1-D FFTs, same images
+    window = None if reach is None or gridding is not None else support_window(stage_operator, reach)
     for refine, project in zip(refinements, consistency):
         channels = to_channels(x)
-        x = from_channels(channels + refine(channels))
+        if window is None:
+            x = from_channels(channels + refine(channels))
+        else:
+            residual = torch.zeros_like(channels)
+            residual[..., window[0], window[1]] = refine(channels[..., window[0], window[1]])
+            x = from_channels(channels + residual)
         x = project(x, stage_measured, stage_operator)
     final = not torch.is_grad_enabled() if exact is None else exact
     if gridding is not None and final:  # a trajectory: a few CGLS steps on the NUFFT, from x

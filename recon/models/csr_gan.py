@@ -31,7 +31,13 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 from physics.consistency import DataConsistency
 from physics.operators import LinearOperator
-from recon.models.blocks import CriticBlock, ResidualBlock, pad_to_multiple, run_cascade
+from recon.models.blocks import (
+    CriticBlock,
+    ResidualBlock,
+    pad_to_multiple,
+    run_cascade,
+    stage_reach,
+)
 from recon.models.condition import CONDITION_FEATURES, mask_condition, widen_condition_weights
 from recon.models.learned import register_model
 from recon.models.spec import GanSpec, LossWeights, config_builder
@@ -140,7 +146,8 @@ class CsrGanGenerator(nn.Module):
             condition = mask_condition(mask, kspace.shape[0], operator.coil_maps)
         embedding = self.embed(condition.to(kspace.device, torch.float32))
         refinements = [lambda channels, stage=stage: stage(channels, embedding) for stage in self.stages]
-        return run_cascade(kspace, operator, refinements, list(self.consistency))
+        reach = stage_reach(self.config.blocks, self.config.kernel, half_resolution=self.config.kind != "paper")
+        return run_cascade(kspace, operator, refinements, list(self.consistency), reach=reach)
 
 
 class SelfAttention(nn.Module):

@@ -21,7 +21,13 @@ from torch import nn
 
 from physics.consistency import DataConsistency
 from physics.operators import LinearOperator
-from recon.models.blocks import CriticBlock, ResidualBlock, pad_to_multiple, run_cascade
+from recon.models.blocks import (
+    CriticBlock,
+    ResidualBlock,
+    pad_to_multiple,
+    run_cascade,
+    stage_reach,
+)
 from recon.models.learned import register_model
 from recon.models.spec import GanSpec, LossWeights, config_builder
 
@@ -171,7 +177,8 @@ class GanDrnGenerator(nn.Module):
         )
 
     def forward(self, kspace: torch.Tensor, operator: LinearOperator) -> torch.Tensor:
-        return run_cascade(kspace, operator, list(self.stages), list(self.consistency))
+        reach = None if self.config.kind == "paper" else stage_reach(self.config.blocks)
+        return run_cascade(kspace, operator, list(self.stages), list(self.consistency), reach=reach)
 
 
 class ResNetCritic(nn.Module):

@@ -91,3 +91,33 @@ def test_a_global_phase_passes_through(name, coils):
         output = generator(kspace, operator)
         turned = generator(kspace * turn[:, None, None, None], operator)
     torch.testing.assert_close(turned, output * turn[:, None, None], atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("name", KSPACE_MODELS)
+def test_maps_zero_outside_the_object_give_the_same_image_on_the_window(name, monkeypatch):
+    """Where the coil maps vanish outside the object (ESPIRiT's crop), a local cascade
+    refines only the window around their support (recon.models.blocks.support_window):
+    the same image as refining the whole frame. The support starts on odd rows and
+    columns, so a window on the wrong stride grid would differ."""
+    from recon.models import blocks
+
+    generator = _model(name)
+    truth, mask = _data(2, 72, 88, seed=4)
+    maps = simulate_coil_maps(4, (72, 88))[None].repeat(2, 1, 1, 1)
+    maps[0, :, :22], maps[0, :, 51:], maps[0, ..., :32], maps[0, ..., 62:] = 0, 0, 0, 0
+    maps[1, :, :25], maps[1, :, 45:], maps[1, ..., :35], maps[1, ..., 58:] = 0, 0, 0, 0
+    operator = MultiCoil(mask, maps)
+    kspace = operator(truth)
+    windows = []
+    original = blocks.support_window
+    monkeypatch.setattr(blocks, "support_window", lambda *args: windows.append(original(*args)) or windows[-1])
+    with torch.no_grad():
+        windowed = generator(kspace, operator)
+        monkeypatch.setattr(blocks, "support_window", lambda *args: None)
+        whole = generator(kspace, operator)
+    torch.testing.assert_close(windowed, whole, atol=1e-5, rtol=1e-4)
+    if getattr(getattr(generator, "config", None), "kind", None) != "cascade":  # not a local cascade: no window
+        assert all(window is None for window in windows)
+        return
+    assert windows[0] is not None and windows[0][0].stop - windows[0][0].start < 72
+    torch.testing.assert_close(windowed, whole, atol=1e-5, rtol=1e-4)
