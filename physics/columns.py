@@ -11,6 +11,10 @@ with a ``(W, K)`` block of the DFT matrix while ``K`` is small; above
 :data:`MATRIX_FRACTION` of the columns the full 1-D FFT followed by the column selection
 is cheaper, and the operator uses it. Every data-space operation shrinks by ``W / K``.
 
+Readout rows where every coil map is zero (ESPIRiT maps outside the object) give zero
+data and a zero adjoint, so the transforms run on the rows from the first to the last
+that a map covers.
+
 Least-squares iterates and data-consistency images are the same as with the full
 hybrid operator: ``P`` is an isometry on the sampled columns, and the unsampled ones
 carry zeros in both the data and the model.
@@ -51,6 +55,7 @@ class _Parts(NamedTuple):
     columns: torch.Tensor  # (K,) long
     modulation: torch.Tensor | None  # (W,) signs (-1)^n (FFT path, even W)
     signs: torch.Tensor | None  # (K,) output signs on the sampled columns (FFT path, even W)
+    rows: slice | None  # the readout rows where a map is non-zero, when not all (maps and conjugate hold only these)
 
 
 class SampledColumns(LinearOperator):
@@ -133,8 +138,11 @@ class SampledColumns(LinearOperator):
                 modulation, after = centring_signs(self.width, like.real.dtype, like.device)
                 signs = after[columns]
                 maps = None if maps is None else maps * modulation
+            rows = None if maps is None else _support_rows(maps)
+            if rows is not None:
+                maps = maps[..., rows, :].contiguous()
             conjugate = None if maps is None else maps.conj().resolve_conj()
-            self._cache = (key, _Parts(maps, conjugate, dft, inverse, columns, modulation, signs))
+            self._cache = (key, _Parts(maps, conjugate, dft, inverse, columns, modulation, signs, rows))
         return self._cache[1]
 
     def _check(self, x: torch.Tensor, ndim: int, name: str) -> None:
@@ -150,6 +158,24 @@ class SampledColumns(LinearOperator):
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         self._check(image, 3, "SampledColumns")
         parts = self._parts(image)
+        if parts.rows is None:
+            return self._forward(image, parts)
+        # Rows where every map is zero give zero data: transform only the others.
+        data = image.new_zeros(image.shape[0], parts.maps.shape[1], image.shape[-2], parts.columns.numel())
+        data[..., parts.rows, :] = self._forward(image[..., parts.rows, :], parts)
+        return data
+
+    def adjoint(self, data: torch.Tensor) -> torch.Tensor:
+        self._check(data, 4, "SampledColumns.H")
+        parts = self._parts(data)
+        if parts.rows is None:
+            return self._adjoint(data, parts)
+        image = data.new_zeros(data.shape[0], data.shape[-2], self.width)
+        image[..., parts.rows, :] = self._adjoint(data[..., parts.rows, :], parts)
+        return image
+
+    @staticmethod
+    def _forward(image: torch.Tensor, parts: _Parts) -> torch.Tensor:
         if parts.maps is not None:
             coil_images = parts.maps * image.unsqueeze(1)
         else:
@@ -160,9 +186,7 @@ class SampledColumns(LinearOperator):
             return fft1c(coil_images, dim=-1)[..., parts.columns]
         return torch.fft.fft(coil_images, dim=-1, norm="ortho")[..., parts.columns] * parts.signs
 
-    def adjoint(self, data: torch.Tensor) -> torch.Tensor:
-        self._check(data, 4, "SampledColumns.H")
-        parts = self._parts(data)
+    def _adjoint(self, data: torch.Tensor, parts: _Parts) -> torch.Tensor:
         if parts.inverse is not None:
             coil_images = data @ parts.inverse
         else:
@@ -176,3 +200,12 @@ class SampledColumns(LinearOperator):
         if parts.conjugate is not None:
             return (parts.conjugate * coil_images).sum(dim=1)
         return coil_images[:, 0] if parts.modulation is None else coil_images[:, 0] * parts.modulation
+
+
+def _support_rows(maps: torch.Tensor) -> slice | None:
+    """The readout rows from the first to the last where some map is non-zero (ESPIRiT
+    maps vanish outside the object), or None when that is every row (or none)."""
+    rows = torch.nonzero((maps != 0).flatten(0, 1).any(dim=0).any(dim=-1)).reshape(-1)
+    if rows.numel() == 0 or (int(rows[0]) == 0 and int(rows[-1]) == maps.shape[-2] - 1):
+        return None
+    return slice(int(rows[0]), int(rows[-1]) + 1)

@@ -12,7 +12,7 @@ def _random(shape, generator):
 
 
 @pytest.mark.parametrize("width", [24, 23])  # the DFT block serves even and odd widths alike
-@pytest.mark.parametrize("coils", [None, 4])
+@pytest.mark.parametrize("coils", [None, 4, "4, zero rows"])  # maps zero outside the object: only its rows
 @pytest.mark.parametrize("by_matrix", [True, False])  # a product with a DFT block, or an FFT and a selection
 def test_sampled_columns_is_the_hybrid_operator_on_its_columns(width, coils, by_matrix, monkeypatch):
     monkeypatch.setattr("physics.columns.MATRIX_FRACTION", 1.0 if by_matrix else 0.0)
@@ -20,7 +20,9 @@ def test_sampled_columns_is_the_hybrid_operator_on_its_columns(width, coils, by_
     columns = torch.tensor([0, 3, 4, 9, width // 2 + 1, width - 1])
     mask = torch.zeros(16, width, dtype=torch.bool)
     mask[:, columns] = True
-    maps = None if coils is None else simulate_coil_maps(coils, (16, width)).unsqueeze(0)
+    maps = None if coils is None else simulate_coil_maps(4, (16, width)).unsqueeze(0)
+    if coils == "4, zero rows":
+        maps[..., :3, :], maps[..., 12:, :] = 0, 0
     operator = SingleCoil(mask) if maps is None else MultiCoil(mask, maps)
     hybrid = operator.hybrid()
     kspace = operator(_random((1, 16, width), g))
@@ -28,9 +30,10 @@ def test_sampled_columns_is_the_hybrid_operator_on_its_columns(width, coils, by_
     assert isinstance(compact, SampledColumns) and compact.by_matrix == by_matrix
     x = _random((2, 16, width), g)
     torch.testing.assert_close(compact(x), hybrid(x)[..., columns], atol=1e-5, rtol=1e-5)
-    data = _random((2, coils or 1, 16, width), g) * mask
+    data = _random((2, 1 if coils is None else 4, 16, width), g) * mask
     torch.testing.assert_close(compact.adjoint(data[..., columns]), hybrid.adjoint(data), atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(measured, hybrid.measurement(kspace)[..., columns], atol=1e-6, rtol=1e-5)
+    assert compact._parts(x).rows == (slice(3, 12) if coils == "4, zero rows" else None)
     with pytest.raises(ValueError, match=r"expected data \(B, \d, H, K\)"):
         compact.adjoint(data)  # full-width data is not this operator's range
 
