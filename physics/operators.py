@@ -22,7 +22,7 @@ import functools
 import torch
 
 from physics.fft import centring_signs, fft1c, fft2c, ifft1c, ifft2c
-from physics.linear import LinearOperator
+from physics.linear import LinearOperator, coil_sum
 
 
 def _mask_buffer(mask: torch.Tensor) -> torch.Tensor:
@@ -132,7 +132,7 @@ class MultiCoil(LinearOperator):
     def adjoint(self, kspace: torch.Tensor) -> torch.Tensor:
         _check_kspace(kspace, self.mask, self.coil_maps.shape[1], "MultiCoil.H")
         coil_images = ifft2c(kspace * self.mask.to(kspace.device))
-        return (self.coil_maps.conj() * coil_images).sum(dim=1)
+        return coil_sum(self.coil_maps.conj(), coil_images)
 
     def hybrid(self) -> HybridCartesian | None:
         """This acquisition in hybrid space when the mask is the same on every readout row
@@ -237,7 +237,7 @@ class HybridCartesian(LinearOperator):
         self._check(data, 4, "HybridCartesian.H")
         _, conjugate, weights, _, inverse = self._parts(data)
         coil_images = inverse(data * weights)
-        return coil_images[:, 0] if conjugate is None else (conjugate * coil_images).sum(dim=1)
+        return coil_images[:, 0] if conjugate is None else coil_sum(conjugate, coil_images)
 
 
 def sampling_operator(mask, coil_maps: torch.Tensor | None = None) -> LinearOperator:

@@ -46,3 +46,19 @@ def test_coil_compression_is_exact_for_the_compressed_data_and_keeps_most_energy
     same, same_maps = compress_coils(kspace[:, :4], maps[:, :4], 8)
     assert same is not None and same.shape[1] == 4 and torch.equal(same_maps, maps[:, :4])
     assert np.isfinite(kept)
+
+
+def test_compression_basis_is_reused_only_for_the_same_unchanged_kspace():
+    from physics.coils import compression_basis
+
+    torch.manual_seed(1)
+    kspace = fft2c(simulate_coil_maps(12, (24, 24))[None] * torch.randn(1, 1, 24, 24, dtype=torch.complex64))
+    first = compression_basis(kspace, 6)
+    assert compression_basis(kspace, 6) is first  # the same tensor, unchanged: the same basis
+    assert compression_basis(kspace, 5).shape[-1] == 5
+    kspace[:, 0] *= 10  # changed in place: computed again, and different
+    changed = compression_basis(kspace, 6)
+    assert changed is not first and (changed.abs() - first.abs()).abs().max() > 1e-2
+    copy = kspace.clone()
+    assert compression_basis(copy, 6) is not changed
+    torch.testing.assert_close(compression_basis(copy, 6), changed)
