@@ -103,3 +103,23 @@ def test_maps_through_compression_match_the_direct_maps():
     assert _agreement(compressed[0], direct[0], inside) > 0.98
     # No more coils than the virtual ones: plain ESPIRiT.
     torch.testing.assert_close(espirit_through_compression(kspace, 24, virtual=12), direct)
+
+
+def test_leading_eigenpairs_match_eigh_also_where_power_iteration_cannot_decide():
+    from physics.espirit import leading_eigenpairs
+
+    generator = torch.Generator().manual_seed(0)
+    factors = torch.complex(torch.randn(200, 6, 3, generator=generator), torch.randn(200, 6, 3, generator=generator))
+    matrices = factors @ factors.conj().transpose(-1, -2)
+    matrices[0] = torch.eye(6)  # every eigenvalue equal: any unit vector, eigenvalue 1
+    matrices[1] = 0  # a zero matrix
+    matrices[2] = torch.diag(torch.tensor([1.0, 0.999, 0.5, 0, 0, 0])).to(matrices.dtype)  # a close second
+    value, vector = leading_eigenpairs(matrices)
+    values, vectors = torch.linalg.eigh(matrices)
+    torch.testing.assert_close(value, values[:, -1], atol=1e-4, rtol=1e-4)
+    assert torch.allclose(vector.norm(dim=-1)[2:], torch.ones(198), atol=1e-5)
+    # an eigenvector of the largest eigenvalue: G v = l v (the phase is free)
+    residual = (matrices @ vector[..., None])[..., 0] - value[:, None] * vector
+    assert float(residual.norm(dim=-1).max()) < 1e-3
+    overlap = (vectors[3:, :, -1].conj() * vector[3:]).sum(-1).abs()
+    assert float(overlap.min()) > 0.999
