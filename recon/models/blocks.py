@@ -107,7 +107,8 @@ def run_cascade(kspace, operator, refinements, consistency, exact: bool | None =
     ``(B, 1, H, W)`` -> ``(B, H, W)`` complex.
     """
     gridding = getattr(operator, "gridding", None)  # a trajectory: the density-compensated adjoint
-    image = operator.adjoint(kspace) if gridding is None else gridding(kspace)
+    stage_operator, stage_kspace = hybrid_form(operator, kspace)  # 1-D masks: 1-D FFTs, same images
+    image = stage_operator.adjoint(stage_kspace) if gridding is None else gridding(kspace)
     # Normalise each image so the network sees a fixed intensity range and a fixed global
     # phase: the phase of its k-space centre (the sum of the image) is taken out and put
     # back at the end. A magnitude image's centre is real and positive, so simulated
@@ -116,7 +117,7 @@ def run_cascade(kspace, operator, refinements, consistency, exact: bool | None =
     scale = peak(image) * global_phase(image)
     x = image / scale
     measured = kspace / scale.reshape(-1, *[1] * (kspace.ndim - 1))
-    stage_operator, stage_measured = hybrid_form(operator, measured)  # 1-D masks: 1-D FFTs, same images
+    stage_measured = stage_kspace / scale.reshape(-1, *[1] * (stage_kspace.ndim - 1))
     window = None if reach is None or gridding is not None else support_window(stage_operator, reach)
     for refine, project in zip(refinements, consistency):
         channels = to_channels(x)
