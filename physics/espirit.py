@@ -178,6 +178,10 @@ def resize_complex(maps: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
     """Bilinear interpolation of the real and imaginary parts, ``(C, h, w) -> (C, H, W)``."""
     if tuple(maps.shape[-2:]) == tuple(shape):
         return maps
-    channels = torch.view_as_real(maps.contiguous()).permute(0, 3, 1, 2)
-    resized = F.interpolate(channels, size=shape, mode="bilinear", align_corners=False)
-    return torch.view_as_complex(resized.permute(0, 2, 3, 1).contiguous())
+    # The real and imaginary planes of every coil as the channels of one contiguous image:
+    # interpolating the (C, 2, h, w) view of the complex array (channels-last, 2 channels)
+    # took 4 times as long for 8 coils to 640x368, with the same values.
+    coils = maps.shape[0]
+    planes = torch.view_as_real(maps).permute(3, 0, 1, 2).reshape(1, 2 * coils, *maps.shape[-2:]).contiguous()
+    resized = F.interpolate(planes, size=shape, mode="bilinear", align_corners=False)[0]
+    return torch.complex(resized[:coils], resized[coils:])
