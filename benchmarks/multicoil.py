@@ -9,7 +9,7 @@ learned models cost on a knee-sized 15-coil slice.
    with ODIN's measured 8-channel array (``--corpus``), 1-D cartesian 10pct and
    25pct; PSNR against the coil-combined truth, and seconds per map estimate.
 2. **Speed.** A 15-coil 640×368 slice (the sample's brain resized; random smooth
-   maps), 1-D cartesian 25pct (``--ratio``): seconds of the map estimate, of cs-tv (the torch
+   maps), 1-D cartesian 25pct (``--ratio``, ``--mask-type``): seconds of the map estimate, of cs-tv (the torch
    solver on 8 compressed coils) against SigPy's ADMM on all 15 coils, and of each
    learned model, with PSNR for each.
 """
@@ -85,20 +85,43 @@ def maps_table(cases: dict[str, tuple[torch.Tensor, torch.Tensor]], ratios=(0.1,
     return "\n".join(lines) + "\n"
 
 
+BART_WEIGHT_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0)
+"""``--bart``: the weights swept, as multiples of the ``bart-tv`` adapter's weight for the mask."""
+
+
+def bart_pics(kspace: torch.Tensor, mask: torch.Tensor, calib: tuple[int, int], weight: float) -> tuple[torch.Tensor, float]:
+    """BART alone on one multi-coil slice ``(C, H, W)``: ``ecalib -m1`` on the calibration
+    rectangle (its own maps), then ``pics -S -n -i 100 -R T:3:0:weight``; the image
+    ``(1, H, W)`` and the seconds of the two commands."""
+    from recon.classical.bart import read_cfl, write_cfl
+
+    height, width = kspace.shape[-2:]
+    with tempfile.TemporaryDirectory() as folder:
+        write_cfl(Path(folder) / "k", np.ascontiguousarray((kspace * mask).numpy().transpose(1, 2, 0)[:, :, None, :]))
+        started = time.perf_counter()
+        kernel = min(6, min(calib) - 2)
+        for command in (["ecalib", "-m1", "-k", f"{kernel}:{kernel}:1", "-r", f"{calib[0]}:{calib[1]}:1", "k", "m"],
+                        ["pics", "-S", "-n", "-i", "100", "-R", f"T:3:0:{weight}", "k", "m", "x"]):
+            subprocess.run(["bart", *command], cwd=folder, check=True, capture_output=True)
+        seconds = time.perf_counter() - started
+        image = read_cfl(Path(folder) / "x").reshape(height, width)
+    return torch.from_numpy(np.ascontiguousarray(image, dtype=np.complex64))[None], seconds
+
+
 def speed_table(image: torch.Tensor, coils: int = 15, shape=(640, 368), ratio: float = 0.25, before: bool = True,
-                repeats: int = 1) -> str:
+                repeats: int = 1, mask_type: str = "cartesian", bart: bool = False) -> str:
     import torch.nn.functional as F
 
     big = F.interpolate(image[None, None].float(), size=shape, mode="bilinear", align_corners=False)[0]
     maps = random_coil_maps(coils, shape, torch.Generator().manual_seed(0))
-    mask = torch.from_numpy(make_mask(ratio, shape, "cartesian", seed=3).array)
+    mask = torch.from_numpy(make_mask(ratio, shape, mask_type, seed=3).array)
     kspace, truth = simulate_kspace(big, mask, coil_maps=maps[None], noise_snr=40, generator=torch.Generator().manual_seed(1))
     calib = calibration_region(mask.numpy())
     _timed(lambda: coil_maps_for(kspace.clone(), mask.numpy()))  # warm-up
     # a fresh copy of the data for each timing: physics.coils keeps the last compression basis
     fresh = kspace.clone()
     estimated, seconds = _timed(lambda: coil_maps_for(fresh, mask.numpy()))
-    lines = [f"**{coils} coils, {shape[0]}×{shape[1]}, cartesian {ratio:.0%}**", "",
+    lines = [f"**{coils} coils, {shape[0]}×{shape[1]}, {mask_type} {ratio:.0%}**", "",
              "| step | seconds | seconds with the maps | PSNR (dB) |", "|---|---|---|---|",
              f"| ESPIRiT maps (ours, torch, as recon.reconstruct gets them: 8 compressed coils) | {seconds:.2f} | | |"]
     if before:
@@ -116,6 +139,14 @@ def speed_table(image: torch.Tensor, coils: int = 15, shape=(640, 368), ratio: f
         together = float(np.median([_timed(lambda m=method, k=k: m.reconstruct(k, mask, coil_maps_for(k, mask.numpy())))[1]
                                     for k in copies]))
         lines.append(f"| {name} (estimated maps) | {seconds:.2f} | {together:.2f} | {_psnr(image_out, truth):.2f} |")
+    if bart and shutil.which("bart"):
+        from recon.classical.bart import BartTV
+
+        table_weight = BartTV().weight_for(mask)
+        for factor in BART_WEIGHT_FACTORS:
+            image_out, seconds = bart_pics(kspace[0], mask, calib, factor * table_weight)
+            lines.append(f"| BART ecalib + pics -R T ({factor:g} x the bart-tv weight, {factor * table_weight:.2g}; "
+                         f"all {coils} coils) | {seconds:.2f} | {seconds:.2f} | {_psnr(image_out, truth):.2f} |")
     if not before:
         return "\n".join(lines) + "\n"
     import sigpy.mri.app
@@ -140,7 +171,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-maps", action="store_true", help="leave out the maps table")
     parser.add_argument("--skip-before", action="store_true", help="leave out the SigPy rows (what recon used before)")
     parser.add_argument("--repeats", type=int, default=1, help="time each method this many times, report the median")
-    parser.add_argument("--ratio", type=float, default=0.25, help="cartesian ratio of the speed table (default 0.25)")
+    parser.add_argument("--ratio", type=float, default=0.25, help="ratio of the speed table's mask (default 0.25)")
+    parser.add_argument("--mask-type", default="cartesian", help="mask family of the speed table (default cartesian; "
+                        "poisson for Poisson-disc)")
+    parser.add_argument("--bart", action="store_true", help="add BART with its own maps (ecalib, pics -R T) at "
+                        "several weights to the speed table")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     from skimage.data import shepp_logan_phantom
@@ -162,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         from pipelines.data.sample import sample
 
         print(speed_table(torch.from_numpy(np.array(sample("test").images[3])), before=not args.skip_before,
-                          repeats=args.repeats, ratio=args.ratio))
+                          repeats=args.repeats, ratio=args.ratio, mask_type=args.mask_type, bart=args.bart))
     return 0
 
 
