@@ -238,3 +238,22 @@ def test_noise_free_data_keep_the_long_stall_window(monkeypatch):
     noisy = measured + 0.02 * float(measured.abs().max()) * _random(measured.shape, 9) * mask
     assert bool((consistency.noise_floor(noisy, mask) > consistency.EXACT_NOISY_FLOOR
                  * noisy.abs().pow(2).sum().sqrt()).all())  # the same slice with noise counts as noisy
+
+
+def test_noisy_data_under_a_two_dimensional_mask_get_no_exact_step():
+    """On a 2-D mask (no hybrid form) a noisy item keeps its image (EXACT_NOISY_2D_WINDOW),
+    while under a 1-D mask the same noisy data still get the step, and so do noise-free
+    data under the 2-D mask."""
+    mask_1d, maps = _lines(3, (28, 36))
+    mask_2d = torch.rand(64, 64, generator=torch.Generator().manual_seed(3)) < 0.3
+    mask_2d[24:40, 24:40] = True
+    truth = _phantom()
+    start = truth + 0.03 * _random((1, 64, 64), 8)
+    for mask, stepped in ((mask_2d, False), (mask_1d, True)):
+        operator = MultiCoil(mask, maps)
+        clean = operator(truth)
+        sigma = 0.02 * float(clean.abs().pow(2).sum() / mask.sum() / 8) ** 0.5
+        noisy = clean + sigma / 2**0.5 * _random(clean.shape, 6) * mask
+        moved = float((exact_consistency(start, noisy, operator) - start).norm())
+        assert (moved > 0) == stepped
+    assert float((exact_consistency(start, MultiCoil(mask_2d, maps)(truth), MultiCoil(mask_2d, maps)) - start).norm()) > 0
