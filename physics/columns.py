@@ -198,7 +198,8 @@ class SampledColumns(LinearOperator):
         if torch.is_grad_enabled():
             return data.new_zeros(shape)
         kept = self._scratch
-        if kept is None or kept.shape != shape or kept.dtype != data.dtype or kept.device != data.device:
+        if kept is None or kept.shape != shape or kept.dtype != data.dtype or kept.device != data.device \
+                or kept.is_inference() != torch.is_inference_mode_enabled():  # no in-place writes across the two
             kept = self._scratch = data.new_zeros(shape)
         return kept
 
