@@ -138,7 +138,8 @@ def estimate_noise_std(measured: torch.Tensor, mask: torch.Tensor) -> torch.Tens
 
 def exact_consistency(image: torch.Tensor, measured: torch.Tensor, operator: LinearOperator,
                       max_iter: int = EXACT_MAX_ITER, tol: float = EXACT_TOL, noise_stop: bool = True,
-                      max_change: float | None = None) -> torch.Tensor:
+                      max_change: float | None = None,
+                      hybrid: tuple[LinearOperator, torch.Tensor] | None = None) -> torch.Tensor:
     """``x + d`` with ``d`` the least-squares correction ``A^H A d = A^H (y - A x)``,
     found by CGLS from ``x`` (:func:`physics.solvers.least_squares`), so ``d`` has no
     component in the null space of ``A``. It stops when ``||A x - y|| / ||y||`` is at
@@ -152,7 +153,9 @@ def exact_consistency(image: torch.Tensor, measured: torch.Tensor, operator: Lin
     20 dB SNR a learned cascade fell from 35 to 10 dB. ``noise_stop=False`` fits to
     ``tol`` whatever the noise. ``max_change`` (for an ``image`` that is already a good
     estimate, a learned output: :data:`EXACT_MAX_CHANGE`) stops it before it changes the
-    image by more than that fraction of its norm.
+    image by more than that fraction of its norm. ``hybrid``: what :func:`hybrid_form`
+    gives for ``(operator, measured)``, when the caller has it already (a cascade's stages
+    run on it), so the operator's constants are not computed again.
 
     Shapes
     ------
@@ -160,7 +163,7 @@ def exact_consistency(image: torch.Tensor, measured: torch.Tensor, operator: Lin
     """
     floor = noise_floor(measured, operator.mask) if noise_stop else None
     full = operator
-    operator, measured = hybrid_form(operator, measured)
+    operator, measured = hybrid_form(operator, measured) if hybrid is None else hybrid
     window = EXACT_STALL_WINDOW
     if floor is not None:  # per item
         noisy = floor.to(measured.device) > EXACT_NOISY_FLOOR * squared_norms(measured).sqrt()

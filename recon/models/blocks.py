@@ -132,7 +132,7 @@ def run_cascade(kspace, operator, refinements, consistency, exact: bool | None =
     if gridding is not None and final:  # a trajectory: a few CGLS steps on the NUFFT, from x
         x = least_squares(operator, measured, x, max_iter=TRAJECTORY_DC_ITER, tol=1e-6)
     elif operator.coil_maps is not None and final:
-        x = exact_consistency(x, measured, operator, max_change=EXACT_MAX_CHANGE)
+        x = exact_consistency(x, measured, operator, max_change=EXACT_MAX_CHANGE, hybrid=(stage_operator, stage_measured))
     return x * scale
 
 
