@@ -59,7 +59,14 @@ def test_batch_items_are_independent(name):
 
 
 @pytest.mark.parametrize("name", KSPACE_MODELS)
-def test_multicoil_output_fits_the_measurement(name):
+def test_multicoil_output_fits_the_measurement(name, monkeypatch):
+    # Random weights put the output far from the data; the cap on how far the exact step
+    # may move a learned output (physics.consistency.EXACT_MAX_CHANGE, for trained
+    # outputs; tests/physics/test_solvers.py and tests/recon/test_shipped_weights.py) is
+    # lifted, so the step itself is what is tested.
+    import recon.models.blocks as blocks
+
+    monkeypatch.setattr(blocks, "EXACT_MAX_CHANGE", None)
     generator = _model(name)
     _, mask = _data(1, 32, 32, seed=2)
     yy, xx = torch.meshgrid(torch.linspace(-1, 1, 32), torch.linspace(-1, 1, 32), indexing="ij")
