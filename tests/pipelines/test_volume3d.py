@@ -102,6 +102,18 @@ def test_a_3d_run_by_default_has_one_bart_anchor():
     assert "bart-l1" in names  # asked for, it runs
 
 
+def test_a_3d_run_by_default_leaves_cs_l1_out_and_says_so():
+    from masks import make_mask
+    from pipelines.config import RunConfig
+    from pipelines.run.workflow import _methods
+
+    mask = make_mask("25pct", (32, 24), "poisson", seed=0)
+    names, notes = _methods(RunConfig(acquisition="3d", coils=4), 4, mask)
+    assert "cs-l1" not in names and "cs-tv" in names and any(n.startswith("cs-l1 left out") for n in notes)
+    assert "cs-l1" in _methods(RunConfig(coils=4), 4, mask)[0]  # 2-D runs keep it
+    assert "cs-l1" in _methods(RunConfig(acquisition="3d", coils=4, methods=("cs-l1",)), 4, mask)[0]  # asked for
+
+
 def test_the_guard_judges_a_3d_volume_as_one():
     from pipelines.common.volume import whole_volume
     from pipelines.run.volume import spread_guard
