@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pipelines.common.output import atomic_file
 from pipelines.reports import plots
-from pipelines.reports.page import STYLE, file_data, key_value_table, noise_note
+from pipelines.reports.page import STYLE, estimate_text, file_data, key_value_table, noise_note
 from pipelines.reports.previews import ORIENTED_STYLE, PLANES, labelled
 from recon.trust.check import HALLUCINATION_THRESHOLD
 
@@ -71,9 +71,7 @@ def build_batch_report(folders: str | Path | list[str | Path]) -> str:
             flag = energy is not None and energy > HALLUCINATION_THRESHOLD
             estimate = "<td>n/a</td>"
             if "estimated_psnr" in record:
-                low, high = record.get("estimated_psnr_low"), record.get("estimated_psnr_high")
-                interval = f" [{low:.1f}, {high:.1f}]" if low is not None and high is not None else ""
-                estimate = f"<td>{record['estimated_psnr']:.2f} ± {record['estimated_psnr_spread']:.2f}{interval}</td>"
+                estimate = f"<td>{estimate_text(record)}</td>"
             guarded = record.get("guard_flagged")
             holds = record.get("holds", f"{method} output")
             written = "" if holds == f"{method} output" else f"<br>file holds: {html.escape(holds)}"

@@ -22,6 +22,17 @@ def file_data(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()
 
 
+def estimate_text(record: dict) -> str:
+    """A record's (or summary row's) estimated PSNR with its uncertainty: the calibrated
+    80 % interval where it has one, else the hold-out folds' spread. (On 1-D masks the
+    folds agree by construction, each distance bin holding one fold's lines, so their
+    spread, 0, says nothing there; every calibrated mask kind has an interval.)"""
+    low, high = record.get("estimated_psnr_low"), record.get("estimated_psnr_high")
+    if low is not None and high is not None and np.isfinite(low) and np.isfinite(high):
+        return f"{record['estimated_psnr']:.2f} [{low:.1f}, {high:.1f}]"
+    return f"{record['estimated_psnr']:.2f} ± {record.get('estimated_psnr_spread', float('nan')):.2f}"
+
+
 def noise_note(record: dict) -> str:
     """The residual against the data's noise level, when it could be estimated."""
     if "dc_residual_to_noise" not in record:

@@ -24,7 +24,14 @@ from PIL import Image
 
 from pipelines.common.output import atomic_file
 from pipelines.reports import plots
-from pipelines.reports.page import STYLE, file_data, key_value_table, noise_note, png_data
+from pipelines.reports.page import (
+    STYLE,
+    estimate_text,
+    file_data,
+    key_value_table,
+    noise_note,
+    png_data,
+)
 from pipelines.reports.volume_report import plane_grid
 
 ROI = (0.3, 0.3, 0.25)  # zoomed region: top and left as fractions of the image, and its side
@@ -149,8 +156,8 @@ def _summary_table(runs: list[dict]) -> str:
             if "estimated_psnr" in row:
                 marked = row["estimated_psnr"] == best[(label, "estimated_psnr")]
                 ranked = sorted((r["estimated_psnr"] for lab, r in rows if lab == label and "estimated_psnr" in r), reverse=True)
-                cells.append(f'<td class="{"best" if marked else ""}">{row["estimated_psnr"]:.2f} ± '
-                             f'{row["estimated_psnr_spread"]:.2f}{" ★" if marked else ""}</td><td>{ranked.index(row["estimated_psnr"]) + 1}</td>')
+                cells.append(f'<td class="{"best" if marked else ""}">{estimate_text(row)}'
+                             f'{" ★" if marked else ""}</td><td>{ranked.index(row["estimated_psnr"]) + 1}</td>')
             else:
                 cells.append("<td>n/a</td><td>n/a</td>")
         lines.append(f'<tr><td>{html.escape(label)}</td><td>{html.escape(row["method"])}</td>{"".join(cells)}<td>{row["slices"]}</td></tr>')
@@ -250,8 +257,7 @@ def _image_grid(run: dict, max_slices: int = 3) -> str:
                 body += (f'<div class="sublabel">added in unmeasured k-space: {record.get("hallucination_energy", float("nan")):.4f} '
                          f'of its energy</div><img alt="{html.escape(method)} added in unmeasured k-space" src="{file_data(added)}">')
             if "estimated_psnr" in record:
-                body += (f'<div class="sublabel">estimated (no reference): {record["estimated_psnr"]:.2f} ± '
-                         f'{record["estimated_psnr_spread"]:.2f} dB</div>')
+                body += f'<div class="sublabel">estimated (no reference): {estimate_text(record)} dB</div>'
             if "guard_reason" in record:
                 body += (f'<div class="sublabel{" flag" if record.get("guard_flagged") else ""}">guard wrote '
                          f'{html.escape(record["guard_reason"])}</div>')
@@ -316,8 +322,10 @@ def build_report(run_dirs: list[str | Path]) -> str:
                     "(zero-filled is not counted for speed). Metrics follow fastMRI: magnitude images, data range = "
                     "the reference's maximum."
                     + (" The estimated PSNR needs no reference: each method reconstructs again without part of the "
-                       "measured k-space and is scored on the part held out (± its spread over the folds; "
-                       "<code>recon.trust.holdout</code>). It is what a user gets on measured data." if estimated else "")
+                       "measured k-space and is scored on the part held out (<code>recon.trust.holdout</code>); "
+                       "[low, high] is the interval that held the true PSNR on 80 % of the validation slices of its "
+                       "calibration, ± (where there is no interval) the spread over the folds. It is what a user gets "
+                       "on measured data." if estimated else "")
                     + _estimate_subset_note(runs) + "</p>")
     sections.append("<h2>Trust check</h2>" + _trust_table(runs))
     sections.append('<h2>Per-slice distributions</h2><div class="plots">' + _strip_plot(runs, "psnr", "PSNR (dB)") +

@@ -116,3 +116,15 @@ def test_one_colour_per_method_and_runs_of_other_coils_never_joined(runs):
     assert mixed == ""  # one point per (method, coils): nothing to join across 1 and 8 coils
     svg = plots.strip_plot([("cs-tv", [1.0, 2.0]), ("gan-drn", [3.0])], "PSNR", "t", groups=[["a", "b"], ["a"]])
     assert plots.method_colour("cs-tv") in svg and plots.method_colour("gan-drn") in svg and ">file<" in svg
+
+
+def test_an_estimate_is_shown_with_its_interval_and_with_the_folds_spread_only_without_one():
+    """On 1-D masks the folds' spread is 0 by construction (each distance bin holds one
+    fold's lines), so a report shows the calibrated interval, not "± 0.00"."""
+    from pipelines.reports.page import estimate_text
+
+    with_interval = {"estimated_psnr": 29.66, "estimated_psnr_spread": 0.0, "estimated_psnr_low": 25.31,
+                     "estimated_psnr_high": 33.42}
+    assert estimate_text(with_interval) == "29.66 [25.3, 33.4]"
+    assert estimate_text({**with_interval, "estimated_psnr_low": None}) == "29.66 ± 0.00"
+    assert estimate_text({**with_interval, "estimated_psnr_low": float("nan"), "estimated_psnr_spread": 0.4}) == "29.66 ± 0.40"
