@@ -51,20 +51,21 @@ the discrepancy stop comes first either way, and noise-free data keep it (+2.3 t
 dB at Poisson-disc). On a 15-coil 640x368 slice at Poisson-disc 25 % it cost 5.2 dB."""
 EXACT_MAX_CHANGE = 0.08
 """The learned models' exact step stops before it changes their output by more than this
-fraction of its norm (:func:`physics.solvers.least_squares`, ``max_change``). A learned
-output needs a small correction: 0.015-0.09 of its norm on the sample's multi-coil slices
-(8 and 15 coils, ESPIRiT maps, noise-free) where the step helps (the one at 0.09 gained
-as much when stopped at 0.08). Where the ESPIRiT maps of
-a narrow calibration block cannot explain noise-free data (1-D masks at 10 %), CGLS keeps
-lowering the residual by about 1 % every 10 iterations, fast enough to pass the stall
-rule, only through the operator's ill-conditioned directions: it went on to 0.24 of the
-norm, and the slice fell by up to 5.6 dB on the validation slices (7.9 on the test
-slices) below the learned output without the step. With 0.08 the step gained +0.63 to
-+0.95 dB on average at 10 % (worst +0.19) on the sample's val slices, 8 and 15 random
-maps, and the same as 0.25 at 25 %, at Poisson-disc (noise-free) and at 40 dB (gan-drn at
-10 %, 40 dB: +0.80 against +0.76) (docs/results.md, issue 35, fourth part). It was 0.25 before, set where the maps of a
-small (ky, kz) calibration block made CGLS go on to 0.66-0.81 and a plane fell from 32 to
-9 dB (issue 37)."""
+fraction of its norm (:func:`physics.solvers.least_squares`, ``max_change``).
+
+A learned output needs a small correction: 0.015-0.09 of its norm on the sample's
+multi-coil slices (8 and 15 coils, ESPIRiT maps, noise-free) where the step helps (the one
+at 0.09 gained as much when stopped at 0.08). Where the ESPIRiT maps of a narrow
+calibration block cannot explain noise-free data (1-D masks at 10 %), CGLS keeps lowering
+the residual by about 1 % every 10 iterations, fast enough to pass the stall rule, only
+through the operator's ill-conditioned directions: it went on to 0.24 of the norm, and the
+slice fell by up to 5.6 dB on the validation slices (7.9 on the test slices) below the
+learned output without the step. With 0.08 the step gained +0.63 to +0.95 dB on average at
+10 % (worst +0.19) on the sample's val slices, 8 and 15 random maps; at 25 %, at
+Poisson-disc (noise-free) and at 40 dB it gained as much as with 0.25 (gan-drn at 10 %,
+40 dB: +0.80 against +0.76; docs/results.md, issue 35, fourth part). It was 0.25 before,
+set where the maps of a small (ky, kz) calibration block made CGLS go on to 0.66-0.81 and
+a plane fell from 32 to 9 dB (issue 37)."""
 
 
 def hard_projection(
