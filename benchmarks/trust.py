@@ -67,7 +67,8 @@ def _slices(images: np.ndarray, count: int) -> np.ndarray:
 
 
 def measure(images: np.ndarray, name: str, preset: str, mask_type: str, coils: int, methods: list[str],
-            folds: int, noise_snr: list[float] | None = None, espirit: bool = False) -> list[dict]:
+            folds: int, noise_snr: list[float] | None = None, espirit: bool = False,
+            mask_per_slice: bool = False) -> list[dict]:
     """One record per (slice, method): the truth and the raw hold-out estimate
     (``espirit``: multi-coil methods get ESPIRiT maps from the measured centre, as
     ``recon run`` gives them, instead of the true maps of the simulation). With
@@ -75,18 +76,36 @@ def measure(images: np.ndarray, name: str, preset: str, mask_type: str, coils: i
     records per method from the same reconstructions: regime ``noisy`` (judged against the
     noise-free image, the held-out samples' coil noise taken out of the residuals)
     and, on a grid, ``measured`` (judged against the full noisy scan's image, RSS over
-    coils, as a scanner's data is; residuals whole)."""
+    coils, as a scanner's data is; residuals whole).
+
+    The mask is drawn once for the source (seeded by ``name``), or, with
+    ``mask_per_slice``, once for every slice (seeded by ``name:slice``): the hold-out's
+    bias on 1-D masks follows the draw more than the subject (docs/results.md, issue 36,
+    sixth part), so a calibration should see many draws. Each record keeps its
+    ``mask_seed``."""
+    if mask_per_slice:
+        return [record for index in range(len(images))
+                for record in _measure(images[index : index + 1], name, preset, mask_type, coils, methods, folds,
+                                       [noise_snr[index % len(noise_snr)]] if noise_snr else None, espirit,
+                                       f"{name}:{index}", index)]
+    return _measure(images, name, preset, mask_type, coils, methods, folds, noise_snr, espirit, name, 0)
+
+
+def _measure(images: np.ndarray, name: str, preset: str, mask_type: str, coils: int, methods: list[str],
+             folds: int, noise_snr: list[float] | None, espirit: bool, mask_seed: str, first: int) -> list[dict]:
+    """:func:`measure` with the mask seeded by ``mask_seed`` and the slices numbered from
+    ``first``."""
     shape = images.shape[-2:]
     kind, center_fraction = split_family(mask_type)  # vd2d:nocal: no calibration block
-    made = make_sampling(preset, shape, kind, seed=seed_from_name(name), center_fraction=center_fraction)
+    made = make_sampling(preset, shape, kind, seed=seed_from_name(mask_seed), center_fraction=center_fraction)
     mask = as_sampling(made)  # a bool grid mask, or a trajectory (radial, spiral: its shots are held out)
     mask_np = mask if isinstance(mask, trajectories.Trajectory) else made.array
     maps = simulate_coil_maps(coils, shape).unsqueeze(0) if coils > 1 else None
-    generator = torch.Generator().manual_seed(seed_from_name(name))
+    generator = torch.Generator().manual_seed(seed_from_name(mask_seed))
     if not noise_snr:
         kspace, truth = simulate_kspace(torch.from_numpy(images), mask, coil_maps=maps, generator=generator)
-        return _records(kspace, mask_np, _maps(kspace, mask_np, maps, espirit), {"clean": truth.abs()}, name, preset,
-                        mask_type, coils, methods, folds)
+        return _seeded(_records(kspace, mask_np, _maps(kspace, mask_np, maps, espirit), {"clean": truth.abs()}, name,
+                                preset, mask_type, coils, methods, folds, first=first), mask_seed)
     records = []
     for index in range(len(images)):
         snr = noise_snr[index % len(noise_snr)]
@@ -99,7 +118,13 @@ def measure(images: np.ndarray, name: str, preset: str, mask_type: str, coils: i
             kspace = full * torch.from_numpy(mask_np)
             references = {"noisy": truth.abs(), "measured": ifft2c(full).abs().pow(2).sum(dim=1).sqrt()}
         records += _records(kspace, mask_np, _maps(kspace, mask_np, maps, espirit), references, name, preset, mask_type,
-                            coils, methods, folds, first=index, snr=snr)
+                            coils, methods, folds, first=first + index, snr=snr)
+    return _seeded(records, mask_seed)
+
+
+def _seeded(records: list[dict], mask_seed: str) -> list[dict]:
+    for record in records:
+        record["mask_seed"] = mask_seed
     return records
 
 
@@ -298,6 +323,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--folds", type=int, default=holdout.DEFAULT_FOLDS)
     parser.add_argument("--noise-snr", help="comma-separated SNRs in dB, one per slice in turn: acquisition noise, "
                         "and records of regimes noisy and measured (recon.trust.calibration.REGIMES)")
+    parser.add_argument("--mask-per-slice", action="store_true",
+                        help="draw a new mask for every slice (seeded by source and slice), not one per source: "
+                        "the 1-D hold-out's bias follows the draw (docs/results.md, issue 36, sixth part)")
     parser.add_argument("--espirit", action="store_true",
                         help="multi-coil methods get ESPIRiT maps from the measured centre (as recon run), not the true maps")
     parser.add_argument("--threads", type=int, default=2)
@@ -365,7 +393,7 @@ def main(argv: list[str] | None = None) -> int:
                     started = time.perf_counter()
                     records += measure(images, name, preset, mask_type, coils, args.methods.split(","), args.folds,
                                        [float(v) for v in args.noise_snr.split(",")] if args.noise_snr else None,
-                                       args.espirit)
+                                       args.espirit, args.mask_per_slice)
                     print(f"{name} {preset} {mask_type} {coils} coil(s): {time.perf_counter() - started:.0f} s", flush=True)
                     if args.records:
                         args.records.write_text(json.dumps(records))

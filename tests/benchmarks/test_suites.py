@@ -369,3 +369,18 @@ def test_trust_benchmark_on_3d_planes_records_them_as_recon_run_judges_them_and_
     fitted = trust.fit([{**r, "source": f"{r['source']}{i % 2}"} for i, r in enumerate((saved + twin) * 4)])
     assert set(fitted["guard_lead_db"]) == {"noisy@planes", "measured@planes"}
     assert all(abs(lead) < 0.01 for lead in fitted["guard_lead_db"].values())
+
+
+def test_trust_records_can_draw_a_new_mask_for_every_slice():
+    """``--mask-per-slice``: each slice's mask is seeded by source and slice, so the
+    calibration sees many draws; without it, a source's slices share one draw."""
+    import numpy as np
+
+    from benchmarks import trust
+
+    images = np.random.default_rng(0).random((3, 48, 48)).astype(np.float32)
+    shared = trust.measure(images, "tiny", "25pct", "cartesian", 1, ["zero-filled"], 2)
+    drawn = trust.measure(images, "tiny", "25pct", "cartesian", 1, ["zero-filled"], 2, mask_per_slice=True)
+    assert [r["mask_seed"] for r in shared] == ["tiny"] * 3 and len({str(r["unmeasured"]) for r in shared}) == 1
+    assert [r["mask_seed"] for r in drawn] == ["tiny:0", "tiny:1", "tiny:2"] and [r["slice"] for r in drawn] == [0, 1, 2]
+    assert len({str(r["unmeasured"]) for r in drawn}) > 1  # the draws differ
