@@ -218,7 +218,7 @@ def measure_planes(path: str, preset: str, mask_type: str, methods: list[str], f
     return records
 
 
-def _records(kspace: torch.Tensor, mask_np: np.ndarray, maps: torch.Tensor | None, references: dict[str, torch.Tensor],
+def _records(kspace: torch.Tensor, mask_np: np.ndarray, coil_maps: torch.Tensor | None, references: dict[str, torch.Tensor],
              name: str, preset: str, mask_type: str, coils: int, methods: list[str], folds: int, first: int = 0,
              snr: float | None = None, peaks: dict[str, float] | None = None,
              build: Callable[[str], Any] = recon.get) -> list[dict]:
@@ -239,6 +239,7 @@ def _records(kspace: torch.Tensor, mask_np: np.ndarray, maps: torch.Tensor | Non
         fold_masks = holdout.holdout_folds(mask_np, min(folds, holdout.holdout_units(mask_np)),  # as recon run does
                                            seed=seed_from_name(f"{name}:{number}"))
         data = kspace[index : index + 1]
+        maps = coil_maps if coil_maps is None or coil_maps.shape[0] == 1 else coil_maps[index : index + 1]
         noisy = any(judged_noise_free(regime) for regime in references) and not (trajectory or block)
         floor = noise_floor(data, mask_np, maps) if noisy else 0.0  # only a noisy regime takes it off
         for label in methods:  # NAME@WEIGHTS: a learned model with weights not (yet) shipped, recorded as NAME@

@@ -384,3 +384,18 @@ def test_trust_records_can_draw_a_new_mask_for_every_slice():
     assert [r["mask_seed"] for r in shared] == ["tiny"] * 3 and len({str(r["unmeasured"]) for r in shared}) == 1
     assert [r["mask_seed"] for r in drawn] == ["tiny:0", "tiny:1", "tiny:2"] and [r["slice"] for r in drawn] == [0, 1, 2]
     assert len({str(r["unmeasured"]) for r in drawn}) > 1  # the draws differ
+
+
+def test_trust_records_with_espirit_maps_give_each_slice_its_own_maps():
+    """``--espirit`` on noise-free slices: the maps are estimated for every slice of the
+    batch, and each slice is reconstructed with its own (a batch of maps once met one
+    slice's k-space and failed)."""
+    import numpy as np
+
+    from benchmarks import trust
+
+    images = np.random.default_rng(1).random((2, 48, 48)).astype(np.float32)
+    records = trust.measure(images, "tiny", "25pct", "cartesian", 4, ["gan-drn"], 2, espirit=True)
+    alone = trust.measure(images[1:], "tiny", "25pct", "cartesian", 4, ["gan-drn"], 2, espirit=True)
+    assert [r["slice"] for r in records] == [0, 1]
+    assert records[1]["psnr"] == pytest.approx(alone[0]["psnr"], abs=0.02)
