@@ -11,6 +11,14 @@ from pipelines.config import RunConfig
 from pipelines.run.workflow import run
 
 
+def ecalib_kernel(calibration: tuple[int, int]) -> int:
+    """The kernel side the benchmarks' own BART chains give ``bart ecalib -k``: its default
+    6, or 2 lines narrower than the fully sampled centre when that is narrower (10 % of 128
+    lines keeps 5). ``recon``'s ESPIRiT and its 3-D BART anchor cap the kernel at half of
+    each side instead (:func:`physics.espirit.espirit_maps`)."""
+    return min(6, min(calibration) - 2)
+
+
 def available(names) -> list[str]:
     """The methods among ``names`` that can run on this machine."""
     return [name for name in names if recon.registry.unavailable_reason(name) is None]

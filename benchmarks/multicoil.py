@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 import recon
+from benchmarks.common import ecalib_kernel
 from masks import calibration_region, make_mask
 from physics.acquisition import simulate_kspace
 from physics.coils import random_coil_maps, resample_coil_maps, simulate_coil_maps
@@ -99,7 +100,7 @@ def bart_pics(kspace: torch.Tensor, mask: torch.Tensor, calib: tuple[int, int], 
     with tempfile.TemporaryDirectory() as folder:
         write_cfl(Path(folder) / "k", np.ascontiguousarray((kspace * mask).numpy().transpose(1, 2, 0)[:, :, None, :]))
         started = time.perf_counter()
-        kernel = min(6, min(calib) - 2)
+        kernel = ecalib_kernel(calib)
         for command in (["ecalib", "-m1", "-k", f"{kernel}:{kernel}:1", "-r", f"{calib[0]}:{calib[1]}:1", "k", "m"],
                         ["pics", "-S", "-n", "-i", "100", "-R", f"T:3:0:{weight}", "k", "m", "x"]):
             subprocess.run(["bart", *command], cwd=folder, check=True, capture_output=True)

@@ -38,7 +38,7 @@ import numpy as np
 import torch
 
 import masks
-from benchmarks.common import available
+from benchmarks.common import available, ecalib_kernel
 from pipelines.formats import read_input
 from recon.classical.bart import BartL1, BartTV, read_cfl, write_cfl
 from recon.metrics import psnr, ssim
@@ -112,9 +112,7 @@ def bart_chain(path: Path, mask: str, folder: Path, seed: int = 0, virtual_coils
         _bart("cc", "-p", str(virtual_coils), "-G", "-M", "under", "cc_matrix", cwd=work)
         _bart("ccapply", "-p", str(virtual_coils), "-G", "under", "cc_matrix", "under_cc", cwd=work)
         data = "under_cc"
-    # ecalib's 6x6 kernel needs a calibration region wider than 6 lines: narrower
-    # centres (10 % of 128 lines keeps 5) take a kernel 2 lines narrower than the centre
-    kernel = min(6, min(drawn.center) - 2)
+    kernel = ecalib_kernel(drawn.center)
     _bart("ecalib", "-m", "1", "-k", f"{kernel}:{kernel}:1", "-r", ":".join(str(c) for c in (*drawn.center, 1)), data, "maps",
           cwd=work)
     maps_seconds = time.perf_counter() - started

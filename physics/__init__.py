@@ -18,10 +18,10 @@ from physics.coils import (
 from physics.complex import from_channels, to_channels
 from physics.consistency import (
     DataConsistency,
+    discrepancy_floor,
     estimate_noise_std,
     exact_consistency,
     hard_projection,
-    noise_floor,
     soft_consistency,
 )
 from physics.fft import fft2c, ifft2c
@@ -53,6 +53,6 @@ __all__ = [
     "soft_consistency",
     "exact_consistency",
     "estimate_noise_std",
-    "noise_floor",
+    "discrepancy_floor",
     "to_channels",
 ]

@@ -30,7 +30,7 @@ EXACT_STALL_WINDOW = 10
 iterations (:func:`physics.solvers.least_squares`, ``window``), on noise-free data."""
 EXACT_NOISY_FLOOR = 5e-3
 """Data are noisy for the exact step where the residual the noise explains
-(:func:`noise_floor`) is at least this fraction of the measured data's norm: 0.4-0.7 %
+(:func:`discrepancy_floor`) is at least this fraction of the measured data's norm: 0.4-0.7 %
 at 50 dB SNR and 1.2-2 % at 40 dB on the sample's test slices (8 birdcage coils, 15
 random maps, ODIN's array; 10 and 25 %), against 4e-5 to 2e-3 on noise-free data, whose
 smallest coil eigenvalue is not exactly zero (15 coils compressed to 8 read highest)."""
@@ -171,7 +171,7 @@ def exact_consistency(image: torch.Tensor, measured: torch.Tensor, operator: Lin
     ------
     image ``(B, H, W)`` complex; measured ``(B, C, H, W)``; returns ``(B, H, W)``.
     """
-    floor = noise_floor(measured, operator.mask) if noise_stop else None
+    floor = discrepancy_floor(measured, operator.mask) if noise_stop else None
     full = operator
     operator, measured = hybrid_form(operator, measured) if hybrid is None else hybrid
     window = EXACT_STALL_WINDOW
@@ -235,7 +235,7 @@ def hybrid_form(operator: LinearOperator, measured: torch.Tensor) -> tuple[Linea
     return hybrid, hybrid.measurement(measured)
 
 
-def noise_floor(measured: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+def discrepancy_floor(measured: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Per batch item, the data residual ``||A x - y||`` the noise alone explains:
     ``DISCREPANCY * sigma * sqrt(M)`` for the M measured samples (all coils) and the
     noise level of :func:`estimate_noise_std`.

@@ -399,3 +399,12 @@ def test_trust_records_with_espirit_maps_give_each_slice_its_own_maps():
     alone = trust.measure(images[1:], "tiny", "25pct", "cartesian", 4, ["gan-drn"], 2, espirit=True)
     assert [r["slice"] for r in records] == [0, 1]
     assert records[1]["psnr"] == pytest.approx(alone[0]["psnr"], abs=0.02)
+
+
+def test_the_benchmarks_bart_chains_narrow_the_ecalib_kernel_to_the_centre():
+    """BART's ``ecalib`` needs a kernel narrower than the calibration region: its default
+    6 where the centre allows, else 2 lines narrower than the centre."""
+    from benchmarks.common import ecalib_kernel
+
+    assert ecalib_kernel((24, 24)) == 6 and ecalib_kernel((24, 10)) == 6
+    assert ecalib_kernel((24, 5)) == 3 and ecalib_kernel((6, 24)) == 4

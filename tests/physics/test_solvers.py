@@ -73,9 +73,9 @@ def test_exact_consistency_beats_the_per_coil_projection():
     exact = exact_consistency(guess, measured, operator, noise_stop=False)
     assert residual(exact) <= 1e-4 < residual(projected)
     # With the noise stop (the default), it fits down to what the estimated noise explains.
-    from physics.consistency import noise_floor
+    from physics.consistency import discrepancy_floor
 
-    floor = float(noise_floor(measured, mask)[0]) / float(measured.norm())
+    floor = float(discrepancy_floor(measured, mask)[0]) / float(measured.norm())
     assert residual(exact_consistency(guess, measured, operator)) <= max(floor, 1e-4) * 1.05 < 0.1 * residual(projected)
 
 
@@ -236,7 +236,7 @@ def test_noise_free_data_keep_the_long_stall_window(monkeypatch):
     monkeypatch.setattr(consistency, "EXACT_NOISY_WINDOW", 1)  # a window that stops at the first stall
     torch.testing.assert_close(exact_consistency(start, measured, operator, max_iter=40), default)
     noisy = measured + 0.02 * float(measured.abs().max()) * _random(measured.shape, 9) * mask
-    assert bool((consistency.noise_floor(noisy, mask) > consistency.EXACT_NOISY_FLOOR
+    assert bool((consistency.discrepancy_floor(noisy, mask) > consistency.EXACT_NOISY_FLOOR
                  * noisy.abs().pow(2).sum().sqrt()).all())  # the same slice with noise counts as noisy
 
 
