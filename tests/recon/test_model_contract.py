@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from physics import simulate_coil_maps
-from physics.consistency import noise_floor
+from physics.consistency import discrepancy_floor
 from physics.fft import fft2c
 from physics.operators import MultiCoil, SingleCoil
 from recon.models.spec import get_spec, trainable_models
@@ -77,9 +77,9 @@ def test_multicoil_output_fits_the_measurement(name, monkeypatch):
     with torch.no_grad():
         output = generator(kspace, operator)
     residual = (operator(output) - kspace).norm() / kspace.norm()
-    # Exact up to what the data's estimated noise explains (physics.consistency.noise_floor),
+    # Exact up to what the data's estimated noise explains (physics.consistency.discrepancy_floor),
     # which for smooth noise-free data is nothing.
-    floor = float(noise_floor(kspace * mask, mask)[0] / (kspace * mask).norm())
+    floor = float(discrepancy_floor(kspace * mask, mask)[0] / (kspace * mask).norm())
     assert residual <= max(1e-4, 1.05 * floor) and floor < 1e-3
 
 
