@@ -49,7 +49,7 @@ import numpy as np
 import torch
 
 import recon
-from benchmarks.trust_fit import _kind, apply, fit, fit_offsets, merge  # noqa: F401 (the fit, re-exported)
+from benchmarks.trust_fit import _kind, apply, draw_intervals, fit, fit_offsets, merge  # noqa: F401 (the fit, re-exported)
 from masks import make_mask, make_sampling, seed_from_name, split_family
 from physics import simulate_coil_maps, simulate_kspace
 from physics.fft import ifft2c
@@ -335,6 +335,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=CALIBRATION_FILE, help="where --calibrate writes")
     parser.add_argument("--keep-kinds", help="with --calibrate: keep the shipped lines of these mask kinds (e.g. 1d,2d) "
                         "and measure only their intervals")
+    parser.add_argument("--draw-intervals", type=Path, nargs="+", metavar="RECORDS",
+                        help="take the stated intervals of the 1-D entries of the calibration at --out from these "
+                        "validation records with a mask drawn per slice (--mask-per-slice), keeping every estimate")
     parser.add_argument("--evaluate", type=Path, nargs="+", metavar="RECORDS", help="the issue's figures from test records")
     parser.add_argument("--calibration", type=Path, help="with --evaluate: this calibration file (default: the shipped one)")
     parser.add_argument("--folds-used", type=int, help="with --calibrate / --evaluate: estimate from the records' first "
@@ -356,6 +359,18 @@ def main(argv: list[str] | None = None) -> int:
                            {r.get("mask_type", "").split(":")[0] for r in records})
         args.out.write_text(json.dumps(fitted, indent=1) + "\n")
         print(json.dumps(fitted["lines"], indent=1))
+        return 0
+    if args.draw_intervals:
+        records = [r for path in args.draw_intervals for r in read_records(path)]
+        earlier = json.loads(args.out.read_text())
+        updated = draw_intervals(earlier, records)
+        updated["intervals_drawn_on"] = ", ".join(path.name for path in args.draw_intervals)
+        args.out.write_text(json.dumps(updated, indent=1) + "\n")
+        for key, entry in sorted(updated["offsets"].items()):
+            if "interval_from" in entry:
+                print(f"{key}: {earlier['offsets'][key]['interval_db']} -> {entry['interval_db']} ({entry['interval_from']})")
+        for key, origin in sorted(updated.get("interval_from", {}).items()):
+            print(f"{key}: {earlier.get('interval_db', {}).get(key)} -> {updated['interval_db'][key]} ({origin})")
         return 0
     if args.evaluate:
         records = [r for path in args.evaluate for r in read_records(path)]

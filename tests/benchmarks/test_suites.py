@@ -408,3 +408,31 @@ def test_the_benchmarks_bart_chains_narrow_the_ecalib_kernel_to_the_centre():
 
     assert ecalib_kernel((24, 24)) == 6 and ecalib_kernel((24, 10)) == 6
     assert ecalib_kernel((24, 5)) == 3 and ecalib_kernel((6, 24)) == 4
+
+
+def test_draw_intervals_widen_the_1d_intervals_to_the_draws_spread_and_keep_every_estimate(trust_records, monkeypatch):
+    """``--draw-intervals``: the 1-D entries' stated intervals take in records with a mask
+    drawn per slice (a spread of 3 dB between draws reaches the interval, which never
+    narrows), while every estimate, and so every verdict of the guard, stays; one-draw
+    records change nothing."""
+    from benchmarks import trust, trust_fit
+
+    monkeypatch.setattr(trust_fit, "OFFSET_MIN_POINTS", 2)
+    saved = [dict(record) for record in trust_records[2] if record["mask_type"] == "cartesian"]
+    calibration = trust.fit([dict(record) for record in saved])
+    assert trust_fit.draw_intervals(calibration, saved) == {**calibration, "offsets": calibration["offsets"],
+                                                            "interval_db": calibration["interval_db"]}
+    drawn = [{**record, "mask_seed": f"tiny:{draw}", "psnr": record["psnr"] + shift}
+             for draw, shift in enumerate((-3.0, 0.0, 3.0)) for record in saved]
+    updated = trust_fit.draw_intervals(calibration, drawn)
+    changed = {key: entry for key, entry in updated["offsets"].items() if "interval_from" in entry}
+    assert changed and all(entry["interval_db"][0] <= -2.5 and entry["interval_db"][1] >= 2.5 for entry in changed.values())
+    for key, entry in changed.items():  # joined with the subjects' interval: it never narrows
+        low, high = calibration["offsets"][key]["interval_db"]
+        assert entry["interval_db"][0] <= low and entry["interval_db"][1] >= high
+    before, after = [dict(record) for record in drawn], [dict(record) for record in drawn]
+    trust.apply(before, calibration)
+    trust.apply(after, updated)
+    assert [r["est_psnr"] for r in before] == [r["est_psnr"] for r in after]
+    assert sum(r["est_low"] <= r["psnr"] <= r["est_high"] for r in after) > sum(
+        r["est_low"] <= r["psnr"] <= r["est_high"] for r in before)
