@@ -49,7 +49,15 @@ import numpy as np
 import torch
 
 import recon
-from benchmarks.trust_fit import _kind, apply, draw_intervals, fit, fit_offsets, merge  # noqa: F401 (the fit, re-exported)
+from benchmarks.trust_fit import (  # noqa: F401 (the fit, re-exported)
+    _kind,
+    apply,
+    draw_intervals,
+    fit,
+    fit_method_offsets,
+    fit_offsets,
+    merge,
+)
 from masks import make_mask, make_sampling, seed_from_name, split_family
 from physics import simulate_coil_maps, simulate_kspace
 from physics.fft import ifft2c
@@ -335,6 +343,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=CALIBRATION_FILE, help="where --calibrate writes")
     parser.add_argument("--keep-kinds", help="with --calibrate: keep the shipped lines of these mask kinds (e.g. 1d,2d) "
                         "and measure only their intervals")
+    parser.add_argument("--method-offsets", type=Path, nargs="+", metavar="RECORDS",
+                        help="fit offsets of each method in these validation records on its own (e.g. cg-sense, "
+                        "whose hold-out is unlike zero-filled's) into the calibration at --out, replacing its earlier ones")
     parser.add_argument("--draw-intervals", type=Path, nargs="+", metavar="RECORDS",
                         help="take the stated intervals of the 1-D entries of the calibration at --out from these "
                         "validation records with a mask drawn per slice (--mask-per-slice), keeping every estimate")
@@ -359,6 +370,19 @@ def main(argv: list[str] | None = None) -> int:
                            {r.get("mask_type", "").split(":")[0] for r in records})
         args.out.write_text(json.dumps(fitted, indent=1) + "\n")
         print(json.dumps(fitted["lines"], indent=1))
+        return 0
+    if args.method_offsets:
+        records = [r for path in args.method_offsets for r in read_records(path)]
+        methods = sorted({r["method"].rstrip("@") for r in records})
+        calibration = json.loads(args.out.read_text())
+        fitted = fit_method_offsets(records)
+        offsets = {key: entry for key, entry in calibration.get("offsets", {}).items() if key.split(":")[0] not in methods}
+        calibration["offsets"] = {**offsets, **fitted}
+        calibration["method_offsets_fitted_on"] = ", ".join(path.name for path in args.method_offsets)
+        args.out.write_text(json.dumps(calibration, indent=1) + "\n")
+        for key, entry in sorted(fitted.items()):
+            print(f"{key}: {entry['offset_db']:+.2f} dB, interval {entry['interval_db']} ({entry['points']} records, "
+                  f"{entry['sources']} subjects)")
         return 0
     if args.draw_intervals:
         records = [r for path in args.draw_intervals for r in read_records(path)]

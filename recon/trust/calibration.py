@@ -152,15 +152,18 @@ def offset_keys(family: str, mask_type: str | None, coils: int, kind: str = "", 
 
 def calibrate(nmse_raw: float, method: str, family: str, kind: int | str, calibration: dict | None = None,
               mask_type: str | None = None, coils: int = 1, regime: str = "clean") -> tuple[float, str]:
-    """Map a raw estimate through the calibration: the offset of the method family, mask
-    family (``mask_type``, e.g. ``cartesian`` or ``vd2d:nocal``) and coil group when the
-    calibration has one, else the line of the method (or family) for the mask's
+    """Map a raw estimate through the calibration: the offset of the method (an entry of
+    its own, ``cg-sense:cartesian:mc``, fitted by ``benchmarks.trust --method-offsets``) or
+    else of its family, per mask family (``mask_type``, e.g. ``cartesian`` or
+    ``vd2d:nocal``) and coil group when the calibration has one, else the line of the
+    method (or family) for the mask's
     ``kind`` (:func:`mask_kind`; a number means ``Nd``); ``regime``: :data:`REGIMES`.
     Returns the calibrated NMSE and the key of the entry used."""
     calibration = calibration if calibration is not None else load_calibration()
     kind = f"{kind}d" if isinstance(kind, int) else kind
     offsets = calibration.get("offsets", {})
-    for key in offset_keys(family, mask_type, coils, kind, regime):
+    # a method's own entries (``cg-sense:cartesian:mc``) come before its family's
+    for key in [*offset_keys(method, mask_type, coils, kind, regime), *offset_keys(family, mask_type, coils, kind, regime)]:
         if key in offsets:  # + offset dB of PSNR = NMSE / 10^(offset / 10)
             return float(nmse_raw * 10 ** (-offsets[key]["offset_db"] / 10)), key
     lines = calibration.get("lines", {})

@@ -436,3 +436,28 @@ def test_draw_intervals_widen_the_1d_intervals_to_the_draws_spread_and_keep_ever
     assert [r["est_psnr"] for r in before] == [r["est_psnr"] for r in after]
     assert sum(r["est_low"] <= r["psnr"] <= r["est_high"] for r in after) > sum(
         r["est_low"] <= r["psnr"] <= r["est_high"] for r in before)
+
+
+def test_method_offsets_fit_a_method_on_its_own_and_a_family_refit_keeps_them(trust_records, monkeypatch):
+    """``--method-offsets``: entries keyed by the method (``gan-drn:cartesian:1c``), fitted
+    as a family's are; a later ``--calibrate`` of the same mask families keeps them."""
+    from benchmarks import trust, trust_fit
+
+    monkeypatch.setattr(trust_fit, "OFFSET_MIN_POINTS", 2)
+    saved = [dict(record) for record in trust_records[2] if record["mask_type"] == "cartesian"]
+    own = trust.fit_method_offsets([dict(record) for record in saved if record["method"] == "gan-drn"])
+    assert set(own) == {"gan-drn:cartesian:1c", "gan-drn:cartesian"}
+    family = trust.fit_offsets([dict(record) for record in saved])
+    assert own["gan-drn:cartesian:1c"]["offset_db"] == pytest.approx(
+        float(np.median([r["psnr"] - r["est_psnr"] for r in _applied(saved, {"lines": {}}) if r["method"] == "gan-drn"])))
+    merged = trust.merge({"lines": {}, "offsets": {**own, "cs:cartesian:1c": family["cs:cartesian:1c"]}},
+                         {"lines": {}, "offsets": {}}, set(), {"cartesian"})
+    assert set(merged["offsets"]) == set(own)  # the family's cartesian entry is refitted (here: away), the method's stay
+
+
+def _applied(records, calibration):
+    from benchmarks import trust
+
+    records = [dict(record) for record in records]
+    trust.apply(records, calibration)
+    return records

@@ -244,6 +244,21 @@ def test_offsets_per_mask_family_and_coil_group_come_before_the_lines():
     assert calibrate(0.01, "gan-drn", "learned", "2d-nocal", shipped, "vd2d", 1)[1] == "learned:vd2d:nocal:1c"
 
 
+def test_a_method_s_own_offsets_come_before_its_family_s():
+    """CG-SENSE is a ``baseline`` like zero-filled, but its hold-out is unlike it: its
+    own entries (``cg-sense:cartesian:mc``) calibrate it first; zero-filled keeps the
+    family's."""
+    from recon.trust.calibration import calibrate
+
+    shipped = {"lines": {}, "offsets": {"cg-sense:cartesian:mc": {"offset_db": -10.0, "interval_db": [-1.0, 1.0]},
+                                        "baseline:cartesian:mc": {"offset_db": 0.0, "interval_db": [-1.0, 1.0]}}}
+    assert calibrate(0.01, "cg-sense", "baseline", "1d", shipped, "cartesian", 8) == (pytest.approx(0.1),
+                                                                                      "cg-sense:cartesian:mc")
+    assert calibrate(0.01, "zero-filled", "baseline", "1d", shipped, "cartesian", 8) == (pytest.approx(0.01),
+                                                                                         "baseline:cartesian:mc")
+    assert calibrate(0.01, "cg-sense", "baseline", "1d", shipped, "cartesian", 1)[1] == "identity"  # no 1c entry
+
+
 def test_the_raw_estimate_follows_an_error_spectrum_that_falls_off_a_cliff():
     # Held-out lines at distances 8..48: error 1 per line up to 16, none beyond 24 (an
     # image with no detail there). The unmeasured lines beyond 24 hold no error, so the
