@@ -245,6 +245,8 @@ def draw_intervals(calibration: dict, records: list[dict], regimes: tuple[str, .
         sources.setdefault(record["est_calibration"], set()).add(record["source"])
     updated = {**calibration, "offsets": {key: dict(entry) for key, entry in calibration.get("offsets", {}).items()},
                "interval_db": dict(calibration.get("interval_db", {}))}
+    if "interval_from" in calibration:  # the input stays as it was
+        updated["interval_from"] = dict(calibration["interval_from"])
     for key, values in sorted(gaps.items()):
         if len(values) < OFFSET_MIN_POINTS or key == "identity":
             continue
