@@ -214,8 +214,9 @@ lines outside the centre (docs/results.md, issue 36, sixth and seventh parts).""
 
 def drawn_per_slice(record: dict) -> bool:
     """Whether the record's mask was drawn for its slice (``benchmarks.trust
-    --mask-per-slice``: ``mask_seed`` is ``source:slice``) rather than once for its source."""
-    return ":" in str(record.get("mask_seed", ""))
+    --mask-per-slice``: ``mask_seed`` is ``source:slice``) rather than once for its source
+    (``mask_seed`` is the source's name; records older than ``mask_seed`` were drawn so)."""
+    return record.get("mask_seed", record["source"]) != record["source"]
 
 
 DRAWN_REGIMES = ("clean", "noisy", "measured")
