@@ -10,6 +10,7 @@ from torch import nn
 
 from physics.complex import from_channels, peak, to_channels
 from physics.consistency import EXACT_MAX_CHANGE, coil_energy, exact_consistency, hybrid_form
+from physics.map_refinement import exact_consistency_refining_maps
 from physics.solvers import least_squares
 
 TRAJECTORY_DC_ITER = 3
@@ -88,7 +89,9 @@ def run_cascade(kspace, operator, refinements, consistency, exact: bool | None =
                 reach: int | None = None) -> torch.Tensor:
     """``x <- DC(x + refine(x))`` for each refinement, from ``x = A^H y``, on images
     normalised to a peak of 1 and a global phase of 0 (:func:`global_phase`); multi-coil outputs end with the exact least-squares
-    data-consistency step (:func:`physics.consistency.exact_consistency`).
+    data-consistency step (:func:`physics.consistency.exact_consistency`; on noise-free
+    data whose maps cannot explain them, with maps refined from the image:
+    :func:`physics.map_refinement.exact_consistency_refining_maps`).
 
     ``refinements`` map ``(B, 2, H, W)`` channels to a residual of the same shape;
     ``consistency`` holds one data-consistency module per refinement. ``exact`` (default:
@@ -132,7 +135,9 @@ def run_cascade(kspace, operator, refinements, consistency, exact: bool | None =
     if gridding is not None and final:  # a trajectory: a few CGLS steps on the NUFFT, from x
         x = least_squares(operator, measured, x, max_iter=TRAJECTORY_DC_ITER, tol=1e-6)
     elif operator.coil_maps is not None and final:
-        x = exact_consistency(x, measured, operator, max_change=EXACT_MAX_CHANGE, hybrid=(stage_operator, stage_measured))
+        stepped = exact_consistency(x, measured, operator, max_change=EXACT_MAX_CHANGE, hybrid=(stage_operator, stage_measured))
+        # noise-free data whose maps cannot explain them: refine the maps and step again
+        x = exact_consistency_refining_maps(x, stepped, measured, operator)
     return x * scale
 
 

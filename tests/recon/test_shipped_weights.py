@@ -212,6 +212,7 @@ def test_exact_step_stops_before_it_fits_what_estimated_maps_cannot_explain(monk
     with ``EXACT_MAX_CHANGE`` 0.25; stopped at 0.08 of the output's norm it gains."""
     import torch
 
+    import physics.map_refinement
     import recon.models.blocks as blocks
     from masks import make_mask
     from physics.acquisition import simulate_kspace
@@ -219,6 +220,7 @@ def test_exact_step_stops_before_it_fits_what_estimated_maps_cannot_explain(monk
     from pipelines.data.sample import sample
     from recon.api import coil_maps_for
 
+    monkeypatch.setattr(physics.map_refinement, "MAP_REFINE_ROUNDS", 0)  # the step alone, with the maps it is given
     image = torch.from_numpy(np.array(sample("val").images[3], np.float32))
     maps = random_coil_maps(15, tuple(image.shape), torch.Generator().manual_seed(18))
     mask = torch.from_numpy(make_mask(0.1, tuple(image.shape), "cartesian", seed=3).array)
@@ -229,3 +231,29 @@ def test_exact_step_stops_before_it_fits_what_estimated_maps_cannot_explain(monk
     monkeypatch.setattr(blocks, "exact_consistency", lambda image, *args, **kwargs: image)
     without = metrics.psnr(model.reconstruct(kspace, mask, estimated).abs().numpy(), truth.abs().numpy())
     assert with_step > without + 0.5
+
+
+@pytest.mark.parametrize("model", ["gan-drn", "csr-gan"])
+def test_maps_refined_from_the_output_let_the_exact_step_gain_on_noise_free_data(monkeypatch, model):
+    """Noise-free, 8 birdcage coils, 25 % 1-D, ESPIRiT maps: the exact step with the maps
+    as estimated gains little (their misfit is amplified); with the maps refined from the
+    network's output (physics.map_refinement) the sample's test slices gained 1.3 to 2.0 dB."""
+    import torch
+
+    import physics.map_refinement
+    from masks import make_mask
+    from physics.acquisition import simulate_kspace
+    from physics.coils import simulate_coil_maps
+    from pipelines.data.sample import sample
+    from recon.api import coil_maps_for
+
+    image = torch.from_numpy(np.array(sample("test").images[3], np.float32))
+    maps = simulate_coil_maps(8, tuple(image.shape))
+    mask = torch.from_numpy(make_mask(0.25, tuple(image.shape), "cartesian", seed=5).array)
+    kspace, truth = simulate_kspace(image[None], mask, coil_maps=maps[None], generator=torch.Generator().manual_seed(5))
+    estimated = coil_maps_for(kspace, mask.numpy())
+    method = recon.get(model)
+    refined = metrics.psnr(method.reconstruct(kspace, mask, estimated).abs().numpy(), truth.abs().numpy())
+    monkeypatch.setattr(physics.map_refinement, "MAP_REFINE_ROUNDS", 0)
+    as_estimated = metrics.psnr(method.reconstruct(kspace, mask, estimated).abs().numpy(), truth.abs().numpy())
+    assert refined > as_estimated + 1.0
