@@ -76,6 +76,19 @@ def test_maps_are_refined_only_where_the_step_stalls_on_noise_free_data():
     assert torch.equal(exact_consistency_refining_maps(start, stepped, kspace, off, rounds=0), stepped)
 
 
+def test_a_refined_step_that_reaches_the_change_cap_is_not_kept(monkeypatch):
+    import physics.map_refinement
+
+    image, mask, _, wrong, kspace = _acquisition()
+    generator = torch.Generator().manual_seed(1)
+    start = image * 0.97 + 0.03 * torch.randn(image.shape, generator=generator, dtype=torch.complex64) * (image.abs() > 0)
+    off = sampling_operator(mask, wrong)
+    stepped = exact_consistency(start, kspace, off)
+    assert not torch.equal(exact_consistency_refining_maps(start, stepped, kspace, off), stepped)
+    monkeypatch.setattr(physics.map_refinement, "CAPPED_SHARE", 0.0)  # every change counts as capped
+    assert torch.equal(exact_consistency_refining_maps(start, stepped, kspace, off), stepped)
+
+
 def test_noisy_data_keep_the_step_with_the_given_maps():
     image, mask, _, wrong, kspace = _acquisition(noise=0.05)
     off = sampling_operator(mask, wrong)
