@@ -119,6 +119,8 @@ def exact_consistency_refining_maps(image: torch.Tensor, stepped: torch.Tensor, 
         return stepped
     norms = squared_norms(measured).sqrt()
     noise_free = discrepancy_floor(measured, operator.mask).to(norms.device) <= EXACT_NOISY_FLOOR * norms
+    if not bool(noise_free.any()):  # noisy data (a scanner's): the residual's forward operator is not needed
+        return stepped
     todo = noise_free & (_relative_residual(stepped, measured, operator) > MAP_MISFIT)
     if not bool(todo.any()):
         return stepped
