@@ -2,8 +2,8 @@
 
 On noise-free multi-coil data a learned cascade ends with an exact least-squares step
 (:func:`physics.consistency.exact_consistency`). With ESPIRiT's maps that step gains far
-less than with the maps the data were made with (docs/results.md, "The exact step and
-estimated maps"): ESPIRiT's maps match the true ones to |<S_est, S_true>| = 0.9999 on the
+less than with the maps the data were made with (docs/results.md, "Learned models on
+measured k-space (issue 35): fifth part"): ESPIRiT's maps match the true ones to |<S_est, S_true>| = 0.9999 on the
 object, but the 0.8 % of a pixel's sensitivity they cannot explain is amplified by the
 ill-posed undersampled problem. The cascade itself is insensitive to it; the step is not.
 
@@ -38,6 +38,7 @@ from physics.solvers import conjugate_gradient, squared_norms
 MAP_REFINE_WIDTH = 16
 """Side of the k-space block each map correction lives on (16 of 256: a sensitivity's smoothness)."""
 MAP_REFINE_DAMPING = 0.1
+"""Tikhonov weight of the correction, relative to the image's mean energy per pixel."""
 MAP_REFINE_ROUNDS = 4
 """Rounds of (refine the maps, exact step again). Width, damping, rounds and iterations
 were chosen on the sample's val slices (6; 8 birdcage coils; noise-free; `cartesian` 10 and
@@ -134,7 +135,7 @@ def exact_consistency_refining_maps(image: torch.Tensor, stepped: torch.Tensor, 
         current = exact_consistency(start, data, sampling_operator(mask, maps), max_change=EXACT_MAX_CHANGE,
                                     **({} if last else {"max_iter": MAP_ROUND_STEP_ITER}))
     # a refined step that ran into the change cap went on through directions the data do not
-    # determine (noise-free (ky, kz) planes lost up to 6 dB that way): keep the plain step there
+    # determine (noise-free (ky, kz) planes lost up to 7 dB that way): keep the plain step there
     change = squared_norms(current - start).sqrt() / squared_norms(start).sqrt().clamp_min(1e-30)
     capped = change >= CAPPED_SHARE * EXACT_MAX_CHANGE
     out = stepped.clone()
