@@ -52,7 +52,8 @@ MAP_REFINE_ITER = 10
 MAP_ROUND_STEP_ITER = 15
 """Most CGLS iterations of the exact step in a round before the last (it only feeds the next map fit)."""
 CAPPED_SHARE = 0.95
-"""A refined step whose change reached this share of ``EXACT_MAX_CHANGE`` is not kept."""
+"""A refined step whose change reached this share of ``EXACT_MAX_CHANGE`` is not kept: the
+plain step's output is, or the network's own where the plain step reached it too."""
 MAP_MISFIT = 1e-3
 """Refine only items whose exact step ended above this relative data residual
 ``||A x - y|| / ||y||`` (the step's tolerance is 2e-5)."""
@@ -134,10 +135,18 @@ def exact_consistency_refining_maps(image: torch.Tensor, stepped: torch.Tensor, 
         last = round_ == rounds - 1
         current = exact_consistency(start, data, sampling_operator(mask, maps), max_change=EXACT_MAX_CHANGE,
                                     **({} if last else {"max_iter": MAP_ROUND_STEP_ITER}))
-    # a refined step that ran into the change cap went on through directions the data do not
-    # determine (noise-free (ky, kz) planes lost up to 7 dB that way): keep the plain step there
-    change = squared_norms(current - start).sqrt() / squared_norms(start).sqrt().clamp_min(1e-30)
-    capped = change >= CAPPED_SHARE * EXACT_MAX_CHANGE
+    # A refined step that ran into the change cap went on through directions the data do not
+    # determine (noise-free (ky, kz) planes lost up to 7 dB that way): keep the plain step
+    # there, or, when the plain step ran into the cap too, the network's output itself.
+    capped = _reached_cap(current, start)
+    plain_capped = _reached_cap(stepped[todo], start)
+    kept = torch.where(plain_capped.reshape(-1, 1, 1), start, stepped[todo])
     out = stepped.clone()
-    out[todo] = torch.where(capped.reshape(-1, 1, 1), stepped[todo], current)
+    out[todo] = torch.where(capped.reshape(-1, 1, 1), kept, current)
     return out
+
+
+def _reached_cap(stepped: torch.Tensor, start: torch.Tensor) -> torch.Tensor:
+    """Per item, whether a step from ``start`` changed it by :data:`CAPPED_SHARE` of ``EXACT_MAX_CHANGE`` or more."""
+    change = squared_norms(stepped - start).sqrt() / squared_norms(start).sqrt().clamp_min(1e-30)
+    return change >= CAPPED_SHARE * EXACT_MAX_CHANGE
