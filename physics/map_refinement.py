@@ -52,8 +52,8 @@ MAP_REFINE_ITER = 10
 MAP_ROUND_STEP_ITER = 15
 """Most CGLS iterations of the exact step in a round before the last (it only feeds the next map fit)."""
 CAPPED_SHARE = 0.95
-"""A refined step whose change reached this share of ``EXACT_MAX_CHANGE`` is not kept: the
-plain step's output is, or the network's own where the plain step reached it too."""
+"""A refined step whose change reached this share of ``EXACT_MAX_CHANGE`` is not kept (the
+plain step's output is)."""
 MAP_MISFIT = 1e-3
 """Refine only items whose exact step ended above this relative data residual
 ``||A x - y|| / ||y||`` (the step's tolerance is 2e-5)."""
@@ -137,12 +137,11 @@ def exact_consistency_refining_maps(image: torch.Tensor, stepped: torch.Tensor, 
                                     **({} if last else {"max_iter": MAP_ROUND_STEP_ITER}))
     # A refined step that ran into the change cap went on through directions the data do not
     # determine (noise-free (ky, kz) planes lost up to 7 dB that way): keep the plain step
-    # there, or, when the plain step ran into the cap too, the network's output itself.
+    # there. (Keeping the network's own output where the plain step ran into the cap too
+    # helped those planes but cost held-out 2-D slices up to 1.65 dB: docs/results.md.)
     capped = _reached_cap(current, start)
-    plain_capped = _reached_cap(stepped[todo], start)
-    kept = torch.where(plain_capped.reshape(-1, 1, 1), start, stepped[todo])
     out = stepped.clone()
-    out[todo] = torch.where(capped.reshape(-1, 1, 1), kept, current)
+    out[todo] = torch.where(capped.reshape(-1, 1, 1), stepped[todo], current)
     return out
 
 
