@@ -176,7 +176,7 @@ def exact_consistency(image: torch.Tensor, measured: torch.Tensor, operator: Lin
     operator, measured = hybrid_form(operator, measured) if hybrid is None else hybrid
     window = EXACT_STALL_WINDOW
     if floor is not None:  # per item
-        noisy = floor.to(measured.device) > EXACT_NOISY_FLOOR * squared_norms(measured).sqrt()
+        noisy = noisy_items(floor, measured)
         # a 1-D mask has a hybrid form; a 2-D one keeps its operator
         window = torch.where(noisy, EXACT_NOISY_WINDOW if operator is not full else EXACT_NOISY_2D_WINDOW,
                              EXACT_STALL_WINDOW)
@@ -233,6 +233,18 @@ def hybrid_form(operator: LinearOperator, measured: torch.Tensor) -> tuple[Linea
     if compact is not None:
         hybrid = compact
     return hybrid, hybrid.measurement(measured)
+
+
+def noisy_items(floor: torch.Tensor, measured: torch.Tensor) -> torch.Tensor:
+    """Per batch item, whether the data are noisy for the exact step: the residual the
+    noise explains (``floor``, :func:`discrepancy_floor`) is more than
+    :data:`EXACT_NOISY_FLOOR` of the measured data's norm.
+
+    Shapes
+    ------
+    floor ``(B,)``; measured ``(B, C, ...)``; returns ``(B,)`` bool.
+    """
+    return floor.to(measured.device) > EXACT_NOISY_FLOOR * squared_norms(measured).sqrt()
 
 
 def discrepancy_floor(measured: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
