@@ -116,3 +116,26 @@ def ifft2c(kspace: Array) -> Array:
     kspace: ``(..., H, W)`` -> image ``(..., H, W)``.
     """
     return _centred(kspace, inverse=True)
+
+
+def reflect_centred(data: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
+    """Mirror ``data`` about the centre sample of each axis in ``dims`` (index ``N // 2``,
+    where :func:`fft2c` puts k-space's DC): sample ``c + n`` goes to ``c - n``, wrapping.
+
+    The mirror commutes with the centred transform, ``fft2c(reflect_centred(x, d)) ==
+    reflect_centred(fft2c(x), d)``, for even and odd sizes alike (a plain ``flip`` does
+    so only for odd sizes: for even ones it is off by a sample, a linear phase in the
+    other domain). So mirroring a scan's k-space, mask and coil maps gives the scan of
+    the mirrored object (a self-ensemble, :mod:`recon.models.learned`).
+
+    Shapes
+    ------
+    ``(..., H, W)`` -> ``(..., H, W)``.
+    """
+    out = data
+    for dim in dims:
+        size = data.shape[dim]
+        out = torch.flip(out, (dim,))
+        if size % 2 == 0:  # c - n = N - n for c = N / 2: flip, then one sample on
+            out = torch.roll(out, 1, dim)
+    return out

@@ -71,13 +71,19 @@ def weights_notes(methods: list[str] | tuple[str, ...], ratio: float) -> list[st
         info = recon.registry.info(name)
         if info.family != "learned" or info.superres_only:
             continue
+        reconstructor = build_method(name, planes=True)
         with warnings.catch_warnings():  # a ratio outside the trained range is warned of when it runs
             warnings.simplefilter("ignore")
-            path = build_method(name, planes=True).weights_for(ratio)
+            path = reconstructor.weights_for(ratio)
         if sampling_of(path) == "plane":  # (shipped_weights falls back to the grid weights: the card says which)
-            notes.append(f"{name}: weights {path.name}, trained on the (ky, kz) planes of 3-D acquisitions")
+            note = f"{name}: weights {path.name}, trained on the (ky, kz) planes of 3-D acquisitions"
         else:
-            notes.append(f"{name}: weights {path.name}, trained on 2-D slices (none are trained for 3-D planes)")
+            note = f"{name}: weights {path.name}, trained on 2-D slices (none are trained for 3-D planes)"
+        passes = len(getattr(reconstructor, "mirrors", ((),)))
+        if passes > 1:
+            note += (f"; each plane is the mean of {passes} passes, the scan as measured and mirrored through its "
+                     "centre (a self-ensemble)")
+        notes.append(note)
     return notes
 
 

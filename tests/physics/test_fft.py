@@ -70,3 +70,18 @@ def test_torch_sign_modulation_matches_shifts(rng, shape, dtype):
         out = torch_fn(torch.from_numpy(x))
         assert out.dtype == (torch.complex128 if dtype == np.complex128 else torch.complex64)
         np.testing.assert_allclose(out.numpy(), expected, atol=1e-5 if dtype != np.complex128 else 1e-12)
+
+
+@pytest.mark.parametrize("shape", [(8, 8), (7, 9), (2, 6, 5)])
+@pytest.mark.parametrize("dims", [(-1,), (-2,), (-2, -1)])
+def test_reflect_centred_commutes_with_the_transform(rng, shape, dims):
+    from physics.fft import reflect_centred
+
+    x = torch.from_numpy(_complex(rng, shape))
+    torch.testing.assert_close(fft2c(reflect_centred(x, dims)), reflect_centred(fft2c(x), dims), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(reflect_centred(reflect_centred(x, dims), dims), x)  # a mirror is its own inverse
+    # the centre sample stays where it is, and a plain flip is not the same for an even size
+    centre = tuple(s // 2 for s in shape)
+    assert reflect_centred(x, dims)[centre] == x[centre]
+    if any(shape[d] % 2 == 0 for d in dims):
+        assert not torch.allclose(fft2c(torch.flip(x, dims)), torch.flip(fft2c(x), dims), atol=1e-3)

@@ -152,11 +152,12 @@ def test_run_3d_with_a_learned_method_writes_one_method_per_volume(tmp_path, cap
 def test_the_note_names_the_weights_a_3d_plane_gets(plane_weights):
     from pipelines.common.planes import weights_notes
 
+    ensemble = "; each plane is the mean of 2 passes, the scan as measured and mirrored through its centre (a self-ensemble)"
     assert weights_notes(["cs-tv", "gan-drn"], 0.1) == [
-        "gan-drn: weights planes.pt, trained on the (ky, kz) planes of 3-D acquisitions"]
+        "gan-drn: weights planes.pt, trained on the (ky, kz) planes of 3-D acquisitions" + ensemble]
     (plane_weights / "planes.json").unlink()  # none for planes: the grid weights, and the note says so
     assert weights_notes(["gan-drn"], 0.1) == [
-        "gan-drn: weights grid.pt, trained on 2-D slices (none are trained for 3-D planes)"]
+        "gan-drn: weights grid.pt, trained on 2-D slices (none are trained for 3-D planes)" + ensemble]
 
 
 def test_batch_3d_of_a_nifti_volume_writes_it_back_on_the_input_grid(tmp_path):
