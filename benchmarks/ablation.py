@@ -17,6 +17,10 @@ The properties, one at a time from the clean row:
 - **correlated noise**: the same, correlated between coils as a real array's is
   (:func:`physics.statistics.random_noise_covariance`) and prewhitened with a simulated
   noise scan, as the readers do; the reference is the noise-free image of the whitened coils;
+- **correlated noise, not prewhitened**: the same noise left as it is, as a dataset's
+  k-space without a noise scan reaches ``recon.reconstruct``; the array's channel gains
+  drawn from 0.6-1.6 (the default) or 0.3-3 (an unbalanced array); rows 10 and 11, after
+  the others, so the earlier rows keep their numbers;
 - **RSS reference**: the score's reference is the root-sum-of-squares of the noisy fully
   sampled coil images (the fastMRI multi-coil target), not the noise-free image;
 - **phase**: a smooth background phase;
@@ -39,7 +43,7 @@ import masks
 import recon
 from physics.coils import resample_coil_maps, rss, simulate_coil_maps
 from physics.fft import ifft2c
-from physics.statistics import add_array_noise, correlated_noise
+from physics.statistics import add_array_noise, correlated_noise, random_noise_covariance
 from recon import metrics
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,6 +61,9 @@ ROWS = {
     "2 measured coils (gre.dat)": dict(coils=2, measured=True),
     "all (gre.dat maps, correlated noise, RSS ref, phase)": dict(coils=2, measured=True, noise=True, correlated=True,
                                                                  rss_reference=True, phase=True),
+    "+ correlated noise, not prewhitened": dict(noise=True, correlated=True, whitened=False),
+    "+ correlated noise, not prewhitened, gains 0.3-3": dict(noise=True, correlated=True, whitened=False,
+                                                             gain=(0.3, 3.0)),
 }
 
 
@@ -86,7 +93,10 @@ def acquire(image: np.ndarray, row: dict, snr: float, seed: int, gre_maps: torch
     reference = truth.abs()
     if row.get("noise"):
         sigma = float(truth.abs().pow(2).mean().sqrt()) / 10 ** (snr / 20)
-        if row.get("correlated"):
+        if row.get("correlated") and not row.get("whitened", True):
+            array = random_noise_covariance(coils, generator, gain=row.get("gain", (0.6, 1.6)))
+            kspace = kspace + sigma * correlated_noise(array, kspace.shape[1:], generator)
+        elif row.get("correlated"):
             kspace, clean = add_array_noise(kspace, sigma, generator, scan_samples=4096)
             maps = None  # the whitened array's maps are no longer the simulated ones
             reference = rss(ifft2c(clean)[None])[0]  # the noise-free image of the whitened coils

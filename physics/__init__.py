@@ -18,6 +18,7 @@ from physics.coils import (
 from physics.complex import from_channels, to_channels
 from physics.consistency import (
     DataConsistency,
+    channel_noise_std,
     discrepancy_floor,
     estimate_noise_std,
     exact_consistency,
@@ -53,6 +54,7 @@ __all__ = [
     "soft_consistency",
     "exact_consistency",
     "estimate_noise_std",
+    "channel_noise_std",
     "discrepancy_floor",
     "to_channels",
 ]

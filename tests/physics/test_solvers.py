@@ -1,5 +1,6 @@
 """Conjugate gradient and CGLS on the project's operators."""
 
+import pytest
 import torch
 
 from physics import MultiCoil, SingleCoil, simulate_coil_maps
@@ -257,3 +258,32 @@ def test_noisy_data_under_a_two_dimensional_mask_get_no_exact_step():
         moved = float((exact_consistency(start, noisy, operator) - start).norm())
         assert (moved > 0) == stepped
     assert float((exact_consistency(start, MultiCoil(mask_2d, maps)(truth), MultiCoil(mask_2d, maps)) - start).norm()) > 0
+
+
+def test_the_floor_takes_a_typical_coils_noise_where_the_coil_noise_was_never_prewhitened():
+    """Correlated coil noise of unequal gains: its weakest direction is far below a typical
+    coil's noise, which is what the residual holds; white noise: the two agree; noise-free
+    data: the floor is the weakest direction's, as the noise-free test needs."""
+    from physics.consistency import (
+        DISCREPANCY,
+        channel_noise_std,
+        discrepancy_floor,
+        estimate_noise_std,
+    )
+    from physics.statistics import correlated_noise, random_noise_covariance
+
+    mask, maps = _lines(3, (26, 38), size=96)
+    clean = MultiCoil(mask, maps)(_phantom(96))
+    sigma = 0.2 * float(clean.abs().pow(2).sum() / mask.sum() / 8) ** 0.5
+    array = random_noise_covariance(8, torch.Generator().manual_seed(1), gain=(0.3, 3.0))  # mean variance 1
+    assert float(torch.linalg.eigvalsh(array)[0]) < 0.05  # its weakest direction: 0.031 of the mean
+    for channels, weakest_below in ((torch.eye(8, dtype=torch.complex128), 1.2), (array, 0.6)):
+        measured = clean + sigma * correlated_noise(channels, clean.shape[2:], torch.Generator().manual_seed(1))[None] * mask
+        typical, weakest = float(channel_noise_std(measured, mask)), float(estimate_noise_std(measured, mask))
+        assert abs(typical - sigma) < 0.25 * sigma and weakest < weakest_below * sigma and typical >= weakest
+        count = float(mask.sum()) * 8
+        assert float(discrepancy_floor(measured, mask)) == pytest.approx(DISCREPANCY * typical * count**0.5, rel=1e-5)
+    count = float(mask.sum()) * 8
+    assert float(discrepancy_floor(clean, mask)) == pytest.approx(
+        DISCREPANCY * float(estimate_noise_std(clean, mask)) * count**0.5, rel=1e-5)
+    assert float(channel_noise_std(clean, mask)) > float(estimate_noise_std(clean, mask))  # why noise-free data keep the weakest
