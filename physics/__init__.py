@@ -23,6 +23,7 @@ from physics.consistency import (
     estimate_noise_std,
     exact_consistency,
     hard_projection,
+    noise_std,
     soft_consistency,
 )
 from physics.fft import fft2c, ifft2c
@@ -55,6 +56,7 @@ __all__ = [
     "exact_consistency",
     "estimate_noise_std",
     "channel_noise_std",
+    "noise_std",
     "discrepancy_floor",
     "to_channels",
 ]

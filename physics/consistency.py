@@ -299,28 +299,47 @@ def noisy_items(floor: torch.Tensor, measured: torch.Tensor) -> torch.Tensor:
     return floor.to(measured.device) > EXACT_NOISY_FLOOR * squared_norms(measured).sqrt()
 
 
-def discrepancy_floor(measured: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Per batch item, the data residual ``||A x - y||`` the noise alone explains:
-    ``DISCREPANCY * sigma * sqrt(M)`` for the M measured samples (all coils). ``sigma`` is
-    :func:`estimate_noise_std` (the weakest noise direction's level) where that says the
-    data are noise-free (:func:`noisy_items`), and :func:`channel_noise_std` (a typical
-    coil's) where they are noisy: the noise energy in the residual is every coil's, and
-    with correlated coil noise that was never prewhitened the weakest direction's level
-    set the floor 0.3-0.6 times too low, so the exact step fitted the noise (13 coils,
-    1-D 25 %, 30 dB, gains 0.3-3: the learned models 35.1 -> 32.9 dB, cs-tv's level;
-    docs/results.md, issue 35, sixth part). Prewhitened data give the same floor as
-    before, to a few %.
+def noise_std(measured: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Per batch item, the noise standard deviation per coil sample that a data residual
+    holds: :func:`estimate_noise_std` (the weakest noise direction's level) where that
+    says the data are noise-free (:func:`noisy_items` of its floor), and
+    :func:`channel_noise_std` (a typical coil's) where they are noisy. The noise energy in a
+    residual is every coil's: with correlated coil noise that was never prewhitened the
+    weakest direction's level is 0.3-0.6 times too low (docs/results.md, issue 35, sixth
+    part). The discrepancy floor, the adaptation's held-out noise and the trust check's
+    residual-to-noise ratio use it.
 
     Shapes
     ------
     measured ``(B, C, H, W)``; mask broadcastable to it; returns ``(B,)`` float.
     """
-    count = torch.broadcast_to(mask.to(measured.device).bool(), measured.shape).reshape(measured.shape[0], -1).sum(dim=1)
-    scale = DISCREPANCY * count.to(torch.float32).sqrt()
     weakest, typical = _noise_levels(measured, mask)
-    scale = scale.to(weakest.device)
-    floor = scale * weakest
-    return torch.where(noisy_items(floor, measured).to(floor.device), scale * typical, floor)
+    noisy = noisy_items(DISCREPANCY * weakest * _measured_count(measured, mask).sqrt(), measured)
+    return torch.where(noisy.to(weakest.device), typical, weakest)
+
+
+def _measured_count(measured: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Per batch item, the measured samples over all coils, float32."""
+    count = torch.broadcast_to(mask.to(measured.device).bool(), measured.shape).reshape(measured.shape[0], -1).sum(dim=1)
+    return count.to(torch.float32)
+
+
+def discrepancy_floor(measured: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Per batch item, the data residual ``||A x - y||`` the noise alone explains:
+    ``DISCREPANCY * sigma * sqrt(M)`` for the M measured samples (all coils) and ``sigma``
+    of :func:`noise_std`: the weakest noise direction's level where the data are
+    noise-free, a typical coil's where they are noisy. With the weakest one on noisy
+    data, correlated coil noise that was never prewhitened set the floor 0.3-0.6 times
+    too low, and the exact step fitted the noise (8 coils, 1-D 25 %, 30 dB: the learned
+    models 1.7-2.0 dB below cs-tv instead of 1.2-2.0 above; docs/results.md, issue 35,
+    sixth part). Prewhitened data keep the floor they had.
+
+    Shapes
+    ------
+    measured ``(B, C, H, W)``; mask broadcastable to it; returns ``(B,)`` float.
+    """
+    sigma = noise_std(measured, mask)
+    return DISCREPANCY * sigma * _measured_count(measured, mask).to(sigma.device).sqrt()
 
 
 class DataConsistency(nn.Module):

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from physics.coils import compress_coils
-from physics.consistency import estimate_noise_std
+from physics.consistency import noise_std
 from physics.operators import sampling_operator
 from recon.models.learned import VIRTUAL_COILS, load_generator
 from recon.registry import Reconstructor, get
@@ -139,14 +139,14 @@ def _residual(generator, kspace: torch.Tensor, seen: torch.Tensor, held: torch.T
 
 def held_noise_energy(kspace: torch.Tensor, mask: torch.Tensor, held: torch.Tensor) -> float:
     """The expected noise energy of ``kspace`` on the ``held`` points: each slice's
-    noise variance per coil sample (:func:`physics.consistency.estimate_noise_std`, 0
+    noise variance per coil sample (:func:`physics.consistency.noise_std`, 0
     for single-coil data) times the coil samples held there, times :data:`NOISE_SHARE`.
 
     Shapes
     ------
     kspace ``(N, C, H, W)``; mask, held ``(H, W)`` bool.
     """
-    sigma = estimate_noise_std(kspace, mask)
+    sigma = noise_std(kspace, mask)
     count = float((held & mask).sum()) * kspace.shape[1]
     return NOISE_SHARE * float(sigma.double().pow(2).sum()) * count
 

@@ -44,7 +44,7 @@ def residual_to_noise(image: torch.Tensor, kspace: torch.Tensor, operator: Linea
     """The data-consistency residual against the noise the data show,
     ``||A x - M y|| / (sigma sqrt(M))`` with ``M`` the measured samples (all coils) and
     ``sigma`` one sample's noise level estimated from the data
-    (:func:`physics.consistency.estimate_noise_std`). About 1: the image fits the data
+    (:func:`physics.consistency.noise_std`). About 1: the image fits the data
     to the noise; much more: it ignores the data; much less: it reproduces the noise
     (hard data consistency does, by design). None when the noise cannot be estimated
     (single-coil data) or is zero (noise-free simulations, where
@@ -54,12 +54,12 @@ def residual_to_noise(image: torch.Tensor, kspace: torch.Tensor, operator: Linea
     ------
     as :func:`consistency_residual`.
     """
-    from physics.consistency import estimate_noise_std
+    from physics.consistency import noise_std
 
     if operator.mask is None:  # a trajectory: no outer readout band to read the noise from
         return None
     mask = operator.mask.reshape(-1, *kspace.shape[-2:])[0].bool()
-    sigma = float(estimate_noise_std(kspace[None], mask)[0])
+    sigma = float(noise_std(kspace[None], mask)[0])
     if kspace.shape[0] < 2 or sigma <= 1e-8 * float(kspace.abs().max()):
         return None
     measured = kspace * mask

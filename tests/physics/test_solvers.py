@@ -269,6 +269,7 @@ def test_the_floor_takes_a_typical_coils_noise_where_the_coil_noise_was_never_pr
         channel_noise_std,
         discrepancy_floor,
         estimate_noise_std,
+        noise_std,
     )
     from physics.statistics import correlated_noise, random_noise_covariance
 
@@ -283,7 +284,9 @@ def test_the_floor_takes_a_typical_coils_noise_where_the_coil_noise_was_never_pr
         assert abs(typical - sigma) < 0.25 * sigma and weakest < weakest_below * sigma and typical >= weakest
         count = float(mask.sum()) * 8
         assert float(discrepancy_floor(measured, mask)) == pytest.approx(DISCREPANCY * typical * count**0.5, rel=1e-5)
+        assert float(noise_std(measured, mask)) == pytest.approx(typical)  # what a residual holds, used elsewhere too
     count = float(mask.sum()) * 8
     assert float(discrepancy_floor(clean, mask)) == pytest.approx(
         DISCREPANCY * float(estimate_noise_std(clean, mask)) * count**0.5, rel=1e-5)
     assert float(channel_noise_std(clean, mask)) > float(estimate_noise_std(clean, mask))  # why noise-free data keep the weakest
+    assert float(noise_std(clean, mask)) == pytest.approx(float(estimate_noise_std(clean, mask)))
