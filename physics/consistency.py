@@ -110,24 +110,38 @@ without the step, 11.8 with it). On the sample's val split (6 slices, 2 and 8 co
 20 and 30 dB, 10 and 25 % 1-D) 1.3 was never worse than 1.1 and up to 0.5 dB better."""
 
 
-def _band_eigenvalues(measured: torch.Tensor, mask: torch.Tensor) -> list[tuple[torch.Tensor, float] | None]:
-    """Per batch item, the eigenvalues (ascending, float64) of the coils' sample covariance
-    over the measured samples of the outermost readout positions (``NOISE_BAND`` of H at
-    each end), and the Marchenko-Pastur lower edge ``(1 - sqrt(C / P))^2`` of that many
-    samples; None for an item with fewer samples than coils."""
+def band_covariances(measured: torch.Tensor, mask: torch.Tensor) -> list[tuple[torch.Tensor, int] | None]:
+    """Per batch item, the coils' sample covariance (complex128) over the measured samples
+    of the outermost readout positions (``NOISE_BAND`` of H at each end), where an image's
+    signal is weak and spans few coil combinations, and its number of samples; None for an
+    item with fewer samples than coils.
+
+    Shapes
+    ------
+    measured ``(B, C, H, W)``; mask broadcastable to it; returns ``B`` entries of ``(C, C)``.
+    """
     coils, height = measured.shape[1], measured.shape[-2]
     band = max(1, int(round(NOISE_BAND * height)))
     rows = torch.cat([torch.arange(band), torch.arange(height - band, height)]).to(measured.device)
     selected = torch.broadcast_to(mask.to(measured.device).bool(), measured.shape)[:, 0, rows, :]
-    result: list[tuple[torch.Tensor, float] | None] = []
+    result: list[tuple[torch.Tensor, int] | None] = []
     for item in range(measured.shape[0]):
         samples = measured[item][:, rows, :][:, selected[item]].to(torch.complex128)  # (C, P)
         if samples.shape[1] < coils:
             result.append(None)
             continue
-        covariance = samples @ samples.conj().T / samples.shape[1]
-        result.append((torch.linalg.eigvalsh(covariance).clamp_min(0), (1 - (coils / samples.shape[1]) ** 0.5) ** 2))
+        result.append((samples @ samples.conj().T / samples.shape[1], samples.shape[1]))
     return result
+
+
+def _band_eigenvalues(measured: torch.Tensor, mask: torch.Tensor) -> list[tuple[torch.Tensor, float] | None]:
+    """Per batch item, the eigenvalues (ascending, float64) of :func:`band_covariances`'
+    covariance, and the Marchenko-Pastur lower edge ``(1 - sqrt(C / P))^2`` of its ``P``
+    samples; None where it has none."""
+    coils = measured.shape[1]
+    return [None if entry is None else
+            (torch.linalg.eigvalsh(entry[0]).clamp_min(0), (1 - (coils / entry[1]) ** 0.5) ** 2)
+            for entry in band_covariances(measured, mask)]
 
 
 def estimate_noise_std(measured: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

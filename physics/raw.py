@@ -161,3 +161,64 @@ def whiten_from_oversampling(kspace: torch.Tensor, factor: float) -> tuple[torch
         return whiten(kspace, samples), samples.shape[1]
     except ValueError:
         return None
+
+
+BAND_WHITENING_SPREAD = 1.3
+""":func:`whiten_from_band` whitens an item whose typical coil's noise variance is at least
+this many times its weakest noise direction's (white noise: 1.0, to a few %)."""
+
+
+def whiten_from_band(kspace: torch.Tensor, mask: torch.Tensor, coil_maps: torch.Tensor
+                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+    """Prewhiten noisy multi-coil data that were never prewhitened, with the channel
+    covariance of their outermost readout positions (``physics.consistency.band_covariances``)
+    for a noise scan, and give the maps the same mixing.
+
+    Data reaching ``recon.reconstruct`` as a dataset holds them keep a receive array's
+    noise: correlated between channels, of unequal gains. The learned models were trained
+    on white coil noise. An item is whitened where it is noisy and its noise is not white:
+    a typical coil's noise variance (:func:`physics.consistency.channel_noise_std`) at least
+    :data:`BAND_WHITENING_SPREAD` times the weakest direction's. The band's covariance holds
+    the signal there too; on noisy data it is small. The whitened maps ``W S`` are divided
+    by their root-sum-of-squares ``g`` (so they are normalised as ESPIRiT's are), and the
+    image they give is ``g x``: divide a reconstruction by ``gain`` to get ``x`` back.
+
+    Returns None when no item is whitened (noise-free, white, fewer than 3 coils), else
+    ``(kspace, coil_maps, gain)`` with items not whitened unchanged (their gain 1).
+
+    Shapes
+    ------
+    kspace ``(B, C, H, W)``; mask broadcastable to ``(H, W)``; coil_maps ``(B, C, H, W)`` ->
+    ``(B, C, H, W)``, ``(B, C, H, W)``, gain ``(B, H, W)`` float.
+    """
+    from physics.consistency import (
+        DISCREPANCY,
+        _measured_count,
+        _noise_levels,
+        band_covariances,
+        noisy_items,
+    )
+
+    if kspace.shape[1] < 3:
+        return None
+    mask = torch.as_tensor(mask)
+    weakest, typical = _noise_levels(kspace, mask)
+    noisy = noisy_items(DISCREPANCY * weakest * _measured_count(kspace, mask).sqrt(), kspace)  # as the exact step
+    spread = typical.pow(2) >= BAND_WHITENING_SPREAD * weakest.pow(2)
+    chosen = [index for index in range(kspace.shape[0]) if bool(noisy[index]) and bool(spread[index])]
+    if not chosen:
+        return None
+    kspace, coil_maps = kspace.clone(), coil_maps.clone()
+    gain = torch.ones(kspace.shape[0], *kspace.shape[-2:], dtype=torch.float32, device=kspace.device)
+    covariances = band_covariances(kspace, mask)
+    for index in chosen:
+        try:
+            whitening = whitening_matrix(covariances[index][0])
+        except ValueError:  # a degenerate band (a dead channel): leave the item as it is
+            continue
+        kspace[index : index + 1] = prewhiten(kspace[index : index + 1], whitening)
+        maps = prewhiten(coil_maps[index : index + 1], whitening)[0]
+        norm = maps.abs().pow(2).sum(0).sqrt()
+        coil_maps[index] = torch.where(norm > 0, maps / norm.clamp_min(1e-12), torch.zeros_like(maps))
+        gain[index] = norm
+    return kspace, coil_maps, gain

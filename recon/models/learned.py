@@ -21,6 +21,7 @@ import torch
 from physics.coils import compress_coils
 from physics.fft import reflect_centred
 from physics.operators import sampling_operator, sampling_ratio
+from physics.raw import whiten_from_band
 from recon.classical.superres import central_block
 from recon.models.spec import SPECS, GanSpec, get_spec
 from recon.registry import Reconstructor, register
@@ -119,8 +120,20 @@ class _Learned(Reconstructor):
             central_block(mask)  # a clear error for a mask that is not a central block
         sampling = None if getattr(mask, "coords", None) is None else "trajectory"
         generator = load_generator(str(self._choose(sampling_ratio(mask), sampling))).to(self.device)
+        gain = None
+        if coil_maps is not None and sampling is None:  # noise never prewhitened: whitened as trained
+            whitened = whiten_from_band(kspace, mask, coil_maps)
+            if whitened is not None:
+                kspace, coil_maps, gain = whitened
         if coil_maps is not None:  # the models train on at most VIRTUAL_COILS (compressed) coils
             kspace, coil_maps = compress_coils(kspace, coil_maps, VIRTUAL_COILS)
+        image = self._passes(generator, kspace, mask, coil_maps, sampling)
+        if gain is None:
+            return image
+        gain = gain.to(image.device)  # the whitened maps' image is gain x: back to x
+        return torch.where(gain > 0, image / gain.clamp_min(1e-12), torch.zeros_like(image))
+
+    def _passes(self, generator: torch.nn.Module, kspace, mask, coil_maps, sampling: str | None):
         if sampling == "trajectory" or self.superres_only or self.mirrors == ((),):
             return self._one_pass(generator, kspace, mask, coil_maps)
         mask = torch.as_tensor(mask)

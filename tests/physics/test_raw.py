@@ -83,3 +83,39 @@ def test_the_oversampled_margin_gives_the_noise_covariance_of_data_without_a_noi
     true = (mixing @ mixing.conj().T).to(torch.complex128) * 2
     torch.testing.assert_close(estimated, true, atol=0.1 * float(true.abs().max()), rtol=0)
     assert noise_from_oversampling(kspace, 1.0) is None  # no margin without oversampling
+
+
+def test_noise_never_prewhitened_is_whitened_from_the_outer_readout_band():
+    """An array's correlated noise of unequal gains is whitened from the band's covariance
+    (the maps get the same mixing, normalised, and ``gain`` brings the image back); white
+    noise, noise-free data and two coils are left alone."""
+    from physics import MultiCoil, simulate_coil_maps
+    from physics.consistency import channel_noise_std, estimate_noise_std
+    from physics.raw import whiten_from_band
+    from physics.statistics import correlated_noise, random_noise_covariance
+
+    size = 96
+    yy, xx = torch.meshgrid(torch.linspace(-1, 1, size), torch.linspace(-1, 1, size), indexing="ij")
+    image = (((xx / 0.8) ** 2 + (yy / 0.9) ** 2 < 1).float() * (1 + 0.3 * xx)).to(torch.complex64)[None]
+    maps = simulate_coil_maps(8, (size, size))[None]
+    mask = torch.zeros(size, size, dtype=torch.bool)
+    mask[:, ::3] = True
+    mask[:, 40:56] = True
+    clean = MultiCoil(mask, maps)(image)
+    sigma = 0.2 * float(clean.abs().pow(2).sum() / mask.sum() / 8) ** 0.5
+    array = random_noise_covariance(8, torch.Generator().manual_seed(1), gain=(0.3, 3.0))
+    noisy = clean + sigma * correlated_noise(array, (size, size), torch.Generator().manual_seed(2))[None] * mask
+    kspace, whitened_maps, gain = whiten_from_band(noisy, mask, maps)
+    assert float(channel_noise_std(kspace, mask)) < 1.15 * float(estimate_noise_std(kspace, mask))  # white now
+    assert float(channel_noise_std(noisy, mask)) > 2 * float(estimate_noise_std(noisy, mask))  # it was not
+    rss = whitened_maps.abs().pow(2).sum(1).sqrt()
+    assert torch.allclose(rss[gain > 0], torch.ones_like(rss[gain > 0]), atol=1e-4)
+    # the whitened data are the whitened maps' scan of gain x, to the noise (the whitening
+    # keeps the mean noise variance): a wrong mixing of the maps would leave signal behind
+    residual = float((MultiCoil(mask, whitened_maps)(gain * image) - kspace).norm())
+    assert abs(residual / (sigma * float(mask.sum() * 8) ** 0.5) - 1) < 0.2
+    white = clean + sigma * correlated_noise(torch.eye(8, dtype=torch.complex128), (size, size),
+                                             torch.Generator().manual_seed(2))[None] * mask
+    assert whiten_from_band(white, mask, maps) is None
+    assert whiten_from_band(clean, mask, maps) is None
+    assert whiten_from_band(noisy[:, :2], mask, maps[:, :2]) is None
