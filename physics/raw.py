@@ -208,7 +208,8 @@ def whiten_from_band(kspace: torch.Tensor, mask: torch.Tensor, coil_maps: torch.
     chosen = [index for index in range(kspace.shape[0]) if bool(noisy[index]) and bool(spread[index])]
     if not chosen:
         return None
-    kspace, coil_maps = kspace.clone(), coil_maps.clone()
+    kspace = kspace.clone()
+    coil_maps = coil_maps.expand(kspace.shape[0], *coil_maps.shape[1:]).clone()  # maps shared by the batch: one each
     gain = torch.ones(kspace.shape[0], *kspace.shape[-2:], dtype=torch.float32, device=kspace.device)
     covariances = band_covariances(kspace, mask)
     for index in chosen:
