@@ -20,6 +20,12 @@ import torch
 from torch import nn
 
 from physics.columns import SampledColumns
+from physics.noise_level import (  # noqa: F401  (the estimators stay importable from here)
+    NOISE_BAND,
+    channel_noise_std,
+    estimate_noise_std,
+    noise_levels,
+)
 from physics.operators import LinearOperator
 from physics.solvers import conjugate_gradient, least_squares, squared_norms
 
@@ -99,8 +105,6 @@ def soft_consistency(
     return kspace + weight * mask * (measured - kspace)
 
 
-NOISE_BAND = 0.1
-"""Fraction of the readout axis, at each end, whose measured samples estimate the noise."""
 DISCREPANCY = 1.3
 """Exact consistency stops at this multiple of the residual the noise alone explains.
 1.1 until issue 35: on noisy 1-D 10 % data a learned output often starts just above
@@ -108,108 +112,6 @@ that floor (1.2 times it on ``gre.dat``), and the few CGLS steps down to it fitt
 noise through the operator's ill-conditioned directions (``gre.dat`` 10 %: 15.5 dB
 without the step, 11.8 with it). On the sample's val split (6 slices, 2 and 8 coils,
 20 and 30 dB, 10 and 25 % 1-D) 1.3 was never worse than 1.1 and up to 0.5 dB better."""
-
-
-def band_covariances(measured: torch.Tensor, mask: torch.Tensor) -> list[tuple[torch.Tensor, int] | None]:
-    """Per batch item, the coils' sample covariance (complex128) over the measured samples
-    of the outermost readout positions (``NOISE_BAND`` of H at each end), where an image's
-    signal is weak and spans few coil combinations, and its number of samples; None for an
-    item with fewer samples than coils.
-
-    Shapes
-    ------
-    measured ``(B, C, H, W)``; mask broadcastable to it; returns ``B`` entries of ``(C, C)``.
-    """
-    coils, height = measured.shape[1], measured.shape[-2]
-    band = max(1, int(round(NOISE_BAND * height)))
-    rows = torch.cat([torch.arange(band), torch.arange(height - band, height)]).to(measured.device)
-    selected = torch.broadcast_to(mask.to(measured.device).bool(), measured.shape)[:, 0, rows, :]
-    result: list[tuple[torch.Tensor, int] | None] = []
-    for item in range(measured.shape[0]):
-        samples = measured[item][:, rows, :][:, selected[item]].to(torch.complex128)  # (C, P)
-        if samples.shape[1] < coils:
-            result.append(None)
-            continue
-        result.append((samples @ samples.conj().T / samples.shape[1], samples.shape[1]))
-    return result
-
-
-def _band_eigenvalues(measured: torch.Tensor, mask: torch.Tensor) -> list[tuple[torch.Tensor, float] | None]:
-    """Per batch item, the eigenvalues (ascending, float64) of :func:`band_covariances`'
-    covariance, and the Marchenko-Pastur lower edge ``(1 - sqrt(C / P))^2`` of its ``P``
-    samples; None where it has none."""
-    coils = measured.shape[1]
-    return [None if entry is None else
-            (torch.linalg.eigvalsh(entry[0]).clamp_min(0), (1 - (coils / entry[1]) ** 0.5) ** 2)
-            for entry in band_covariances(measured, mask)]
-
-
-def estimate_noise_std(measured: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Per batch item, the complex noise standard deviation of one coil's sample, from
-    the outermost readout positions (``NOISE_BAND`` of H at each end): the square root
-    of the smallest eigenvalue of the coils' covariance there. An image's signal spans
-    only a few coil combinations at those frequencies (smooth coil maps), noise spans
-    all of them, so the smallest eigenvalue is the noise variance: 1e-10 of the signal
-    scale on noise-free data, and at 20 to 50 dB SNR the true variance (8 coils,
-    measured on the sample and Colin27), once the sample-size shrinkage of the smallest
-    eigenvalue (Marchenko-Pastur) is undone. The median sample energy, tried first,
-    counts a brain's high-frequency signal as noise and stopped noise-free
-    reconstructions up to 11 dB early. Zero for single-coil data.
-
-    With white coil noise (prewhitened data) this is every coil's noise level. With coil
-    noise that is correlated and of unequal gains (a dataset's k-space that was never
-    prewhitened) it is the weakest noise direction's, below the typical coil's (0.57 of
-    it for :func:`physics.statistics.random_noise_covariance`'s default arrays, 0.28 for
-    gains of 0.3-3): :func:`channel_noise_std` is the typical one.
-
-    Shapes
-    ------
-    measured ``(B, C, H, W)``; mask broadcastable to it; returns ``(B,)`` float.
-    """
-    return _noise_levels(measured, mask)[0]
-
-
-def _noise_levels(measured: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """:func:`estimate_noise_std` and :func:`channel_noise_std` from one covariance each."""
-    batch = measured.shape[0]
-    if measured.shape[1] < 2:
-        zeros = torch.zeros(batch, device=measured.device)
-        return zeros, zeros
-    weakest, typical = [], []
-    for band in _band_eigenvalues(measured, mask):
-        if band is None:
-            weakest.append(torch.zeros((), dtype=torch.float64, device=measured.device))
-            typical.append(weakest[-1])
-            continue
-        values, edge = band
-        weakest.append(values[0] / edge)
-        typical.append(torch.maximum(values[(len(values) - 1) // 2], weakest[-1]))  # the lower median
-    return torch.stack(weakest).sqrt().to(torch.float32), torch.stack(typical).sqrt().to(torch.float32)
-
-
-def channel_noise_std(measured: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Per batch item, the noise standard deviation of a typical coil's sample: the square
-    root of the lower median eigenvalue (``(C - 1) // 2`` from the smallest) of the coils'
-    covariance over the outermost readout positions, and never below
-    :func:`estimate_noise_std`. A low-rank signal lifts only the top eigenvalues, so the
-    median is the noise's; where the coil noise is correlated and of unequal gains it
-    spreads over the eigenvalues, and the median is near their mean (the noise energy per
-    coil), where the smallest is far below it. For white noise it equals
-    :func:`estimate_noise_std` within a few %; with two coils it is the smaller eigenvalue,
-    as there. Meant for noisy data: on noise-free data the median may be signal. Zero for
-    single-coil data.
-
-    The upper median gives an unbalanced array's noise more fully (8 coils, gains 0.3-3:
-    the learned models 1.5 dB below their white-noise figures with the lower median, level
-    with them with the upper one), but a signal of rank ``C / 2`` in the band lifts it: a
-    sharp phantom at low noise then got no exact step at all (docs/results.md, issue 35,
-    sixth part). The lower one needs one more signal direction to be lifted.
-
-    Shapes
-    ------
-    measured ``(B, C, H, W)``; mask broadcastable to it; returns ``(B,)`` float.
-    """
-    return _noise_levels(measured, mask)[1]
 
 
 def exact_consistency(image: torch.Tensor, measured: torch.Tensor, operator: LinearOperator,
@@ -327,12 +229,12 @@ def noise_std(measured: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     ------
     measured ``(B, C, H, W)``; mask broadcastable to it; returns ``(B,)`` float.
     """
-    weakest, typical = _noise_levels(measured, mask)
-    noisy = noisy_items(DISCREPANCY * weakest * _measured_count(measured, mask).sqrt(), measured)
+    weakest, typical = noise_levels(measured, mask)
+    noisy = noisy_items(DISCREPANCY * weakest * measured_count(measured, mask).sqrt(), measured)
     return torch.where(noisy.to(weakest.device), typical, weakest)
 
 
-def _measured_count(measured: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+def measured_count(measured: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Per batch item, the measured samples over all coils, float32."""
     count = torch.broadcast_to(mask.to(measured.device).bool(), measured.shape).reshape(measured.shape[0], -1).sum(dim=1)
     return count.to(torch.float32)
@@ -353,7 +255,7 @@ def discrepancy_floor(measured: torch.Tensor, mask: torch.Tensor) -> torch.Tenso
     measured ``(B, C, H, W)``; mask broadcastable to it; returns ``(B,)`` float.
     """
     sigma = noise_std(measured, mask)
-    return DISCREPANCY * sigma * _measured_count(measured, mask).to(sigma.device).sqrt()
+    return DISCREPANCY * sigma * measured_count(measured, mask).to(sigma.device).sqrt()
 
 
 class DataConsistency(nn.Module):

@@ -191,19 +191,14 @@ def whiten_from_band(kspace: torch.Tensor, mask: torch.Tensor, coil_maps: torch.
     kspace ``(B, C, H, W)``; mask broadcastable to ``(H, W)``; coil_maps ``(B, C, H, W)`` ->
     ``(B, C, H, W)``, ``(B, C, H, W)``, gain ``(B, H, W)`` float.
     """
-    from physics.consistency import (
-        DISCREPANCY,
-        _measured_count,
-        _noise_levels,
-        band_covariances,
-        noisy_items,
-    )
+    from physics.consistency import DISCREPANCY, measured_count, noisy_items
+    from physics.noise_level import band_covariances, noise_levels
 
     if kspace.shape[1] < 3:
         return None
     mask = torch.as_tensor(mask)
-    weakest, typical = _noise_levels(kspace, mask)
-    noisy = noisy_items(DISCREPANCY * weakest * _measured_count(kspace, mask).sqrt(), kspace)  # as the exact step
+    weakest, typical = noise_levels(kspace, mask)
+    noisy = noisy_items(DISCREPANCY * weakest * measured_count(kspace, mask).sqrt(), kspace)  # as the exact step
     spread = typical.pow(2) >= BAND_WHITENING_SPREAD * weakest.pow(2)
     chosen = [index for index in range(kspace.shape[0]) if bool(noisy[index]) and bool(spread[index])]
     if not chosen:
