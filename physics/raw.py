@@ -171,13 +171,13 @@ this many times its weakest noise direction's (white noise: 1.0, to a few %)."""
 def whiten_from_band(kspace: torch.Tensor, mask: torch.Tensor, coil_maps: torch.Tensor
                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
     """Prewhiten noisy multi-coil data that were never prewhitened, with the channel
-    covariance of their outermost readout positions (``physics.consistency.band_covariances``)
+    covariance of their outermost readout positions (``physics.noise_level.band_covariances``)
     for a noise scan, and give the maps the same mixing.
 
     Data reaching ``recon.reconstruct`` as a dataset holds them keep a receive array's
     noise: correlated between channels, of unequal gains. The learned models were trained
     on white coil noise. An item is whitened where it is noisy and its noise is not white:
-    a typical coil's noise variance (:func:`physics.consistency.channel_noise_std`) at least
+    a typical coil's noise variance (:func:`physics.noise_level.channel_noise_std`) at least
     :data:`BAND_WHITENING_SPREAD` times the weakest direction's. The band's covariance holds
     the signal there too; on noisy data it is small. The whitened maps ``W S`` are divided
     by their root-sum-of-squares ``g`` (so they are normalised as ESPIRiT's are), and the
