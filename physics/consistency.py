@@ -215,26 +215,44 @@ def noisy_items(floor: torch.Tensor, measured: torch.Tensor) -> torch.Tensor:
     return floor.to(measured.device) > EXACT_NOISY_FLOOR * squared_norms(measured).sqrt()
 
 
+def noise_reading(measured: torch.Tensor, mask: torch.Tensor,
+                  covariances: list[tuple[torch.Tensor, int] | None] | None = None
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per batch item, the weakest noise direction's level (:func:`estimate_noise_std`), a
+    typical coil's (:func:`channel_noise_std`), and whether the data are noisy: the
+    residual the weakest level explains is more than :data:`EXACT_NOISY_FLOOR` of the data
+    (:func:`noisy_items`; the typical level may be signal on noise-free data).
+    ``covariances``: :func:`physics.noise_level.band_covariances` of these data, when the
+    caller has it already.
+
+    Shapes
+    ------
+    measured ``(B, C, H, W)``; mask broadcastable to it; returns three ``(B,)`` (float,
+    float, bool).
+    """
+    weakest, typical = noise_levels(measured, mask, covariances)
+    noisy = noisy_items(DISCREPANCY * weakest * _measured_count(measured, mask).sqrt(), measured)
+    return weakest, typical, noisy.to(weakest.device)
+
+
 def noise_std(measured: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Per batch item, the noise standard deviation per coil sample that a data residual
-    holds: :func:`estimate_noise_std` (the weakest noise direction's level) where that
-    says the data are noise-free (:func:`noisy_items` of its floor), and
-    :func:`channel_noise_std` (a typical coil's) where they are noisy. The noise energy in a
-    residual is every coil's: with correlated coil noise that was never prewhitened the
-    weakest direction's level is 0.3-0.6 times too low (docs/results.md, issue 35, sixth
-    part). The discrepancy floor, the adaptation's held-out noise and the trust check's
-    residual-to-noise ratio use it.
+    holds: :func:`estimate_noise_std` (the weakest noise direction's level) where the data
+    are noise-free, and :func:`channel_noise_std` (a typical coil's) where they are noisy
+    (:func:`noise_reading`). The noise energy in a residual is every coil's: with
+    correlated coil noise that was never prewhitened the weakest direction's level is
+    0.3-0.6 times too low (docs/results.md, issue 35, sixth part). The discrepancy floor,
+    the adaptation's held-out noise and the trust check's residual-to-noise ratio use it.
 
     Shapes
     ------
     measured ``(B, C, H, W)``; mask broadcastable to it; returns ``(B,)`` float.
     """
-    weakest, typical = noise_levels(measured, mask)
-    noisy = noisy_items(DISCREPANCY * weakest * measured_count(measured, mask).sqrt(), measured)
-    return torch.where(noisy.to(weakest.device), typical, weakest)
+    weakest, typical, noisy = noise_reading(measured, mask)
+    return torch.where(noisy, typical, weakest)
 
 
-def measured_count(measured: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+def _measured_count(measured: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Per batch item, the measured samples over all coils, float32."""
     count = torch.broadcast_to(mask.to(measured.device).bool(), measured.shape).reshape(measured.shape[0], -1).sum(dim=1)
     return count.to(torch.float32)
@@ -255,7 +273,7 @@ def discrepancy_floor(measured: torch.Tensor, mask: torch.Tensor) -> torch.Tenso
     measured ``(B, C, H, W)``; mask broadcastable to it; returns ``(B,)`` float.
     """
     sigma = noise_std(measured, mask)
-    return DISCREPANCY * sigma * measured_count(measured, mask).to(sigma.device).sqrt()
+    return DISCREPANCY * sigma * _measured_count(measured, mask).to(sigma.device).sqrt()
 
 
 class DataConsistency(nn.Module):

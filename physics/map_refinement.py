@@ -25,12 +25,7 @@ from __future__ import annotations
 
 import torch
 
-from physics.consistency import (
-    EXACT_MAX_CHANGE,
-    discrepancy_floor,
-    exact_consistency,
-    noisy_items,
-)
+from physics.consistency import EXACT_MAX_CHANGE, exact_consistency, noise_reading
 from physics.fft import fft2c, ifft2c
 from physics.operators import sampling_operator
 from physics.solvers import conjugate_gradient, squared_norms
@@ -119,7 +114,7 @@ def exact_consistency_refining_maps(image: torch.Tensor, stepped: torch.Tensor, 
     rounds = MAP_REFINE_ROUNDS if rounds is None else rounds
     if rounds <= 0 or operator.coil_maps is None or getattr(operator, "cartesian", True) is False:
         return stepped
-    noise_free = ~noisy_items(discrepancy_floor(measured, operator.mask), measured)  # the exact step's own test
+    noise_free = ~noise_reading(measured, operator.mask)[2]  # the exact step's own test
     if not bool(noise_free.any()):  # noisy data (a scanner's): the residual's forward operator is not needed
         return stepped
     todo = noise_free & (_relative_residual(stepped, measured, operator) > MAP_MISFIT)

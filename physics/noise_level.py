@@ -40,14 +40,14 @@ def band_covariances(measured: torch.Tensor, mask: torch.Tensor) -> list[tuple[t
     return result
 
 
-def _band_eigenvalues(measured: torch.Tensor, mask: torch.Tensor) -> list[tuple[torch.Tensor, float] | None]:
-    """Per batch item, the eigenvalues (ascending, float64) of :func:`band_covariances`'
-    covariance, and the Marchenko-Pastur lower edge ``(1 - sqrt(C / P))^2`` of its ``P``
-    samples; None where it has none."""
-    coils = measured.shape[1]
+def _band_eigenvalues(covariances: list[tuple[torch.Tensor, int] | None], coils: int
+                      ) -> list[tuple[torch.Tensor, float] | None]:
+    """Per entry of :func:`band_covariances`, its eigenvalues (ascending, float64) and the
+    Marchenko-Pastur lower edge ``(1 - sqrt(C / P))^2`` of its ``P`` samples; None where it
+    has none."""
     return [None if entry is None else
             (torch.linalg.eigvalsh(entry[0]).clamp_min(0), (1 - (coils / entry[1]) ** 0.5) ** 2)
-            for entry in band_covariances(measured, mask)]
+            for entry in covariances]
 
 
 def estimate_noise_std(measured: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -75,14 +75,19 @@ def estimate_noise_std(measured: torch.Tensor, mask: torch.Tensor) -> torch.Tens
     return noise_levels(measured, mask)[0]
 
 
-def noise_levels(measured: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """:func:`estimate_noise_std` and :func:`channel_noise_std` from one covariance each."""
+def noise_levels(measured: torch.Tensor, mask: torch.Tensor,
+                 covariances: list[tuple[torch.Tensor, int] | None] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`estimate_noise_std` and :func:`channel_noise_std` from one covariance each
+    (``covariances``: what :func:`band_covariances` gave for these data, when the caller
+    has it already)."""
     batch = measured.shape[0]
     if measured.shape[1] < 2:
         zeros = torch.zeros(batch, device=measured.device)
         return zeros, zeros
+    if covariances is None:
+        covariances = band_covariances(measured, mask)
     weakest, typical = [], []
-    for band in _band_eigenvalues(measured, mask):
+    for band in _band_eigenvalues(covariances, measured.shape[1]):
         if band is None:
             weakest.append(torch.zeros((), dtype=torch.float64, device=measured.device))
             typical.append(weakest[-1])

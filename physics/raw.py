@@ -191,14 +191,14 @@ def whiten_from_band(kspace: torch.Tensor, mask: torch.Tensor, coil_maps: torch.
     kspace ``(B, C, H, W)``; mask broadcastable to ``(H, W)``; coil_maps ``(B, C, H, W)`` ->
     ``(B, C, H, W)``, ``(B, C, H, W)``, gain ``(B, H, W)`` float.
     """
-    from physics.consistency import DISCREPANCY, measured_count, noisy_items
-    from physics.noise_level import band_covariances, noise_levels
+    from physics.consistency import noise_reading
+    from physics.noise_level import band_covariances
 
     if kspace.shape[1] < 3:
         return None
     mask = torch.as_tensor(mask)
-    weakest, typical = noise_levels(kspace, mask)
-    noisy = noisy_items(DISCREPANCY * weakest * measured_count(kspace, mask).sqrt(), kspace)  # as the exact step
+    covariances = band_covariances(kspace, mask)  # one covariance an item, for the test and the whitening
+    weakest, typical, noisy = noise_reading(kspace, mask, covariances)  # noisy as the exact step tells it
     spread = typical.pow(2) >= BAND_WHITENING_SPREAD * weakest.pow(2)
     chosen = [index for index in range(kspace.shape[0]) if bool(noisy[index]) and bool(spread[index])]
     if not chosen:
@@ -206,7 +206,6 @@ def whiten_from_band(kspace: torch.Tensor, mask: torch.Tensor, coil_maps: torch.
     kspace = kspace.clone()
     coil_maps = coil_maps.expand(kspace.shape[0], *coil_maps.shape[1:]).clone()  # maps shared by the batch: one each
     gain = torch.ones(kspace.shape[0], *kspace.shape[-2:], dtype=torch.float32, device=kspace.device)
-    covariances = band_covariances(kspace, mask)
     for index in chosen:
         try:
             whitening = whitening_matrix(covariances[index][0])
