@@ -9,7 +9,7 @@ import numpy as np
 
 from pipelines.common.evaluation import FALLBACK_FAMILIES
 from recon.trust import holdout
-from recon.trust.calibration import PLANES, offset_keys, psnr_for
+from recon.trust.calibration import PLANES, coil_group, offset_keys, psnr_for
 
 FAMILIES = ("baseline", "cs", "learned")
 """The method families a ``--calibrate`` fit refits; entries of a method of its own
@@ -271,5 +271,16 @@ def fit_method_offsets(records: list[dict], folds_used: int | None = None) -> di
     its family: CG-SENSE is a ``baseline`` like zero-filled, but with 8 coils it predicts
     an unmeasured line next to a measured one 12-15 dB better than a far one, where
     zero-filled predicts nothing anywhere, and zero-filled's offsets left its estimate
-    2-6 dB optimistic (docs/results.md, issue 36, seventh part)."""
-    return fit_offsets([{**record, "family": record["method"].rstrip("@")} for record in records], folds_used)
+    2-6 dB optimistic (docs/results.md, issue 36, seventh part).
+
+    An entry without a coil group (``cg-sense:cartesian``) serves every coil count, so it
+    is kept only when the records hold both coil groups: fitted on 8 and 16 coils alone,
+    it would calibrate a single-coil run with a multi-coil shift."""
+    fitted = fit_offsets([{**record, "family": record["method"].rstrip("@")} for record in records], folds_used)
+    groups = {coil_group(record.get("coils", 1)) for record in records}
+    return {key: entry for key, entry in fitted.items() if len(groups) > 1 or _coil_grouped(key)}
+
+
+def _coil_grouped(key: str) -> bool:
+    """Whether an offset key names its coil group (``cs:cartesian:mc``, ``cs:2d:1c-noisy``)."""
+    return key.rsplit(":", 1)[-1].split("-")[0] in ("1c", "mc")

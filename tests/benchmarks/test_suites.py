@@ -446,7 +446,11 @@ def test_method_offsets_fit_a_method_on_its_own_and_a_family_refit_keeps_them(tr
     monkeypatch.setattr(trust_fit, "OFFSET_MIN_POINTS", 2)
     saved = [dict(record) for record in trust_records[2] if record["mask_type"] == "cartesian"]
     own = trust.fit_method_offsets([dict(record) for record in saved if record["method"] == "gan-drn"])
-    assert set(own) == {"gan-drn:cartesian:1c", "gan-drn:cartesian"}
+    # single-coil records only: no entry without a coil group, which would serve 8 coils too
+    assert set(own) == {"gan-drn:cartesian:1c"}
+    both = trust.fit_method_offsets([{**record, "coils": coils} for record in saved if record["method"] == "gan-drn"
+                                     for coils in (1, 8)])
+    assert set(both) == {"gan-drn:cartesian:1c", "gan-drn:cartesian:mc", "gan-drn:cartesian"}
     family = trust.fit_offsets([dict(record) for record in saved])
     assert own["gan-drn:cartesian:1c"]["offset_db"] == pytest.approx(
         float(np.median([r["psnr"] - r["est_psnr"] for r in _applied(saved, {"lines": {}}) if r["method"] == "gan-drn"])))
