@@ -159,3 +159,26 @@ def test_hybrid_form_is_the_operator_after_a_readout_fft(width, coils):
     with pytest.raises(ValueError, match="k-space has 2 coils"):
         HybridCartesian(mask[:1], _random((1, 3, 8, width), torch.complex64, generator)).adjoint(
             torch.ones(1, 2, 8, width, dtype=torch.complex64))
+
+
+@pytest.mark.parametrize("shape", [(8, 10), (9, 10), (8, 9), (7, 9)])  # even: signs folded in; odd: fft2c
+@pytest.mark.parametrize("coils", [None, 3])
+@pytest.mark.parametrize("batch_mask", [False, True])
+def test_cartesian_operators_are_the_masked_centred_fft(shape, coils, batch_mask):
+    from physics.fft import fft2c as centred
+    from physics.fft import ifft2c
+
+    generator = torch.Generator().manual_seed(sum(shape) + (coils or 0))
+    mask = torch.rand((2, 1, *shape) if batch_mask else shape, generator=generator) < 0.5
+    maps = None if coils is None else _random((2, coils, *shape), torch.complex64, generator)
+    operator = sampling_operator(mask, maps)
+    x = _random((2, *shape), torch.complex64, generator)
+    y = _random((2, coils or 1, *shape), torch.complex64, generator)
+    coil_images = x.unsqueeze(1) if maps is None else maps * x.unsqueeze(1)
+    torch.testing.assert_close(operator(x), centred(coil_images) * mask, atol=1e-5, rtol=1e-5)
+    back = ifft2c(y * mask)
+    expected = back[:, 0] if maps is None else (maps.conj() * back).sum(dim=1)
+    torch.testing.assert_close(operator.adjoint(y), expected, atol=1e-5, rtol=1e-5)
+    # complex128 after complex64: the cached parts follow the dtype
+    torch.testing.assert_close(operator(x.to(torch.complex128)), (centred(coil_images.to(torch.complex128)) * mask),
+                               atol=1e-5, rtol=1e-5)
