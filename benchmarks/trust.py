@@ -339,7 +339,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="multi-coil methods get ESPIRiT maps from the measured centre (as recon run), not the true maps")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--records", type=Path, help="write the records here (JSON)")
-    parser.add_argument("--calibrate", type=Path, metavar="RECORDS", help="fit the calibration from validation records")
+    parser.add_argument("--calibrate", type=Path, nargs="+", metavar="RECORDS",
+                        help="fit the calibration from validation records (one or more files)")
     parser.add_argument("--out", type=Path, default=CALIBRATION_FILE, help="where --calibrate writes")
     parser.add_argument("--keep-kinds", help="with --calibrate: keep the shipped lines of these mask kinds (e.g. 1d,2d) "
                         "and measure only their intervals")
@@ -355,12 +356,13 @@ def main(argv: list[str] | None = None) -> int:
                         "N folds only (default: the calibration's folds_used with --evaluate, else all)")
     args = parser.parse_args(argv)
     if args.calibrate:
-        records = read_records(args.calibrate)
+        records = [record for path in args.calibrate for record in read_records(path)]
         kept = set(args.keep_kinds.split(",")) if args.keep_kinds else set()
         shipped = json.loads(args.out.read_text()) if args.out.is_file() else {"lines": {}}
         fixed = {key: line for key, line in shipped.get("lines", {}).items() if key.split(":")[1] in kept}
         fitted = fit(records, fixed, args.folds_used)
-        fitted["fitted_on"] = f"{args.calibrate.name}: validation subjects (benchmarks.trust --split val)"
+        fitted["fitted_on"] = (f"{', '.join(path.name for path in args.calibrate)}: validation subjects "
+                               "(benchmarks.trust --split val)")
         if fixed:
             fitted["fitted_on"] += (f"; lines {', '.join(sorted(kept))} kept from the earlier fit "
                                     f"({shipped.get('fitted_on', 'unknown')}), their intervals measured on these records")

@@ -113,6 +113,9 @@ def test_trust_benchmark_measures_calibrates_and_evaluates_on_a_tiny_corpus(trus
     assert trust.main(["--calibrate", str(records), "--out", str(calibration)]) == 0
     fitted = json.loads(calibration.read_text())
     assert set(fitted["lines"]) <= {f"{family}:{d}d" for family in ("baseline", "cs", "learned") for d in (1, 2)}
+    twice = tmp_path / "twice.json"  # several record files are fitted as one
+    assert trust.main(["--calibrate", str(records), str(records), "--out", str(twice)]) == 0
+    assert {key: 2 * n for key, n in fitted["points"].items()} == json.loads(twice.read_text())["points"]
     for key, (low, high) in fitted["interval_db"].items():  # the 10th and 90th percentiles of true - estimated
         assert key in fitted["lines"] and low <= high
     capsys.readouterr()
