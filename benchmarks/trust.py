@@ -347,6 +347,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--method-offsets", type=Path, nargs="+", metavar="RECORDS",
                         help="fit offsets of each method in these validation records on its own (e.g. cg-sense, "
                         "whose hold-out is unlike zero-filled's) into the calibration at --out, replacing its earlier ones")
+    parser.add_argument("--offset-methods", help="with --method-offsets: fit these methods only (comma-separated; "
+                        "default every method of the records)")
     parser.add_argument("--draw-intervals", type=Path, nargs="+", metavar="RECORDS",
                         help="take the stated intervals of the 1-D entries of the calibration at --out from these "
                         "validation records with a mask drawn per slice (--mask-per-slice), keeping every estimate")
@@ -375,6 +377,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.method_offsets:
         records = [r for path in args.method_offsets for r in read_records(path)]
+        if args.offset_methods:
+            records = [r for r in records if r["method"].rstrip("@") in args.offset_methods.split(",")]
         methods = sorted({r["method"].rstrip("@") for r in records})
         calibration = json.loads(args.out.read_text())
         fitted = fit_method_offsets(records)

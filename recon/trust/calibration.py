@@ -154,7 +154,8 @@ def calibrate(nmse_raw: float, method: str, family: str, kind: int | str, calibr
               mask_type: str | None = None, coils: int = 1, regime: str = "clean") -> tuple[float, str]:
     """Map a raw estimate through the calibration: the offset of the method (an entry of
     its own, ``cg-sense:cartesian:mc``, fitted by ``benchmarks.trust --method-offsets``) or
-    else of its family, per mask family (``mask_type``, e.g. ``cartesian`` or
+    else of its family (a planes or regime entry of the family before a clean one of the
+    method), per mask family (``mask_type``, e.g. ``cartesian`` or
     ``vd2d:nocal``) and coil group when the calibration has one, else the line of the
     method (or family) for the mask's
     ``kind`` (:func:`mask_kind`; a number means ``Nd``); ``regime``: :data:`REGIMES`.
@@ -162,8 +163,12 @@ def calibrate(nmse_raw: float, method: str, family: str, kind: int | str, calibr
     calibration = calibration if calibration is not None else load_calibration()
     kind = f"{kind}d" if isinstance(kind, int) else kind
     offsets = calibration.get("offsets", {})
-    # a method's own entries (``cg-sense:cartesian:mc``) come before its family's
-    for key in [*offset_keys(method, mask_type, coils, kind, regime), *offset_keys(family, mask_type, coils, kind, regime)]:
+    # the data's condition first (a 3-D acquisition's planes, then the regime's own entries,
+    # then the clean ones), and within each a method's own entries (``cg-sense:cartesian:mc``)
+    # before its family's: a method's clean entry never takes noisy data from its family's
+    # noisy one
+    keys = [*offset_keys(method, mask_type, coils, kind, regime), *offset_keys(family, mask_type, coils, kind, regime)]
+    for key in sorted(keys, key=_condition_tier):
         if key in offsets:  # + offset dB of PSNR = NMSE / 10^(offset / 10)
             return float(nmse_raw * 10 ** (-offsets[key]["offset_db"] / 10)), key
     lines = calibration.get("lines", {})
@@ -175,6 +180,12 @@ def calibrate(nmse_raw: float, method: str, family: str, kind: int | str, calibr
             a, b = lines[key]
             return float(10 ** (a + b * math.log10(max(nmse_raw, 1e-12)))), key
     return float(nmse_raw), "identity"
+
+
+def _condition_tier(key: str) -> int:
+    """0 for an entry of a 3-D acquisition's planes, 1 for one of a regime of its own
+    (noisy, measured), 2 for a clean slice entry: :func:`calibrate`'s order."""
+    return 0 if PLANES in key else 1 if regime_of(key) != "clean" else 2
 
 
 def interval_for(key: str, calibration: dict | None = None) -> tuple[float, float]:

@@ -460,6 +460,12 @@ def test_method_offsets_fit_a_method_on_its_own_and_a_family_refit_keeps_them(tr
     merged = trust.merge({"lines": {}, "offsets": {**own, "cs:cartesian:1c": family["cs:cartesian:1c"]}},
                          {"lines": {}, "offsets": {}}, set(), {"cartesian"})
     assert set(merged["offsets"]) == set(own)  # the family's cartesian entry is refitted (here: away), the method's stay
+    # from the command line, --offset-methods fits the methods named and no other
+    calibration = trust_records[0] / "method-offsets.json"
+    calibration.write_text(json.dumps({"lines": {}, "offsets": {}}))
+    assert trust.main(["--method-offsets", str(trust_records[1]), "--offset-methods", "gan-drn",
+                       "--out", str(calibration)]) == 0
+    assert {key.split(":")[0] for key in json.loads(calibration.read_text())["offsets"]} == {"gan-drn"}
 
 
 def _applied(records, calibration):

@@ -257,6 +257,17 @@ def test_a_method_s_own_offsets_come_before_its_family_s():
     assert calibrate(0.01, "zero-filled", "baseline", "1d", shipped, "cartesian", 8) == (pytest.approx(0.01),
                                                                                          "baseline:cartesian:mc")
     assert calibrate(0.01, "cg-sense", "baseline", "1d", shipped, "cartesian", 1)[1] == "identity"  # no 1c entry
+    # the data's condition comes first: a method's clean entry never takes noisy data, or a
+    # 3-D acquisition's planes, from its family's entries of that condition
+    noisy = {"offset_db": 0.0, "interval_db": [-1.0, 1.0]}
+    shipped["offsets"].update({"baseline:cartesian:mc-noisy": noisy, "baseline:poisson@planes:mc-noisy": noisy})
+    assert calibrate(0.01, "cg-sense", "baseline", "1d", shipped, "cartesian", 8, "noisy")[1] == "baseline:cartesian:mc-noisy"
+    assert calibrate(0.01, "cg-sense", "baseline", "1d", shipped, "cartesian", 8, "clean")[1] == "cg-sense:cartesian:mc"
+    shipped["offsets"]["cg-sense:cartesian:mc-noisy"] = {"offset_db": -10.0, "interval_db": [-1.0, 1.0]}
+    assert calibrate(0.01, "cg-sense", "baseline", "1d", shipped, "cartesian", 8, "noisy")[1] == "cg-sense:cartesian:mc-noisy"
+    shipped["offsets"]["cg-sense:poisson:mc-noisy"] = shipped["offsets"]["cg-sense:cartesian:mc-noisy"]
+    assert calibrate(0.01, "cg-sense", "baseline", "2d", shipped, "poisson@planes", 8,
+                     "noisy")[1] == "baseline:poisson@planes:mc-noisy"
 
 
 def test_the_raw_estimate_follows_an_error_spectrum_that_falls_off_a_cliff():
