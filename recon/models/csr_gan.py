@@ -25,7 +25,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
@@ -34,6 +33,7 @@ from physics.operators import LinearOperator
 from recon.models.blocks import (
     CriticBlock,
     ResidualBlock,
+    leaky,
     pad_to_multiple,
     run_cascade,
     stage_reach,
@@ -102,7 +102,7 @@ class ConditionedStage(nn.Module):
 
     def forward(self, x: torch.Tensor, embedding: torch.Tensor) -> torch.Tensor:
         padded, (height, width) = pad_to_multiple(x, 1 if self.full_resolution else 2)
-        hidden = F.leaky_relu(self.head(padded), 0.1)
+        hidden = leaky(self.head(padded), 0.1)
         film = self.film(embedding).view(x.shape[0], len(self.body), 2, -1)
         for index, block in enumerate(self.body):
             hidden = block(hidden, film[:, index, 0], film[:, index, 1])

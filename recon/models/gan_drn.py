@@ -24,6 +24,7 @@ from physics.operators import LinearOperator
 from recon.models.blocks import (
     CriticBlock,
     ResidualBlock,
+    leaky,
     pad_to_multiple,
     run_cascade,
     stage_reach,
@@ -87,7 +88,7 @@ class CascadeStage(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         padded, (height, width) = pad_to_multiple(x, 2)
-        residual = self.tail(self.body(F.leaky_relu(self.head(padded), 0.1)))
+        residual = self.tail(self.body(leaky(self.head(padded), 0.1)))
         return residual[..., :height, :width]
 
 
