@@ -28,6 +28,22 @@ def centring_signs(size: int, dtype: torch.dtype, device: torch.device) -> tuple
     return signs, signs * (-1) ** (size // 2)
 
 
+@functools.lru_cache(maxsize=32)
+def centring_ramps(size: int, dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """For any ``size``, with ``h = size // 2``: ``exp(2 pi i h n / size)`` and
+    ``exp(2 pi i (k - h) h / size)``, complex ``dtype``. With them
+    ``fftshift(fft(ifftshift(x)))[k] = after[k] fft(before * x)[k]`` and
+    ``fftshift(ifft(ifftshift(X)))[n] = conj(before[n]) ifft(conj(after) * X)[n]``: the
+    shifts of an odd size, which are no sign flips, become phase ramps. For an even size
+    they are :func:`centring_signs`."""
+    real = torch.float64
+    n = torch.arange(size, device=device, dtype=torch.int64)
+    half = size // 2
+    before = 2 * torch.pi * ((half * n) % size).to(real) / size
+    after = 2 * torch.pi * (((n - half) * half) % size).to(real) / size
+    return torch.polar(torch.ones_like(before), before).to(dtype), torch.polar(torch.ones_like(after), after).to(dtype)
+
+
 def _centred_torch(data: torch.Tensor, inverse: bool, axes: tuple[int, ...] = _AXES) -> torch.Tensor:
     transform = torch.fft.ifftn if inverse else torch.fft.fftn
     real = data.real.dtype if data.is_complex() else (data.dtype if data.is_floating_point() else torch.float32)

@@ -21,7 +21,7 @@ import functools
 
 import torch
 
-from physics.fft import centring_signs, fft1c, fft2c, ifft1c, ifft2c
+from physics.fft import centring_ramps, centring_signs, fft1c, ifft1c
 from physics.linear import LinearOperator, coil_sum
 
 
@@ -51,33 +51,29 @@ def _check_kspace(kspace: torch.Tensor, mask: torch.Tensor, coils: int | None, n
 
 
 def _plain_parts(operator, like: torch.Tensor):
-    """``(maps, conjugate maps, weights, transform, inverse)`` of a Cartesian operator's
-    application (:class:`SingleCoil`, :class:`MultiCoil`), computed once per device and
-    dtype. For an even H and W the centred 2-D FFT is ``c s FFT(s u)``, with ``s`` the
-    checkerboard ``(-1)^(h+w)`` and ``c = (-1)^((H+W)/2)`` (:func:`physics.fft.centring_signs`):
-    ``s`` is folded into the maps (single-coil: the maps are those signs) and ``c s`` into
-    the mask weights, so each application is a plain FFT with no sign flips of its own
-    (two full-array products fewer per transform; the same values to rounding). An odd H
-    or W keeps the maps, the mask and :func:`~physics.fft.fft2c`."""
+    """``(maps, conjugate maps, weights, conjugate weights, transform, inverse)`` of a
+    Cartesian operator's application (:class:`SingleCoil`, :class:`MultiCoil`), computed
+    once per device and dtype. The centred 2-D FFT is ``a FFT(b u)`` with ``b`` and ``a``
+    products of one pattern per axis: for an even size the signs ``(-1)^n`` and
+    ``(-1)^(N/2) (-1)^k`` (:func:`physics.fft.centring_signs`), for an odd one phase ramps
+    (:func:`physics.fft.centring_ramps`); the inverse is ``conj(b) IFFT(conj(a) U)``. ``b``
+    is folded into the maps (single-coil: the maps are ``b``) and ``a`` into the mask
+    weights, so each application is a plain FFT with no shifts or flips of its own (two
+    full-array products or copies fewer per transform; the same values to rounding)."""
     dtype = like.dtype if like.is_complex() else torch.complex128 if like.dtype == torch.float64 else torch.complex64
     cache = operator._cache
     if cache is not None and cache[2].device == like.device and cache[2].dtype == dtype:
         return cache
-    height, width = operator.mask.shape[-2:]
-    maps = None if operator.coil_maps is None else operator.coil_maps.to(like.device)
-    weights = operator.mask.to(like.device)
-    if height % 2 == 0 and width % 2 == 0:
-        real = torch.float64 if dtype == torch.complex128 else torch.float32
-        rows, columns = centring_signs(height, real, like.device), centring_signs(width, real, like.device)
-        before = rows[0][:, None] * columns[0][None, :]
-        maps = before.to(dtype) if maps is None else maps * before
-        weights = weights * (rows[1][:, None] * columns[1][None, :])
-        transform = functools.partial(torch.fft.fft2, dim=(-2, -1), norm="ortho")
-        inverse = functools.partial(torch.fft.ifft2, dim=(-2, -1), norm="ortho")
-    else:
-        transform, inverse = fft2c, ifft2c
-    conjugate = None if maps is None else maps.conj().resolve_conj()
-    operator._cache = (maps, conjugate, weights.to(dtype), transform, inverse)
+    real = torch.float64 if dtype == torch.complex128 else torch.float32
+    patterns = [centring_signs(size, real, like.device) if size % 2 == 0 else centring_ramps(size, dtype, like.device)
+                for size in operator.mask.shape[-2:]]
+    before = patterns[0][0][:, None] * patterns[1][0][None, :]
+    after = patterns[0][1][:, None] * patterns[1][1][None, :]
+    maps = before.to(dtype) if operator.coil_maps is None else operator.coil_maps.to(like.device) * before
+    weights = (operator.mask.to(like.device) * after).to(dtype)
+    transform = functools.partial(torch.fft.fft2, dim=(-2, -1), norm="ortho")
+    inverse = functools.partial(torch.fft.ifft2, dim=(-2, -1), norm="ortho")
+    operator._cache = (maps, maps.conj().resolve_conj(), weights, weights.conj().resolve_conj(), transform, inverse)
     return operator._cache
 
 
@@ -116,14 +112,13 @@ class SingleCoil(LinearOperator):
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         _check_image(image, self.mask, "SingleCoil")
-        signs, _, weights, transform, _ = _plain_parts(self, image)
-        return transform(image.unsqueeze(1) if signs is None else (signs * image).unsqueeze(1)) * weights
+        signs, _, weights, _, transform, _ = _plain_parts(self, image)
+        return transform((signs * image).unsqueeze(1)) * weights
 
     def adjoint(self, kspace: torch.Tensor) -> torch.Tensor:
         _check_kspace(kspace, self.mask, 1, "SingleCoil.H")
-        _, signs, weights, _, inverse = _plain_parts(self, kspace)
-        image = inverse(kspace * weights)[:, 0]
-        return image if signs is None else image * signs
+        _, signs, _, weights, _, inverse = _plain_parts(self, kspace)
+        return inverse(kspace * weights)[:, 0] * signs
 
 
 class MultiCoil(LinearOperator):
@@ -161,12 +156,12 @@ class MultiCoil(LinearOperator):
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         _check_image(image, self.mask, "MultiCoil")
-        maps, _, weights, transform, _ = _plain_parts(self, image)
+        maps, _, weights, _, transform, _ = _plain_parts(self, image)
         return transform(maps * image.unsqueeze(1)) * weights
 
     def adjoint(self, kspace: torch.Tensor) -> torch.Tensor:
         _check_kspace(kspace, self.mask, self.coil_maps.shape[1], "MultiCoil.H")
-        _, conjugate, weights, _, inverse = _plain_parts(self, kspace)
+        _, conjugate, _, weights, _, inverse = _plain_parts(self, kspace)
         return coil_sum(conjugate, inverse(kspace * weights))
 
     def hybrid(self) -> HybridCartesian | None:

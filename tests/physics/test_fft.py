@@ -85,3 +85,21 @@ def test_reflect_centred_commutes_with_the_transform(rng, shape, dims):
     assert reflect_centred(x, dims)[centre] == x[centre]
     if any(shape[d] % 2 == 0 for d in dims):
         assert not torch.allclose(fft2c(torch.flip(x, dims)), torch.flip(fft2c(x), dims), atol=1e-3)
+
+
+@pytest.mark.parametrize("size", [7, 8, 9, 125, 256])
+def test_centring_ramps_turn_the_shifts_into_phase_ramps(size):
+    """``fftshift(fft(ifftshift(x))) = after * fft(before * x)`` and the inverse with the
+    conjugates, for odd sizes (ramps) and even ones (the signs of ``centring_signs``)."""
+    from physics.fft import centring_ramps, centring_signs
+
+    before, after = centring_ramps(size, torch.complex128, torch.device("cpu"))
+    x = torch.randn(2, size, dtype=torch.complex128, generator=torch.Generator().manual_seed(size))
+    shifted = torch.fft.fftshift(torch.fft.fft(torch.fft.ifftshift(x, dim=-1), dim=-1, norm="ortho"), dim=-1)
+    torch.testing.assert_close(after * torch.fft.fft(before * x, dim=-1, norm="ortho"), shifted)
+    back = torch.fft.fftshift(torch.fft.ifft(torch.fft.ifftshift(x, dim=-1), dim=-1, norm="ortho"), dim=-1)
+    torch.testing.assert_close(before.conj() * torch.fft.ifft(after.conj() * x, dim=-1, norm="ortho"), back)
+    if size % 2 == 0:
+        signs, second = centring_signs(size, torch.float64, torch.device("cpu"))
+        torch.testing.assert_close(before, signs.to(torch.complex128))
+        torch.testing.assert_close(after, second.to(torch.complex128))
