@@ -48,6 +48,11 @@ class TunedWeight:
 
     weight_table: tuple[tuple[float, float], ...] = ((0.1, 1e-3), (0.5, 1e-3))
     trajectory_weight_table: tuple[tuple[float, float], ...] | None = None
+    default_max_iter = 100
+
+    def __init__(self, reg_weight: float | None = None, max_iter: int | None = None):
+        self.reg_weight = None if reg_weight is None else float(reg_weight)
+        self.max_iter = self.default_max_iter if max_iter is None else int(max_iter)
 
     def weight_for(self, mask) -> float:
         if self.reg_weight is not None:
@@ -75,12 +80,6 @@ class ZeroFilled(Reconstructor):
 
 class _SigpyMethod(TunedWeight, Reconstructor):
     """Runs a SigPy app per slice on numpy copies and returns torch tensors."""
-
-    default_max_iter = 100
-
-    def __init__(self, reg_weight: float | None = None, max_iter: int | None = None):
-        self.reg_weight = None if reg_weight is None else float(reg_weight)
-        self.max_iter = self.default_max_iter if max_iter is None else int(max_iter)
 
     def _app(self, kspace: np.ndarray, coil_maps: np.ndarray, options: dict, lamda: float):
         """The SigPy app; ``options`` holds ``weights`` (a mask) or ``coord`` (a trajectory)."""
@@ -127,7 +126,7 @@ class L1Wavelet(_SigpyMethod):
 
 
 @register("cs-tv")
-class TotalVariation(_SigpyMethod):
+class TotalVariation(TunedWeight, Reconstructor):
     """Anisotropic total-variation CS by ADMM (:func:`physics.solvers.admm_total_variation`).
 
     Single-coil Cartesian data: SigPy's ``TotalVariationRecon(solver="ADMM", rho=1)``
