@@ -16,6 +16,7 @@ import torch
 NOISE_BAND = 0.1
 """Fraction of the readout axis, at each end, whose measured samples estimate the noise."""
 
+
 def band_covariances(measured: torch.Tensor, mask: torch.Tensor) -> list[tuple[torch.Tensor, int] | None]:
     """Per batch item, the coils' sample covariance (complex128) over the measured samples
     of the outermost readout positions (``NOISE_BAND`` of H at each end), where an image's

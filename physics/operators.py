@@ -21,7 +21,7 @@ import functools
 
 import torch
 
-from physics.fft import centring_ramps, centring_signs, fft1c, ifft1c
+from physics.fft import centring_ramps, centring_signs, ifft1c
 from physics.linear import LinearOperator, coil_sum
 
 
@@ -50,12 +50,13 @@ def _check_kspace(kspace: torch.Tensor, mask: torch.Tensor, coils: int | None, n
         raise ValueError(f"{name}: k-space has {kspace.shape[1]} coils, the operator {coils}")
 
 
-def _plain_parts(operator, like: torch.Tensor):
+def _plain_parts(operator, like: torch.Tensor, axes: tuple[int, ...] = (-2, -1)):
     """``(maps, conjugate maps, weights, conjugate weights, transform, inverse)`` of a
-    Cartesian operator's application (:class:`SingleCoil`, :class:`MultiCoil`), computed
-    once per device and dtype. The centred 2-D FFT is ``a FFT(b u)`` with ``b`` and ``a``
-    products of one pattern per axis: for an even size the signs ``(-1)^n`` and
-    ``(-1)^(N/2) (-1)^k`` (:func:`physics.fft.centring_signs`), for an odd one phase ramps
+    Cartesian operator's application over ``axes`` (:class:`SingleCoil`, :class:`MultiCoil`:
+    both image axes; :class:`HybridCartesian`: the phase-encode axis), computed once per
+    device and dtype. The centred FFT is ``a FFT(b u)`` with ``b`` and ``a`` products of one
+    pattern per axis: for an even size the signs ``(-1)^n`` and ``(-1)^(N/2) (-1)^k``
+    (:func:`physics.fft.centring_signs`), for an odd one phase ramps
     (:func:`physics.fft.centring_ramps`); the inverse is ``conj(b) IFFT(conj(a) U)``. ``b``
     is folded into the maps (single-coil: the maps are ``b``) and ``a`` into the mask
     weights, so each application is a plain FFT with no shifts or flips of its own (two
@@ -65,14 +66,16 @@ def _plain_parts(operator, like: torch.Tensor):
     if cache is not None and cache[2].device == like.device and cache[2].dtype == dtype:
         return cache
     real = torch.float64 if dtype == torch.complex128 else torch.float32
-    patterns = [centring_signs(size, real, like.device) if size % 2 == 0 else centring_ramps(size, dtype, like.device)
-                for size in operator.mask.shape[-2:]]
-    before = patterns[0][0][:, None] * patterns[1][0][None, :]
-    after = patterns[0][1][:, None] * patterns[1][1][None, :]
+    before = after = torch.ones((), dtype=real, device=like.device)
+    for axis in axes:
+        size = operator.mask.shape[axis]
+        first, second = centring_signs(size, real, like.device) if size % 2 == 0 else centring_ramps(size, dtype, like.device)
+        shape = (-1,) + (1,) * (-1 - axis)
+        before, after = before * first.reshape(shape), after * second.reshape(shape)
     maps = before.to(dtype) if operator.coil_maps is None else operator.coil_maps.to(like.device) * before
     weights = (operator.mask.to(like.device) * after).to(dtype)
-    transform = functools.partial(torch.fft.fft2, dim=(-2, -1), norm="ortho")
-    inverse = functools.partial(torch.fft.ifft2, dim=(-2, -1), norm="ortho")
+    transform = functools.partial(torch.fft.fftn, dim=axes, norm="ortho")
+    inverse = functools.partial(torch.fft.ifftn, dim=axes, norm="ortho")
     operator._cache = (maps, maps.conj().resolve_conj(), weights, weights.conj().resolve_conj(), transform, inverse)
     return operator._cache
 
@@ -224,29 +227,6 @@ class HybridCartesian(LinearOperator):
         """Measured k-space ``(B, C, H, W)`` in hybrid space: ``F_H^H y``."""
         return ifft1c(kspace, dim=-2)
 
-    def _parts(self, like: torch.Tensor):
-        """``(maps, conjugate maps, weights, transform, inverse)`` of one application,
-        computed once per device and dtype. For an even W the centred 1-D FFT is
-        ``c (-1)^k FFT((-1)^n u)`` with ``c = (-1)^(W/2)`` (:func:`physics.fft.centring_signs`):
-        ``(-1)^n`` is folded into the maps (single-coil: the maps are those signs) and
-        ``c (-1)^k`` into the mask weights, so the transform is a plain FFT. An odd W keeps
-        the maps, the mask and the shifted :func:`~physics.fft.fft1c`."""
-        width = self.mask.shape[-1]
-        if self._cache is None or self._cache[2].device != like.device or self._cache[2].dtype != like.dtype:
-            maps = None if self._coil_maps is None else self._coil_maps.to(like.device)
-            weights = self.mask.to(like.device)
-            if width % 2 == 0:
-                before, after = centring_signs(width, like.real.dtype, like.device)
-                maps = before.to(like.dtype) if maps is None else maps * before
-                weights = weights * after
-                transform = functools.partial(torch.fft.fft, dim=-1, norm="ortho")
-                inverse = functools.partial(torch.fft.ifft, dim=-1, norm="ortho")
-            else:
-                transform, inverse = functools.partial(fft1c, dim=-1), functools.partial(ifft1c, dim=-1)
-            conjugate = None if maps is None else maps.conj().resolve_conj()
-            self._cache = (maps, conjugate, weights.to(like.dtype), transform, inverse)
-        return self._cache
-
     def _check(self, x: torch.Tensor, ndim: int, name: str) -> None:
         height = None if self._coil_maps is None else self._coil_maps.shape[-2]
         coils = 1 if self._coil_maps is None else self._coil_maps.shape[1]
@@ -259,15 +239,13 @@ class HybridCartesian(LinearOperator):
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         self._check(image, 3, "HybridCartesian")
-        maps, _, weights, transform, _ = self._parts(image)
-        coil_images = image.unsqueeze(1) if maps is None else maps * image.unsqueeze(1)
-        return transform(coil_images) * weights
+        maps, _, weights, _, transform, _ = _plain_parts(self, image, (-1,))
+        return transform(maps * image.unsqueeze(1)) * weights
 
     def adjoint(self, data: torch.Tensor) -> torch.Tensor:
         self._check(data, 4, "HybridCartesian.H")
-        _, conjugate, weights, _, inverse = self._parts(data)
-        coil_images = inverse(data * weights)
-        return coil_images[:, 0] if conjugate is None else coil_sum(conjugate, coil_images)
+        _, conjugate, _, weights, _, inverse = _plain_parts(self, data, (-1,))
+        return coil_sum(conjugate, inverse(data * weights))
 
 
 def sampling_operator(mask, coil_maps: torch.Tensor | None = None) -> LinearOperator:
