@@ -1,5 +1,5 @@
-"""Reference reconstructions: zero-filled, L1-wavelet (SigPy) and TV compressed sensing
-(SigPy's ADMM, in torch), and CG-SENSE.
+"""Reference reconstructions: zero-filled, L1-wavelet (SigPy's FISTA) and TV compressed
+sensing (SigPy's ADMM), both in torch, and CG-SENSE.
 
 Regularisation weights scale with the data: the ``lamda`` handed to SigPy is
 ``reg_weight * max|A^H y|``, so the objective ``1/2 ||Ax - y||^2 + lamda R(x)`` has
@@ -23,7 +23,7 @@ import torch
 from physics.coils import coil_support, compress_coils
 from physics.nufft import Trajectory
 from physics.operators import sampling_operator, sampling_ratio
-from physics.solvers import admm_total_variation, conjugate_gradient
+from physics.solvers import admm_total_variation, conjugate_gradient, fista_l1_wavelet
 from recon.registry import Reconstructor, register
 
 
@@ -112,17 +112,51 @@ class _SigpyMethod(TunedWeight, Reconstructor):
 
 @register("cs-l1")
 class L1Wavelet(_SigpyMethod):
-    """L1-wavelet CS (Daubechies-4), FISTA, ``sigpy.mri.app.L1WaveletRecon``."""
+    """L1-wavelet CS (Daubechies-4) by FISTA: SigPy's ``sigpy.mri.app.L1WaveletRecon``.
 
-    description = "compressed sensing, L1 on Daubechies-4 wavelets (SigPy, FISTA)"
+    Cartesian data (single- and multi-coil) run it step for step in torch
+    (:func:`physics.solvers.fista_l1_wavelet`: from zero, ``max_iter`` accelerated
+    gradient steps of size ``1 / max eig(A^H A)``, every wavelet band of
+    ``pywt.wavedecn(..., mode="zero")`` soft-thresholded), in hybrid space for a 1-D mask:
+    the same images as SigPy's app to float rounding, a batch at a time (docs/results.md,
+    issue 36, ninth part). Trajectories run SigPy's app itself, with its own NUFFT.
+    """
+
+    description = "compressed sensing, L1 on Daubechies-4 wavelets (FISTA as SigPy's, in torch; trajectories: SigPy)"
     weight_table = ((0.1, 1e-3), (0.5, 3e-3))
     trajectory_weight_table = ((0.1, 3e-2), (0.5, 3e-2))  # SigPy's NUFFT (coord); docs/results.md
+
+    def reconstruct(self, kspace, mask, coil_maps=None):
+        if isinstance(mask, Trajectory):
+            return super().reconstruct(kspace, mask, coil_maps)
+        normal, rhs = normal_equations(kspace, mask, coil_maps)
+        scale = rhs.abs().flatten(1).amax(dim=1)
+        image = fista_l1_wavelet(normal, rhs, self.weight_for(mask) * scale, max_iter=self.max_iter)
+        image = torch.where(scale.reshape(-1, 1, 1) == 0, torch.zeros_like(image), image)  # no data: zeros, as SigPy's path
+        return image if coil_maps is None else image * coil_support(coil_maps)
 
     def _app(self, kspace, coil_maps, options, lamda):
         import sigpy.mri.app  # imported here: SigPy takes a second to load
 
         return sigpy.mri.app.L1WaveletRecon(kspace, coil_maps, lamda, max_iter=self.max_iter, show_pbar=False,
                                             **options)
+
+
+def normal_equations(kspace: torch.Tensor, mask: torch.Tensor, coil_maps: torch.Tensor | None = None):
+    """``(A^H A, A^H y)`` of a Cartesian acquisition, in hybrid space when the mask is 1-D
+    (:meth:`physics.operators.SingleCoil.hybrid`: the same normal operator on the image
+    with 1-D FFTs).
+
+    Shapes
+    ------
+    kspace ``(B, C, H, W)``; mask ``(H, W)`` bool; coil_maps ``(B, C, H, W)`` or None; the
+    normal operator maps ``(B, H, W)`` images, ``A^H y`` is one.
+    """
+    operator = sampling_operator(mask, coil_maps)
+    hybrid = operator.hybrid()
+    if hybrid is None:
+        return operator.normal(), operator.adjoint(kspace)
+    return hybrid.normal(), hybrid.adjoint(hybrid.measurement(kspace))
 
 
 @register("cs-tv")
@@ -177,11 +211,8 @@ class TotalVariation(TunedWeight, Reconstructor):
 
     def _single_coil(self, kspace, mask):
         """SigPy's ADMM (see the class) on single-coil Cartesian data, in hybrid space
-        when the mask is 1-D (the same normal operator with 1-D FFTs)."""
-        operator = sampling_operator(mask)
-        hybrid = operator.hybrid()
-        rhs = operator.adjoint(kspace) if hybrid is None else hybrid.adjoint(hybrid.measurement(kspace))
-        normal = (operator if hybrid is None else hybrid).normal()
+        when the mask is 1-D (:func:`normal_equations`)."""
+        normal, rhs = normal_equations(kspace, mask)
         lamda = self.weight_for(mask) * rhs.abs().flatten(1).amax(dim=1)
         image = admm_total_variation(normal, rhs, lamda, rho=self.single_coil_rho, max_iter=self.max_iter,
                                      cg_iter=self.single_coil_cg_iter, x0=torch.zeros_like(rhs))

@@ -5,7 +5,7 @@ import torch
 
 from physics import MultiCoil, SingleCoil, simulate_coil_maps
 from physics.consistency import exact_consistency
-from physics.solvers import conjugate_gradient, least_squares
+from physics.solvers import conjugate_gradient, least_squares, max_eigenvalue
 
 
 def _random(shape, seed):
@@ -290,3 +290,11 @@ def test_the_floor_takes_a_typical_coils_noise_where_the_coil_noise_was_never_pr
         DISCREPANCY * float(estimate_noise_std(clean, mask)) * count**0.5, rel=1e-5)
     assert float(channel_noise_std(clean, mask)) > float(estimate_noise_std(clean, mask))  # why noise-free data keep the weakest
     assert float(noise_std(clean, mask)) == pytest.approx(float(estimate_noise_std(clean, mask)))
+
+
+def test_max_eigenvalue_per_item():
+    scales = torch.tensor([0.5, 3.0])
+    diagonal = torch.linspace(0.1, 1.0, 64).reshape(1, 8, 8) * scales.reshape(-1, 1, 1)
+    normal = lambda image: diagonal * image  # noqa: E731
+    eigenvalue = max_eigenvalue(normal, torch.zeros(2, 8, 8, dtype=torch.complex64), max_iter=200)
+    torch.testing.assert_close(eigenvalue, scales, rtol=1e-3, atol=0)

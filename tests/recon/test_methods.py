@@ -63,6 +63,29 @@ def test_single_coil_cs_tv_is_sigpy_s_admm(brain_slice, mask_type):
     np.testing.assert_allclose(ours, theirs, atol=1e-4 * np.abs(theirs).max())
 
 
+@pytest.mark.parametrize(("mask_type", "coils"), [("cartesian", 1), ("vd2d", 1), ("cartesian", 4)])
+def test_cs_l1_is_sigpy_s_fista(brain_slice, mask_type, coils):
+    """cs-l1 on Cartesian data runs SigPy's ``L1WaveletRecon`` (FISTA from zero, step
+    1 / max eig, db4 wavelets in zero mode) in torch: the same image, step for step."""
+    import sigpy.mri.app
+
+    image = brain_slice[::2, ::2].astype(np.complex64)  # 128 x 128: SigPy's numpy run stays quick
+    mask = make_mask("25pct", image.shape, mask_type, seed=5).array
+    maps = np.ones((1, *image.shape), np.complex64) if coils == 1 else simulate_coil_maps(coils, image.shape).numpy()
+    kspace = fft2c(maps * image) * mask
+    method = recon.get("cs-l1", max_iter=20)
+    ours = method.reconstruct(torch.from_numpy(kspace)[None], torch.from_numpy(mask),
+                              None if coils == 1 else torch.from_numpy(maps)[None])[0].numpy()
+    zero_filled = recon.reconstruct(kspace if coils > 1 else kspace[0], mask, "zero-filled",
+                                    coil_maps=None if coils == 1 else maps)
+    lamda = method.weight_for(torch.from_numpy(mask)) * float(np.abs(zero_filled).max())
+    theirs = sigpy.mri.app.L1WaveletRecon(kspace, maps, lamda, weights=mask.astype(np.float32), max_iter=20,
+                                          show_pbar=False).run()
+    if coils > 1:
+        theirs = theirs * ((np.abs(maps) ** 2).sum(axis=0) > 1e-6)  # as every multi-coil method: zero outside the maps
+    np.testing.assert_allclose(ours, theirs, atol=1e-4 * np.abs(theirs).max())
+
+
 def test_zero_filled_is_exact_when_fully_sampled(brain_slice):
     kspace = fft2c(brain_slice.astype(np.complex64))
     image = recon.reconstruct(kspace, np.ones(brain_slice.shape, bool), "zero-filled")
