@@ -106,8 +106,7 @@ _SR_ONLY = "(lowres masks only; shipped weights)"
 
 BUILTIN: dict[str, MethodInfo] = {
     "zero-filled": MethodInfo(_CLASSICAL, "inverse FFT of the zero-filled k-space (A^H y)", "baseline"),
-    "cs-l1": MethodInfo(_CLASSICAL, "compressed sensing, L1 on Daubechies-4 wavelets (FISTA as SigPy's, in torch; "
-                                    "trajectories: SigPy)"),
+    "cs-l1": MethodInfo(_CLASSICAL, "compressed sensing, L1 on Daubechies-4 wavelets (FISTA as SigPy's, in torch)"),
     "cs-tv": MethodInfo(_CLASSICAL, "compressed sensing, total variation (ADMM as SigPy's, in torch; multi-coil: on "
                                     "compressed coils)"),
     "cg-sense": MethodInfo(_CLASSICAL, "conjugate-gradient SENSE (Tikhonov-regularised least squares)",
