@@ -119,10 +119,8 @@ def slice_note(method: str, source: str) -> str:
 
 
 UNCALIBRATED_ON_TRAJECTORIES = ("cs-l1",)
-"""Left out of a trajectory's default estimate: no validation record calibrates cs-l1 on a
-trajectory (the trajectory records hold cs-tv as their CS method), and the guard has cs-tv
-to fall back to. (It was first left out for its time, 17 s a radial 256² slice with
-SigPy's app; in torch it takes 0.6 s.)"""
+"""Left out of a trajectory's default estimate: no validation record calibrates cs-l1 there
+(the trajectory records' CS method is cs-tv, which the guard falls back to)."""
 
 
 def estimated_methods(names: list[str], which: str = "default", trajectory: bool = False) -> tuple[list[str], list[str]]:
@@ -138,16 +136,12 @@ def estimated_methods(names: list[str], which: str = "default", trajectory: bool
 
 
 def left_out_note(left_out: list[str]) -> str:
-    """The note that says which methods have no error estimate, and the flag that adds them."""
+    """The note that says which methods have no error estimate, why, and the flag that adds them."""
+    slow = [name for name in left_out if name not in UNCALIBRATED_ON_TRAJECTORIES]
     uncalibrated = [name for name in left_out if name in UNCALIBRATED_ON_TRAJECTORIES]
-    if uncalibrated:
-        slow = [name for name in left_out if name not in uncalibrated]
-        why = ([f"{', '.join(slow)}: the slowest methods"] if slow else []) + [
-            f"{', '.join(uncalibrated)}: no calibration on a trajectory"]
-        return (f"error estimate: {', '.join(left_out)} not estimated ({'; '.join(why)}; the guard needs none of "
-                "them; --estimate-methods all estimates them)")
-    return (f"error estimate: {', '.join(left_out)} not estimated (the slowest methods, which the guard does not "
-            "need; --estimate-methods all estimates them)")
+    why = ([f"{', '.join(slow)} (the slowest methods)"] if slow else []) + (
+        [f"{', '.join(uncalibrated)} (no calibration on a trajectory)"] if uncalibrated else [])
+    return f"error estimate: not estimated: {'; '.join(why)}; the guard needs none of them (--estimate-methods all adds them)"
 
 
 def build_method(name: str, planes: bool = False) -> Any:
