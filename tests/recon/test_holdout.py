@@ -126,7 +126,7 @@ def test_guard_flags_only_beyond_the_spread():
     assert worse.threshold_db == pytest.approx(0.5 - guard.REQUIRED_LEAD_DB)
     assert guard.compare(32.3, 0.3, cs).flagged  # ahead by less than the required lead
     assert not guard.compare(33.0, 0.3, cs).flagged  # ahead by the lead, less the spread
-    assert not guard.compare(32.3, 3.0, cs).flagged  # estimates too loose to tell
+    assert not guard.compare(32.3, 1.4, cs).flagged  # estimates too loose to tell
     assert not guard.compare(35.0, 0.3, cs).flagged  # clearly better
     assert not guard.compare(20.0, 0.3, []).flagged  # nothing to compare with
     # an estimate that cannot judge the output: flagged whatever the gap, and says why
@@ -134,8 +134,10 @@ def test_guard_flags_only_beyond_the_spread():
     assert untrusted.flagged and untrusted.reference == "cs-tv" and untrusted.untrusted == "no calibration block"
     assert untrusted.to_dict()["guard_untrusted"] == "no calibration block"
     assert "guard_untrusted" not in guard.compare(35.0, 0.3, cs).to_dict()
+    # folds that disagree by more than MAX_SPREAD_DB excuse no more than it
+    assert guard.compare(31.8, 5.0, cs).flagged and not guard.compare(32.3, 5.0, cs).flagged
+    assert guard.compare(32.3, 5.0, cs).threshold_db == pytest.approx(guard.MAX_SPREAD_DB - guard.REQUIRED_LEAD_DB)
     # a fixed lead whatever the spread (masks without a calibration block)
-    assert not guard.compare(31.8, 5.0, cs).flagged  # the spread would let it pass
     assert guard.compare(31.8, 5.0, cs, strict_lead_db=0.5).flagged
     assert not guard.compare(32.6, 5.0, cs, strict_lead_db=0.5).flagged
 
