@@ -17,6 +17,7 @@ interpolated log-linearly in the ratio and clamped.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 
@@ -109,7 +110,8 @@ class L1Wavelet(TunedWeight, Reconstructor):
         return image if coil_maps is None else image * coil_support(coil_maps)
 
 
-def normal_equations(kspace: torch.Tensor, mask: torch.Tensor, coil_maps: torch.Tensor | None = None):
+def normal_equations(kspace: torch.Tensor, mask: torch.Tensor,
+                     coil_maps: torch.Tensor | None = None) -> tuple[Callable[[torch.Tensor], torch.Tensor], torch.Tensor]:
     """``(A^H A, A^H y)`` of a Cartesian acquisition, in hybrid space when the mask is 1-D
     (:meth:`physics.operators.SingleCoil.hybrid`: the same normal operator on the image
     with 1-D FFTs).
