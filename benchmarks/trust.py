@@ -384,7 +384,11 @@ def main(argv: list[str] | None = None) -> int:
         fitted = fit_method_offsets(records)
         offsets = {key: entry for key, entry in calibration.get("offsets", {}).items() if key.split(":")[0] not in methods}
         calibration["offsets"] = {**offsets, **fitted}
-        calibration["method_offsets_fitted_on"] = ", ".join(path.name for path in args.method_offsets)
+        earlier = calibration.get("method_offsets_fitted_on", {})
+        if isinstance(earlier, str):  # before each method kept its own: CG-SENSE's were the only ones
+            earlier = {"cg-sense": earlier}
+        calibration["method_offsets_fitted_on"] = {**earlier, **{method: ", ".join(path.name for path in args.method_offsets)
+                                                                 for method in methods}}
         args.out.write_text(json.dumps(calibration, indent=1) + "\n")
         for key, entry in sorted(fitted.items()):
             print(f"{key}: {entry['offset_db']:+.2f} dB, interval {entry['interval_db']} ({entry['points']} records, "

@@ -55,7 +55,7 @@ def estimate(study_metrics: dict[str, Any], images: dict[str, np.ndarray], kspac
         data_range = float(reference.max())
     else:
         data_range = float(max(np.abs(stack).max() for stack in images.values()))
-    names, left_out = estimated_methods(list(images), config.estimate_methods, trajectory=isinstance(mask, Trajectory))
+    names, left_out = estimated_methods(list(images), config.estimate_methods)
     if left_out:
         study_metrics["notes"].append(left_out_note(left_out))
     three_d = study_metrics.get("acquisition") == "3d"

@@ -118,30 +118,22 @@ def slice_note(method: str, source: str) -> str:
     return f"{source} image written by the guard in place of {method} (estimated worse on this slice)"
 
 
-UNCALIBRATED_ON_TRAJECTORIES = ("cs-l1",)
-"""Left out of a trajectory's default estimate: no validation record calibrates cs-l1 there
-(the trajectory records' CS method is cs-tv, which the guard falls back to)."""
-
-
-def estimated_methods(names: list[str], which: str = "default", trajectory: bool = False) -> tuple[list[str], list[str]]:
+def estimated_methods(names: list[str], which: str = "default") -> tuple[list[str], list[str]]:
     """``(estimated, left_out)`` of ``names`` for ``--estimate-methods``: ``all`` keeps every
     method; ``default`` leaves out those that run an external binary (BART's), which the
-    guard does not need and which cost most of an 8-coil run's estimate, and on a
-    ``trajectory`` :data:`UNCALIBRATED_ON_TRAJECTORIES`."""
+    guard does not need and which cost most of an 8-coil run's estimate. (cs-l1 was left
+    out on trajectories too, for SigPy's 17 s a radial slice; in torch, with its own
+    trajectory calibration, it is estimated like the rest.)"""
     if which == "all":
         return list(names), []
-    slow = [name for name in names if (name in recon.registry.BUILTIN and recon.registry.info(name).needs == "bart")
-            or (trajectory and name in UNCALIBRATED_ON_TRAJECTORIES)]
+    slow = [name for name in names if name in recon.registry.BUILTIN and recon.registry.info(name).needs == "bart"]
     return [name for name in names if name not in slow], slow
 
 
 def left_out_note(left_out: list[str]) -> str:
-    """The note that says which methods have no error estimate, why, and the flag that adds them."""
-    slow = [name for name in left_out if name not in UNCALIBRATED_ON_TRAJECTORIES]
-    uncalibrated = [name for name in left_out if name in UNCALIBRATED_ON_TRAJECTORIES]
-    why = ([f"{', '.join(slow)} (the slowest methods)"] if slow else []) + (
-        [f"{', '.join(uncalibrated)} (no calibration on a trajectory)"] if uncalibrated else [])
-    return f"error estimate: not estimated: {'; '.join(why)}; the guard needs none of them (--estimate-methods all adds them)"
+    """The note that says which methods have no error estimate, and the flag that adds them."""
+    return (f"error estimate: {', '.join(left_out)} not estimated (the slowest methods, which the guard does not "
+            "need; --estimate-methods all estimates them)")
 
 
 def build_method(name: str, planes: bool = False) -> Any:

@@ -181,8 +181,7 @@ def _estimate(config: RunConfig, records: list[dict[str, Any]], outputs: dict[st
         notes.append(evaluation.no_estimate_note(sampling))
         return
     picks = [int(i) for i in spread(kspace.shape[0], config.estimate_slices, middles=config.acquisition == "3d")]
-    names, left_out = evaluation.estimated_methods(list(complex_outputs), config.estimate_methods,
-                                                   trajectory=not isinstance(sampling, np.ndarray))
+    names, left_out = evaluation.estimated_methods(list(complex_outputs), config.estimate_methods)
     if left_out:
         notes.append(evaluation.left_out_note(left_out))
     chosen = {name: [complex_outputs[name][i] for i in picks] for name in names}

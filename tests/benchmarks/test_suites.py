@@ -462,10 +462,13 @@ def test_method_offsets_fit_a_method_on_its_own_and_a_family_refit_keeps_them(tr
     assert set(merged["offsets"]) == set(own)  # the family's cartesian entry is refitted (here: away), the method's stay
     # from the command line, --offset-methods fits the methods named and no other
     calibration = trust_records[0] / "method-offsets.json"
-    calibration.write_text(json.dumps({"lines": {}, "offsets": {}}))
+    calibration.write_text(json.dumps({"lines": {}, "offsets": {}, "method_offsets_fitted_on": "cg-sense-records"}))
     assert trust.main(["--method-offsets", str(trust_records[1]), "--offset-methods", "gan-drn",
                        "--out", str(calibration)]) == 0
-    assert {key.split(":")[0] for key in json.loads(calibration.read_text())["offsets"]} == {"gan-drn"}
+    written = json.loads(calibration.read_text())
+    assert {key.split(":")[0] for key in written["offsets"]} == {"gan-drn"}
+    # each method keeps where its own offsets came from
+    assert written["method_offsets_fitted_on"] == {"cg-sense": "cg-sense-records", "gan-drn": trust_records[1].name}
 
 
 def _applied(records, calibration):
