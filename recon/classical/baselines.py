@@ -182,11 +182,10 @@ class TotalVariation(TunedWeight, Reconstructor):
         """SigPy's ADMM (see the class) on single-coil Cartesian data, in hybrid space
         when the mask is 1-D (:func:`normal_equations`)."""
         normal, rhs = normal_equations(kspace, mask)
-        lamda = self.weight_for(mask) * rhs.abs().flatten(1).amax(dim=1)
-        image = admm_total_variation(normal, rhs, lamda, rho=self.single_coil_rho, max_iter=self.max_iter,
-                                     cg_iter=self.single_coil_cg_iter, x0=torch.zeros_like(rhs))
-        empty = rhs.abs().flatten(1).amax(dim=1) == 0  # no data: zeros, as SigPy's path gave
-        return torch.where(empty.reshape(-1, 1, 1), torch.zeros_like(image), image)
+        scale = rhs.abs().flatten(1).amax(dim=1)
+        image = admm_total_variation(normal, rhs, self.weight_for(mask) * scale, rho=self.single_coil_rho,
+                                     max_iter=self.max_iter, cg_iter=self.single_coil_cg_iter, x0=torch.zeros_like(rhs))
+        return torch.where(scale.reshape(-1, 1, 1) == 0, torch.zeros_like(image), image)  # no data: zeros, as SigPy's path
 
 
 @register("cg-sense")
