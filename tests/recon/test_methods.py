@@ -108,6 +108,21 @@ def test_cs_l1_on_a_trajectory_is_sigpy_s_problem(brain_slice):
     assert np.abs(theirs - image).max() > 0.05 * np.abs(image).max()  # an undersampled image, not a copy of the truth
 
 
+@pytest.mark.parametrize("name", ["cs-l1", "cs-tv"])
+def test_cs_batch_items_are_independent_and_an_empty_item_gives_zeros(brain_slice, name):
+    """Each item of a batch has its own weight (scaled by its own data) and step: the first
+    item alone and in a batch with a louder copy and an empty item gives the same image."""
+    image = brain_slice[::2, ::2].astype(np.complex64)
+    mask = torch.from_numpy(make_mask("25pct", image.shape, "cartesian", seed=5).array)
+    kspace = torch.from_numpy(fft2c(image) * mask.numpy())[None, None]
+    method = recon.get(name, max_iter=10)
+    alone = method.reconstruct(kspace, mask)
+    batch = method.reconstruct(torch.cat([kspace, 100 * kspace, torch.zeros_like(kspace)]), mask)
+    torch.testing.assert_close(batch[0], alone[0], atol=1e-5 * float(alone.abs().max()), rtol=0)
+    torch.testing.assert_close(batch[1] / 100, alone[0], atol=1e-4 * float(alone.abs().max()), rtol=0)
+    assert float(batch[2].abs().max()) == 0.0
+
+
 def test_zero_filled_is_exact_when_fully_sampled(brain_slice):
     kspace = fft2c(brain_slice.astype(np.complex64))
     image = recon.reconstruct(kspace, np.ones(brain_slice.shape, bool), "zero-filled")
