@@ -34,9 +34,13 @@ the guard needs), ``all`` estimates them too."""
 
 
 def check_common(mask: str, mask_type: str, methods: tuple[str, ...] | None, seed: int,
-                 max_memory: int | None, estimate_folds: int = 0, estimate_methods: str = "default") -> None:
+                 max_memory: int | None, estimate_folds: int = 0, estimate_methods: str = "default",
+                 device: str = "cpu") -> None:
     """The checks ``recon run`` and ``recon batch`` share: preset, mask family, method
-    names, seed, memory budget and the error estimate (``ValueError`` naming the option)."""
+    names, seed, memory budget, the error estimate and the device (``ValueError`` naming the option)."""
+    from recon.device import check_device  # torch: only when a run or batch is configured
+
+    check_device(device)
     if mask_type not in masks.ALL_KINDS:
         raise ValueError(f"unknown mask type {mask_type!r}; valid types: {', '.join(masks.ALL_KINDS)}")
     if masks.is_trajectory(mask_type):
@@ -135,6 +139,9 @@ class RunConfig:
     adapt : bool
         Fine-tune each learned method on the scan's own measured k-space first
         (``recon.training.adapt``), the weights shared across its slices.
+    device : str
+        Where the methods compute (``recon.device``): ``cpu`` (the default), ``auto``
+        (CUDA when present), ``cuda`` or ``cuda:N``; BART and ``--adapt`` stay on the CPU.
     acquisition : str
         ``2d`` (slice by slice, the default) or ``3d``: a 3-D acquisition of the whole
         volume, undersampled in the (ky, kz) plane (``pipelines.common.volume``, ``pipelines.run.volume``).
@@ -160,6 +167,7 @@ class RunConfig:
     guard: bool = True
     adapt: bool = False
     acquisition: str = "2d"
+    device: str = "cpu"
 
     def __post_init__(self) -> None:
         resolve_lowres(self)
@@ -169,7 +177,7 @@ class RunConfig:
             raise ValueError("--acquisition 3d takes a grid mask of the (ky, kz) plane (poisson, vd2d, random2d, caipi, "
                              "a 1-D family along kz, or --mask-file), not a trajectory or lowres")
         check_common(self.mask, self.mask_type, self.methods, self.seed, self.max_memory, self.estimate_folds,
-                     self.estimate_methods)
+                     self.estimate_methods, self.device)
 
     @property
     def guard_added(self) -> tuple[str, ...]:
@@ -226,6 +234,7 @@ _TYPES: dict[str, tuple[tuple[type, ...], str]] = {
     "guard": ((bool,), "true or false"),
     "adapt": ((bool,), "true or false"),
     "acquisition": ((str,), "2d or 3d"),
+    "device": ((str,), "auto, cpu, cuda or cuda:N"),
 }
 
 
@@ -253,6 +262,7 @@ class BatchConfig:
     virtual_coils: int | None = None
     adapt: bool = False
     acquisition: str = "2d"
+    device: str = "cpu"  # where the methods compute (RunConfig.device); not a key field: the same outputs
 
     def __post_init__(self) -> None:
         resolve_lowres(self)
@@ -262,7 +272,7 @@ class BatchConfig:
             raise ValueError(f"--virtual-coils must be 1 to 64, got {self.virtual_coils}")
         through_plane = self.slice_factor is not None  # SR of thick-slice volumes, not k-space: recon sr's methods
         check_common(self.mask, self.mask_type, None if through_plane else tuple(self.methods), self.seed, self.max_memory,
-                     self.estimate_folds, self.estimate_methods)
+                     self.estimate_folds, self.estimate_methods, self.device)
         if through_plane:
             check_through_plane(self)
         if self.format not in FORMATS:

@@ -130,6 +130,7 @@ def reconstruct(
     mask: Any,
     method: str = "zero-filled",
     coil_maps: np.ndarray | None = None,
+    device: str | None = None,
     **options: Any,
 ) -> np.ndarray:
     """Reconstruct one slice with a registered method.
@@ -146,6 +147,9 @@ def reconstruct(
     coil_maps : numpy.ndarray, optional
         Coil sensitivities for multi-coil data. Without them, multi-coil data gets
         ESPIRiT maps estimated from the fully sampled centre.
+    device : str, optional
+        Where the method computes: ``cpu`` (None, the default), ``auto`` (CUDA when
+        present), ``cuda`` or ``cuda:N`` (:mod:`recon.device`; BART stays on the CPU).
     **options
         Passed to the method (e.g. ``reg_weight``, ``max_iter``).
 
@@ -166,10 +170,10 @@ def reconstruct(
     the centre).
     """
     if isinstance(mask, (TrajectoryMask, Trajectory)):
-        return _reconstruct_trajectory(kspace, mask, method, coil_maps, **options)
+        return _reconstruct_trajectory(kspace, mask, method, coil_maps, device, **options)
     mask = _mask_array(mask)
     validate_inputs(kspace, mask, coil_maps)
-    reconstructor = registry.get(method, **options)
+    reconstructor = _built(method, device, options)
     warning = check_centred(np.asarray(kspace), np.asarray(mask).astype(bool))
     if warning:
         warnings.warn(warning, UserWarning, stacklevel=2)
@@ -189,8 +193,15 @@ def reconstruct(
     return image[0].cpu().numpy().astype(np.complex64)
 
 
+def _built(method: str, device: str | None, options: dict[str, Any]):
+    """The registered ``method`` built with ``options``, computing on ``device``."""
+    from recon.device import on_device, resolve_device
+
+    return on_device(registry.get(method, **options), resolve_device(device) if device else None)
+
+
 def _reconstruct_trajectory(kspace: np.ndarray, trajectory, method: str, coil_maps: np.ndarray | None,
-                            **options: Any) -> np.ndarray:
+                            device: str | None = None, **options: Any) -> np.ndarray:
     """:func:`reconstruct` for non-Cartesian k-space (see its docstring)."""
     if isinstance(trajectory, TrajectoryMask):
         trajectory = as_sampling(trajectory)
@@ -216,7 +227,7 @@ def _reconstruct_trajectory(kspace: np.ndarray, trajectory, method: str, coil_ma
         maps_t = trajectory_coil_maps(kspace_t, trajectory)
     else:
         maps_t = None
-    reconstructor = registry.get(method, **options)
+    reconstructor = _built(method, device, options)
     with torch.no_grad():
         image = reconstructor.reconstruct(kspace_t, trajectory, maps_t)
     return image[0].cpu().numpy().astype(np.complex64)

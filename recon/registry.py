@@ -46,6 +46,9 @@ class Reconstructor:
         ``baseline`` (zero-filled), ``cs`` (compressed sensing / iterative) or
         ``learned``; reports group methods by it and the trust check compares every
         learned method with the best ``cs`` one.
+    host_only : bool
+        The method computes outside torch, on the CPU (BART's processes): ``--device``
+        leaves it there (:func:`recon.device.on_device`).
     """
 
     name: str = ""
@@ -53,6 +56,7 @@ class Reconstructor:
     multicoil_only: bool = False
     superres_only: bool = False
     family: str = "cs"
+    host_only: bool = False
 
     @classmethod
     def unavailable_reason(cls) -> str | None:

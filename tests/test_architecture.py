@@ -21,7 +21,7 @@ RECON_LAYERS = {
     "recon.files": 0, "recon.metrics": 0,
     "recon.weights": 1,
     "recon.registry": 2,
-    "recon.classical": 3, "recon.trust": 3,
+    "recon.classical": 3, "recon.trust": 3, "recon.device": 3,
     "recon.models": 4,
     "recon.training": 5,
     "recon.api": 6,

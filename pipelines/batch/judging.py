@@ -69,7 +69,7 @@ def estimate(study_metrics: dict[str, Any], images: dict[str, np.ndarray], kspac
     estimates = estimate_errors(outputs, torch.from_numpy(kspace[picks]), _sampling(mask), maps,
                                 config.estimate_folds, name, data_range, reconstructors=adapted, planes=three_d,
                                 mask_type=None if study_metrics["mask_type"] == "from file" else study_metrics["mask_type"],
-                                regime=regime)
+                                regime=regime, device=config.device)
     if not estimates:
         study_metrics["notes"].append(no_estimate_note(mask))
         return {}

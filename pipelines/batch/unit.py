@@ -43,6 +43,7 @@ from pipelines.formats.study import FILE_PROBLEMS, check_simulable
 from pipelines.formats.volume3d import as_3d
 from pipelines.formats.writers import nifti_meta, write_output
 from pipelines.reports.previews import error_scale, orientation
+from recon.device import device_note
 
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 """Error maps show ``|x - reference|`` on ``[0, 0.2 x the reference's maximum]``."""
@@ -152,7 +153,7 @@ def _record_failure(entry: dict[str, Any], error: Exception, path: Path, out: Pa
 
 
 def _reconstruct(kspace: np.ndarray, mask: np.ndarray, coil_maps: np.ndarray | None, methods: tuple[str, ...],
-                 adapted: dict, three_d: bool = False, notes: list[str] | None = None
+                 adapted: dict, three_d: bool = False, notes: list[str] | None = None, device: str | None = None
                  ) -> tuple[dict[str, np.ndarray], dict[str, float]]:
     """Every method's complex volume ``(N, H, W)`` and its seconds for the volume
     (``adapted``: the learned methods fine-tuned on this scan, ``--adapt``). Of a 3-D
@@ -179,16 +180,16 @@ def _reconstruct(kspace: np.ndarray, mask: np.ndarray, coil_maps: np.ndarray | N
                 return adapted[method].reconstruct(
                     torch.from_numpy(kspace[index : index + 1] * mask), torch.from_numpy(mask),
                     None if maps is None else torch.from_numpy(maps[None]))[0].numpy()
-            return recon.reconstruct(data, mask, method, coil_maps=maps)
+            return recon.reconstruct(data, mask, method, coil_maps=maps, device=device)
 
         tick = time.perf_counter()
         if method not in adapted and getattr(recon.registry.method_class(method), "parallel_slices", False):
             images = in_parallel(one_slice, len(kspace))  # BART: a process per torch thread this worker has
         elif three_d:  # the planes on the Dask cluster this unit runs on, else on this worker's cores
-            images = None if method in adapted else on_cluster(method, kspace, mask, coil_maps, notes)
+            images = None if method in adapted else on_cluster(method, kspace, mask, coil_maps, notes, device)
             if images is None:  # (kspace holds zeros where the mask has none: no copy)
                 images = [image.numpy() for image in reconstruct_planes(
-                    adapted.get(method) or build_method(method, planes=True), torch.from_numpy(kspace), torch.from_numpy(mask),
+                    adapted.get(method) or build_method(method, True, device), torch.from_numpy(kspace), torch.from_numpy(mask),
                     None if coil_maps is None else torch.from_numpy(coil_maps))]
         else:
             images = [one_slice(index) for index in range(len(kspace))]
@@ -207,7 +208,7 @@ def _process_study(study: Study, config: BatchConfig, entry: dict[str, Any], out
                                      "kspace": "simulated" if study.simulated else "measured",
                                      "mask": config.mask if study.mask is None else "from file",
                                      "mask_type": config.mask_type if study.mask is None else "from file",
-                                     "ratio": ratio, "methods": {}, "notes": list(entry["notes"]),
+                                     "ratio": ratio, "methods": {}, "notes": list(entry["notes"]) + [n for n in [device_note(config.device)] if n],
                                      "acquisition": "3d" if config.acquisition == "3d" or "readout" in study.meta
                                      or study.meta.get("acquisition") == "3d" else "2d"}
     if warning := centre_warning(mask):
@@ -223,7 +224,8 @@ def _process_study(study: Study, config: BatchConfig, entry: dict[str, Any], out
     for method, model in adapted.items():
         study_metrics["methods"].setdefault(method, {}).update(model.adaptation.to_dict())
     complex_images, seconds = _reconstruct(kspace, mask, coil_maps, config.methods_run, adapted,
-                                           three_d=study_metrics["acquisition"] == "3d", notes=study_metrics["notes"])
+                                           three_d=study_metrics["acquisition"] == "3d", notes=study_metrics["notes"],
+                                           device=config.device)
     guarded: dict[str, np.ndarray] = {}
     if config.estimate_folds:
         guarded = estimate(study_metrics, complex_images, kspace, mask, coil_maps, reference, study.name, config, adapted)

@@ -131,6 +131,8 @@ ESTIMATE_HELP = ("k-space hold-out folds of the reference-free error estimate of
 ADAPT_HELP = ("fine-tune each learned method on this scan's own measured k-space before reconstructing "
               "(self-supervised on measured points the network does not see, early-stopped on a further hold-out; "
               "about 2.5 minutes per learned method, the weights shared by every slice); for scans unlike the training data")
+DEVICE_HELP = ("where the methods compute: cpu (default), auto (CUDA when present), cuda or cuda:N; BART and --adapt "
+               "stay on the CPU")
 GUARD_HELP = ("on by default for learned methods: write the best CS (or zero-filled) output instead of a learned one "
               "on slices where the learned output's estimate does not lead that output's by 1.5 dB less their spread "
               "(cs-tv and zero-filled are added when missing); --no-guard writes the learned output (the verdict is "
@@ -197,6 +199,7 @@ def _add_run(commands) -> None:
     run.add_argument("--estimate-methods", choices=ESTIMATE_METHODS, help=ESTIMATE_METHODS_HELP)
     run.add_argument("--guard", action=argparse.BooleanOptionalAction, default=None, help=GUARD_HELP)
     run.add_argument("--adapt", action="store_true", default=None, help=ADAPT_HELP)
+    run.add_argument("--device", help=DEVICE_HELP)
     run.add_argument("--acquisition", choices=("2d", "3d"),
                      help="2d: slice by slice (default); 3d: one 3-D acquisition of the whole volume (the sample's, or "
                      "--input's), readout along the header's frequency axis (else the slices' rows), the mask over the "
@@ -331,6 +334,7 @@ def _add_batch(commands) -> None:
     batch.add_argument("--estimate-methods", choices=ESTIMATE_METHODS, default="default", help=ESTIMATE_METHODS_HELP)
     batch.add_argument("--guard", action=argparse.BooleanOptionalAction, default=None, help=GUARD_HELP)
     batch.add_argument("--adapt", action="store_true", help=ADAPT_HELP)
+    batch.add_argument("--device", default="cpu", help=DEVICE_HELP)
     batch.add_argument("--acquisition", choices=("2d", "3d"), default="2d",
                        help="3d: take a BART .cfl's z dimension as kz of one 3-D acquisition (twix and ISMRMRD files say "
                        "so themselves: partitions, kspace_encode_step_2); its (ky, kz) planes are reconstructed in hybrid "

@@ -57,6 +57,7 @@ def _run_config(args: argparse.Namespace):
         estimate_methods=args.estimate_methods,
         guard=args.guard,
         adapt=args.adapt,
+        device=args.device,
     )
     if args.out is None and (args.config is None or base.out == RunConfig.out):
         config = config.with_overrides(out=default_run_folder(config))
@@ -251,7 +252,7 @@ def _command_batch(args: argparse.Namespace) -> int:
         format=args.format, workers=args.workers, part=(index, count), resume=args.resume, force=args.force,
         seed=args.seed, scheduler=args.scheduler, max_memory=args.max_memory, estimate_folds=args.estimate_folds,
         estimate_methods=args.estimate_methods, guard=args.guard is not False and args.estimate_folds > 0, slice_factor=args.slice_factor,
-        virtual_coils=args.virtual_coils, adapt=args.adapt, acquisition=args.acquisition,
+        virtual_coils=args.virtual_coils, adapt=args.adapt, acquisition=args.acquisition, device=args.device,
     )
     try:
         result = run_batch(config, log=lambda line: print(printable(line), file=sys.stderr))

@@ -136,13 +136,16 @@ def left_out_note(left_out: list[str]) -> str:
             "need; --estimate-methods all estimates them)")
 
 
-def build_method(name: str, planes: bool = False) -> Any:
+def build_method(name: str, planes: bool = False, device: str | None = None) -> Any:
     """``recon.get(name)``; with ``planes`` (the (ky, kz) planes of a 3-D acquisition) a
     learned model is built to prefer the weights trained for such planes (cards with
-    ``"sampling": "plane"``; the grid weights when it has none)."""
-    if planes and "planes" in inspect.signature(recon.registry.method_class(name)).parameters:
-        return recon.get(name, planes=True)
-    return recon.get(name)
+    ``"sampling": "plane"``; the grid weights when it has none); computing on ``device``
+    (``--device``: :func:`recon.device.on_device`; None or ``cpu``: here)."""
+    from recon.device import on_device, resolve_device
+
+    planes = planes and "planes" in inspect.signature(recon.registry.method_class(name)).parameters
+    method = recon.get(name, planes=True) if planes else recon.get(name)
+    return on_device(method, resolve_device(device) if device else None)
 
 
 def estimate_errors(outputs: dict[str, list[torch.Tensor]], kspace: torch.Tensor, mask: torch.Tensor,
@@ -150,7 +153,7 @@ def estimate_errors(outputs: dict[str, list[torch.Tensor]], kspace: torch.Tensor
                     on_step: Callable[[str], None] | None = None, slice_ids: list[int] | None = None,
                     reconstructors: dict | None = None, on_begin: Callable[[str], None] | None = None,
                     mask_type: str | None = None, planes: bool = False,
-                    regime: str = "clean") -> dict[str, list[holdout.ErrorEstimate]]:
+                    regime: str = "clean", device: str | None = None) -> dict[str, list[holdout.ErrorEstimate]]:
     """The hold-out error estimate of every method on every slice, calibrated for the
     mask's family ``mask_type`` (``cartesian``, ``vd2d:nocal``, ...; None for a mask read
     from a file: the line of its kind) and the coil count.
@@ -164,7 +167,8 @@ def estimate_errors(outputs: dict[str, list[torch.Tensor]], kspace: torch.Tensor
     estimate (progress). ``planes``: the slices are a 3-D acquisition's (ky, kz) planes
     (:func:`build_method`; their calibration: :func:`recon.trust.calibration.on_planes`).
     ``regime``: what the data and its reference are (:data:`recon.trust.calibration.REGIMES`:
-    ``noisy`` for a simulation with noise, ``measured`` for a scanner's k-space).
+    ``noisy`` for a simulation with noise, ``measured`` for a scanner's k-space). ``device``:
+    where the methods not ``reconstructors`` compute (:func:`build_method`).
 
     Shapes
     ------
@@ -179,7 +183,7 @@ def estimate_errors(outputs: dict[str, list[torch.Tensor]], kspace: torch.Tensor
         return {}
     family = on_planes(mask_type) if planes else mask_type  # planes have calibration entries of their own
     given = reconstructors or {}  # adapted models (--adapt) come built
-    reconstructors = {name: given.get(name) or build_method(name, planes) for name in outputs}  # built once
+    reconstructors = {name: given.get(name) or build_method(name, planes, device) for name in outputs}  # built once
     report = threading.Lock()  # the progress callbacks come from the worker threads
 
     names = list(outputs)

@@ -101,16 +101,18 @@ def plane_maps(kspace: torch.Tensor, mask: np.ndarray) -> torch.Tensor:
     return torch.cat(in_parallel(lambda index: coil_maps_for(kspace[index : index + 1], mask), len(kspace)))
 
 
-def _chunk(method: str, kspace: np.ndarray, mask: np.ndarray, coil_maps: np.ndarray | None) -> np.ndarray:
+def _chunk(method: str, kspace: np.ndarray, mask: np.ndarray, coil_maps: np.ndarray | None,
+           device: str | None = None) -> np.ndarray:
     """One cluster task: ``method`` (built once, its weights loaded once) on each plane
-    of a chunk, as :func:`reconstruct_planes` runs them here."""
-    images = reconstruct_planes(build_method(method, planes=True), torch.from_numpy(kspace), torch.from_numpy(np.asarray(mask, bool)),
+    of a chunk, as :func:`reconstruct_planes` runs them here, computing on ``device``
+    (``--device``, resolved on the worker: ``auto`` takes its GPU when it has one)."""
+    images = reconstruct_planes(build_method(method, True, device), torch.from_numpy(kspace), torch.from_numpy(np.asarray(mask, bool)),
                                 None if coil_maps is None else torch.from_numpy(coil_maps))
     return torch.stack(images).numpy().astype(np.complex64)
 
 
 def on_cluster(method: str, kspace: np.ndarray, mask: np.ndarray, coil_maps: np.ndarray | None,
-               notes: list[str] | None = None) -> np.ndarray | None:
+               notes: list[str] | None = None, device: str | None = None) -> np.ndarray | None:
     """``method`` on every plane, in chunks on the Dask cluster this code runs on, saying
     so once in ``notes``; None when it does not run on a Dask worker, or the cluster has
     a single thread.
@@ -138,7 +140,7 @@ def on_cluster(method: str, kspace: np.ndarray, mask: np.ndarray, coil_maps: np.
             part = slice(int(planes[0]), int(planes[-1]) + 1)
             data = client.scatter(np.ascontiguousarray(kspace[part]))
             maps = None if coil_maps is None else client.scatter(np.ascontiguousarray(coil_maps[part]))
-            futures.append(client.submit(_chunk, method, data, mask, maps, pure=False))
+            futures.append(client.submit(_chunk, method, data, mask, maps, device, pure=False))
         images = np.concatenate(client.gather(futures))
     note = f"3-D planes on the Dask cluster: {len(futures)} chunks a method over its {threads} worker threads"
     if notes is not None and note not in notes:

@@ -50,6 +50,7 @@ from pipelines.run.summary import summarise_records
 from recon import metrics
 from recon.api import as_sampling, coil_maps_for, trajectory_coil_maps
 from recon.classical.superres import is_central_block
+from recon.device import device_note
 from recon.trust import calibration, holdout
 
 
@@ -134,7 +135,7 @@ def _load_mask(config: RunConfig, shape: tuple[int, int], seed_name: str) -> Mas
 
 
 def _methods(config: RunConfig, coils: int, mask: Mask | TrajectoryMask) -> tuple[list[str], list[str]]:
-    notes = []
+    notes = [note] if (note := device_note(config.device)) else []  # --device auto|cuda with a GPU here
     if config.methods is not None:
         added = config.guard_added
         if added:
@@ -192,7 +193,7 @@ def _estimate(config: RunConfig, records: list[dict[str, Any]], outputs: dict[st
         estimates = estimate_errors(chosen, kspace[picks], mask, maps, config.estimate_folds, seed_name, data_range,
                                     on_step=lambda name: bar.update(1), slice_ids=picks, reconstructors=adapted,
                                     on_begin=bar.begin, mask_type=None if config.mask_file else config.mask_type,
-                                    planes=config.acquisition == "3d",
+                                    planes=config.acquisition == "3d", device=config.device,
                                     regime="clean" if config.noise_snr is None else "noisy")
     if any(model.adaptation.best_step for model in (adapted or {}).values()):
         notes.append(f"estimate of {', '.join(n for n, m in adapted.items() if m.adaptation.best_step)}: with the adapted weights, which were fitted to this scan's "
@@ -276,7 +277,7 @@ def _reconstruct(config: RunConfig, methods: list[str], ids: list[str], mask: Ma
     the records (by method, then slice), the magnitudes and the complex images. With
     ``--adapt``, ``adapted`` holds the learned methods fine-tuned on this scan."""
     three_d = config.acquisition == "3d"  # every method ahead, its planes on all cores at once
-    reconstructors = {name: adapted.get(name) or build_method(name, three_d) for name in methods}
+    reconstructors = {name: adapted.get(name) or build_method(name, three_d, config.device) for name in methods}
     by_method: dict[str, list[dict[str, Any]]] = {name: [] for name in methods}
     outputs: dict[str, list[np.ndarray]] = {name: [] for name in methods}
     complex_outputs: dict[str, list[torch.Tensor]] = {name: [] for name in methods}

@@ -91,6 +91,7 @@ class _BartPics(TunedWeight, Reconstructor):
     callers give it every slice at once)."""
 
     parallel_slices = True
+    host_only = True  # files and processes on the CPU: --device leaves it there
 
     def __init__(self, reg_weight: float | None = None, max_iter: int = 100):
         self.reg_weight = None if reg_weight is None else float(reg_weight)

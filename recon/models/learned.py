@@ -67,15 +67,16 @@ class _Learned(Reconstructor):
     model = ""
     family = "learned"
 
-    def __init__(self, weights: str | None = None, device: str = "cpu", planes: bool = False,
+    def __init__(self, weights: str | None = None, device: str | None = None, planes: bool = False,
                  mirrors: tuple[tuple[int, ...], ...] | None = None):
-        """``planes``: the data are the (ky, kz) planes of a 3-D acquisition, so the
+        """``device``: where the generator computes (None: the k-space's device, which
+        :class:`recon.device.OnDevice` sets). ``planes``: the data are the (ky, kz) planes of a 3-D acquisition, so the
         weights trained for them (cards with ``"sampling": "plane"``) are preferred and
         the output is the self-ensemble over :data:`PLANE_MIRRORS`. ``mirrors``: the axes
         mirrored in each pass of a self-ensemble (``((),)``: one pass as measured; None:
         ``PLANE_MIRRORS`` for planes, else one pass)."""
         self.weights = weights
-        self.device = torch.device(device)
+        self.device = None if device is None else torch.device(device)
         self.planes = planes
         self.mirrors = tuple(tuple(axes) for axes in (mirrors if mirrors is not None
                                                       else PLANE_MIRRORS if planes else ((),)))
@@ -119,7 +120,8 @@ class _Learned(Reconstructor):
         if self.superres_only:
             central_block(mask)  # a clear error for a mask that is not a central block
         sampling = None if getattr(mask, "coords", None) is None else "trajectory"
-        generator = load_generator(str(self._choose(sampling_ratio(mask), sampling))).to(self.device)
+        device = self.device or kspace.device
+        generator = load_generator(str(self._choose(sampling_ratio(mask), sampling))).to(device)
         gain = None
         if coil_maps is not None and sampling is None:  # noise never prewhitened: whitened as trained
             whitened = whiten_from_band(kspace, mask, coil_maps)
@@ -127,29 +129,29 @@ class _Learned(Reconstructor):
                 kspace, coil_maps, gain = whitened
         if coil_maps is not None:  # the models train on at most VIRTUAL_COILS (compressed) coils
             kspace, coil_maps = compress_coils(kspace, coil_maps, VIRTUAL_COILS)
-        image = self._passes(generator, kspace, mask, coil_maps, sampling)
+        image = self._passes(generator, kspace, mask, coil_maps, sampling, device).to(kspace.device)
         if gain is None:
             return image
         gain = gain.to(image.device)  # the whitened maps' image is gain x: back to x
         return torch.where(gain > 0, image / gain.clamp_min(1e-12), torch.zeros_like(image))
 
-    def _passes(self, generator: torch.nn.Module, kspace, mask, coil_maps, sampling: str | None):
+    def _passes(self, generator: torch.nn.Module, kspace, mask, coil_maps, sampling: str | None, device: torch.device):
         if sampling == "trajectory" or self.superres_only or self.mirrors == ((),):
-            return self._one_pass(generator, kspace, mask, coil_maps)
+            return self._one_pass(generator, kspace, mask, coil_maps, device)
         mask = torch.as_tensor(mask)
         outputs = []
         for axes in self.mirrors:  # the scan mirrored is the mirrored object's scan (reflect_centred)
             mirrored = [None if x is None else reflect_centred(x, axes) for x in (kspace, mask, coil_maps)]
-            outputs.append(reflect_centred(self._one_pass(generator, *mirrored), axes))
+            outputs.append(reflect_centred(self._one_pass(generator, *mirrored, device), axes))
         first = outputs[0]
         aligned = [out * torch.exp(-1j * torch.angle((out * first.conj()).sum(dim=(-2, -1), keepdim=True)))
                    for out in outputs]  # one global phase per image (the outputs agree on it to rounding)
         return torch.stack(aligned).mean(0)
 
-    def _one_pass(self, generator: torch.nn.Module, kspace, mask, coil_maps):
-        operator = sampling_operator(mask, coil_maps).to(self.device)
+    def _one_pass(self, generator: torch.nn.Module, kspace, mask, coil_maps, device: torch.device):
+        operator = sampling_operator(mask, coil_maps).to(device)
         with torch.no_grad():
-            return generator(kspace.to(self.device), operator)
+            return generator(kspace.to(device), operator)
 
 
 def register_model(spec: GanSpec) -> type | None:

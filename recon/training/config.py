@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from recon.device import check_device
 from recon.models.spec import get_spec
 from recon.training.losses import generator_terms
 
@@ -173,30 +174,6 @@ def lr_factor(schedule: str, step: int, steps: int, warmup: int = 0) -> float:
         return ramp
     progress = min(max(step / max(steps, 1), 0.0), 1.0)
     return ramp * (COSINE_FLOOR + (1.0 - COSINE_FLOOR) * 0.5 * (1.0 + math.cos(math.pi * progress)))
-
-
-def check_device(name: str) -> None:
-    """Raise ``ValueError`` naming ``--device`` unless ``name`` is ``auto``, ``cpu``,
-    ``cuda`` or ``cuda:N`` that this machine has."""
-    import re
-
-    if name in ("auto", "cpu"):
-        return
-    match = re.fullmatch(r"cuda(?::(\d+))?", name)
-    if not match:
-        raise ValueError(f"--device must be auto, cpu, cuda or cuda:N, got {name!r}")
-    if not torch.cuda.is_available():
-        raise ValueError(f"--device {name}: CUDA is not available on this machine (use auto or cpu)")
-    if match[1] is not None and int(match[1]) >= torch.cuda.device_count():
-        raise ValueError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s)")
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` picks CUDA when present, else CPU."""
-    check_device(name)
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def config_dict(config: TrainConfig) -> dict[str, Any]:

@@ -33,13 +33,14 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 from tqdm import tqdm
 
+from recon.device import resolve_device
 from recon.models.condition import mask_condition
 from recon.models.learned import VIRTUAL_COILS
 from recon.models.spec import get_spec
 from recon.training.augment import AcquisitionDataset, SliceSet, collate_acquisitions, mix_images
 from recon.training.batches import acquisition_operator, critic_input, rng_state, unwrap, validate
 from recon.training.checkpoints import generator_weights, load_matching, truncate_log
-from recon.training.config import TrainConfig, config_dict, lr_factor, resolve_device
+from recon.training.config import TrainConfig, config_dict, lr_factor
 from recon.training.losses import generator_terms, gradient_penalty
 from recon.training.slice_data import SliceAverageDataset
 from recon.training.trajectory_data import TrajectoryDataset, trajectory_families

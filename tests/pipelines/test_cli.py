@@ -90,6 +90,7 @@ def _npy(tmp_path, name, array):
         (lambda p: ["--mask-file", _npy(p, "m.npy", np.ones((10, 10), bool))], r"m.npy: mask shape \(10, 10\) does not match"),
         (lambda p: ["--input", str(p / "missing.nii.gz")], "missing.nii.gz: no such file"),
         (lambda p: ["--mask-type", "zigzag"], "invalid choice: 'zigzag'"),
+        (lambda p: ["--device", "tpu"], "--device must be auto, cpu, cuda or cuda:N, got 'tpu'"),
     ],
 )
 def test_bad_input_one_line_exit_2_no_output(tmp_path, capsys, make_args, message):
