@@ -90,7 +90,7 @@ class SampledColumns(LinearOperator):
         self.width = int(width)
         self.register_buffer("columns", columns)
         self.register_buffer("_coil_maps", coil_maps)
-        mask = torch.zeros(1, 1, width, dtype=torch.bool)
+        mask = torch.zeros(1, 1, width, dtype=torch.bool, device=columns.device)  # indexed by columns: theirs
         mask[..., columns] = True
         self.register_buffer("mask", mask)  # what callers that look at a mask see
         self._cache = None
