@@ -337,7 +337,7 @@ def guard_verdicts(estimates: dict[str, list[holdout.ErrorEstimate]], mask: np.n
         verdicts[name] = [
             guard.compare(estimate.psnr, estimate.psnr_spread,
                           [(other, estimates[other][index].psnr, estimates[other][index].psnr_spread) for other in fallbacks],
-                          **guard.judging(estimate.calibration, kind))
+                          **guard.judging(estimate.calibration, kind, untrusted=estimate.untrusted))
             for index, estimate in enumerate(estimates[name])
         ]
     return verdicts

@@ -59,6 +59,9 @@ class ErrorEstimate:
     psnr_low, psnr_high : float
         The interval that held the true PSNR on 80 % of the validation slices of this
         line (its 10th and 90th percentiles of true - estimated); NaN without one.
+    untrusted : str
+        Why the estimate cannot judge this slice although it has a calibration (more
+        coils than :data:`CHECKED_COILS`); empty when it can. The guard then falls back.
     """
 
     nmse: float
@@ -69,13 +72,15 @@ class ErrorEstimate:
     calibration: str = "identity"
     psnr_low: float = math.nan
     psnr_high: float = math.nan
+    untrusted: str = ""
 
     def to_dict(self) -> dict:
         return {"estimated_nmse": self.nmse, "estimated_psnr": self.psnr, "estimated_psnr_spread": self.psnr_spread,
                 "estimated_nmse_raw": self.nmse_raw, "estimated_fold_nmse": list(self.fold_nmse),
                 "estimate_calibration": self.calibration,
                 "estimated_psnr_low": self.psnr_low if math.isfinite(self.psnr_low) else None,
-                "estimated_psnr_high": self.psnr_high if math.isfinite(self.psnr_high) else None}
+                "estimated_psnr_high": self.psnr_high if math.isfinite(self.psnr_high) else None,
+                **({"estimate_untrusted": self.untrusted} if self.untrusted else {})}
 
 
 def load_calibration(path: Path | None = None) -> dict:
@@ -86,6 +91,23 @@ def load_calibration(path: Path | None = None) -> dict:
     if _calibration_cache is None:
         _calibration_cache = json.loads(CALIBRATION_FILE.read_text()) if CALIBRATION_FILE.is_file() else {"lines": {}}
     return _calibration_cache
+
+
+CHECKED_COILS = 16
+"""The most coils the estimate's calibration was fitted and checked on: validation records
+with 8 coils (CG-SENSE's with 8 and 16), test records with 2, 4, 8 and 16 (docs/results.md,
+issue 36). Data with more coils (a 20- or 32-channel head coil) gets an estimate, from the
+multi-coil entries, but no interval, and the guard falls back: nothing has measured whether
+those entries hold there (issue 36: the guard never passes a learned output it cannot
+judge). ``recon batch --virtual-coils 16`` compresses such data into the checked range."""
+
+
+def unchecked_coils(coils: int) -> str:
+    """Why an estimate on ``coils`` coils cannot be trusted (``""`` when it can)."""
+    if coils <= CHECKED_COILS:
+        return ""
+    return (f"{coils} coils, more than the {CHECKED_COILS} the estimate was calibrated and checked on "
+            f"(recon batch --virtual-coils {CHECKED_COILS} compresses them)")
 
 
 def coil_group(coils: int) -> str:
@@ -197,6 +219,14 @@ def interval_for(key: str, calibration: dict | None = None) -> tuple[float, floa
         return float(low), float(high)
     low, high = calibration.get("interval_db", {}).get(key, (math.nan, math.nan))
     return float(low), float(high)
+
+
+def checked_interval(key: str, coils: int, calibration: dict | None = None) -> tuple[float, float, str]:
+    """:func:`interval_for` the entry ``key`` on data of ``coils`` coils, and why the estimate
+    cannot be trusted there (:func:`unchecked_coils`): then no interval (NaN), as none was
+    checked."""
+    untrusted = unchecked_coils(coils)
+    return (math.nan, math.nan, untrusted) if untrusted else (*interval_for(key, calibration), "")
 
 
 def psnr_for(nmse: float, peak: float, mean_energy: float) -> float:

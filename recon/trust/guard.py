@@ -54,10 +54,11 @@ estimate by this much, whatever the spread. On the validation subjects every lea
 UNCALIBRATED = "no calibration of the estimate for this method family, mask family and coil count"
 
 
-def judging(calibration: str, kind: str, fitted: dict | None = None) -> dict:
+def judging(calibration: str, kind: str, fitted: dict | None = None, untrusted: str = "") -> dict:
     """How :func:`compare` judges a learned output whose estimate used the calibration
     entry ``calibration`` on a mask of ``kind`` (:func:`recon.trust.holdout.mask_kind`):
-    ``untrusted`` when the estimate had no calibration at all (its bias is unknown), a
+    ``untrusted`` when the estimate had no calibration at all (its bias is unknown), or
+    the reason given (``untrusted``: :func:`recon.trust.calibration.unchecked_coils`), a
     fixed lead on a mask without a calibration block (:data:`NO_CALIBRATION_LEAD_DB`),
     and for an entry of the noisy or measured regimes (``cs:poisson:mc-measured``) the
     lead the calibration ``fitted`` (default: the shipped one) derived for that regime by
@@ -65,7 +66,7 @@ def judging(calibration: str, kind: str, fitted: dict | None = None) -> dict:
     from recon.trust.calibration import load_calibration
 
     leads = (fitted if fitted is not None else load_calibration()).get("guard_lead_db", {})
-    return {"untrusted": UNCALIBRATED if calibration == "identity" else "",
+    return {"untrusted": UNCALIBRATED if calibration == "identity" else untrusted,
             "strict_lead_db": NO_CALIBRATION_LEAD_DB if kind.endswith("-nocal") else None,
             "lead_db": float(leads.get(lead_regime(calibration), REQUIRED_LEAD_DB))}
 

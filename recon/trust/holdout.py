@@ -65,7 +65,7 @@ import torch
 from masks.base import calibration_size
 from physics.operators import sampling_operator
 from recon.trust import holdout_trajectory as trajectories
-from recon.trust.calibration import ErrorEstimate, calibrate, interval_for, psnr_for
+from recon.trust.calibration import ErrorEstimate, calibrate, checked_interval, psnr_for
 from recon.trust.extrapolation import kspace_energy, nmse_from_residuals
 from recon.trust.holdout_block import (
     block_bins,
@@ -356,9 +356,10 @@ def summarise_folds(errors: list[float], method: str, family: str, kind: int | s
     scale = nmse / max(raw, 1e-30)
     fold_psnr = [psnr_for(max(e, 1e-12) * scale, peak, mean_energy) for e in errors]
     psnr = psnr_for(nmse, peak, mean_energy)
-    low, high = interval_for(key, calibration)
+    low, high, untrusted = checked_interval(key, coils, calibration)
     return ErrorEstimate(nmse=nmse, psnr=psnr, psnr_spread=float(np.std(fold_psnr)), nmse_raw=raw,
-                         fold_nmse=[float(e) for e in errors], calibration=key, psnr_low=psnr + low, psnr_high=psnr + high)
+                         fold_nmse=[float(e) for e in errors], calibration=key, psnr_low=psnr + low, psnr_high=psnr + high,
+                         untrusted=untrusted)
 
 
 def estimate_error(reconstructor, kspace: torch.Tensor, mask: torch.Tensor, coil_maps: torch.Tensor | None,

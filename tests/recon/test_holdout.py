@@ -142,6 +142,28 @@ def test_guard_flags_only_beyond_the_spread():
     assert not guard.compare(32.6, 5.0, cs, strict_lead_db=0.5).flagged
 
 
+def test_more_coils_than_were_checked_get_no_interval_and_the_guard_falls_back():
+    from pipelines.common.evaluation import guard_verdicts
+
+    limit = calibration.CHECKED_COILS
+
+    def estimate(method, family, coils, nmse):
+        return holdout.summarise_folds([nmse] * 4, method, family, "1d", 1.0, 0.1, mask_type="cartesian", coils=coils)
+
+    checked = estimate("gan-drn", "learned", limit, 1e-3)
+    assert checked.untrusted == "" and math.isfinite(checked.psnr_low) and checked.psnr_low < checked.psnr_high
+    unchecked = estimate("gan-drn", "learned", limit + 1, 1e-3)
+    assert f"{limit + 1} coils, more than the {limit}" in unchecked.untrusted
+    assert unchecked.psnr == checked.psnr and math.isnan(unchecked.psnr_low) and math.isnan(unchecked.psnr_high)
+    assert unchecked.to_dict()["estimate_untrusted"] == unchecked.untrusted
+    assert "estimate_untrusted" not in checked.to_dict()
+    # the learned output leads cs-tv's estimate by far: passed within the checked range, not beyond it
+    for coils, flagged in ((limit, False), (limit + 1, True)):
+        verdict = guard_verdicts({"gan-drn": [estimate("gan-drn", "learned", coils, 1e-4)],
+                                  "cs-tv": [estimate("cs-tv", "cs", coils, 1e-2)]})["gan-drn"][0]
+        assert verdict.flagged == flagged and bool(verdict.untrusted) == flagged
+
+
 def test_super_resolution_blocks_are_recognised_and_folded_as_smaller_copies_of_the_task():
     mask = make_mask("lowres-4x", (128, 128), "lowres").array
     assert holdout.block_shape(mask) == (32, 32) and holdout.mask_kind(mask) == "block"
