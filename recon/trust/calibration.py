@@ -106,8 +106,8 @@ def unchecked_coils(coils: int) -> str:
     """Why an estimate on ``coils`` coils cannot be trusted (``""`` when it can)."""
     if coils <= CHECKED_COILS:
         return ""
-    return (f"{coils} coils, more than the {CHECKED_COILS} the estimate was calibrated and checked on "
-            f"(recon batch --virtual-coils {CHECKED_COILS} compresses them)")
+    return (f"{coils} coils, more than the {CHECKED_COILS} the estimate was calibrated and checked on; "
+            f"recon batch --virtual-coils {CHECKED_COILS} compresses them")
 
 
 def coil_group(coils: int) -> str:
