@@ -413,15 +413,17 @@ def test_the_benchmarks_bart_chains_narrow_the_ecalib_kernel_to_the_centre():
     assert ecalib_kernel((24, 5)) == 3 and ecalib_kernel((6, 24)) == 4
 
 
-def test_draw_intervals_widen_the_1d_intervals_to_the_draws_spread_and_keep_every_estimate(trust_records, monkeypatch):
-    """``--draw-intervals``: the 1-D entries' stated intervals take in records with a mask
+@pytest.mark.parametrize("mask_type", ["cartesian", "vd2d"])
+def test_draw_intervals_widen_the_intervals_to_the_draws_spread_and_keep_every_estimate(trust_records, monkeypatch,
+                                                                                        mask_type):
+    """``--draw-intervals``: the 1-D and 2-D entries' stated intervals take in records with a mask
     drawn per slice (a spread of 3 dB between draws reaches the interval, which never
     narrows), while every estimate, and so every verdict of the guard, stays; one-draw
     records change nothing."""
     from benchmarks import trust, trust_fit
 
     monkeypatch.setattr(trust_fit, "OFFSET_MIN_POINTS", 2)
-    saved = [dict(record) for record in trust_records[2] if record["mask_type"] == "cartesian"]
+    saved = [dict(record) for record in trust_records[2] if record["mask_type"] == mask_type]
     calibration = trust.fit([dict(record) for record in saved])
     assert trust_fit.draw_intervals(calibration, saved) == {**calibration, "offsets": calibration["offsets"],
                                                             "interval_db": calibration["interval_db"]}
