@@ -402,7 +402,8 @@ def main(argv: list[str] | None = None) -> int:
         args.out.write_text(json.dumps(updated, indent=1) + "\n")
         for key, entry in sorted(updated["offsets"].items()):
             if "interval_from" in entry:
-                print(f"{key}: {earlier['offsets'][key]['interval_db']} -> {entry['interval_db']} ({entry['interval_from']})")
+                before = earlier["offsets"].get(key, {}).get("interval_db", f"none (the offset of {entry.get('offset_from')})")
+                print(f"{key}: {before} -> {entry['interval_db']} ({entry['interval_from']})")
         for key, origin in sorted(updated.get("interval_from", {}).items()):
             print(f"{key}: {earlier.get('interval_db', {}).get(key)} -> {updated['interval_db'][key]} ({origin})")
         return 0

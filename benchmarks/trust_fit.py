@@ -179,7 +179,8 @@ def merge(earlier: dict, fitted: dict, kinds: set[str], mask_families: set[str] 
                 merged[name][key] = value
     # offsets: the new fit's, and the earlier ones of the mask families its records lack
     kept_offsets = {key: value for key, value in earlier.get("offsets", {}).items()
-                    if key.split(":")[1] not in mask_families or key.split(":")[0] not in FAMILIES}  # a method's own stay
+                    if (key.split(":")[1] not in mask_families or key.split(":")[0] not in FAMILIES)
+                    and "offset_from" not in value}  # a method's own stay; one on its family's offset is redrawn
     merged["offsets"] = {**kept_offsets, **fitted.get("offsets", {})}
     kept = sorted({key.split(":")[1] for key in earlier.get("lines", {})} - kinds)
     if "guard_lead_db" in fitted or "guard_lead_db" in earlier:
@@ -227,6 +228,15 @@ DRAWN_REGIMES = ("clean", "noisy", "measured")
 """The regimes :func:`draw_intervals` serves: all of them."""
 
 
+OWN_INTERVAL_METHODS = ("cg-sense",)
+"""Methods whose records drawn per slice widen an interval of their own where they borrow
+their family's offset (:func:`draw_intervals`): CG-SENSE, which has grid offsets of its own
+(:func:`fit_method_offsets`) but none for clean Poisson-disc, gaussian1d or masks without a
+calibration block, where the ``cs`` family's offset read it 2.4 to 12 dB low between draws
+and widened the family's interval for cs-l1 and cs-tv too (``cs:poisson:mc`` to +6.3 dB;
+docs/results.md, issue 36, tenth part)."""
+
+
 def draw_intervals(calibration: dict, records: list[dict], regimes: tuple[str, ...] = DRAWN_REGIMES) -> dict:
     """``calibration`` with the stated interval of every entry that serves records of
     :data:`DRAWN_KINDS` and ``regimes`` taken from validation records with a mask drawn per slice:
@@ -239,32 +249,55 @@ def draw_intervals(calibration: dict, records: list[dict], regimes: tuple[str, .
     many entries and missed cs-l1's truth on README command 1 (docs/results.md, issue 36,
     seventh part). The entries' points (offsets and lines) are kept, so every estimate,
     and every verdict of the guard, stays as it was. Each changed entry says so
-    (``interval_from``)."""
+    (``interval_from``).
+
+    A method of :data:`OWN_INTERVAL_METHODS` whose record was calibrated by its family's
+    offset entry gets an entry of its own for that interval, with the family's offset
+    (``offset_from``): its draws widen its own interval, not the family's."""
     drawn = [dict(record) for record in records if drawn_per_slice(record) and _kind(record) in DRAWN_KINDS
              and record.get("regime", "clean") in regimes]
     apply(drawn, calibration)
+    updated = {**calibration, "offsets": {key: dict(entry) for key, entry in calibration.get("offsets", {}).items()},
+               "interval_db": dict(calibration.get("interval_db", {})),
+               "subject_interval_db": dict(calibration.get("subject_interval_db", {}))}
+    own = set(OWN_INTERVAL_METHODS)
+    borrowed: dict[str, str] = {}  # a method's own interval entry -> the family entry whose offset it takes
     gaps: dict[str, list[float]] = {}
     sources: dict[str, set[str]] = {}
     for record in drawn:
-        gaps.setdefault(record["est_calibration"], []).append(record["psnr"] - record["est_psnr"])
-        sources.setdefault(record["est_calibration"], set()).add(record["source"])
-    updated = {**calibration, "offsets": {key: dict(entry) for key, entry in calibration.get("offsets", {}).items()},
-               "interval_db": dict(calibration.get("interval_db", {}))}
+        key = record["est_calibration"]
+        if record["method"] in own and key in updated["offsets"] and not key.startswith(f"{record['method']}:"):
+            borrowed[own_key := f"{record['method']}:{key.split(':', 1)[1]}"] = key
+            key = own_key
+        gaps.setdefault(key, []).append(record["psnr"] - record["est_psnr"])
+        sources.setdefault(key, set()).add(record["source"])
     if "interval_from" in calibration:  # the input stays as it was
         updated["interval_from"] = dict(calibration["interval_from"])
     for key, values in sorted(gaps.items()):
         if len(values) < OFFSET_MIN_POINTS or key == "identity":
             continue
+        if key in borrowed:  # the family's offset and subjects' interval, under the method's name
+            family = updated["offsets"][borrowed[key]]
+            updated["offsets"][key] = {"offset_db": family["offset_db"], "offset_from": borrowed[key],
+                                       "interval_db": family.get("subject_interval_db", family["interval_db"]),
+                                       "points": family["points"], "sources": family["sources"]}
         drawn_interval = _interval(np.array(values))
-        earlier = updated["offsets"][key]["interval_db"] if key in updated["offsets"] else updated["interval_db"].get(key)
+        entry = updated["offsets"].get(key)
+        # joined with the subjects' interval (kept as subject_interval_db: a rerun starts from it again)
+        earlier = (entry.get("subject_interval_db", entry["interval_db"]) if entry is not None
+                   else updated.get("subject_interval_db", {}).get(key, updated["interval_db"].get(key)))
         interval = drawn_interval if earlier is None else [min(earlier[0], drawn_interval[0]), max(earlier[1], drawn_interval[1])]
         origin = (f"{len(values)} validation records, a mask drawn per slice, {len(sources[key])} subjects: "
                   f"[{drawn_interval[0]:.2f}, {drawn_interval[1]:.2f}]" + (", joined with the subjects' interval" if earlier else ""))
-        if key in updated["offsets"]:
-            updated["offsets"][key].update({"interval_db": interval, "interval_from": origin})
+        if entry is not None:
+            entry.update({"interval_db": interval, "interval_from": origin, **({"subject_interval_db": earlier} if earlier else {})})
         else:
             updated["interval_db"][key] = interval
             updated.setdefault("interval_from", {})[key] = origin
+            if earlier:
+                updated["subject_interval_db"][key] = earlier
+    if not updated["subject_interval_db"]:
+        del updated["subject_interval_db"]
     return updated
 
 

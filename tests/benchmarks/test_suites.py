@@ -441,6 +441,15 @@ def test_draw_intervals_widen_the_intervals_to_the_draws_spread_and_keep_every_e
     assert [r["est_psnr"] for r in before] == [r["est_psnr"] for r in after]
     assert sum(r["est_low"] <= r["psnr"] <= r["est_high"] for r in after) > sum(
         r["est_low"] <= r["psnr"] <= r["est_high"] for r in before)
+    assert trust_fit.draw_intervals(updated, drawn)["offsets"] == updated["offsets"]  # a rerun starts from the subjects'
+    # a method with entries of its own widens an interval of its own, on its family's offset
+    monkeypatch.setattr(trust_fit, "OWN_INTERVAL_METHODS", ("gan-drn",))
+    own = trust_fit.draw_intervals(calibration, drawn)
+    borrowed = {key: entry for key, entry in own["offsets"].items() if key.startswith("gan-drn:")}
+    assert borrowed and all(entry["offset_db"] == own["offsets"][entry["offset_from"]]["offset_db"]
+                            and entry["interval_db"][1] >= 2.5 for entry in borrowed.values())
+    family = {entry["offset_from"] for entry in borrowed.values()}
+    assert all(own["offsets"][key]["interval_db"] == calibration["offsets"][key]["interval_db"] for key in family)
 
 
 def test_method_offsets_fit_a_method_on_its_own_and_a_family_refit_keeps_them(trust_records, monkeypatch):
