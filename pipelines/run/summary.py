@@ -76,9 +76,9 @@ def format_table(summary: list[dict[str, Any]]) -> str:
         )
     if intervals:
         lines.append("est. PSNR: without the reference (k-space hold-out); the interval held the true PSNR on 80 % of "
-                     "the validation slices of its mask family and coil count (1-D masks: a new mask drawn for every "
-                     "slice; others: each validation subject judged by the others' calibration; docs/results.md gives "
-                     "the coverage on unseen subjects)")
+                     "the validation slices of its mask family and coil count (each validation subject judged by the "
+                     "others' calibration, and on 1-D and 2-D masks a new mask drawn for every slice; docs/results.md "
+                     "gives the coverage on unseen subjects)")
     partial = [row for row in summary if row.get("estimated_slices", row["slices"]) < row["slices"]]
     if estimated and partial:
         lines.append(f"est. PSNR: no reference, mean over the {partial[0]['estimated_slices']} slices the estimate ran on "
