@@ -113,7 +113,7 @@ def _measure(images: np.ndarray, name: str, preset: str, mask_type: str, coils: 
     if not noise_snr:
         kspace, truth = simulate_kspace(torch.from_numpy(images), mask, coil_maps=maps, generator=generator)
         return _seeded(_records(kspace, mask_np, _maps(kspace, mask_np, maps, espirit), {"clean": truth.abs()}, name,
-                                preset, mask_type, coils, methods, folds, first=first), mask_seed)
+                                preset, mask_type, coils, methods, folds, first=first), mask_seed, espirit)
     records = []
     for index in range(len(images)):
         snr = noise_snr[index % len(noise_snr)]
@@ -127,12 +127,17 @@ def _measure(images: np.ndarray, name: str, preset: str, mask_type: str, coils: 
             references = {"noisy": truth.abs(), "measured": ifft2c(full).abs().pow(2).sum(dim=1).sqrt()}
         records += _records(kspace, mask_np, _maps(kspace, mask_np, maps, espirit), references, name, preset, mask_type,
                             coils, methods, folds, first=first + index, snr=snr)
-    return _seeded(records, mask_seed)
+    return _seeded(records, mask_seed, espirit)
 
 
-def _seeded(records: list[dict], mask_seed: str) -> list[dict]:
+def _seeded(records: list[dict], mask_seed: str, espirit: bool = False) -> list[dict]:
+    """The records with their mask's seed, and ``"maps": "espirit"`` where the methods got
+    ESPIRiT maps (``--espirit``, multi-coil): a condition the calibration's intervals must
+    hold in (:func:`benchmarks.trust_fit.draw_intervals`)."""
     for record in records:
         record["mask_seed"] = mask_seed
+        if espirit and record.get("coils", 1) > 1:
+            record["maps"] = "espirit"
     return records
 
 

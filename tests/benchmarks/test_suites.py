@@ -442,6 +442,12 @@ def test_draw_intervals_widen_the_intervals_to_the_draws_spread_and_keep_every_e
     assert sum(r["est_low"] <= r["psnr"] <= r["est_high"] for r in after) > sum(
         r["est_low"] <= r["psnr"] <= r["est_high"] for r in before)
     assert trust_fit.draw_intervals(updated, drawn)["offsets"] == updated["offsets"]  # a rerun starts from the subjects'
+    # records whose methods got ESPIRiT maps join too, one draw or not, each condition's interval apart
+    espirit = [{**record, "maps": "espirit", "psnr": record["psnr"] - 6.0} for record in saved]
+    both = trust_fit.draw_intervals(calibration, drawn + espirit)
+    assert all(both["offsets"][key]["interval_db"][0] <= -5.5 and both["offsets"][key]["interval_db"][1]
+               == updated["offsets"][key]["interval_db"][1] and "with ESPIRiT maps" in both["offsets"][key]["interval_from"]
+               for key in changed)
     # a method with entries of its own widens an interval of its own, on its family's offset
     monkeypatch.setattr(trust_fit, "OWN_INTERVAL_METHODS", ("gan-drn",))
     own = trust_fit.draw_intervals(calibration, drawn)
