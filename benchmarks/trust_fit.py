@@ -275,7 +275,7 @@ def draw_intervals(calibration: dict, records: list[dict], regimes: tuple[str, .
     own = set(OWN_INTERVAL_METHODS)
     borrowed: dict[str, str] = {}  # a method's own interval entry -> the family entry whose offset it takes
     gaps: dict[str, dict[str, list[float]]] = {}  # entry -> condition -> true - estimated PSNR
-    sources: dict[str, set[str]] = {}
+    sources: dict[tuple[str, str], set[str]] = {}  # (entry, condition) -> subjects
     for record in drawn:
         key = record["est_calibration"]
         if record["method"] in own and key in updated["offsets"] and not key.startswith(f"{record['method']}:"):
@@ -283,7 +283,7 @@ def draw_intervals(calibration: dict, records: list[dict], regimes: tuple[str, .
             key = own_key
         condition = "ESPIRiT maps" if estimated_maps(record) else "a mask drawn per slice"
         gaps.setdefault(key, {}).setdefault(condition, []).append(record["psnr"] - record["est_psnr"])
-        sources.setdefault(key, set()).add(record["source"])
+        sources.setdefault((key, condition), set()).add(record["source"])
     if "interval_from" in calibration:  # the input stays as it was
         updated["interval_from"] = dict(calibration["interval_from"])
     for key, by_condition in sorted(gaps.items()):
@@ -303,7 +303,7 @@ def draw_intervals(calibration: dict, records: list[dict], regimes: tuple[str, .
                    else updated.get("subject_interval_db", {}).get(key, updated["interval_db"].get(key)))
         bounds = [*found.values(), *([earlier] if earlier else [])]
         interval = [min(low for low, _ in bounds), max(high for _, high in bounds)]
-        origin = "; ".join(f"{len(by_condition[condition])} validation records with {condition}, {len(sources[key])} "
+        origin = "; ".join(f"{len(by_condition[condition])} validation records with {condition}, {len(sources[key, condition])} "
                            f"subjects: [{low:.2f}, {high:.2f}]" for condition, (low, high) in found.items())
         origin += ", joined with the subjects' interval" if earlier else ""
         if entry is not None:

@@ -12,6 +12,7 @@ from masks import TrajectoryMask, calibration_region
 from physics.coils import espirit_through_compression, estimate_coil_maps
 from physics.nufft import Trajectory, density_compensation
 from recon import registry
+from recon.device import on_device
 
 MAPS_VIRTUAL_COILS = 8
 """Coil maps of data with more coils are estimated on this many compressed ones and
@@ -173,7 +174,7 @@ def reconstruct(
         return _reconstruct_trajectory(kspace, mask, method, coil_maps, device, **options)
     mask = _mask_array(mask)
     validate_inputs(kspace, mask, coil_maps)
-    reconstructor = _built(method, device, options)
+    reconstructor = on_device(registry.get(method, **options), device)
     warning = check_centred(np.asarray(kspace), np.asarray(mask).astype(bool))
     if warning:
         warnings.warn(warning, UserWarning, stacklevel=2)
@@ -191,13 +192,6 @@ def reconstruct(
     with torch.no_grad():
         image = reconstructor.reconstruct(kspace_t, mask_t, maps_t)
     return image[0].cpu().numpy().astype(np.complex64)
-
-
-def _built(method: str, device: str | None, options: dict[str, Any]):
-    """The registered ``method`` built with ``options``, computing on ``device``."""
-    from recon.device import on_device, resolve_device
-
-    return on_device(registry.get(method, **options), resolve_device(device) if device else None)
 
 
 def _reconstruct_trajectory(kspace: np.ndarray, trajectory, method: str, coil_maps: np.ndarray | None,
@@ -227,7 +221,7 @@ def _reconstruct_trajectory(kspace: np.ndarray, trajectory, method: str, coil_ma
         maps_t = trajectory_coil_maps(kspace_t, trajectory)
     else:
         maps_t = None
-    reconstructor = _built(method, device, options)
+    reconstructor = on_device(registry.get(method, **options), device)
     with torch.no_grad():
         image = reconstructor.reconstruct(kspace_t, trajectory, maps_t)
     return image[0].cpu().numpy().astype(np.complex64)

@@ -83,7 +83,10 @@ def device_note(name: str) -> str:
 
 def on_device(reconstructor: Reconstructor, device: torch.device | str | None) -> Reconstructor | OnDevice:
     """``reconstructor`` as it is on the CPU (or ``device`` None) and for a method that
-    runs on the host (BART), else wrapped in :class:`OnDevice`."""
+    runs on the host (BART), else wrapped in :class:`OnDevice`; a name (``auto``,
+    ``cuda:1``, the ``--device`` option) is resolved first (:func:`resolve_device`)."""
+    if isinstance(device, str):
+        device = resolve_device(device)
     if device is None or torch.device(device).type == "cpu" or getattr(reconstructor, "host_only", False):
         return reconstructor
     return OnDevice(reconstructor, torch.device(device))

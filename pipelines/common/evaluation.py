@@ -141,11 +141,10 @@ def build_method(name: str, planes: bool = False, device: str | None = None) -> 
     learned model is built to prefer the weights trained for such planes (cards with
     ``"sampling": "plane"``; the grid weights when it has none); computing on ``device``
     (``--device``: :func:`recon.device.on_device`; None or ``cpu``: here)."""
-    from recon.device import on_device, resolve_device
+    from recon.device import on_device
 
     planes = planes and "planes" in inspect.signature(recon.registry.method_class(name)).parameters
-    method = recon.get(name, planes=True) if planes else recon.get(name)
-    return on_device(method, resolve_device(device) if device else None)
+    return on_device(recon.get(name, planes=True) if planes else recon.get(name), device)
 
 
 def estimate_errors(outputs: dict[str, list[torch.Tensor]], kspace: torch.Tensor, mask: torch.Tensor,

@@ -48,7 +48,7 @@ class _Recorder(Reconstructor):
 
 def test_on_device_moves_the_inputs_and_brings_the_image_home():
     inner = _Recorder()
-    wrapped = on_device(inner, "meta")
+    wrapped = on_device(inner, torch.device("meta"))
     assert isinstance(wrapped, OnDevice) and wrapped.name == "recorder" and wrapped.family == "learned"
     kspace = torch.zeros(1, 2, 8, 8, dtype=torch.complex64)
     image = wrapped.reconstruct(kspace, torch.ones(8, 8, dtype=torch.bool), torch.ones_like(kspace))
